@@ -1,0 +1,323 @@
+//! `ApplicationSet`: generators that produce parameter sets and the template they stamp.
+//!
+//! Field names and nesting follow Argo CD's `applicationset_types.go`. The generator list
+//! is strict (`deny_unknown_fields`): a misspelled or unsupported generator is an error
+//! that names the field, never silently nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Extra;
+use crate::resource::argo_resource;
+
+/// An Argo CD ApplicationSet.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSet {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default = "kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ApplicationSetSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ApplicationSetStatus>,
+}
+argo_resource!(ApplicationSet, "ApplicationSet", "applicationsets");
+
+fn api_version() -> String {
+    crate::consts::API_VERSION.to_owned()
+}
+fn kind() -> String {
+    ApplicationSet::KIND.to_owned()
+}
+
+/// `spec` of an ApplicationSet.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetSpec {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub go_template: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub go_template_options: Vec<String>,
+    #[serde(default)]
+    pub generators: Vec<Generator>,
+    #[serde(default)]
+    pub template: ApplicationSetTemplate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_patch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_policy: Option<ApplicationSetSyncPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserved_fields: Option<ApplicationPreservedFields>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_application_differences: Vec<ApplicationMatchExpression>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_nested_selectors: Option<bool>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}
+
+/// The Application template: metadata plus a free-form `spec`, rendered leaf by leaf.
+///
+/// `spec` stays JSON because every string in it (and every map key) is a template and
+/// the result is only validated as an `ApplicationSpec` after rendering.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetTemplate {
+    #[serde(default, skip_serializing_if = "TemplateMeta::is_empty")]
+    pub metadata: TemplateMeta,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub spec: Value,
+}
+
+impl ApplicationSetTemplate {
+    /// True when nothing is set (the zero value of a generator-level template).
+    pub fn is_empty(&self) -> bool {
+        self.metadata.is_empty() && json_is_empty(&self.spec)
+    }
+}
+
+/// `template.metadata`: the only metadata fields Argo CD templates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMeta {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub finalizers: Vec<String>,
+}
+
+impl TemplateMeta {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One entry of `spec.generators` (or of a Matrix/Merge child list).
+///
+/// Argo CD models this as a struct of optional generators: at top level several may be
+/// set in one entry and all of them run; inside Matrix/Merge exactly one must be set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Generator {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListGenerator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<ClusterGenerator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitGenerator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<CombinationGenerator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<CombinationGenerator>,
+    /// Recognised so that manifests parse; not generated by Argosy yet (a clear error says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub scm_provider: Option<Value>,
+    /// Recognised so that manifests parse; not generated by Argosy yet (a clear error says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub cluster_decision_resource: Option<Value>,
+    /// Recognised so that manifests parse; not generated by Argosy yet (a clear error says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub pull_request: Option<Value>,
+    /// Recognised so that manifests parse; not generated by Argosy yet (a clear error says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub plugin: Option<Value>,
+    /// Post-selector applied to the generated parameter sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// `list` generator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListGenerator {
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub elements: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elements_yaml: Option<String>,
+    #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
+    pub template: ApplicationSetTemplate,
+}
+
+/// `clusters` generator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterGenerator {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
+    pub template: ApplicationSetTemplate,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flat_list: bool,
+}
+
+/// `git` generator (directories or files).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitGenerator {
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub directories: Vec<GitPathItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<GitPathItem>,
+    #[serde(default)]
+    pub revision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeue_after_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
+    pub template: ApplicationSetTemplate,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path_param_prefix: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+}
+
+/// One `directories[]` or `files[]` entry of the git generator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitPathItem {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclude: bool,
+}
+
+/// `matrix` and `merge` generators (merge uses `mergeKeys`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CombinationGenerator {
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    #[schemars(with = "Vec<serde_json::Map<String, Value>>")]
+    pub generators: Vec<Generator>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
+    pub template: ApplicationSetTemplate,
+}
+
+/// `spec.syncPolicy` of an ApplicationSet.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetSyncPolicy {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preserve_resources_on_deletion: bool,
+    /// `create-only`, `create-update`, `create-delete` or `sync` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications_sync: Option<String>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}
+
+/// `spec.preservedFields`: label/annotation keys whose live values are kept.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPreservedFields {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+/// One `spec.ignoreApplicationDifferences` entry.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationMatchExpression {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json_pointers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jq_path_expressions: Vec<String>,
+}
+
+/// `status` of an ApplicationSet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ApplicationSetCondition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_count: Option<i64>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}
+
+/// One ApplicationSet status condition (Argo CD's shape, not `metav1.Condition`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// One `status.resources[]` entry: an Application owned by the ApplicationSet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Value>,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}
+
+/// True for the values Go's `mergo` treats as empty: null, "", false, 0, [] and {}.
+pub fn json_is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
+

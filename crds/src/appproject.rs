@@ -1,0 +1,47 @@
+//! `AppProject`: which sources and destinations Applications of a project may use.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Extra;
+use crate::application::ApplicationDestination;
+use crate::resource::argo_resource;
+
+/// An Argo CD AppProject.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppProject {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default = "kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: AppProjectSpec,
+}
+argo_resource!(AppProject, "AppProject", "appprojects");
+
+fn api_version() -> String {
+    crate::consts::API_VERSION.to_owned()
+}
+fn kind() -> String {
+    AppProject::KIND.to_owned()
+}
+
+/// `spec` of an AppProject.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+pub struct AppProjectSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_repos: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<ApplicationDestination>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}

@@ -1,0 +1,155 @@
+//! CRD manifests generated from the types in this crate.
+//!
+//! The schema follows kube-derive's settings (inline subschemas, structural rewrite) so
+//! the API server accepts it. Like Argo CD's own CRDs, Application and AppProject have
+//! no status subresource (Argo CD writes Application status with plain updates), while
+//! ApplicationSet does. The committed YAML under `crds/yaml/` is checked against this
+//! module by a test; regenerate it with `ARGOSY_UPDATE_CRDS=1 cargo test -p argosy-crds`.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, CustomResourceDefinitionNames, CustomResourceDefinitionSpec,
+    CustomResourceDefinitionVersion, CustomResourceSubresourceStatus, CustomResourceSubresources,
+    CustomResourceValidation, JSONSchemaProps,
+};
+use schemars::JsonSchema;
+use serde_json::json;
+
+use crate::consts::{GROUP, VERSION};
+use crate::{AppProject, Application, ApplicationSet};
+
+/// The three Argo CD CRDs, in apply order.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![
+        crd::<Application>(Names {
+            kind: Application::KIND,
+            plural: "applications",
+            short: &["app", "apps"],
+            status_subresource: false,
+        }),
+        crd::<ApplicationSet>(Names {
+            kind: ApplicationSet::KIND,
+            plural: "applicationsets",
+            short: &["appset", "appsets"],
+            status_subresource: true,
+        }),
+        crd::<AppProject>(Names {
+            kind: AppProject::KIND,
+            plural: "appprojects",
+            short: &["appproj", "appprojs"],
+            status_subresource: false,
+        }),
+    ]
+}
+
+/// All CRDs as one multi-document YAML stream (what `argosy crds` prints).
+pub fn all_yaml() -> Result<String, serde_yaml_ng::Error> {
+    let mut out = String::new();
+    for crd in all() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+struct Names {
+    kind: &'static str,
+    plural: &'static str,
+    short: &'static [&'static str],
+    status_subresource: bool,
+}
+
+fn crd<T: JsonSchema>(names: Names) -> CustomResourceDefinition {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(schemars::transform::AddNullable::default())
+        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .into_generator();
+    let mut schema = serde_json::to_value(generator.into_root_schema_for::<T>())
+        .unwrap_or_else(|_| json!({"type": "object"}));
+    // `metadata` is validated by the API server itself, and `apiVersion`/`kind` may not
+    // carry defaults: the root may only describe them by type.
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        props.insert("metadata".into(), json!({"type": "object"}));
+        props.insert("apiVersion".into(), json!({"type": "string"}));
+        props.insert("kind".into(), json!({"type": "string"}));
+    }
+    if let Some(obj) = schema.as_object_mut() {
+        obj.remove("title");
+        obj.remove("required");
+    }
+    let schema: Option<JSONSchemaProps> = serde_json::from_value(schema).ok();
+    let singular = names.kind.to_lowercase();
+    CustomResourceDefinition {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(format!("{}.{GROUP}", names.plural)),
+            labels: Some([("app.kubernetes.io/part-of".to_owned(), "argocd".to_owned())].into()),
+            ..Default::default()
+        },
+        spec: CustomResourceDefinitionSpec {
+            group: GROUP.into(),
+            names: CustomResourceDefinitionNames {
+                kind: names.kind.into(),
+                list_kind: Some(format!("{}List", names.kind)),
+                plural: names.plural.into(),
+                singular: Some(singular),
+                short_names: Some(names.short.iter().map(|s| (*s).to_owned()).collect()),
+                ..Default::default()
+            },
+            scope: "Namespaced".into(),
+            versions: vec![CustomResourceDefinitionVersion {
+                name: VERSION.into(),
+                served: true,
+                storage: true,
+                schema: Some(CustomResourceValidation {
+                    open_api_v3_schema: schema,
+                }),
+                subresources: names.status_subresource.then(|| CustomResourceSubresources {
+                    status: Some(CustomResourceSubresourceStatus(json!({}))),
+                    scale: None,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn committed_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("yaml/argo-cd-crds.yaml")
+    }
+
+    #[test]
+    fn every_crd_has_a_schema() {
+        for crd in all() {
+            let v = &crd.spec.versions[0];
+            let schema = v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+            let props = schema.and_then(|s| s.properties.as_ref()).expect("schema");
+            assert!(props.contains_key("spec"), "{}", crd.spec.names.kind);
+        }
+    }
+
+    #[test]
+    fn committed_crd_yaml_is_up_to_date() {
+        let generated = all_yaml().unwrap();
+        let path = committed_path();
+        if std::env::var_os("ARGOSY_UPDATE_CRDS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is stale: run `ARGOSY_UPDATE_CRDS=1 cargo test -p argosy-crds`",
+            path.display()
+        );
+    }
+}
