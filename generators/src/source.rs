@@ -1,0 +1,67 @@
+//! The IO boundary of the generators: where clusters, repositories and projects come from.
+//!
+//! Generators are pure over these traits. The controller implements them over
+//! kube-runtime stores and the gix repo cache; `argosy generate`/`argosy test` implement
+//! them over files and local repositories; unit tests over plain vectors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use argosy_crds::{Cluster, ClusterSecretError};
+
+/// One cluster Secret as the generators see it.
+#[derive(Debug, Clone)]
+pub enum ClusterEntry {
+    /// A Secret that parsed into a cluster.
+    Valid(Cluster),
+    /// A Secret that did not parse. Its labels are kept so that a generator whose
+    /// selector matches it fails loudly instead of silently dropping the cluster (and
+    /// with it the cluster's Applications).
+    Invalid {
+        secret: String,
+        labels: BTreeMap<String, String>,
+        error: ClusterSecretError,
+    },
+}
+
+/// Where cluster Secrets come from (the controller namespace's cluster Secrets).
+pub trait ClusterSource: Send + Sync {
+    fn clusters(&self) -> Vec<ClusterEntry>;
+}
+
+/// Where Git trees come from.
+pub trait RepoSource: Send + Sync {
+    /// The tree of `revision` (branch, tag, `HEAD` or commit) of `repo_url`.
+    fn snapshot(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn RepoSnapshot>, RepoError>;
+}
+
+/// One resolved revision of a repository, read straight from the object database.
+pub trait RepoSnapshot: Send + Sync {
+    /// The commit id the revision resolved to.
+    fn commit(&self) -> &str;
+    /// Every tracked file (blob or symlink), repo-relative with `/`, sorted.
+    fn files(&self) -> &[String];
+    /// The content of a tracked file.
+    fn read(&self, path: &str) -> Result<Vec<u8>, RepoError>;
+}
+
+/// Which AppProjects exist (for the git generator's and the validator's project checks).
+pub trait ProjectSource: Send + Sync {
+    fn project_exists(&self, name: &str) -> bool;
+}
+
+/// A repository could not be read. `message` never contains credentials.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("repository {repo}: {message}")]
+pub struct RepoError {
+    pub repo: String,
+    pub message: String,
+}
+
+/// The three sources together, as the pipeline takes them.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub clusters: &'a dyn ClusterSource,
+    pub repos: &'a dyn RepoSource,
+    pub projects: &'a dyn ProjectSource,
+}
