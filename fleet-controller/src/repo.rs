@@ -116,7 +116,6 @@ fn list_files(repo: &gix::Repository, commit: ObjectId) -> Result<(Vec<String>, 
             .collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(entries.into_iter().unzip())
-    }
 }
 
 impl RepoSnapshot for GitSnapshot {
