@@ -49,7 +49,10 @@ impl GitRepos {
         if let Some(p) = url.strip_prefix("file://") {
             return Ok(PathBuf::from(p));
         }
-        let mut fetched = self.fetched.lock().map_err(|_| Self::err(url, "repo cache lock poisoned"))?;
+        let mut fetched = self
+            .fetched
+            .lock()
+            .map_err(|_| Self::err(url, "repo cache lock poisoned"))?;
         if let Some(p) = fetched.get(url) {
             return Ok(p.clone());
         }
@@ -66,10 +69,16 @@ impl RepoSource for GitRepos {
         let repo = open(&path).map_err(|e| Self::err(repo_url, e))?;
         let commit = resolve(&repo, revision).map_err(|e| Self::err(repo_url, e))?;
         let key = (repo_url.to_owned(), commit);
-        if let Some(hit) = self.snapshots.lock().ok().and_then(|s| s.get(&key).cloned()) {
+        if let Some(hit) = self
+            .snapshots
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&key).cloned())
+        {
             return Ok(hit);
         }
-        let snapshot = Arc::new(GitSnapshot::read(repo, commit).map_err(|e| Self::err(repo_url, e))?);
+        let snapshot =
+            Arc::new(GitSnapshot::read(repo, commit).map_err(|e| Self::err(repo_url, e))?);
         if let Ok(mut s) = self.snapshots.lock() {
             s.insert(key, snapshot.clone());
         }
@@ -98,24 +107,27 @@ impl GitSnapshot {
 }
 
 /// Every blob and symlink of the commit's tree, sorted by path, with their ids.
-fn list_files(repo: &gix::Repository, commit: ObjectId) -> Result<(Vec<String>, Vec<ObjectId>), String> {
-        let tree = repo
-            .find_commit(commit)
-            .map_err(|e| format!("reading commit {commit}: {e}"))?
-            .tree()
-            .map_err(|e| format!("reading tree of {commit}: {e}"))?;
-        let mut recorder = gix::traverse::tree::Recorder::default();
-        tree.traverse()
-            .breadthfirst(&mut recorder)
-            .map_err(|e| format!("walking tree of {commit}: {e}"))?;
-        let mut entries: Vec<(String, ObjectId)> = recorder
-            .records
-            .into_iter()
-            .filter(|e| e.mode.is_blob() || e.mode.is_link())
-            .map(|e| (e.filepath.to_string(), e.oid))
-            .collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(entries.into_iter().unzip())
+fn list_files(
+    repo: &gix::Repository,
+    commit: ObjectId,
+) -> Result<(Vec<String>, Vec<ObjectId>), String> {
+    let tree = repo
+        .find_commit(commit)
+        .map_err(|e| format!("reading commit {commit}: {e}"))?
+        .tree()
+        .map_err(|e| format!("reading tree of {commit}: {e}"))?;
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| format!("walking tree of {commit}: {e}"))?;
+    let mut entries: Vec<(String, ObjectId)> = recorder
+        .records
+        .into_iter()
+        .filter(|e| e.mode.is_blob() || e.mode.is_link())
+        .map(|e| (e.filepath.to_string(), e.oid))
+        .collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries.into_iter().unzip())
 }
 
 impl RepoSnapshot for GitSnapshot {
@@ -141,6 +153,7 @@ impl RepoSnapshot for GitSnapshot {
             .find_object(self.blobs[idx])
             .map_err(|e| err(format!("reading {path}: {e}")))?;
         Ok(object.detach().data)
+    }
 }
 
 fn open(path: &Path) -> Result<gix::Repository, String> {
@@ -150,7 +163,11 @@ fn open(path: &Path) -> Result<gix::Repository, String> {
 
 /// Resolves a branch, tag, `HEAD` or commit to a commit id (remote-tracking names too).
 fn resolve(repo: &gix::Repository, revision: &str) -> Result<ObjectId, String> {
-    let revision = if revision.is_empty() { "HEAD" } else { revision };
+    let revision = if revision.is_empty() {
+        "HEAD"
+    } else {
+        revision
+    };
     let candidates = [revision.to_owned(), format!("origin/{revision}")];
     for spec in &candidates {
         if let Ok(id) = repo.rev_parse_single(spec.as_str())
@@ -203,7 +220,9 @@ fn cache_key(url: &str) -> String {
 /// Removes `user:password@` from a URL before it appears in a message.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }
@@ -226,7 +245,9 @@ pub fn write_commit(
         .edit_tree(ObjectId::empty_tree(repo.object_hash()))
         .map_err(|e| format!("tree editor: {e}"))?;
     for (path, content) in files {
-        let blob = repo.write_blob(content.as_bytes()).map_err(|e| format!("writing {path}: {e}"))?;
+        let blob = repo
+            .write_blob(content.as_bytes())
+            .map_err(|e| format!("writing {path}: {e}"))?;
         editor
             .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
             .map_err(|e| format!("adding {path}: {e}"))?;
@@ -238,7 +259,14 @@ pub fn write_commit(
         time: "1700000000 +0000",
     };
     let commit = repo
-        .commit_as(signature, signature, reference, "argosy test fixture", tree, Vec::<ObjectId>::new())
+        .commit_as(
+            signature,
+            signature,
+            reference,
+            "argosy test fixture",
+            tree,
+            Vec::<ObjectId>::new(),
+        )
         .map_err(|e| format!("committing to {reference}: {e}"))?;
     Ok(commit.detach())
 }
@@ -248,7 +276,10 @@ mod tests {
     use super::*;
 
     fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -295,7 +326,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("repository http://***@127.0.0.1:9/repo.git"), "{err}");
+        assert!(
+            err.contains("repository http://***@127.0.0.1:9/repo.git"),
+            "{err}"
+        );
         assert!(!err.contains("pw"), "credentials leaked: {err}");
     }
 
