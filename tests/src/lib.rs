@@ -1,0 +1,24 @@
+//! Test infrastructure for Argosy.
+//!
+//! [`ControlPlane`] starts a real control plane on loopback: one `etcd` and
+//! one `kube-apiserver` (v1.20, built by `scripts/install-control-plane.sh`)
+//! per cluster, the management cluster `mgmt` plus `workload-1..N`, isolated
+//! from each other by their etcd prefix. Only the API server runs: there is no
+//! scheduler, controller-manager or kubelet (see the module docs of
+//! [`control_plane`] for what that implies).
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let cp = argosy_tests::ControlPlane::start(2).await?;
+//! let mgmt = cp.management().client().await?;
+//! let wl1 = cp.workloads()[0].client().await?;
+//! # let _ = (mgmt, wl1);
+//! # Ok(()) }
+//! ```
+
+pub mod control_plane;
+
+pub use control_plane::{
+    ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, ControlPlane, HARNESS_USER_AGENT,
+    MANAGEMENT, TestCluster, cache_dir,
+};
