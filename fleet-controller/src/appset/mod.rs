@@ -1,0 +1,3 @@
+//! The ApplicationSet controller.
+
+pub mod plan;
