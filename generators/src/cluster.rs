@@ -1,0 +1,211 @@
+//! The Cluster generator (`generators/cluster.go`): one parameter set per cluster Secret.
+//!
+//! Secrets are selected with the user's selector plus `argocd.argoproj.io/secret-type:
+//! cluster` (standard label validation) and keyed by cluster name, so Secrets with the
+//! same name collapse into one (the last wins). The implicit local cluster is added last,
+//! only when the selector is completely empty and no selected Secret already points at
+//! `https://kubernetes.default.svc`. A Secret that matches the selector but cannot be
+//! parsed fails the generator: silently dropping it would delete its Applications.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argosy_crds::Cluster;
+use argosy_crds::applicationset::ClusterGenerator;
+use argosy_crds::consts::{
+    IN_CLUSTER_NAME, IN_CLUSTER_SERVER, SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL,
+};
+use serde_json::{Map, Value};
+
+use crate::generator::{Context, GeneratorError, ValuesTemplate};
+use crate::params::{ParamSet, Params, Provenance, sanitize_name};
+use crate::selector::{Selector, Validation};
+use crate::source::ClusterEntry;
+
+pub(crate) fn generate(
+    ctx: &Context<'_>,
+    g: &ClusterGenerator,
+    path: &Arc<str>,
+) -> Result<Vec<ParamSet>, GeneratorError> {
+    let user_selector = g.selector.clone().unwrap_or_default();
+    let has_selector = user_selector.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+        || user_selector
+            .match_expressions
+            .as_ref()
+            .is_some_and(|e| !e.is_empty());
+    let selector = Selector::compile(
+        &user_selector,
+        &[(SECRET_TYPE_LABEL, SECRET_TYPE_CLUSTER)],
+        Validation::Labels,
+    )
+    .map_err(|e| GeneratorError::spec(&format!("{path}.selector"), e.to_string()))?;
+
+    let mut selected: Vec<&Cluster> = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for entry in ctx.clusters() {
+        match entry {
+            ClusterEntry::Valid(cluster) => {
+                if !selector.matches(|k| cluster.labels.get(k).map(String::as_str)) {
+                    continue;
+                }
+                match by_name.get(cluster.name.as_str()) {
+                    Some(&i) => selected[i] = cluster,
+                    None => {
+                        by_name.insert(&cluster.name, selected.len());
+                        selected.push(cluster);
+                    }
+                }
+            }
+            ClusterEntry::Invalid { labels, error, .. } => {
+                if selector.matches(|k| labels.get(k).map(String::as_str)) {
+                    return Err(GeneratorError::data(
+                        path,
+                        format!(
+                            "{error}; the Secret matches this generator's selector, so its Applications cannot be generated until it is fixed"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    let values = ValuesTemplate::compile(ctx, &g.values);
+    let mut out = Vec::with_capacity(selected.len() + 1);
+    for cluster in &selected {
+        let mut params = secret_params(cluster, ctx.go_template);
+        values.apply(&mut params, path)?;
+        let secret = cluster.secret.as_deref().map(Arc::from);
+        out.push(ParamSet::new(params, Provenance::cluster(path, secret)));
+    }
+    if !has_selector && !selected.iter().any(|c| c.server == IN_CLUSTER_SERVER) {
+        let mut params = Params::new();
+        for (key, value) in [
+            ("name", IN_CLUSTER_NAME),
+            ("nameNormalized", IN_CLUSTER_NAME),
+            ("server", IN_CLUSTER_SERVER),
+            ("project", ""),
+        ] {
+            params.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+        values.apply(&mut params, path)?;
+        out.push(ParamSet::new(params, Provenance::cluster(path, None)));
+    }
+
+    if g.flat_list {
+        let clusters = out.into_iter().map(|set| Value::Object(set.params)).collect();
+        let params = Params::from_iter([("clusters".to_owned(), Value::Array(clusters))]);
+        return Ok(vec![ParamSet::new(params, Provenance::cluster_list(path))]);
+    }
+    Ok(out)
+}
+
+/// The parameters of a cluster Secret, before `values`.
+fn secret_params(cluster: &Cluster, go_template: bool) -> Params {
+    let text = |s: &str| Value::String(s.to_owned());
+    let mut params = Params::new();
+    params.insert("name".to_owned(), text(&cluster.name));
+    params.insert("nameNormalized".to_owned(), text(&sanitize_name(&cluster.name)));
+    params.insert("server".to_owned(), text(&cluster.server));
+    params.insert("project".to_owned(), text(&cluster.project));
+    if go_template {
+        let map = |m: &std::collections::BTreeMap<String, String>| {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+        };
+        let mut metadata = Map::new();
+        if !cluster.annotations.is_empty() {
+            metadata.insert("annotations".to_owned(), map(&cluster.annotations));
+        }
+        if !cluster.labels.is_empty() {
+            metadata.insert("labels".to_owned(), map(&cluster.labels));
+        }
+        params.insert("metadata".to_owned(), Value::Object(metadata));
+    } else {
+        for (k, v) in &cluster.annotations {
+            params.insert(format!("metadata.annotations.{k}"), text(v));
+        }
+        for (k, v) in &cluster.labels {
+            params.insert(format!("metadata.labels.{k}"), text(v));
+        }
+    }
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, appset};
+    use serde_json::json;
+
+    fn fixture() -> Fixture {
+        Fixture::default()
+            .cluster("staging", "https://staging", &[("env", "staging")])
+            .cluster("prod_1", "https://prod", &[("env", "prod")])
+    }
+
+    fn names(params: &[Value]) -> Vec<&str> {
+        params.iter().map(|p| p["name"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn all_clusters_plus_in_cluster_without_selector() {
+        let set = appset(json!({"generators": []}));
+        let params = fixture().run(&set, json!({"clusters": {}})).unwrap();
+        assert_eq!(names(&params), ["staging", "prod_1", "in-cluster"]);
+        assert_eq!(params[1]["nameNormalized"], "prod-1");
+        assert_eq!(params[1]["metadata.labels.env"], "prod");
+        assert_eq!(params[2], json!({"name": "in-cluster", "nameNormalized": "in-cluster",
+            "server": "https://kubernetes.default.svc", "project": ""}));
+    }
+
+    #[test]
+    fn selector_excludes_in_cluster_and_values_interpolate() {
+        let set = appset(json!({"goTemplate": true, "generators": []}));
+        let generator = json!({"clusters": {
+            "selector": {"matchLabels": {"env": "prod"}},
+            "values": {"env": "{{.metadata.labels.env}}", "n": "{{.name}}"}
+        }});
+        let params = fixture().run(&set, generator).unwrap();
+        assert_eq!(names(&params), ["prod_1"]);
+        assert_eq!(params[0]["values"], json!({"env": "prod", "n": "prod_1"}));
+        assert_eq!(params[0]["metadata"]["labels"]["env"], "prod");
+    }
+
+    #[test]
+    fn secret_for_local_server_replaces_in_cluster_and_flat_list() {
+        let set = appset(json!({"goTemplate": true, "generators": []}));
+        let f = Fixture::default().cluster("local", IN_CLUSTER_SERVER, &[]);
+        let params = f.run(&set, json!({"clusters": {"flatList": true}})).unwrap();
+        assert_eq!(params.len(), 1);
+        assert_eq!(names(params[0]["clusters"].as_array().unwrap()), ["local"]);
+    }
+
+    #[test]
+    fn invalid_matching_secret_is_an_error() {
+        let set = appset(json!({"generators": []}));
+        let f = fixture().invalid_cluster("broken", &[("env", "prod")]);
+        let err = f
+            .run(&set, json!({"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}))
+            .unwrap_err();
+        assert!(err.contains("argocd/broken"), "{err}");
+        // Not selected: ignored.
+        let ok = f.run(&set, json!({"clusters": {"selector": {"matchLabels": {"env": "staging"}}}}));
+        assert_eq!(names(&ok.unwrap()), ["staging"]);
+    }
+
+    #[test]
+    fn duplicate_names_collapse_last_wins() {
+        let set = appset(json!({"generators": []}));
+        let f = fixture().cluster("staging", "https://other", &[]);
+        let params = f.run(&set, json!({"clusters": {}})).unwrap();
+        assert_eq!(names(&params), ["staging", "prod_1", "in-cluster"]);
+        assert_eq!(params[0]["server"], "https://other");
+    }
+
+    #[test]
+    fn bad_selector_value_is_a_spec_error() {
+        let set = appset(json!({"generators": []}));
+        let generator = json!({"clusters": {"selector": {"matchLabels": {"env": "{{.x}}"}}}});
+        let err = fixture().run(&set, generator).unwrap_err();
+        assert!(err.contains("spec.generators[0].clusters.selector"), "{err}");
+    }
+}

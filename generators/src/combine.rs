@@ -1,0 +1,483 @@
+//! The combination generators: Matrix (`generators/matrix.go`) and Merge (`merge.go`).
+//!
+//! Matrix runs its first child, then for every parameter set `a` of it interpolates the
+//! second child's spec with `a`, runs it and emits `a` combined with each result.
+//! Merge runs all children, keys their parameter sets by `mergeKeys` and lets matching
+//! sets of later children override the first child's sets.
+//!
+//! Children run with an empty base template (their `template` is ignored), with their own
+//! post-selector, and one level deeper: combination generators nest only once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use argosy_crds::applicationset::{CombinationGenerator, Generator};
+use argosy_templates::{StringTemplate, ValueTemplate};
+use serde_json::Value;
+
+use crate::generator::{Context, Depth, GeneratorError, transform};
+use crate::params::{Combination, ParamSet, Params, Provenance, go_string, key_set};
+
+pub(crate) fn matrix(
+    ctx: &Context<'_>,
+    m: &CombinationGenerator,
+    path: &Arc<str>,
+    depth: Depth,
+) -> Result<Vec<ParamSet>, GeneratorError> {
+    let [first, second] = m.generators.as_slice() else {
+        let message = if m.generators.len() < 2 {
+            "found less than two generators, Matrix support only two"
+        } else {
+            "found more than two generators, Matrix support only two"
+        };
+        return Err(GeneratorError::spec(path, message));
+    };
+    let child = |i: usize| format!("{path}.generators[{i}]");
+    let first_sets = child_params(ctx, first, &child(0), depth)?;
+    let interpolation = Interpolation::compile(ctx, second, &child(1))?;
+    // Without templates the second child does not depend on `a`: run it once.
+    let mut shared: Option<Vec<ParamSet>> = None;
+    let mut out = Vec::new();
+    for a in &first_sets {
+        let interpolated;
+        let second_sets: &[ParamSet] = match &interpolation {
+            Some(interp) if !a.params.is_empty() => {
+                let entry = interp.render(&a.params)?;
+                interpolated = child_params(ctx, &entry, &child(1), depth)?;
+                &interpolated
+            }
+            _ => {
+                if shared.is_none() {
+                    shared = Some(child_params(ctx, second, &child(1), depth)?);
+                }
+                shared.as_deref().unwrap_or_default()
+            }
+        };
+        let a_keys = key_set(&a.params);
+        for b in second_sets {
+            let params = if ctx.go_template {
+                let mut params = b.params.clone();
+                merge_override(&mut params, &a.params);
+                params
+            } else {
+                combine_strings(&a.params, &b.params).map_err(|e| GeneratorError::data(path, e))?
+            };
+            let provenance = Provenance::combined(
+                path,
+                Combination::Matrix,
+                [
+                    (0, a_keys.clone(), a.provenance.clone()),
+                    (1, key_set(&b.params), b.provenance.clone()),
+                ],
+            );
+            out.push(ParamSet::new(params, provenance));
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn merge(
+    ctx: &Context<'_>,
+    m: &CombinationGenerator,
+    path: &Arc<str>,
+    depth: Depth,
+) -> Result<Vec<ParamSet>, GeneratorError> {
+    if m.generators.len() < 2 {
+        return Err(GeneratorError::spec(
+            path,
+            "found less than two generators, Merge requires two or more",
+        ));
+    }
+    let mut children = Vec::with_capacity(m.generators.len());
+    for (i, entry) in m.generators.iter().enumerate() {
+        children.push(child_params(ctx, entry, &format!("{path}.generators[{i}]"), depth)?);
+    }
+    if m.merge_keys.is_empty() {
+        return Err(GeneratorError::spec(
+            path,
+            "no merge keys were specified, Merge requires at least one",
+        ));
+    }
+    let keys: BTreeSet<&str> = m.merge_keys.iter().map(String::as_str).collect();
+    let mut children = children.into_iter().enumerate();
+    let Some((_, base_sets)) = children.next() else {
+        return Ok(Vec::new());
+    };
+    let base_index = index_by_keys(&keys, &base_sets).map_err(|e| GeneratorError::data(path, e))?;
+    // Each base set with the parts merged into it so far, highest precedence last.
+    let mut merged: Vec<(Params, Vec<(usize, Arc<[String]>, Provenance)>)> = base_sets
+        .into_iter()
+        .map(|set| {
+            let part = (0, key_set(&set.params), set.provenance);
+            (set.params, vec![part])
+        })
+        .collect();
+    for (child, sets) in children {
+        let index = index_by_keys(&keys, &sets).map_err(|e| GeneratorError::data(path, e))?;
+        for (key, &i) in &index {
+            let (Some(&b), Some(over)) = (base_index.get(key), sets.get(i)) else {
+                continue;
+            };
+            let (params, parts) = &mut merged[b];
+            if ctx.go_template {
+                merge_override(params, &over.params);
+            } else {
+                let mut strings = stringify(params);
+                strings.extend(stringify(&over.params));
+                *params = strings;
+            }
+            parts.push((child, key_set(&over.params), over.provenance.clone()));
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(params, parts)| {
+            let provenance = Provenance::combined(path, Combination::Merge, parts.into_iter().rev());
+            ParamSet::new(params, provenance)
+        })
+        .collect())
+}
+
+/// The parameter sets of one matrix/merge child.
+fn child_params(
+    ctx: &Context<'_>,
+    entry: &Generator,
+    path: &str,
+    depth: Depth,
+) -> Result<Vec<ParamSet>, GeneratorError> {
+    let mut outputs = transform(ctx, entry, path, None, depth.child())?;
+    match outputs.len() {
+        0 => Err(GeneratorError::spec(
+            path,
+            "child generator generated no parameters (no generator is set, or a combination generator is nested more than once)",
+        )),
+        1 => Ok(outputs.pop().map(|o| o.params).unwrap_or_default()),
+        _ => Err(GeneratorError::spec(
+            path,
+            "found more than one generator in matrix.Generators",
+        )),
+    }
+}
+
+/// Merge keys of every set of one child, which must be unique: `{key: value}` as JSON,
+/// a missing key counting as `null`.
+fn index_by_keys(keys: &BTreeSet<&str>, sets: &[ParamSet]) -> Result<HashMap<String, usize>, String> {
+    let mut index = HashMap::with_capacity(sets.len());
+    for (i, set) in sets.iter().enumerate() {
+        let key: BTreeMap<&str, &Value> = keys
+            .iter()
+            .map(|k| (*k, set.params.get(*k).unwrap_or(&Value::Null)))
+            .collect();
+        let key = serde_json::to_string(&key).map_err(|e| e.to_string())?;
+        if index.contains_key(&key) {
+            return Err(format!(
+                "the parameters from a generator were not unique by the given mergeKeys, Merge requires all param sets to be unique. Duplicate key was {key}"
+            ));
+        }
+        index.insert(key, i);
+    }
+    Ok(index)
+}
+
+/// `mergo.Merge(dst, src, WithOverride)` on parameter maps: `src` wins, including empty
+/// values; nested non-empty maps merge recursively; lists are replaced.
+pub(crate) fn merge_override(dst: &mut Params, src: &Params) {
+    for (key, value) in src {
+        if let (Some(Value::Object(d)), Value::Object(s)) = (dst.get_mut(key), value)
+            && !d.is_empty()
+        {
+            merge_override(d, s);
+            continue;
+        }
+        dst.insert(key.clone(), value.clone());
+    }
+}
+
+/// Every value as Go's `%v` string.
+fn stringify(params: &Params) -> Params {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(go_string(v))))
+        .collect()
+}
+
+/// fasttemplate matrix combination (`CombineStringMaps`): a key present in both with
+/// different values is an error.
+fn combine_strings(a: &Params, b: &Params) -> Result<Params, String> {
+    let mut out = stringify(a);
+    for (key, value) in b {
+        let value = go_string(value);
+        match out.get(key) {
+            Some(Value::String(current)) if *current != value => {
+                return Err(format!(
+                    "found duplicate key {key} with different value, a: {current} ,b: {value}"
+                ));
+            }
+            _ => {
+                out.insert(key.clone(), Value::String(value));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The second matrix child, compiled once and rendered with each parameter set of the
+/// first (Argo CD's `RenderGeneratorParams`): every string and map key of the child spec
+/// is a template. In goTemplate mode `values` are pre-resolved with `missingkey=error`,
+/// keeping the original text when that fails, so that they can still refer to the
+/// child's own parameters.
+struct Interpolation {
+    path: String,
+    template: ValueTemplate,
+    /// Post-selectors are not interpolated.
+    selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    values: Vec<ValuesSlot>,
+}
+
+struct ValuesSlot {
+    location: Vec<Step>,
+    entries: Vec<(String, String, Option<StringTemplate>)>,
+}
+
+#[derive(Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+impl Interpolation {
+    /// None when the child has no template at all (it then runs once, uninterpolated).
+    fn compile(
+        ctx: &Context<'_>,
+        entry: &Generator,
+        path: &str,
+    ) -> Result<Option<Interpolation>, GeneratorError> {
+        let mut bare = entry.clone();
+        let selector = bare.selector.take();
+        let mut value = serde_json::to_value(&bare)
+            .map_err(|e| GeneratorError::spec(path, format!("cannot serialize generator: {e}")))?;
+        if !has_template(&value) {
+            return Ok(None);
+        }
+        let mut values = Vec::new();
+        if ctx.go_template {
+            let strict = ctx
+                .strict_mode()
+                .map_err(|e| GeneratorError::spec("spec.goTemplateOptions", e))?;
+            let mut extracted = Vec::new();
+            extract_values(&mut value, &mut Vec::new(), &mut extracted);
+            for (location, map) in extracted {
+                let entries = map
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let text = v.as_str().unwrap_or_default().to_owned();
+                        let compiled = StringTemplate::compile(&text, strict).ok();
+                        (k, text, compiled)
+                    })
+                    .collect();
+                values.push(ValuesSlot { location, entries });
+            }
+        }
+        let template = ValueTemplate::compile(&value, &ctx.mode)
+            .map_err(|e| GeneratorError::render(path, e.to_string()))?;
+        Ok(Some(Interpolation {
+            path: path.to_owned(),
+            template,
+            selector,
+            values,
+        }))
+    }
+
+    fn render(&self, params: &Params) -> Result<Generator, GeneratorError> {
+        let mut value = self.template.render(params).map_err(|e| {
+            GeneratorError::render(
+                &self.path,
+                format!("failed to replace parameters in generator: {e}"),
+            )
+        })?;
+        for slot in &self.values {
+            let map = slot
+                .entries
+                .iter()
+                .map(|(k, text, compiled)| {
+                    let rendered = compiled
+                        .as_ref()
+                        .and_then(|t| t.render(params).ok())
+                        .unwrap_or_else(|| text.clone());
+                    (k.clone(), Value::String(rendered))
+                })
+                .collect();
+            insert_at(&mut value, &slot.location, Value::Object(map));
+        }
+        let mut entry: Generator = serde_json::from_value(value).map_err(|e| {
+            GeneratorError::spec(&self.path, format!("the interpolated generator is invalid: {e}"))
+        })?;
+        entry.selector = self.selector.clone();
+        Ok(entry)
+    }
+}
+
+fn has_template(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("{{"),
+        Value::Array(items) => items.iter().any(has_template),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains("{{") || has_template(v)),
+        _ => false,
+    }
+}
+
+/// Removes the `values` maps of the cluster/git generators in `entry` (recursing into
+/// nested combination children), recording where they were.
+fn extract_values(entry: &mut Value, at: &mut Vec<Step>, out: &mut Vec<(Vec<Step>, Params)>) {
+    let Value::Object(obj) = entry else {
+        return;
+    };
+    for kind in ["clusters", "git"] {
+        if let Some(Value::Object(g)) = obj.get_mut(kind)
+            && let Some(Value::Object(values)) = g.remove("values")
+        {
+            let mut location = at.clone();
+            location.extend([Step::Key(kind.to_owned()), Step::Key("values".to_owned())]);
+            out.push((location, values));
+        }
+    }
+    for kind in ["matrix", "merge"] {
+        if let Some(Value::Object(c)) = obj.get_mut(kind)
+            && let Some(Value::Array(children)) = c.get_mut("generators")
+        {
+            for (i, child) in children.iter_mut().enumerate() {
+                at.extend([
+                    Step::Key(kind.to_owned()),
+                    Step::Key("generators".to_owned()),
+                    Step::Index(i),
+                ]);
+                extract_values(child, at, out);
+                at.truncate(at.len() - 3);
+            }
+        }
+    }
+}
+
+fn insert_at(root: &mut Value, location: &[Step], value: Value) {
+    let Some((last, parents)) = location.split_last() else {
+        return;
+    };
+    let mut node = root;
+    for step in parents {
+        let next = match (step, node) {
+            (Step::Key(k), Value::Object(map)) => map.get_mut(k),
+            (Step::Index(i), Value::Array(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return;
+        };
+        node = next;
+    }
+    if let (Step::Key(k), Value::Object(map)) = (last, node) {
+        map.insert(k.clone(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, appset, run_generator};
+    use serde_json::json;
+
+    #[test]
+    fn merge_override_is_deep_and_src_wins() {
+        let mut dst = json!({"a": "1", "m": {"x": "1", "y": "1"}, "l": [1, 2], "e": {}, "t": true});
+        let src = json!({"a": "", "m": {"y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null});
+        merge_override(dst.as_object_mut().unwrap(), src.as_object().unwrap());
+        assert_eq!(
+            dst,
+            json!({"a": "", "m": {"x": "1", "y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null})
+        );
+    }
+
+    #[test]
+    fn matrix_cartesian_product_and_errors() {
+        let set = appset(json!({"generators": []}));
+        let generator = json!({"matrix": {"generators": [
+            {"list": {"elements": [{"a": "1"}, {"a": "2"}]}},
+            {"list": {"elements": [{"b": "{{a}}x"}]}}
+        ]}});
+        let params = run_generator(&set, generator).unwrap();
+        assert_eq!(params, [json!({"a": "1", "b": "1x"}), json!({"a": "2", "b": "2x"})]);
+
+        let generator = json!({"matrix": {"generators": [
+            {"list": {"elements": [{"a": "1"}]}},
+            {"list": {"elements": [{"a": "2"}]}}
+        ]}});
+        let err = run_generator(&set, generator).unwrap_err();
+        assert!(err.contains("found duplicate key a with different value"), "{err}");
+
+        let generator = json!({"matrix": {"generators": [{"list": {"elements": []}}]}});
+        let err = run_generator(&set, generator).unwrap_err();
+        assert!(err.contains("found less than two generators"), "{err}");
+
+        let generator = json!({"matrix": {"generators": [
+            {"list": {"elements": [{"a": "1"}]}, "clusters": {}},
+            {"list": {"elements": []}}
+        ]}});
+        let err = run_generator(&set, generator).unwrap_err();
+        assert!(err.contains("found more than one generator"), "{err}");
+    }
+
+    #[test]
+    fn matrix_gotemplate_first_child_wins_and_values_are_pre_resolved() {
+        let set = appset(json!({"goTemplate": true, "goTemplateOptions": ["missingkey=error"], "generators": []}));
+        let f = Fixture::default().cluster("c1", "https://c1", &[("env", "dev")]);
+        let generator = json!({"matrix": {"generators": [
+            {"list": {"elements": [{"env": "dev", "server": "first"}]}},
+            {"clusters": {
+                "selector": {"matchLabels": {"env": "{{.env}}"}},
+                "values": {"from-a": "{{.env}}", "from-cluster": "{{.name}}"}
+            }}
+        ]}});
+        let params = f.run(&set, generator).unwrap();
+        assert_eq!(params.len(), 1);
+        assert_eq!(params[0]["server"], "first");
+        assert_eq!(params[0]["values"], json!({"from-a": "dev", "from-cluster": "c1"}));
+    }
+
+    #[test]
+    fn nesting_limit_drops_third_level() {
+        let set = appset(json!({"generators": []}));
+        let generator = json!({"matrix": {"generators": [
+            {"matrix": {"generators": [
+                {"matrix": {"generators": [{"list": {"elements": [{"a": "1"}]}}, {"list": {"elements": [{"b": "1"}]}}]}},
+                {"list": {"elements": [{"c": "1"}]}}
+            ]}},
+            {"list": {"elements": [{"d": "1"}]}}
+        ]}});
+        let err = run_generator(&set, generator).unwrap_err();
+        assert!(err.contains("child generator generated no parameters"), "{err}");
+        assert!(
+            err.contains("spec.generators[0].matrix.generators[0].matrix.generators[0]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn merge_later_generators_override_matching_sets() {
+        let set = appset(json!({"generators": []}));
+        let generator = json!({"merge": {"mergeKeys": ["b"], "generators": [
+            {"list": {"elements": [{"a": "1", "b": "same", "c": "1"}, {"a": "x", "b": "other"}]}},
+            {"list": {"elements": [{"a": "2", "b": "same"}, {"a": "3", "b": "unmatched"}]}}
+        ]}});
+        let params = run_generator(&set, generator).unwrap();
+        assert_eq!(
+            params,
+            [json!({"a": "2", "b": "same", "c": "1"}), json!({"a": "x", "b": "other"})]
+        );
+
+        let generator = json!({"merge": {"mergeKeys": ["b"], "generators": [
+            {"list": {"elements": [{"b": "1"}, {"b": "1"}]}},
+            {"list": {"elements": []}}
+        ]}});
+        let err = run_generator(&set, generator).unwrap_err();
+        assert!(err.contains("not unique by the given mergeKeys"), "{err}");
+    }
+}

@@ -1,0 +1,458 @@
+//! Running one generator entry: Argo CD's `Transform` (`generator_spec_processor.go`).
+//!
+//! For one entry of `spec.generators` (or of a matrix/merge child list) this module runs
+//! every generator kind that is set, merges the generator-level template into
+//! `spec.template`, applies the post-selector and returns the parameter sets. It also owns
+//! what the kinds share: the per-generation [`Context`] (cluster list and repository
+//! snapshots are fetched once per generation, however often a matrix re-runs a child),
+//! `values` interpolation, the nesting limit and requeue computation, and the one error
+//! type every generator reports, [`GeneratorError`], which names the generator's field
+//! path.
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use argosy_crds::ApplicationSet;
+use argosy_crds::applicationset::{
+    ApplicationSetTemplate, CombinationGenerator, Generator, json_is_empty,
+};
+use argosy_templates::{Mode, StringTemplate};
+use serde_json::Value;
+
+use crate::params::{ParamSet, Params, flatten};
+use crate::selector::{Selector, Validation};
+use crate::source::{ClusterEntry, RepoError, RepoSnapshot, Sources};
+use crate::{cluster, combine, git, list};
+
+/// A generator failed; every variant names the generator's field path, e.g.
+/// `spec.generators[0].matrix.generators[1].git`.
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    /// The generator cannot run as written (structure, selector, missing fields).
+    #[error("{path}: {message}")]
+    InvalidSpec { path: String, message: String },
+    /// The generator ran, but its input is unusable (a file, an element, a Secret).
+    #[error("{path}: {message}")]
+    Generator { path: String, message: String },
+    /// A repository could not be read.
+    #[error("{path}: {source}")]
+    Repo {
+        path: String,
+        #[source]
+        source: RepoError,
+    },
+    /// A template in the generator (`values`, matrix interpolation) failed to render.
+    #[error("{path}: {message}")]
+    Render { path: String, message: String },
+    /// A generator kind Argosy does not implement.
+    #[error("{path}: {kind} generator is not supported by this version of Argosy")]
+    Unsupported { path: String, kind: &'static str },
+}
+
+impl GeneratorError {
+    pub(crate) fn spec(path: &str, message: impl Into<String>) -> Self {
+        Self::InvalidSpec {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn data(path: &str, message: impl Into<String>) -> Self {
+        Self::Generator {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn render(path: &str, message: impl Into<String>) -> Self {
+        Self::Render {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A static category for metrics and events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::InvalidSpec { .. } | Self::Unsupported { .. } => "InvalidSpec",
+            Self::Generator { .. } => "GeneratorError",
+            Self::Repo { .. } => "RepoError",
+            Self::Render { .. } => "RenderError",
+        }
+    }
+
+    /// False only for failures outside the user's control (reading a repository).
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, Self::Repo { .. })
+    }
+}
+
+/// Everything one generation shares: the ApplicationSet, the sources, the template mode
+/// and the data fetched so far.
+pub(crate) struct Context<'a> {
+    pub appset: &'a ApplicationSet,
+    pub sources: Sources<'a>,
+    pub mode: Mode,
+    pub go_template: bool,
+    clusters: OnceCell<Vec<ClusterEntry>>,
+    snapshots: RefCell<HashMap<(String, String), Arc<dyn RepoSnapshot>>>,
+    strict_mode: OnceCell<Result<Mode, String>>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(appset: &'a ApplicationSet, sources: Sources<'a>, mode: Mode) -> Self {
+        Self {
+            appset,
+            sources,
+            mode,
+            go_template: appset.spec.go_template,
+            clusters: OnceCell::new(),
+            snapshots: RefCell::new(HashMap::new()),
+            strict_mode: OnceCell::new(),
+        }
+    }
+
+    /// The cluster Secrets, listed once per generation.
+    pub fn clusters(&self) -> &[ClusterEntry] {
+        self.clusters.get_or_init(|| self.sources.clusters.clusters())
+    }
+
+    /// A repository snapshot, resolved once per `(repo, revision)` per generation.
+    pub fn snapshot(&self, repo: &str, revision: &str) -> Result<Arc<dyn RepoSnapshot>, RepoError> {
+        let key = (repo.to_owned(), revision.to_owned());
+        if let Some(s) = self.snapshots.borrow().get(&key) {
+            return Ok(s.clone());
+        }
+        let snapshot = self.sources.repos.snapshot(repo, revision)?;
+        self.snapshots.borrow_mut().insert(key, snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// The goTemplate mode with `missingkey=error` appended (matrix `values` pre-resolution).
+    pub fn strict_mode(&self) -> Result<&Mode, String> {
+        self.strict_mode
+            .get_or_init(|| {
+                let mut options = self.appset.spec.go_template_options.clone();
+                options.push("missingkey=error".to_owned());
+                Mode::from_spec(true, &options).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// How deep an entry sits: combination generators may be nested only once. At
+/// [`Depth::Leaf`] their fields are dropped, as Argo CD's `ApplicationSetTerminalGenerator`
+/// has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    Top,
+    Nested,
+    Leaf,
+}
+
+impl Depth {
+    pub fn child(self) -> Depth {
+        match self {
+            Depth::Top => Depth::Nested,
+            Depth::Nested | Depth::Leaf => Depth::Leaf,
+        }
+    }
+}
+
+/// One generator kind set in an entry.
+enum Kind<'g> {
+    List(&'g argosy_crds::applicationset::ListGenerator),
+    Clusters(&'g argosy_crds::applicationset::ClusterGenerator),
+    Git(&'g argosy_crds::applicationset::GitGenerator),
+    Matrix(&'g CombinationGenerator),
+    Merge(&'g CombinationGenerator),
+    Unsupported(&'static str),
+}
+
+impl Kind<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::List(_) => "list",
+            Kind::Clusters(_) => "clusters",
+            Kind::Git(_) => "git",
+            Kind::Matrix(_) => "matrix",
+            Kind::Merge(_) => "merge",
+            Kind::Unsupported(name) => name,
+        }
+    }
+
+    fn template(&self) -> Option<&ApplicationSetTemplate> {
+        match self {
+            Kind::List(g) => Some(&g.template),
+            Kind::Clusters(g) => Some(&g.template),
+            Kind::Git(g) => Some(&g.template),
+            Kind::Matrix(g) | Kind::Merge(g) => Some(&g.template),
+            Kind::Unsupported(_) => None,
+        }
+    }
+}
+
+/// The kinds set in `entry`, in Argo CD's field order.
+fn kinds(entry: &Generator, depth: Depth) -> Vec<Kind<'_>> {
+    let combinations = depth != Depth::Leaf;
+    let mut out = Vec::new();
+    out.extend(entry.list.as_ref().map(Kind::List));
+    out.extend(entry.clusters.as_ref().map(Kind::Clusters));
+    out.extend(entry.git.as_ref().map(Kind::Git));
+    let unsupported = [
+        (entry.scm_provider.is_some(), "scmProvider"),
+        (entry.cluster_decision_resource.is_some(), "clusterDecisionResource"),
+        (entry.pull_request.is_some(), "pullRequest"),
+    ];
+    out.extend(unsupported.iter().filter(|(set, _)| *set).map(|(_, n)| Kind::Unsupported(n)));
+    if combinations {
+        out.extend(entry.matrix.as_ref().map(Kind::Matrix));
+        out.extend(entry.merge.as_ref().map(Kind::Merge));
+    }
+    if entry.plugin.is_some() {
+        out.push(Kind::Unsupported("plugin"));
+    }
+    out
+}
+
+/// The output of one generator kind of an entry.
+pub(crate) struct Output {
+    /// Field path of the kind, e.g. `spec.generators[0].list`.
+    pub path: Arc<str>,
+    pub params: Vec<ParamSet>,
+    /// The generator template merged with the base template, Application-shaped
+    /// (`{metadata, spec}`); `Value::Null` when no base template was given.
+    pub template: Value,
+}
+
+/// Runs every generator kind of `entry` (at field path `path`), then its post-selector.
+/// `base` is `spec.template` for top-level entries and None inside matrix/merge, whose
+/// child templates are ignored.
+pub(crate) fn transform(
+    ctx: &Context<'_>,
+    entry: &Generator,
+    path: &str,
+    base: Option<&ApplicationSetTemplate>,
+    depth: Depth,
+) -> Result<Vec<Output>, GeneratorError> {
+    let selector = match &entry.selector {
+        Some(s) => Some(
+            Selector::compile(s, &[], Validation::Params)
+                .map_err(|e| GeneratorError::spec(&format!("{path}.selector"), e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut outputs = Vec::new();
+    for kind in kinds(entry, depth) {
+        let kind_path: Arc<str> = format!("{path}.{}", kind.name()).into();
+        let template = match (base, kind.template()) {
+            (Some(base), Some(own)) => merge_templates(own, base)
+                .map_err(|e| GeneratorError::spec(&format!("{kind_path}.template"), e))?,
+            (Some(base), None) => template_value(base)
+                .map_err(|e| GeneratorError::spec("spec.template", e))?,
+            (None, _) => Value::Null,
+        };
+        let mut params = match kind {
+            Kind::List(g) => list::generate(ctx, g, &kind_path)?,
+            Kind::Clusters(g) => cluster::generate(ctx, g, &kind_path)?,
+            Kind::Git(g) => git::generate(ctx, g, &kind_path)?,
+            Kind::Matrix(g) => combine::matrix(ctx, g, &kind_path, depth)?,
+            Kind::Merge(g) => combine::merge(ctx, g, &kind_path, depth)?,
+            Kind::Unsupported(kind) => {
+                return Err(GeneratorError::Unsupported {
+                    path: kind_path.to_string(),
+                    kind,
+                });
+            }
+        };
+        if let Some(selector) = &selector {
+            params.retain(|set| post_select(selector, &set.params));
+        }
+        outputs.push(Output {
+            path: kind_path,
+            params,
+            template,
+        });
+    }
+    Ok(outputs)
+}
+
+/// The post-selector test: parameters flattened with dots and formatted with `%v`.
+fn post_select(selector: &Selector, params: &Params) -> bool {
+    if selector.is_empty() {
+        return true;
+    }
+    let mut flat = BTreeMap::new();
+    flatten(params, |k, v| {
+        flat.insert(k, v);
+    });
+    selector.matches(|k| flat.get(k).map(String::as_str))
+}
+
+/// The requeue interval of one entry: the minimum non-zero value over its kinds.
+pub(crate) fn requeue_after(
+    entry: &Generator,
+    depth: Depth,
+    default_git: Duration,
+) -> Option<Duration> {
+    kinds(entry, depth)
+        .into_iter()
+        .filter_map(|kind| match kind {
+            Kind::Git(g) => match g.requeue_after_seconds {
+                Some(secs) => u64::try_from(secs).ok().map(Duration::from_secs),
+                None => Some(default_git),
+            },
+            Kind::Matrix(c) | Kind::Merge(c) => c
+                .generators
+                .iter()
+                .filter_map(|child| requeue_after(child, depth.child(), default_git))
+                .min(),
+            Kind::List(_) | Kind::Clusters(_) | Kind::Unsupported(_) => None,
+        })
+        .filter(|d| !d.is_zero())
+        .min()
+}
+
+/// A generator-level template merged with `spec.template` like `mergo.Merge` without
+/// override: what the generator template sets wins, empty fields are filled from the
+/// base, maps are unioned.
+fn merge_templates(
+    own: &ApplicationSetTemplate,
+    base: &ApplicationSetTemplate,
+) -> Result<Value, String> {
+    let mut merged = template_value(own)?;
+    fill_empty(&mut merged, &template_value(base)?);
+    Ok(merged)
+}
+
+fn template_value(template: &ApplicationSetTemplate) -> Result<Value, String> {
+    serde_json::to_value(template).map_err(|e| e.to_string())
+}
+
+/// `mergo.Merge(dst, src)` without override on JSON: empty (zero) destination values
+/// take the source value, objects merge recursively.
+fn fill_empty(dst: &mut Value, src: &Value) {
+    if json_is_empty(dst) {
+        *dst = src.clone();
+        return;
+    }
+    if let (Value::Object(d), Value::Object(s)) = (dst, src) {
+        for (k, sv) in s {
+            match d.get_mut(k) {
+                Some(dv) => fill_empty(dv, sv),
+                None => {
+                    d.insert(k.clone(), sv.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A generator's `values`, each compiled once and rendered against every parameter set.
+pub(crate) struct ValuesTemplate {
+    /// Compile errors are kept and only reported when a parameter set needs the value,
+    /// as Argo CD only parses a value when rendering it.
+    entries: Vec<(String, Result<StringTemplate, String>)>,
+    go_template: bool,
+}
+
+impl ValuesTemplate {
+    pub fn compile(ctx: &Context<'_>, values: &BTreeMap<String, String>) -> Self {
+        Self {
+            entries: values
+                .iter()
+                .map(|(k, v)| {
+                    let compiled = StringTemplate::compile(v, &ctx.mode).map_err(|e| e.to_string());
+                    (k.clone(), compiled)
+                })
+                .collect(),
+            go_template: ctx.go_template,
+        }
+    }
+
+    /// Renders every value against `params` (values cannot see each other), then adds
+    /// them as `values.<k>` (fasttemplate) or a `values` map (goTemplate).
+    pub fn apply(&self, params: &mut Params, path: &str) -> Result<(), GeneratorError> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let mut rendered = Vec::with_capacity(self.entries.len());
+        for (key, template) in &self.entries {
+            let value = match template {
+                Ok(t) => t.render(params).map_err(|e| e.to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            let value = value.map_err(|e| {
+                    GeneratorError::render(
+                        &format!("{path}.values.{key}"),
+                        format!("failed to replace templated string: {e}"),
+                    )
+                })?;
+            rendered.push((key, value));
+        }
+        if self.go_template {
+            let map = rendered
+                .into_iter()
+                .map(|(k, v)| (k.clone(), Value::String(v)))
+                .collect();
+            params.insert("values".to_owned(), Value::Object(map));
+        } else {
+            for (k, v) in rendered {
+                params.insert(format!("values.{k}"), Value::String(v));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn template_merge_fills_empty_fields_and_unions_maps() {
+        let own: ApplicationSetTemplate = serde_json::from_value(json!({
+            "metadata": {"name": "test", "labels": {"foo": "bar"}},
+            "spec": {"project": "default", "destination": {}, "source": {"path": "own"}}
+        }))
+        .unwrap();
+        let base: ApplicationSetTemplate = serde_json::from_value(json!({
+            "metadata": {"name": "name", "labels": {"label_name": "label_value"}},
+            "spec": {"project": "other", "destination": {"server": "s", "namespace": "n"},
+                     "source": {"path": "base", "repoURL": "r"}}
+        }))
+        .unwrap();
+        let merged = merge_templates(&own, &base).unwrap();
+        assert_eq!(
+            merged,
+            json!({
+                "metadata": {"name": "test", "labels": {"foo": "bar", "label_name": "label_value"}},
+                "spec": {"project": "default", "destination": {"server": "s", "namespace": "n"},
+                         "source": {"path": "own", "repoURL": "r"}}
+            })
+        );
+    }
+
+    #[test]
+    fn requeue_is_min_non_zero() {
+        let spec: Vec<Generator> = serde_json::from_value(json!([
+            {"list": {"elements": []}},
+            {"git": {"repoURL": "r", "revision": "HEAD", "requeueAfterSeconds": 0}},
+            {"matrix": {"generators": [
+                {"git": {"repoURL": "r", "revision": "HEAD", "requeueAfterSeconds": 30}},
+                {"git": {"repoURL": "r", "revision": "HEAD"}}
+            ]}}
+        ]))
+        .unwrap();
+        let default = Duration::from_secs(180);
+        let got: Vec<_> = spec
+            .iter()
+            .map(|g| requeue_after(g, Depth::Top, default))
+            .collect();
+        assert_eq!(got, [None, None, Some(Duration::from_secs(30))]);
+    }
+}

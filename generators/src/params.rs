@@ -1,0 +1,674 @@
+//! Parameter sets and their provenance.
+//!
+//! A generator turns its input into [`ParamSet`]s: the [`Params`] the template is rendered
+//! with, plus a [`Provenance`] that can say, for every top-level parameter, where it came
+//! from (which list element, which cluster Secret field, which Git file...). That powers
+//! `argosy generate --explain`.
+//!
+//! Provenance is built for every parameter set of every generation, including the
+//! 100,000-application case, so it is kept cheap: one reference-counted node per parameter
+//! set whose leaves share their generator path and repository identity. The per-key
+//! [`ParamOrigin`]s are only computed when someone asks ([`ParamSet::origins`]).
+//!
+//! This module also owns the Go formatting rules the generators must reproduce: `%v`
+//! stringification (numbers are float64 in Argo CD, so `1000000` prints as `1e+06`) and
+//! the dot-style flattening used by fasttemplate parameters and post-selectors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use argosy_templates::Params;
+
+/// One parameter set and where its parameters came from.
+#[derive(Debug, Clone)]
+pub struct ParamSet {
+    pub params: Params,
+    pub provenance: Provenance,
+}
+
+impl ParamSet {
+    pub fn new(params: Params, provenance: Provenance) -> Self {
+        Self { params, provenance }
+    }
+
+    /// Where the top-level parameter `key` came from (None if it is not a parameter).
+    pub fn origin(&self, key: &str) -> Option<ParamOrigin> {
+        self.params
+            .contains_key(key)
+            .then(|| self.provenance.origin(key))
+    }
+
+    /// The origin of every top-level parameter, by key.
+    pub fn origins(&self) -> BTreeMap<String, ParamOrigin> {
+        self.params
+            .keys()
+            .map(|k| (k.clone(), self.provenance.origin(k)))
+            .collect()
+    }
+}
+
+/// A cheap, shareable record of how a parameter set was produced.
+#[derive(Debug, Clone)]
+pub struct Provenance(Arc<Node>);
+
+/// Repository identity shared by every parameter set of one Git generator run.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GitRef {
+    pub repo: String,
+    pub revision: String,
+    pub commit: String,
+}
+
+#[derive(Debug)]
+enum Node {
+    ListElement {
+        generator: Arc<str>,
+        index: usize,
+    },
+    Cluster {
+        generator: Arc<str>,
+        /// `namespace/name` of the Secret; None for the implicit in-cluster.
+        secret: Option<Arc<str>>,
+    },
+    ClusterList {
+        generator: Arc<str>,
+    },
+    GitDirectory {
+        generator: Arc<str>,
+        git: Arc<GitRef>,
+        path: String,
+    },
+    GitFile {
+        generator: Arc<str>,
+        git: Arc<GitRef>,
+        file: String,
+        index: usize,
+    },
+    /// Matrix/merge output: `parts` in precedence order (the first part holding a key
+    /// supplied its value).
+    Combined {
+        generator: Arc<str>,
+        kind: Combination,
+        parts: Box<[Part]>,
+    },
+}
+
+#[derive(Debug)]
+struct Part {
+    child: usize,
+    keys: Arc<[String]>,
+    provenance: Provenance,
+}
+
+/// The two combination generators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Combination {
+    Matrix,
+    Merge,
+}
+
+impl Combination {
+    pub fn name(self) -> &'static str {
+        match self {
+            Combination::Matrix => "matrix",
+            Combination::Merge => "merge",
+        }
+    }
+}
+
+/// Where one top-level parameter came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "from", rename_all = "camelCase")]
+pub enum ParamOrigin {
+    /// `list.elements[index]` (or `elementsYaml`, counted after `elements`).
+    ListElement { generator: String, index: usize },
+    /// A field of a cluster Secret (`secret` is None for the implicit in-cluster).
+    ClusterSecret {
+        generator: String,
+        secret: Option<String>,
+        field: ClusterField,
+    },
+    /// `flatList: true`: the list of all selected clusters.
+    ClusterList { generator: String },
+    /// A directory matched by the Git directory generator.
+    GitDirectory {
+        generator: String,
+        repo: String,
+        revision: String,
+        commit: String,
+        path: String,
+    },
+    /// A file (array element `index`) matched by the Git files generator, or the path
+    /// parameters derived from its name.
+    GitFile {
+        generator: String,
+        repo: String,
+        revision: String,
+        commit: String,
+        file: String,
+        index: usize,
+    },
+    /// The generator's `values`, interpolated against the rest of the parameter set.
+    Values { generator: String },
+    /// Supplied by child `child` of a matrix or merge generator.
+    Combined {
+        generator: String,
+        kind: Combination,
+        child: usize,
+        origin: Box<ParamOrigin>,
+    },
+}
+
+/// Which part of a cluster Secret a cluster parameter comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClusterField {
+    Name,
+    NameNormalized,
+    Server,
+    Project,
+    /// goTemplate `metadata` map (labels and annotations).
+    Metadata,
+    Label(String),
+    Annotation(String),
+}
+
+impl Provenance {
+    pub fn list_element(generator: &Arc<str>, index: usize) -> Self {
+        Self::node(Node::ListElement {
+            generator: generator.clone(),
+            index,
+        })
+    }
+
+    pub fn cluster(generator: &Arc<str>, secret: Option<Arc<str>>) -> Self {
+        Self::node(Node::Cluster {
+            generator: generator.clone(),
+            secret,
+        })
+    }
+
+    pub fn cluster_list(generator: &Arc<str>) -> Self {
+        Self::node(Node::ClusterList {
+            generator: generator.clone(),
+        })
+    }
+
+    pub fn git_directory(generator: &Arc<str>, git: &Arc<GitRef>, path: &str) -> Self {
+        Self::node(Node::GitDirectory {
+            generator: generator.clone(),
+            git: git.clone(),
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn git_file(generator: &Arc<str>, git: &Arc<GitRef>, file: &str, index: usize) -> Self {
+        Self::node(Node::GitFile {
+            generator: generator.clone(),
+            git: git.clone(),
+            file: file.to_owned(),
+            index,
+        })
+    }
+
+    /// A combined parameter set. `parts` are `(child index, top-level keys of that
+    /// child's set, its provenance)` in precedence order.
+    pub fn combined(
+        generator: &Arc<str>,
+        kind: Combination,
+        parts: impl IntoIterator<Item = (usize, Arc<[String]>, Provenance)>,
+    ) -> Self {
+        Self::node(Node::Combined {
+            generator: generator.clone(),
+            kind,
+            parts: parts
+                .into_iter()
+                .map(|(child, keys, provenance)| Part {
+                    child,
+                    keys,
+                    provenance,
+                })
+                .collect(),
+        })
+    }
+
+    fn node(node: Node) -> Self {
+        Self(Arc::new(node))
+    }
+
+    /// The origin of top-level key `key`, assuming the parameter set has it.
+    pub fn origin(&self, key: &str) -> ParamOrigin {
+        let values = |generator: &Arc<str>| ParamOrigin::Values {
+            generator: generator.to_string(),
+        };
+        match &*self.0 {
+            Node::ListElement { generator, index } => ParamOrigin::ListElement {
+                generator: generator.to_string(),
+                index: *index,
+            },
+            Node::Cluster { generator, secret } => match cluster_field(key) {
+                Some(field) => ParamOrigin::ClusterSecret {
+                    generator: generator.to_string(),
+                    secret: secret.as_deref().map(str::to_owned),
+                    field,
+                },
+                None => values(generator),
+            },
+            Node::ClusterList { generator } => ParamOrigin::ClusterList {
+                generator: generator.to_string(),
+            },
+            Node::GitDirectory { .. } | Node::GitFile { .. } if is_values_key(key) => {
+                values(self.generator())
+            }
+            Node::GitDirectory {
+                generator,
+                git,
+                path,
+            } => ParamOrigin::GitDirectory {
+                generator: generator.to_string(),
+                repo: git.repo.clone(),
+                revision: git.revision.clone(),
+                commit: git.commit.clone(),
+                path: path.clone(),
+            },
+            Node::GitFile {
+                generator,
+                git,
+                file,
+                index,
+            } => ParamOrigin::GitFile {
+                generator: generator.to_string(),
+                repo: git.repo.clone(),
+                revision: git.revision.clone(),
+                commit: git.commit.clone(),
+                file: file.clone(),
+                index: *index,
+            },
+            Node::Combined {
+                generator,
+                kind,
+                parts,
+            } => {
+                let part = parts
+                    .iter()
+                    .find(|p| p.keys.iter().any(|k| k == key))
+                    .or(parts.first());
+                match part {
+                    Some(part) => ParamOrigin::Combined {
+                        generator: generator.to_string(),
+                        kind: *kind,
+                        child: part.child,
+                        origin: Box::new(part.provenance.origin(key)),
+                    },
+                    None => values(generator),
+                }
+            }
+        }
+    }
+
+    fn generator(&self) -> &Arc<str> {
+        match &*self.0 {
+            Node::ListElement { generator, .. }
+            | Node::Cluster { generator, .. }
+            | Node::ClusterList { generator }
+            | Node::GitDirectory { generator, .. }
+            | Node::GitFile { generator, .. }
+            | Node::Combined { generator, .. } => generator,
+        }
+    }
+}
+
+fn is_values_key(key: &str) -> bool {
+    key == "values" || key.starts_with("values.")
+}
+
+/// The Secret field a cluster parameter key comes from (None: `values`).
+fn cluster_field(key: &str) -> Option<ClusterField> {
+    Some(match key {
+        "name" => ClusterField::Name,
+        "nameNormalized" => ClusterField::NameNormalized,
+        "server" => ClusterField::Server,
+        "project" => ClusterField::Project,
+        "metadata" => ClusterField::Metadata,
+        _ => {
+            if let Some(label) = key.strip_prefix("metadata.labels.") {
+                ClusterField::Label(label.to_owned())
+            } else if let Some(annotation) = key.strip_prefix("metadata.annotations.") {
+                ClusterField::Annotation(annotation.to_owned())
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+impl fmt::Display for ParamOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamOrigin::ListElement { generator, index } => {
+                write!(f, "{generator} element {index}")
+            }
+            ParamOrigin::ClusterSecret {
+                generator,
+                secret,
+                field,
+            } => {
+                let secret = secret.as_deref().unwrap_or("the implicit in-cluster");
+                write!(f, "{generator}: cluster Secret {secret}, ")?;
+                match field {
+                    ClusterField::Name => f.write_str("field name"),
+                    ClusterField::NameNormalized => f.write_str("field name (normalized)"),
+                    ClusterField::Server => f.write_str("field server"),
+                    ClusterField::Project => f.write_str("field project"),
+                    ClusterField::Metadata => f.write_str("labels and annotations"),
+                    ClusterField::Label(l) => write!(f, "label {l}"),
+                    ClusterField::Annotation(a) => write!(f, "annotation {a}"),
+                }
+            }
+            ParamOrigin::ClusterList { generator } => {
+                write!(f, "{generator}: all selected clusters (flatList)")
+            }
+            ParamOrigin::GitDirectory {
+                generator,
+                repo,
+                revision,
+                commit,
+                path,
+            } => write!(
+                f,
+                "{generator}: directory {path} of {repo} at {revision} ({commit})"
+            ),
+            ParamOrigin::GitFile {
+                generator,
+                repo,
+                revision,
+                commit,
+                file,
+                index,
+            } => write!(
+                f,
+                "{generator}: file {file} (item {index}) of {repo} at {revision} ({commit})"
+            ),
+            ParamOrigin::Values { generator } => write!(f, "{generator}.values (interpolated)"),
+            ParamOrigin::Combined { origin, .. } => write!(f, "{origin}"),
+        }
+    }
+}
+
+/// Top-level keys of `params`, for [`Provenance::combined`].
+pub fn key_set(params: &Params) -> Arc<[String]> {
+    params.keys().cloned().collect()
+}
+
+/// Go's `fmt.Sprintf("%v", v)` for a JSON-decoded value (numbers are float64 in Go).
+pub fn go_string(value: &Value) -> String {
+    let mut out = String::new();
+    write_go(&mut out, value);
+    out
+}
+
+fn write_go(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("<nil>"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&go_float(n.as_f64().unwrap_or(f64::NAN))),
+        Value::String(s) => out.push_str(s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                write_go(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push_str("map[");
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push(':');
+                write_go(out, v);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Go's `%v` of a float64: the shortest representation, in exponent form when the
+/// decimal exponent is below -4 or at least 6 (`1e+06`, `1.5e-05`, `123456`).
+pub fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e6".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut out = String::new();
+    if f < 0.0 {
+        out.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let abs = exp.unsigned_abs();
+        if abs < 10 {
+            out.push('0');
+        }
+        out.push_str(&abs.to_string());
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let point = usize::try_from(exp).unwrap_or(0) + 1;
+        if digits.len() <= point {
+            out.push_str(&digits);
+            for _ in digits.len()..point {
+                out.push('0');
+            }
+        } else {
+            out.push_str(&digits[..point]);
+            out.push('.');
+            out.push_str(&digits[point..]);
+        }
+    }
+    out
+}
+
+/// `jeremywohl/flatten` dot style + `%v`: nested maps and arrays become `a.b`, `a.0`
+/// keys; empty maps and arrays disappear. Calls `emit` for every leaf.
+pub fn flatten(params: &Params, mut emit: impl FnMut(String, String)) {
+    fn walk(prefix: &str, value: &Value, emit: &mut dyn FnMut(String, String)) {
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(&join(k), v, emit);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(&join(&i.to_string()), v, emit);
+                }
+            }
+            leaf => emit(prefix.to_owned(), go_string(leaf)),
+        }
+    }
+    for (k, v) in params {
+        match v {
+            Value::Object(_) | Value::Array(_) => walk(k, v, &mut emit),
+            leaf => emit(k.clone(), go_string(leaf)),
+        }
+    }
+}
+
+/// Argo CD's `SanitizeName`: lowercase, every character outside `[-a-z0-9.]` becomes
+/// `-`, at most 253 characters, leading/trailing `-` and `.` trimmed.
+pub fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(253);
+    out.trim_matches(|c| c == '-' || c == '.').to_owned()
+}
+
+/// Go's `path.Base`.
+pub fn go_base(path: &str) -> &str {
+    if path.is_empty() {
+        return ".";
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/";
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
+}
+
+/// Go's `path.Dir` for the clean, relative paths Git lists (`a/b/c` -> `a/b`, `c` -> `.`).
+pub fn go_dir(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn go_float_formatting() {
+        for (f, s) in [
+            (1000000.0, "1e+06"),
+            (123456.0, "123456"),
+            (2.5, "2.5"),
+            (0.5, "0.5"),
+            (1234567.0, "1.234567e+06"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-3.0, "-3"),
+            (1e21, "1e+21"),
+            (100.0, "100"),
+            (0.0, "0"),
+            (1.5e300, "1.5e+300"),
+        ] {
+            assert_eq!(go_float(f), s, "{f}");
+        }
+    }
+
+    #[test]
+    fn go_string_of_values() {
+        assert_eq!(go_string(&json!(true)), "true");
+        assert_eq!(go_string(&json!(null)), "<nil>");
+        assert_eq!(go_string(&json!(1000000)), "1e+06");
+        assert_eq!(go_string(&json!(["a", 1])), "[a 1]");
+        assert_eq!(go_string(&json!({"b": 1, "a": "x"})), "map[a:x b:1]");
+    }
+
+    #[test]
+    fn flatten_dot_style() {
+        let params = json!({"a": {"b": {"c": 1}, "l": ["x", {"y": true}], "e": {}}, "s": "v"});
+        let mut out = BTreeMap::new();
+        flatten(params.as_object().unwrap(), |k, v| {
+            out.insert(k, v);
+        });
+        let expected: BTreeMap<String, String> = [
+            ("a.b.c", "1"),
+            ("a.l.0", "x"),
+            ("a.l.1.y", "true"),
+            ("s", "v"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn sanitize() {
+        assert_eq!(sanitize_name("production_01/west"), "production-01-west");
+        assert_eq!(sanitize_name("-.--CLUSTER/name  -./.-"), "cluster-name");
+        assert_eq!(sanitize_name("My_Cluster.Example"), "my-cluster.example");
+        assert_eq!(sanitize_name("."), "");
+    }
+
+    #[test]
+    fn go_paths() {
+        assert_eq!(go_base("a/b/c"), "c");
+        assert_eq!(go_base(""), ".");
+        assert_eq!(go_base("."), ".");
+        assert_eq!(go_dir("a/b/c.yaml"), "a/b");
+        assert_eq!(go_dir("c.yaml"), ".");
+    }
+
+    #[test]
+    fn combined_provenance_attributes_keys_to_the_winning_child() {
+        let list: Arc<str> = "spec.generators[0].matrix.generators[0].list".into();
+        let clusters: Arc<str> = "spec.generators[0].matrix.generators[1].clusters".into();
+        let matrix: Arc<str> = "spec.generators[0].matrix".into();
+        let a = Provenance::list_element(&list, 3);
+        let b = Provenance::cluster(&clusters, Some("argocd/prod".into()));
+        let combined = Provenance::combined(
+            &matrix,
+            Combination::Matrix,
+            [
+                (0, Arc::from(vec!["app".to_owned()]), a),
+                (1, Arc::from(vec!["server".to_owned()]), b),
+            ],
+        );
+        let ParamOrigin::Combined { child, origin, .. } = combined.origin("server") else {
+            panic!("not combined")
+        };
+        assert_eq!(child, 1);
+        assert_eq!(
+            *origin,
+            ParamOrigin::ClusterSecret {
+                generator: clusters.to_string(),
+                secret: Some("argocd/prod".into()),
+                field: ClusterField::Server
+            }
+        );
+        assert!(combined.origin("app").to_string().contains("element 3"));
+    }
+}

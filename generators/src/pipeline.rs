@@ -1,0 +1,267 @@
+//! The pure generate -> render pipeline: from an ApplicationSet and its sources to the
+//! Applications it wants (Argo CD's `GenerateApplications` plus validation).
+//!
+//! For each top-level generator entry: run it ([`crate::generator`]), compile its merged
+//! template once, render every parameter set (`render_application` with the
+//! ApplicationSet's finalizer policy, then `templatePatch`), force the Application into the
+//! ApplicationSet's namespace and decode it. Any generator or render error fails the whole
+//! generation: the caller must then create, update and delete nothing. Validation
+//! problems ([`crate::validate`]) only exclude the Applications concerned.
+
+use std::time::Duration;
+
+use argosy_crds::{Application, ApplicationSet};
+use argosy_templates::{
+    Mode, PatchError, RenderError, TemplateError, ValueTemplate, apply_template_patch,
+    render_application_with_policy,
+};
+use serde_json::Value;
+
+use crate::generator::{Context, Depth, GeneratorError, Output, requeue_after, transform};
+use crate::params::ParamSet;
+use crate::source::Sources;
+use crate::validate::{ValidationError, validate};
+
+/// Settings of the pipeline that are not part of the ApplicationSet.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Requeue interval of Git generators without `requeueAfterSeconds` (Argo CD's
+    /// `ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER`, 3 minutes by default).
+    pub default_git_requeue: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            default_git_requeue: Duration::from_secs(180),
+        }
+    }
+}
+
+/// What an ApplicationSet generates.
+#[derive(Debug)]
+pub struct Generated {
+    /// The valid Applications, sorted by name.
+    pub applications: Vec<GeneratedApp>,
+    /// Per-Application validation problems, sorted by Application name.
+    pub validation_errors: Vec<ValidationError>,
+    /// Names of generated Applications that failed validation (sorted, unique). They are
+    /// not created or updated, but still count as present: do not delete them.
+    pub invalid_app_names: Vec<String>,
+    /// When to regenerate: the minimum non-zero interval over the top-level generators.
+    pub requeue_after: Option<Duration>,
+}
+
+/// One generated Application and how it came about.
+#[derive(Debug)]
+pub struct GeneratedApp {
+    pub application: Application,
+    /// Field path of the generator kind, e.g. `spec.generators[0].matrix`.
+    pub generator_path: String,
+    /// The parameters it was rendered with.
+    pub params: ParamSet,
+}
+
+/// Generation failed; nothing may be created, updated or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("spec.goTemplateOptions: {0}")]
+    Options(#[source] TemplateError),
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
+    #[error("spec.template.{}: {} (parameters from {generator})", source.path, source.source)]
+    Render {
+        generator: String,
+        #[source]
+        source: RenderError,
+    },
+    #[error("spec.templatePatch: {source} (parameters from {generator})")]
+    TemplatePatch {
+        generator: String,
+        #[source]
+        source: PatchError,
+    },
+    #[error("spec.template: the rendered Application is invalid: {message} (parameters from {generator})")]
+    InvalidApplication { generator: String, message: String },
+}
+
+impl GenerateError {
+    /// A static category for metrics and events: `InvalidSpec`, `GeneratorError`,
+    /// `RepoError` or `RenderError`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Options(_) => "InvalidSpec",
+            Self::Generator(e) => e.category(),
+            Self::Render { .. } | Self::TemplatePatch { .. } | Self::InvalidApplication { .. } => {
+                "RenderError"
+            }
+        }
+    }
+
+    /// Argo CD's `ErrorOccurred` condition reason for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Generator(_) => "ApplicationGenerationFromParamsError",
+            _ => "RenderTemplateParamsError",
+        }
+    }
+
+    /// False only for failures outside the user's control (reading a repository).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Self::Generator(e) => e.is_user_error(),
+            _ => true,
+        }
+    }
+}
+
+/// Runs every generator of `appset`, renders the Applications and validates them.
+pub fn generate_applications(
+    appset: &ApplicationSet,
+    sources: Sources<'_>,
+    options: &PipelineOptions,
+) -> Result<Generated, GenerateError> {
+    let spec = &appset.spec;
+    let mode =
+        Mode::from_spec(spec.go_template, &spec.go_template_options).map_err(GenerateError::Options)?;
+    let ctx = Context::new(appset, sources, mode);
+    let mut apps = Vec::new();
+    for (i, entry) in spec.generators.iter().enumerate() {
+        let path = format!("spec.generators[{i}]");
+        for output in transform(&ctx, entry, &path, Some(&spec.template), Depth::Top)? {
+            apps.extend(render_output(&ctx, output)?);
+        }
+    }
+    let requeue_after = spec
+        .generators
+        .iter()
+        .filter_map(|g| requeue_after(g, Depth::Top, options.default_git_requeue))
+        .min();
+    let validated = validate(&ctx, apps);
+    Ok(Generated {
+        applications: validated.valid,
+        validation_errors: validated.errors,
+        invalid_app_names: validated.invalid_names,
+        requeue_after,
+    })
+}
+
+/// Everything rendering one Application needs, shared by the rendering threads.
+struct Renderer<'a> {
+    template: ValueTemplate,
+    patch: Option<&'a str>,
+    mode: &'a Mode,
+    namespace: &'a str,
+    preserve_resources: bool,
+    generator: &'a str,
+}
+
+/// Parameter sets per rendering thread below which one thread is enough.
+const MIN_SETS_PER_THREAD: usize = 1024;
+
+/// Renders every parameter set of one generator output, in order. Large outputs are
+/// split over the available cores; the first error (in generation order) wins.
+fn render_output(ctx: &Context<'_>, output: Output) -> Result<Vec<GeneratedApp>, GenerateError> {
+    let spec = &ctx.appset.spec;
+    let generator: &str = &output.path;
+    let renderer = Renderer {
+        template: ValueTemplate::compile(&output.template, &ctx.mode).map_err(|source| {
+            GenerateError::Render {
+                generator: generator.to_owned(),
+                source,
+            }
+        })?,
+        patch: spec.template_patch.as_deref(),
+        mode: &ctx.mode,
+        namespace: ctx.appset.metadata.namespace.as_deref().unwrap_or_default(),
+        preserve_resources: spec
+            .sync_policy
+            .as_ref()
+            .is_some_and(|p| p.preserve_resources_on_deletion),
+        generator,
+    };
+    let mut sets = output.params;
+    let threads = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .min(sets.len() / MIN_SETS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return sets.into_iter().map(|set| renderer.render(set)).collect();
+    }
+    let chunk = sets.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    while sets.len() > chunk {
+        chunks.push(sets.split_off(sets.len() - chunk));
+    }
+    chunks.push(sets);
+    chunks.reverse();
+    let results: Vec<Result<Vec<GeneratedApp>, GenerateError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let renderer = &renderer;
+                scope.spawn(move || chunk.into_iter().map(|set| renderer.render(set)).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut apps = Vec::new();
+    for result in results {
+        apps.extend(result?);
+    }
+    Ok(apps)
+}
+
+impl Renderer<'_> {
+    fn render(&self, params: ParamSet) -> Result<GeneratedApp, GenerateError> {
+        let generator = || self.generator.to_owned();
+        let mut app = render_application_with_policy(
+            &self.template,
+            &params.params,
+            self.preserve_resources,
+        )
+        .map_err(|source| GenerateError::Render {
+            generator: generator(),
+            source,
+        })?;
+        if let Some(patch) = self.patch {
+            app = apply_template_patch(&app, patch, &params.params, self.mode).map_err(|source| {
+                GenerateError::TemplatePatch {
+                    generator: generator(),
+                    source,
+                }
+            })?;
+        }
+        set_namespace(&mut app, self.namespace);
+        let application: Application =
+            serde_json::from_value(app).map_err(|e| GenerateError::InvalidApplication {
+                generator: generator(),
+                message: e.to_string(),
+            })?;
+        Ok(GeneratedApp {
+            application,
+            generator_path: generator(),
+            params,
+        })
+    }
+}
+
+/// Generated Applications always live in the ApplicationSet's namespace, whatever the
+/// template says: that is the tenancy boundary.
+fn set_namespace(app: &mut Value, namespace: &str) {
+    if let Value::Object(obj) = app {
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !meta.is_object() {
+            *meta = Value::Object(Default::default());
+        }
+        if let Value::Object(meta) = meta {
+            meta.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
+        }
+    }
+}

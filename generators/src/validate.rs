@@ -1,0 +1,188 @@
+//! Validation of generated Applications (Argo CD's `validateGeneratedApplications`).
+//!
+//! Checks, in order, with at most one error per Application: a name is set, the name is not
+//! already taken by an earlier Application of this generation, the AppProject exists, and
+//! the destination resolves to exactly one known cluster (the implicit in-cluster
+//! included). An invalid Application is neither created nor updated, but it still counts
+//! as present, so that an existing Application of that name is not deleted.
+//!
+//! Duplicates: as the Argo CD version Argosy follows, only the later Applications carrying
+//! an already generated name are rejected; the first one is kept.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use argosy_crds::application::ApplicationDestination;
+use argosy_crds::consts::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
+use serde::Serialize;
+
+use crate::generator::Context;
+use crate::pipeline::GeneratedApp;
+use crate::source::ClusterEntry;
+
+/// A generated Application that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    /// The Application's name (empty when it has none).
+    pub application: String,
+    pub message: String,
+}
+
+pub(crate) struct Validated {
+    pub valid: Vec<GeneratedApp>,
+    pub errors: Vec<ValidationError>,
+    pub invalid_names: Vec<String>,
+}
+
+pub(crate) fn validate(ctx: &Context<'_>, apps: Vec<GeneratedApp>) -> Validated {
+    let appset = ctx.appset.metadata.name.as_deref().unwrap_or_default();
+    let clusters = Destinations::new(ctx.clusters());
+    let mut seen = HashSet::new();
+    let mut valid = Vec::with_capacity(apps.len());
+    let mut errors = Vec::new();
+    let mut invalid_names = BTreeSet::new();
+    for app in apps {
+        let name = app.application.metadata.name.clone().unwrap_or_default();
+        let spec = &app.application.spec;
+        let problem = if name.is_empty() {
+            Some(format!(
+                "ApplicationSet {appset} contains an application with no name (from {}; generateName is not supported)",
+                app.generator_path
+            ))
+        } else if !seen.insert(name.clone()) {
+            Some(format!(
+                "ApplicationSet {appset} contains applications with duplicate name: {name}"
+            ))
+        } else if !ctx.sources.projects.project_exists(&spec.project) {
+            Some(format!(
+                "application references project {} which does not exist",
+                spec.project
+            ))
+        } else {
+            clusters
+                .check(&spec.destination)
+                .err()
+                .map(|e| format!("application destination spec is invalid: {e}"))
+        };
+        match problem {
+            Some(message) => {
+                if !name.is_empty() {
+                    invalid_names.insert(name.clone());
+                }
+                errors.push(ValidationError {
+                    application: name,
+                    message,
+                });
+            }
+            None => valid.push(app),
+        }
+    }
+    valid.sort_by(|a, b| a.application.metadata.name.cmp(&b.application.metadata.name));
+    errors.sort_by(|a, b| a.application.cmp(&b.application));
+    Validated {
+        valid,
+        errors,
+        invalid_names: invalid_names.into_iter().collect(),
+    }
+}
+
+/// The known clusters, by server and by name (Argo CD's `GetDestinationCluster`).
+struct Destinations {
+    servers: HashSet<String>,
+    names: BTreeMap<String, Vec<String>>,
+}
+
+impl Destinations {
+    fn new(entries: &[ClusterEntry]) -> Self {
+        let mut d = Self {
+            servers: HashSet::new(),
+            names: BTreeMap::new(),
+        };
+        for entry in entries {
+            if let ClusterEntry::Valid(c) = entry {
+                d.add(&c.name, &c.server);
+            }
+        }
+        // The local cluster exists without a Secret unless a Secret stands for it.
+        if !d.servers.contains(IN_CLUSTER_SERVER) {
+            d.add(IN_CLUSTER_NAME, IN_CLUSTER_SERVER);
+        }
+        d
+    }
+
+    fn add(&mut self, name: &str, server: &str) {
+        let server = normalize(server).to_owned();
+        self.names.entry(name.to_owned()).or_default().push(server.clone());
+        self.servers.insert(server);
+    }
+
+    fn check(&self, dest: &ApplicationDestination) -> Result<(), String> {
+        match (dest.name.as_str(), dest.server.as_str()) {
+            ("", "") => Err("Destination server missing from app spec".to_owned()),
+            (name, server) if !name.is_empty() && !server.is_empty() => Err(format!(
+                "application destination can't have both name and server defined: {name} {server}"
+            )),
+            ("", server) => {
+                if self.servers.contains(normalize(server)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "error getting cluster by server {server:?}: cluster {server:?} not found"
+                    ))
+                }
+            }
+            (name, _) => match self.names.get(name).map(Vec::as_slice) {
+                None | Some([]) => Err(format!("there are no clusters with this name: {name}")),
+                Some([_]) => Ok(()),
+                Some(servers) => Err(format!(
+                    "there are {} clusters with the same name: [{}]",
+                    servers.len(),
+                    servers.join(" ")
+                )),
+            },
+        }
+    }
+}
+
+fn normalize(server: &str) -> &str {
+    server.trim_end_matches('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argosy_crds::Cluster;
+
+    fn dest(name: &str, server: &str) -> ApplicationDestination {
+        ApplicationDestination {
+            name: name.to_owned(),
+            server: server.to_owned(),
+            namespace: String::new(),
+        }
+    }
+
+    #[test]
+    fn destinations() {
+        let c = |name: &str, server: &str| {
+            ClusterEntry::Valid(Cluster {
+                name: name.to_owned(),
+                server: server.to_owned(),
+                ..Cluster::default()
+            })
+        };
+        let d = Destinations::new(&[c("a", "https://a/"), c("dup", "https://d1"), c("dup", "https://d2")]);
+        assert!(d.check(&dest("", "https://a")).is_ok());
+        assert!(d.check(&dest("a", "")).is_ok());
+        assert!(d.check(&dest("in-cluster", "")).is_ok());
+        assert!(d.check(&dest("", IN_CLUSTER_SERVER)).is_ok());
+        assert!(d.check(&dest("", "")).unwrap_err().contains("missing"));
+        assert!(d.check(&dest("a", "https://a")).unwrap_err().contains("both"));
+        assert!(d.check(&dest("", "https://x")).unwrap_err().contains("not found"));
+        assert!(d.check(&dest("x", "")).unwrap_err().contains("no clusters"));
+        assert!(d.check(&dest("dup", "")).unwrap_err().contains("2 clusters"));
+
+        // A Secret for the local server replaces the implicit in-cluster.
+        let d = Destinations::new(&[c("local", IN_CLUSTER_SERVER)]);
+        assert!(d.check(&dest("local", "")).is_ok());
+        assert!(d.check(&dest("in-cluster", "")).is_err());
+    }
+}
