@@ -1,0 +1,608 @@
+//! Sprig string functions (Go `strings`, Masterminds/goutils and huandu/xstrings semantics) and
+//! Go's `path` functions.
+//!
+//! Sprig slices strings by bytes (`trunc`, `substr`, `abbrev`); a cut inside a UTF-8 sequence
+//! yields U+FFFD here where Go would produce an invalid byte. `snakecase`/`kebabcase` split words
+//! at case changes, digit/letter boundaries and separators, which matches xstrings for ordinary
+//! identifiers but not every corner of its word classifier.
+
+use std::collections::BTreeMap;
+
+use super::{FnResult, Func, Param, arg, checked_size, fixed, int_arg, str_arg, variadic};
+use crate::go::Budget;
+use crate::go::fmt::{quote as go_quote, to_string};
+use crate::go::value::{Elem, Value};
+
+use Param::{Any, Int, Str};
+
+pub(super) const FUNCS: &[Func] = &[
+    fixed("hello", &[], hello),
+    fixed("abbrev", &[Int, Str], abbrev),
+    fixed("abbrevboth", &[Int, Int, Str], abbrevboth),
+    fixed("trunc", &[Int, Str], trunc),
+    fixed("trim", &[Str], trim),
+    fixed("upper", &[Str], upper),
+    fixed("lower", &[Str], lower),
+    fixed("title", &[Str], title),
+    fixed("untitle", &[Str], untitle),
+    fixed("substr", &[Int, Int, Str], substr),
+    fixed("repeat", &[Int, Str], repeat),
+    fixed("trimall", &[Str, Str], trim_all),
+    fixed("trimAll", &[Str, Str], trim_all),
+    fixed("trimSuffix", &[Str, Str], trim_suffix),
+    fixed("trimPrefix", &[Str, Str], trim_prefix),
+    fixed("nospace", &[Str], nospace),
+    fixed("initials", &[Str], initials),
+    fixed("swapcase", &[Str], swapcase),
+    fixed("snakecase", &[Str], snakecase),
+    fixed("camelcase", &[Str], camelcase),
+    fixed("kebabcase", &[Str], kebabcase),
+    fixed("wrap", &[Int, Str], wrap),
+    fixed("wrapWith", &[Int, Str, Str], wrap_with),
+    fixed("contains", &[Str, Str], contains),
+    fixed("hasPrefix", &[Str, Str], has_prefix),
+    fixed("hasSuffix", &[Str, Str], has_suffix),
+    variadic("quote", &[], Any, quote),
+    variadic("squote", &[], Any, squote),
+    variadic("cat", &[], Any, cat),
+    fixed("indent", &[Int, Str], indent),
+    fixed("nindent", &[Int, Str], nindent),
+    fixed("replace", &[Str, Str, Str], replace),
+    fixed("plural", &[Str, Str, Int], plural),
+    fixed("toString", &[Any], to_string_fn),
+    fixed("split", &[Str, Str], split),
+    fixed("splitList", &[Str, Str], split_list),
+    fixed("splitn", &[Str, Int, Str], splitn),
+    fixed("toStrings", &[Any], to_strings),
+    fixed("join", &[Str, Any], join),
+    fixed("sortAlpha", &[Any], sort_alpha),
+    fixed("base", &[Str], base),
+    fixed("dir", &[Str], dir),
+    fixed("clean", &[Str], clean),
+    fixed("ext", &[Str], ext),
+    fixed("isAbs", &[Str], is_abs),
+    fixed("osBase", &[Str], base),
+    fixed("osDir", &[Str], dir),
+    fixed("osClean", &[Str], clean),
+    fixed("osExt", &[Str], ext),
+    fixed("osIsAbs", &[Str], is_abs),
+];
+
+fn s<'a>(v: impl Into<String>) -> FnResult<'a> {
+    Ok(Value::string(v.into()))
+}
+
+/// Go's byte slicing `s[from..to]`, lossy where it cuts a UTF-8 sequence.
+fn byte_slice(text: &str, from: usize, to: usize) -> String {
+    String::from_utf8_lossy(text.as_bytes().get(from..to).unwrap_or(&[])).into_owned()
+}
+
+fn hello<'a>(_: &mut Budget, _: &[Value<'a>]) -> FnResult<'a> {
+    s("Hello!")
+}
+
+/// goutils `AbbreviateFull`.
+fn abbreviate_full(text: &str, offset: i64, width: i64) -> String {
+    let len = text.len() as i64;
+    if text.is_empty() || width < 4 || len <= width {
+        return text.to_string();
+    }
+    let mut offset = offset.min(len);
+    if len - offset < width - 3 {
+        offset = len - (width - 3);
+    }
+    if offset <= 4 {
+        return byte_slice(text, 0, (width - 3) as usize) + "...";
+    }
+    if width < 7 {
+        return text.to_string();
+    }
+    if offset + width - 3 < len {
+        let tail = byte_slice(text, (offset + width - 3) as usize, text.len());
+        return "...".to_string() + &abbreviate_full(&tail, 0, width - 3);
+    }
+    "...".to_string() + &byte_slice(text, (len - (width - 3)) as usize, text.len())
+}
+
+fn abbrev<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(abbreviate_full(str_arg(a, 1), 0, int_arg(a, 0)))
+}
+
+fn abbrevboth<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let (left, right, text) = (int_arg(a, 0), int_arg(a, 1), str_arg(a, 2));
+    if right < 4 || (left > 0 && right < 7) {
+        return s(text);
+    }
+    s(abbreviate_full(text, left, right))
+}
+
+fn trunc<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let (c, text) = (int_arg(a, 0), str_arg(a, 1));
+    let len = text.len() as i64;
+    if c < 0 && len + c > 0 {
+        return s(byte_slice(text, (len + c) as usize, text.len()));
+    }
+    if c >= 0 && len > c {
+        return s(byte_slice(text, 0, c as usize));
+    }
+    s(text)
+}
+
+fn trim<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(str_arg(a, 0).trim())
+}
+
+fn upper<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(str_arg(a, 0).to_uppercase())
+}
+
+fn lower<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(str_arg(a, 0).to_lowercase())
+}
+
+/// Go's `strings.Title` word separators.
+fn is_separator(c: char) -> bool {
+    if c.is_ascii() {
+        return !(c.is_ascii_alphanumeric() || c == '_');
+    }
+    !(c.is_alphabetic() || c.is_numeric()) && c.is_whitespace()
+}
+
+fn upper_char(c: char) -> char {
+    c.to_uppercase().next().unwrap_or(c)
+}
+
+fn lower_char(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+fn title<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let mut prev = ' ';
+    let out: String = str_arg(a, 0)
+        .chars()
+        .map(|c| {
+            let r = if is_separator(prev) { upper_char(c) } else { c };
+            prev = c;
+            r
+        })
+        .collect();
+    s(out)
+}
+
+fn untitle<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let mut next = true;
+    let out: String = str_arg(a, 0)
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() {
+                next = true;
+                c
+            } else if next {
+                next = false;
+                lower_char(c)
+            } else {
+                c
+            }
+        })
+        .collect();
+    s(out)
+}
+
+fn substr<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let (start, end, text) = (int_arg(a, 0), int_arg(a, 1), str_arg(a, 2));
+    let len = text.len() as i64;
+    let (from, to) = if start < 0 {
+        (0, end)
+    } else if end < 0 || end > len {
+        (start, len)
+    } else {
+        (start, end)
+    };
+    if to < 0 || to > len || from > to {
+        return Err(format!(
+            "runtime error: slice bounds out of range [{from}:{to}] with length {len}"
+        ));
+    }
+    s(byte_slice(text, from as usize, to as usize))
+}
+
+fn repeat<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let (count, text) = (int_arg(a, 0), str_arg(a, 1));
+    if count < 0 {
+        return Err("strings: negative Repeat count".to_string());
+    }
+    let n = checked_size(count, text.len())?;
+    s(text.repeat(n))
+}
+
+fn trim_all<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let cutset: Vec<char> = str_arg(a, 0).chars().collect();
+    s(str_arg(a, 1).trim_matches(|c| cutset.contains(&c)))
+}
+
+fn trim_suffix<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let text = str_arg(a, 1);
+    s(text.strip_suffix(str_arg(a, 0)).unwrap_or(text))
+}
+
+fn trim_prefix<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let text = str_arg(a, 1);
+    s(text.strip_prefix(str_arg(a, 0)).unwrap_or(text))
+}
+
+fn nospace<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(str_arg(a, 0).chars().filter(|c| !c.is_whitespace()).collect::<String>())
+}
+
+fn initials<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let mut gap = true;
+    let mut out = String::new();
+    for c in str_arg(a, 0).chars() {
+        if c.is_whitespace() {
+            gap = true;
+        } else if gap {
+            out.push(c);
+            gap = false;
+        }
+    }
+    s(out)
+}
+
+fn swapcase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let out: String = str_arg(a, 0)
+        .chars()
+        .map(|c| {
+            if c.is_uppercase() {
+                lower_char(c)
+            } else if c.is_lowercase() {
+                upper_char(c)
+            } else {
+                c
+            }
+        })
+        .collect();
+    s(out)
+}
+
+/// Words of an identifier: split at separators, lower→upper and digit→upper changes, and before
+/// the last capital of an acronym followed by lowercase (`HTTPServer` → `HTTP`, `Server`).
+fn words(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if let Some(prev) = cur.chars().last() {
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let boundary = c.is_uppercase()
+                && (prev.is_lowercase() || prev.is_numeric() || (prev.is_uppercase() && next_lower));
+            if boundary {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn joined_lower(text: &str, sep: &str) -> String {
+    words(text)
+        .iter()
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn snakecase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(joined_lower(str_arg(a, 0), "_"))
+}
+
+fn kebabcase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(joined_lower(str_arg(a, 0), "-"))
+}
+
+/// xstrings `ToCamelCase`: connectors (`_`, `-`, spaces) are dropped and the next rune upper-cased;
+/// the first rune is upper-cased; leading connectors are kept.
+fn camelcase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let is_conn = |c: char| c == '-' || c == '_' || c.is_whitespace();
+    let mut chars = str_arg(a, 0).chars().peekable();
+    let mut out = String::new();
+    while let Some(&c) = chars.peek() {
+        if !is_conn(c) {
+            break;
+        }
+        out.push(c);
+        chars.next();
+    }
+    let Some(first) = chars.next() else {
+        return s(out);
+    };
+    let mut r0 = upper_char(first);
+    for c in chars {
+        let r1 = r0;
+        r0 = c;
+        if is_conn(r0) && is_conn(r1) {
+            out.push(r1);
+            continue;
+        }
+        if is_conn(r1) {
+            r0 = upper_char(r0);
+        } else {
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    s(out)
+}
+
+/// goutils `WrapCustom` (byte based, like Go).
+fn wrap_custom(text: &str, width: i64, newline: &str, long_words: bool) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let newline = if newline.is_empty() { "\n" } else { newline };
+    let width = usize::try_from(width.max(1)).unwrap_or(usize::MAX);
+    let b = text.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len() + 16);
+    let mut offset = 0;
+    while b.len() - offset > width {
+        if b[offset] == b' ' {
+            offset += 1;
+            continue;
+        }
+        let end = (offset + width + 1).min(b.len());
+        match b[offset..end].iter().rposition(|&c| c == b' ') {
+            Some(sp) => {
+                out.extend_from_slice(&b[offset..offset + sp]);
+                out.extend_from_slice(newline.as_bytes());
+                offset += sp + 1;
+            }
+            None if long_words => {
+                out.extend_from_slice(&b[offset..offset + width]);
+                out.extend_from_slice(newline.as_bytes());
+                offset += width;
+            }
+            None => {
+                let end = offset + width;
+                match b[end..].iter().position(|&c| c == b' ') {
+                    None => {
+                        out.extend_from_slice(&b[offset..]);
+                        offset = b.len();
+                    }
+                    Some(i) => {
+                        out.extend_from_slice(&b[offset..end + i]);
+                        out.extend_from_slice(newline.as_bytes());
+                        offset = end + i + 1;
+                    }
+                }
+            }
+        }
+    }
+    out.extend_from_slice(&b[offset..]);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn wrap<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(wrap_custom(str_arg(a, 1), int_arg(a, 0), "", false))
+}
+
+fn wrap_with<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let (text, sep) = (str_arg(a, 2), str_arg(a, 1));
+    checked_size(text.len() as i64, sep.len().max(1))?;
+    s(wrap_custom(text, int_arg(a, 0), sep, true))
+}
+
+fn contains<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    Ok(Value::Bool(str_arg(a, 1).contains(str_arg(a, 0))))
+}
+
+fn has_prefix<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    Ok(Value::Bool(str_arg(a, 1).starts_with(str_arg(a, 0))))
+}
+
+fn has_suffix<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    Ok(Value::Bool(str_arg(a, 1).ends_with(str_arg(a, 0))))
+}
+
+fn quote<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let mut out = Vec::new();
+    for v in a.iter().filter(|v| !v.is_nil()) {
+        out.push(go_quote(&to_string(v, b)?));
+    }
+    s(out.join(" "))
+}
+
+fn squote<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let mut out = Vec::new();
+    for v in a.iter().filter(|v| !v.is_nil()) {
+        out.push(format!("'{}'", to_string(v, b)?));
+    }
+    s(out.join(" "))
+}
+
+fn cat<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let mut out = Vec::new();
+    for v in a.iter().filter(|v| !v.is_nil()) {
+        out.push(to_string(v, b)?);
+    }
+    s(out.join(" "))
+}
+
+fn indent_by(spaces: i64, text: &str) -> Result<String, String> {
+    if spaces < 0 {
+        return Err("strings: negative Repeat count".to_string());
+    }
+    let lines = text.matches('\n').count() + 1;
+    let n = checked_size(spaces, lines)?;
+    checked_size((text.len() + n * lines) as i64, 1)?;
+    let pad = " ".repeat(n);
+    Ok(pad.clone() + &text.replace('\n', &format!("\n{pad}")))
+}
+
+fn indent<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(indent_by(int_arg(a, 0), str_arg(a, 1))?)
+}
+
+fn nindent<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s("\n".to_string() + &indent_by(int_arg(a, 0), str_arg(a, 1))?)
+}
+
+fn replace<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let (old, new, src) = (str_arg(a, 0), str_arg(a, 1), str_arg(a, 2));
+    let count = if old.is_empty() { src.chars().count() + 1 } else { src.matches(old).count() };
+    checked_size((src.len() + count * new.len()) as i64, 1)?;
+    s(src.replace(old, new))
+}
+
+fn plural<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(if int_arg(a, 2) == 1 { str_arg(a, 0) } else { str_arg(a, 1) })
+}
+
+fn to_string_fn<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(to_string(&arg(a, 0), b)?)
+}
+
+/// Go's `strings.SplitN` (`n < 0`: all parts; an empty separator splits into runes).
+fn split_n(text: &str, sep: &str, n: i64) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let limit = usize::try_from(n).unwrap_or(usize::MAX);
+    if sep.is_empty() {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out: Vec<String> = Vec::new();
+        for (i, c) in chars.iter().enumerate() {
+            if out.len() + 1 == limit {
+                out.push(chars[i..].iter().collect());
+                return out;
+            }
+            out.push(c.to_string());
+        }
+        return out;
+    }
+    text.splitn(limit, sep).map(str::to_string).collect()
+}
+
+fn indexed_map<'a>(parts: Vec<String>) -> FnResult<'a> {
+    let entries: BTreeMap<String, Value<'a>> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (format!("_{i}"), Value::string(p)))
+        .collect();
+    Ok(Value::map(Elem::Str, entries))
+}
+
+fn split<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    indexed_map(split_n(str_arg(a, 1), str_arg(a, 0), -1))
+}
+
+fn split_list<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    Ok(Value::str_list(split_n(str_arg(a, 1), str_arg(a, 0), -1)))
+}
+
+fn splitn<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    indexed_map(split_n(str_arg(a, 2), str_arg(a, 0), int_arg(a, 1)))
+}
+
+/// Sprig's `strslice`: list elements as strings (nils dropped); a nil is empty; anything else a
+/// one-element list.
+pub(super) fn strslice(v: &Value<'_>, b: &mut Budget) -> Result<Vec<String>, String> {
+    match v.seq_items() {
+        Some(items) => items
+            .iter()
+            .filter(|i| !i.is_nil())
+            .map(|i| to_string(i, b))
+            .collect(),
+        None if v.is_nil() => Ok(Vec::new()),
+        None => Ok(vec![to_string(v, b)?]),
+    }
+}
+
+fn to_strings<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    Ok(Value::str_list(strslice(&arg(a, 0), b)?))
+}
+
+fn join<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(strslice(&arg(a, 1), b)?.join(str_arg(a, 0)))
+}
+
+fn sort_alpha<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let v = arg(a, 0);
+    if !v.is_seq() {
+        return Ok(Value::str_list([to_string(&v, b)?]));
+    }
+    let mut items = strslice(&v, b)?;
+    items.sort();
+    Ok(Value::str_list(items))
+}
+
+/// Go's `path.Clean`.
+pub(super) fn clean_path(p: &str) -> String {
+    if p.is_empty() {
+        return ".".to_string();
+    }
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+fn base<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let p = str_arg(a, 0);
+    if p.is_empty() {
+        return s(".");
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return s("/");
+    }
+    s(trimmed.rsplit('/').next().unwrap_or(trimmed))
+}
+
+fn dir<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let p = str_arg(a, 0);
+    let d = match p.rfind('/') {
+        Some(i) => &p[..=i],
+        None => "",
+    };
+    s(clean_path(d))
+}
+
+fn clean<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    s(clean_path(str_arg(a, 0)))
+}
+
+fn ext<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    let p = str_arg(a, 0);
+    let last = p.rsplit('/').next().unwrap_or(p);
+    s(last.rfind('.').map_or("", |i| &last[i..]))
+}
+
+fn is_abs<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+    Ok(Value::Bool(str_arg(a, 0).starts_with('/')))
+}

@@ -1,0 +1,652 @@
+//! Go's `fmt` and `strconv` formatting as templates see it: `%v` printing of values (floats in
+//! `strconv` shortest `'g'` form, so `1000000` prints `1e+06`), `Sprint`/`Sprintln`, `Sprintf`
+//! with flags, width and precision, `strconv.Quote`, and `encoding/json` float text.
+
+use super::value::Value;
+use super::{Budget, MAX_VALUE_DEPTH};
+use crate::MAX_OUTPUT_BYTES;
+
+type R = Result<(), String>;
+
+/// `strconv.IsPrint` for the characters Go would escape when quoting.
+fn is_print(c: char) -> bool {
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c,
+            '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}' | '\u{180e}'
+            | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}'
+            | '\u{feff}' | '\u{fff9}'..='\u{fffb}' | '\u{e000}'..='\u{f8ff}'))
+}
+
+fn push_quoted_char(out: &mut String, c: char, quote: char, ascii_only: bool) {
+    match c {
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        '\\' => out.push_str("\\\\"),
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if is_print(c) && !(ascii_only && !c.is_ascii()) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+    }
+}
+
+/// `strconv.Quote`.
+pub(crate) fn quote(s: &str) -> String {
+    quote_with(s, false)
+}
+
+fn quote_with(s: &str, ascii_only: bool) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        push_quoted_char(&mut out, c, '"', ascii_only);
+    }
+    out.push('"');
+    out
+}
+
+/// `%#U`: `U+0041 'A'`.
+pub(crate) fn char_u(c: char) -> String {
+    if is_print(c) {
+        format!("U+{:04X} '{c}'", c as u32)
+    } else {
+        format!("U+{:04X}", c as u32)
+    }
+}
+
+/// Decimal digits of a float: value = 0.DIGITS × 10^dp; zero has no digits (as in strconv).
+struct Digits {
+    neg: bool,
+    d: Vec<u8>,
+    dp: i32,
+}
+
+fn digits_from_exp(neg: bool, s: &str) -> Digits {
+    let (mant, exp) = s.split_once('e').unwrap_or((s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut d: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
+    while d.last() == Some(&b'0') {
+        d.pop();
+    }
+    let dp = if d.is_empty() { 0 } else { exp + 1 };
+    Digits { neg, d, dp }
+}
+
+/// Shortest digits that round-trip.
+fn shortest(f: f64) -> Digits {
+    digits_from_exp(f.is_sign_negative(), &format!("{:e}", f.abs()))
+}
+
+/// Digits rounded to `sig` significant digits, trailing zeros dropped.
+fn rounded(f: f64, sig: usize) -> Digits {
+    digits_from_exp(f.is_sign_negative(), &format!("{:.*e}", sig.saturating_sub(1), f.abs()))
+}
+
+fn fmt_e(d: &Digits, prec: usize, e: char) -> String {
+    let mut s = String::new();
+    if d.neg {
+        s.push('-');
+    }
+    s.push(d.d.first().map_or('0', |&b| b as char));
+    if prec > 0 {
+        s.push('.');
+        for i in 1..=prec {
+            s.push(d.d.get(i).map_or('0', |&b| b as char));
+        }
+    }
+    s.push(e);
+    let exp = if d.d.is_empty() { 0 } else { d.dp - 1 };
+    s.push(if exp < 0 { '-' } else { '+' });
+    s.push_str(&format!("{:02}", exp.unsigned_abs()));
+    s
+}
+
+fn fmt_f(d: &Digits, prec: usize) -> String {
+    let mut s = String::new();
+    if d.neg {
+        s.push('-');
+    }
+    if d.dp > 0 {
+        for i in 0..d.dp as usize {
+            s.push(d.d.get(i).map_or('0', |&b| b as char));
+        }
+    } else {
+        s.push('0');
+    }
+    if prec > 0 {
+        s.push('.');
+        for i in 1..=prec as i64 {
+            let j = i64::from(d.dp) + i - 1;
+            let c = if j >= 0 { d.d.get(j as usize).map_or('0', |&b| b as char) } else { '0' };
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// `strconv.FormatFloat(f, fmt, prec, 64)` for `e E f F g G`; `prec == None` is `-1` (shortest).
+pub(crate) fn format_float(f: f64, fmt: char, prec: Option<usize>) -> String {
+    if f.is_nan() {
+        return "NaN".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    let upper = fmt.is_ascii_uppercase();
+    let e = if upper { 'E' } else { 'e' };
+    let out = match (fmt.to_ascii_lowercase(), prec) {
+        ('e', Some(p)) => fmt_e(&rounded(f, p + 1), p, e),
+        ('e', None) => {
+            let d = shortest(f);
+            let p = d.d.len().saturating_sub(1);
+            fmt_e(&d, p, e)
+        }
+        ('f', Some(p)) => format!("{f:.p$}"),
+        ('f', None) => {
+            let d = shortest(f);
+            let p = (d.d.len() as i64 - i64::from(d.dp)).max(0) as usize;
+            fmt_f(&d, p)
+        }
+        (_, prec) => {
+            let (d, mut p, eprec) = match prec {
+                None => {
+                    let d = shortest(f);
+                    let n = d.d.len();
+                    (d, n, 6)
+                }
+                Some(p) => {
+                    let p = p.max(1);
+                    let d = rounded(f, p);
+                    let n = d.d.len();
+                    let eprec = if p > n && n as i64 >= i64::from(d.dp) { n } else { p };
+                    (d, p, eprec)
+                }
+            };
+            let exp = i64::from(d.dp) - 1;
+            if exp < -4 || exp >= eprec as i64 {
+                p = p.min(d.d.len());
+                fmt_e(&d, p.saturating_sub(1), e)
+            } else {
+                if p as i64 > i64::from(d.dp) {
+                    p = d.d.len();
+                }
+                fmt_f(&d, (p as i64 - i64::from(d.dp)).max(0) as usize)
+            }
+        }
+    };
+    if upper { out.to_uppercase() } else { out }
+}
+
+/// `%v` of a float64.
+pub(crate) fn float_v(f: f64) -> String {
+    format_float(f, 'g', None)
+}
+
+/// `encoding/json` text of a float64 (`1e+21` and up, and below `1e-6`, use exponents).
+pub(crate) fn json_float(f: f64) -> String {
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let s = format_float(f, 'e', None);
+        // Go shortens a two-digit negative exponent: e-07 -> e-7.
+        match s.split_once("e-0") {
+            Some((m, x)) if x.len() == 1 => format!("{m}e-{x}"),
+            _ => s,
+        }
+    } else {
+        format_float(f, 'f', None)
+    }
+}
+
+/// Flags, width and precision of one `%` directive.
+#[derive(Default, Clone)]
+struct Spec {
+    plus: bool,
+    minus: bool,
+    sharp: bool,
+    space: bool,
+    zero: bool,
+    width: Option<usize>,
+    prec: Option<usize>,
+}
+
+/// Writes formatted values with Go's `fmt` rules, bounded in size and depth.
+struct Printer<'b> {
+    out: String,
+    budget: &'b mut Budget,
+}
+
+impl Printer<'_> {
+    fn push(&mut self, s: &str) -> R {
+        self.out.push_str(s);
+        if self.out.len() > MAX_OUTPUT_BYTES {
+            return Err(format!("output exceeds {MAX_OUTPUT_BYTES} bytes"));
+        }
+        Ok(())
+    }
+
+    fn pad(&mut self, s: &str, spec: &Spec) -> R {
+        let n = s.chars().count();
+        let Some(w) = spec.width.filter(|&w| w > n) else {
+            return self.push(s);
+        };
+        let fill = if spec.zero && !spec.minus { "0" } else { " " }.repeat(w - n);
+        if spec.minus {
+            self.push(s)?;
+            self.push(&fill)
+        } else {
+            self.push(&fill)?;
+            self.push(s)
+        }
+    }
+
+    fn bad_verb(&mut self, v: &Value<'_>, verb: char, depth: usize) -> R {
+        self.push(&format!("%!{verb}("))?;
+        if v.is_nil() {
+            self.push("<nil>")?;
+        } else {
+            self.push(&v.go_type())?;
+            self.push("=")?;
+            self.value(v, 'v', &Spec::default(), depth)?;
+        }
+        self.push(")")
+    }
+
+    /// One operand with one verb (Go's `printArg`/`printValue`).
+    fn value(&mut self, v: &Value<'_>, verb: char, spec: &Spec, depth: usize) -> R {
+        self.budget.spend(1)?;
+        if depth > MAX_VALUE_DEPTH {
+            return Err(format!("value nesting exceeds {MAX_VALUE_DEPTH} levels"));
+        }
+        if verb == 'T' {
+            return self.pad(&v.go_type(), spec);
+        }
+        match v {
+            Value::Missing | Value::Nil => {
+                if depth == 0 && verb != 'v' {
+                    return self.bad_verb(v, verb, depth);
+                }
+                self.pad("<nil>", spec)
+            }
+            Value::Bool(b) => match verb {
+                'v' | 't' => self.pad(if *b { "true" } else { "false" }, spec),
+                _ => self.bad_verb(v, verb, depth),
+            },
+            Value::Int(i) | Value::Int64(i) => self.integer(v, *i, verb, spec, depth),
+            Value::Float(f) => match verb {
+                'v' => self.float(*f, 'g', spec),
+                'e' | 'E' | 'f' | 'F' | 'g' | 'G' => self.float(*f, verb, spec),
+                _ => self.bad_verb(v, verb, depth),
+            },
+            Value::Str(s) => self.string(v, s, verb, spec, depth),
+            Value::Version(ver) => match verb {
+                'v' | 's' | 'q' | 'x' | 'X' => self.string(v, &ver.to_string(), verb, spec, depth),
+                _ => self.bad_verb(v, verb, depth),
+            },
+            Value::JList(_) | Value::List(_) => {
+                self.push("[")?;
+                for (i, item) in v.seq_items().unwrap_or_default().iter().enumerate() {
+                    if i > 0 {
+                        self.push(" ")?;
+                    }
+                    self.value(item, verb, spec, depth + 1)?;
+                }
+                self.push("]")
+            }
+            Value::JMap(_) | Value::Map(_) => {
+                self.push("map[")?;
+                for (i, (k, item)) in v.map_entries().unwrap_or_default().iter().enumerate() {
+                    if i > 0 {
+                        self.push(" ")?;
+                    }
+                    self.string(&Value::Nil, k, verb, spec, depth + 1)?;
+                    self.push(":")?;
+                    self.value(item, verb, spec, depth + 1)?;
+                }
+                self.push("]")
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Value<'_>, s: &str, verb: char, spec: &Spec, depth: usize) -> R {
+        let s = match spec.prec {
+            Some(p) => s.chars().take(p).collect::<String>(),
+            None => s.to_string(),
+        };
+        match verb {
+            'v' | 's' => self.pad(&s, spec),
+            'q' => self.pad(&quote_with(&s, spec.plus), spec),
+            'x' | 'X' => {
+                let mut hex = String::new();
+                for (i, b) in s.bytes().enumerate() {
+                    if spec.space && i > 0 {
+                        hex.push(' ');
+                    }
+                    if spec.sharp && (spec.space || i == 0) {
+                        hex.push_str(if verb == 'x' { "0x" } else { "0X" });
+                    }
+                    hex.push_str(&if verb == 'x' { format!("{b:02x}") } else { format!("{b:02X}") });
+                }
+                self.pad(&hex, spec)
+            }
+            _ if v.is_nil() => self.bad_verb(&Value::string(s), verb, depth),
+            _ => self.bad_verb(v, verb, depth),
+        }
+    }
+
+    fn integer(&mut self, v: &Value<'_>, i: i64, verb: char, spec: &Spec, depth: usize) -> R {
+        let (base, upper) = match verb {
+            'v' | 'd' => (10, false),
+            'b' => (2, false),
+            'o' | 'O' => (8, false),
+            'x' => (16, false),
+            'X' => (16, true),
+            'c' => {
+                let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{fffd}');
+                return self.pad(&c.to_string(), spec);
+            }
+            'q' => {
+                let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{fffd}');
+                let mut q = String::from("'");
+                push_quoted_char(&mut q, c, '\'', spec.plus);
+                q.push('\'');
+                return self.pad(&q, spec);
+            }
+            'U' => {
+                return self.pad(&format!("U+{:04X}", i), spec);
+            }
+            _ => return self.bad_verb(v, verb, depth),
+        };
+        let neg = i < 0;
+        let u = i.unsigned_abs();
+        let mut digits = match base {
+            2 => format!("{u:b}"),
+            8 => format!("{u:o}"),
+            16 if upper => format!("{u:X}"),
+            16 => format!("{u:x}"),
+            _ => u.to_string(),
+        };
+        let mut zero_width = 0;
+        if let Some(p) = spec.prec {
+            if p == 0 && u == 0 {
+                digits.clear();
+            }
+            zero_width = p;
+        } else if spec.zero && !spec.minus {
+            if let Some(w) = spec.width {
+                zero_width = if neg || spec.plus || spec.space { w.saturating_sub(1) } else { w };
+            }
+        }
+        if digits.len() < zero_width {
+            digits = "0".repeat(zero_width - digits.len()) + &digits;
+        }
+        let mut prefix = String::new();
+        if neg {
+            prefix.push('-');
+        } else if spec.plus {
+            prefix.push('+');
+        } else if spec.space {
+            prefix.push(' ');
+        }
+        if spec.sharp {
+            match base {
+                2 => prefix.push_str("0b"),
+                8 if !digits.starts_with('0') => prefix.push('0'),
+                16 => prefix.push_str(if upper { "0X" } else { "0x" }),
+                _ => {}
+            }
+        }
+        if verb == 'O' {
+            prefix.push_str("0o");
+        }
+        let body = prefix + &digits;
+        let spaces_only = Spec { zero: false, ..spec.clone() };
+        self.pad(&body, &spaces_only)
+    }
+
+    fn float(&mut self, f: f64, verb: char, spec: &Spec) -> R {
+        let prec = match (verb, spec.prec) {
+            (_, Some(p)) => Some(p),
+            ('e' | 'E' | 'f' | 'F', None) => Some(6),
+            _ => None,
+        };
+        let num = format_float(f, verb, prec);
+        let (sign, digits) = match num.strip_prefix('-') {
+            Some(rest) => ("-", rest.to_string()),
+            None => (
+                if num.starts_with('+') {
+                    ""
+                } else if spec.plus {
+                    "+"
+                } else if spec.space {
+                    " "
+                } else {
+                    ""
+                },
+                num.clone(),
+            ),
+        };
+        if !f.is_finite() {
+            let body = if f.is_nan() && !spec.plus && !spec.space {
+                "NaN".to_string()
+            } else if f.is_nan() {
+                format!("{}NaN", if spec.plus { "+" } else { " " })
+            } else if f > 0.0 && !spec.plus {
+                format!("{}Inf", if spec.space { " " } else { "+" })
+            } else {
+                num.clone()
+            };
+            return self.pad(&body, &Spec { zero: false, ..spec.clone() });
+        }
+        match spec.width {
+            Some(w) if spec.zero && !spec.minus && w > sign.len() + digits.len() => {
+                let fill = "0".repeat(w - sign.len() - digits.len());
+                self.push(&format!("{sign}{fill}{digits}"))
+            }
+            _ => self.pad(&format!("{sign}{digits}"), spec),
+        }
+    }
+}
+
+/// Writes `v` as `{{ . }}` does: `%v`, with a missing value as `<no value>`.
+pub(crate) fn write_value(out: &mut String, v: &Value<'_>, budget: &mut Budget) -> R {
+    if let Value::Missing = v {
+        out.push_str("<no value>");
+        return Ok(());
+    }
+    if let Value::Str(s) = v {
+        out.push_str(s);
+    } else {
+        let mut p = Printer {
+            out: String::new(),
+            budget,
+        };
+        p.value(v, 'v', &Spec::default(), 0)?;
+        out.push_str(&p.out);
+    }
+    if out.len() > MAX_OUTPUT_BYTES {
+        return Err(format!("output exceeds {MAX_OUTPUT_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+/// `fmt.Sprintf("%v", v)` (Sprig's `toString`/`strval`).
+pub(crate) fn to_string(v: &Value<'_>, budget: &mut Budget) -> Result<String, String> {
+    if let Value::Str(s) = v {
+        return Ok(s.to_string());
+    }
+    let mut p = Printer {
+        out: String::new(),
+        budget,
+    };
+    p.value(v, 'v', &Spec::default(), 0)?;
+    Ok(p.out)
+}
+
+/// `fmt.Sprint`: operands separated by a space when neither side is a string.
+pub(crate) fn sprint(args: &[Value<'_>], budget: &mut Budget) -> Result<String, String> {
+    let mut p = Printer {
+        out: String::new(),
+        budget,
+    };
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 && a.as_str().is_none() && args[i - 1].as_str().is_none() {
+            p.push(" ")?;
+        }
+        p.value(a, 'v', &Spec::default(), 0)?;
+    }
+    Ok(p.out)
+}
+
+/// `fmt.Sprintln`: operands always separated by spaces, newline appended.
+pub(crate) fn sprintln(args: &[Value<'_>], budget: &mut Budget) -> Result<String, String> {
+    let mut p = Printer {
+        out: String::new(),
+        budget,
+    };
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            p.push(" ")?;
+        }
+        p.value(a, 'v', &Spec::default(), 0)?;
+    }
+    p.push("\n")?;
+    Ok(p.out)
+}
+
+/// Reads a decimal number at `chars[*i..]`.
+fn parse_num(chars: &[char], i: &mut usize) -> Option<usize> {
+    let start = *i;
+    let mut n: usize = 0;
+    while let Some(d) = chars.get(*i).and_then(|c| c.to_digit(10)) {
+        n = n.saturating_mul(10).saturating_add(d as usize);
+        *i += 1;
+    }
+    (*i > start).then_some(n)
+}
+
+/// `fmt.Sprintf`, including Go's `%!verb(type=value)`, `%!v(MISSING)` and `%!(EXTRA ...)` forms.
+pub(crate) fn sprintf(format: &str, args: &[Value<'_>], budget: &mut Budget) -> Result<String, String> {
+    let mut p = Printer {
+        out: String::new(),
+        budget,
+    };
+    let chars: Vec<char> = format.chars().collect();
+    let mut i = 0;
+    let mut arg = 0;
+    let mut reordered = false;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if c != '%' {
+            let mut buf = [0u8; 4];
+            p.push(c.encode_utf8(&mut buf))?;
+            continue;
+        }
+        let mut spec = Spec::default();
+        while let Some(&f) = chars.get(i) {
+            match f {
+                '+' => spec.plus = true,
+                '-' => {
+                    spec.minus = true;
+                    spec.zero = false;
+                }
+                '#' => spec.sharp = true,
+                ' ' => spec.space = true,
+                '0' => spec.zero = !spec.minus,
+                _ => break,
+            }
+            i += 1;
+        }
+        // Explicit argument index `[n]`.
+        let mut arg_index = |i: &mut usize, arg: &mut usize| {
+            if chars.get(*i) == Some(&'[') {
+                let mut j = *i + 1;
+                if let Some(n) = parse_num(&chars, &mut j) {
+                    if chars.get(j) == Some(&']') && n >= 1 {
+                        *arg = n - 1;
+                        *i = j + 1;
+                        reordered = true;
+                    }
+                }
+            }
+        };
+        arg_index(&mut i, &mut arg);
+        if chars.get(i) == Some(&'*') {
+            i += 1;
+            match args.get(arg) {
+                Some(Value::Int(n) | Value::Int64(n)) => {
+                    if *n < 0 {
+                        spec.minus = true;
+                        spec.zero = false;
+                    }
+                    spec.width = Some(n.unsigned_abs() as usize);
+                }
+                _ => p.push("%!(BADWIDTH)")?,
+            }
+            arg += 1;
+        } else {
+            spec.width = parse_num(&chars, &mut i);
+        }
+        if chars.get(i) == Some(&'.') {
+            i += 1;
+            arg_index(&mut i, &mut arg);
+            if chars.get(i) == Some(&'*') {
+                i += 1;
+                match args.get(arg) {
+                    Some(Value::Int(n) | Value::Int64(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    _ => p.push("%!(BADPREC)")?,
+                }
+                arg += 1;
+            } else {
+                spec.prec = Some(parse_num(&chars, &mut i).unwrap_or(0));
+            }
+        }
+        arg_index(&mut i, &mut arg);
+        if spec.width.is_some_and(|w| w > MAX_OUTPUT_BYTES) || spec.prec.is_some_and(|w| w > MAX_OUTPUT_BYTES) {
+            return Err(format!("output exceeds {MAX_OUTPUT_BYTES} bytes"));
+        }
+        let Some(&verb) = chars.get(i) else {
+            p.push("%!(NOVERB)")?;
+            break;
+        };
+        i += 1;
+        if verb == '%' {
+            p.push("%")?;
+            continue;
+        }
+        match args.get(arg) {
+            None => p.push(&format!("%!{verb}(MISSING)"))?,
+            Some(a) => p.value(a, verb, &spec, 0)?,
+        }
+        arg += 1;
+    }
+    if !reordered && arg < args.len() {
+        p.push("%!(EXTRA ")?;
+        for (k, a) in args[arg..].iter().enumerate() {
+            if k > 0 {
+                p.push(", ")?;
+            }
+            if a.is_nil() {
+                p.push("<nil>")?;
+            } else {
+                p.push(&a.go_type())?;
+                p.push("=")?;
+                p.value(a, 'v', &Spec::default(), 0)?;
+            }
+        }
+        p.push(")")?;
+    }
+    Ok(p.out)
+}

@@ -1,0 +1,80 @@
+//! Go `text/template`, re-implemented: [`lex`] (tokens, trim markers, comments), [`parse`] into the
+//! [`ast`], and [`exec`] over runtime [`value`]s, with Go's `fmt` printing in [`fmt`].
+//!
+//! The engine follows Go 1.22+ semantics, including `break`/`continue`, `range` over integers,
+//! short-circuit `and`/`or`, and Go's error texts (`template: :1:7: executing "" at <.a.b>: ...`).
+//! Functions are resolved at parse time against the fixed library in [`crate::funcs`]; an unknown
+//! name is a parse error, as in Go.
+
+pub(crate) mod ast;
+pub(crate) mod exec;
+pub(crate) mod fmt;
+pub(crate) mod lex;
+pub(crate) mod parse;
+pub(crate) mod value;
+
+pub(crate) use fmt::quote;
+
+use crate::error::TemplateError;
+use crate::{MissingKey, Params};
+
+/// Deepest nesting of parenthesised pipelines and control blocks the parser accepts.
+pub(crate) const MAX_PARSE_DEPTH: usize = 100;
+/// Deepest nesting of control blocks and template calls during execution.
+pub(crate) const MAX_EXEC_DEPTH: usize = 100;
+/// Deepest value nesting that printing, encoding and comparison walk into.
+pub(crate) const MAX_VALUE_DEPTH: usize = 128;
+/// Work units (commands, loop iterations, visited values) one render may spend.
+const WORK_BUDGET: u64 = 20_000_000;
+
+/// Work left for one render; every loop and every value walk spends from it, so no template can
+/// run unboundedly long.
+#[derive(Debug)]
+pub(crate) struct Budget(u64);
+
+impl Budget {
+    pub(crate) fn new() -> Self {
+        Budget(WORK_BUDGET)
+    }
+
+    pub(crate) fn spend(&mut self, n: u64) -> Result<(), String> {
+        match self.0.checked_sub(n) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => Err("template execution exceeded its work budget".to_string()),
+        }
+    }
+}
+
+/// A parsed Go template.
+#[derive(Debug)]
+pub(crate) struct GoTemplate {
+    src: Box<str>,
+    program: ast::Program,
+    missing_key: MissingKey,
+}
+
+impl GoTemplate {
+    pub(crate) fn compile(src: &str, missing_key: MissingKey) -> Result<Self, TemplateError> {
+        let program = parse::parse(src).map_err(|message| TemplateError::Parse {
+            template: src.to_string(),
+            message,
+        })?;
+        Ok(GoTemplate {
+            src: src.into(),
+            program,
+            missing_key,
+        })
+    }
+
+    pub(crate) fn render(&self, params: &Params) -> Result<String, TemplateError> {
+        exec::execute(&self.src, &self.program, params, self.missing_key).map_err(|message| {
+            TemplateError::Execute {
+                template: self.src.to_string(),
+                message,
+            }
+        })
+    }
+}
