@@ -654,7 +654,8 @@ pub(crate) fn parse_int_literal(text: &str) -> Option<(bool, u64)> {
     } else {
         (10, lower.clone(), false)
     };
-    if digits.contains('_') && !prefixed {
+    // Underscores may only separate digits (or follow a base prefix).
+    if (digits.starts_with('_') && !prefixed) || digits.ends_with('_') || digits.contains("__") {
         return None;
     }
     let digits = digits.replace('_', "");
