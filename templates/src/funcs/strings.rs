@@ -95,10 +95,11 @@ fn abbreviate_full(text: &str, offset: i64, width: i64) -> String {
         return byte_slice(text, 0, (width - 3) as usize) + "...";
     }
     if width < 7 {
-        return text.to_string();
+        // goutils returns an error here, which Sprig discards.
+        return String::new();
     }
     if offset + width - 3 < len {
-        let tail = byte_slice(text, (offset + width - 3) as usize, text.len());
+        let tail = byte_slice(text, offset as usize, text.len());
         return "...".to_string() + &abbreviate_full(&tail, 0, width - 3);
     }
     "...".to_string() + &byte_slice(text, (len - (width - 3)) as usize, text.len())
