@@ -28,7 +28,10 @@ pub(crate) fn generate(
     path: &Arc<str>,
 ) -> Result<Vec<ParamSet>, GeneratorError> {
     let user_selector = g.selector.clone().unwrap_or_default();
-    let has_selector = user_selector.match_labels.as_ref().is_some_and(|m| !m.is_empty())
+    let has_selector = user_selector
+        .match_labels
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
         || user_selector
             .match_expressions
             .as_ref()
@@ -92,7 +95,10 @@ pub(crate) fn generate(
     }
 
     if g.flat_list {
-        let clusters = out.into_iter().map(|set| Value::Object(set.params)).collect();
+        let clusters = out
+            .into_iter()
+            .map(|set| Value::Object(set.params))
+            .collect();
         let params = Params::from_iter([("clusters".to_owned(), Value::Array(clusters))]);
         return Ok(vec![ParamSet::new(params, Provenance::cluster_list(path))]);
     }
@@ -104,7 +110,10 @@ fn secret_params(cluster: &Cluster, go_template: bool) -> Params {
     let text = |s: &str| Value::String(s.to_owned());
     let mut params = Params::new();
     params.insert("name".to_owned(), text(&cluster.name));
-    params.insert("nameNormalized".to_owned(), text(&sanitize_name(&cluster.name)));
+    params.insert(
+        "nameNormalized".to_owned(),
+        text(&sanitize_name(&cluster.name)),
+    );
     params.insert("server".to_owned(), text(&cluster.server));
     params.insert("project".to_owned(), text(&cluster.project));
     if go_template {
@@ -153,8 +162,11 @@ mod tests {
         assert_eq!(names(&params), ["staging", "prod_1", "in-cluster"]);
         assert_eq!(params[1]["nameNormalized"], "prod-1");
         assert_eq!(params[1]["metadata.labels.env"], "prod");
-        assert_eq!(params[2], json!({"name": "in-cluster", "nameNormalized": "in-cluster",
-            "server": "https://kubernetes.default.svc", "project": ""}));
+        assert_eq!(
+            params[2],
+            json!({"name": "in-cluster", "nameNormalized": "in-cluster",
+            "server": "https://kubernetes.default.svc", "project": ""})
+        );
     }
 
     #[test]
@@ -174,7 +186,9 @@ mod tests {
     fn secret_for_local_server_replaces_in_cluster_and_flat_list() {
         let set = appset(json!({"goTemplate": true, "generators": []}));
         let f = Fixture::default().cluster("local", IN_CLUSTER_SERVER, &[]);
-        let params = f.run(&set, json!({"clusters": {"flatList": true}})).unwrap();
+        let params = f
+            .run(&set, json!({"clusters": {"flatList": true}}))
+            .unwrap();
         assert_eq!(params.len(), 1);
         assert_eq!(names(params[0]["clusters"].as_array().unwrap()), ["local"]);
     }
@@ -184,11 +198,17 @@ mod tests {
         let set = appset(json!({"generators": []}));
         let f = fixture().invalid_cluster("broken", &[("env", "prod")]);
         let err = f
-            .run(&set, json!({"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}))
+            .run(
+                &set,
+                json!({"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}),
+            )
             .unwrap_err();
         assert!(err.contains("argocd/broken"), "{err}");
         // Not selected: ignored.
-        let ok = f.run(&set, json!({"clusters": {"selector": {"matchLabels": {"env": "staging"}}}}));
+        let ok = f.run(
+            &set,
+            json!({"clusters": {"selector": {"matchLabels": {"env": "staging"}}}}),
+        );
         assert_eq!(names(&ok.unwrap()), ["staging"]);
     }
 
@@ -206,6 +226,9 @@ mod tests {
         let set = appset(json!({"generators": []}));
         let generator = json!({"clusters": {"selector": {"matchLabels": {"env": "{{.x}}"}}}});
         let err = fixture().run(&set, generator).unwrap_err();
-        assert!(err.contains("spec.generators[0].clusters.selector"), "{err}");
+        assert!(
+            err.contains("spec.generators[0].clusters.selector"),
+            "{err}"
+        );
     }
 }

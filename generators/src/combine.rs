@@ -18,62 +18,107 @@ use serde_json::Value;
 use crate::generator::{Context, Depth, GeneratorError, transform};
 use crate::params::{Combination, ParamSet, Params, Provenance, go_string, key_set};
 
-pub(crate) fn matrix(
-    ctx: &Context<'_>,
-    m: &CombinationGenerator,
-    path: &Arc<str>,
+/// A matrix generator being read: its first child's parameter sets have been generated,
+/// the combinations are produced on demand, one first-child set at a time.
+pub(crate) struct Matrix<'g> {
+    path: Arc<str>,
     depth: Depth,
-) -> Result<Vec<ParamSet>, GeneratorError> {
-    let [first, second] = m.generators.as_slice() else {
-        let message = if m.generators.len() < 2 {
-            "found less than two generators, Matrix support only two"
-        } else {
-            "found more than two generators, Matrix support only two"
-        };
-        return Err(GeneratorError::spec(path, message));
-    };
-    let child = |i: usize| format!("{path}.generators[{i}]");
-    let first_sets = child_params(ctx, first, &child(0), depth)?;
-    let interpolation = Interpolation::compile(ctx, second, &child(1))?;
-    // Without templates the second child does not depend on `a`: run it once.
-    let mut shared: Option<Vec<ParamSet>> = None;
-    let mut out = Vec::new();
-    for a in &first_sets {
-        let interpolated;
-        let second_sets: &[ParamSet] = match &interpolation {
-            Some(interp) if !a.params.is_empty() => {
-                let entry = interp.render(&a.params)?;
-                interpolated = child_params(ctx, &entry, &child(1), depth)?;
-                &interpolated
-            }
-            _ => {
-                if shared.is_none() {
-                    shared = Some(child_params(ctx, second, &child(1), depth)?);
-                }
-                shared.as_deref().unwrap_or_default()
-            }
-        };
-        let a_keys = key_set(&a.params);
-        for b in second_sets {
-            let params = if ctx.go_template {
-                let mut params = b.params.clone();
-                merge_override(&mut params, &a.params);
-                params
+    second: &'g Generator,
+    first: std::vec::IntoIter<ParamSet>,
+    interpolation: Option<Interpolation>,
+    /// The second child's sets (with their key sets) when it does not depend on the
+    /// first child: generated once, on first use.
+    shared: Option<Vec<(ParamSet, Arc<[String]>)>>,
+}
+
+impl<'g> Matrix<'g> {
+    pub fn new(
+        ctx: &Context<'_>,
+        m: &'g CombinationGenerator,
+        path: &Arc<str>,
+        depth: Depth,
+    ) -> Result<Self, GeneratorError> {
+        let [first, second] = m.generators.as_slice() else {
+            let message = if m.generators.len() < 2 {
+                "found less than two generators, Matrix support only two"
             } else {
-                combine_strings(&a.params, &b.params).map_err(|e| GeneratorError::data(path, e))?
+                "found more than two generators, Matrix support only two"
             };
-            let provenance = Provenance::combined(
-                path,
-                Combination::Matrix,
-                [
-                    (0, a_keys.clone(), a.provenance.clone()),
-                    (1, key_set(&b.params), b.provenance.clone()),
-                ],
-            );
-            out.push(ParamSet::new(params, provenance));
-        }
+            return Err(GeneratorError::spec(path, message));
+        };
+        let first_sets = child_params(ctx, first, &format!("{path}.generators[0]"), depth)?;
+        let interpolation = Interpolation::compile(ctx, second, &format!("{path}.generators[1]"))?;
+        Ok(Matrix {
+            path: path.clone(),
+            depth,
+            second,
+            first: first_sets.into_iter(),
+            interpolation,
+            shared: None,
+        })
     }
-    Ok(out)
+
+    /// Appends the combinations of the next first-child sets to `out` until at least
+    /// `want` were added; false once all are done.
+    pub fn next_batch(
+        &mut self,
+        ctx: &Context<'_>,
+        out: &mut Vec<ParamSet>,
+        want: usize,
+    ) -> Result<bool, GeneratorError> {
+        let start = out.len();
+        let second_path = format!("{}.generators[1]", self.path);
+        while out.len() - start < want {
+            let Some(a) = self.first.next() else {
+                return Ok(false);
+            };
+            let interpolated;
+            let second_sets: &[(ParamSet, Arc<[String]>)] = match &self.interpolation {
+                Some(interp) if !a.params.is_empty() => {
+                    let entry = interp.render(&a.params)?;
+                    interpolated = with_keys(child_params(ctx, &entry, &second_path, self.depth)?);
+                    &interpolated
+                }
+                _ => {
+                    if self.shared.is_none() {
+                        let sets = child_params(ctx, self.second, &second_path, self.depth)?;
+                        self.shared = Some(with_keys(sets));
+                    }
+                    self.shared.as_deref().unwrap_or_default()
+                }
+            };
+            let a_keys = key_set(&a.params);
+            for (b, b_keys) in second_sets {
+                let params = if ctx.go_template {
+                    let mut params = b.params.clone();
+                    merge_override(&mut params, &a.params);
+                    params
+                } else {
+                    combine_strings(&a.params, &b.params)
+                        .map_err(|e| GeneratorError::data(&self.path, e))?
+                };
+                let provenance = Provenance::combined(
+                    &self.path,
+                    Combination::Matrix,
+                    [
+                        (0, a_keys.clone(), a.provenance.clone()),
+                        (1, b_keys.clone(), b.provenance.clone()),
+                    ],
+                );
+                out.push(ParamSet::new(params, provenance));
+            }
+        }
+        Ok(self.first.len() > 0)
+    }
+}
+
+fn with_keys(sets: Vec<ParamSet>) -> Vec<(ParamSet, Arc<[String]>)> {
+    sets.into_iter()
+        .map(|set| {
+            let keys = key_set(&set.params);
+            (set, keys)
+        })
+        .collect()
 }
 
 pub(crate) fn merge(
@@ -90,7 +135,12 @@ pub(crate) fn merge(
     }
     let mut children = Vec::with_capacity(m.generators.len());
     for (i, entry) in m.generators.iter().enumerate() {
-        children.push(child_params(ctx, entry, &format!("{path}.generators[{i}]"), depth)?);
+        children.push(child_params(
+            ctx,
+            entry,
+            &format!("{path}.generators[{i}]"),
+            depth,
+        )?);
     }
     if m.merge_keys.is_empty() {
         return Err(GeneratorError::spec(
@@ -132,7 +182,8 @@ pub(crate) fn merge(
     Ok(merged
         .into_iter()
         .map(|(params, parts)| {
-            let provenance = Provenance::combined(path, Combination::Merge, parts.into_iter().rev());
+            let provenance =
+                Provenance::combined(path, Combination::Merge, parts.into_iter().rev());
             ParamSet::new(params, provenance)
         })
         .collect())
@@ -146,12 +197,12 @@ fn child_params(
     depth: Depth,
 ) -> Result<Vec<ParamSet>, GeneratorError> {
     let mut outputs = transform(ctx, entry, path, None, depth.child())?;
-    match outputs.len() {
-        0 => Err(GeneratorError::spec(
+    match (outputs.pop(), outputs.is_empty()) {
+        (None, _) => Err(GeneratorError::spec(
             path,
             "child generator generated no parameters (no generator is set, or a combination generator is nested more than once)",
         )),
-        1 => Ok(outputs.pop().map(|o| o.params).unwrap_or_default()),
+        (Some(output), true) => output.into_params(ctx),
         _ => Err(GeneratorError::spec(
             path,
             "found more than one generator in matrix.Generators",
@@ -161,7 +212,10 @@ fn child_params(
 
 /// Merge keys of every set of one child, which must be unique: `{key: value}` as JSON,
 /// a missing key counting as `null`.
-fn index_by_keys(keys: &BTreeSet<&str>, sets: &[ParamSet]) -> Result<HashMap<String, usize>, String> {
+fn index_by_keys(
+    keys: &BTreeSet<&str>,
+    sets: &[ParamSet],
+) -> Result<HashMap<String, usize>, String> {
     let mut index = HashMap::with_capacity(sets.len());
     for (i, set) in sets.iter().enumerate() {
         let key: BTreeMap<&str, &Value> = keys
@@ -310,7 +364,10 @@ impl Interpolation {
             insert_at(&mut value, &slot.location, Value::Object(map));
         }
         let mut entry: Generator = serde_json::from_value(value).map_err(|e| {
-            GeneratorError::spec(&self.path, format!("the interpolated generator is invalid: {e}"))
+            GeneratorError::spec(
+                &self.path,
+                format!("the interpolated generator is invalid: {e}"),
+            )
         })?;
         entry.selector = self.selector.clone();
         Ok(entry)
@@ -388,7 +445,8 @@ mod tests {
     #[test]
     fn merge_override_is_deep_and_src_wins() {
         let mut dst = json!({"a": "1", "m": {"x": "1", "y": "1"}, "l": [1, 2], "e": {}, "t": true});
-        let src = json!({"a": "", "m": {"y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null});
+        let src =
+            json!({"a": "", "m": {"y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null});
         merge_override(dst.as_object_mut().unwrap(), src.as_object().unwrap());
         assert_eq!(
             dst,
@@ -404,14 +462,20 @@ mod tests {
             {"list": {"elements": [{"b": "{{a}}x"}]}}
         ]}});
         let params = run_generator(&set, generator).unwrap();
-        assert_eq!(params, [json!({"a": "1", "b": "1x"}), json!({"a": "2", "b": "2x"})]);
+        assert_eq!(
+            params,
+            [json!({"a": "1", "b": "1x"}), json!({"a": "2", "b": "2x"})]
+        );
 
         let generator = json!({"matrix": {"generators": [
             {"list": {"elements": [{"a": "1"}]}},
             {"list": {"elements": [{"a": "2"}]}}
         ]}});
         let err = run_generator(&set, generator).unwrap_err();
-        assert!(err.contains("found duplicate key a with different value"), "{err}");
+        assert!(
+            err.contains("found duplicate key a with different value"),
+            "{err}"
+        );
 
         let generator = json!({"matrix": {"generators": [{"list": {"elements": []}}]}});
         let err = run_generator(&set, generator).unwrap_err();
@@ -427,7 +491,9 @@ mod tests {
 
     #[test]
     fn matrix_gotemplate_first_child_wins_and_values_are_pre_resolved() {
-        let set = appset(json!({"goTemplate": true, "goTemplateOptions": ["missingkey=error"], "generators": []}));
+        let set = appset(
+            json!({"goTemplate": true, "goTemplateOptions": ["missingkey=error"], "generators": []}),
+        );
         let f = Fixture::default().cluster("c1", "https://c1", &[("env", "dev")]);
         let generator = json!({"matrix": {"generators": [
             {"list": {"elements": [{"env": "dev", "server": "first"}]}},
@@ -439,7 +505,10 @@ mod tests {
         let params = f.run(&set, generator).unwrap();
         assert_eq!(params.len(), 1);
         assert_eq!(params[0]["server"], "first");
-        assert_eq!(params[0]["values"], json!({"from-a": "dev", "from-cluster": "c1"}));
+        assert_eq!(
+            params[0]["values"],
+            json!({"from-a": "dev", "from-cluster": "c1"})
+        );
     }
 
     #[test]
@@ -453,7 +522,10 @@ mod tests {
             {"list": {"elements": [{"d": "1"}]}}
         ]}});
         let err = run_generator(&set, generator).unwrap_err();
-        assert!(err.contains("child generator generated no parameters"), "{err}");
+        assert!(
+            err.contains("child generator generated no parameters"),
+            "{err}"
+        );
         assert!(
             err.contains("spec.generators[0].matrix.generators[0].matrix.generators[0]"),
             "{err}"
@@ -470,7 +542,10 @@ mod tests {
         let params = run_generator(&set, generator).unwrap();
         assert_eq!(
             params,
-            [json!({"a": "2", "b": "same", "c": "1"}), json!({"a": "x", "b": "other"})]
+            [
+                json!({"a": "2", "b": "same", "c": "1"}),
+                json!({"a": "x", "b": "other"})
+            ]
         );
 
         let generator = json!({"merge": {"mergeKeys": ["b"], "generators": [

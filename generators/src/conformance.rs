@@ -112,14 +112,21 @@ impl Case {
 }
 
 /// Compares a generation result with a case's expectation; the error is a readable diff.
-pub fn compare(expected: &Expected, actual: &Result<Generated, GenerateError>) -> Result<(), String> {
+pub fn compare(
+    expected: &Expected,
+    actual: &Result<Generated, GenerateError>,
+) -> Result<(), String> {
     if let Some(want) = &expected.error {
         return match actual {
             Err(e) if e.to_string().contains(want.as_str()) => Ok(()),
             Err(e) => Err(format!(
                 "expected an error containing {want:?}, got error: {e}"
             )),
-            Ok(g) if g.validation_errors.iter().any(|v| v.message.contains(want.as_str())) => {
+            Ok(g)
+                if g.validation_errors
+                    .iter()
+                    .any(|v| v.message.contains(want.as_str())) =>
+            {
                 Ok(())
             }
             Ok(g) => Err(format!(
@@ -162,7 +169,11 @@ pub fn compare(expected: &Expected, actual: &Result<Generated, GenerateError>) -
     if diff.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}{}", diff.join("\n"), validation_summary(generated)))
+        Err(format!(
+            "{}{}",
+            diff.join("\n"),
+            validation_summary(generated)
+        ))
     }
 }
 
@@ -271,7 +282,10 @@ mod tests {
         );
         assert_eq!(
             out,
-            ["  spec.l[1]: expected 2, got 3", "  spec.t: unexpected \"b\""]
+            [
+                "  spec.l[1]: expected 2, got 3",
+                "  spec.t: unexpected \"b\""
+            ]
         );
     }
 }

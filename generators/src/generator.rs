@@ -116,7 +116,8 @@ impl<'a> Context<'a> {
 
     /// The cluster Secrets, listed once per generation.
     pub fn clusters(&self) -> &[ClusterEntry] {
-        self.clusters.get_or_init(|| self.sources.clusters.clusters())
+        self.clusters
+            .get_or_init(|| self.sources.clusters.clusters())
     }
 
     /// A repository snapshot, resolved once per `(repo, revision)` per generation.
@@ -204,10 +205,18 @@ fn kinds(entry: &Generator, depth: Depth) -> Vec<Kind<'_>> {
     out.extend(entry.git.as_ref().map(Kind::Git));
     let unsupported = [
         (entry.scm_provider.is_some(), "scmProvider"),
-        (entry.cluster_decision_resource.is_some(), "clusterDecisionResource"),
+        (
+            entry.cluster_decision_resource.is_some(),
+            "clusterDecisionResource",
+        ),
         (entry.pull_request.is_some(), "pullRequest"),
     ];
-    out.extend(unsupported.iter().filter(|(set, _)| *set).map(|(_, n)| Kind::Unsupported(n)));
+    out.extend(
+        unsupported
+            .iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, n)| Kind::Unsupported(n)),
+    );
     if combinations {
         out.extend(entry.matrix.as_ref().map(Kind::Matrix));
         out.extend(entry.merge.as_ref().map(Kind::Merge));
@@ -218,26 +227,70 @@ fn kinds(entry: &Generator, depth: Depth) -> Vec<Kind<'_>> {
     out
 }
 
-/// The output of one generator kind of an entry.
-pub(crate) struct Output {
+/// The output of one generator kind of an entry: its merged template and its parameter
+/// sets, produced in batches so that a large top-level matrix never holds all of its
+/// combined parameter sets at once.
+pub(crate) struct Output<'g> {
     /// Field path of the kind, e.g. `spec.generators[0].list`.
     pub path: Arc<str>,
-    pub params: Vec<ParamSet>,
     /// The generator template merged with the base template, Application-shaped
     /// (`{metadata, spec}`); `Value::Null` when no base template was given.
     pub template: Value,
+    selector: Option<Selector>,
+    sets: Sets<'g>,
 }
 
-/// Runs every generator kind of `entry` (at field path `path`), then its post-selector.
-/// `base` is `spec.template` for top-level entries and None inside matrix/merge, whose
-/// child templates are ignored.
-pub(crate) fn transform(
+enum Sets<'g> {
+    Ready(std::vec::IntoIter<ParamSet>),
+    Matrix(combine::Matrix<'g>),
+}
+
+impl Output<'_> {
+    /// Appends about `want` more parameter sets (fewer once the post-selector filtered
+    /// them) to `out`; false once there are no more.
+    pub fn next_batch(
+        &mut self,
+        ctx: &Context<'_>,
+        out: &mut Vec<ParamSet>,
+        want: usize,
+    ) -> Result<bool, GeneratorError> {
+        let start = out.len();
+        let more = match &mut self.sets {
+            Sets::Ready(sets) => {
+                out.extend(sets.by_ref().take(want));
+                sets.len() > 0
+            }
+            Sets::Matrix(matrix) => matrix.next_batch(ctx, out, want)?,
+        };
+        if let Some(selector) = &self.selector {
+            let batch = out.split_off(start);
+            out.extend(
+                batch
+                    .into_iter()
+                    .filter(|set| post_select(selector, &set.params)),
+            );
+        }
+        Ok(more)
+    }
+
+    /// All remaining parameter sets.
+    pub fn into_params(mut self, ctx: &Context<'_>) -> Result<Vec<ParamSet>, GeneratorError> {
+        let mut out = Vec::new();
+        while self.next_batch(ctx, &mut out, usize::MAX)? {}
+        Ok(out)
+    }
+}
+
+/// Runs every generator kind of `entry` (at field path `path`); the post-selector is
+/// applied as the outputs are read. `base` is `spec.template` for top-level entries and
+/// None inside matrix/merge, whose child templates are ignored.
+pub(crate) fn transform<'g>(
     ctx: &Context<'_>,
-    entry: &Generator,
+    entry: &'g Generator,
     path: &str,
     base: Option<&ApplicationSetTemplate>,
     depth: Depth,
-) -> Result<Vec<Output>, GeneratorError> {
+) -> Result<Vec<Output<'g>>, GeneratorError> {
     let selector = match &entry.selector {
         Some(s) => Some(
             Selector::compile(s, &[], Validation::Params)
@@ -251,16 +304,18 @@ pub(crate) fn transform(
         let template = match (base, kind.template()) {
             (Some(base), Some(own)) => merge_templates(own, base)
                 .map_err(|e| GeneratorError::spec(&format!("{kind_path}.template"), e))?,
-            (Some(base), None) => template_value(base)
-                .map_err(|e| GeneratorError::spec("spec.template", e))?,
+            (Some(base), None) => {
+                template_value(base).map_err(|e| GeneratorError::spec("spec.template", e))?
+            }
             (None, _) => Value::Null,
         };
-        let mut params = match kind {
-            Kind::List(g) => list::generate(ctx, g, &kind_path)?,
-            Kind::Clusters(g) => cluster::generate(ctx, g, &kind_path)?,
-            Kind::Git(g) => git::generate(ctx, g, &kind_path)?,
-            Kind::Matrix(g) => combine::matrix(ctx, g, &kind_path, depth)?,
-            Kind::Merge(g) => combine::merge(ctx, g, &kind_path, depth)?,
+        let ready = |sets: Vec<ParamSet>| Sets::Ready(sets.into_iter());
+        let sets = match kind {
+            Kind::List(g) => ready(list::generate(ctx, g, &kind_path)?),
+            Kind::Clusters(g) => ready(cluster::generate(ctx, g, &kind_path)?),
+            Kind::Git(g) => ready(git::generate(ctx, g, &kind_path)?),
+            Kind::Matrix(g) => Sets::Matrix(combine::Matrix::new(ctx, g, &kind_path, depth)?),
+            Kind::Merge(g) => ready(combine::merge(ctx, g, &kind_path, depth)?),
             Kind::Unsupported(kind) => {
                 return Err(GeneratorError::Unsupported {
                     path: kind_path.to_string(),
@@ -268,13 +323,11 @@ pub(crate) fn transform(
                 });
             }
         };
-        if let Some(selector) = &selector {
-            params.retain(|set| post_select(selector, &set.params));
-        }
         outputs.push(Output {
             path: kind_path,
-            params,
             template,
+            selector: selector.clone(),
+            sets,
         });
     }
     Ok(outputs)
@@ -386,11 +439,11 @@ impl ValuesTemplate {
                 Err(e) => Err(e.clone()),
             };
             let value = value.map_err(|e| {
-                    GeneratorError::render(
-                        &format!("{path}.values.{key}"),
-                        format!("failed to replace templated string: {e}"),
-                    )
-                })?;
+                GeneratorError::render(
+                    &format!("{path}.values.{key}"),
+                    format!("failed to replace templated string: {e}"),
+                )
+            })?;
             rendered.push((key, value));
         }
         if self.go_template {

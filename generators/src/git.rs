@@ -20,7 +20,9 @@ use serde_json::{Map, Value};
 
 use crate::generator::{Context, GeneratorError, ValuesTemplate};
 use crate::glob::{go_path_match, pathspec_match};
-use crate::params::{GitRef, ParamSet, Params, Provenance, flatten, go_base, go_dir, sanitize_name};
+use crate::params::{
+    GitRef, ParamSet, Params, Provenance, flatten, go_base, go_dir, sanitize_name,
+};
 use crate::source::RepoSnapshot;
 
 pub(crate) fn generate(
@@ -35,12 +37,12 @@ pub(crate) fn generate(
         ));
     }
     check_project(ctx, path)?;
-    let snapshot = ctx
-        .snapshot(&g.repo_url, &g.revision)
-        .map_err(|source| GeneratorError::Repo {
-            path: path.to_string(),
-            source,
-        })?;
+    let snapshot =
+        ctx.snapshot(&g.repo_url, &g.revision)
+            .map_err(|source| GeneratorError::Repo {
+                path: path.to_string(),
+                source,
+            })?;
     let git = Arc::new(GitRef {
         repo: g.repo_url.clone(),
         revision: g.revision.clone(),
@@ -173,7 +175,10 @@ impl Gen<'_, '_> {
             let mut p = Map::new();
             p.insert("path".to_owned(), text(dir));
             p.insert("basename".to_owned(), text(basename));
-            p.insert("basenameNormalized".to_owned(), text(&sanitize_name(basename)));
+            p.insert(
+                "basenameNormalized".to_owned(),
+                text(&sanitize_name(basename)),
+            );
             if let Some(f) = filename {
                 p.insert("filename".to_owned(), text(f));
                 p.insert("filenameNormalized".to_owned(), text(&sanitize_name(f)));
@@ -195,10 +200,16 @@ impl Gen<'_, '_> {
             };
             out.insert(name.clone(), text(dir));
             out.insert(format!("{name}.basename"), text(basename));
-            out.insert(format!("{name}.basenameNormalized"), text(&sanitize_name(basename)));
+            out.insert(
+                format!("{name}.basenameNormalized"),
+                text(&sanitize_name(basename)),
+            );
             if let Some(f) = filename {
                 out.insert(format!("{name}.filename"), text(f));
-                out.insert(format!("{name}.filenameNormalized"), text(&sanitize_name(f)));
+                out.insert(
+                    format!("{name}.filenameNormalized"),
+                    text(&sanitize_name(f)),
+                );
             }
             for (i, segment) in dir.split('/').enumerate() {
                 if !segment.is_empty() {
@@ -280,15 +291,25 @@ mod tests {
     }
 
     fn paths(params: &[Value], key: &str) -> Vec<String> {
-        params.iter().map(|p| p[key].as_str().unwrap().to_owned()).collect()
+        params
+            .iter()
+            .map(|p| p[key].as_str().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
     fn candidate_directories() {
-        let files: Vec<String> = ["a/b/c.yaml", "a/x.yaml", "a-b/y", ".hidden/z/f", "d/.cache/f", "top"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let files: Vec<String> = [
+            "a/b/c.yaml",
+            "a/x.yaml",
+            "a-b/y",
+            ".hidden/z/f",
+            "d/.cache/f",
+            "top",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
         assert_eq!(directories(&files), ["a", "a/b", "a-b", "d"]);
     }
 
@@ -325,7 +346,10 @@ mod tests {
     #[test]
     fn files_fasttemplate_flattened_and_path_params() {
         let f = fixture(&[
-            ("c/prod/config.json", r#"{"cluster": {"name": "prod"}, "n": 1000000, "on": true}"#),
+            (
+                "c/prod/config.json",
+                r#"{"cluster": {"name": "prod"}, "n": 1000000, "on": true}"#,
+            ),
             ("c/list/config.json", "- {name: a}\n- {name: b}\n"),
             ("c/empty/config.json", ""),
             ("c/skip/config.json", "{}"),
@@ -334,7 +358,10 @@ mod tests {
         let generator = json!({"git": {"repoURL": REPO, "revision": "HEAD",
             "files": [{"path": "c/**/config.json"}, {"path": "c/skip/*", "exclude": true}]}});
         let params = f.run(&set, generator).unwrap();
-        assert_eq!(paths(&params, "path"), ["c/empty", "c/list", "c/list", "c/prod"]);
+        assert_eq!(
+            paths(&params, "path"),
+            ["c/empty", "c/list", "c/list", "c/prod"]
+        );
         assert_eq!(params[1]["name"], "a");
         let prod = &params[3];
         assert_eq!(prod["cluster.name"], "prod");
@@ -351,7 +378,10 @@ mod tests {
         let set = appset(json!({"generators": []}));
         let generator = json!({"git": {"repoURL": REPO, "revision": "HEAD", "files": [{"path": "**/config.json"}]}});
         let err = f.run(&set, generator).unwrap_err();
-        assert!(err.contains("unable to process file 'x/config.json'"), "{err}");
+        assert!(
+            err.contains("unable to process file 'x/config.json'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -353,7 +353,11 @@ mod tests {
     #[test]
     fn pathspec() {
         for (p, n, want) in [
-            ("**/config.yaml", "cluster-config/production/config.yaml", true),
+            (
+                "**/config.yaml",
+                "cluster-config/production/config.yaml",
+                true,
+            ),
             ("**/config.yaml", "config.yaml", false),
             ("apps/*.json", "apps/app-one.json", true),
             ("apps/*.json", "apps/sub/x.json", true),
@@ -362,7 +366,11 @@ mod tests {
             ("global.values.yaml", "x/global.values.yaml", false),
             ("path/dir", "path/dir/file.yaml", true),
             ("path/dir", "path/dirx/file.yaml", false),
-            ("cluster-config/**/config.json", "cluster-config/a/b/config.json", true),
+            (
+                "cluster-config/**/config.json",
+                "cluster-config/a/b/config.json",
+                true,
+            ),
             ("[ab]/x", "b/x", true),
             ("[!ab]/x", "b/x", false),
             ("[", "[", true),

@@ -27,16 +27,18 @@ pub(crate) fn generate(
             other => {
                 return Err(GeneratorError::data(
                     &format!("{path}.elements[{index}]"),
-                    format!("error unmarshling list element: expected an object, got {}", kind(other)),
+                    format!(
+                        "error unmarshling list element: expected an object, got {}",
+                        kind(other)
+                    ),
                 ));
             }
         };
         let params = if ctx.go_template {
             element.clone()
         } else {
-            flat_strings(element).map_err(|e| {
-                GeneratorError::data(&format!("{path}.elements[{index}]"), e)
-            })?
+            flat_strings(element)
+                .map_err(|e| GeneratorError::data(&format!("{path}.elements[{index}]"), e))?
         };
         out.push(ParamSet::new(params, Provenance::list_element(path, index)));
     }
@@ -132,7 +134,13 @@ mod tests {
             "elementsYaml": "- x: 1\n  values: {y: z}\n"
         }});
         let params = run_generator(&set, generator).unwrap();
-        assert_eq!(params, [json!({"a": {"b": 1}}), json!({"x": 1, "values": {"y": "z"}})]);
+        assert_eq!(
+            params,
+            [
+                json!({"a": {"b": 1}}),
+                json!({"x": 1, "values": {"y": "z"}})
+            ]
+        );
 
         // Raw in fasttemplate mode too: not flattened, numbers allowed.
         let fast = appset(json!({"generators": []}));

@@ -11,7 +11,9 @@ use argosy_crds::Cluster;
 use argosy_crds::cluster::{is_cluster_secret, secret_id};
 use k8s_openapi::api::core::v1::Secret;
 
-use crate::source::{ClusterEntry, ClusterSource, ProjectSource, RepoError, RepoSnapshot, RepoSource};
+use crate::source::{
+    ClusterEntry, ClusterSource, ProjectSource, RepoError, RepoSnapshot, RepoSource,
+};
 
 /// A fixed list of cluster Secrets.
 #[derive(Debug, Clone, Default)]

@@ -28,12 +28,17 @@ pub struct PipelineOptions {
     /// Requeue interval of Git generators without `requeueAfterSeconds` (Argo CD's
     /// `ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER`, 3 minutes by default).
     pub default_git_requeue: Duration,
+    /// Keep each Application's parameters in [`GeneratedApp::params`] (`argosy generate
+    /// --explain`). Off by default: at 100,000 Applications the parameter maps would take
+    /// more memory than the Applications; the provenance is always kept.
+    pub keep_params: bool,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
             default_git_requeue: Duration::from_secs(180),
+            keep_params: false,
         }
     }
 }
@@ -58,7 +63,8 @@ pub struct GeneratedApp {
     pub application: Application,
     /// Field path of the generator kind, e.g. `spec.generators[0].matrix`.
     pub generator_path: String,
-    /// The parameters it was rendered with.
+    /// The parameters it was rendered with: always the provenance, the parameter map
+    /// itself only with [`PipelineOptions::keep_params`].
     pub params: ParamSet,
 }
 
@@ -81,7 +87,9 @@ pub enum GenerateError {
         #[source]
         source: PatchError,
     },
-    #[error("spec.template: the rendered Application is invalid: {message} (parameters from {generator})")]
+    #[error(
+        "spec.template: the rendered Application is invalid: {message} (parameters from {generator})"
+    )]
     InvalidApplication { generator: String, message: String },
 }
 
@@ -122,14 +130,14 @@ pub fn generate_applications(
     options: &PipelineOptions,
 ) -> Result<Generated, GenerateError> {
     let spec = &appset.spec;
-    let mode =
-        Mode::from_spec(spec.go_template, &spec.go_template_options).map_err(GenerateError::Options)?;
+    let mode = Mode::from_spec(spec.go_template, &spec.go_template_options)
+        .map_err(GenerateError::Options)?;
     let ctx = Context::new(appset, sources, mode);
     let mut apps = Vec::new();
     for (i, entry) in spec.generators.iter().enumerate() {
         let path = format!("spec.generators[{i}]");
         for output in transform(&ctx, entry, &path, Some(&spec.template), Depth::Top)? {
-            apps.extend(render_output(&ctx, output)?);
+            render_output(&ctx, output, options.keep_params, &mut apps)?;
         }
     }
     let requeue_after = spec
@@ -153,17 +161,27 @@ struct Renderer<'a> {
     mode: &'a Mode,
     namespace: &'a str,
     preserve_resources: bool,
+    keep_params: bool,
     generator: &'a str,
 }
 
+/// Parameter sets generated and rendered per round: bounds the parameter maps alive at
+/// once (a top-level matrix produces its combinations round by round).
+const BATCH: usize = 4096;
 /// Parameter sets per rendering thread below which one thread is enough.
-const MIN_SETS_PER_THREAD: usize = 1024;
+const MIN_SETS_PER_THREAD: usize = 512;
 
-/// Renders every parameter set of one generator output, in order. Large outputs are
-/// split over the available cores; the first error (in generation order) wins.
-fn render_output(ctx: &Context<'_>, output: Output) -> Result<Vec<GeneratedApp>, GenerateError> {
+/// Renders every parameter set of one generator output, in order, into `apps`. Batches
+/// are split over the available cores; the first error (in generation order) wins.
+fn render_output(
+    ctx: &Context<'_>,
+    mut output: Output<'_>,
+    keep_params: bool,
+    apps: &mut Vec<GeneratedApp>,
+) -> Result<(), GenerateError> {
     let spec = &ctx.appset.spec;
-    let generator: &str = &output.path;
+    let path = output.path.clone();
+    let generator: &str = &path;
     let renderer = Renderer {
         template: ValueTemplate::compile(&output.template, &ctx.mode).map_err(|source| {
             GenerateError::Render {
@@ -178,63 +196,79 @@ fn render_output(ctx: &Context<'_>, output: Output) -> Result<Vec<GeneratedApp>,
             .sync_policy
             .as_ref()
             .is_some_and(|p| p.preserve_resources_on_deletion),
+        keep_params,
         generator,
     };
-    let mut sets = output.params;
-    let threads = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .min(sets.len() / MIN_SETS_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return sets.into_iter().map(|set| renderer.render(set)).collect();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let more = output.next_batch(ctx, &mut batch, BATCH)?;
+        let threads = cores.min(batch.len() / MIN_SETS_PER_THREAD).max(1);
+        if threads == 1 {
+            for set in batch.drain(..) {
+                apps.push(renderer.render(set)?);
+            }
+        } else {
+            render_parallel(&renderer, &mut batch, threads, apps)?;
+        }
+        if !more {
+            return Ok(());
+        }
     }
-    let chunk = sets.len().div_ceil(threads);
+}
+
+fn render_parallel(
+    renderer: &Renderer<'_>,
+    batch: &mut Vec<ParamSet>,
+    threads: usize,
+    apps: &mut Vec<GeneratedApp>,
+) -> Result<(), GenerateError> {
+    let chunk = batch.len().div_ceil(threads);
     let mut chunks = Vec::with_capacity(threads);
-    while sets.len() > chunk {
-        chunks.push(sets.split_off(sets.len() - chunk));
+    while batch.len() > chunk {
+        let at = batch.len() - chunk;
+        chunks.push(batch.split_off(at));
     }
-    chunks.push(sets);
+    chunks.push(std::mem::take(batch));
     chunks.reverse();
     let results: Vec<Result<Vec<GeneratedApp>, GenerateError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|chunk| {
-                let renderer = &renderer;
                 scope.spawn(move || chunk.into_iter().map(|set| renderer.render(set)).collect())
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
-    let mut apps = Vec::new();
     for result in results {
         apps.extend(result?);
     }
-    Ok(apps)
+    Ok(())
 }
 
 impl Renderer<'_> {
-    fn render(&self, params: ParamSet) -> Result<GeneratedApp, GenerateError> {
+    fn render(&self, mut params: ParamSet) -> Result<GeneratedApp, GenerateError> {
         let generator = || self.generator.to_owned();
-        let mut app = render_application_with_policy(
-            &self.template,
-            &params.params,
-            self.preserve_resources,
-        )
-        .map_err(|source| GenerateError::Render {
-            generator: generator(),
-            source,
-        })?;
-        if let Some(patch) = self.patch {
-            app = apply_template_patch(&app, patch, &params.params, self.mode).map_err(|source| {
-                GenerateError::TemplatePatch {
+        let mut app =
+            render_application_with_policy(&self.template, &params.params, self.preserve_resources)
+                .map_err(|source| GenerateError::Render {
                     generator: generator(),
                     source,
-                }
-            })?;
+                })?;
+        if let Some(patch) = self.patch {
+            app =
+                apply_template_patch(&app, patch, &params.params, self.mode).map_err(|source| {
+                    GenerateError::TemplatePatch {
+                        generator: generator(),
+                        source,
+                    }
+                })?;
         }
         set_namespace(&mut app, self.namespace);
         let application: Application =
@@ -242,6 +276,9 @@ impl Renderer<'_> {
                 generator: generator(),
                 message: e.to_string(),
             })?;
+        if !self.keep_params {
+            params.params = Default::default();
+        }
         Ok(GeneratedApp {
             application,
             generator_path: generator(),

@@ -58,7 +58,12 @@ impl Selector {
         let labels = selector.match_labels.iter().flatten();
         let extra = extra.iter().map(|(k, v)| (*k, *v));
         for (key, value) in labels.map(|(k, v)| (k.as_str(), v.as_str())).chain(extra) {
-            requirements.push(Requirement::new(key, "In", vec![value.to_owned()], validation)?);
+            requirements.push(Requirement::new(
+                key,
+                "In",
+                vec![value.to_owned()],
+                validation,
+            )?);
         }
         for expr in selector.match_expressions.iter().flatten() {
             let values = expr.values.clone().unwrap_or_default();
@@ -98,8 +103,7 @@ impl Requirement {
         values: Vec<String>,
         validation: Validation,
     ) -> Result<Requirement, SelectorError> {
-        validate_qualified_name(key)
-            .map_err(|why| SelectorError(format!("key {key:?}: {why}")))?;
+        validate_qualified_name(key).map_err(|why| SelectorError(format!("key {key:?}: {why}")))?;
         let op = match operator {
             "In" => Op::In,
             "NotIn" => Op::NotIn,
@@ -228,14 +232,20 @@ mod tests {
         let s = Selector::compile(
             &selector(
                 &[("org", "foo")],
-                &[("env", "In", &["prod", "staging"]), ("tier", "NotIn", &["x"])],
+                &[
+                    ("env", "In", &["prod", "staging"]),
+                    ("tier", "NotIn", &["x"]),
+                ],
             ),
             &[],
             Validation::Labels,
         )
         .unwrap();
         assert!(matches(&s, &[("org", "foo"), ("env", "prod")]));
-        assert!(!matches(&s, &[("org", "foo"), ("env", "prod"), ("tier", "x")]));
+        assert!(!matches(
+            &s,
+            &[("org", "foo"), ("env", "prod"), ("tier", "x")]
+        ));
         assert!(!matches(&s, &[("org", "bar"), ("env", "prod")]));
         assert!(!matches(&s, &[("org", "foo")]));
 
@@ -265,7 +275,10 @@ mod tests {
         let sel = selector(&[("server", url)], &[]);
         assert!(Selector::compile(&sel, &[], Validation::Labels).is_err());
         assert!(Selector::compile(&sel, &[], Validation::Params).is_ok());
-        let slash = selector(&[("metadata.labels.argocd.argoproj.io/secret-type", "c")], &[]);
+        let slash = selector(
+            &[("metadata.labels.argocd.argoproj.io/secret-type", "c")],
+            &[],
+        );
         assert!(Selector::compile(&slash, &[], Validation::Params).is_ok());
         for bad in ["", "a b", "-a", "Upper.Case/x", "a/b/c"] {
             let sel = selector(&[(bad, "v")], &[]);

@@ -113,11 +113,12 @@ impl Fixture {
             Depth::Top,
         )
         .map_err(|e| e.to_string())?;
-        Ok(outputs
-            .into_iter()
-            .flat_map(|o| o.params)
-            .map(|set| Value::Object(set.params))
-            .collect())
+        let mut params = Vec::new();
+        for output in outputs {
+            let sets = output.into_params(&ctx).map_err(|e| e.to_string())?;
+            params.extend(sets.into_iter().map(|set| Value::Object(set.params)));
+        }
+        Ok(params)
     }
 }
 

@@ -33,22 +33,22 @@ pub(crate) struct Validated {
     pub invalid_names: Vec<String>,
 }
 
-pub(crate) fn validate(ctx: &Context<'_>, apps: Vec<GeneratedApp>) -> Validated {
+pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Validated {
     let appset = ctx.appset.metadata.name.as_deref().unwrap_or_default();
     let clusters = Destinations::new(ctx.clusters());
-    let mut seen = HashSet::new();
-    let mut valid = Vec::with_capacity(apps.len());
+    let mut seen = HashSet::with_capacity(apps.len());
     let mut errors = Vec::new();
     let mut invalid_names = BTreeSet::new();
-    for app in apps {
-        let name = app.application.metadata.name.clone().unwrap_or_default();
+    let mut invalid = Vec::with_capacity(apps.len());
+    for app in &apps {
+        let name = app.application.metadata.name.as_deref().unwrap_or_default();
         let spec = &app.application.spec;
         let problem = if name.is_empty() {
             Some(format!(
                 "ApplicationSet {appset} contains an application with no name (from {}; generateName is not supported)",
                 app.generator_path
             ))
-        } else if !seen.insert(name.clone()) {
+        } else if !seen.insert(name) {
             Some(format!(
                 "ApplicationSet {appset} contains applications with duplicate name: {name}"
             ))
@@ -63,25 +63,45 @@ pub(crate) fn validate(ctx: &Context<'_>, apps: Vec<GeneratedApp>) -> Validated 
                 .err()
                 .map(|e| format!("application destination spec is invalid: {e}"))
         };
-        match problem {
-            Some(message) => {
-                if !name.is_empty() {
-                    invalid_names.insert(name.clone());
-                }
-                errors.push(ValidationError {
-                    application: name,
-                    message,
-                });
+        invalid.push(problem.is_some());
+        if let Some(message) = problem {
+            if !name.is_empty() {
+                invalid_names.insert(name.to_owned());
             }
-            None => valid.push(app),
+            errors.push(ValidationError {
+                application: name.to_owned(),
+                message,
+            });
         }
     }
-    valid.sort_by(|a, b| a.application.metadata.name.cmp(&b.application.metadata.name));
+    let mut invalid = invalid.into_iter();
+    apps.retain(|_| !invalid.next().unwrap_or(false));
+    sort_by_name(&mut apps);
     errors.sort_by(|a, b| a.application.cmp(&b.application));
     Validated {
-        valid,
+        valid: apps,
         errors,
         invalid_names: invalid_names.into_iter().collect(),
+    }
+}
+
+/// Sorts by Application name, moving each (large) element about once: sorting the
+/// elements themselves would copy them O(n log n) times.
+fn sort_by_name(apps: &mut [GeneratedApp]) {
+    let name = |app: &GeneratedApp| app.application.metadata.name.clone();
+    let mut order: Vec<usize> = (0..apps.len()).collect();
+    let names: Vec<Option<String>> = apps.iter().map(name).collect();
+    order.sort_by(|&a, &b| names[a].cmp(&names[b]));
+    // order[i] is the index of the element that belongs at i: apply it cycle by cycle.
+    for i in 0..order.len() {
+        let mut j = i;
+        while order[j] != i {
+            let k = order[j];
+            apps.swap(j, k);
+            order[j] = j;
+            j = k;
+        }
+        order[j] = j;
     }
 }
 
@@ -111,7 +131,10 @@ impl Destinations {
 
     fn add(&mut self, name: &str, server: &str) {
         let server = normalize(server).to_owned();
-        self.names.entry(name.to_owned()).or_default().push(server.clone());
+        self.names
+            .entry(name.to_owned())
+            .or_default()
+            .push(server.clone());
         self.servers.insert(server);
     }
 
@@ -161,6 +184,32 @@ mod tests {
     }
 
     #[test]
+    fn sort_by_name_permutes_in_place() {
+        use crate::params::{ParamSet, Params, Provenance};
+        let app = |name: &str| GeneratedApp {
+            application: argosy_crds::Application {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: Some(name.to_owned()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            generator_path: String::new(),
+            params: ParamSet::new(Params::new(), Provenance::list_element(&"g".into(), 0)),
+        };
+        let mut apps: Vec<_> = ["d", "a", "e", "c", "b", "f"]
+            .into_iter()
+            .map(app)
+            .collect();
+        sort_by_name(&mut apps);
+        let names: Vec<_> = apps
+            .iter()
+            .map(|a| a.application.metadata.name.as_deref().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e", "f"]);
+    }
+
+    #[test]
     fn destinations() {
         let c = |name: &str, server: &str| {
             ClusterEntry::Valid(Cluster {
@@ -169,16 +218,32 @@ mod tests {
                 ..Cluster::default()
             })
         };
-        let d = Destinations::new(&[c("a", "https://a/"), c("dup", "https://d1"), c("dup", "https://d2")]);
+        let d = Destinations::new(&[
+            c("a", "https://a/"),
+            c("dup", "https://d1"),
+            c("dup", "https://d2"),
+        ]);
         assert!(d.check(&dest("", "https://a")).is_ok());
         assert!(d.check(&dest("a", "")).is_ok());
         assert!(d.check(&dest("in-cluster", "")).is_ok());
         assert!(d.check(&dest("", IN_CLUSTER_SERVER)).is_ok());
         assert!(d.check(&dest("", "")).unwrap_err().contains("missing"));
-        assert!(d.check(&dest("a", "https://a")).unwrap_err().contains("both"));
-        assert!(d.check(&dest("", "https://x")).unwrap_err().contains("not found"));
+        assert!(
+            d.check(&dest("a", "https://a"))
+                .unwrap_err()
+                .contains("both")
+        );
+        assert!(
+            d.check(&dest("", "https://x"))
+                .unwrap_err()
+                .contains("not found")
+        );
         assert!(d.check(&dest("x", "")).unwrap_err().contains("no clusters"));
-        assert!(d.check(&dest("dup", "")).unwrap_err().contains("2 clusters"));
+        assert!(
+            d.check(&dest("dup", ""))
+                .unwrap_err()
+                .contains("2 clusters")
+        );
 
         // A Secret for the local server replaces the implicit in-cluster.
         let d = Destinations::new(&[c("local", IN_CLUSTER_SERVER)]);

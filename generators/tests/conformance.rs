@@ -30,5 +30,10 @@ fn conformance_cases() {
     }
     let passed = files.len() - failures.len();
     eprintln!("conformance: {passed}/{} cases pass", files.len());
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
