@@ -569,3 +569,106 @@ fn to_json(v: serde_yaml_ng::Value, depth: usize) -> Result<Json, String> {
         Y::Tagged(t) => to_json(t.value, depth + 1)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn y(v: Json) -> String {
+        to_yaml(&v)
+    }
+
+    #[test]
+    fn strings_that_read_back_differently_are_double_quoted() {
+        for s in ["true", "y", "Off", "123", "1e+06", "", "null", "~", "2024-01-01", "2024-1-2T10:20:30Z", "1:20", "0x1F", ".5", "1_000", "-1", "<<", ".inf"] {
+            assert_eq!(y(json!({ "k": s })), format!("k: \"{s}\"\n"), "{s:?}");
+        }
+        for s in ["hello", "a:b", "it's", "héllo", "1.2.3", "v1", "2024-01", "yes-please", "-x"] {
+            assert_eq!(y(json!({ "k": s })), format!("k: {s}\n"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn indicators_and_edge_spaces_use_single_quotes() {
+        assert_eq!(y(json!({"k": "hello: world"})), "k: 'hello: world'\n");
+        assert_eq!(y(json!({"k": "- item"})), "k: '- item'\n");
+        assert_eq!(y(json!({"k": "#x"})), "k: '#x'\n");
+        assert_eq!(y(json!({"k": "a #b"})), "k: 'a #b'\n");
+        assert_eq!(y(json!({"k": "*alias"})), "k: '*alias'\n");
+        assert_eq!(y(json!({"k": " lead"})), "k: ' lead'\n");
+        assert_eq!(y(json!({"k": "trail "})), "k: 'trail '\n");
+        assert_eq!(y(json!({"k": "'q"})), "k: '''q'\n");
+        assert_eq!(y(json!({"k": "{a}"})), "k: '{a}'\n");
+    }
+
+    #[test]
+    fn special_characters_use_double_quotes_with_escapes() {
+        assert_eq!(y(json!({"k": "tab\there"})), "k: \"tab\\there\"\n");
+        assert_eq!(y(json!({"k": "smile 😀"})), "k: \"smile \\U0001F600\"\n");
+        assert_eq!(y(json!({"k": "a \"q\" \\"})), "k: a \"q\" \\\n");
+    }
+
+    #[test]
+    fn multi_line_strings_are_literal_blocks() {
+        assert_eq!(y(json!({"k": "a\nb"})), "k: |-\n  a\n  b\n");
+        assert_eq!(y(json!({"k": "a\n\nb\n"})), "k: |\n  a\n\n  b\n");
+        assert_eq!(y(json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
+        assert_eq!(y(json!({"k": " a\nb"})), "k: |2-\n   a\n  b\n");
+        assert_eq!(y(json!({"m": {"k": "x\ny"}})), "m:\n  k: |-\n    x\n    y\n");
+        // A space before a line break rules the block style out.
+        assert_eq!(y(json!({"k": "a \nb"})), "k: \"a \\nb\"\n");
+        // Keys cannot be blocks.
+        assert_eq!(y(json!({"a\nb": 1})), "\"a\\nb\": 1\n");
+        assert_eq!(y(json!("top\nlevel")), "|-\n  top\n  level\n");
+    }
+
+    #[test]
+    fn long_scalars_fold_at_column_80() {
+        let words = vec!["word"; 30].join(" ");
+        let out = y(json!({ "key": words }));
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1, "{out}");
+        assert!(lines[1].starts_with("  word"), "{out}");
+        assert_eq!(parse(&out).unwrap(), json!({ "key": words }));
+        let url = "x".repeat(120);
+        assert_eq!(y(json!({ "k": url })), format!("k: {url}\n"));
+    }
+
+    #[test]
+    fn layout_matches_yaml_v2() {
+        let v = json!({
+            "b": [1, "two", {"x": 1, "y": [true, null]}, [3, 4], [], {}],
+            "a": {"nested": {"deep": 1.5}, "empty": {}, "list": []},
+        });
+        assert_eq!(
+            y(v),
+            "a:\n  empty: {}\n  list: []\n  nested:\n    deep: 1.5\nb:\n- 1\n- two\n- x: 1\n  \"y\":\n  - true\n  - null\n- - 3\n  - 4\n- []\n- {}\n"
+        );
+        assert_eq!(y(json!([])), "[]\n");
+        assert_eq!(y(json!({})), "{}\n");
+        assert_eq!(y(json!([{"a": 1}])), "- a: 1\n");
+    }
+
+    #[test]
+    fn keys_sort_naturally() {
+        let out = y(json!({"a10": 1, "a2": 2, "b": 3, "A": 4, "_x": 5, "1": 6}));
+        // Non-letters sort before letters; "_x" holds the number 0, which is less than 1.
+        assert_eq!(out, "_x: 5\n\"1\": 6\nA: 4\na2: 2\na10: 1\nb: 3\n");
+    }
+
+    #[test]
+    fn numbers_round_trip_through_go_json() {
+        assert_eq!(y(json!({"f": 1000000.0, "g": 1.5, "h": 1e21, "i": 1234567.5, "j": 7})), "f: 1000000\ng: 1.5\nh: 1e+21\ni: 1.2345675e+06\nj: 7\n");
+    }
+
+    #[test]
+    fn parse_first_document_with_string_keys() {
+        assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap(), json!({"a": 1}));
+        assert_eq!(parse("").unwrap(), Json::Null);
+        assert_eq!(parse("1: x\ntrue: y\n").unwrap(), json!({"1": "x", "true": "y"}));
+        assert_eq!(parse("base: &b {x: 1}\nderived:\n  <<: *b\n  y: 2\n").unwrap()["derived"], json!({"x": 1, "y": 2}));
+        assert!(parse("a: [").unwrap_err().starts_with("error converting YAML to JSON"));
+    }
+}
