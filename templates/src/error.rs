@@ -52,7 +52,10 @@ pub enum PatchError {
     #[error("error replacing values in templatePatch: {0}")]
     Render(#[source] TemplateError),
     /// The rendered patch is neither JSON (it starts with `{`) nor YAML.
-    #[error("error while converting template to json {}: {message}", crate::go::quote(patch))]
+    #[error(
+        "error while converting template to json {}: {message}",
+        crate::go::quote(patch)
+    )]
     Convert { patch: String, message: String },
     /// The rendered patch does not decode as an Application.
     #[error("invalid templatePatch {}: {message}", crate::go::quote(patch))]

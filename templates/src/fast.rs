@@ -9,9 +9,9 @@
 //! * Substituted values are not rendered again, so output is linear in template and parameter
 //!   size and needs no cap.
 
+use crate::Params;
 use crate::error::TemplateError;
 use crate::go::quote;
-use crate::Params;
 
 const START: &str = "{{";
 const END: &str = "}}";
@@ -27,7 +27,10 @@ pub(crate) struct FastTemplate {
 enum Part {
     Text(Box<str>),
     /// `raw` is the text between the delimiters, `key` its trimmed form (empty = never matches).
-    Tag { raw: Box<str>, key: Box<str> },
+    Tag {
+        raw: Box<str>,
+        key: Box<str>,
+    },
 }
 
 /// Argo's `isTemplatedRegex` (`.*{{.*}}.*`; `.` does not match a newline).

@@ -90,7 +90,11 @@ impl Mode {
                 Some(("missingkey", "invalid" | "default")) => MissingKey::Default,
                 Some(("missingkey", "zero")) => MissingKey::Zero,
                 Some(("missingkey", "error")) => MissingKey::Error,
-                _ => return Err(TemplateError::BadOption(format!("unrecognized option: {opt}"))),
+                _ => {
+                    return Err(TemplateError::BadOption(format!(
+                        "unrecognized option: {opt}"
+                    )));
+                }
             };
         }
         Ok(Mode::Go(opts))

@@ -14,7 +14,12 @@ use crate::error::PatchError;
 use crate::{Mode, Params, render_string};
 
 /// Renders `patch` against `params` in `mode` and applies it to `app`.
-pub fn apply_template_patch(app: &Json, patch: &str, params: &Params, mode: &Mode) -> Result<Json, PatchError> {
+pub fn apply_template_patch(
+    app: &Json,
+    patch: &str,
+    params: &Params,
+    mode: &Mode,
+) -> Result<Json, PatchError> {
     let rendered = render_string(patch, params, mode).map_err(PatchError::Render)?;
     let patch = parse_patch(&rendered)?;
     let mut patched = merge(app, &patch, "");
@@ -85,11 +90,19 @@ fn check_application(v: &Json) -> Result<(), String> {
                 None | Some(Json::Null) => {}
                 Some(Json::Object(m)) => {
                     if let Some(bad) = m.values().find(|x| !x.is_string() && !x.is_null()) {
-                        return Err(mismatch(bad, &format!("Application.metadata.{field}"), "string"));
+                        return Err(mismatch(
+                            bad,
+                            &format!("Application.metadata.{field}"),
+                            "string",
+                        ));
                     }
                 }
                 Some(other) => {
-                    return Err(mismatch(other, &format!("Application.metadata.{field}"), "map[string]string"));
+                    return Err(mismatch(
+                        other,
+                        &format!("Application.metadata.{field}"),
+                        "map[string]string",
+                    ));
                 }
             }
         }
@@ -100,14 +113,27 @@ fn check_application(v: &Json) -> Result<(), String> {
                     return Err(mismatch(bad, "Application.metadata.finalizers", "string"));
                 }
             }
-            Some(other) => return Err(mismatch(other, "Application.metadata.finalizers", "[]string")),
+            Some(other) => {
+                return Err(mismatch(
+                    other,
+                    "Application.metadata.finalizers",
+                    "[]string",
+                ));
+            }
         }
     }
     if let Some(spec) = app.get("spec").filter(|s| !s.is_null()) {
         let Json::Object(spec) = spec else {
-            return Err(mismatch(spec, "Application.spec", "v1alpha1.ApplicationSpec"));
+            return Err(mismatch(
+                spec,
+                "Application.spec",
+                "v1alpha1.ApplicationSpec",
+            ));
         };
-        if let Some(project) = spec.get("project").filter(|p| !p.is_string() && !p.is_null()) {
+        if let Some(project) = spec
+            .get("project")
+            .filter(|p| !p.is_string() && !p.is_null())
+        {
             return Err(mismatch(project, "Application.spec.project", "string"));
         }
     }
@@ -147,7 +173,11 @@ fn merge(original: &Json, patch: &Json, path: &str) -> Json {
             out.remove(k);
             continue;
         }
-        let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+        let child = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
         let merged = match (out.get(k), pv) {
             (Some(ov @ Json::Object(_)), Json::Object(_)) => {
                 if pv.get("$patch").and_then(Json::as_str) == Some("delete") {
@@ -180,7 +210,10 @@ fn merge_list(path: &str, original: &[Json], patch: &[Json]) -> Json {
             let uid = |v: &Json| v.get("uid").cloned();
             let mut out = original.to_vec();
             for item in patch {
-                match out.iter_mut().find(|o| uid(o).is_some() && uid(o) == uid(item)) {
+                match out
+                    .iter_mut()
+                    .find(|o| uid(o).is_some() && uid(o) == uid(item))
+                {
                     Some(existing) => *existing = merge(existing, item, path),
                     None => out.push(clean(item)),
                 }

@@ -181,7 +181,12 @@ impl Emitter {
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && i != 0 && i + 1 != chars.len() {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i != 0
+                    && i + 1 != chars.len()
+                {
                     self.put_char('\n');
                     self.indent_to(indent);
                     if chars.get(i + 1) == Some(&' ') {
@@ -285,7 +290,11 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
             return ar[i].cmp(&br[i]);
         }
         if al || bl {
-            return if bl { Ordering::Less } else { Ordering::Greater };
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
         }
         let (mut an, mut bn) = (0i64, 0i64);
         if ar[i] == '0' || br[i] == '0' {
@@ -301,11 +310,15 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
         }
         let (mut ai, mut bi) = (i, i);
         while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.saturating_mul(10).saturating_add(i64::from(ar[ai] as u8 - b'0'));
+            an = an
+                .saturating_mul(10)
+                .saturating_add(i64::from(ar[ai] as u8 - b'0'));
             ai += 1;
         }
         while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.saturating_mul(10).saturating_add(i64::from(br[bi] as u8 - b'0'));
+            bn = bn
+                .saturating_mul(10)
+                .saturating_add(i64::from(br[bi] as u8 - b'0'));
             bi += 1;
         }
         if an != bn {
@@ -421,20 +434,33 @@ struct Analysis {
 fn analyze(s: &str) -> Analysis {
     let chars: Vec<char> = s.chars().collect();
     if chars.is_empty() {
-        return Analysis { block_plain: true, single_quoted: true, block: false };
+        return Analysis {
+            block_plain: true,
+            single_quoted: true,
+            block: false,
+        };
     }
-    let blankz = |c: Option<&char>| matches!(c, None | Some(' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'));
+    let blankz = |c: Option<&char>| {
+        matches!(
+            c,
+            None | Some(' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+        )
+    };
     let is_break = |c: char| matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}');
     let mut block_ind = s.starts_with("---") || s.starts_with("...");
     let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
     let (mut break_space, mut space_break) = (false, false);
     let (mut prev_space, mut prev_break) = (false, false);
     let mut preceded_ws = true;
     for (i, &c) in chars.iter().enumerate() {
         let followed_ws = blankz(chars.get(i + 1));
         if i == 0 {
-            if "#,[]{}&*!|>'\"%@`".contains(c) || (c == '-' && followed_ws) || ((c == '?' || c == ':') && followed_ws) {
+            if "#,[]{}&*!|>'\"%@`".contains(c)
+                || (c == '-' && followed_ws)
+                || ((c == '?' || c == ':') && followed_ws)
+            {
                 block_ind = true;
             }
         } else if (c == ':' && followed_ws) || (c == '#' && preceded_ws) {
@@ -465,7 +491,11 @@ fn analyze(s: &str) -> Analysis {
         }
         preceded_ws = blankz(Some(&c));
     }
-    let mut a = Analysis { block_plain: true, single_quoted: true, block: true };
+    let mut a = Analysis {
+        block_plain: true,
+        single_quoted: true,
+        block: true,
+    };
     if leading_space || leading_break || trailing_space || trailing_break {
         a.block_plain = false;
     }
@@ -534,7 +564,10 @@ fn to_json(v: serde_yaml_ng::Value, depth: usize) -> Result<Json, String> {
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
                 Json::Number(serde_json::Number::from_f64(f).ok_or_else(|| {
-                    format!("error converting YAML to JSON: json: unsupported value: {}", format_float(f, 'g', None))
+                    format!(
+                        "error converting YAML to JSON: json: unsupported value: {}",
+                        format_float(f, 'g', None)
+                    )
                 })?)
             }
         }
@@ -582,10 +615,38 @@ mod tests {
 
     #[test]
     fn strings_that_read_back_differently_are_double_quoted() {
-        for s in ["true", "y", "Off", "123", "1e+06", "", "null", "~", "2024-01-01", "2024-1-2T10:20:30Z", "1:20", "0x1F", ".5", "1_000", "-1", "<<", ".inf"] {
+        for s in [
+            "true",
+            "y",
+            "Off",
+            "123",
+            "1e+06",
+            "",
+            "null",
+            "~",
+            "2024-01-01",
+            "2024-1-2T10:20:30Z",
+            "1:20",
+            "0x1F",
+            ".5",
+            "1_000",
+            "-1",
+            "<<",
+            ".inf",
+        ] {
             assert_eq!(y(json!({ "k": s })), format!("k: \"{s}\"\n"), "{s:?}");
         }
-        for s in ["hello", "a:b", "it's", "héllo", "1.2.3", "v1", "2024-01", "yes-please", "-x"] {
+        for s in [
+            "hello",
+            "a:b",
+            "it's",
+            "héllo",
+            "1.2.3",
+            "v1",
+            "2024-01",
+            "yes-please",
+            "-x",
+        ] {
             assert_eq!(y(json!({ "k": s })), format!("k: {s}\n"), "{s:?}");
         }
     }
@@ -616,7 +677,10 @@ mod tests {
         assert_eq!(y(json!({"k": "a\n\nb\n"})), "k: |\n  a\n\n  b\n");
         assert_eq!(y(json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
         assert_eq!(y(json!({"k": " a\nb"})), "k: |2-\n   a\n  b\n");
-        assert_eq!(y(json!({"m": {"k": "x\ny"}})), "m:\n  k: |-\n    x\n    y\n");
+        assert_eq!(
+            y(json!({"m": {"k": "x\ny"}})),
+            "m:\n  k: |-\n    x\n    y\n"
+        );
         // A space before a line break rules the block style out.
         assert_eq!(y(json!({"k": "a \nb"})), "k: \"a \\nb\"\n");
         // Keys cannot be blocks.
@@ -660,15 +724,28 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_through_go_json() {
-        assert_eq!(y(json!({"f": 1000000.0, "g": 1.5, "h": 1e21, "i": 1234567.5, "j": 7})), "f: 1000000\ng: 1.5\nh: 1e+21\ni: 1.2345675e+06\nj: 7\n");
+        assert_eq!(
+            y(json!({"f": 1000000.0, "g": 1.5, "h": 1e21, "i": 1234567.5, "j": 7})),
+            "f: 1000000\ng: 1.5\nh: 1e+21\ni: 1.2345675e+06\nj: 7\n"
+        );
     }
 
     #[test]
     fn parse_first_document_with_string_keys() {
         assert_eq!(parse("a: 1\n---\nb: 2\n").unwrap(), json!({"a": 1}));
         assert_eq!(parse("").unwrap(), Json::Null);
-        assert_eq!(parse("1: x\ntrue: y\n").unwrap(), json!({"1": "x", "true": "y"}));
-        assert_eq!(parse("base: &b {x: 1}\nderived:\n  <<: *b\n  y: 2\n").unwrap()["derived"], json!({"x": 1, "y": 2}));
-        assert!(parse("a: [").unwrap_err().starts_with("error converting YAML to JSON"));
+        assert_eq!(
+            parse("1: x\ntrue: y\n").unwrap(),
+            json!({"1": "x", "true": "y"})
+        );
+        assert_eq!(
+            parse("base: &b {x: 1}\nderived:\n  <<: *b\n  y: 2\n").unwrap()["derived"],
+            json!({"x": 1, "y": 2})
+        );
+        assert!(
+            parse("a: [")
+                .unwrap_err()
+                .starts_with("error converting YAML to JSON")
+        );
     }
 }

@@ -71,7 +71,12 @@ fn index_arg(i: &Value<'_>, len: usize) -> Result<usize, String> {
     let x = match i {
         Value::Int(x) | Value::Int64(x) => *x,
         Value::Missing | Value::Nil => return Err("cannot index slice/array with nil".to_string()),
-        other => return Err(format!("cannot index slice/array with type {}", other.go_type())),
+        other => {
+            return Err(format!(
+                "cannot index slice/array with type {}",
+                other.go_type()
+            ));
+        }
     };
     match usize::try_from(x) {
         Ok(u) if u < len => Ok(u),
@@ -101,7 +106,12 @@ fn index<'a>(_: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
                     Value::Missing | Value::Nil => {
                         return Err("value is nil; should be of type string".to_string());
                     }
-                    other => return Err(format!("value has type {}; should be string", other.go_type())),
+                    other => {
+                        return Err(format!(
+                            "value has type {}; should be string",
+                            other.go_type()
+                        ));
+                    }
                 };
                 // A missing key gives the element type's zero value: nil for interface{}.
                 item.map_get(key).unwrap_or(match item.elem() {
@@ -120,7 +130,11 @@ fn print<'a>(b: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn printf<'a>(b: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
-    Ok(Value::string(sprintf(str_arg(args, 0), args.get(1..).unwrap_or(&[]), b)?))
+    Ok(Value::string(sprintf(
+        str_arg(args, 0),
+        args.get(1..).unwrap_or(&[]),
+        b,
+    )?))
 }
 
 fn println<'a>(b: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
@@ -238,7 +252,13 @@ fn eval_args(b: &mut Budget, args: &[Value<'_>]) -> Result<String, String> {
     }
     let shown: Vec<Value<'_>> = args
         .iter()
-        .map(|a| if a.is_nil() { Value::string("<no value>") } else { a.clone() })
+        .map(|a| {
+            if a.is_nil() {
+                Value::string("<no value>")
+            } else {
+                a.clone()
+            }
+        })
         .collect();
     sprint(&shown, b)
 }
@@ -284,7 +304,9 @@ pub(super) fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }

@@ -6,9 +6,9 @@
 //! untouched, which Argo does not guarantee). Go iterates maps in random order; `keys` and `values`
 //! return key order.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::cell::RefCell;
 
 use super::{FnResult, Func, Param, arg, fixed, str_arg, variadic};
 use crate::go::fmt::to_string;
@@ -74,7 +74,9 @@ fn dict<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn get<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(arg(a, 0).map_get(str_arg(a, 1)).unwrap_or(Value::string("")))
+    Ok(arg(a, 0)
+        .map_get(str_arg(a, 1))
+        .unwrap_or(Value::string("")))
 }
 
 fn set<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -138,7 +140,13 @@ fn omit<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 /// `mergo.Merge` (`overwrite == false`) / `mergo.MergeWithOverwrite` of `src` into `dst`: nested
 /// maps merge recursively; other values are taken from `src` when `dst` lacks them or holds an
 /// empty value, or always when overwriting.
-fn merge_into<'a>(dst: &DictRef<'a>, src: &Value<'a>, overwrite: bool, b: &mut Budget, depth: usize) -> Result<(), String> {
+fn merge_into<'a>(
+    dst: &DictRef<'a>,
+    src: &Value<'a>,
+    overwrite: bool,
+    b: &mut Budget,
+    depth: usize,
+) -> Result<(), String> {
     if depth > MAX_VALUE_DEPTH {
         return Err(format!("value nesting exceeds {MAX_VALUE_DEPTH} levels"));
     }
@@ -191,7 +199,11 @@ fn deep_copy<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 
 /// Go's message for a failed `x.(T)` type assertion.
 fn conversion(v: &Value<'_>, want: &str) -> String {
-    let have = if v.is_nil() { "nil".to_string() } else { v.go_type() };
+    let have = if v.is_nil() {
+        "nil".to_string()
+    } else {
+        v.go_type()
+    };
     format!("interface conversion: interface {{}} is {have}, not {want}")
 }
 

@@ -44,12 +44,15 @@ fn b64enc<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 /// Decodes, or returns Go's error text as the result (Sprig does not fail).
 fn b64dec<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     // Go's decoder skips line breaks.
-    let input: String = str_arg(a, 0).chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    let input: String = str_arg(a, 0)
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .collect();
     match STANDARD.decode(&input) {
         Ok(bytes) => s(String::from_utf8_lossy(&bytes)),
-        Err(base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _)) => {
-            s(format!("illegal base64 data at input byte {at}"))
-        }
+        Err(
+            base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _),
+        ) => s(format!("illegal base64 data at input byte {at}")),
         Err(_) => s(format!("illegal base64 data at input byte {}", input.len())),
     }
 }
@@ -75,9 +78,12 @@ fn b32enc<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn b32dec<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    let input: Vec<u8> = str_arg(a, 0).bytes().filter(|c| *c != b'\r' && *c != b'\n').collect();
+    let input: Vec<u8> = str_arg(a, 0)
+        .bytes()
+        .filter(|c| *c != b'\r' && *c != b'\n')
+        .collect();
     let corrupt = |at: usize| s(format!("illegal base32 data at input byte {at}"));
-    if input.len() % 8 != 0 {
+    if !input.len().is_multiple_of(8) {
         return corrupt(input.len() / 8 * 8);
     }
     let mut out = Vec::new();
@@ -196,7 +202,10 @@ fn write_json(out: &mut String, v: &Json, escape_html: bool, indent: Option<&str
                 return;
             }
             out.push('{');
-            for (i, (k, item)) in crate::go::value::sorted_entries(map).into_iter().enumerate() {
+            for (i, (k, item)) in crate::go::value::sorted_entries(map)
+                .into_iter()
+                .enumerate()
+            {
                 if i > 0 {
                     out.push(',');
                 }
@@ -214,7 +223,12 @@ fn write_json(out: &mut String, v: &Json, escape_html: bool, indent: Option<&str
     }
 }
 
-fn marshal(b: &mut Budget, a: &[Value<'_>], escape_html: bool, indent: Option<&str>) -> Result<String, String> {
+fn marshal(
+    b: &mut Budget,
+    a: &[Value<'_>],
+    escape_html: bool,
+    indent: Option<&str>,
+) -> Result<String, String> {
     let json = arg(a, 0).to_json(b, 0)?;
     let text = go_json(&json, escape_html, indent);
     b.spend(text.len() as u64 / 64)?;

@@ -80,15 +80,25 @@ fn prepend<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn first<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(items(&arg(a, 0), "find first on")?.into_iter().next().unwrap_or(Value::Nil))
+    Ok(items(&arg(a, 0), "find first on")?
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Nil))
 }
 
 fn last<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(items(&arg(a, 0), "find last on")?.pop().unwrap_or(Value::Nil))
+    Ok(items(&arg(a, 0), "find last on")?
+        .pop()
+        .unwrap_or(Value::Nil))
 }
 
 fn rest<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    any_list(items(&arg(a, 0), "find rest on")?.into_iter().skip(1).collect())
+    any_list(
+        items(&arg(a, 0), "find rest on")?
+            .into_iter()
+            .skip(1)
+            .collect(),
+    )
 }
 
 fn initial<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -103,7 +113,11 @@ fn reverse<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     any_list(l)
 }
 
-fn contains<'a>(haystack: &[Value<'a>], needle: &Value<'_>, b: &mut Budget) -> Result<bool, String> {
+fn contains<'a>(
+    haystack: &[Value<'a>],
+    needle: &Value<'_>,
+    b: &mut Budget,
+) -> Result<bool, String> {
     for h in haystack {
         if needle.deep_equal(h, b, 0)? {
             return Ok(true);
@@ -168,8 +182,13 @@ fn slice<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
         return Err("reflect: slice index out of range".to_string());
     }
     Ok(match &v {
-        Value::Str(s) => Value::string(String::from_utf8_lossy(&s.as_bytes()[from..to]).into_owned()),
-        _ => Value::list(v.elem(), v.seq_items().unwrap_or_default()[from..to].to_vec()),
+        Value::Str(s) => {
+            Value::string(String::from_utf8_lossy(&s.as_bytes()[from..to]).into_owned())
+        }
+        _ => Value::list(
+            v.elem(),
+            v.seq_items().unwrap_or_default()[from..to].to_vec(),
+        ),
     })
 }
 
@@ -199,7 +218,11 @@ fn chunk<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     if size == 0 {
         return Err("runtime error: integer divide by zero".to_string());
     }
-    any_list(l.chunks(size).map(|c| Value::list(Elem::Any, c.to_vec())).collect())
+    any_list(
+        l.chunks(size)
+            .map(|c| Value::list(Elem::Any, c.to_vec()))
+            .collect(),
+    )
 }
 
 fn compact<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -214,7 +237,9 @@ fn compact<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 /// Sprig's `untilStep`, bounded to [`MAX_LIST_LEN`] elements.
 fn int_range(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, String> {
     let count = if (stop < start && step < 0) || (stop > start && step > 0) {
-        (i128::from(stop) - i128::from(start)).unsigned_abs().div_ceil(i128::from(step).unsigned_abs())
+        (i128::from(stop) - i128::from(start))
+            .unsigned_abs()
+            .div_ceil(i128::from(step).unsigned_abs())
     } else {
         0
     };
@@ -225,7 +250,10 @@ fn int_range(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, String> {
 }
 
 fn int_list<'a>(v: Vec<i64>) -> FnResult<'a> {
-    Ok(Value::list(Elem::Int, v.into_iter().map(Value::Int).collect()))
+    Ok(Value::list(
+        Elem::Int,
+        v.into_iter().map(Value::Int).collect(),
+    ))
 }
 
 fn until<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -259,6 +287,9 @@ fn seq<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
         _ => Vec::new(),
     };
     Ok(Value::string(
-        nums.iter().map(i64::to_string).collect::<Vec<_>>().join(" "),
+        nums.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
     ))
 }

@@ -42,7 +42,11 @@ pub(super) const FUNCS: &[Func] = &[
 /// Go's `strconv.ParseInt(s, 0, 64)`.
 fn parse_int(s: &str) -> Option<i64> {
     let (neg, u) = parse_int_literal(s)?;
-    if neg { 0i64.checked_sub_unsigned(u) } else { i64::try_from(u).ok() }
+    if neg {
+        0i64.checked_sub_unsigned(u)
+    } else {
+        i64::try_from(u).ok()
+    }
 }
 
 /// cast's `trimZeroDecimal`: `"5.00"` → `"5"`.
@@ -109,7 +113,9 @@ fn add1<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn add<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(Value::Int64(a.iter().map(to_int64).fold(0, i64::wrapping_add)))
+    Ok(Value::Int64(
+        a.iter().map(to_int64).fold(0, i64::wrapping_add),
+    ))
 }
 
 fn two(a: &[Value<'_>]) -> (i64, i64) {
@@ -140,7 +146,12 @@ fn modulo<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn mul<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(Value::Int64(a.iter().map(to_int64).reduce(i64::wrapping_mul).unwrap_or(0)))
+    Ok(Value::Int64(
+        a.iter()
+            .map(to_int64)
+            .reduce(i64::wrapping_mul)
+            .unwrap_or(0),
+    ))
 }
 
 fn max<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -152,11 +163,15 @@ fn min<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn maxf<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(Value::Float(a.iter().map(to_float64).reduce(f64::max).unwrap_or(0.0)))
+    Ok(Value::Float(
+        a.iter().map(to_float64).reduce(f64::max).unwrap_or(0.0),
+    ))
 }
 
 fn minf<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(Value::Float(a.iter().map(to_float64).reduce(f64::min).unwrap_or(0.0)))
+    Ok(Value::Float(
+        a.iter().map(to_float64).reduce(f64::min).unwrap_or(0.0),
+    ))
 }
 
 fn floor<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -176,7 +191,11 @@ fn round<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let val = a.first().map_or(0.0, to_float64);
     let pow = 10f64.powf(int_arg(a, 1) as f64);
     let digit = pow * val;
-    let r = if digit.fract() >= round_on { digit.ceil() } else { digit.floor() };
+    let r = if digit.fract() >= round_on {
+        digit.ceil()
+    } else {
+        digit.floor()
+    };
     Ok(Value::Float(r / pow))
 }
 
@@ -196,11 +215,16 @@ fn dec(f: f64) -> Option<Dec> {
     let exp: i32 = exp.parse().ok()?;
     let frac_digits = mant.split_once('.').map_or(0, |(_, f)| f.len()) as i32;
     let m: i128 = mant.replace('.', "").parse().ok()?;
-    Some(Dec { m, e: exp - frac_digits })
+    Some(Dec {
+        m,
+        e: exp - frac_digits,
+    })
 }
 
 fn scale(m: i128, by: i32) -> Option<i128> {
-    10i128.checked_pow(u32::try_from(by).ok()?).and_then(|p| m.checked_mul(p))
+    10i128
+        .checked_pow(u32::try_from(by).ok()?)
+        .and_then(|p| m.checked_mul(p))
 }
 
 fn dec_to_f64(d: Dec) -> f64 {
@@ -211,7 +235,10 @@ fn dec_add(x: Dec, y: Dec) -> Option<Dec> {
     let e = x.e.min(y.e);
     let a = scale(x.m, x.e - e)?;
     let b = scale(y.m, y.e - e)?;
-    Some(Dec { m: a.checked_add(b)?, e })
+    Some(Dec {
+        m: a.checked_add(b)?,
+        e,
+    })
 }
 
 /// Decimal division rounded to 16 fractional digits (shopspring's `DivisionPrecision`).
@@ -226,13 +253,21 @@ fn dec_div(x: Dec, y: Dec) -> Option<Dec> {
     };
     let q = num / den;
     let r = num % den;
-    let q = if (r.checked_mul(2)?).abs() >= den.abs() { q + num.signum() * den.signum() } else { q };
+    let q = if (r.checked_mul(2)?).abs() >= den.abs() {
+        q + num.signum() * den.signum()
+    } else {
+        q
+    };
     Some(Dec { m: q, e: -PREC })
 }
 
 /// Folds the operands with a decimal operation, or the float64 one when exact arithmetic
 /// overflows.
-fn decimal_fold(vals: &[f64], exact: fn(Dec, Dec) -> Option<Dec>, float: fn(f64, f64) -> f64) -> f64 {
+fn decimal_fold(
+    vals: &[f64],
+    exact: fn(Dec, Dec) -> Option<Dec>,
+    float: fn(f64, f64) -> f64,
+) -> f64 {
     let Some((&first, rest)) = vals.split_first() else {
         return 0.0;
     };
@@ -266,7 +301,12 @@ fn subf<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn mulf<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    let times = |x: Dec, y: Dec| Some(Dec { m: x.m.checked_mul(y.m)?, e: x.e + y.e });
+    let times = |x: Dec, y: Dec| {
+        Some(Dec {
+            m: x.m.checked_mul(y.m)?,
+            e: x.e + y.e,
+        })
+    };
     Ok(Value::Float(decimal_fold(&floats(a), times, |x, y| x * y)))
 }
 

@@ -95,7 +95,12 @@ pub(crate) const fn fixed(name: &'static str, params: &'static [Param], imp: Imp
 }
 
 /// A function whose last parameter is variadic (`...variadic`).
-pub(crate) const fn variadic(name: &'static str, params: &'static [Param], rest: Param, imp: Imp) -> Func {
+pub(crate) const fn variadic(
+    name: &'static str,
+    params: &'static [Param],
+    rest: Param,
+    imp: Imp,
+) -> Func {
     Func {
         name,
         params,
@@ -157,7 +162,10 @@ pub(crate) fn arg<'a>(args: &[Value<'a>], i: usize) -> Value<'a> {
 pub(crate) fn checked_size(count: i64, unit: usize) -> Result<usize, String> {
     let n = usize::try_from(count.max(0)).unwrap_or(usize::MAX);
     if n.saturating_mul(unit.max(1)) > crate::MAX_OUTPUT_BYTES {
-        return Err(format!("result would exceed {} bytes", crate::MAX_OUTPUT_BYTES));
+        return Err(format!(
+            "result would exceed {} bytes",
+            crate::MAX_OUTPUT_BYTES
+        ));
     }
     Ok(n)
 }

@@ -22,8 +22,16 @@ pub(super) const FUNCS: &[Func] = &[
     fixed("mustRegexFind", &[Str, Str], regex_find),
     fixed("regexReplaceAll", &[Str, Str, Str], regex_replace_all),
     fixed("mustRegexReplaceAll", &[Str, Str, Str], regex_replace_all),
-    fixed("regexReplaceAllLiteral", &[Str, Str, Str], regex_replace_all_literal),
-    fixed("mustRegexReplaceAllLiteral", &[Str, Str, Str], regex_replace_all_literal),
+    fixed(
+        "regexReplaceAllLiteral",
+        &[Str, Str, Str],
+        regex_replace_all_literal,
+    ),
+    fixed(
+        "mustRegexReplaceAllLiteral",
+        &[Str, Str, Str],
+        regex_replace_all_literal,
+    ),
     fixed("regexSplit", &[Str, Str, Int], regex_split),
     fixed("mustRegexSplit", &[Str, Str, Int], regex_split),
     fixed("regexQuoteMeta", &[Str], regex_quote_meta),
@@ -40,7 +48,10 @@ fn compile(pattern: &str) -> Result<Regex, String> {
             return Ok(re.clone());
         }
         let re = Regex::new(pattern).map_err(|e| {
-            format!("regexp: Compile({}): error parsing regexp: {e}", crate::go::quote(pattern))
+            format!(
+                "regexp: Compile({}): error parsing regexp: {e}",
+                crate::go::quote(pattern)
+            )
         })?;
         let mut cache = cache.borrow_mut();
         if cache.len() >= CACHE_LIMIT {
@@ -77,7 +88,9 @@ fn regex_find<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 
 fn regex_replace_all<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let re = compile(str_arg(a, 0))?;
-    Ok(Value::string(re.replace_all(str_arg(a, 1), str_arg(a, 2)).into_owned()))
+    Ok(Value::string(
+        re.replace_all(str_arg(a, 1), str_arg(a, 2)).into_owned(),
+    ))
 }
 
 fn regex_replace_all_literal<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {

@@ -66,7 +66,12 @@ impl Version {
             return Err(INVALID.to_string());
         }
         let nums: Vec<&str> = core.split('.').collect();
-        if nums.is_empty() || nums.len() > 3 || nums.iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
+        if nums.is_empty()
+            || nums.len() > 3
+            || nums
+                .iter()
+                .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+        {
             return Err(INVALID.to_string());
         }
         let num = |i: usize| -> Result<u64, String> {
@@ -159,7 +164,11 @@ fn parse_constraint(op: &'static str, text: &str) -> Result<Constraint, String> 
     let split = body.find(['-', '+']).unwrap_or(body.len());
     let (core, tail) = body.split_at(split);
     let parts: Vec<&str> = core.split('.').collect();
-    if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !(is_x(p) || p.bytes().all(|b| b.is_ascii_digit()))) {
+    if parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !(is_x(p) || p.bytes().all(|b| b.is_ascii_digit())))
+    {
         return Err(improper());
     }
     let part = |i: usize| parts.get(i).copied().unwrap_or("");
@@ -191,7 +200,7 @@ impl Constraint {
     fn check(&self, v: &Version) -> bool {
         let c = &self.con;
         // Pre-releases only satisfy constraints that mention one (plain `!=` excepted).
-        if !v.pre.is_empty() && c.pre.is_empty() && !(self.op == "!=" && !self.dirty) {
+        if !v.pre.is_empty() && c.pre.is_empty() && (self.op != "!=" || self.dirty) {
             return false;
         }
         match self.op {
@@ -232,7 +241,8 @@ impl Constraint {
                 if !self.dirty {
                     return v.compare(c) != Ordering::Greater;
                 }
-                !(v.major > c.major || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
+                !(v.major > c.major
+                    || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
             }
             _ => self.caret(v),
         }
@@ -294,9 +304,15 @@ fn parse_constraints(input: &str) -> Result<Vec<Vec<Constraint>>, String> {
             let mut out = Vec::new();
             let mut rest = group.trim_start();
             while !rest.is_empty() {
-                let op = OPS.iter().find(|op| rest.starts_with(**op)).copied().unwrap_or("");
+                let op = OPS
+                    .iter()
+                    .find(|op| rest.starts_with(**op))
+                    .copied()
+                    .unwrap_or("");
                 rest = rest[op.len()..].trim_start();
-                let end = rest.find(|c: char| !is_version_char(c)).unwrap_or(rest.len());
+                let end = rest
+                    .find(|c: char| !is_version_char(c))
+                    .unwrap_or(rest.len());
                 let (ver, after) = rest.split_at(end);
                 if ver.is_empty() {
                     return Err(improper());
@@ -305,7 +321,9 @@ fn parse_constraints(input: &str) -> Result<Vec<Vec<Constraint>>, String> {
                 // Hyphen range `a - b` means `>= a, <= b`.
                 if op.is_empty() && after.len() > after_trim.len() && after_trim.starts_with("- ") {
                     let tail = after_trim[2..].trim_start();
-                    let end2 = tail.find(|c: char| !is_version_char(c)).unwrap_or(tail.len());
+                    let end2 = tail
+                        .find(|c: char| !is_version_char(c))
+                        .unwrap_or(tail.len());
                     let (hi, after2) = tail.split_at(end2);
                     out.push(parse_constraint(">=", ver)?);
                     out.push(parse_constraint("<=", hi)?);
@@ -313,7 +331,10 @@ fn parse_constraints(input: &str) -> Result<Vec<Vec<Constraint>>, String> {
                     continue;
                 }
                 out.push(parse_constraint(canonical(op), ver)?);
-                rest = after_trim.strip_prefix(',').unwrap_or(after_trim).trim_start();
+                rest = after_trim
+                    .strip_prefix(',')
+                    .unwrap_or(after_trim)
+                    .trim_start();
             }
             if out.is_empty() {
                 return Err(improper());
@@ -324,11 +345,15 @@ fn parse_constraints(input: &str) -> Result<Vec<Vec<Constraint>>, String> {
 }
 
 fn semver<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    Ok(Value::Version(std::rc::Rc::new(Version::parse(str_arg(a, 0))?)))
+    Ok(Value::Version(std::rc::Rc::new(Version::parse(str_arg(
+        a, 0,
+    ))?)))
 }
 
 fn semver_compare<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let groups = parse_constraints(str_arg(a, 0))?;
     let v = Version::parse(str_arg(a, 1))?;
-    Ok(Value::Bool(groups.iter().any(|g| g.iter().all(|c| c.check(&v)))))
+    Ok(Value::Bool(
+        groups.iter().any(|g| g.iter().all(|c| c.check(&v))),
+    ))
 }

@@ -232,7 +232,10 @@ fn trim_prefix<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 fn nospace<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    s(str_arg(a, 0).chars().filter(|c| !c.is_whitespace()).collect::<String>())
+    s(str_arg(a, 0)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>())
 }
 
 fn initials<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -281,7 +284,9 @@ fn words(text: &str) -> Vec<String> {
         if let Some(prev) = cur.chars().last() {
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
             let boundary = c.is_uppercase()
-                && (prev.is_lowercase() || prev.is_numeric() || (prev.is_uppercase() && next_lower));
+                && (prev.is_lowercase()
+                    || prev.is_numeric()
+                    || (prev.is_uppercase() && next_lower));
             if boundary {
                 out.push(std::mem::take(&mut cur));
             }
@@ -458,13 +463,21 @@ fn nindent<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 
 fn replace<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let (old, new, src) = (str_arg(a, 0), str_arg(a, 1), str_arg(a, 2));
-    let count = if old.is_empty() { src.chars().count() + 1 } else { src.matches(old).count() };
+    let count = if old.is_empty() {
+        src.chars().count() + 1
+    } else {
+        src.matches(old).count()
+    };
     checked_size((src.len() + count * new.len()) as i64, 1)?;
     s(src.replace(old, new))
 }
 
 fn plural<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    s(if int_arg(a, 2) == 1 { str_arg(a, 0) } else { str_arg(a, 1) })
+    s(if int_arg(a, 2) == 1 {
+        str_arg(a, 0)
+    } else {
+        str_arg(a, 1)
+    })
 }
 
 fn to_string_fn<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {

@@ -23,7 +23,13 @@ pub(crate) fn sanitize_name(name: &str) -> String {
     let mut out: String = name
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     // Every character is ASCII now, so any byte index is a boundary.
     out.truncate(253);
@@ -39,7 +45,11 @@ fn normalize<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 fn slug(sanitized: &str, max: i64, smart: bool) -> String {
     let mut s = String::with_capacity(sanitized.len());
     for c in sanitized.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' };
+        let c = if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '-'
+        };
         if !(c == '-' && s.ends_with('-')) {
             s.push(c);
         }
@@ -64,7 +74,11 @@ fn slug(sanitized: &str, max: i64, smart: bool) -> String {
 
 /// Go's message for a failed type assertion on a `slugify` argument.
 fn wrong(v: &Value<'_>, want: &str) -> String {
-    let have = if v.is_nil() { "nil".to_string() } else { v.go_type() };
+    let have = if v.is_nil() {
+        "nil".to_string()
+    } else {
+        v.go_type()
+    };
     format!("interface conversion: interface {{}} is {have}, not {want}")
 }
 

@@ -72,18 +72,36 @@ pub(crate) struct Number {
 #[derive(Debug)]
 pub(crate) enum Arg {
     /// `.a.b`
-    Field { pos: usize, idents: Vec<Box<str>> },
+    Field {
+        pos: usize,
+        idents: Vec<Box<str>>,
+    },
     /// `$x.a.b` (`$` alone is the root)
-    Variable { pos: usize, name: Box<str>, fields: Vec<Box<str>> },
+    Variable {
+        pos: usize,
+        name: Box<str>,
+        fields: Vec<Box<str>>,
+    },
     /// `(pipeline).a.b` or `func.a`
-    Chain { pos: usize, node: Box<Arg>, fields: Vec<Box<str>> },
-    Func { pos: usize, func: &'static Func },
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        fields: Vec<Box<str>>,
+    },
+    Func {
+        pos: usize,
+        func: &'static Func,
+    },
     Pipe(Box<Pipe>),
     Dot(usize),
     Nil(usize),
     Bool(usize, bool),
     Number(usize, Box<Number>),
-    Str { pos: usize, quoted: Box<str>, text: Box<str> },
+    Str {
+        pos: usize,
+        quoted: Box<str>,
+        text: Box<str>,
+    },
 }
 
 impl Arg {

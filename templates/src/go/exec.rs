@@ -86,7 +86,12 @@ struct Exec<'a> {
     depth: usize,
 }
 
-pub(crate) fn execute(src: &str, program: &Program, params: &Params, missing_key: MissingKey) -> R<String> {
+pub(crate) fn execute(
+    src: &str,
+    program: &Program,
+    params: &Params,
+    missing_key: MissingKey,
+) -> R<String> {
     let root = Slot::plain(Value::JMap(params));
     let mut ex = Exec {
         src,
@@ -156,7 +161,9 @@ impl<'a> Exec<'a> {
     fn write(&mut self, s: &str) -> R<()> {
         self.out.push_str(s);
         if self.out.len() > MAX_OUTPUT_BYTES {
-            return Err(format!("template: :1:0: output exceeds {MAX_OUTPUT_BYTES} bytes"));
+            return Err(format!(
+                "template: :1:0: output exceeds {MAX_OUTPUT_BYTES} bytes"
+            ));
         }
         Ok(())
     }
@@ -191,7 +198,13 @@ impl<'a> Exec<'a> {
         Ok(Flow::Normal)
     }
 
-    fn walk_if_with(&mut self, dot: &Slot<'a>, b: &'a Branch, node: &'a Node, with: bool) -> R<Flow> {
+    fn walk_if_with(
+        &mut self,
+        dot: &Slot<'a>,
+        b: &'a Branch,
+        node: &'a Node,
+        with: bool,
+    ) -> R<Flow> {
         let mark = self.vars.len();
         self.enter(b.pipe.pos, node)?;
         let val = self.eval_pipeline(dot, &b.pipe)?;
@@ -225,7 +238,9 @@ impl<'a> Exec<'a> {
                     let Some(elem) = val.seq_get(i) else { break };
                     ran = true;
                     let index = Value::Int(i as i64);
-                    if self.iteration(b, node, inner, index, Slot { v: elem, boxed })? == Flow::Break {
+                    if self.iteration(b, node, inner, index, Slot { v: elem, boxed })?
+                        == Flow::Break
+                    {
                         break;
                     }
                 }
@@ -234,7 +249,9 @@ impl<'a> Exec<'a> {
                 let boxed = val.elem() == Elem::Any;
                 for (k, elem) in val.map_entries().unwrap_or_default() {
                     ran = true;
-                    if self.iteration(b, node, inner, Value::Str(k), Slot { v: elem, boxed })? == Flow::Break {
+                    if self.iteration(b, node, inner, Value::Str(k), Slot { v: elem, boxed })?
+                        == Flow::Break
+                    {
                         break;
                     }
                 }
@@ -258,20 +275,29 @@ impl<'a> Exec<'a> {
             Value::Missing | Value::Nil => {}
             other => {
                 let shown = fmt::to_string(other, &mut self.budget).unwrap_or_default();
-                return Err(self.err(b.pipe.pos, node, &format!("range can't iterate over {shown}")));
+                return Err(self.err(
+                    b.pipe.pos,
+                    node,
+                    &format!("range can't iterate over {shown}"),
+                ));
             }
         }
-        if !ran {
-            if let Some(e) = &b.else_list {
-                self.walk_list(dot, e)?;
-            }
+        if !ran && let Some(e) = &b.else_list {
+            self.walk_list(dot, e)?;
         }
         self.depth -= 1;
         self.vars.truncate(mark);
         Ok(Flow::Normal)
     }
 
-    fn iteration(&mut self, b: &'a Branch, node: &'a Node, inner: usize, index: Value<'a>, elem: Slot<'a>) -> R<Flow> {
+    fn iteration(
+        &mut self,
+        b: &'a Branch,
+        node: &'a Node,
+        inner: usize,
+        index: Value<'a>,
+        elem: Slot<'a>,
+    ) -> R<Flow> {
         self.spend(b.pipe.pos, node)?;
         let decl = &b.pipe.decl;
         match (decl.len(), b.pipe.is_assign) {
@@ -287,10 +313,10 @@ impl<'a> Exec<'a> {
                 if let Some(v) = self.vars.get_mut(inner - 1) {
                     v.slot = elem.clone();
                 }
-                if n > 1 {
-                    if let Some(v) = self.vars.get_mut(inner - 2) {
-                        v.slot = Slot::plain(index);
-                    }
+                if n > 1
+                    && let Some(v) = self.vars.get_mut(inner - 2)
+                {
+                    v.slot = Slot::plain(index);
                 }
             }
         }
@@ -301,7 +327,11 @@ impl<'a> Exec<'a> {
 
     fn walk_template(&mut self, dot: &Slot<'a>, t: &'a TemplateCall) -> R<()> {
         let Some(body) = self.program.defs.get(&*t.name) else {
-            return Err(self.err(t.pos, t, &format!("template {} not defined", quote(&t.name))));
+            return Err(self.err(
+                t.pos,
+                t,
+                &format!("template {} not defined", quote(&t.name)),
+            ));
         };
         self.enter(t.pos, t)?;
         let new_dot = match &t.pipe {
@@ -346,7 +376,11 @@ impl<'a> Exec<'a> {
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;
             // Go unwraps interface{} results: a nil interface becomes the invalid value.
-            value = Some(if let Value::Nil = v { Value::Missing } else { v });
+            value = Some(if let Value::Nil = v {
+                Value::Missing
+            } else {
+                v
+            });
         }
         let value = value.unwrap_or(Value::Missing);
         for name in &pipe.decl {
@@ -373,14 +407,21 @@ impl<'a> Exec<'a> {
         Ok(())
     }
 
-    fn eval_command(&mut self, dot: &Slot<'a>, cmd: &'a Cmd, fin: Option<Value<'a>>) -> R<Value<'a>> {
+    fn eval_command(
+        &mut self,
+        dot: &Slot<'a>,
+        cmd: &'a Cmd,
+        fin: Option<Value<'a>>,
+    ) -> R<Value<'a>> {
         self.spend(cmd.pos, cmd)?;
         let Some(first) = cmd.args.first() else {
             return Err(self.err(cmd.pos, cmd, "empty command"));
         };
         let has_args = cmd.args.len() > 1 || fin.is_some();
         match first {
-            Arg::Field { idents, .. } => Ok(self.field_chain(dot.clone(), idents, first, has_args)?.v),
+            Arg::Field { idents, .. } => {
+                Ok(self.field_chain(dot.clone(), idents, first, has_args)?.v)
+            }
             Arg::Chain { node, fields, .. } => {
                 let recv = self.chain_receiver(dot, node, first)?;
                 Ok(self.field_chain(recv, fields, first, has_args)?.v)
@@ -393,7 +434,9 @@ impl<'a> Exec<'a> {
                 }
                 Ok(self.field_chain(slot, fields, first, has_args)?.v)
             }
-            Arg::Func { func, .. } => self.call(dot, func, first, At::Cmd(cmd), &cmd.args[1..], fin),
+            Arg::Func { func, .. } => {
+                self.call(dot, func, first, At::Cmd(cmd), &cmd.args[1..], fin)
+            }
             Arg::Pipe(p) => {
                 self.not_a_function(cmd, first, &fin)?;
                 self.eval_pipeline(dot, p)
@@ -420,10 +463,11 @@ impl<'a> Exec<'a> {
 
     /// The value of a number literal where no type is expected (Go's `idealConstant`).
     fn ideal_constant(&self, n: &Number, pos: usize, at: &Arg) -> R<Value<'a>> {
-        if let Some(f) = n.float {
-            if !looks_int(&n.text) && n.text.contains(['.', 'e', 'E', 'p', 'P']) {
-                return Ok(Value::Float(f));
-            }
+        if let Some(f) = n.float
+            && !looks_int(&n.text)
+            && n.text.contains(['.', 'e', 'E', 'p', 'P'])
+        {
+            return Ok(Value::Float(f));
         }
         if let Some(i) = n.int {
             return Ok(Value::Int(i));
@@ -437,24 +481,45 @@ impl<'a> Exec<'a> {
     /// The receiver of `(pipeline).field`.
     fn chain_receiver(&mut self, dot: &Slot<'a>, node: &'a Arg, at: &'a Arg) -> R<Slot<'a>> {
         match node {
-            Arg::Nil(_) => Err(self.err(at.pos(), at, &format!("indirection through explicit nil in {at}"))),
+            Arg::Nil(_) => Err(self.err(
+                at.pos(),
+                at,
+                &format!("indirection through explicit nil in {at}"),
+            )),
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Field { idents, .. } => self.field_chain(dot.clone(), idents, node, false),
             Arg::Variable { name, fields, .. } => {
                 let slot = self.var_value(name, node)?;
                 self.field_chain(slot, fields, node, false)
             }
-            Arg::Chain { node: inner, fields, .. } => {
+            Arg::Chain {
+                node: inner,
+                fields,
+                ..
+            } => {
                 let recv = self.chain_receiver(dot, inner, node)?;
                 self.field_chain(recv, fields, node, false)
             }
             Arg::Pipe(p) => Ok(Slot::plain(self.eval_pipeline(dot, p)?)),
-            Arg::Func { func, .. } => Ok(Slot::plain(self.call(dot, func, node, At::Arg(node), &[], None)?)),
+            Arg::Func { func, .. } => Ok(Slot::plain(self.call(
+                dot,
+                func,
+                node,
+                At::Arg(node),
+                &[],
+                None,
+            )?)),
             other => Ok(Slot::plain(self.eval_arg(dot, Param::Any, other)?)),
         }
     }
 
-    fn field_chain(&mut self, mut recv: Slot<'a>, idents: &'a [Box<str>], at: &Arg, has_args: bool) -> R<Slot<'a>> {
+    fn field_chain(
+        &mut self,
+        mut recv: Slot<'a>,
+        idents: &'a [Box<str>],
+        at: &Arg,
+        has_args: bool,
+    ) -> R<Slot<'a>> {
         let n = idents.len();
         for (i, name) in idents.iter().enumerate() {
             recv = self.field(recv, name, at, has_args && i + 1 == n)?;
@@ -472,7 +537,9 @@ impl<'a> Exec<'a> {
                 }
                 Ok(Slot::plain(Value::Missing))
             }
-            Value::Nil => Err(fail(format!("nil pointer evaluating interface {{}}.{name}"))),
+            Value::Nil => Err(fail(format!(
+                "nil pointer evaluating interface {{}}.{name}"
+            ))),
             Value::JMap(_) | Value::Map(_) => {
                 if has_args {
                     return Err(fail(format!("{name} is not a method but has arguments")));
@@ -484,28 +551,49 @@ impl<'a> Exec<'a> {
                     None => match self.missing_key {
                         MissingKey::Default => Ok(Slot::plain(Value::Missing)),
                         MissingKey::Zero => Ok(match elem {
-                            Elem::Any => Slot { v: Value::Nil, boxed: true },
+                            Elem::Any => Slot {
+                                v: Value::Nil,
+                                boxed: true,
+                            },
                             Elem::Str => Slot::plain(Value::string("")),
                             Elem::Int => Slot::plain(Value::Int(0)),
                         }),
-                        MissingKey::Error => Err(fail(format!("map has no entry for key {}", quote(name)))),
+                        MissingKey::Error => {
+                            Err(fail(format!("map has no entry for key {}", quote(name))))
+                        }
                     },
                 }
             }
             Value::Version(v) => match v.method(name) {
-                Some(_) if has_args => Err(fail(format!("wrong number of args for {name}: want 0 got 1"))),
+                Some(_) if has_args => Err(fail(format!(
+                    "wrong number of args for {name}: want 0 got 1"
+                ))),
                 Some(result) => Ok(Slot::plain(result)),
-                None => Err(fail(format!("can't evaluate field {name} in type *semver.Version"))),
+                None => Err(fail(format!(
+                    "can't evaluate field {name} in type *semver.Version"
+                ))),
             },
             other => {
-                let typ = if recv.boxed { "interface {}".to_string() } else { other.go_type() };
+                let typ = if recv.boxed {
+                    "interface {}".to_string()
+                } else {
+                    other.go_type()
+                };
                 Err(fail(format!("can't evaluate field {name} in type {typ}")))
             }
         }
     }
 
     /// Calls a function with the unevaluated `args` and the previous pipeline value `fin`.
-    fn call(&mut self, dot: &Slot<'a>, f: &'static Func, ident: &'a Arg, at: At<'a>, args: &'a [Arg], fin: Option<Value<'a>>) -> R<Value<'a>> {
+    fn call(
+        &mut self,
+        dot: &Slot<'a>,
+        f: &'static Func,
+        ident: &'a Arg,
+        at: At<'a>,
+        args: &'a [Arg],
+        fin: Option<Value<'a>>,
+    ) -> R<Value<'a>> {
         let name = f.name;
         let num_in = args.len() + usize::from(fin.is_some());
         let fixed = f.params.len();
@@ -514,7 +602,10 @@ impl<'a> Exec<'a> {
                 return Err(self.err(
                     ident.pos(),
                     ident,
-                    &format!("wrong number of args for {name}: want at least {fixed} got {}", args.len()),
+                    &format!(
+                        "wrong number of args for {name}: want at least {fixed} got {}",
+                        args.len()
+                    ),
                 ));
             }
         } else if num_in != fixed {
@@ -556,7 +647,9 @@ impl<'a> Exec<'a> {
             _ => false,
         };
         if too_big {
-            return Err(fail(format!("error calling {name}: result exceeds the size limit")));
+            return Err(fail(format!(
+                "error calling {name}: result exceeds the size limit"
+            )));
         }
         Ok(v)
     }
@@ -579,7 +672,11 @@ impl<'a> Exec<'a> {
                 Param::Any => Ok(Value::Nil),
                 Param::Reflect => Ok(Value::Missing),
                 Param::Map => Ok(Value::map(Elem::Any, Default::default())),
-                _ => Err(self.err(arg.pos(), arg, &format!("cannot assign nil to {}", p.go_type()))),
+                _ => Err(self.err(
+                    arg.pos(),
+                    arg,
+                    &format!("cannot assign nil to {}", p.go_type()),
+                )),
             },
             Arg::Field { idents, .. } => {
                 let s = self.field_chain(dot.clone(), idents, arg, false)?;
@@ -641,8 +738,15 @@ impl<'a> Exec<'a> {
         let msg = match v {
             Value::Missing => format!("invalid value; expected {}", p.go_type()),
             // Only a nil held in an interface{} reaches here.
-            Value::Nil => format!("wrong type for value; expected {}; got interface {{}}", p.go_type()),
-            other => format!("wrong type for value; expected {}; got {}", p.go_type(), other.go_type()),
+            Value::Nil => format!(
+                "wrong type for value; expected {}; got interface {{}}",
+                p.go_type()
+            ),
+            other => format!(
+                "wrong type for value; expected {}; got {}",
+                p.go_type(),
+                other.go_type()
+            ),
         };
         Err(self.err(at.pos(), at, &msg))
     }

@@ -35,7 +35,7 @@ fn push_quoted_char(out: &mut String, c: char, quote: char, ascii_only: bool) {
             out.push('\\');
             out.push(c);
         }
-        c if is_print(c) && !(ascii_only && !c.is_ascii()) => out.push(c),
+        c if is_print(c) && (c.is_ascii() || !ascii_only) => out.push(c),
         c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
         c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
         c => out.push_str(&format!("\\U{:08x}", c as u32)),
@@ -91,7 +91,10 @@ fn shortest(f: f64) -> Digits {
 
 /// Digits rounded to `sig` significant digits, trailing zeros dropped.
 fn rounded(f: f64, sig: usize) -> Digits {
-    digits_from_exp(f.is_sign_negative(), &format!("{:.*e}", sig.saturating_sub(1), f.abs()))
+    digits_from_exp(
+        f.is_sign_negative(),
+        &format!("{:.*e}", sig.saturating_sub(1), f.abs()),
+    )
 }
 
 fn fmt_e(d: &Digits, prec: usize, e: char) -> String {
@@ -129,7 +132,11 @@ fn fmt_f(d: &Digits, prec: usize) -> String {
         s.push('.');
         for i in 1..=prec as i64 {
             let j = i64::from(d.dp) + i - 1;
-            let c = if j >= 0 { d.d.get(j as usize).map_or('0', |&b| b as char) } else { '0' };
+            let c = if j >= 0 {
+                d.d.get(j as usize).map_or('0', |&b| b as char)
+            } else {
+                '0'
+            };
             s.push(c);
         }
     }
@@ -170,7 +177,11 @@ pub(crate) fn format_float(f: f64, fmt: char, prec: Option<usize>) -> String {
                     let p = p.max(1);
                     let d = rounded(f, p);
                     let n = d.d.len();
-                    let eprec = if p > n && n as i64 >= i64::from(d.dp) { n } else { p };
+                    let eprec = if p > n && n as i64 >= i64::from(d.dp) {
+                        n
+                    } else {
+                        p
+                    };
                     (d, p, eprec)
                 }
             };
@@ -336,7 +347,11 @@ impl Printer<'_> {
                     if spec.sharp && (spec.space || i == 0) {
                         hex.push_str(if verb == 'x' { "0x" } else { "0X" });
                     }
-                    hex.push_str(&if verb == 'x' { format!("{b:02x}") } else { format!("{b:02X}") });
+                    hex.push_str(&if verb == 'x' {
+                        format!("{b:02x}")
+                    } else {
+                        format!("{b:02X}")
+                    });
                 }
                 self.pad(&hex, spec)
             }
@@ -353,11 +368,17 @@ impl Printer<'_> {
             'x' => (16, false),
             'X' => (16, true),
             'c' => {
-                let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{fffd}');
+                let c = u32::try_from(i)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}');
                 return self.pad(&c.to_string(), spec);
             }
             'q' => {
-                let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{fffd}');
+                let c = u32::try_from(i)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{fffd}');
                 let mut q = String::from("'");
                 push_quoted_char(&mut q, c, '\'', spec.plus);
                 q.push('\'');
@@ -383,10 +404,15 @@ impl Printer<'_> {
                 digits.clear();
             }
             zero_width = p;
-        } else if spec.zero && !spec.minus {
-            if let Some(w) = spec.width {
-                zero_width = if neg || spec.plus || spec.space { w.saturating_sub(1) } else { w };
-            }
+        } else if spec.zero
+            && !spec.minus
+            && let Some(w) = spec.width
+        {
+            zero_width = if neg || spec.plus || spec.space {
+                w.saturating_sub(1)
+            } else {
+                w
+            };
         }
         if digits.len() < zero_width {
             digits = "0".repeat(zero_width - digits.len()) + &digits;
@@ -411,7 +437,10 @@ impl Printer<'_> {
             prefix.push_str("0o");
         }
         let body = prefix + &digits;
-        let spaces_only = Spec { zero: false, ..spec.clone() };
+        let spaces_only = Spec {
+            zero: false,
+            ..spec.clone()
+        };
         self.pad(&body, &spaces_only)
     }
 
@@ -447,7 +476,13 @@ impl Printer<'_> {
             } else {
                 num.clone()
             };
-            return self.pad(&body, &Spec { zero: false, ..spec.clone() });
+            return self.pad(
+                &body,
+                &Spec {
+                    zero: false,
+                    ..spec.clone()
+                },
+            );
         }
         match spec.width {
             Some(w) if spec.zero && !spec.minus && w > sign.len() + digits.len() => {
@@ -537,7 +572,11 @@ fn parse_num(chars: &[char], i: &mut usize) -> Option<usize> {
 }
 
 /// `fmt.Sprintf`, including Go's `%!verb(type=value)`, `%!v(MISSING)` and `%!(EXTRA ...)` forms.
-pub(crate) fn sprintf(format: &str, args: &[Value<'_>], budget: &mut Budget) -> Result<String, String> {
+pub(crate) fn sprintf(
+    format: &str,
+    args: &[Value<'_>],
+    budget: &mut Budget,
+) -> Result<String, String> {
     let mut p = Printer {
         out: String::new(),
         budget,
@@ -573,12 +612,13 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], budget: &mut Budget) -> 
         let mut arg_index = |i: &mut usize, arg: &mut usize| {
             if chars.get(*i) == Some(&'[') {
                 let mut j = *i + 1;
-                if let Some(n) = parse_num(&chars, &mut j) {
-                    if chars.get(j) == Some(&']') && n >= 1 {
-                        *arg = n - 1;
-                        *i = j + 1;
-                        reordered = true;
-                    }
+                if let Some(n) = parse_num(&chars, &mut j)
+                    && chars.get(j) == Some(&']')
+                    && n >= 1
+                {
+                    *arg = n - 1;
+                    *i = j + 1;
+                    reordered = true;
                 }
             }
         };
@@ -605,7 +645,9 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], budget: &mut Budget) -> 
             if chars.get(i) == Some(&'*') {
                 i += 1;
                 match args.get(arg) {
-                    Some(Value::Int(n) | Value::Int64(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    Some(Value::Int(n) | Value::Int64(n)) if *n >= 0 => {
+                        spec.prec = Some(*n as usize)
+                    }
                     _ => p.push("%!(BADPREC)")?,
                 }
                 arg += 1;
@@ -614,7 +656,9 @@ pub(crate) fn sprintf(format: &str, args: &[Value<'_>], budget: &mut Budget) -> 
             }
         }
         arg_index(&mut i, &mut arg);
-        if spec.width.is_some_and(|w| w > MAX_OUTPUT_BYTES) || spec.prec.is_some_and(|w| w > MAX_OUTPUT_BYTES) {
+        if spec.width.is_some_and(|w| w > MAX_OUTPUT_BYTES)
+            || spec.prec.is_some_and(|w| w > MAX_OUTPUT_BYTES)
+        {
             return Err(format!("output exceeds {MAX_OUTPUT_BYTES} bytes"));
         }
         let Some(&verb) = chars.get(i) else {

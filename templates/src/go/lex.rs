@@ -423,7 +423,11 @@ impl<'s> Lexer<'s> {
     /// `.name` or `$name`; the `.` or `$` has been read. A lone `.` is `Dot`, a lone `$` a variable.
     fn lex_field_or_variable(&mut self, typ: Tok) -> State {
         if self.at_terminator() {
-            self.emit(if typ == Tok::Variable { Tok::Variable } else { Tok::Dot });
+            self.emit(if typ == Tok::Variable {
+                Tok::Variable
+            } else {
+                Tok::Dot
+            });
             return State::Inside;
         }
         while self.peek().is_some_and(is_alnum) {

@@ -63,10 +63,7 @@ pub(crate) fn parse(src: &str) -> PResult<Program> {
             Parsed::Else => return Err(p.errorf("unexpected {{else}}")),
         }
     }
-    Ok(Program {
-        root,
-        defs: p.defs,
-    })
+    Ok(Program { root, defs: p.defs })
 }
 
 fn is_empty_list(list: &ListNode) -> bool {
@@ -505,20 +502,18 @@ impl<'s> Parser<'s> {
             Tok::Identifier => match funcs::lookup(&it.val) {
                 Some(func) => Arg::Func { pos, func },
                 None => {
-                    return Err(self.errorf(&format!(
-                        "function {} not defined",
-                        super::quote(&it.val)
-                    )));
+                    return Err(
+                        self.errorf(&format!("function {} not defined", super::quote(&it.val)))
+                    );
                 }
             },
             Tok::Dot => Arg::Dot(pos),
             Tok::Nil => Arg::Nil(pos),
             Tok::Variable => {
                 if !self.vars.iter().any(|v| **v == *it.val) {
-                    return Err(self.errorf(&format!(
-                        "undefined variable {}",
-                        super::quote(&it.val)
-                    )));
+                    return Err(
+                        self.errorf(&format!("undefined variable {}", super::quote(&it.val)))
+                    );
                 }
                 Arg::Variable {
                     pos,

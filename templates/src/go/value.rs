@@ -144,10 +144,15 @@ impl<'a> Value<'a> {
             Json::Bool(b) => Value::Bool(b),
             Json::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
             Json::String(s) => Value::string(s),
-            Json::Array(a) => Value::list(Elem::Any, a.into_iter().map(Value::from_owned_json).collect()),
+            Json::Array(a) => Value::list(
+                Elem::Any,
+                a.into_iter().map(Value::from_owned_json).collect(),
+            ),
             Json::Object(o) => Value::map(
                 Elem::Any,
-                o.into_iter().map(|(k, v)| (k, Value::from_owned_json(v))).collect(),
+                o.into_iter()
+                    .map(|(k, v)| (k, Value::from_owned_json(v)))
+                    .collect(),
             ),
         }
     }
@@ -288,10 +293,11 @@ impl<'a> Value<'a> {
             Value::Missing | Value::Nil => Json::Null,
             Value::Bool(b) => Json::Bool(*b),
             Value::Int(i) | Value::Int64(i) => Json::Number(Number::from(*i)),
-            Value::Float(f) => Json::Number(
-                Number::from_f64(*f)
-                    .ok_or_else(|| format!("json: unsupported value: {}", super::fmt::float_v(*f)))?,
-            ),
+            Value::Float(f) => {
+                Json::Number(Number::from_f64(*f).ok_or_else(|| {
+                    format!("json: unsupported value: {}", super::fmt::float_v(*f))
+                })?)
+            }
             Value::Str(s) => Json::String(s.to_string()),
             Value::JList(_) | Value::List(_) => Json::Array(
                 self.seq_items()
@@ -312,7 +318,12 @@ impl<'a> Value<'a> {
     }
 
     /// `reflect.DeepEqual`: same dynamic type and deeply equal contents.
-    pub(crate) fn deep_equal(&self, other: &Value<'_>, budget: &mut Budget, depth: usize) -> Result<bool, String> {
+    pub(crate) fn deep_equal(
+        &self,
+        other: &Value<'_>,
+        budget: &mut Budget,
+        depth: usize,
+    ) -> Result<bool, String> {
         budget.spend(1)?;
         check_depth(depth)?;
         if self.is_nil() || other.is_nil() {
@@ -328,7 +339,10 @@ impl<'a> Value<'a> {
             (Value::Str(a), Value::Str(b)) => **a == **b,
             (Value::Version(a), Value::Version(b)) => Rc::ptr_eq(a, b) || a == b,
             _ if self.is_seq() => {
-                let (a, b) = (self.seq_items().unwrap_or_default(), other.seq_items().unwrap_or_default());
+                let (a, b) = (
+                    self.seq_items().unwrap_or_default(),
+                    other.seq_items().unwrap_or_default(),
+                );
                 if a.len() != b.len() {
                     return Ok(false);
                 }
@@ -340,7 +354,10 @@ impl<'a> Value<'a> {
                 true
             }
             _ => {
-                let (a, b) = (self.map_entries().unwrap_or_default(), other.map_entries().unwrap_or_default());
+                let (a, b) = (
+                    self.map_entries().unwrap_or_default(),
+                    other.map_entries().unwrap_or_default(),
+                );
                 if a.len() != b.len() {
                     return Ok(false);
                 }
@@ -387,7 +404,10 @@ impl<'a> Value<'a> {
         match self {
             Value::Map(m) => {
                 std::ptr::eq(Rc::as_ptr(m).cast::<()>(), Rc::as_ptr(target).cast::<()>())
-                    || m.borrow().entries.values().any(|v| v.reaches(target, depth + 1))
+                    || m.borrow()
+                        .entries
+                        .values()
+                        .any(|v| v.reaches(target, depth + 1))
             }
             Value::List(l) => l.items.iter().any(|v| v.reaches(target, depth + 1)),
             _ => false,

@@ -110,16 +110,29 @@ annotations:
 
 #[test]
 fn template_009_gotemplate_field_of_string_error() {
-    let err = render("name: render-test\nannotations:\n  x: '{{.data.test}}'\n", json!({"data": "a data string"}), &go_mode(MissingKey::Default))
-        .unwrap_err();
-    assert!(err.to_string().contains("can't evaluate field test"), "{err}");
+    let err = render(
+        "name: render-test\nannotations:\n  x: '{{.data.test}}'\n",
+        json!({"data": "a data string"}),
+        &go_mode(MissingKey::Default),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("can't evaluate field test"),
+        "{err}"
+    );
 }
 
 #[test]
 fn template_010_toyaml_in_helm_values() {
     let template = json!({"metadata": {"name": "toyaml"}, "spec": {"source": {"helm": {"values": "{{ toYaml . | indent 2 }}"}}}});
     let t = ValueTemplate::compile(&template, &go_mode(MissingKey::Default)).unwrap();
-    let app = render_application(&t, &params(yaml("foo: {bar: {bool: true, number: 2, str: Hello world}}"))).unwrap();
+    let app = render_application(
+        &t,
+        &params(yaml(
+            "foo: {bar: {bool: true, number: 2, str: Hello world}}",
+        )),
+    )
+    .unwrap();
     assert_eq!(
         app["spec"]["source"]["helm"]["values"],
         "  foo:\n    bar:\n      bool: true\n      number: 2\n      str: Hello world"
@@ -128,14 +141,18 @@ fn template_010_toyaml_in_helm_values() {
 
 #[test]
 fn template_011_fromyaml_fromyamlarray() {
-    let element = json!({"value": "hello: world", "list": "- hello world\n- bonjour tout le monde"});
+    let element =
+        json!({"value": "hello: world", "list": "- hello world\n- bonjour tout le monde"});
     let app = render(
         "name: render-test\nannotations:\n  from-yaml: '{{ get (fromYaml .value) \"hello\" }}'\n  from-yaml-array: '{{ fromYamlArray .list | last }}'\n",
         element,
         &go_mode(MissingKey::Default),
     )
     .unwrap();
-    assert_eq!(annotations(&app), json!({"from-yaml": "world", "from-yaml-array": "bonjour tout le monde"}));
+    assert_eq!(
+        annotations(&app),
+        json!({"from-yaml": "world", "from-yaml-array": "bonjour tout le monde"})
+    );
 }
 
 #[test]
@@ -158,7 +175,10 @@ fn template_013_normalize() {
     )
     .unwrap();
     assert_eq!(app["metadata"]["name"], "cluster-name");
-    assert_eq!(annotations(&app), json!({"normalized": "cluster-name", "other": "my-cluster.example"}));
+    assert_eq!(
+        annotations(&app),
+        json!({"normalized": "cluster-name", "other": "my-cluster.example"})
+    );
 }
 
 #[test]
@@ -169,15 +189,25 @@ fn template_017_default_does_not_rescue_missingkey_error() {
         &go_mode(MissingKey::Error),
     )
     .unwrap_err();
-    assert!(err.to_string().contains(r#"map has no entry for key "nameSuffix""#), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#"map has no entry for key "nameSuffix""#),
+        "{err}"
+    );
 }
 
 #[test]
 fn template_022_templatepatch_json() {
     let mode = go_mode(MissingKey::Default);
-    let element = params(json!({"cluster": "my-cluster", "url": "https://kubernetes.default.svc", "createNamespace": true,
-                                "annotations": {"annotation-some-key": "annotation-some-value"}}));
-    let t = ValueTemplate::compile(&json!({"metadata": {"name": "{{.cluster}}-guestbook"}, "spec": yaml(SPEC)}), &mode).unwrap();
+    let element = params(
+        json!({"cluster": "my-cluster", "url": "https://kubernetes.default.svc", "createNamespace": true,
+                                "annotations": {"annotation-some-key": "annotation-some-value"}}),
+    );
+    let t = ValueTemplate::compile(
+        &json!({"metadata": {"name": "{{.cluster}}-guestbook"}, "spec": yaml(SPEC)}),
+        &mode,
+    )
+    .unwrap();
     let app = render_application(&t, &element).unwrap();
     let patch = r#"
 {
@@ -200,8 +230,14 @@ fn template_022_templatepatch_json() {
 }
 "#;
     let patched = apply_template_patch(&app, patch, &element, &mode).unwrap();
-    assert_eq!(patched["metadata"]["annotations"], json!({"annotation-some-key": "annotation-some-value"}));
-    assert_eq!(patched["spec"]["syncPolicy"], json!({"syncOptions": ["CreateNamespace=true"]}));
+    assert_eq!(
+        patched["metadata"]["annotations"],
+        json!({"annotation-some-key": "annotation-some-value"})
+    );
+    assert_eq!(
+        patched["spec"]["syncPolicy"],
+        json!({"syncOptions": ["CreateNamespace=true"]})
+    );
     assert_eq!(patched["spec"]["source"], yaml(SPEC)["source"]);
     assert_eq!(patched["metadata"]["name"], "my-cluster-guestbook");
 }
@@ -223,15 +259,34 @@ spec:
       prune: {{ .prune }}
 {{- end }}
 "#;
-    let t = ValueTemplate::compile(&json!({"metadata": {"name": "{{ .cluster }}-deployment"}, "spec": yaml(SPEC)}), &mode).unwrap();
-    let dev = params(json!({"cluster": "engineering-dev", "autoSync": true, "prune": true,
-                            "valueFiles": ["values.large.yaml", "values.debug.yaml"]}));
-    let app = apply_template_patch(&render_application(&t, &dev).unwrap(), patch, &dev, &mode).unwrap();
-    assert_eq!(app["spec"]["source"]["helm"]["valueFiles"], json!(["values.large.yaml", "values.debug.yaml"]));
-    assert_eq!(app["spec"]["syncPolicy"], json!({"automated": {"prune": true}}));
-    let prod = params(json!({"cluster": "engineering-prod", "autoSync": false, "prune": false, "valueFiles": ["values.prod.yaml"]}));
-    let app = apply_template_patch(&render_application(&t, &prod).unwrap(), patch, &prod, &mode).unwrap();
-    assert_eq!(app["spec"]["source"]["helm"]["valueFiles"], json!(["values.prod.yaml"]));
+    let t = ValueTemplate::compile(
+        &json!({"metadata": {"name": "{{ .cluster }}-deployment"}, "spec": yaml(SPEC)}),
+        &mode,
+    )
+    .unwrap();
+    let dev = params(
+        json!({"cluster": "engineering-dev", "autoSync": true, "prune": true,
+                            "valueFiles": ["values.large.yaml", "values.debug.yaml"]}),
+    );
+    let app =
+        apply_template_patch(&render_application(&t, &dev).unwrap(), patch, &dev, &mode).unwrap();
+    assert_eq!(
+        app["spec"]["source"]["helm"]["valueFiles"],
+        json!(["values.large.yaml", "values.debug.yaml"])
+    );
+    assert_eq!(
+        app["spec"]["syncPolicy"],
+        json!({"automated": {"prune": true}})
+    );
+    let prod = params(
+        json!({"cluster": "engineering-prod", "autoSync": false, "prune": false, "valueFiles": ["values.prod.yaml"]}),
+    );
+    let app =
+        apply_template_patch(&render_application(&t, &prod).unwrap(), patch, &prod, &mode).unwrap();
+    assert_eq!(
+        app["spec"]["source"]["helm"]["valueFiles"],
+        json!(["values.prod.yaml"])
+    );
     assert!(app["spec"].get("syncPolicy").is_none());
 }
 
@@ -239,11 +294,24 @@ spec:
 fn template_024_templatepatch_cannot_change_project() {
     let mode = go_mode(MissingKey::Default);
     let element = params(json!({"cluster": "my-cluster"}));
-    let t = ValueTemplate::compile(&json!({"metadata": {"name": "{{.cluster}}-guestbook"}, "spec": yaml(SPEC)}), &mode).unwrap();
+    let t = ValueTemplate::compile(
+        &json!({"metadata": {"name": "{{.cluster}}-guestbook"}, "spec": yaml(SPEC)}),
+        &mode,
+    )
+    .unwrap();
     let app = render_application(&t, &element).unwrap();
-    let patched = apply_template_patch(&app, "spec:\n  project: my-project\n  destination:\n    namespace: patched\n", &element, &mode).unwrap();
+    let patched = apply_template_patch(
+        &app,
+        "spec:\n  project: my-project\n  destination:\n    namespace: patched\n",
+        &element,
+        &mode,
+    )
+    .unwrap();
     assert_eq!(patched["spec"]["project"], "default");
-    assert_eq!(patched["spec"]["destination"], json!({"server": "https://kubernetes.default.svc", "namespace": "patched"}));
+    assert_eq!(
+        patched["spec"]["destination"],
+        json!({"server": "https://kubernetes.default.svc", "namespace": "patched"})
+    );
 }
 
 #[test]

@@ -14,14 +14,20 @@ fn substitutes_trimmed_flat_string_keys() {
     assert_eq!(fast("{{one}}", p.clone()).unwrap(), "two");
     assert_eq!(fast("{{ one }}", p.clone()).unwrap(), "two");
     assert_eq!(fast("{{one}}{{three}}", p.clone()).unwrap(), "twofour");
-    assert_eq!(fast("a-{{path[0]}}-{{values.foo}}", p.clone()).unwrap(), "a-p1-bar");
+    assert_eq!(
+        fast("a-{{path[0]}}-{{values.foo}}", p.clone()).unwrap(),
+        "a-p1-bar"
+    );
     assert_eq!(fast("{{ONE}}", p).unwrap(), "{{ONE}}");
 }
 
 #[test]
 fn missing_non_string_and_blank_tags_stay_verbatim() {
     let p = json!({"n": 3, "b": true, " ": "space", "": "empty", "s": "x"});
-    assert_eq!(fast("{{n}}-{{b}}-{{ nope }}", p.clone()).unwrap(), "{{n}}-{{b}}-{{ nope }}");
+    assert_eq!(
+        fast("{{n}}-{{b}}-{{ nope }}", p.clone()).unwrap(),
+        "{{n}}-{{b}}-{{ nope }}"
+    );
     assert_eq!(fast("{{ }}", p.clone()).unwrap(), "{{ }}");
     assert_eq!(fast("{{}}", p).unwrap(), "{{}}");
 }
@@ -47,7 +53,11 @@ fn only_strings_with_braces_on_one_line_are_processed() {
 
 #[test]
 fn unterminated_tag_is_an_error() {
-    let err = fast("{{properly.closed}} {{improperly.closed}", json!({"properly": "x"})).unwrap_err();
+    let err = fast(
+        "{{properly.closed}} {{improperly.closed}",
+        json!({"properly": "x"}),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"invalid template: Cannot find end tag="}}" in the template="{{properly.closed}} {{improperly.closed}" starting from "improperly.closed}""#

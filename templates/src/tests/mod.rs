@@ -46,5 +46,8 @@ pub(crate) fn go_err(src: &str, p: Json) -> String {
 /// Asserts that rendering fails with a message containing `needle`.
 pub(crate) fn assert_err(src: &str, p: Json, needle: &str) {
     let msg = go_err(src, p);
-    assert!(msg.contains(needle), "{src}: error {msg:?} does not contain {needle:?}");
+    assert!(
+        msg.contains(needle),
+        "{src}: error {msg:?} does not contain {needle:?}"
+    );
 }

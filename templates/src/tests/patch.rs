@@ -13,14 +13,22 @@ fn app() -> Json {
 }
 
 fn patch(text: &str) -> Result<Json, PatchError> {
-    apply_template_patch(&app(), text, &params(json!({"v": "x"})), &go_mode(MissingKey::Default))
+    apply_template_patch(
+        &app(),
+        text,
+        &params(json!({"v": "x"})),
+        &go_mode(MissingKey::Default),
+    )
 }
 
 #[test]
 fn maps_merge_lists_replace_nulls_delete() {
     let out = patch("metadata:\n  labels:\n    drop: null\n    new: '{{ .v }}'\nspec:\n  source:\n    helm:\n      valueFiles: [b.yaml]\n").unwrap();
     assert_eq!(out["metadata"]["labels"], json!({"keep": "1", "new": "x"}));
-    assert_eq!(out["spec"]["source"], json!({"repoURL": "r", "helm": {"valueFiles": ["b.yaml"]}}));
+    assert_eq!(
+        out["spec"]["source"],
+        json!({"repoURL": "r", "helm": {"valueFiles": ["b.yaml"]}})
+    );
 }
 
 #[test]
@@ -39,9 +47,18 @@ fn patch_directives() {
 
 #[test]
 fn project_is_restored_or_not_added() {
-    assert_eq!(patch("spec:\n  project: other\n").unwrap()["spec"]["project"], "default");
+    assert_eq!(
+        patch("spec:\n  project: other\n").unwrap()["spec"]["project"],
+        "default"
+    );
     let bare = json!({"metadata": {"name": "a"}, "spec": {}});
-    let out = apply_template_patch(&bare, "spec:\n  project: other\n", &params(json!({"v": 1})), &Mode::Fast).unwrap();
+    let out = apply_template_patch(
+        &bare,
+        "spec:\n  project: other\n",
+        &params(json!({"v": 1})),
+        &Mode::Fast,
+    )
+    .unwrap();
     assert!(out["spec"].get("project").is_none());
 }
 
@@ -49,17 +66,46 @@ fn project_is_restored_or_not_added() {
 fn invalid_patches_are_rejected_with_argo_messages() {
     let err = patch("hello world").unwrap_err().to_string();
     assert!(err.starts_with("invalid templatePatch \"\\\"hello world\\\"\": json: cannot unmarshal string into Go value of type v1alpha1.Application"), "{err}");
-    assert!(patch("{ not json").unwrap_err().to_string().starts_with("invalid templatePatch \"{ not json\""));
-    assert!(patch("metadata:\n  labels: [a]\n").unwrap_err().to_string().contains("cannot unmarshal array into Go struct field Application.metadata.labels"));
-    assert!(patch("spec: 3\n").unwrap_err().to_string().contains("Application.spec"));
-    assert!(patch("key: [unclosed\n").unwrap_err().to_string().starts_with("error while converting template to json"));
+    assert!(
+        patch("{ not json")
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid templatePatch \"{ not json\"")
+    );
+    assert!(
+        patch("metadata:\n  labels: [a]\n")
+            .unwrap_err()
+            .to_string()
+            .contains("cannot unmarshal array into Go struct field Application.metadata.labels")
+    );
+    assert!(
+        patch("spec: 3\n")
+            .unwrap_err()
+            .to_string()
+            .contains("Application.spec")
+    );
+    assert!(
+        patch("key: [unclosed\n")
+            .unwrap_err()
+            .to_string()
+            .starts_with("error while converting template to json")
+    );
     let err = patch("{{ fail \"boom\" }}").unwrap_err();
     assert!(matches!(err, PatchError::Render(_)));
-    assert!(err.to_string().starts_with("error replacing values in templatePatch: failed to execute go template"));
+    assert!(
+        err.to_string()
+            .starts_with("error replacing values in templatePatch: failed to execute go template")
+    );
 }
 
 #[test]
 fn fasttemplate_patches_render_too() {
-    let out = apply_template_patch(&app(), "metadata:\n  annotations:\n    a: '{{v}}'\n", &params(json!({"v": "x"})), &Mode::Fast).unwrap();
+    let out = apply_template_patch(
+        &app(),
+        "metadata:\n  annotations:\n    a: '{{v}}'\n",
+        &params(json!({"v": "x"})),
+        &Mode::Fast,
+    )
+    .unwrap();
     assert_eq!(out["metadata"]["annotations"], json!({"a": "x"}));
 }

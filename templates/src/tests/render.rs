@@ -26,7 +26,11 @@ fn template(mode: &Mode) -> ValueTemplate {
 #[test]
 fn renders_every_string_and_key() {
     let t = template(&go_mode(MissingKey::Default));
-    let app = t.render(&params(json!({"cluster": "c1", "labelKey": "team", "env": "prod"}))).unwrap();
+    let app = t
+        .render(&params(
+            json!({"cluster": "c1", "labelKey": "team", "env": "prod"}),
+        ))
+        .unwrap();
     assert_eq!(
         app,
         json!({
@@ -44,10 +48,19 @@ fn renders_every_string_and_key() {
 #[test]
 fn errors_name_the_field() {
     let t = template(&go_mode(MissingKey::Error));
-    let err: RenderError = t.render(&params(json!({"cluster": "c1", "labelKey": "k"}))).unwrap_err();
+    let err: RenderError = t
+        .render(&params(json!({"cluster": "c1", "labelKey": "k"})))
+        .unwrap_err();
     assert_eq!(err.path, "spec.source.helm.valueFiles[1]");
-    assert!(err.to_string().starts_with("spec.source.helm.valueFiles[1]: failed to execute go template"));
-    let bad = ValueTemplate::compile(&json!({"metadata": {"annotations": {"a.b/c": "{{ nope }}"}}}), &go_mode(MissingKey::Default)).unwrap();
+    assert!(
+        err.to_string()
+            .starts_with("spec.source.helm.valueFiles[1]: failed to execute go template")
+    );
+    let bad = ValueTemplate::compile(
+        &json!({"metadata": {"annotations": {"a.b/c": "{{ nope }}"}}}),
+        &go_mode(MissingKey::Default),
+    )
+    .unwrap();
     let err = bad.render(&params(json!({"x": 1}))).unwrap_err();
     assert_eq!(err.path, r#"metadata.annotations["a.b/c"]"#);
     assert!(err.to_string().contains(r#"function "nope" not defined"#));
@@ -55,7 +68,11 @@ fn errors_name_the_field() {
 
 #[test]
 fn render_application_adds_the_finalizer_unless_preserved() {
-    let t = ValueTemplate::compile(&json!({"metadata": {"name": "{{cluster}}-app"}, "spec": {"x": "{{env}}"}}), &Mode::Fast).unwrap();
+    let t = ValueTemplate::compile(
+        &json!({"metadata": {"name": "{{cluster}}-app"}, "spec": {"x": "{{env}}"}}),
+        &Mode::Fast,
+    )
+    .unwrap();
     let app = render_application(&t, &params(json!({"cluster": "c1"}))).unwrap();
     assert_eq!(app["metadata"]["finalizers"], json!([FINALIZER]));
     assert_eq!(app["metadata"]["name"], "c1-app");
@@ -69,13 +86,17 @@ fn render_application_adds_the_finalizer_unless_preserved() {
     .unwrap();
     let app = render_application(&preserving, &params(json!({"x": "y"}))).unwrap();
     assert!(app["metadata"].get("finalizers").is_none());
-    let app = render_application_with_policy(&template(&Mode::Fast), &params(json!({"x": "y"})), true).unwrap();
+    let app =
+        render_application_with_policy(&template(&Mode::Fast), &params(json!({"x": "y"})), true)
+            .unwrap();
     assert!(app["metadata"].get("finalizers").is_none());
 
-    let own = ValueTemplate::compile(&json!({"metadata": {"finalizers": ["mine"]}}), &Mode::Fast).unwrap();
+    let own = ValueTemplate::compile(&json!({"metadata": {"finalizers": ["mine"]}}), &Mode::Fast)
+        .unwrap();
     let app = render_application(&own, &params(json!({"x": "y"}))).unwrap();
     assert_eq!(app["metadata"]["finalizers"], json!(["mine"]));
-    let empty = ValueTemplate::compile(&json!({"metadata": {"finalizers": []}}), &Mode::Fast).unwrap();
+    let empty =
+        ValueTemplate::compile(&json!({"metadata": {"finalizers": []}}), &Mode::Fast).unwrap();
     let app = render_application(&empty, &params(json!({"x": "y"}))).unwrap();
     assert_eq!(app["metadata"]["finalizers"], json!([FINALIZER]));
 }
@@ -90,7 +111,11 @@ fn empty_params_return_the_template_unchanged() {
 
 #[test]
 fn duplicate_rendered_keys_keep_one_entry() {
-    let t = ValueTemplate::compile(&json!({"{{.a}}": "1", "{{.b}}": "2"}), &go_mode(MissingKey::Default)).unwrap();
+    let t = ValueTemplate::compile(
+        &json!({"{{.a}}": "1", "{{.b}}": "2"}),
+        &go_mode(MissingKey::Default),
+    )
+    .unwrap();
     let out = t.render(&params(json!({"a": "k", "b": "k"}))).unwrap();
     assert_eq!(out.as_object().map(|m| m.len()), Some(1));
 }
