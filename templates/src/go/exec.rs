@@ -162,7 +162,7 @@ impl<'a> Exec<'a> {
         self.out.push_str(s);
         if self.out.len() > MAX_OUTPUT_BYTES {
             return Err(format!(
-                "template: :1:0: output exceeds {MAX_OUTPUT_BYTES} bytes"
+                "template: : output exceeds {MAX_OUTPUT_BYTES} bytes"
             ));
         }
         Ok(())

@@ -606,6 +606,30 @@ fn guards_against_runaway_templates() {
 }
 
 #[test]
+fn nesting_just_below_the_limits_works() {
+    let p = json!({"x": 1});
+    let parens = format!("{}1{}", "(".repeat(95), ")".repeat(95));
+    assert_eq!(go_ok(&format!("{{{{ {parens} }}}}"), p.clone()), "1");
+    let ifs = format!("{}x{}", "{{ if true }}".repeat(95), "{{ end }}".repeat(95));
+    assert_eq!(go_ok(&ifs, p), "x");
+}
+
+#[test]
+fn zero_option_uses_the_element_type() {
+    let src = r#"{{ $m := split "," "a" }}[{{ $m._0 }}][{{ $m._5 }}]"#;
+    let zero = render_string(src, &params(json!({"x": 1})), &go_mode(MissingKey::Zero));
+    assert_eq!(zero.as_deref(), Ok("[a][]"));
+    assert_eq!(go_ok(src, json!({"x": 1})), "[a][<no value>]");
+}
+
+#[test]
+fn compiled_templates_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<StringTemplate>();
+    assert_send_sync::<crate::ValueTemplate>();
+}
+
+#[test]
 fn compiled_templates_render_repeatedly() {
     let t = StringTemplate::compile("{{ .name }}-{{ len .name }}", &go_mode(MissingKey::Default))
         .unwrap();
