@@ -5,15 +5,15 @@
 //!
 //! * **fasttemplate** ([`Mode::Fast`], the default): `{{ key }}` tags are looked up as flat keys in
 //!   the parameter set; only string parameters substitute, anything else leaves the tag verbatim
-//!   ([`fast`]).
+//!   (module `fast`).
 //! * **goTemplate** ([`Mode::Go`]): Go `text/template` with Sprig's functions and Argo's additions
 //!   (`normalize`, `slugify`, `toYaml`, `fromYaml`, `fromYamlArray`), re-implemented here: a lexer,
-//!   parser and executor with Go's semantics and error messages ([`go`]), the function library
-//!   ([`funcs`]) and the `yaml.v2`-compatible YAML writer behind `toYaml` ([`yaml`]).
+//!   parser and executor with Go's semantics and error messages (module `go`), the function library
+//!   (module `funcs`) and the `yaml.v2`-compatible YAML writer behind `toYaml` (module `yaml`).
 //!
 //! On top of single strings, [`ValueTemplate`] compiles a whole JSON document leaf by leaf,
 //! [`render_application`] adds Argo's finalizer rule and [`apply_template_patch`] implements
-//! `templatePatch` (spec §2.4, [`patch`]).
+//! `templatePatch` (spec §2.4, module `patch`).
 //!
 //! Templates are compiled once and rendered many times: compilation does all parsing and function
 //! lookup; rendering borrows the parameters and allocates little more than its output.
@@ -22,6 +22,15 @@
 //! [`MAX_LIST_LEN`] elements, nesting (parse depth, template calls, value depth) at small fixed
 //! limits, and total work per render at a fixed budget, so hostile templates fail with an error
 //! instead of exhausting memory, stack or time.
+//!
+//! Known differences from Argo CD (each rare in ApplicationSets):
+//! * parameter maps are read-only to `set`/`unset`/`merge` (they return a modified copy), where Go
+//!   would modify the shared parameter set;
+//! * `fromYaml` and YAML `templatePatch`es are parsed as YAML 1.2 (`yes`/`on` stay strings);
+//! * regex classes `\d \w \s \b` are Unicode-aware;
+//! * `snakecase`/`kebabcase` split words with a simpler rule than huandu/xstrings;
+//! * complex-number literals, `%x` on floats and the functions the `funcs` module lists as absent
+//!   (dates, randomness, crypto, `urlParse`, `call`, `tpl`) are not supported.
 
 mod error;
 mod fast;

@@ -3,7 +3,7 @@
 
 use super::{FnResult, Func, Param, fixed, str_arg, variadic};
 use crate::go::Budget;
-use crate::go::fmt::{sprint, sprintf, sprintln};
+use crate::go::fmt::{is_print, sprint, sprintf, sprintln};
 use crate::go::value::{Elem, Value};
 
 use Param::{Any, Reflect, Str};
@@ -292,7 +292,9 @@ fn js<'a>(b: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if (c as u32) < 0x20 || (!c.is_ascii() && !is_print(c)) => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
             c => out.push(c),
         }
     }

@@ -9,9 +9,10 @@
 //! Nothing here reads the environment, files, the network or the clock. Deliberately absent:
 //! `env`, `expandenv`, `getHostByName` (removed by Argo); the date functions (`now`, `date`,
 //! `dateModify`, `ago`, `toDate`, ...), random ones (`randAlpha`, `uuidv4`, `shuffle`, ...), and
-//! crypto generators (`genCA`, `bcrypt`, `derivePassword`, ...), which are non-deterministic or
-//! need key material; `urlParse`/`urlJoin`; `call`. Using one is a parse error
-//! (`function "now" not defined`).
+//! crypto functions (`genCA`, `bcrypt`, `htpasswd`, `derivePassword`, `encryptAES`, ...), which are
+//! non-deterministic or need key material; `duration`/`durationRound`; `urlParse`/`urlJoin`;
+//! `call`; and `tpl`, which newer Argo CD versions add but the specification does not list. Using
+//! one is a parse error (`function "now" not defined`).
 
 mod builtins;
 mod dicts;

@@ -9,7 +9,7 @@ use crate::MAX_OUTPUT_BYTES;
 type R = Result<(), String>;
 
 /// `strconv.IsPrint` for the characters Go would escape when quoting.
-fn is_print(c: char) -> bool {
+pub(crate) fn is_print(c: char) -> bool {
     if c.is_ascii() {
         return (' '..='~').contains(&c);
     }

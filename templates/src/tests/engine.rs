@@ -522,6 +522,7 @@ fn html_js_urlquery() {
         go_ok(r#"{{ js "it's <b>" }}"#, p.clone()),
         "it\\'s \\u003Cb\\u003E"
     );
+    assert_eq!(go_ok("{{ js \"a\u{2028}é\" }}", p.clone()), "a\\u2028é");
     assert_eq!(
         go_ok(r#"{{ urlquery "a b&c=d/é" }}"#, p.clone()),
         "a+b%26c%3Dd%2F%C3%A9"
