@@ -28,7 +28,6 @@
 //!   would modify the shared parameter set;
 //! * `fromYaml` and YAML `templatePatch`es are parsed as YAML 1.2 (`yes`/`on` stay strings);
 //! * regex classes `\d \w \s \b` are Unicode-aware;
-//! * `snakecase`/`kebabcase` split words with a simpler rule than huandu/xstrings;
 //! * complex-number literals, `%x` on floats and the functions the `funcs` module lists as absent
 //!   (dates, randomness, crypto, `urlParse`, `call`, `tpl`) are not supported.
 

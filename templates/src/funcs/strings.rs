@@ -2,9 +2,8 @@
 //! Go's `path` functions.
 //!
 //! Sprig slices strings by bytes (`trunc`, `substr`, `abbrev`); a cut inside a UTF-8 sequence
-//! yields U+FFFD here where Go would produce an invalid byte. `snakecase`/`kebabcase` split words
-//! at case changes, digit/letter boundaries and separators, which matches xstrings for ordinary
-//! identifiers but not every corner of its word classifier.
+//! yields U+FFFD here where Go would produce an invalid byte. The case conversions follow
+//! xstrings v1.5 (the version Sprig 3.3 uses), whose `camelcase` yields lowerCamelCase.
 
 use std::collections::BTreeMap;
 
@@ -268,82 +267,203 @@ fn swapcase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     s(out)
 }
 
-/// Words of an identifier: split at separators, lower→upper and digit→upper changes, and before
-/// the last capital of an acronym followed by lowercase (`HTTPServer` → `HTTP`, `Server`).
-fn words(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if !c.is_alphanumeric() {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
+/// xstrings' word classes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word {
+    Invalid,
+    Number,
+    Upper,
+    Alpha,
+    Connector,
+    Punct,
+    Other,
+}
+
+fn is_connector(c: char) -> bool {
+    c == '-' || c == '_' || c.is_whitespace()
+}
+
+/// A letter that is not a CJK ideograph (xstrings' `isAlphabet`).
+fn is_alpha(c: char) -> bool {
+    c.is_alphabetic()
+        && !matches!(c, '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}' | '\u{f900}'..='\u{faff}' | '\u{20000}'..='\u{2fa1f}')
+}
+
+/// Go's `unicode.IsPunct` (ASCII symbols such as `$+<=>^|~` are not punctuation).
+fn is_punct(c: char) -> bool {
+    matches!(c, '!'..='#' | '%'..='*' | ','..='/' | ':' | ';' | '?' | '@' | '['..=']' | '_' | '{' | '}'
+        | '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{205e}' | '\u{3001}'..='\u{3003}' | '\u{3008}'..='\u{3011}')
+}
+
+/// xstrings' `nextWord`: the class and text of the word at the start of `s`, and the rest.
+fn next_word(s: &str) -> (Word, &str, &str) {
+    let mut it = s.char_indices().peekable();
+    let Some((_, first)) = it.next() else {
+        return (Word::Invalid, "", "");
+    };
+    let take_while = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+                      f: &dyn Fn(char) -> bool| {
+        while it.next_if(|&(_, c)| f(c)).is_some() {}
+    };
+    let wt = if is_connector(first) {
+        take_while(&mut it, &is_connector);
+        Word::Connector
+    } else if is_punct(first) {
+        take_while(&mut it, &is_punct);
+        Word::Punct
+    } else if first.is_uppercase() {
+        match it.peek().map(|&(_, c)| c) {
+            Some(c) if c.is_uppercase() => {
+                let mut last_upper = 0;
+                while let Some((i, _)) = it.next_if(|&(_, c)| c.is_uppercase()) {
+                    last_upper = i;
+                }
+                // "HTTPStatus" splits into "HTTP" and "Status".
+                if it.peek().is_some_and(|&(_, c)| is_alpha(c)) {
+                    return (Word::Upper, &s[..last_upper], &s[last_upper..]);
+                }
             }
-            continue;
+            Some(c) if is_alpha(c) => take_while(&mut it, &|c| is_alpha(c) && !c.is_uppercase()),
+            _ => {}
         }
-        if let Some(prev) = cur.chars().last() {
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let boundary = c.is_uppercase()
-                && (prev.is_lowercase()
-                    || prev.is_numeric()
-                    || (prev.is_uppercase() && next_lower));
-            if boundary {
-                out.push(std::mem::take(&mut cur));
+        Word::Upper
+    } else if is_alpha(first) {
+        take_while(&mut it, &|c| is_alpha(c) && !c.is_uppercase());
+        Word::Alpha
+    } else if first.is_numeric() {
+        take_while(&mut it, &char::is_numeric);
+        Word::Number
+    } else {
+        take_while(&mut it, &|c| {
+            !(is_connector(c) || is_alpha(c) || c.is_numeric() || is_punct(c))
+        });
+        Word::Other
+    };
+    let end = it.peek().map_or(s.len(), |&(i, _)| i);
+    (wt, &s[..end], &s[end..])
+}
+
+/// xstrings' `toLower`: upper-case words are lowered and connectors replaced.
+fn push_lower(out: &mut String, wt: Word, word: &str, connector: char) {
+    if wt != Word::Upper && wt != Word::Connector {
+        out.push_str(word);
+        return;
+    }
+    for c in word.chars() {
+        if is_connector(c) {
+            out.push(connector);
+        } else {
+            out.push(lower_char(c));
+        }
+    }
+}
+
+/// xstrings' `camelCaseToLowerCase` (`ToSnakeCase`/`ToKebabCase`): `HTTPServer` → `http_server`,
+/// `Bld4Floor` → `bld4_floor`, `HTTP2xx` → `http_2xx`.
+fn joined_lower(text: &str, connector: char) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let (mut wt, mut word, mut rest) = next_word(text);
+    while !rest.is_empty() {
+        if wt != Word::Connector {
+            push_lower(&mut out, wt, word, connector);
+        }
+        let (prev, last) = (wt, word);
+        (wt, word, rest) = next_word(rest);
+        match prev {
+            Word::Number => {
+                while matches!(wt, Word::Alpha | Word::Number) {
+                    push_lower(&mut out, wt, word, connector);
+                    (wt, word, rest) = next_word(rest);
+                }
+                if !matches!(wt, Word::Invalid | Word::Punct | Word::Connector) {
+                    out.push(connector);
+                }
+            }
+            Word::Connector => push_lower(&mut out, prev, last, connector),
+            Word::Punct => {}
+            _ if wt != Word::Number => {
+                if !matches!(wt, Word::Connector | Word::Punct) {
+                    out.push(connector);
+                }
+            }
+            _ if rest.is_empty() => {}
+            _ => {
+                let number = word;
+                (wt, word, rest) = next_word(rest);
+                if wt != Word::Alpha {
+                    // A number ends the previous word ("Bld4Floor" → "bld4_floor").
+                    push_lower(&mut out, Word::Number, number, connector);
+                    if !matches!(wt, Word::Connector | Word::Punct) {
+                        out.push(connector);
+                    }
+                    continue;
+                }
+                // Lower-case letters after a number start a new word ("HTTP2xx" → "http_2xx").
+                out.push(connector);
+                push_lower(&mut out, Word::Number, number, connector);
+                while matches!(wt, Word::Alpha | Word::Number) {
+                    push_lower(&mut out, wt, word, connector);
+                    (wt, word, rest) = next_word(rest);
+                }
+                if !matches!(wt, Word::Invalid | Word::Connector | Word::Punct) {
+                    out.push(connector);
+                }
             }
         }
-        cur.push(c);
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
+    push_lower(&mut out, wt, word, connector);
     out
 }
 
-fn joined_lower(text: &str, sep: &str) -> String {
-    words(text)
-        .iter()
-        .map(|w| w.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(sep)
-}
-
 fn snakecase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    s(joined_lower(str_arg(a, 0), "_"))
+    s(joined_lower(str_arg(a, 0), '_'))
 }
 
 fn kebabcase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    s(joined_lower(str_arg(a, 0), "-"))
+    s(joined_lower(str_arg(a, 0), '-'))
 }
 
-/// xstrings `ToCamelCase`: connectors (`_`, `-`, spaces) are dropped and the next rune upper-cased;
-/// the first rune is upper-cased; leading connectors are kept.
+/// xstrings (v1.5) `ToCamelCase`: words separated by connectors become lowerCamelCase
+/// (`http_server` → `httpServer`, `GOLANG_IS_GREAT` → `golangIsGreat`); leading connectors stay.
 fn camelcase<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
-    let is_conn = |c: char| c == '-' || c == '_' || c.is_whitespace();
-    let mut chars = str_arg(a, 0).chars().peekable();
+    let mut chars = str_arg(a, 0).chars();
     let mut out = String::new();
-    while let Some(&c) = chars.peek() {
-        if !is_conn(c) {
+    let mut r0 = None;
+    let mut first_upper = false;
+    for c in chars.by_ref() {
+        if !is_connector(c) {
+            first_upper = c.is_uppercase();
+            r0 = Some(lower_char(c));
             break;
         }
         out.push(c);
-        chars.next();
     }
-    let Some(first) = chars.next() else {
+    let Some(mut r0) = r0 else {
         return s(out);
     };
-    let mut r0 = upper_char(first);
     for c in chars {
         let r1 = r0;
         r0 = c;
-        if is_conn(r0) && is_conn(r1) {
+        if is_connector(r0) && is_connector(r1) {
             out.push(r1);
             continue;
         }
-        if is_conn(r1) {
+        if is_connector(r1) {
+            first_upper = r0.is_uppercase();
             r0 = upper_char(r0);
         } else {
+            if first_upper {
+                if r0.is_uppercase() {
+                    r0 = lower_char(r0);
+                } else {
+                    first_upper = false;
+                }
+            }
             out.push(r1);
         }
+    }
+    if first_upper {
+        r0 = lower_char(r0);
     }
     out.push(r0);
     s(out)

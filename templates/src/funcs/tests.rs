@@ -101,19 +101,35 @@ fn strings_cutting() {
 
 #[test]
 fn strings_case_conversion() {
-    assert_eq!(
-        t(
-            r#"{{ snakecase "FirstName" }}|{{ snakecase "HTTPServer" }}|{{ snakecase "foo-bar baz" }}"#
-        ),
-        "first_name|http_server|foo_bar_baz"
-    );
+    let cases = [
+        ("FirstName", "first_name"),
+        ("HTTPServer", "http_server"),
+        ("NoHTTPS", "no_https"),
+        ("GO_PATH", "go_path"),
+        ("GO PATH", "go_path"),
+        ("GO-PATH", "go_path"),
+        ("http2xx", "http_2xx"),
+        ("HTTP20xOK", "http_20x_ok"),
+        ("Duration2m3s", "duration_2m3s"),
+        ("Bld4Floor3rd", "bld4_floor_3rd"),
+        ("a.b", "a.b"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(
+            t(&format!(r#"{{{{ snakecase "{input}" }}}}"#)),
+            want,
+            "{input}"
+        );
+    }
     assert_eq!(
         t(r#"{{ kebabcase "FirstName" }}|{{ kebabcase "Bld4Floor" }}"#),
         "first-name|bld4-floor"
     );
     assert_eq!(
-        t(r#"{{ camelcase "http_server" }}|{{ camelcase "_foo bar" }}|{{ camelcase "x" }}"#),
-        "HttpServer|_FooBar|X"
+        t(
+            r#"{{ camelcase "http_server" }}|{{ camelcase "_complex__case_" }}|{{ camelcase "GOLANG_IS_GREAT" }}|{{ camelcase "some words" }}|{{ camelcase "x" }}"#
+        ),
+        "httpServer|_complex_Case_|golangIsGreat|someWords|x"
     );
 }
 
@@ -727,6 +743,15 @@ fn argo_normalize_and_slugify() {
             r#"{{ slugify 7 true "hello-world" }}|{{ slugify 7 false "hello-world" }}|{{ slugify 3 "abcdef" }}"#
         ),
         "hello|hello-w|abc"
+    );
+    assert_eq!(
+        t(r#"[{{ slugify 0 false "abc" }}]|{{ slugify 0 "abc" }}|{{ slugify 4 false "ab-cd" }}"#),
+        "[]|abc|ab-c"
+    );
+    assert_err(
+        r#"{{ slugify -1 false "x" }}"#,
+        json!({"x": 1}),
+        "slice bounds out of range",
     );
     assert_err(
         r#"{{ slugify "50" "x" }}"#,

@@ -40,9 +40,10 @@ fn normalize<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     Ok(Value::string(sanitize_name(str_arg(a, 0))))
 }
 
-/// gosimple/slug `Make` of an already sanitized name: `.` becomes `-`, dashes collapse, the
-/// result is cut to `max` bytes, at the last `-` before the limit when `smart`.
-fn slug(sanitized: &str, max: i64, smart: bool) -> String {
+/// gosimple/slug `Make` of an already sanitized name: `.` becomes `-`, dashes collapse, and the
+/// result is cut to `max` bytes: at the last `-` before the limit when `smart` (and `max > 0`),
+/// otherwise bluntly, as gosimple/slug does even for `max == 0`.
+fn slug(sanitized: &str, max: i64, smart: bool) -> Result<String, String> {
     let mut s = String::with_capacity(sanitized.len());
     for c in sanitized.chars() {
         let c = if c.is_ascii_alphanumeric() || c == '_' {
@@ -55,21 +56,21 @@ fn slug(sanitized: &str, max: i64, smart: bool) -> String {
         }
     }
     let mut s = s.trim_matches(['-', '_']).to_string();
-    let Ok(max) = usize::try_from(max) else {
-        return s;
-    };
-    if max == 0 || s.len() <= max {
-        return s;
-    }
-    if smart {
-        match s.as_bytes()[..=max].iter().rposition(|&b| b == b'-') {
-            Some(i) => s.truncate(i),
-            None => s.truncate(max),
+    let limit = usize::try_from(max);
+    match limit {
+        Ok(max) if smart && max > 0 && s.len() > max => {
+            match s.as_bytes()[..=max].iter().rposition(|&b| b == b'-') {
+                Some(i) => s.truncate(i),
+                None => s.truncate(max),
+            }
         }
-    } else {
-        s.truncate(max);
+        Ok(max) if !smart => s.truncate(max),
+        Err(_) if !smart => {
+            return Err(format!("runtime error: slice bounds out of range [:{max}]"));
+        }
+        _ => {}
     }
-    s
+    Ok(s)
 }
 
 /// Go's message for a failed type assertion on a `slugify` argument.
@@ -100,7 +101,7 @@ fn slugify<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
             };
         }
     }
-    Ok(Value::string(slug(&sanitize_name(&name), max, smart)))
+    Ok(Value::string(slug(&sanitize_name(&name), max, smart)?))
 }
 
 fn to_yaml<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
