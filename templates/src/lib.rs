@@ -20,8 +20,8 @@
 //!
 //! Every render is bounded: output is capped at [`MAX_OUTPUT_BYTES`], lists built by functions at
 //! [`MAX_LIST_LEN`] elements, nesting (parse depth, template calls, value depth) at small fixed
-//! limits, and total work per render at a fixed budget, so hostile templates fail with an error
-//! instead of exhausting memory, stack or time.
+//! limits, and the total work and memory of a render at fixed budgets, so hostile templates fail
+//! with an error instead of exhausting memory, stack or time.
 //!
 //! Known differences from Argo CD (each rare in ApplicationSets):
 //! * parameter maps are read-only to `set`/`unset`/`merge` (they return a modified copy), where Go

@@ -639,18 +639,24 @@ impl<'a> Exec<'a> {
         }
         let result = (f.imp)(&mut self.budget, &self.args[base..]);
         self.args.truncate(base);
-        let fail = |msg: String| self.err(at.pos(), &at.text(), &msg);
-        let v = result.map_err(|e| fail(format!("error calling {name}: {e}")))?;
-        let too_big = match &v {
-            Value::Str(s) => s.len() > MAX_OUTPUT_BYTES,
-            Value::List(l) => l.items.len() > MAX_LIST_LEN,
-            _ => false,
+        let v = result
+            .map_err(|e| self.err(at.pos(), &at.text(), &format!("error calling {name}: {e}")))?;
+        // Results count against the render's memory budget; single results also have size caps.
+        let (bytes, too_big) = match &v {
+            Value::Str(s) => (s.len(), s.len() > MAX_OUTPUT_BYTES),
+            Value::List(l) => (
+                l.items.len() * std::mem::size_of::<Value<'_>>(),
+                l.items.len() > MAX_LIST_LEN,
+            ),
+            _ => (0, false),
         };
-        if too_big {
-            return Err(fail(format!(
-                "error calling {name}: result exceeds the size limit"
-            )));
-        }
+        let budget = if too_big {
+            Err("result exceeds the size limit".to_string())
+        } else {
+            self.budget.alloc(bytes)
+        };
+        budget
+            .map_err(|e| self.err(at.pos(), &at.text(), &format!("error calling {name}: {e}")))?;
         Ok(v)
     }
 

@@ -519,6 +519,7 @@ pub(crate) fn write_value(out: &mut String, v: &Value<'_>, budget: &mut Budget) 
 /// `fmt.Sprintf("%v", v)` (Sprig's `toString`/`strval`).
 pub(crate) fn to_string(v: &Value<'_>, budget: &mut Budget) -> Result<String, String> {
     if let Value::Str(s) = v {
+        budget.alloc(s.len())?;
         return Ok(s.to_string());
     }
     let mut p = Printer {
@@ -526,6 +527,7 @@ pub(crate) fn to_string(v: &Value<'_>, budget: &mut Budget) -> Result<String, St
         budget,
     };
     p.value(v, 'v', &Spec::default(), 0)?;
+    p.budget.alloc(p.out.len())?;
     Ok(p.out)
 }
 

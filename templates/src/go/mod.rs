@@ -26,24 +26,44 @@ pub(crate) const MAX_EXEC_DEPTH: usize = 100;
 pub(crate) const MAX_VALUE_DEPTH: usize = 128;
 /// Work units (commands, loop iterations, visited values) one render may spend.
 const WORK_BUDGET: u64 = 20_000_000;
+/// Bytes of strings and lists one render may create in total (function results and the copies
+/// made while converting values), on top of its output.
+const MEMORY_BUDGET: usize = 64 * 1024 * 1024;
 
-/// Work left for one render; every loop and every value walk spends from it, so no template can
-/// run unboundedly long.
+/// What one render may still spend: every loop and value walk spends work, every created string
+/// or list spends memory, so no template can run unboundedly long or grow without limit (say, by
+/// appending a large string to a list in a loop).
 #[derive(Debug)]
-pub(crate) struct Budget(u64);
+pub(crate) struct Budget {
+    work: u64,
+    memory: usize,
+}
 
 impl Budget {
     pub(crate) fn new() -> Self {
-        Budget(WORK_BUDGET)
+        Budget {
+            work: WORK_BUDGET,
+            memory: MEMORY_BUDGET,
+        }
     }
 
     pub(crate) fn spend(&mut self, n: u64) -> Result<(), String> {
-        match self.0.checked_sub(n) {
+        match self.work.checked_sub(n) {
             Some(left) => {
-                self.0 = left;
+                self.work = left;
                 Ok(())
             }
             None => Err("template execution exceeded its work budget".to_string()),
+        }
+    }
+
+    pub(crate) fn alloc(&mut self, bytes: usize) -> Result<(), String> {
+        match self.memory.checked_sub(bytes) {
+            Some(left) => {
+                self.memory = left;
+                Ok(())
+            }
+            None => Err("template execution exceeded its memory budget".to_string()),
         }
     }
 }

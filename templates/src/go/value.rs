@@ -298,7 +298,10 @@ impl<'a> Value<'a> {
                     format!("json: unsupported value: {}", super::fmt::float_v(*f))
                 })?)
             }
-            Value::Str(s) => Json::String(s.to_string()),
+            Value::Str(s) => {
+                budget.alloc(s.len())?;
+                Json::String(s.to_string())
+            }
             Value::JList(_) | Value::List(_) => Json::Array(
                 self.seq_items()
                     .unwrap_or_default()

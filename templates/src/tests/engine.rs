@@ -591,14 +591,29 @@ fn guards_against_runaway_templates() {
     );
     assert_err("{{ until 100000000 }}", p.clone(), "exceeds");
     assert_err(
-        r#"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"#,
+        r#"{{ range 100000 }}{{ range 100000 }}{{ end }}{{ end }}"#,
         p.clone(),
         "work budget",
+    );
+    assert_err(
+        r#"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"#,
+        p.clone(),
+        "memory budget",
     );
     assert_err(r#"{{ printf "%100000000d" 1 }}"#, p.clone(), "exceeds");
     assert_err(r#"{{ indent 100000000 "x" }}"#, p.clone(), "exceed");
     let deep = format!("{}1{}", "(".repeat(200), ")".repeat(200));
     assert_err(&format!("{{{{ {deep} }}}}"), p.clone(), "nesting");
+    assert_err(
+        r#"{{ $l := list }}{{ range until 100 }}{{ $l = append $l (repeat 5000000 "x") }}{{ end }}"#,
+        p.clone(),
+        "memory budget",
+    );
+    assert_err(
+        r#"{{ $s := repeat 5000000 "x" }}{{ $l := list }}{{ range until 100 }}{{ $l = append $l $s }}{{ end }}{{ join "" $l }}"#,
+        p.clone(),
+        "memory budget",
+    );
     let mut s = String::from("{{ $s := \"xxxxxxxxxxxxxxxx\" }}");
     for _ in 0..30 {
         s.push_str("{{ $s = cat $s $s }}");
