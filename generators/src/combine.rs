@@ -16,7 +16,7 @@ use argosy_templates::{StringTemplate, ValueTemplate};
 use serde_json::Value;
 
 use crate::generator::{Context, Depth, GeneratorError, transform};
-use crate::params::{Combination, ParamSet, Params, Provenance, go_string, key_set};
+use crate::params::{Combination, CombinedPart, ParamSet, Params, Provenance, go_string, key_set};
 
 /// A matrix generator being read: its first child's parameter sets have been generated,
 /// the combinations are produced on demand, one first-child set at a time.
@@ -90,20 +90,16 @@ impl<'g> Matrix<'g> {
             let a_keys = key_set(&a.params);
             for (b, b_keys) in second_sets {
                 let params = if ctx.go_template {
-                    let mut params = b.params.clone();
-                    merge_override(&mut params, &a.params);
-                    params
+                    overridden(&b.params, &a.params)
                 } else {
                     combine_strings(&a.params, &b.params)
                         .map_err(|e| GeneratorError::data(&self.path, e))?
                 };
-                let provenance = Provenance::combined(
+                let provenance = Provenance::pair(
                     &self.path,
                     Combination::Matrix,
-                    [
-                        (0, a_keys.clone(), a.provenance.clone()),
-                        (1, b_keys.clone(), b.provenance.clone()),
-                    ],
+                    (0, a_keys.clone(), a.provenance.clone()),
+                    (1, b_keys.clone(), b.provenance.clone()),
                 );
                 out.push(ParamSet::new(params, provenance));
             }
@@ -155,7 +151,7 @@ pub(crate) fn merge(
     };
     let base_index = index_by_keys(&keys, &base_sets).map_err(|e| GeneratorError::data(path, e))?;
     // Each base set with the parts merged into it so far, highest precedence last.
-    let mut merged: Vec<(Params, Vec<(usize, Arc<[String]>, Provenance)>)> = base_sets
+    let mut merged: Vec<(Params, Vec<CombinedPart>)> = base_sets
         .into_iter()
         .map(|set| {
             let part = (0, key_set(&set.params), set.provenance);
@@ -245,6 +241,28 @@ pub(crate) fn merge_override(dst: &mut Params, src: &Params) {
         }
         dst.insert(key.clone(), value.clone());
     }
+}
+
+/// `merge_override(dst.clone(), src)`, built from a clone of `src` instead: whole-map
+/// clones are cheaper than key-by-key inserts, and the first matrix child (`src`, the
+/// winner) usually holds most of the keys.
+fn overridden(dst: &Params, src: &Params) -> Params {
+    let mut out = src.clone();
+    for (key, d) in dst {
+        match out.get_mut(key) {
+            None => {
+                out.insert(key.clone(), d.clone());
+            }
+            Some(s) => {
+                if let (Value::Object(dm), Value::Object(sm)) = (d, &*s)
+                    && !dm.is_empty()
+                {
+                    *s = Value::Object(overridden(dm, sm));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Every value as Go's `%v` string.
@@ -447,11 +465,13 @@ mod tests {
         let mut dst = json!({"a": "1", "m": {"x": "1", "y": "1"}, "l": [1, 2], "e": {}, "t": true});
         let src =
             json!({"a": "", "m": {"y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null});
+        let cloned = overridden(dst.as_object().unwrap(), src.as_object().unwrap());
         merge_override(dst.as_object_mut().unwrap(), src.as_object().unwrap());
         assert_eq!(
             dst,
             json!({"a": "", "m": {"x": "1", "y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null})
         );
+        assert_eq!(Value::Object(cloned), dst);
     }
 
     #[test]

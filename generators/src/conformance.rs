@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::memory::{MemoryClusters, MemoryProjects, MemoryRepos};
 use crate::pipeline::{GenerateError, Generated, PipelineOptions, generate_applications};
-use crate::source::Sources;
+use crate::source::{RepoSource, Sources};
 
 /// One conformance case file.
 #[derive(Debug, Clone, Deserialize)]
@@ -92,14 +92,14 @@ impl Case {
         repos
     }
 
-    /// Generates with in-memory sources (the `default` project exists) and compares.
-    pub fn run_in_memory(&self) -> Result<(), String> {
+    /// Generates with the case's clusters, `repos` and the `default` project, and
+    /// compares with the expectation.
+    pub fn run(&self, repos: &dyn RepoSource) -> Result<(), String> {
         let clusters = self.clusters();
-        let repos = self.repos();
         let projects = MemoryProjects::default_only();
         let sources = Sources {
             clusters: &clusters,
-            repos: &repos,
+            repos,
             projects: &projects,
         };
         let result = generate_applications(
@@ -108,6 +108,11 @@ impl Case {
             &PipelineOptions::default(),
         );
         compare(&self.expected, &result)
+    }
+
+    /// [`Case::run`] with the case's repositories served from memory.
+    pub fn run_in_memory(&self) -> Result<(), String> {
+        self.run(&self.repos())
     }
 }
 

@@ -242,7 +242,7 @@ pub(crate) struct Output<'g> {
 
 enum Sets<'g> {
     Ready(std::vec::IntoIter<ParamSet>),
-    Matrix(combine::Matrix<'g>),
+    Matrix(Box<combine::Matrix<'g>>),
 }
 
 impl Output<'_> {
@@ -314,7 +314,9 @@ pub(crate) fn transform<'g>(
             Kind::List(g) => ready(list::generate(ctx, g, &kind_path)?),
             Kind::Clusters(g) => ready(cluster::generate(ctx, g, &kind_path)?),
             Kind::Git(g) => ready(git::generate(ctx, g, &kind_path)?),
-            Kind::Matrix(g) => Sets::Matrix(combine::Matrix::new(ctx, g, &kind_path, depth)?),
+            Kind::Matrix(g) => {
+                Sets::Matrix(Box::new(combine::Matrix::new(ctx, g, &kind_path, depth)?))
+            }
             Kind::Merge(g) => ready(combine::merge(ctx, g, &kind_path, depth)?),
             Kind::Unsupported(kind) => {
                 return Err(GeneratorError::Unsupported {

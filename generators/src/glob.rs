@@ -76,12 +76,8 @@ fn scan_chunk(pattern: &[char]) -> (bool, &[char], &[char]) {
     let mut i = 0;
     while i < p.len() {
         match p[i] {
-            '\\' => {
-                // Skip the escaped character (an error is reported later if missing).
-                if i + 1 < p.len() {
-                    i += 1;
-                }
-            }
+            // Skip an escaped character (a missing one is reported later).
+            '\\' if i + 1 < p.len() => i += 1,
             '[' => in_range = true,
             ']' => in_range = false,
             '*' if !in_range => break,

@@ -93,8 +93,25 @@ enum Node {
     Combined {
         generator: Arc<str>,
         kind: Combination,
-        parts: Box<[Part]>,
+        parts: Parts,
     },
+}
+
+/// Matrix results (the 100,000-set case) keep their two parts inline: one allocation
+/// per parameter set.
+#[derive(Debug)]
+enum Parts {
+    Two([Part; 2]),
+    Many(Box<[Part]>),
+}
+
+impl Parts {
+    fn as_slice(&self) -> &[Part] {
+        match self {
+            Parts::Two(parts) => parts,
+            Parts::Many(parts) => parts,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -103,6 +120,10 @@ struct Part {
     keys: Arc<[String]>,
     provenance: Provenance,
 }
+
+/// One part of a combined parameter set: the child generator's index, the top-level
+/// keys of that child's set and its provenance.
+pub type CombinedPart = (usize, Arc<[String]>, Provenance);
 
 /// The two combination generators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -221,19 +242,37 @@ impl Provenance {
     pub fn combined(
         generator: &Arc<str>,
         kind: Combination,
-        parts: impl IntoIterator<Item = (usize, Arc<[String]>, Provenance)>,
+        parts: impl IntoIterator<Item = CombinedPart>,
     ) -> Self {
+        let part = |(child, keys, provenance): CombinedPart| Part {
+            child,
+            keys,
+            provenance,
+        };
+        let parts: Vec<Part> = parts.into_iter().map(part).collect();
         Self::node(Node::Combined {
             generator: generator.clone(),
             kind,
-            parts: parts
-                .into_iter()
-                .map(|(child, keys, provenance)| Part {
-                    child,
-                    keys,
-                    provenance,
-                })
-                .collect(),
+            parts: Parts::Many(parts.into_boxed_slice()),
+        })
+    }
+
+    /// A combination of exactly two parts (a matrix result), in precedence order.
+    pub fn pair(
+        generator: &Arc<str>,
+        kind: Combination,
+        first: CombinedPart,
+        second: CombinedPart,
+    ) -> Self {
+        let part = |(child, keys, provenance): CombinedPart| Part {
+            child,
+            keys,
+            provenance,
+        };
+        Self::node(Node::Combined {
+            generator: generator.clone(),
+            kind,
+            parts: Parts::Two([part(first), part(second)]),
         })
     }
 
@@ -294,6 +333,7 @@ impl Provenance {
                 kind,
                 parts,
             } => {
+                let parts = parts.as_slice();
                 let part = parts
                     .iter()
                     .find(|p| p.keys.iter().any(|k| k == key))
@@ -649,13 +689,11 @@ mod tests {
         let matrix: Arc<str> = "spec.generators[0].matrix".into();
         let a = Provenance::list_element(&list, 3);
         let b = Provenance::cluster(&clusters, Some("argocd/prod".into()));
-        let combined = Provenance::combined(
+        let combined = Provenance::pair(
             &matrix,
             Combination::Matrix,
-            [
-                (0, Arc::from(vec!["app".to_owned()]), a),
-                (1, Arc::from(vec!["server".to_owned()]), b),
-            ],
+            (0, Arc::from(vec!["app".to_owned()]), a),
+            (1, Arc::from(vec!["server".to_owned()]), b),
         );
         let ParamOrigin::Combined { child, origin, .. } = combined.origin("server") else {
             panic!("not combined")

@@ -18,7 +18,7 @@ use argosy_templates::{
 use serde_json::Value;
 
 use crate::generator::{Context, Depth, GeneratorError, Output, requeue_after, transform};
-use crate::params::ParamSet;
+use crate::params::{ParamSet, Params};
 use crate::source::Sources;
 use crate::validate::{ValidationError, validate};
 
@@ -71,17 +71,20 @@ pub struct GeneratedApp {
 /// Generation failed; nothing may be created, updated or deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("spec.goTemplateOptions: {0}")]
+    #[error("spec.goTemplateOptions: {}", one_line(.0))]
     Options(#[source] TemplateError),
     #[error(transparent)]
     Generator(#[from] GeneratorError),
-    #[error("spec.template.{}: {} (parameters from {generator})", source.path, source.source)]
+    #[error("spec.template.{}: {} (parameters from {generator})", source.path, one_line(&source.source))]
     Render {
         generator: String,
         #[source]
         source: RenderError,
     },
-    #[error("spec.templatePatch: {source} (parameters from {generator})")]
+    #[error(
+        "spec.templatePatch: {} (parameters from {generator})",
+        one_line(source)
+    )]
     TemplatePatch {
         generator: String,
         #[source]
@@ -91,6 +94,11 @@ pub enum GenerateError {
         "spec.template: the rendered Application is invalid: {message} (parameters from {generator})"
     )]
     InvalidApplication { generator: String, message: String },
+}
+
+/// Error messages quote templates, which may span lines; conditions and events want one.
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().replace('\n', "\\n")
 }
 
 impl GenerateError {
@@ -203,14 +211,16 @@ fn render_output(
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let more = output.next_batch(ctx, &mut batch, BATCH)?;
+        apps.reserve(batch.len());
         let threads = cores.min(batch.len() / MIN_SETS_PER_THREAD).max(1);
         if threads == 1 {
-            for set in batch.drain(..) {
+            for set in &mut batch {
                 apps.push(renderer.render(set)?);
             }
         } else {
             render_parallel(&renderer, &mut batch, threads, apps)?;
         }
+        batch.clear();
         if !more {
             return Ok(());
         }
@@ -219,23 +229,22 @@ fn render_output(
 
 fn render_parallel(
     renderer: &Renderer<'_>,
-    batch: &mut Vec<ParamSet>,
+    batch: &mut [ParamSet],
     threads: usize,
     apps: &mut Vec<GeneratedApp>,
 ) -> Result<(), GenerateError> {
     let chunk = batch.len().div_ceil(threads);
-    let mut chunks = Vec::with_capacity(threads);
-    while batch.len() > chunk {
-        let at = batch.len() - chunk;
-        chunks.push(batch.split_off(at));
-    }
-    chunks.push(std::mem::take(batch));
-    chunks.reverse();
     let results: Vec<Result<Vec<GeneratedApp>, GenerateError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(move || chunk.into_iter().map(|set| renderer.render(set)).collect())
+        let handles: Vec<_> = batch
+            .chunks_mut(chunk)
+            .map(|sets| {
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(sets.len());
+                    for set in sets {
+                        out.push(renderer.render(set)?);
+                    }
+                    Ok(out)
+                })
             })
             .collect();
         handles
@@ -253,22 +262,25 @@ fn render_parallel(
 }
 
 impl Renderer<'_> {
-    fn render(&self, mut params: ParamSet) -> Result<GeneratedApp, GenerateError> {
+    /// Renders one parameter set. Its parameter map is taken only with `keep_params`:
+    /// otherwise it is left to be freed with the batch, by the thread that allocated it
+    /// (cross-thread frees are slow with glibc's allocator).
+    fn render(&self, set: &mut ParamSet) -> Result<GeneratedApp, GenerateError> {
         let generator = || self.generator.to_owned();
+        let params = &set.params;
         let mut app =
-            render_application_with_policy(&self.template, &params.params, self.preserve_resources)
+            render_application_with_policy(&self.template, params, self.preserve_resources)
                 .map_err(|source| GenerateError::Render {
                     generator: generator(),
                     source,
                 })?;
         if let Some(patch) = self.patch {
-            app =
-                apply_template_patch(&app, patch, &params.params, self.mode).map_err(|source| {
-                    GenerateError::TemplatePatch {
-                        generator: generator(),
-                        source,
-                    }
-                })?;
+            app = apply_template_patch(&app, patch, params, self.mode).map_err(|source| {
+                GenerateError::TemplatePatch {
+                    generator: generator(),
+                    source,
+                }
+            })?;
         }
         set_namespace(&mut app, self.namespace);
         let application: Application =
@@ -276,13 +288,15 @@ impl Renderer<'_> {
                 generator: generator(),
                 message: e.to_string(),
             })?;
-        if !self.keep_params {
-            params.params = Default::default();
-        }
+        let params = if self.keep_params {
+            std::mem::take(&mut set.params)
+        } else {
+            Params::new()
+        };
         Ok(GeneratedApp {
             application,
             generator_path: generator(),
-            params,
+            params: ParamSet::new(params, set.provenance.clone()),
         })
     }
 }
@@ -300,5 +314,140 @@ fn set_namespace(app: &mut Value, namespace: &str) {
         if let Value::Object(meta) = meta {
             meta.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Fixture, appset};
+    use serde_json::json;
+
+    fn list_appset(extra: Value) -> ApplicationSet {
+        let mut spec = json!({
+            "goTemplate": true,
+            "generators": [{"list": {"elements": [
+                {"name": "b", "ns": "x"}, {"name": "a", "ns": "y"}, {"name": "b", "ns": "z"}
+            ]}}],
+            "template": {
+                "metadata": {"name": "{{.name}}", "namespace": "elsewhere"},
+                "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{.ns}}"}}
+            }
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        appset(spec)
+    }
+
+    fn run(set: &ApplicationSet, options: &PipelineOptions) -> Result<Generated, GenerateError> {
+        let f = Fixture::default();
+        generate_applications(set, f.sources(), options)
+    }
+
+    #[test]
+    fn renders_sorts_validates_and_keeps_the_first_duplicate() {
+        let generated = run(&list_appset(json!({})), &PipelineOptions::default()).unwrap();
+        let apps: Vec<_> = generated
+            .applications
+            .iter()
+            .map(|a| {
+                let m = &a.application.metadata;
+                (
+                    m.name.clone().unwrap(),
+                    m.namespace.clone().unwrap(),
+                    a.application.spec.destination.namespace.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            apps,
+            [
+                ("a".into(), "argocd".into(), "y".into()),
+                ("b".into(), "argocd".into(), "x".into())
+            ]
+        );
+        assert_eq!(generated.invalid_app_names, ["b"]);
+        assert_eq!(
+            generated.validation_errors,
+            [ValidationError {
+                application: "b".into(),
+                message: "ApplicationSet test contains applications with duplicate name: b".into()
+            }]
+        );
+        let first = &generated.applications[0];
+        assert_eq!(first.generator_path, "spec.generators[0].list");
+        assert!(
+            first.params.params.is_empty(),
+            "params are dropped by default"
+        );
+        assert_eq!(
+            first.application.metadata.finalizers.as_deref(),
+            Some(&["resources-finalizer.argocd.argoproj.io".to_owned()][..])
+        );
+        assert_eq!(generated.requeue_after, None);
+    }
+
+    #[test]
+    fn keep_params_keeps_them_with_origins() {
+        let options = PipelineOptions {
+            keep_params: true,
+            ..PipelineOptions::default()
+        };
+        let generated = run(&list_appset(json!({})), &options).unwrap();
+        let app = &generated.applications[0];
+        assert_eq!(app.params.params["name"], "a");
+        assert_eq!(
+            app.params.origin("ns").map(|o| o.to_string()).as_deref(),
+            Some("spec.generators[0].list element 1")
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line_and_categorised() {
+        let set = list_appset(json!({"templatePatch": "spec:\n  project: {{ .nope\n"}));
+        let err = run(&set, &PipelineOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("spec.templatePatch: "), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert_eq!(err.category(), "RenderError");
+        assert_eq!(err.reason(), "RenderTemplateParamsError");
+
+        let set = list_appset(json!({"goTemplateOptions": ["missingkey=nope"]}));
+        let err = run(&set, &PipelineOptions::default()).unwrap_err();
+        assert_eq!(err.category(), "InvalidSpec");
+
+        let set = list_appset(json!({"generators": [{"pullRequest": {}}]}));
+        let err = run(&set, &PipelineOptions::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec.generators[0].pullRequest: pullRequest generator is not supported by this version of Argosy"
+        );
+        assert!(err.is_user_error());
+    }
+
+    #[test]
+    fn invalid_destination_and_project_are_validation_errors() {
+        let set = list_appset(json!({"template": {
+            "metadata": {"name": "{{.name}}-{{.ns}}"},
+            "spec": {"project": "{{ if eq .ns \"x\" }}missing{{ else }}default{{ end }}",
+                     "destination": {"server": "https://unknown", "namespace": "n"}}
+        }}));
+        let generated = run(&set, &PipelineOptions::default()).unwrap();
+        assert!(generated.applications.is_empty());
+        let messages: Vec<_> = generated
+            .validation_errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(
+            messages[0],
+            "application destination spec is invalid: error getting cluster by server \"https://unknown\": cluster \"https://unknown\" not found"
+        );
+        assert_eq!(
+            messages[1],
+            "application references project missing which does not exist"
+        );
+        assert_eq!(generated.invalid_app_names, ["a-y", "b-x", "b-z"]);
     }
 }

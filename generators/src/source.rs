@@ -10,6 +10,8 @@ use std::sync::Arc;
 use argosy_crds::{Cluster, ClusterSecretError};
 
 /// One cluster Secret as the generators see it.
+// Not boxed: entries are listed once per generation, and other crates build them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ClusterEntry {
     /// A Secret that parsed into a cluster.

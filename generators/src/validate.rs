@@ -88,10 +88,9 @@ pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Valida
 /// Sorts by Application name, moving each (large) element about once: sorting the
 /// elements themselves would copy them O(n log n) times.
 fn sort_by_name(apps: &mut [GeneratedApp]) {
-    let name = |app: &GeneratedApp| app.application.metadata.name.clone();
+    let name = |i: usize| apps[i].application.metadata.name.as_deref();
     let mut order: Vec<usize> = (0..apps.len()).collect();
-    let names: Vec<Option<String>> = apps.iter().map(name).collect();
-    order.sort_by(|&a, &b| names[a].cmp(&names[b]));
+    order.sort_by(|&a, &b| name(a).cmp(&name(b)));
     // order[i] is the index of the element that belongs at i: apply it cycle by cycle.
     for i in 0..order.len() {
         let mut j = i;
