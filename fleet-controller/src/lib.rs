@@ -1,4 +1,18 @@
 //! Argosy: the `argosy` CLI and controller.
+//!
+//! * [`cli`]: the command line; [`generate`] and [`casetest`] are its offline commands,
+//!   [`inputs`] reads their files, [`explain`] says where parameters came from;
+//! * [`run`]: the controller process (watches, leader election, shutdown);
+//! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
+//! * [`registry`]: clusters and projects as the generators see them;
+//! * [`repo`]: Git through gix.
 
 pub mod appset;
+pub mod casetest;
+pub mod cli;
+pub mod explain;
+pub mod generate;
+pub mod inputs;
+pub mod registry;
 pub mod repo;
+pub mod run;

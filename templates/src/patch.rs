@@ -22,6 +22,11 @@ pub fn apply_template_patch(
 ) -> Result<Json, PatchError> {
     let rendered = render_string(patch, params, mode).map_err(PatchError::Render)?;
     let patch = parse_patch(&rendered)?;
+    // A patch that renders to nothing (a conditional patch whose condition is false) is
+    // YAML `null`: Go decodes it into an empty patch, so the Application is unchanged.
+    if patch.is_null() {
+        return Ok(app.clone());
+    }
     let mut patched = merge(app, &patch, "");
     restore_project(app, &mut patched);
     Ok(patched)

@@ -272,21 +272,15 @@ fn keep_keys(
 }
 
 fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
-    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
-    let key = unescape(last);
+    let mut parts: Vec<String> = pointer.split('/').skip(1).map(unescape).collect();
+    let Some(last) = parts.pop() else { return };
     let mut cur = doc;
-    for part in parent.split('/').skip(1) {
-        let part = unescape(part);
-        if !cur.is_object() {
-            return;
-        }
-        cur = cur
-            .as_object_mut()
-            .map(|o| o.entry(part).or_insert_with(|| Value::Object(Default::default())))
-            .unwrap_or(&mut Value::Null);
+    for part in parts {
+        let Value::Object(o) = cur else { return };
+        cur = o.entry(part).or_insert_with(|| Value::Object(Default::default()));
     }
-    if let Some(o) = cur.as_object_mut() {
-        o.insert(key, value);
+    if let Value::Object(o) = cur {
+        o.insert(last, value);
     }
 }
 

@@ -109,3 +109,10 @@ fn fasttemplate_patches_render_too() {
     .unwrap();
     assert_eq!(out["metadata"]["annotations"], json!({"a": "x"}));
 }
+
+#[test]
+fn a_patch_that_renders_to_nothing_changes_nothing() {
+    let out = patch("{{- if eq .v \"not-x\" }}\nspec:\n  project: other\n{{- end }}\n").unwrap();
+    assert_eq!(out, app());
+    assert_eq!(patch("   \n").unwrap(), app());
+}

@@ -1,0 +1,198 @@
+//! The single writer: executes a plan, patches status, publishes Events. Leader only.
+//!
+//! Applications are written with server-side apply (field manager `argosy`, forced, as
+//! Argo CD's controller owns these fields), concurrently up to `concurrent_writes`. If
+//! any create/update fails, deletions are skipped for this round (Argo CD does the same).
+//! Events are published on condition transitions and as one summary per reconcile that
+//! changed something, not one per Application: at fleet scale per-object Events would
+//! double the API writes.
+
+use std::sync::Arc;
+
+use argosy_crds::consts::RESOURCES_FINALIZER;
+use argosy_crds::{Application, ApplicationSet, ApplicationSetStatus};
+use futures::{StreamExt, stream};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::plan::{ApplicationsSync, FIELD_MANAGER, Plan};
+use super::status::APPROVE_DELETIONS_ANNOTATION;
+use super::{Context, Error};
+
+/// Applies creates/updates, then (if all succeeded) deletes. Returns the first error by name.
+pub(super) async fn execute(appset: &ApplicationSet, plan: &Plan, live: &[Application], ctx: &Context) -> Option<Error> {
+    let namespace = appset.namespace().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let writes: Vec<_> = plan
+        .create
+        .iter()
+        .chain(&plan.update)
+        .map(|app| apply(&api, &params, app))
+        .collect();
+    let results: Vec<Result<(), Error>> = stream::iter(writes)
+        .buffer_unordered(ctx.config.concurrent_writes.max(1))
+        .collect()
+        .await;
+    let mut errors: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+    let mut deleted = 0;
+    if errors.is_empty() {
+        let known = ctx.clusters.valid_clusters();
+        for name in &plan.delete {
+            let app = live.iter().find(|a| a.metadata.name.as_deref() == Some(name.as_str()));
+            if let Some(app) = app
+                && !destination_known(app, &known)
+                && let Err(source) = strip_resources_finalizer(&api, app).await
+            {
+                errors.push(Error::DeleteApplication {
+                    name: name.clone(),
+                    source,
+                });
+                continue;
+            }
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => deleted += 1,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => errors.push(Error::DeleteApplication {
+                    name: name.clone(),
+                    source,
+                }),
+            }
+        }
+    }
+    let (created, updated) = (plan.create.len(), plan.update.len());
+    if created + updated + deleted > 0 {
+        let note = format!("created {created}, updated {updated}, deleted {deleted} Applications");
+        tracing::info!(appset = %appset.name_any(), %note);
+        publish(ctx, appset, EventType::Normal, "ApplicationsChanged", &note).await;
+    }
+    errors.sort_by_key(|e| match e {
+        Error::ApplyApplication { name, .. } | Error::DeleteApplication { name, .. } => name.clone(),
+        _ => String::new(),
+    });
+    errors.into_iter().next()
+}
+
+async fn apply(api: &Api<Application>, params: &PatchParams, app: &Application) -> Result<(), Error> {
+    let name = app.name_any();
+    api.patch(&name, params, &Patch::Apply(app))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::ApplyApplication { name, source })
+}
+
+/// Argo CD's bug #5817 workaround: an Application whose destination cluster is gone can
+/// never be cleaned up by the sync engine, so its resources finalizer is removed first.
+fn destination_known(app: &Application, known: &[argosy_crds::Cluster]) -> bool {
+    let dest = &app.spec.destination;
+    let in_cluster = argosy_crds::Cluster::in_cluster();
+    std::iter::once(&in_cluster).chain(known).any(|c| {
+        (!dest.server.is_empty() && c.server.trim_end_matches('/') == dest.server.trim_end_matches('/'))
+            || (!dest.name.is_empty() && c.name == dest.name)
+    })
+}
+
+async fn strip_resources_finalizer(api: &Api<Application>, app: &Application) -> Result<(), kube::Error> {
+    let finalizers: Vec<&String> = app.finalizers().iter().filter(|f| *f != RESOURCES_FINALIZER).collect();
+    if finalizers.len() == app.finalizers().len() {
+        return Ok(());
+    }
+    let patch = json!({"metadata": {"finalizers": finalizers}});
+    api.patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// Writes `status` if it differs from the live one, and publishes an Event for each
+/// error-like condition that became true or changed its message.
+pub(super) async fn publish_status(appset: &ApplicationSet, status: ApplicationSetStatus, ctx: &Context) -> Result<(), Error> {
+    let previous = appset.status.clone().unwrap_or_default();
+    if previous == status {
+        return Ok(());
+    }
+    let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    api.patch_status(&appset.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": &status})))
+        .await
+        .map_err(Error::PatchStatus)?;
+    for cond in &status.conditions {
+        let watched = matches!(cond.type_.as_str(), "ErrorOccurred" | "DeletionsHeld");
+        let was = previous.conditions.iter().find(|c| c.type_ == cond.type_);
+        let changed = was.is_none_or(|w| w.status != cond.status || w.message != cond.message);
+        if watched && cond.status == "True" && changed {
+            publish(ctx, appset, EventType::Warning, &cond.reason, &cond.message).await;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the one-shot deletion approval after it has been used.
+pub(super) async fn clear_approval(appset: &ApplicationSet, ctx: &Context) -> Result<(), Error> {
+    let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
+    api.patch(&appset.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(Error::PatchApplicationSet)
+}
+
+/// Deletion of the ApplicationSet itself. Without Argo CD's resources finalizer on the
+/// ApplicationSet, Kubernetes garbage collection follows the owner references. With it,
+/// Argosy deletes the owned Applications (or, if the policy forbids deletes, orphans
+/// them by dropping the owner reference) and then removes the finalizer.
+pub(super) async fn finalize(appset: &Arc<ApplicationSet>, owned: &[&Application], ctx: &Context) -> Result<Action, Error> {
+    if !appset.finalizers().iter().any(|f| f == RESOURCES_FINALIZER) || !ctx.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let namespace = appset.namespace().unwrap_or_default();
+    let apps: Api<Application> = Api::namespaced(ctx.client.clone(), &namespace);
+    let policy = ctx.config.policy_override.unwrap_or_else(|| {
+        ApplicationsSync::parse(
+            appset
+                .spec
+                .sync_policy
+                .as_ref()
+                .and_then(|p| p.applications_sync.as_deref()),
+        )
+        .unwrap_or_default()
+    });
+    let deletes = matches!(policy, ApplicationsSync::Sync | ApplicationsSync::CreateDelete);
+    for app in owned {
+        let name = app.name_any();
+        let result = if deletes {
+            apps.delete(&name, &DeleteParams::background()).await.map(|_| ())
+        } else {
+            let patch = json!({"metadata": {"ownerReferences": null}});
+            apps.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+        };
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(Error::DeleteApplication { name, source }),
+        }
+    }
+    let remaining: Vec<&String> = appset.finalizers().iter().filter(|f| *f != RESOURCES_FINALIZER).collect();
+    let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({"metadata": {"finalizers": remaining}});
+    api.patch(&appset.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::PatchApplicationSet)?;
+    Ok(Action::await_change())
+}
+
+async fn publish(ctx: &Context, appset: &ApplicationSet, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.chars().take(128).collect(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &appset.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing event failed");
+    }
+}

@@ -1,0 +1,228 @@
+//! Command-line interface: one subcommand per user task.
+//!
+//! Offline commands (`generate`, `test`, `crds`) need no cluster. Each returns an exit
+//! code; errors bubble up to `main` as one line.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::appset::plan::{ApplicationsSync, DeletionBudget};
+use crate::generate::{GenerateArgs, OutputFormat};
+use crate::run::{RunArgs, SyncEngine};
+
+/// Argosy: deliver the same software to many Kubernetes clusters and customers from Git.
+#[derive(Debug, Parser)]
+#[command(name = "argosy", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the Applications an ApplicationSet generates, offline.
+    Generate {
+        /// ApplicationSet file(s) or directories (AppProjects found there count as existing projects).
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Cluster Secret file(s) or directories (Argo CD declarative cluster Secrets).
+        #[arg(long = "clusters")]
+        clusters: Vec<PathBuf>,
+        /// Serve a repository URL from a local repository: URL=PATH.
+        #[arg(long = "repo", value_parser = parse_repo_override)]
+        repos: Vec<(String, PathBuf)>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+        /// Show, for each Application, the generator and where each parameter came from.
+        #[arg(long)]
+        explain: bool,
+        /// Where remote repositories are cloned.
+        #[arg(long, env = "ARGOSY_REPO_CACHE")]
+        repo_cache: Option<PathBuf>,
+    },
+    /// Run ApplicationSet test cases (conformance-case schema) and report `N passed, M failed`.
+    Test {
+        /// Case files or directories of cases.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the CRDs (Application, ApplicationSet, AppProject) as YAML.
+    Crds,
+    /// Run the controller against the cluster of the current kubeconfig (or in-cluster config).
+    Run(RunFlags),
+}
+
+/// Flags of `argosy run`.
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
+    /// Namespace of cluster Secrets, AppProjects and the leader Lease (Argo CD's namespace).
+    #[arg(long, env = "ARGOSY_NAMESPACE", default_value = "argocd")]
+    namespace: String,
+    /// Namespaces whose ApplicationSets are reconciled (default: --namespace).
+    #[arg(long = "appset-namespace")]
+    appset_namespaces: Vec<String>,
+    /// Who syncs Applications: Argosy's built-in engine, or an existing Argo CD.
+    #[arg(long, value_enum, default_value_t = SyncEngine::Argosy)]
+    sync_engine: SyncEngine,
+    /// Elect a leader with a Lease so only one replica writes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "argosy-controller")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: hostname and process id).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Lease duration in seconds: how long a crashed leader blocks a takeover.
+    #[arg(long, default_value_t = 10)]
+    lease_seconds: u64,
+    /// Deletion budget per reconcile: a count ("5") or a share of the owned Applications ("20%");
+    /// the effective budget is the larger of --deletion-budget-min and --deletion-budget-percent.
+    #[arg(long, default_value_t = 5)]
+    deletion_budget_min: usize,
+    #[arg(long, default_value_t = 20)]
+    deletion_budget_percent: usize,
+    /// Force one applicationsSync policy for all ApplicationSets (create-only, create-update, create-delete, sync).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Concurrent Application writes per reconcile.
+    #[arg(long, default_value_t = 32)]
+    concurrent_writes: usize,
+    /// Default requeue of Git generators, in seconds (Argo CD: 180).
+    #[arg(long, default_value_t = 180)]
+    git_requeue_seconds: u64,
+    /// Where remote repositories are cloned.
+    #[arg(long, env = "ARGOSY_REPO_CACHE")]
+    repo_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+fn parse_repo_override(s: &str) -> Result<(String, PathBuf), String> {
+    match s.rsplit_once('=') {
+        Some((url, path)) if !url.is_empty() && !path.is_empty() => Ok((url.to_owned(), PathBuf::from(path))),
+        _ => Err(format!("expected URL=PATH, got {s:?}")),
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Generate {
+            files,
+            clusters,
+            repos,
+            output,
+            explain,
+            repo_cache,
+        } => {
+            let args = GenerateArgs {
+                files,
+                clusters,
+                repos: repos.into_iter().collect::<BTreeMap<_, _>>(),
+                format: match output {
+                    Format::Yaml => OutputFormat::Yaml,
+                    Format::Json => OutputFormat::Json,
+                },
+                explain,
+                repo_cache: repo_cache.unwrap_or_else(default_cache_dir),
+            };
+            let text = crate::generate::run(&args)?;
+            write_stdout(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { paths } => {
+            let report = crate::casetest::run(&paths)?;
+            write_stdout(&report.text)?;
+            Ok(if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Run(flags) => {
+            let policy = flags
+                .policy
+                .as_deref()
+                .map(|p| ApplicationsSync::parse(Some(p)).map_err(|e| anyhow::anyhow!("--policy: {e}")))
+                .transpose()?;
+            if flags.deletion_budget_percent > 100 {
+                anyhow::bail!("--deletion-budget-percent must be at most 100");
+            }
+            let args = RunArgs {
+                namespace: flags.namespace,
+                appset_namespaces: flags.appset_namespaces,
+                sync_engine: flags.sync_engine,
+                leader_election: flags.leader_election,
+                lease_name: flags.lease_name,
+                identity: flags.identity.unwrap_or_else(default_identity),
+                lease_duration: std::time::Duration::from_secs(flags.lease_seconds),
+                budget: DeletionBudget {
+                    minimum: flags.deletion_budget_min,
+                    percent: flags.deletion_budget_percent,
+                },
+                policy,
+                concurrent_writes: flags.concurrent_writes,
+                git_requeue: std::time::Duration::from_secs(flags.git_requeue_seconds),
+                repo_cache: flags.repo_cache.unwrap_or_else(default_cache_dir),
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(crate::run::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crds => {
+            write_stdout(&argosy_crds::crd::all_yaml().context("serializing CRDs")?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // A closed pipe (`argosy generate | head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
+}
+
+/// `hostname-pid`, unique per process on a machine and readable in the Lease.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "argosy".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// `$XDG_CACHE_HOME/argosy` or `~/.cache/argosy`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("argosy")
+        .join("repos")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_override_needs_url_and_path() {
+        assert_eq!(
+            parse_repo_override("https://x/y.git=/tmp/r").unwrap(),
+            ("https://x/y.git".to_owned(), PathBuf::from("/tmp/r"))
+        );
+        assert!(parse_repo_override("https://x/y.git").is_err());
+        assert!(parse_repo_override("=/tmp").is_err());
+    }
+}
