@@ -100,6 +100,9 @@ pub struct RunFlags {
     /// Where remote repositories are cloned.
     #[arg(long, env = "ARGOSY_REPO_CACHE")]
     repo_cache: Option<PathBuf>,
+    /// Serve a repository URL from a local repository: URL=PATH (mirrors, air-gapped sites, demos).
+    #[arg(long = "repo", value_parser = parse_repo_override)]
+    repos: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -175,6 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 concurrent_writes: flags.concurrent_writes,
                 git_requeue: std::time::Duration::from_secs(flags.git_requeue_seconds),
                 repo_cache: flags.repo_cache.unwrap_or_else(default_cache_dir),
+                repos: flags.repos.into_iter().collect(),
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(crate::run::run(args))?;

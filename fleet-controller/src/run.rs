@@ -52,6 +52,8 @@ pub struct RunArgs {
     pub concurrent_writes: usize,
     pub git_requeue: Duration,
     pub repo_cache: PathBuf,
+    /// Repository URLs served from local repositories (mirrors, demos, tests).
+    pub repos: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// The User-Agent of every request (the audit log tells Argosy's writes apart by it).
@@ -69,7 +71,16 @@ pub async fn client() -> anyhow::Result<Client> {
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = client().await?;
+    run_with(client().await?, args, shutdown_signal()).await
+}
+
+/// Runs the controller with `client` until `shutdown` completes; then in-flight
+/// reconciles finish and the Lease is released.
+pub async fn run_with(
+    client: Client,
+    args: RunArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
     if args.sync_engine == SyncEngine::Argosy {
         tracing::warn!("the built-in sync engine is not part of this build yet: Applications are created but not synced (use --sync-engine=argocd with an Argo CD application controller)");
     }
@@ -117,7 +128,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
         ProjectRegistry::new(projects.clone(), args.namespace.clone()),
         applications.clone(),
-        Arc::new(GitRepos::new(Default::default(), args.repo_cache.clone())),
+        Arc::new(GitRepos::new(args.repos.clone(), args.repo_cache.clone())),
         Recorder::new(client.clone(), reporter),
         leader.clone(),
         appset::Config {
@@ -140,7 +151,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let all_appsets = appset_store.clone();
     let project_store = appset_store.clone();
 
-    let shutdown = shutdown_signal();
     let run = controller
         .owns_stream(app_events)
         .watches_stream(secret_events, move |secret| trigger.map(&secret, &all_appsets.state()))
