@@ -16,22 +16,16 @@ use serde_json::Value;
 /// Why an input file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("{path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{path}: document {doc}: {message}")]
     Parse {
         path: PathBuf,
         doc: usize,
         message: String,
     },
-    #[error("{path}: {source}")]
-    Cluster {
-        path: PathBuf,
-        source: ClusterSecretError,
-    },
+    #[error("{path}: {error}")]
+    Cluster { path: PathBuf, error: ClusterSecretError },
     #[error("{path}: no ApplicationSet found (expected a document with kind: ApplicationSet)")]
     NoApplicationSet { path: PathBuf },
 }
@@ -88,9 +82,9 @@ pub fn load_clusters(paths: &[PathBuf]) -> Result<Vec<Cluster>, InputError> {
                 if !is_cluster_secret(&secret) {
                     continue;
                 }
-                let cluster = Cluster::from_secret(&secret).map_err(|source| InputError::Cluster {
+                let cluster = Cluster::from_secret(&secret).map_err(|error| InputError::Cluster {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 clusters.push(cluster);
             }
@@ -104,9 +98,9 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let read = std::fs::read_dir(path).map_err(|source| InputError::Read {
+            let read = std::fs::read_dir(path).map_err(|error| InputError::Read {
                 path: path.clone(),
-                source,
+                error,
             })?;
             let mut found: Vec<PathBuf> = read
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -129,9 +123,9 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 
 /// The non-empty documents of a YAML (or JSON) file, numbered from 1.
 fn documents(path: &Path) -> Result<Vec<(usize, Value)>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| InputError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let mut docs = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {

@@ -189,25 +189,41 @@ fn fetch_bare(url: &str, dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("finding remote: {e}"))?;
         remote
             .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| format!("connecting: {e}"))?
+            .map_err(|e| format!("connecting: {}", chain(&e)))?
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| format!("preparing fetch: {e}"))?
+            .map_err(|e| format!("preparing fetch: {}", chain(&e)))?
             .receive(gix::progress::Discard, &interrupt)
-            .map_err(|e| format!("fetching: {e}"))?;
+            .map_err(|e| format!("fetching: {}", chain(&e)))?;
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let result = gix::prepare_clone_bare(url, dir)
-        .map_err(|e| format!("preparing clone: {e}"))
+        .map_err(|e| format!("preparing clone: {}", chain(&e)))
         .and_then(|mut p| {
             p.fetch_only(gix::progress::Discard, &interrupt)
-                .map_err(|e| format!("cloning: {e}"))
+                .map_err(|e| format!("cloning: {}", chain(&e)))
         });
     if result.is_err() {
         // Leave no half-cloned directory behind: the next attempt must start clean.
         let _ = std::fs::remove_dir_all(dir);
     }
     result.map(|_| ())
+}
+
+/// `error: cause: cause...`, so a transport failure says why (gix's top-level messages
+/// like "Transport handshake failed" hide the connection error underneath).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A filesystem-safe cache directory name for a URL.
