@@ -80,16 +80,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         repos: &repos,
         projects: &projects,
     };
+    let before = peak_rss_kb();
     let start = Instant::now();
     let generated = generate_applications(&appset, sources, &PipelineOptions::default())?;
     let elapsed = start.elapsed();
     println!(
-        "{} applications ({} validation errors) in {:.3} s (process CPU {:.3} s), peak RSS {} MB",
+        "{} applications ({} validation errors) in {:.3} s (process CPU {:.3} s), peak RSS {} MB ({} MB before generating)",
         generated.applications.len(),
         generated.validation_errors.len(),
         elapsed.as_secs_f64(),
         cpu_seconds(),
-        peak_rss_kb() / 1024
+        peak_rss_kb() / 1024,
+        before / 1024
     );
     Ok(())
 }

@@ -273,6 +273,24 @@ impl Output<'_> {
         Ok(more)
     }
 
+    /// The post-selector, if any (see [`post_select`]).
+    pub fn selector(&self) -> Option<&Selector> {
+        self.selector.as_ref()
+    }
+
+    /// The rest of the output as a [`combine::SharedMatrix`], when it is a matrix whose
+    /// second child does not depend on the first. The post-selector is then up to the
+    /// caller.
+    pub fn shared_matrix(
+        &mut self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<combine::SharedMatrix>, GeneratorError> {
+        match &mut self.sets {
+            Sets::Matrix(matrix) => matrix.shared(ctx),
+            Sets::Ready(_) => Ok(None),
+        }
+    }
+
     /// All remaining parameter sets.
     pub fn into_params(mut self, ctx: &Context<'_>) -> Result<Vec<ParamSet>, GeneratorError> {
         let mut out = Vec::new();
@@ -336,7 +354,7 @@ pub(crate) fn transform<'g>(
 }
 
 /// The post-selector test: parameters flattened with dots and formatted with `%v`.
-fn post_select(selector: &Selector, params: &Params) -> bool {
+pub(crate) fn post_select(selector: &Selector, params: &Params) -> bool {
     if selector.is_empty() {
         return true;
     }

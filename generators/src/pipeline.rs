@@ -17,8 +17,12 @@ use argosy_templates::{
 };
 use serde_json::Value;
 
-use crate::generator::{Context, Depth, GeneratorError, Output, requeue_after, transform};
-use crate::params::{ParamSet, Params};
+use crate::combine::SharedMatrix;
+use crate::generator::{
+    Context, Depth, GeneratorError, Output, post_select, requeue_after, transform,
+};
+use crate::params::{ParamSet, Params, Provenance};
+use crate::selector::Selector;
 use crate::source::Sources;
 use crate::validate::{ValidationError, validate};
 
@@ -173,14 +177,15 @@ struct Renderer<'a> {
     generator: &'a str,
 }
 
-/// Parameter sets generated and rendered per round: bounds the parameter maps alive at
-/// once (a top-level matrix produces its combinations round by round).
+/// Parameter sets generated and rendered per round: bounds the parameter maps (and
+/// per-thread results) alive at once.
 const BATCH: usize = 4096;
 /// Parameter sets per rendering thread below which one thread is enough.
 const MIN_SETS_PER_THREAD: usize = 512;
 
-/// Renders every parameter set of one generator output, in order, into `apps`. Batches
-/// are split over the available cores; the first error (in generation order) wins.
+/// Renders every parameter set of one generator output, in order, into `apps`, round by
+/// round, each round split over the available cores. The first error (in generation
+/// order) wins.
 fn render_output(
     ctx: &Context<'_>,
     mut output: Output<'_>,
@@ -207,19 +212,29 @@ fn render_output(
         keep_params,
         generator,
     };
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(matrix) = output.shared_matrix(ctx)? {
+        let selector = output.selector();
+        return render_shared_matrix(&renderer, matrix, selector, apps);
+    }
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let more = output.next_batch(ctx, &mut batch, BATCH)?;
-        apps.reserve(batch.len());
-        let threads = cores.min(batch.len() / MIN_SETS_PER_THREAD).max(1);
-        if threads == 1 {
-            for set in &mut batch {
-                apps.push(renderer.render(set)?);
+        let chunk = batch.len().div_ceil(threads_for(batch.len())).max(1);
+        let parts: Vec<&mut [ParamSet]> = batch.chunks_mut(chunk).collect();
+        run_round(parts, apps, chunk, |sets, out| {
+            for set in sets {
+                let application = renderer.render(&set.params)?;
+                let params = if keep_params {
+                    std::mem::take(&mut set.params)
+                } else {
+                    Params::new()
+                };
+                out.push(renderer.generated(application, params, set.provenance.clone()));
             }
-        } else {
-            render_parallel(&renderer, &mut batch, threads, apps)?;
-        }
+            Ok(())
+        })?;
+        // Freed here, by the thread that allocated them: cross-thread frees are slow
+        // with glibc's allocator.
         batch.clear();
         if !more {
             return Ok(());
@@ -227,47 +242,90 @@ fn render_output(
     }
 }
 
-fn render_parallel(
+/// [`render_output`] for a [`SharedMatrix`]: each round takes a range of first-child sets.
+fn render_shared_matrix(
     renderer: &Renderer<'_>,
-    batch: &mut [ParamSet],
-    threads: usize,
+    mut matrix: SharedMatrix,
+    selector: Option<&Selector>,
     apps: &mut Vec<GeneratedApp>,
 ) -> Result<(), GenerateError> {
-    let chunk = batch.len().div_ceil(threads);
-    let results: Vec<Result<Vec<GeneratedApp>, GenerateError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = batch
-            .chunks_mut(chunk)
-            .map(|sets| {
-                scope.spawn(move || {
-                    let mut out = Vec::with_capacity(sets.len());
-                    for set in sets {
-                        out.push(renderer.render(set)?);
-                    }
-                    Ok(out)
-                })
-            })
+    let per_round = (BATCH / matrix.second_len().max(1)).max(1);
+    let mut start = 0;
+    while start < matrix.first_len() {
+        let end = (start + per_round).min(matrix.first_len());
+        let threads = threads_for((end - start) * matrix.second_len());
+        let step = (end - start).div_ceil(threads);
+        let parts: Vec<_> = (start..end)
+            .step_by(step.max(1))
+            .map(|s| s..(s + step).min(end))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let matrix_ref = &matrix;
+        run_round(parts, apps, step * matrix.second_len(), |range, out| {
+            matrix_ref.for_each(range, |params, provenance| {
+                if selector.is_some_and(|s| !post_select(s, params)) {
+                    return Ok(());
+                }
+                let application = renderer.render(params)?;
+                let kept = if renderer.keep_params {
+                    params.clone()
+                } else {
+                    Params::new()
+                };
+                out.push(renderer.generated(application, kept, provenance));
+                Ok(())
             })
-            .collect()
-    });
-    for result in results {
-        apps.extend(result?);
+        })?;
+        matrix.release(start..end);
+        start = end;
     }
     Ok(())
 }
 
+/// How many threads to render `sets` parameter sets with.
+fn threads_for(sets: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.min(sets / MIN_SETS_PER_THREAD).max(1)
+}
+
+/// Runs `work` on every part and appends the results to `apps` in part order; the error
+/// of the first failing part wins. The first part runs on this thread, the others on
+/// one thread each: this thread then reuses the memory it freed (with glibc, memory
+/// freed by one thread is only reused by threads allocating from the same arena).
+/// `part_size` is about how many Applications a part yields.
+fn run_round<P: Send>(
+    parts: Vec<P>,
+    apps: &mut Vec<GeneratedApp>,
+    part_size: usize,
+    work: impl Fn(P, &mut Vec<GeneratedApp>) -> Result<(), GenerateError> + Sync,
+) -> Result<(), GenerateError> {
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return Ok(());
+    };
+    let work = &work;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(part_size);
+                    work(part, &mut out).map(|()| out)
+                })
+            })
+            .collect();
+        let mine = work(first, apps);
+        let mut results = others.into_iter().map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        mine?;
+        results.try_for_each(|result| result.map(|out| apps.extend(out)))
+    })
+}
+
 impl Renderer<'_> {
-    /// Renders one parameter set. Its parameter map is taken only with `keep_params`:
-    /// otherwise it is left to be freed with the batch, by the thread that allocated it
-    /// (cross-thread frees are slow with glibc's allocator).
-    fn render(&self, set: &mut ParamSet) -> Result<GeneratedApp, GenerateError> {
+    /// Renders the Application of one parameter set.
+    fn render(&self, params: &Params) -> Result<Application, GenerateError> {
         let generator = || self.generator.to_owned();
-        let params = &set.params;
         let mut app =
             render_application_with_policy(&self.template, params, self.preserve_resources)
                 .map_err(|source| GenerateError::Render {
@@ -283,21 +341,23 @@ impl Renderer<'_> {
             })?;
         }
         set_namespace(&mut app, self.namespace);
-        let application: Application =
-            serde_json::from_value(app).map_err(|e| GenerateError::InvalidApplication {
-                generator: generator(),
-                message: e.to_string(),
-            })?;
-        let params = if self.keep_params {
-            std::mem::take(&mut set.params)
-        } else {
-            Params::new()
-        };
-        Ok(GeneratedApp {
-            application,
-            generator_path: generator(),
-            params: ParamSet::new(params, set.provenance.clone()),
+        serde_json::from_value(app).map_err(|e| GenerateError::InvalidApplication {
+            generator: generator(),
+            message: e.to_string(),
         })
+    }
+
+    fn generated(
+        &self,
+        application: Application,
+        params: Params,
+        provenance: Provenance,
+    ) -> GeneratedApp {
+        GeneratedApp {
+            application,
+            generator_path: self.generator.to_owned(),
+            params: ParamSet::new(params, provenance),
+        }
     }
 }
 
