@@ -510,4 +510,77 @@ mod tests {
         );
         assert_eq!(generated.invalid_app_names, ["a-y", "b-x", "b-z"]);
     }
+
+    #[test]
+    fn shared_matrix_matches_the_general_path() {
+        let matrix = json!({"matrix": {"generators": [
+            {"list": {"elements": [
+                {"k": "1", "a": {"x": "1", "y": "1"}, "l": ["a"]},
+                {"k": "2", "a": {}, "e": ""}
+            ]}},
+            {"list": {"elements": [
+                {"m": "p", "k": "ignored", "a": {"y": "2", "z": "2"}, "l": ["b", "c"]},
+                {"m": "q", "e": "from-b"}
+            ]}}
+        ]}});
+        let set = appset(json!({
+            "goTemplate": true,
+            "generators": [matrix.clone()],
+            "template": {"metadata": {"name": "{{.k}}-{{.m}}"},
+                         "spec": {"project": "default", "destination": {"name": "in-cluster"}}}
+        }));
+        let options = PipelineOptions {
+            keep_params: true,
+            ..PipelineOptions::default()
+        };
+        let generated = run(&set, &options).unwrap();
+        let mut shared: Vec<Value> = generated
+            .applications
+            .iter()
+            .map(|a| Value::Object(a.params.params.clone()))
+            .collect();
+        let mut general = Fixture::default().run(&set, matrix).unwrap();
+        let key = |v: &Value| format!("{}-{}", v["k"], v["m"]);
+        shared.sort_by_key(key);
+        general.sort_by_key(key);
+        assert_eq!(shared, general);
+        assert_eq!(shared[0]["a"], json!({"x": "1", "y": "1", "z": "2"}));
+        let origin = generated.applications[0].params.origin("m").unwrap();
+        assert_eq!(
+            origin.to_string(),
+            "spec.generators[0].matrix.generators[1].list element 0"
+        );
+    }
+
+    #[test]
+    fn shared_matrix_post_selector_and_fasttemplate_conflicts() {
+        let set = appset(json!({
+            "generators": [{"matrix": {"generators": [
+                {"list": {"elements": [{"a": "1"}, {"a": "2"}]}},
+                {"list": {"elements": [{"b": "x"}, {"b": "y"}]}}
+            ]}, "selector": {"matchLabels": {"b": "y"}}}],
+            "template": {"metadata": {"name": "{{a}}-{{b}}"},
+                         "spec": {"project": "default", "destination": {"name": "in-cluster"}}}
+        }));
+        let generated = run(&set, &PipelineOptions::default()).unwrap();
+        let names: Vec<_> = generated
+            .applications
+            .iter()
+            .map(|a| a.application.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["1-y", "2-y"]);
+
+        let set = appset(json!({
+            "generators": [{"matrix": {"generators": [
+                {"list": {"elements": [{"a": "1"}]}},
+                {"list": {"elements": [{"a": "2"}]}}
+            ]}}]
+        }));
+        let err = run(&set, &PipelineOptions::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("found duplicate key a with different value, a: 1 ,b: 2"),
+            "{err}"
+        );
+    }
 }
