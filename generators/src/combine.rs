@@ -88,19 +88,15 @@ impl<'g> Matrix<'g> {
                 }
             };
             let a_keys = key_set(&a.params);
+            let a_base = if ctx.go_template {
+                a.params.clone()
+            } else {
+                stringify(&a.params)
+            };
             for (b, b_keys) in second_sets {
-                let params = if ctx.go_template {
-                    overridden(&b.params, &a.params)
-                } else {
-                    combine_strings(&a.params, &b.params)
-                        .map_err(|e| GeneratorError::data(&self.path, e))?
-                };
-                let provenance = Provenance::pair(
-                    &self.path,
-                    Combination::Matrix,
-                    (0, a_keys.clone(), a.provenance.clone()),
-                    (1, b_keys.clone(), b.provenance.clone()),
-                );
+                let mut params = a_base.clone();
+                self.combine(ctx.go_template, &mut params, &b.params)?;
+                let provenance = matrix_provenance(&self.path, (&a, &a_keys), (b, b_keys));
                 out.push(ParamSet::new(params, provenance));
             }
         }
@@ -109,6 +105,10 @@ impl<'g> Matrix<'g> {
 }
 
 impl Matrix<'_> {
+    fn combine(&self, go_template: bool, a: &mut Params, b: &Params) -> Result<(), GeneratorError> {
+        combine(&self.path, go_template, a, b).map(drop)
+    }
+
     /// The rest of the matrix as a [`SharedMatrix`], when the second child does not
     /// depend on the first child's parameters (it has no template).
     pub fn shared(&mut self, ctx: &Context<'_>) -> Result<Option<SharedMatrix>, GeneratorError> {
@@ -176,18 +176,8 @@ impl SharedMatrix {
                 stringify(&a.params)
             };
             for (b, b_keys) in &self.second {
-                let undo = if self.go_template {
-                    overlay(&mut scratch, &b.params)
-                } else {
-                    overlay_strings(&mut scratch, &b.params)
-                        .map_err(|e| GeneratorError::data(&self.path, e))?
-                };
-                let provenance = Provenance::pair(
-                    &self.path,
-                    Combination::Matrix,
-                    (0, a_keys.clone(), a.provenance.clone()),
-                    (1, b_keys.clone(), b.provenance.clone()),
-                );
+                let undo = combine(&self.path, self.go_template, &mut scratch, &b.params)?;
+                let provenance = matrix_provenance(&self.path, (a, a_keys), (b, b_keys));
                 let result = emit(&scratch, provenance);
                 undo.revert(&mut scratch);
                 result?;
@@ -195,6 +185,40 @@ impl SharedMatrix {
         }
         Ok(())
     }
+}
+
+/// Combines second-child set `b` into the (goTemplate: copied, fasttemplate:
+/// stringified) first-child map `a`, which becomes the matrix result; what changed is
+/// returned so that `a` can be restored.
+///
+/// goTemplate: `mergo.Merge(b, a, WithOverride)`, a deep merge where the first child wins.
+/// fasttemplate: `CombineStringMaps`, where a key in both with different values is an
+/// error.
+fn combine(
+    path: &str,
+    go_template: bool,
+    a: &mut Params,
+    b: &Params,
+) -> Result<Undo, GeneratorError> {
+    if go_template {
+        Ok(overlay(a, b))
+    } else {
+        overlay_strings(a, b).map_err(|e| GeneratorError::data(path, e))
+    }
+}
+
+/// The provenance of the combination of first-child set `a` and second-child set `b`.
+fn matrix_provenance(
+    path: &Arc<str>,
+    (a, a_keys): (&ParamSet, &Arc<[String]>),
+    (b, b_keys): (&ParamSet, &Arc<[String]>),
+) -> Provenance {
+    Provenance::pair(
+        path,
+        Combination::Matrix,
+        (0, a_keys.clone(), a.provenance.clone()),
+        (1, b_keys.clone(), b.provenance.clone()),
+    )
 }
 
 /// What [`overlay`] changed, to put the first-child map back.
@@ -215,7 +239,8 @@ impl Undo {
     }
 }
 
-/// Lays `b` under the first-child map `a` so that it becomes [`overridden`]`(b, a)`.
+/// Lays `b` under the first-child map `a`: `a`'s values win, `b` fills in missing keys,
+/// and non-empty maps in `b` are merged under `a`'s maps of the same key.
 fn overlay(a: &mut Params, b: &Params) -> Undo {
     let mut undo = Undo::default();
     for (key, bv) in b {
@@ -228,7 +253,9 @@ fn overlay(a: &mut Params, b: &Params) -> Undo {
                 if let (Value::Object(bm), Value::Object(am)) = (bv, &*av)
                     && !bm.is_empty()
                 {
-                    let merged = Value::Object(overridden(bm, am));
+                    let mut merged = am.clone();
+                    overlay(&mut merged, bm);
+                    let merged = Value::Object(merged);
                     undo.replaced
                         .push((key.clone(), std::mem::replace(av, merged)));
                 }
@@ -238,7 +265,7 @@ fn overlay(a: &mut Params, b: &Params) -> Undo {
     undo
 }
 
-/// [`combine_strings`] in place on the stringified first-child map `a`.
+/// `CombineStringMaps` in place on the stringified first-child map `a`.
 fn overlay_strings(a: &mut Params, b: &Params) -> Result<Undo, String> {
     let mut undo = Undo::default();
     for (key, value) in b {
@@ -393,52 +420,12 @@ pub(crate) fn merge_override(dst: &mut Params, src: &Params) {
     }
 }
 
-/// `merge_override(dst.clone(), src)`, built from a clone of `src` instead: whole-map
-/// clones are cheaper than key-by-key inserts, and the first matrix child (`src`, the
-/// winner) usually holds most of the keys.
-fn overridden(dst: &Params, src: &Params) -> Params {
-    let mut out = src.clone();
-    for (key, d) in dst {
-        match out.get_mut(key) {
-            None => {
-                out.insert(key.clone(), d.clone());
-            }
-            Some(s) => {
-                if let (Value::Object(dm), Value::Object(sm)) = (d, &*s)
-                    && !dm.is_empty()
-                {
-                    *s = Value::Object(overridden(dm, sm));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Every value as Go's `%v` string.
 fn stringify(params: &Params) -> Params {
     params
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(go_string(v))))
         .collect()
-}
-
-/// fasttemplate matrix combination (`CombineStringMaps`): a key present in both with
-/// different values is an error.
-fn combine_strings(a: &Params, b: &Params) -> Result<Params, String> {
-    let mut out = stringify(a);
-    for (key, value) in b {
-        let value = go_string(value);
-        match out.get(key) {
-            Some(Value::String(current)) if *current != value => {
-                return Err(duplicate_key(key, current, &value));
-            }
-            _ => {
-                out.insert(key.clone(), Value::String(value));
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn duplicate_key(key: &str, a: &str, b: &str) -> String {
@@ -617,13 +604,17 @@ mod tests {
         let mut dst = json!({"a": "1", "m": {"x": "1", "y": "1"}, "l": [1, 2], "e": {}, "t": true});
         let src =
             json!({"a": "", "m": {"y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null});
-        let cloned = overridden(dst.as_object().unwrap(), src.as_object().unwrap());
+        // The matrix direction: src is the first child and wins.
+        let mut laid = src.as_object().unwrap().clone();
+        let undo = overlay(&mut laid, dst.as_object().unwrap());
         merge_override(dst.as_object_mut().unwrap(), src.as_object().unwrap());
         assert_eq!(
             dst,
             json!({"a": "", "m": {"x": "1", "y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null})
         );
-        assert_eq!(Value::Object(cloned), dst);
+        assert_eq!(Value::Object(laid.clone()), dst);
+        undo.revert(&mut laid);
+        assert_eq!(Value::Object(laid), src);
     }
 
     #[test]
