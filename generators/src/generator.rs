@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::params::{ParamSet, Params, flatten};
 use crate::selector::{Selector, Validation};
-use crate::source::{ClusterEntry, RepoError, RepoSnapshot, Sources};
+use crate::source::{ClusterEntry, RepoError, Sources};
 use crate::{cluster, combine, git, list};
 
 /// A generator failed; every variant names the generator's field path, e.g.
@@ -97,7 +97,7 @@ pub(crate) struct Context<'a> {
     pub mode: Mode,
     pub go_template: bool,
     clusters: OnceCell<Vec<ClusterEntry>>,
-    snapshots: RefCell<HashMap<(String, String), Arc<dyn RepoSnapshot>>>,
+    trees: RefCell<HashMap<(String, String), Arc<git::Tree>>>,
     strict_mode: OnceCell<Result<Mode, String>>,
 }
 
@@ -109,7 +109,7 @@ impl<'a> Context<'a> {
             mode,
             go_template: appset.spec.go_template,
             clusters: OnceCell::new(),
-            snapshots: RefCell::new(HashMap::new()),
+            trees: RefCell::new(HashMap::new()),
             strict_mode: OnceCell::new(),
         }
     }
@@ -120,15 +120,15 @@ impl<'a> Context<'a> {
             .get_or_init(|| self.sources.clusters.clusters())
     }
 
-    /// A repository snapshot, resolved once per `(repo, revision)` per generation.
-    pub fn snapshot(&self, repo: &str, revision: &str) -> Result<Arc<dyn RepoSnapshot>, RepoError> {
+    /// A repository tree, resolved once per `(repo, revision)` per generation.
+    pub fn tree(&self, repo: &str, revision: &str) -> Result<Arc<git::Tree>, RepoError> {
         let key = (repo.to_owned(), revision.to_owned());
-        if let Some(s) = self.snapshots.borrow().get(&key) {
-            return Ok(s.clone());
+        if let Some(tree) = self.trees.borrow().get(&key) {
+            return Ok(tree.clone());
         }
-        let snapshot = self.sources.repos.snapshot(repo, revision)?;
-        self.snapshots.borrow_mut().insert(key, snapshot.clone());
-        Ok(snapshot)
+        let tree = Arc::new(git::Tree::new(self.sources.repos.snapshot(repo, revision)?));
+        self.trees.borrow_mut().insert(key, tree.clone());
+        Ok(tree)
     }
 
     /// The goTemplate mode with `missingkey=error` appended (matrix `values` pre-resolution).

@@ -12,7 +12,7 @@
 //! `values`, interpolated against all of that.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use argosy_crds::applicationset::{GitGenerator, GitPathItem};
 use serde::Deserialize;
@@ -37,16 +37,16 @@ pub(crate) fn generate(
         ));
     }
     check_project(ctx, path)?;
-    let snapshot =
-        ctx.snapshot(&g.repo_url, &g.revision)
-            .map_err(|source| GeneratorError::Repo {
-                path: path.to_string(),
-                source,
-            })?;
+    let tree = ctx
+        .tree(&g.repo_url, &g.revision)
+        .map_err(|source| GeneratorError::Repo {
+            path: path.to_string(),
+            source,
+        })?;
     let git = Arc::new(GitRef {
         repo: g.repo_url.clone(),
         revision: g.revision.clone(),
-        commit: snapshot.commit().to_owned(),
+        commit: tree.snapshot.commit().to_owned(),
     });
     let values = ValuesTemplate::compile(ctx, &g.values);
     let generator = Gen {
@@ -57,9 +57,30 @@ pub(crate) fn generate(
         values: &values,
     };
     if g.directories.is_empty() {
-        generator.files(snapshot.as_ref())
+        generator.files(tree.snapshot.as_ref())
     } else {
-        generator.directories(snapshot.as_ref())
+        generator.directories(tree.directories())
+    }
+}
+
+/// A repository snapshot with its directory list, computed once per generation even when
+/// a matrix runs the generator once per parameter set of its sibling.
+pub(crate) struct Tree {
+    pub snapshot: Arc<dyn RepoSnapshot>,
+    directories: OnceLock<Vec<String>>,
+}
+
+impl Tree {
+    pub fn new(snapshot: Arc<dyn RepoSnapshot>) -> Self {
+        Self {
+            snapshot,
+            directories: OnceLock::new(),
+        }
+    }
+
+    fn directories(&self) -> &[String] {
+        self.directories
+            .get_or_init(|| directories(self.snapshot.files()))
     }
 }
 
@@ -92,7 +113,7 @@ struct Gen<'c, 'a> {
 }
 
 impl Gen<'_, '_> {
-    fn directories(&self, snapshot: &dyn RepoSnapshot) -> Result<Vec<ParamSet>, GeneratorError> {
+    fn directories(&self, candidates: &[String]) -> Result<Vec<ParamSet>, GeneratorError> {
         let items = &self.g.directories;
         let mut bad_patterns = BTreeSet::new();
         let mut matches = |item: &GitPathItem, dir: &str| match go_path_match(&item.path, dir) {
@@ -105,11 +126,11 @@ impl Gen<'_, '_> {
             }
         };
         let mut out = Vec::new();
-        for dir in directories(snapshot.files()) {
+        for dir in candidates {
             let mut include = false;
             let mut exclude = false;
             for item in items {
-                if matches(item, &dir) {
+                if matches(item, dir) {
                     if item.exclude {
                         exclude = true;
                     } else {
@@ -120,9 +141,9 @@ impl Gen<'_, '_> {
             if !include || exclude {
                 continue;
             }
-            let mut params = self.path_params(&dir, None);
+            let mut params = self.path_params(dir, None);
             self.values.apply(&mut params, self.path)?;
-            let provenance = Provenance::git_directory(self.path, self.git, &dir);
+            let provenance = Provenance::git_directory(self.path, self.git, dir);
             out.push(ParamSet::new(params, provenance));
         }
         Ok(out)
