@@ -2,9 +2,9 @@
 //!
 //! For one entry of `spec.generators` (or of a matrix/merge child list) this module runs
 //! every generator kind that is set, merges the generator-level template into
-//! `spec.template`, applies the post-selector and returns the parameter sets. It also owns
-//! what the kinds share: the per-generation [`Context`] (cluster list and repository
-//! snapshots are fetched once per generation, however often a matrix re-runs a child),
+//! `spec.template`, and hands out the parameter sets through the post-selector. It also
+//! owns what the kinds share: the per-generation [`Context`] (cluster list and repository
+//! trees are fetched once per generation, however often a matrix re-runs a child),
 //! `values` interpolation, the nesting limit and requeue computation, and the one error
 //! type every generator reports, [`GeneratorError`], which names the generator's field
 //! path.
