@@ -27,11 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| {
             let labels = BTreeMap::from([
                 (SECRET_TYPE_LABEL.to_owned(), SECRET_TYPE_CLUSTER.to_owned()),
+                ("customer".to_owned(), format!("customer-{}", i % 500)),
                 (
-                    "env".to_owned(),
-                    if i % 2 == 0 { "prod" } else { "staging" }.to_owned(),
+                    "tier".to_owned(),
+                    ["gold", "silver", "bronze"][i % 3].to_owned(),
                 ),
-                ("region".to_owned(), format!("region-{}", i % 7)),
             ]);
             ClusterEntry::Valid(Cluster {
                 secret: Some(format!("argocd/cluster-{i}")),
@@ -51,20 +51,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "goTemplate": true,
             "goTemplateOptions": ["missingkey=error"],
             "generators": [{"matrix": {"generators": [
-                {"clusters": {"selector": {"matchLabels": {SECRET_TYPE_LABEL: SECRET_TYPE_CLUSTER}}}},
+                {"clusters": {"selector": {"matchExpressions": [{"key": "customer", "operator": "Exists"}]}}},
                 {"list": {"elements": elements}}
             ]}}],
             "template": {
                 "metadata": {
-                    "name": "{{.nameNormalized}}-{{.app}}",
-                    "labels": {"env": "{{.metadata.labels.env}}", "app": "{{.app}}"}
+                    "name": "{{.app}}-{{.nameNormalized}}",
+                    "labels": {
+                        "customer": "{{.metadata.labels.customer}}",
+                        "tier": "{{.metadata.labels.tier}}",
+                        "app": "{{.app}}"
+                    }
                 },
                 "spec": {
                     "project": "default",
                     "source": {
                         "repoURL": "https://github.com/example/apps.git",
                         "targetRevision": "HEAD",
-                        "path": "{{.path}}"
+                        "path": "{{.path}}/overlays/{{.metadata.labels.customer}}"
                     },
                     "destination": {"server": "{{.server}}", "namespace": "{{.app}}"}
                 }

@@ -16,7 +16,7 @@ use argosy_templates::{StringTemplate, ValueTemplate};
 use serde_json::Value;
 
 use crate::generator::{Context, Depth, GeneratorError, transform};
-use crate::params::{Combination, CombinedPart, ParamSet, Params, Provenance, go_string, key_set};
+use crate::params::{Combination, CombinedPart, ParamSet, Params, Provenance, go_string};
 
 /// A matrix generator being read: its first child's parameter sets have been generated,
 /// the combinations are produced on demand, one first-child set at a time.
@@ -28,7 +28,7 @@ pub(crate) struct Matrix<'g> {
     interpolation: Option<Interpolation>,
     /// The second child's sets (with their key sets) when it does not depend on the
     /// first child: generated once, on first use.
-    shared: Option<Vec<(ParamSet, Arc<[String]>)>>,
+    shared: Option<Vec<(ParamSet, CombinedPart)>>,
 }
 
 impl<'g> Matrix<'g> {
@@ -73,30 +73,31 @@ impl<'g> Matrix<'g> {
                 return Ok(false);
             };
             let interpolated;
-            let second_sets: &[(ParamSet, Arc<[String]>)] = match &self.interpolation {
+            let second_sets: &[(ParamSet, CombinedPart)] = match &self.interpolation {
                 Some(interp) if !a.params.is_empty() => {
                     let entry = interp.render(&a.params)?;
-                    interpolated = with_keys(child_params(ctx, &entry, &second_path, self.depth)?);
+                    interpolated =
+                        with_parts(1, child_params(ctx, &entry, &second_path, self.depth)?);
                     &interpolated
                 }
                 _ => {
                     if self.shared.is_none() {
                         let sets = child_params(ctx, self.second, &second_path, self.depth)?;
-                        self.shared = Some(with_keys(sets));
+                        self.shared = Some(with_parts(1, sets));
                     }
                     self.shared.as_deref().unwrap_or_default()
                 }
             };
-            let a_keys = key_set(&a.params);
+            let a_part = CombinedPart::new(0, &a);
             let a_base = if ctx.go_template {
                 a.params.clone()
             } else {
                 stringify(&a.params)
             };
-            for (b, b_keys) in second_sets {
+            for (b, b_part) in second_sets {
                 let mut params = a_base.clone();
                 self.combine(ctx.go_template, &mut params, &b.params)?;
-                let provenance = matrix_provenance(&self.path, (&a, &a_keys), (b, b_keys));
+                let provenance = Provenance::pair(&self.path, Combination::Matrix, &a_part, b_part);
                 out.push(ParamSet::new(params, provenance));
             }
         }
@@ -115,16 +116,14 @@ impl Matrix<'_> {
         if self.interpolation.is_some() {
             return Ok(None);
         }
-        let first = with_keys(std::mem::take(&mut self.first).collect());
+        let first = with_parts(0, std::mem::take(&mut self.first).collect());
         // Like Argo CD, the second child does not run at all when the first is empty.
         if self.shared.is_none() && !first.is_empty() {
             let path = format!("{}.generators[1]", self.path);
-            self.shared = Some(with_keys(child_params(
-                ctx,
-                self.second,
-                &path,
-                self.depth,
-            )?));
+            self.shared = Some(with_parts(
+                1,
+                child_params(ctx, self.second, &path, self.depth)?,
+            ));
         }
         Ok(Some(SharedMatrix {
             path: self.path.clone(),
@@ -142,8 +141,8 @@ impl Matrix<'_> {
 pub(crate) struct SharedMatrix {
     path: Arc<str>,
     go_template: bool,
-    first: Vec<(ParamSet, Arc<[String]>)>,
-    second: Vec<(ParamSet, Arc<[String]>)>,
+    first: Vec<(ParamSet, CombinedPart)>,
+    second: Vec<(ParamSet, CombinedPart)>,
 }
 
 impl SharedMatrix {
@@ -169,15 +168,15 @@ impl SharedMatrix {
         range: std::ops::Range<usize>,
         mut emit: impl FnMut(&Params, Provenance) -> Result<(), E>,
     ) -> Result<(), E> {
-        for (a, a_keys) in self.first.get(range).unwrap_or_default() {
+        for (a, a_part) in self.first.get(range).unwrap_or_default() {
             let mut scratch = if self.go_template {
                 a.params.clone()
             } else {
                 stringify(&a.params)
             };
-            for (b, b_keys) in &self.second {
+            for (b, b_part) in &self.second {
                 let undo = combine(&self.path, self.go_template, &mut scratch, &b.params)?;
-                let provenance = matrix_provenance(&self.path, (a, a_keys), (b, b_keys));
+                let provenance = Provenance::pair(&self.path, Combination::Matrix, a_part, b_part);
                 let result = emit(&scratch, provenance);
                 undo.revert(&mut scratch);
                 result?;
@@ -205,20 +204,6 @@ fn combine(
     } else {
         overlay_strings(a, b).map_err(|e| GeneratorError::data(path, e))
     }
-}
-
-/// The provenance of the combination of first-child set `a` and second-child set `b`.
-fn matrix_provenance(
-    path: &Arc<str>,
-    (a, a_keys): (&ParamSet, &Arc<[String]>),
-    (b, b_keys): (&ParamSet, &Arc<[String]>),
-) -> Provenance {
-    Provenance::pair(
-        path,
-        Combination::Matrix,
-        (0, a_keys.clone(), a.provenance.clone()),
-        (1, b_keys.clone(), b.provenance.clone()),
-    )
 }
 
 /// What [`overlay`] changed, to put the first-child map back.
@@ -285,11 +270,12 @@ fn overlay_strings(a: &mut Params, b: &Params) -> Result<Undo, String> {
     Ok(undo)
 }
 
-fn with_keys(sets: Vec<ParamSet>) -> Vec<(ParamSet, Arc<[String]>)> {
+/// Each set with its part in combinations, as child `child`.
+fn with_parts(child: usize, sets: Vec<ParamSet>) -> Vec<(ParamSet, CombinedPart)> {
     sets.into_iter()
         .map(|set| {
-            let keys = key_set(&set.params);
-            (set, keys)
+            let part = CombinedPart::new(child, &set);
+            (set, part)
         })
         .collect()
 }
@@ -331,7 +317,7 @@ pub(crate) fn merge(
     let mut merged: Vec<(Params, Vec<CombinedPart>)> = base_sets
         .into_iter()
         .map(|set| {
-            let part = (0, key_set(&set.params), set.provenance);
+            let part = CombinedPart::new(0, &set);
             (set.params, vec![part])
         })
         .collect();
@@ -349,7 +335,7 @@ pub(crate) fn merge(
                 strings.extend(stringify(&over.params));
                 *params = strings;
             }
-            parts.push((child, key_set(&over.params), over.provenance.clone()));
+            parts.push(CombinedPart::new(child, over));
         }
     }
     Ok(merged

@@ -97,16 +97,16 @@ enum Node {
     },
 }
 
-/// Matrix results (the 100,000-set case) keep their two parts inline: one allocation
-/// per parameter set.
+/// Matrix results (the 100,000-set case) keep their two parts inline: one small
+/// allocation per parameter set, the parts themselves being shared.
 #[derive(Debug)]
 enum Parts {
-    Two([Part; 2]),
-    Many(Box<[Part]>),
+    Two([CombinedPart; 2]),
+    Many(Box<[CombinedPart]>),
 }
 
 impl Parts {
-    fn as_slice(&self) -> &[Part] {
+    fn as_slice(&self) -> &[CombinedPart] {
         match self {
             Parts::Two(parts) => parts,
             Parts::Many(parts) => parts,
@@ -114,16 +114,28 @@ impl Parts {
     }
 }
 
+/// What one child generator's parameter set contributes to combined sets: the child's
+/// index, the set's top-level keys and its provenance. Built once per child set and
+/// shared by every combination it takes part in.
+#[derive(Debug, Clone)]
+pub struct CombinedPart(Arc<Part>);
+
 #[derive(Debug)]
 struct Part {
     child: usize,
-    keys: Arc<[String]>,
+    keys: Box<[String]>,
     provenance: Provenance,
 }
 
-/// One part of a combined parameter set: the child generator's index, the top-level
-/// keys of that child's set and its provenance.
-pub type CombinedPart = (usize, Arc<[String]>, Provenance);
+impl CombinedPart {
+    pub fn new(child: usize, set: &ParamSet) -> Self {
+        Self(Arc::new(Part {
+            child,
+            keys: set.params.keys().cloned().collect(),
+            provenance: set.provenance.clone(),
+        }))
+    }
+}
 
 /// The two combination generators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -237,23 +249,17 @@ impl Provenance {
         })
     }
 
-    /// A combined parameter set. `parts` are `(child index, top-level keys of that
-    /// child's set, its provenance)` in precedence order.
+    /// A combined parameter set; `parts` in precedence order (the first part holding a
+    /// key supplied its value).
     pub fn combined(
         generator: &Arc<str>,
         kind: Combination,
         parts: impl IntoIterator<Item = CombinedPart>,
     ) -> Self {
-        let part = |(child, keys, provenance): CombinedPart| Part {
-            child,
-            keys,
-            provenance,
-        };
-        let parts: Vec<Part> = parts.into_iter().map(part).collect();
         Self::node(Node::Combined {
             generator: generator.clone(),
             kind,
-            parts: Parts::Many(parts.into_boxed_slice()),
+            parts: Parts::Many(parts.into_iter().collect()),
         })
     }
 
@@ -261,18 +267,13 @@ impl Provenance {
     pub fn pair(
         generator: &Arc<str>,
         kind: Combination,
-        first: CombinedPart,
-        second: CombinedPart,
+        first: &CombinedPart,
+        second: &CombinedPart,
     ) -> Self {
-        let part = |(child, keys, provenance): CombinedPart| Part {
-            child,
-            keys,
-            provenance,
-        };
         Self::node(Node::Combined {
             generator: generator.clone(),
             kind,
-            parts: Parts::Two([part(first), part(second)]),
+            parts: Parts::Two([first.clone(), second.clone()]),
         })
     }
 
@@ -336,8 +337,9 @@ impl Provenance {
                 let parts = parts.as_slice();
                 let part = parts
                     .iter()
+                    .map(|p| &*p.0)
                     .find(|p| p.keys.iter().any(|k| k == key))
-                    .or(parts.first());
+                    .or(parts.first().map(|p| &*p.0));
                 match part {
                     Some(part) => ParamOrigin::Combined {
                         generator: generator.to_string(),
@@ -438,11 +440,6 @@ impl fmt::Display for ParamOrigin {
             ParamOrigin::Combined { origin, .. } => write!(f, "{origin}"),
         }
     }
-}
-
-/// Top-level keys of `params`, for [`Provenance::combined`].
-pub fn key_set(params: &Params) -> Arc<[String]> {
-    params.keys().cloned().collect()
 }
 
 /// Go's `fmt.Sprintf("%v", v)` for a JSON-decoded value (numbers are float64 in Go).
@@ -687,13 +684,20 @@ mod tests {
         let list: Arc<str> = "spec.generators[0].matrix.generators[0].list".into();
         let clusters: Arc<str> = "spec.generators[0].matrix.generators[1].clusters".into();
         let matrix: Arc<str> = "spec.generators[0].matrix".into();
-        let a = Provenance::list_element(&list, 3);
-        let b = Provenance::cluster(&clusters, Some("argocd/prod".into()));
+        let set = |key: &str, provenance| {
+            let params = Params::from_iter([(key.to_owned(), Value::String("v".into()))]);
+            ParamSet::new(params, provenance)
+        };
+        let a = set("app", Provenance::list_element(&list, 3));
+        let b = set(
+            "server",
+            Provenance::cluster(&clusters, Some("argocd/prod".into())),
+        );
         let combined = Provenance::pair(
             &matrix,
             Combination::Matrix,
-            (0, Arc::from(vec!["app".to_owned()]), a),
-            (1, Arc::from(vec!["server".to_owned()]), b),
+            &CombinedPart::new(0, &a),
+            &CombinedPart::new(1, &b),
         );
         let ParamOrigin::Combined { child, origin, .. } = combined.origin("server") else {
             panic!("not combined")
