@@ -162,11 +162,12 @@ impl SharedMatrix {
     }
 
     /// Calls `emit` with every combination of the first-child sets in `range`, in order.
-    /// The map passed to `emit` is only valid during the call.
+    /// The map passed to `emit` is only valid during the call; the provenance is built
+    /// only if `emit` asks for it.
     pub fn for_each<E: From<GeneratorError>>(
         &self,
         range: std::ops::Range<usize>,
-        mut emit: impl FnMut(&Params, Provenance) -> Result<(), E>,
+        mut emit: impl FnMut(&Params, &dyn Fn() -> Provenance) -> Result<(), E>,
     ) -> Result<(), E> {
         for (a, a_part) in self.first.get(range).unwrap_or_default() {
             let mut scratch = if self.go_template {
@@ -176,8 +177,9 @@ impl SharedMatrix {
             };
             for (b, b_part) in &self.second {
                 let undo = combine(&self.path, self.go_template, &mut scratch, &b.params)?;
-                let provenance = Provenance::pair(&self.path, Combination::Matrix, a_part, b_part);
-                let result = emit(&scratch, provenance);
+                let provenance =
+                    || Provenance::pair(&self.path, Combination::Matrix, a_part, b_part);
+                let result = emit(&scratch, &provenance);
                 undo.revert(&mut scratch);
                 result?;
             }

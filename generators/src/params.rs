@@ -24,7 +24,7 @@ use serde_json::Value;
 pub use argosy_templates::Params;
 
 /// One parameter set and where its parameters came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ParamSet {
     pub params: Params,
     pub provenance: Provenance,
@@ -35,25 +35,29 @@ impl ParamSet {
         Self { params, provenance }
     }
 
-    /// Where the top-level parameter `key` came from (None if it is not a parameter).
+    /// Where the top-level parameter `key` came from (None if it is not a parameter or
+    /// the provenance was not recorded).
     pub fn origin(&self, key: &str) -> Option<ParamOrigin> {
-        self.params
-            .contains_key(key)
-            .then(|| self.provenance.origin(key))
+        if self.params.contains_key(key) {
+            self.provenance.origin(key)
+        } else {
+            None
+        }
     }
 
     /// The origin of every top-level parameter, by key.
     pub fn origins(&self) -> BTreeMap<String, ParamOrigin> {
         self.params
             .keys()
-            .map(|k| (k.clone(), self.provenance.origin(k)))
+            .filter_map(|k| Some((k.clone(), self.provenance.origin(k)?)))
             .collect()
     }
 }
 
-/// A cheap, shareable record of how a parameter set was produced.
-#[derive(Debug, Clone)]
-pub struct Provenance(Arc<Node>);
+/// A cheap, shareable record of how a parameter set was produced. The default is "not
+/// recorded" (generations that do not keep parameters do not keep provenance either).
+#[derive(Debug, Clone, Default)]
+pub struct Provenance(Option<Arc<Node>>);
 
 /// Repository identity shared by every parameter set of one Git generator run.
 #[derive(Debug, PartialEq, Eq)]
@@ -278,15 +282,17 @@ impl Provenance {
     }
 
     fn node(node: Node) -> Self {
-        Self(Arc::new(node))
+        Self(Some(Arc::new(node)))
     }
 
-    /// The origin of top-level key `key`, assuming the parameter set has it.
-    pub fn origin(&self, key: &str) -> ParamOrigin {
+    /// The origin of top-level key `key`, assuming the parameter set has it; None when
+    /// the provenance was not recorded.
+    pub fn origin(&self, key: &str) -> Option<ParamOrigin> {
         let values = |generator: &Arc<str>| ParamOrigin::Values {
             generator: generator.to_string(),
         };
-        match &*self.0 {
+        let node = self.0.as_deref()?;
+        Some(match node {
             Node::ListElement { generator, index } => ParamOrigin::ListElement {
                 generator: generator.to_string(),
                 index: *index,
@@ -302,8 +308,10 @@ impl Provenance {
             Node::ClusterList { generator } => ParamOrigin::ClusterList {
                 generator: generator.to_string(),
             },
-            Node::GitDirectory { .. } | Node::GitFile { .. } if is_values_key(key) => {
-                values(self.generator())
+            Node::GitDirectory { generator, .. } | Node::GitFile { generator, .. }
+                if is_values_key(key) =>
+            {
+                values(generator)
             }
             Node::GitDirectory {
                 generator,
@@ -340,28 +348,15 @@ impl Provenance {
                     .map(|p| &*p.0)
                     .find(|p| p.keys.iter().any(|k| k == key))
                     .or(parts.first().map(|p| &*p.0));
-                match part {
-                    Some(part) => ParamOrigin::Combined {
-                        generator: generator.to_string(),
-                        kind: *kind,
-                        child: part.child,
-                        origin: Box::new(part.provenance.origin(key)),
-                    },
-                    None => values(generator),
+                let part = part?;
+                ParamOrigin::Combined {
+                    generator: generator.to_string(),
+                    kind: *kind,
+                    child: part.child,
+                    origin: Box::new(part.provenance.origin(key)?),
                 }
             }
-        }
-    }
-
-    fn generator(&self) -> &Arc<str> {
-        match &*self.0 {
-            Node::ListElement { generator, .. }
-            | Node::Cluster { generator, .. }
-            | Node::ClusterList { generator }
-            | Node::GitDirectory { generator, .. }
-            | Node::GitFile { generator, .. }
-            | Node::Combined { generator, .. } => generator,
-        }
+        })
     }
 }
 
@@ -699,7 +694,7 @@ mod tests {
             &CombinedPart::new(0, &a),
             &CombinedPart::new(1, &b),
         );
-        let ParamOrigin::Combined { child, origin, .. } = combined.origin("server") else {
+        let Some(ParamOrigin::Combined { child, origin, .. }) = combined.origin("server") else {
             panic!("not combined")
         };
         assert_eq!(child, 1);
@@ -711,6 +706,13 @@ mod tests {
                 field: ClusterField::Server
             }
         );
-        assert!(combined.origin("app").to_string().contains("element 3"));
+        assert!(
+            combined
+                .origin("app")
+                .unwrap()
+                .to_string()
+                .contains("element 3")
+        );
+        assert_eq!(Provenance::default().origin("app"), None);
     }
 }

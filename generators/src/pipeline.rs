@@ -26,7 +26,7 @@ use crate::combine::SharedMatrix;
 use crate::generator::{
     Context, Depth, GeneratorError, Output, post_select, requeue_after, transform,
 };
-use crate::params::{ParamSet, Params, Provenance};
+use crate::params::{ParamSet, Params};
 use crate::selector::Selector;
 use crate::source::Sources;
 use crate::validate::{ValidationError, validate};
@@ -37,9 +37,9 @@ pub struct PipelineOptions {
     /// Requeue interval of Git generators without `requeueAfterSeconds` (Argo CD's
     /// `ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER`, 3 minutes by default).
     pub default_git_requeue: Duration,
-    /// Keep each Application's parameters in [`GeneratedApp::params`] (`argosy generate
-    /// --explain`). Off by default: at 100,000 Applications the parameter maps would take
-    /// more memory than the Applications; the provenance is always kept.
+    /// Keep each Application's parameters and their provenance in
+    /// [`GeneratedApp::params`] (`argosy generate --explain`). Off by default: at 100,000
+    /// Applications they would take about as much memory as the Applications.
     pub keep_params: bool,
 }
 
@@ -72,8 +72,8 @@ pub struct GeneratedApp {
     pub application: Application,
     /// Field path of the generator kind, e.g. `spec.generators[0].matrix`.
     pub generator_path: String,
-    /// The parameters it was rendered with: always the provenance, the parameter map
-    /// itself only with [`PipelineOptions::keep_params`].
+    /// The parameters it was rendered with and their provenance; empty unless
+    /// [`PipelineOptions::keep_params`].
     pub params: ParamSet,
 }
 
@@ -229,12 +229,12 @@ fn render_output(
         run_round(parts, apps, chunk, |sets, out| {
             for set in sets {
                 let application = renderer.render(&set.params)?;
-                let params = if keep_params {
-                    std::mem::take(&mut set.params)
+                let kept = if keep_params {
+                    ParamSet::new(std::mem::take(&mut set.params), set.provenance.clone())
                 } else {
-                    Params::new()
+                    ParamSet::default()
                 };
-                out.push(renderer.generated(application, params, set.provenance.clone()));
+                out.push(renderer.generated(application, kept));
             }
             Ok(())
         })?;
@@ -272,11 +272,11 @@ fn render_shared_matrix(
                 }
                 let application = renderer.render(params)?;
                 let kept = if renderer.keep_params {
-                    params.clone()
+                    ParamSet::new(params.clone(), provenance())
                 } else {
-                    Params::new()
+                    ParamSet::default()
                 };
-                out.push(renderer.generated(application, kept, provenance));
+                out.push(renderer.generated(application, kept));
                 Ok(())
             })
         })?;
@@ -352,16 +352,11 @@ impl Renderer<'_> {
         })
     }
 
-    fn generated(
-        &self,
-        application: Application,
-        params: Params,
-        provenance: Provenance,
-    ) -> GeneratedApp {
+    fn generated(&self, application: Application, params: ParamSet) -> GeneratedApp {
         GeneratedApp {
             application,
             generator_path: self.generator.to_owned(),
-            params: ParamSet::new(params, provenance),
+            params,
         }
     }
 }
@@ -408,6 +403,33 @@ mod tests {
     fn run(set: &ApplicationSet, options: &PipelineOptions) -> Result<Generated, GenerateError> {
         let f = Fixture::default();
         generate_applications(set, f.sources(), options)
+    }
+
+    #[test]
+    fn unknown_undecodable_and_empty_generators_are_errors() {
+        let list = json!({"list": {"elements": [{"name": "a"}]}});
+        let cases = [
+            (
+                json!([{"foo": {}}]),
+                r#"spec.generators[0]: unknown generator "foo""#,
+            ),
+            (json!([{}]), "spec.generators[0]: no generator is set"),
+            (
+                json!([{"matrix": {"generators": [{"foo": {}}, list]}}]),
+                r#"spec.generators[0].matrix.generators[0]: unknown generator "foo""#,
+            ),
+            (
+                json!([{"matrix": {"generators": [{"list": {"elements": "x"}}, list]}}]),
+                "spec.generators[0].matrix.generators[0]: invalid generator: list.elements: invalid type",
+            ),
+        ];
+        for (generators, expected) in cases {
+            let set = appset(json!({"generators": generators}));
+            let err = run(&set, &PipelineOptions::default()).unwrap_err();
+            assert_eq!(err.category(), "InvalidSpec");
+            let err = err.to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
     }
 
     #[test]

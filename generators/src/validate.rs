@@ -36,19 +36,27 @@ pub(crate) struct Validated {
 pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Validated {
     let appset = ctx.appset.metadata.name.as_deref().unwrap_or_default();
     let clusters = Destinations::new(ctx.clusters());
-    let mut seen = HashSet::with_capacity(apps.len());
+    fn name(app: &GeneratedApp) -> &str {
+        app.application.metadata.name.as_deref().unwrap_or_default()
+    }
+    // Sorted by name, generation order among equal names: the first of a run of equal
+    // names is the one generated first. No hash set needed, and the order is reused below.
+    let mut order: Vec<usize> = (0..apps.len()).collect();
+    order.sort_by(|&a, &b| name(&apps[a]).cmp(name(&apps[b])));
     let mut errors = Vec::new();
     let mut invalid_names = BTreeSet::new();
-    let mut invalid = Vec::with_capacity(apps.len());
-    for app in &apps {
-        let name = app.application.metadata.name.as_deref().unwrap_or_default();
+    let mut keep = Vec::with_capacity(apps.len());
+    let mut previous = None;
+    for &i in &order {
+        let app = &apps[i];
+        let name = name(app);
         let spec = &app.application.spec;
         let problem = if name.is_empty() {
             Some(format!(
                 "ApplicationSet {appset} contains an application with no name (from {}; generateName is not supported)",
                 app.generator_path
             ))
-        } else if !seen.insert(name) {
+        } else if previous == Some(name) {
             Some(format!(
                 "ApplicationSet {appset} contains applications with duplicate name: {name}"
             ))
@@ -63,7 +71,8 @@ pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Valida
                 .err()
                 .map(|e| format!("application destination spec is invalid: {e}"))
         };
-        invalid.push(problem.is_some());
+        previous = Some(name);
+        keep.push(problem.is_none());
         if let Some(message) = problem {
             if !name.is_empty() {
                 invalid_names.insert(name.to_owned());
@@ -74,10 +83,9 @@ pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Valida
             });
         }
     }
-    let mut invalid = invalid.into_iter();
-    apps.retain(|_| !invalid.next().unwrap_or(false));
-    sort_by_name(&mut apps);
-    errors.sort_by(|a, b| a.application.cmp(&b.application));
+    permute(&mut apps, order);
+    let mut keep = keep.into_iter();
+    apps.retain(|_| keep.next().unwrap_or(false));
     Validated {
         valid: apps,
         errors,
@@ -85,13 +93,9 @@ pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Valida
     }
 }
 
-/// Sorts by Application name, moving each (large) element about once: sorting the
-/// elements themselves would copy them O(n log n) times.
-fn sort_by_name(apps: &mut [GeneratedApp]) {
-    let name = |i: usize| apps[i].application.metadata.name.as_deref();
-    let mut order: Vec<usize> = (0..apps.len()).collect();
-    order.sort_by(|&a, &b| name(a).cmp(&name(b)));
-    // order[i] is the index of the element that belongs at i: apply it cycle by cycle.
+/// Puts element `order[i]` at position `i`, moving each (large) element about once:
+/// sorting the elements themselves would copy them O(n log n) times.
+fn permute(apps: &mut [GeneratedApp], mut order: Vec<usize>) {
     for i in 0..order.len() {
         let mut j = i;
         while order[j] != i {
@@ -183,8 +187,8 @@ mod tests {
     }
 
     #[test]
-    fn sort_by_name_permutes_in_place() {
-        use crate::params::{ParamSet, Params, Provenance};
+    fn permute_moves_each_element_into_place() {
+        use crate::params::ParamSet;
         let app = |name: &str| GeneratedApp {
             application: argosy_crds::Application {
                 metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
@@ -194,13 +198,13 @@ mod tests {
                 ..Default::default()
             },
             generator_path: String::new(),
-            params: ParamSet::new(Params::new(), Provenance::list_element(&"g".into(), 0)),
+            params: ParamSet::default(),
         };
         let mut apps: Vec<_> = ["d", "a", "e", "c", "b", "f"]
             .into_iter()
             .map(app)
             .collect();
-        sort_by_name(&mut apps);
+        permute(&mut apps, vec![1, 4, 3, 0, 2, 5]);
         let names: Vec<_> = apps
             .iter()
             .map(|a| a.application.metadata.name.as_deref().unwrap_or_default())
