@@ -1,8 +1,12 @@
 //! `ApplicationSet`: generators that produce parameter sets and the template they stamp.
 //!
-//! Field names and nesting follow Argo CD's `applicationset_types.go`. The generator list
-//! is strict (`deny_unknown_fields`): a misspelled or unsupported generator is an error
-//! that names the field, never silently nothing.
+//! Field names and nesting follow Argo CD's `applicationset_types.go`. Generator entries
+//! decode leniently but lose nothing: a key that names no generator (a misspelling, a
+//! generator of a newer Argo CD) stays in [`Generator::extra`], and an entry that does not
+//! decode at all (a Matrix child of the wrong shape, which the CRD schema cannot check)
+//! keeps its raw fields and its decode error in [`Generator::invalid`]. The generators
+//! pipeline turns both into an error that names the entry, never silently nothing; and
+//! one bad ApplicationSet never fails the decoding of a whole watch or list.
 
 use std::collections::BTreeMap;
 
@@ -46,7 +50,7 @@ pub struct ApplicationSetSpec {
     pub go_template: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub go_template_options: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_generators")]
     pub generators: Vec<Generator>,
     #[serde(default)]
     pub template: ApplicationSetTemplate,
@@ -114,8 +118,12 @@ impl TemplateMeta {
 ///
 /// Argo CD models this as a struct of optional generators: at top level several may be
 /// set in one entry and all of them run; inside Matrix/Merge exactly one must be set.
+///
+/// The CRD keeps unknown keys of an entry (`x-kubernetes-preserve-unknown-fields`) so that
+/// they reach [`Generator::extra`] and can be reported instead of being pruned away.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct Generator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<ListGenerator>,
@@ -146,6 +154,57 @@ pub struct Generator {
     /// Post-selector applied to the generated parameter sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+    /// Keys that name no known generator (kept verbatim; generation reports them).
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+    /// Why the entry could not be decoded (`path: error`), if it could not; its raw
+    /// fields are then all in [`Self::extra`], so it serializes back unchanged.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub invalid: Option<String>,
+}
+
+impl Generator {
+    /// Decodes one generator entry; never fails (see [`Self::invalid`]).
+    pub fn from_value(value: Value) -> Generator {
+        match serde_path_to_error::deserialize::<_, Generator>(&value) {
+            Ok(generator) => generator,
+            Err(e) => {
+                let path = e.path().to_string();
+                let error = e.into_inner();
+                let invalid = if path.is_empty() || path == "." {
+                    error.to_string()
+                } else {
+                    format!("{path}: {error}")
+                };
+                let extra = match value {
+                    Value::Object(map) => map.into_iter().collect(),
+                    _ => Extra::new(),
+                };
+                Generator {
+                    extra,
+                    invalid: Some(invalid),
+                    ..Generator::default()
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a generator list entry by entry, so one bad entry is reported by generation
+/// instead of failing the decoding of the whole object (and of every watch event or list
+/// it is part of).
+fn lenient_generators<'de, D>(deserializer: D) -> Result<Vec<Generator>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw: Option<Vec<Value>> = Option::deserialize(deserializer)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .map(Generator::from_value)
+        .collect())
 }
 
 /// `list` generator.
@@ -210,7 +269,7 @@ pub struct GitPathItem {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CombinationGenerator {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_generators")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     #[schemars(with = "Vec<serde_json::Map<String, Value>>")]
     pub generators: Vec<Generator>,
@@ -321,3 +380,44 @@ pub fn json_is_empty(v: &Value) -> bool {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bad_generator_entries_decode_and_round_trip() {
+        let manifest = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "ApplicationSet",
+            "metadata": {"name": "a", "namespace": "argocd"},
+            "spec": {
+                "generators": [
+                    {"foo": {"bar": 1}},
+                    {"matrix": {"generators": [
+                        {"list": {"elements": "not-a-list"}},
+                        {"list": {"elements": [{"a": "b"}]}}
+                    ]}}
+                ],
+                "template": {}
+            }
+        });
+        let appset: ApplicationSet = serde_json::from_value(manifest.clone()).unwrap();
+        let unknown = &appset.spec.generators[0];
+        assert_eq!(unknown.extra.keys().collect::<Vec<_>>(), ["foo"]);
+        assert!(unknown.invalid.is_none());
+        let children = &appset.spec.generators[1]
+            .matrix
+            .as_ref()
+            .unwrap()
+            .generators;
+        let invalid = children[0].invalid.as_deref().unwrap();
+        assert!(
+            invalid.starts_with("list.elements: invalid type"),
+            "{invalid}"
+        );
+        assert!(children[1].invalid.is_none());
+        let again = serde_json::to_value(&appset).unwrap();
+        assert_eq!(again["spec"]["generators"], manifest["spec"]["generators"]);
+    }
+}

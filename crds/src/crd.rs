@@ -80,6 +80,8 @@ fn crd<T: JsonSchema>(names: Names) -> CustomResourceDefinition {
         obj.remove("title");
         obj.remove("required");
     }
+    strip_defaults(&mut schema);
+    preserve_untyped(&mut schema);
     let schema: Option<JSONSchemaProps> = serde_json::from_value(schema).ok();
     let singular = names.kind.to_lowercase();
     CustomResourceDefinition {
@@ -106,15 +108,79 @@ fn crd<T: JsonSchema>(names: Names) -> CustomResourceDefinition {
                 schema: Some(CustomResourceValidation {
                     open_api_v3_schema: schema,
                 }),
-                subresources: names.status_subresource.then(|| CustomResourceSubresources {
-                    status: Some(CustomResourceSubresourceStatus(json!({}))),
-                    scale: None,
-                }),
+                subresources: names
+                    .status_subresource
+                    .then(|| CustomResourceSubresources {
+                        status: Some(CustomResourceSubresourceStatus(json!({}))),
+                        scale: None,
+                    }),
                 ..Default::default()
             }],
             ..Default::default()
         },
         status: None,
+    }
+}
+
+/// Removes every `default` schemars derives from `#[serde(default)]`. Argo CD's CRDs have
+/// none, and the API server would otherwise write them into every stored object (so
+/// objects would not read back as written); the 1.20 API server even rejects the CRD, as
+/// it validates an empty-string default as `null`.
+fn strip_defaults(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(obj) => {
+            obj.remove("default");
+            for (key, value) in obj.iter_mut() {
+                // `properties` maps field names to schemas: a field may be named `default`.
+                if key == "properties" {
+                    for schema in value
+                        .as_object_mut()
+                        .into_iter()
+                        .flat_map(|p| p.values_mut())
+                    {
+                        strip_defaults(schema);
+                    }
+                } else {
+                    strip_defaults(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_defaults),
+        _ => {}
+    }
+}
+
+/// A structural schema needs a `type` on every field and array item, except on nodes
+/// marked `x-kubernetes-preserve-unknown-fields` (or int-or-string). schemars renders a
+/// `serde_json::Value` as `{}`, which the API server rejects ("must not be empty for
+/// specified array items"); such nodes are marked as preserving anything, as in Argo
+/// CD's own CRDs.
+fn preserve_untyped(node: &mut serde_json::Value) {
+    let Some(obj) = node.as_object_mut() else {
+        return;
+    };
+    let mut children: Vec<&mut serde_json::Value> = Vec::new();
+    for (key, value) in obj.iter_mut() {
+        match key.as_str() {
+            "properties" => children.extend(
+                value
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|p| p.values_mut()),
+            ),
+            "items" | "additionalProperties" if value.is_object() => children.push(value),
+            _ => {}
+        }
+    }
+    for child in children {
+        if let Some(o) = child.as_object_mut()
+            && !o.contains_key("type")
+            && !o.contains_key("x-kubernetes-int-or-string")
+            && !o.contains_key("x-kubernetes-preserve-unknown-fields")
+        {
+            o.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
+        }
+        preserve_untyped(child);
     }
 }
 
@@ -131,7 +197,10 @@ mod tests {
     fn every_crd_has_a_schema() {
         for crd in all() {
             let v = &crd.spec.versions[0];
-            let schema = v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+            let schema = v
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref());
             let props = schema.and_then(|s| s.properties.as_ref()).expect("schema");
             assert!(props.contains_key("spec"), "{}", crd.spec.names.kind);
         }

@@ -316,8 +316,28 @@ pub(crate) fn transform<'g>(
         ),
         None => None,
     };
+    if let Some(error) = &entry.invalid {
+        return Err(GeneratorError::spec(
+            path,
+            format!("invalid generator: {error}"),
+        ));
+    }
+    if !entry.extra.is_empty() {
+        let keys: Vec<String> = entry.extra.keys().map(|k| format!("{k:?}")).collect();
+        return Err(GeneratorError::spec(
+            path,
+            format!(
+                "unknown generator {} (known: list, clusters, git, matrix, merge)",
+                keys.join(", ")
+            ),
+        ));
+    }
+    let kinds = kinds(entry, depth);
+    if kinds.is_empty() && depth == Depth::Top {
+        return Err(GeneratorError::spec(path, "no generator is set"));
+    }
     let mut outputs = Vec::new();
-    for kind in kinds(entry, depth) {
+    for kind in kinds {
         let kind_path: Arc<str> = format!("{path}.{}", kind.name()).into();
         let template = match (base, kind.template()) {
             (Some(base), Some(own)) => merge_templates(own, base)

@@ -433,6 +433,33 @@ mod tests {
     }
 
     #[test]
+    fn unknown_undecodable_and_empty_generators_are_errors() {
+        let list = json!({"list": {"elements": [{"name": "a"}]}});
+        let cases = [
+            (
+                json!([{"foo": {}}]),
+                r#"spec.generators[0]: unknown generator "foo""#,
+            ),
+            (json!([{}]), "spec.generators[0]: no generator is set"),
+            (
+                json!([{"matrix": {"generators": [{"foo": {}}, list]}}]),
+                r#"spec.generators[0].matrix.generators[0]: unknown generator "foo""#,
+            ),
+            (
+                json!([{"matrix": {"generators": [{"list": {"elements": "x"}}, list]}}]),
+                "spec.generators[0].matrix.generators[0]: invalid generator: list.elements: invalid type",
+            ),
+        ];
+        for (generators, expected) in cases {
+            let set = appset(json!({"generators": generators}));
+            let err = run(&set, &PipelineOptions::default()).unwrap_err();
+            assert_eq!(err.category(), "InvalidSpec");
+            let err = err.to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
+    }
+
+    #[test]
     fn renders_sorts_validates_and_keeps_the_first_duplicate() {
         let generated = run(&list_appset(json!({})), &PipelineOptions::default()).unwrap();
         let apps: Vec<_> = generated
