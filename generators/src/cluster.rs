@@ -45,7 +45,8 @@ pub(crate) fn generate(
 
     let mut selected: Vec<&Cluster> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for entry in ctx.clusters() {
+    let clusters = ctx.clusters();
+    for entry in clusters.iter() {
         match entry {
             ClusterEntry::Valid(cluster) => {
                 if !selector.matches(|k| cluster.labels.get(k).map(String::as_str)) {

@@ -11,6 +11,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use serde_json::Value;
 use crate::params::{ParamSet, Params, flatten};
 use crate::selector::{Selector, Validation};
 use crate::source::{ClusterEntry, RepoError, Sources};
+use crate::validate::Destinations;
 use crate::{cluster, combine, git, list};
 
 /// A generator failed; every variant names the generator's field path, e.g.
@@ -96,7 +98,9 @@ pub(crate) struct Context<'a> {
     pub sources: Sources<'a>,
     pub mode: Mode,
     pub go_template: bool,
-    clusters: OnceCell<Vec<ClusterEntry>>,
+    /// Dropped once no generator will need it again (see [`Context::release_clusters`]).
+    clusters: RefCell<Option<Rc<Vec<ClusterEntry>>>>,
+    destinations: OnceCell<Destinations>,
     trees: RefCell<HashMap<(String, String), Arc<git::Tree>>>,
     strict_mode: OnceCell<Result<Mode, String>>,
 }
@@ -108,16 +112,37 @@ impl<'a> Context<'a> {
             sources,
             mode,
             go_template: appset.spec.go_template,
-            clusters: OnceCell::new(),
+            clusters: RefCell::new(None),
+            destinations: OnceCell::new(),
             trees: RefCell::new(HashMap::new()),
             strict_mode: OnceCell::new(),
         }
     }
 
-    /// The cluster Secrets, listed once per generation.
-    pub fn clusters(&self) -> &[ClusterEntry] {
-        self.clusters
-            .get_or_init(|| self.sources.clusters.clusters())
+    /// The cluster Secrets, listed once per generation (again after a release).
+    pub fn clusters(&self) -> Rc<Vec<ClusterEntry>> {
+        if let Some(clusters) = self.clusters.borrow().as_ref() {
+            return clusters.clone();
+        }
+        let clusters = Rc::new(self.sources.clusters.clusters());
+        *self.clusters.borrow_mut() = Some(clusters.clone());
+        clusters
+    }
+
+    /// The clusters Applications may be sent to, for validation.
+    pub fn destinations(&self) -> &Destinations {
+        self.destinations
+            .get_or_init(|| Destinations::new(&self.clusters()))
+    }
+
+    /// Drops the cluster list (keeping what validation needs) when rendering is about to
+    /// start and nothing will list clusters again: with 10,000 clusters that memory is
+    /// better spent on the Applications.
+    pub fn release_clusters(&self) {
+        if self.clusters.borrow().is_some() {
+            self.destinations();
+            *self.clusters.borrow_mut() = None;
+        }
     }
 
     /// A repository tree, resolved once per `(repo, revision)` per generation.
@@ -276,6 +301,11 @@ impl Output<'_> {
     /// The post-selector, if any (see [`post_select`]).
     pub fn selector(&self) -> Option<&Selector> {
         self.selector.as_ref()
+    }
+
+    /// True when all parameter sets are generated already (nothing is generated lazily).
+    pub fn is_ready(&self) -> bool {
+        matches!(self.sets, Sets::Ready(_))
     }
 
     /// The rest of the output as a [`combine::SharedMatrix`], when it is a matrix whose

@@ -35,7 +35,7 @@ pub(crate) struct Validated {
 
 pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Validated {
     let appset = ctx.appset.metadata.name.as_deref().unwrap_or_default();
-    let clusters = Destinations::new(ctx.clusters());
+    let clusters = ctx.destinations();
     fn name(app: &GeneratedApp) -> &str {
         app.application.metadata.name.as_deref().unwrap_or_default()
     }
@@ -109,13 +109,13 @@ fn permute(apps: &mut [GeneratedApp], mut order: Vec<usize>) {
 }
 
 /// The known clusters, by server and by name (Argo CD's `GetDestinationCluster`).
-struct Destinations {
+pub(crate) struct Destinations {
     servers: HashSet<String>,
     names: BTreeMap<String, Vec<String>>,
 }
 
 impl Destinations {
-    fn new(entries: &[ClusterEntry]) -> Self {
+    pub fn new(entries: &[ClusterEntry]) -> Self {
         let mut d = Self {
             servers: HashSet::new(),
             names: BTreeMap::new(),
