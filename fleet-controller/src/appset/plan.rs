@@ -179,12 +179,15 @@ pub fn plan(desired: &[Application], keep: &BTreeSet<String>, live: &[Applicatio
             .chain(keep.iter().map(String::as_str))
             .collect();
         let owned: Vec<&Application> = live.iter().filter(|a| is_owned_by(a, &policy.owner)).collect();
-        let stale: Vec<String> = owned
+        // Sorted: `live` comes from a cache in no particular order, and the held names
+        // end up in a condition message, which must not change between reconciles.
+        let mut stale: Vec<String> = owned
             .iter()
             .filter(|a| a.metadata.deletion_timestamp.is_none())
             .filter_map(|a| a.metadata.name.clone())
             .filter(|n| !wanted.contains(n.as_str()))
             .collect();
+        stale.sort();
         let limit = policy.budget.limit(owned.len());
         if stale.len() > limit && !policy.deletions_approved {
             out.held = stale;
@@ -510,6 +513,18 @@ mod tests {
         let p = plan(&desired, &BTreeSet::new(), &live, &f.policy(ApplicationsSync::Sync));
         assert_eq!(p.delete.len(), 10);
         assert!(p.held.is_empty());
+    }
+
+    #[test]
+    fn held_and_deleted_names_are_sorted_whatever_the_cache_order() {
+        let f = Fixture::new();
+        let live: Vec<Application> = [7, 2, 9, 0, 4, 1, 8, 3, 6, 5].iter().map(|i| live(&format!("app-{i}"), "p")).collect();
+        let sorted: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
+        let held = plan(&[], &BTreeSet::new(), &live, &f.policy(ApplicationsSync::Sync));
+        assert_eq!(held.held, sorted);
+        let mut approved = f.policy(ApplicationsSync::Sync);
+        approved.deletions_approved = true;
+        assert_eq!(plan(&[], &BTreeSet::new(), &live, &approved).delete, sorted);
     }
 
     #[test]
