@@ -334,6 +334,14 @@ fn run_round<P: Send>(
 impl Renderer<'_> {
     /// Renders the Application of one parameter set.
     fn render(&self, params: &Params) -> Result<Application, GenerateError> {
+        let app = self.render_value(params)?;
+        // Decoding consumes the document (no copies); on failure it is rendered again to
+        // name the offending field.
+        serde_json::from_value(app).map_err(|_| self.invalid_application(params))
+    }
+
+    /// The rendered, patched Application document, in the ApplicationSet's namespace.
+    fn render_value(&self, params: &Params) -> Result<Value, GenerateError> {
         let generator = || self.generator.to_owned();
         let mut app =
             render_application_with_policy(&self.template, params, self.preserve_resources)
@@ -350,10 +358,22 @@ impl Renderer<'_> {
             })?;
         }
         set_namespace(&mut app, self.namespace);
-        serde_json::from_value(app).map_err(|e| GenerateError::InvalidApplication {
-            generator: generator(),
-            message: e.to_string(),
-        })
+        Ok(app)
+    }
+
+    /// Why the rendered document of `params` is not an Application, naming the field.
+    fn invalid_application(&self, params: &Params) -> GenerateError {
+        let message = match self.render_value(params) {
+            Err(e) => return e,
+            Ok(app) => match serde_path_to_error::deserialize::<_, Application>(app) {
+                Ok(_) => "cannot be decoded".to_owned(),
+                Err(e) => format!("{}: {}", e.path(), e.inner()),
+            },
+        };
+        GenerateError::InvalidApplication {
+            generator: self.generator.to_owned(),
+            message,
+        }
     }
 
     fn generated(&self, application: Application, params: ParamSet) -> GeneratedApp {
@@ -613,5 +633,22 @@ mod tests {
                 .contains("found duplicate key a with different value, a: 1 ,b: 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_undecodable_application_names_the_field() {
+        let set = list_appset(json!({"template": {
+            "metadata": {"name": "{{.name}}-{{.ns}}"},
+            "spec": {"project": "default", "destination": "{{.ns}}"}
+        }}));
+        let err = run(&set, &PipelineOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(
+                "spec.template: the rendered Application is invalid: spec.destination: invalid type"
+            ),
+            "{msg}"
+        );
+        assert_eq!(err.category(), "RenderError");
     }
 }
