@@ -26,8 +26,8 @@ pub(crate) struct Matrix<'g> {
     second: &'g Generator,
     first: std::vec::IntoIter<ParamSet>,
     interpolation: Option<Interpolation>,
-    /// The second child's sets (with their key sets) when it does not depend on the
-    /// first child: generated once, on first use.
+    /// The second child's sets (with their parts in combinations) when it does not depend
+    /// on the first child: generated once, on first use.
     shared: Option<Vec<(ParamSet, CombinedPart)>>,
 }
 
@@ -96,18 +96,12 @@ impl<'g> Matrix<'g> {
             };
             for (b, b_part) in second_sets {
                 let mut params = a_base.clone();
-                self.combine(ctx.go_template, &mut params, &b.params)?;
+                combine(&self.path, ctx.go_template, &mut params, &b.params)?;
                 let provenance = Provenance::pair(&self.path, Combination::Matrix, &a_part, b_part);
                 out.push(ParamSet::new(params, provenance));
             }
         }
         Ok(self.first.len() > 0)
-    }
-}
-
-impl Matrix<'_> {
-    fn combine(&self, go_template: bool, a: &mut Params, b: &Params) -> Result<(), GeneratorError> {
-        combine(&self.path, go_template, a, b).map(drop)
     }
 
     /// The rest of the matrix as a [`SharedMatrix`], when the second child does not
@@ -326,10 +320,13 @@ pub(crate) fn merge(
     for (child, sets) in children {
         let index = index_by_keys(&keys, &sets).map_err(|e| GeneratorError::data(path, e))?;
         for (key, &i) in &index {
-            let (Some(&b), Some(over)) = (base_index.get(key), sets.get(i)) else {
+            let Some(((params, parts), over)) = base_index
+                .get(key)
+                .and_then(|&b| merged.get_mut(b))
+                .zip(sets.get(i))
+            else {
                 continue;
             };
-            let (params, parts) = &mut merged[b];
             if ctx.go_template {
                 merge_override(params, &over.params);
             } else {
