@@ -651,4 +651,40 @@ mod tests {
         );
         assert_eq!(err.category(), "RenderError");
     }
+
+    #[test]
+    fn requeue_and_git_provenance() {
+        let repo = "https://git.example/r.git";
+        let f = Fixture::default().repo(
+            repo,
+            "main",
+            &[("apps/a/k.yaml", ""), ("apps/b/k.yaml", "")],
+        );
+        let set = appset(json!({
+            "goTemplate": true,
+            "generators": [{"git": {"repoURL": repo, "revision": "main", "directories": [{"path": "apps/*"}]}}],
+            "template": {"metadata": {"name": "{{.path.basename}}"},
+                         "spec": {"project": "default", "destination": {"name": "in-cluster"}}}
+        }));
+        let options = PipelineOptions {
+            keep_params: true,
+            ..PipelineOptions::default()
+        };
+        let generated = generate_applications(&set, f.sources(), &options).unwrap();
+        assert_eq!(generated.requeue_after, Some(Duration::from_secs(180)));
+        let origin = generated.applications[1].params.origin("path").unwrap();
+        assert!(
+            origin.to_string().starts_with(
+                "spec.generators[0].git: directory apps/b of https://git.example/r.git at main ("
+            ),
+            "{origin}"
+        );
+
+        let mut set = set;
+        if let Some(git) = set.spec.generators[0].git.as_mut() {
+            git.requeue_after_seconds = Some(0);
+        }
+        let generated = generate_applications(&set, f.sources(), &options).unwrap();
+        assert_eq!(generated.requeue_after, None);
+    }
 }
