@@ -154,7 +154,8 @@ fn strip_defaults(node: &mut serde_json::Value) {
 /// marked `x-kubernetes-preserve-unknown-fields` (or int-or-string). schemars renders a
 /// `serde_json::Value` as `{}`, which the API server rejects ("must not be empty for
 /// specified array items"); such nodes are marked as preserving anything, as in Argo
-/// CD's own CRDs.
+/// CD's own CRDs. So are free-form maps (`additionalProperties: true`), whose nested
+/// values would otherwise be pruned.
 fn preserve_untyped(node: &mut serde_json::Value) {
     let Some(obj) = node.as_object_mut() else {
         return;
@@ -173,6 +174,15 @@ fn preserve_untyped(node: &mut serde_json::Value) {
         }
     }
     for child in children {
+        // `additionalProperties: true` (a `Map<String, Value>`) admits any key, but the
+        // API server still prunes everything below those keys' values: a matrix child
+        // `{list: {elements: [..]}}` was stored as `{list: {}}`.
+        if let Some(o) = child.as_object_mut()
+            && o.get("additionalProperties") == Some(&json!(true))
+        {
+            o.remove("additionalProperties");
+            o.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
+        }
         if let Some(o) = child.as_object_mut()
             && !o.contains_key("type")
             && !o.contains_key("x-kubernetes-int-or-string")
@@ -191,6 +201,50 @@ mod tests {
 
     fn committed_path() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("yaml/argo-cd-crds.yaml")
+    }
+
+    /// What the 1.20 API server rejected or silently pruned (see `strip_defaults` and
+    /// `preserve_untyped`).
+    #[test]
+    fn schemas_are_structural_without_defaults_or_pruned_maps() {
+        fn check(node: &serde_json::Value, path: &str, problems: &mut Vec<String>) {
+            let Some(obj) = node.as_object() else { return };
+            if obj.contains_key("default") {
+                problems.push(format!("{path}: default"));
+            }
+            if obj.get("additionalProperties") == Some(&json!(true)) {
+                problems.push(format!("{path}: additionalProperties: true"));
+            }
+            let typed = obj.contains_key("type")
+                || obj.contains_key("x-kubernetes-preserve-unknown-fields")
+                || obj.contains_key("x-kubernetes-int-or-string");
+            if !typed && !path.is_empty() {
+                problems.push(format!("{path}: no type"));
+            }
+            for (name, child) in obj
+                .get("properties")
+                .and_then(|p| p.as_object())
+                .into_iter()
+                .flatten()
+            {
+                check(child, &format!("{path}.{name}"), problems);
+            }
+            for key in ["items", "additionalProperties"] {
+                if let Some(child) = obj.get(key).filter(|c| c.is_object()) {
+                    check(child, &format!("{path}[{key}]"), problems);
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for crd in all() {
+            let schema = crd.spec.versions[0]
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref());
+            let schema = serde_json::to_value(schema).unwrap();
+            check(&schema, "", &mut problems);
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 
     #[test]
