@@ -62,6 +62,8 @@ pub struct Context {
     pub config: Config,
     /// Consecutive failures per ApplicationSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
+    /// Set once every cache has had its initial list (see [`Self::caches_ready`]).
+    caches: tokio::sync::OnceCell<()>,
 }
 
 impl Context {
@@ -86,6 +88,7 @@ impl Context {
             leader,
             config,
             failures: Mutex::default(),
+            caches: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -95,14 +98,22 @@ impl Context {
 
     /// Waits until every cache has its initial list. Generating from a half-synced Secret
     /// store would look like "no clusters" and plan deletions.
+    ///
+    /// One reconcile waits on the stores at a time, the others wait for it: kube's
+    /// `Store::wait_until_ready` wakes only the last of several concurrent waiters (one
+    /// oneshot receiver, one waker slot), so reconciles started together before the
+    /// caches had synced (every ApplicationSet at startup) hung forever but one.
     async fn caches_ready(&self) -> Result<(), Error> {
-        let wait = async {
-            self.clusters.ready().await && self.projects.ready().await && self.applications.wait_until_ready().await.is_ok()
+        let wait = || async {
+            let ready = async {
+                self.clusters.ready().await && self.projects.ready().await && self.applications.wait_until_ready().await.is_ok()
+            };
+            match tokio::time::timeout(Duration::from_secs(60), ready).await {
+                Ok(true) => Ok(()),
+                _ => Err(Error::CacheNotReady("cluster Secret, AppProject and Application")),
+            }
         };
-        match tokio::time::timeout(Duration::from_secs(60), wait).await {
-            Ok(true) => Ok(()),
-            _ => Err(Error::CacheNotReady("cluster Secret, AppProject and Application")),
-        }
+        self.caches.get_or_try_init(wait).await.map(|_| ())
     }
 
     /// Counts a failure and returns the backoff for this one.
