@@ -115,16 +115,19 @@ struct Gen<'c, 'a> {
 impl Gen<'_, '_> {
     fn directories(&self, candidates: &[String]) -> Result<Vec<ParamSet>, GeneratorError> {
         let items = &self.g.directories;
-        let mut bad_patterns = BTreeSet::new();
-        let mut matches = |item: &GitPathItem, dir: &str| match go_path_match(&item.path, dir) {
-            Ok(m) => m,
-            Err(e) => {
-                if bad_patterns.insert(item.path.clone()) {
-                    tracing::error!(generator = %self.path, pattern = %item.path, "{e}; pattern skipped");
-                }
-                false
+        // A malformed pattern is an error here, where Argo CD logs it and skips the
+        // pattern: skipping can shrink the result to nothing, and an empty result deletes
+        // every Application of the ApplicationSet. Go's `path.Match` validates the whole
+        // pattern on every call, so matching the empty name checks it.
+        for (i, item) in items.iter().enumerate() {
+            if let Err(e) = go_path_match(&item.path, "") {
+                return Err(GeneratorError::spec(
+                    &format!("{}.directories[{i}].path", self.path),
+                    format!("invalid pattern {:?}: {e}", item.path),
+                ));
             }
-        };
+        }
+        let matches = |item: &GitPathItem, dir: &str| go_path_match(&item.path, dir).unwrap_or(false);
         let mut out = Vec::new();
         for dir in candidates {
             let mut include = false;
@@ -343,9 +346,11 @@ mod tests {
         assert_eq!(paths(&params, "path"), ["d/e"]);
         assert_eq!(params[0]["path[1]"], "e");
         assert_eq!(params[0]["path.basenameNormalized"], "e");
-        // A malformed pattern matches nothing but is not an error.
-        let params = f.run(&set, dirs(json!([{"path": "d/["}]))).unwrap();
-        assert!(params.is_empty());
+        // A malformed pattern is an error (Argo CD skips it, which can empty the result
+        // and delete every Application), naming the field and the pattern.
+        let err = f.run(&set, dirs(json!([{"path": "d/*"}, {"path": "d/["}]))).unwrap_err().to_string();
+        assert!(err.contains("directories[1].path"), "{err}");
+        assert!(err.contains("invalid pattern \"d/[\""), "{err}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The two path pattern languages of the Git generator.
 //!
 //! * Directories use Go's `path.Match`: `*` and `?` never match `/`, `[...]` classes
-//!   (negated with `^`) with ranges, `\` escapes. A malformed pattern is an error, which
-//!   the generator logs and treats as "no match", like Argo CD.
+//!   (negated with `^`) with ranges, `\` escapes. A malformed pattern is an error (Argo CD
+//!   logs it and treats it as "no match"; Argosy refuses it, see `git.rs`).
 //! * Files use Git pathspecs as `git ls-files -- <pattern>` applies them by default: a
 //!   pattern without wildcards matches the path itself or anything below it; with
 //!   wildcards it is `fnmatch` without `FNM_PATHNAME`, so `*` (and `**`) also match `/`.
