@@ -3,7 +3,7 @@
 //! The watches keep the stores current; generators read them through the
 //! `ClusterSource`/`ProjectSource` traits and never talk to the API server.
 
-use argosy_crds::cluster::{is_cluster_secret, secret_id};
+use argosy_crds::cluster::is_cluster_secret;
 use argosy_crds::{AppProject, Cluster};
 use argosy_generators::source::{ClusterEntry, ClusterSource, ProjectSource};
 use k8s_openapi::api::core::v1::Secret;
@@ -48,14 +48,7 @@ impl ClusterSource for ClusterRegistry {
             .iter()
             .filter(|s| s.metadata.namespace.as_deref() == Some(self.namespace.as_str()))
             .filter(|s| is_cluster_secret(s))
-            .map(|s| match Cluster::from_secret(s) {
-                Ok(c) => ClusterEntry::Valid(c),
-                Err(error) => ClusterEntry::Invalid {
-                    secret: secret_id(s),
-                    labels: s.metadata.labels.clone().unwrap_or_default(),
-                    error,
-                },
-            })
+            .map(|s| ClusterEntry::from_secret(s))
             .collect()
     }
 }

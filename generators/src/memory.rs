@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use argosy_crds::Cluster;
-use argosy_crds::cluster::{is_cluster_secret, secret_id};
+use argosy_crds::cluster::is_cluster_secret;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::source::{
@@ -28,14 +27,7 @@ impl MemoryClusters {
             .iter()
             .filter(|s| is_cluster_secret(s))
             .filter(|s| namespace.is_none_or(|ns| s.metadata.namespace.as_deref() == Some(ns)))
-            .map(|s| match Cluster::from_secret(s) {
-                Ok(cluster) => ClusterEntry::Valid(cluster),
-                Err(error) => ClusterEntry::Invalid {
-                    secret: secret_id(s),
-                    labels: s.metadata.labels.clone().unwrap_or_default(),
-                    error,
-                },
-            })
+            .map(ClusterEntry::from_secret)
             .collect();
         Self(entries)
     }

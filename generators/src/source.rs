@@ -26,6 +26,20 @@ pub enum ClusterEntry {
     },
 }
 
+impl ClusterEntry {
+    /// Parses a cluster Secret; one that does not parse is kept as [`ClusterEntry::Invalid`].
+    pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Self {
+        match Cluster::from_secret(secret) {
+            Ok(cluster) => ClusterEntry::Valid(cluster),
+            Err(error) => ClusterEntry::Invalid {
+                secret: argosy_crds::cluster::secret_id(secret),
+                labels: secret.metadata.labels.clone().unwrap_or_default(),
+                error,
+            },
+        }
+    }
+}
+
 /// Where cluster Secrets come from (the controller namespace's cluster Secrets).
 pub trait ClusterSource: Send + Sync {
     fn clusters(&self) -> Vec<ClusterEntry>;
