@@ -1,6 +1,8 @@
 //! The `argosy` binary as a user runs it: the bundled example, output formats,
 //! `argosy test`, and one clear line + exit status 1 for each kind of bad input.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup should panic loudly
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
