@@ -178,6 +178,7 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
     let namespace = appset.metadata.namespace.clone().ok_or(Error::MissingMetadata("namespace"))?;
     let name = appset.metadata.name.clone().ok_or(Error::MissingMetadata("name"))?;
     let uid = appset.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
+    let started = std::time::Instant::now();
     if !ctx.config.appset_namespaces.contains(&namespace) {
         return Ok(Action::await_change());
     }
@@ -316,6 +317,16 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
         return Err(e);
     }
     ctx.reset_backoff(&key);
+    tracing::info!(
+        appset = %key,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        created = the_plan.create.len(),
+        updated = the_plan.update.len(),
+        deleted = the_plan.delete.len(),
+        held = the_plan.held.len(),
+        unchanged = the_plan.unchanged,
+        "reconciled"
+    );
     Ok(match generated.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
