@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod argocd;
 pub mod control_plane;
 
 pub use control_plane::{
