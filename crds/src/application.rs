@@ -174,4 +174,3 @@ pub struct HealthStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
-

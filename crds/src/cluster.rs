@@ -118,7 +118,9 @@ pub enum ClusterSecretError {
     MissingField { secret: String, field: &'static str },
     #[error("cluster Secret {secret}: field `{field}` is not valid UTF-8")]
     NotUtf8 { secret: String, field: &'static str },
-    #[error("cluster Secret {secret}: field `config` is not valid cluster config JSON ({category} at line {line} column {column})")]
+    #[error(
+        "cluster Secret {secret}: field `config` is not valid cluster config JSON ({category} at line {line} column {column})"
+    )]
     Config {
         secret: String,
         category: &'static str,
@@ -226,12 +228,12 @@ impl<'a> SecretFields<'a> {
         }
         match self.secret.data.as_ref().and_then(|d| d.get(field)) {
             None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes.0.clone())
-                .map(Some)
-                .map_err(|_| ClusterSecretError::NotUtf8 {
+            Some(bytes) => String::from_utf8(bytes.0.clone()).map(Some).map_err(|_| {
+                ClusterSecretError::NotUtf8 {
                     secret: id.to_owned(),
                     field,
-                }),
+                }
+            }),
         }
     }
 }
@@ -287,7 +289,10 @@ mod tests {
     fn data_is_base64_decoded_and_string_data_wins() {
         let mut s = secret(&[("server", "https://from-string-data")]);
         s.data = Some(BTreeMap::from([
-            ("server".to_owned(), ByteString(b"https://from-data".to_vec())),
+            (
+                "server".to_owned(),
+                ByteString(b"https://from-data".to_vec()),
+            ),
             ("name".to_owned(), ByteString(b"from-data".to_vec())),
         ]));
         let c = Cluster::from_secret(&s).unwrap();

@@ -42,7 +42,11 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<Report> {
             }
         }
     }
-    let _ = writeln!(report.text, "{} passed, {} failed", report.passed, report.failed);
+    let _ = writeln!(
+        report.text,
+        "{} passed, {} failed",
+        report.passed, report.failed
+    );
     Ok(report)
 }
 
@@ -58,8 +62,13 @@ pub fn run_case(file: &Path) -> Result<(), String> {
         let mut ordered: Vec<_> = revisions.iter().collect();
         ordered.sort_by_key(|(rev, _)| rev.as_str() == "HEAD");
         for (revision, tree) in ordered {
-            let reference = if revision == "HEAD" { "HEAD".to_owned() } else { format!("refs/heads/{revision}") };
-            write_commit(&dir, &reference, &tree.files).map_err(|e| format!("writing git fixture {url}@{revision}: {e}"))?;
+            let reference = if revision == "HEAD" {
+                "HEAD".to_owned()
+            } else {
+                format!("refs/heads/{revision}")
+            };
+            write_commit(&dir, &reference, &tree.files)
+                .map_err(|e| format!("writing git fixture {url}@{revision}: {e}"))?;
         }
         local.insert(url.clone(), dir);
     }
@@ -71,7 +80,11 @@ pub fn run_case(file: &Path) -> Result<(), String> {
         repos: &repos,
         projects: &projects,
     };
-    let result = generate_applications(&case.input.application_set, sources, &PipelineOptions::default());
+    let result = generate_applications(
+        &case.input.application_set,
+        sources,
+        &PipelineOptions::default(),
+    );
     compare(&case.expected, &result).map_err(|diff| format!("{}\n{diff}", case.name))
 }
 
@@ -115,14 +128,22 @@ mod tests {
     fn a_wrong_expectation_fails_with_a_diff() {
         let dir = tempfile::tempdir().unwrap();
         let case = dir.path().join("bad.yaml");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/cases/list-002-basic-gotemplate.yaml");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/conformance/cases/list-002-basic-gotemplate.yaml");
         let text = std::fs::read_to_string(src).unwrap();
         let (input, expected) = text.split_once("\nexpected:").unwrap();
-        let text = format!("{input}\nexpected:{}", expected.replace("namespace: guestbook", "namespace: not-what-renders"));
+        let text = format!(
+            "{input}\nexpected:{}",
+            expected.replace("namespace: guestbook", "namespace: not-what-renders")
+        );
         std::fs::write(&case, text).unwrap();
         let report = run(&[case]).unwrap();
         assert_eq!((report.passed, report.failed), (0, 1));
         assert!(report.text.contains("not-what-renders"), "{}", report.text);
-        assert!(report.text.ends_with("0 passed, 1 failed\n"), "{}", report.text);
+        assert!(
+            report.text.ends_with("0 passed, 1 failed\n"),
+            "{}",
+            report.text
+        );
     }
 }

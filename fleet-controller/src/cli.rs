@@ -113,7 +113,9 @@ pub enum Format {
 
 fn parse_repo_override(s: &str) -> Result<(String, PathBuf), String> {
     match s.rsplit_once('=') {
-        Some((url, path)) if !url.is_empty() && !path.is_empty() => Ok((url.to_owned(), PathBuf::from(path))),
+        Some((url, path)) if !url.is_empty() && !path.is_empty() => {
+            Ok((url.to_owned(), PathBuf::from(path)))
+        }
         _ => Err(format!("expected URL=PATH, got {s:?}")),
     }
 }
@@ -157,7 +159,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let policy = flags
                 .policy
                 .as_deref()
-                .map(|p| ApplicationsSync::parse(Some(p)).map_err(|e| anyhow::anyhow!("--policy: {e}")))
+                .map(|p| {
+                    ApplicationsSync::parse(Some(p)).map_err(|e| anyhow::anyhow!("--policy: {e}"))
+                })
                 .transpose()?;
             if flags.deletion_budget_percent > 100 {
                 anyhow::bail!("--deletion-budget-percent must be at most 100");

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use argosy_crds::Application;
-use argosy_generators::pipeline::{GeneratedApp, PipelineOptions, generate_applications};
 use argosy_generators::memory::{MemoryClusters, MemoryProjects};
+use argosy_generators::pipeline::{GeneratedApp, PipelineOptions, generate_applications};
 use argosy_generators::source::{ClusterEntry, Sources};
 
 use crate::inputs::{load_clusters, load_manifests};
@@ -38,7 +38,12 @@ pub enum OutputFormat {
 /// Runs the pipeline for every ApplicationSet in `args.files` and formats the result.
 pub fn run(args: &GenerateArgs) -> anyhow::Result<String> {
     let manifests = load_manifests(&args.files)?;
-    let clusters = MemoryClusters(load_clusters(&args.clusters)?.into_iter().map(ClusterEntry::Valid).collect());
+    let clusters = MemoryClusters(
+        load_clusters(&args.clusters)?
+            .into_iter()
+            .map(ClusterEntry::Valid)
+            .collect(),
+    );
     let repos = GitRepos::new(args.repos.clone(), args.repo_cache.clone());
     let mut projects = manifests.projects.clone();
     projects.insert("default".to_owned());
@@ -60,8 +65,16 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<String> {
             .map_err(|e| anyhow!("{}: ApplicationSet {name}: {e}", path.display()))?;
         if let Some(first) = generated.validation_errors.first() {
             let more = generated.validation_errors.len() - 1;
-            let suffix = if more > 0 { format!(" (and {more} more)") } else { String::new() };
-            bail!("{}: ApplicationSet {name}: {}{suffix}", path.display(), first.message);
+            let suffix = if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            };
+            bail!(
+                "{}: ApplicationSet {name}: {}{suffix}",
+                path.display(),
+                first.message
+            );
         }
         apps.extend(generated.applications);
     }
@@ -73,7 +86,8 @@ fn format(apps: &[GeneratedApp], format: OutputFormat, explain: bool) -> anyhow:
         OutputFormat::Json => {
             let items: Vec<&Application> = apps.iter().map(|a| &a.application).collect();
             let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-            let mut text = serde_json::to_string_pretty(&list).context("serializing Applications")?;
+            let mut text =
+                serde_json::to_string_pretty(&list).context("serializing Applications")?;
             text.push('\n');
             Ok(text)
         }
@@ -84,7 +98,10 @@ fn format(apps: &[GeneratedApp], format: OutputFormat, explain: bool) -> anyhow:
                 if explain {
                     out.push_str(&crate::explain::explain(app));
                 }
-                out.push_str(&serde_yaml_ng::to_string(&app.application).context("serializing Application")?);
+                out.push_str(
+                    &serde_yaml_ng::to_string(&app.application)
+                        .context("serializing Application")?,
+                );
             }
             if apps.is_empty() {
                 let _ = writeln!(out, "# no Applications generated");

@@ -17,7 +17,10 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("{path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}: document {doc}: {message}")]
     Parse {
         path: PathBuf,
@@ -25,7 +28,10 @@ pub enum InputError {
         message: String,
     },
     #[error("{path}: {error}")]
-    Cluster { path: PathBuf, error: ClusterSecretError },
+    Cluster {
+        path: PathBuf,
+        error: ClusterSecretError,
+    },
     #[error("{path}: no ApplicationSet found (expected a document with kind: ApplicationSet)")]
     NoApplicationSet { path: PathBuf },
 }
@@ -82,10 +88,11 @@ pub fn load_clusters(paths: &[PathBuf]) -> Result<Vec<Cluster>, InputError> {
                 if !is_cluster_secret(&secret) {
                     continue;
                 }
-                let cluster = Cluster::from_secret(&secret).map_err(|error| InputError::Cluster {
-                    path: path.clone(),
-                    error,
-                })?;
+                let cluster =
+                    Cluster::from_secret(&secret).map_err(|error| InputError::Cluster {
+                        path: path.clone(),
+                        error,
+                    })?;
                 clusters.push(cluster);
             }
         }
@@ -142,7 +149,11 @@ fn documents(path: &Path) -> Result<Vec<(usize, Value)>, InputError> {
 }
 
 /// Converts a document to a typed object; the error names the field path.
-fn typed<T: serde::de::DeserializeOwned>(path: &Path, doc: usize, value: Value) -> Result<T, InputError> {
+fn typed<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    doc: usize,
+    value: Value,
+) -> Result<T, InputError> {
     serde_path_to_error::deserialize(value).map_err(|e| InputError::Parse {
         path: path.to_owned(),
         doc,

@@ -10,7 +10,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ARGOSY_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ARGOSY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
     match argosy::cli::run(cli) {

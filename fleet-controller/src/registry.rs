@@ -79,7 +79,8 @@ impl ProjectRegistry {
 impl ProjectSource for ProjectRegistry {
     fn project_exists(&self, name: &str) -> bool {
         self.projects.state().iter().any(|p| {
-            p.metadata.namespace.as_deref() == Some(self.namespace.as_str()) && p.metadata.name.as_deref() == Some(name)
+            p.metadata.namespace.as_deref() == Some(self.namespace.as_str())
+                && p.metadata.name.as_deref() == Some(name)
         })
     }
 }

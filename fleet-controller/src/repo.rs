@@ -171,7 +171,11 @@ fn resolve(repo: &gix::Repository, revision: &str) -> Result<ObjectId, String> {
     let candidates = [revision.to_owned(), format!("origin/{revision}")];
     for spec in &candidates {
         if let Ok(id) = repo.rev_parse_single(spec.as_str())
-            && let Ok(commit) = id.object().ok().and_then(|o| o.peel_to_commit().ok()).ok_or(())
+            && let Ok(commit) = id
+                .object()
+                .ok()
+                .and_then(|o| o.peel_to_commit().ok())
+                .ok_or(())
         {
             return Ok(commit.id);
         }

@@ -61,7 +61,9 @@ pub const USER_AGENT: &str = concat!("argosy/", env!("CARGO_PKG_VERSION"));
 
 /// A client from the kubeconfig / in-cluster environment, identifying itself as Argosy.
 pub async fn client() -> anyhow::Result<Client> {
-    let mut config = kube::Config::infer().await.context("loading kubeconfig or in-cluster config")?;
+    let mut config = kube::Config::infer()
+        .await
+        .context("loading kubeconfig or in-cluster config")?;
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),
@@ -82,7 +84,9 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
     if args.sync_engine == SyncEngine::Argosy {
-        tracing::warn!("the built-in sync engine is not part of this build yet: Applications are created but not synced (use --sync-engine=argocd with an Argo CD application controller)");
+        tracing::warn!(
+            "the built-in sync engine is not part of this build yet: Applications are created but not synced (use --sync-engine=argocd with an Argo CD application controller)"
+        );
     }
     let appset_namespaces: BTreeSet<String> = if args.appset_namespaces.is_empty() {
         BTreeSet::from([args.namespace.clone()])
@@ -98,7 +102,8 @@ pub async fn run_with(
         secrets_writer,
         watcher(
             secrets_api,
-            watcher::Config::default().labels(&format!("{SECRET_TYPE_LABEL}={SECRET_TYPE_CLUSTER}")),
+            watcher::Config::default()
+                .labels(&format!("{SECRET_TYPE_LABEL}={SECRET_TYPE_CLUSTER}")),
         ),
     )
     .default_backoff()
@@ -106,14 +111,21 @@ pub async fn run_with(
 
     let projects_api: Api<AppProject> = Api::namespaced(client.clone(), &args.namespace);
     let (projects, projects_writer) = reflector::store();
-    let project_events = reflector(projects_writer, watcher(projects_api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let project_events = reflector(
+        projects_writer,
+        watcher(projects_api, watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
 
-    let (apps_api, appsets_api): (Api<Application>, Api<ApplicationSet>) = match single(&appset_namespaces) {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let (apps_api, appsets_api): (Api<Application>, Api<ApplicationSet>) =
+        match single(&appset_namespaces) {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
     let (applications, apps_writer) = reflector::store();
     let app_events = reflector(apps_writer, watcher(apps_api, watcher::Config::default()))
         .default_backoff()
@@ -153,7 +165,9 @@ pub async fn run_with(
 
     let run = controller
         .owns_stream(app_events)
-        .watches_stream(secret_events, move |secret| trigger.map(&secret, &all_appsets.state()))
+        .watches_stream(secret_events, move |secret| {
+            trigger.map(&secret, &all_appsets.state())
+        })
         .watches_stream(project_events, move |_project: AppProject| {
             // A new or changed project can fix (or break) any ApplicationSet of the namespace.
             project_store
@@ -188,14 +202,19 @@ fn single(set: &BTreeSet<String>) -> Option<&String> {
     (set.len() == 1).then(|| set.iter().next()).flatten()
 }
 
-type LeaseTask = tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>>;
+type LeaseTask = tokio::task::JoinHandle<
+    Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
+>;
 
 /// A channel that is `true` while this replica leads; `None` without leader election
 /// (a single replica that always writes).
 async fn leader_channel(
     client: &Client,
     args: &RunArgs,
-) -> anyhow::Result<(Option<tokio::sync::watch::Receiver<bool>>, Option<LeaseTask>)> {
+) -> anyhow::Result<(
+    Option<tokio::sync::watch::Receiver<bool>>,
+    Option<LeaseTask>,
+)> {
     if !args.leader_election {
         return Ok((None, None));
     }
@@ -213,7 +232,9 @@ async fn leader_channel(
 }
 
 /// Yields `()` each time this replica becomes the leader (never without election).
-fn leadership_gained(rx: Option<tokio::sync::watch::Receiver<bool>>) -> impl futures::Stream<Item = ()> + Send {
+fn leadership_gained(
+    rx: Option<tokio::sync::watch::Receiver<bool>>,
+) -> impl futures::Stream<Item = ()> + Send {
     futures::stream::unfold(rx, |rx| async move {
         let mut rx = rx?;
         loop {
@@ -237,4 +258,3 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight reconciles");
 }
-

@@ -127,7 +127,8 @@ impl Gen<'_, '_> {
                 ));
             }
         }
-        let matches = |item: &GitPathItem, dir: &str| go_path_match(&item.path, dir).unwrap_or(false);
+        let matches =
+            |item: &GitPathItem, dir: &str| go_path_match(&item.path, dir).unwrap_or(false);
         let mut out = Vec::new();
         for dir in candidates {
             let mut include = false;
@@ -348,7 +349,10 @@ mod tests {
         assert_eq!(params[0]["path.basenameNormalized"], "e");
         // A malformed pattern is an error (Argo CD skips it, which can empty the result
         // and delete every Application), naming the field and the pattern.
-        let err = f.run(&set, dirs(json!([{"path": "d/*"}, {"path": "d/["}]))).unwrap_err().to_string();
+        let err = f
+            .run(&set, dirs(json!([{"path": "d/*"}, {"path": "d/["}])))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("directories[1].path"), "{err}");
         assert!(err.contains("invalid pattern \"d/[\""), "{err}");
     }

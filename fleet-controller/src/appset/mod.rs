@@ -106,11 +106,15 @@ impl Context {
     async fn caches_ready(&self) -> Result<(), Error> {
         let wait = || async {
             let ready = async {
-                self.clusters.ready().await && self.projects.ready().await && self.applications.wait_until_ready().await.is_ok()
+                self.clusters.ready().await
+                    && self.projects.ready().await
+                    && self.applications.wait_until_ready().await.is_ok()
             };
             match tokio::time::timeout(Duration::from_secs(60), ready).await {
                 Ok(true) => Ok(()),
-                _ => Err(Error::CacheNotReady("cluster Secret, AppProject and Application")),
+                _ => Err(Error::CacheNotReady(
+                    "cluster Secret, AppProject and Application",
+                )),
             }
         };
         self.caches.get_or_try_init(wait).await.map(|_| ())
@@ -121,12 +125,17 @@ impl Context {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = failures.entry(key).or_insert(0);
         *n = n.saturating_add(1);
-        let idx = usize::try_from(*n - 1).unwrap_or(usize::MAX).min(steps.len() - 1);
+        let idx = usize::try_from(*n - 1)
+            .unwrap_or(usize::MAX)
+            .min(steps.len() - 1);
         Duration::from_secs(steps[idx])
     }
 
     fn reset_backoff(&self, key: &ObjectRef<ApplicationSet>) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 
@@ -175,9 +184,21 @@ impl Error {
 
 /// Reconciles one ApplicationSet.
 pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = appset.metadata.namespace.clone().ok_or(Error::MissingMetadata("namespace"))?;
-    let name = appset.metadata.name.clone().ok_or(Error::MissingMetadata("name"))?;
-    let uid = appset.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
+    let namespace = appset
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = appset
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
+    let uid = appset
+        .metadata
+        .uid
+        .clone()
+        .ok_or(Error::MissingMetadata("uid"))?;
     let started = std::time::Instant::now();
     if !ctx.config.appset_namespaces.contains(&namespace) {
         return Ok(Action::await_change());
@@ -241,7 +262,10 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
     };
     let budget = annotations
         .get(DELETION_BUDGET_ANNOTATION)
-        .map(|v| DeletionBudget::parse(v).map_err(|e| format!("annotation {DELETION_BUDGET_ANNOTATION}: {e}")))
+        .map(|v| {
+            DeletionBudget::parse(v)
+                .map_err(|e| format!("annotation {DELETION_BUDGET_ANNOTATION}: {e}"))
+        })
         .transpose();
     let (sync, budget) = match (sync, budget) {
         (Ok(s), Ok(b)) => (s, b.unwrap_or(ctx.config.budget)),
@@ -262,7 +286,11 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
     let preserved_annotations: BTreeSet<String> = preserved
         .annotations
         .into_iter()
-        .chain(argosy_crds::consts::ALWAYS_PRESERVED_ANNOTATIONS.iter().map(|s| (*s).to_owned()))
+        .chain(
+            argosy_crds::consts::ALWAYS_PRESERVED_ANNOTATIONS
+                .iter()
+                .map(|s| (*s).to_owned()),
+        )
         .collect();
     let ignored_pointers: Vec<String> = appset
         .spec
@@ -275,12 +303,19 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
         owner,
         sync,
         budget,
-        deletions_approved: annotations.get(APPROVE_DELETIONS_ANNOTATION).map(String::as_str) == Some("true"),
+        deletions_approved: annotations
+            .get(APPROVE_DELETIONS_ANNOTATION)
+            .map(String::as_str)
+            == Some("true"),
         preserved_labels: &preserved_labels,
         preserved_annotations: &preserved_annotations,
         ignored_pointers: &ignored_pointers,
     };
-    let desired: Vec<Application> = generated.applications.iter().map(|g| g.application.clone()).collect();
+    let desired: Vec<Application> = generated
+        .applications
+        .iter()
+        .map(|g| g.application.clone())
+        .collect();
     let keep: BTreeSet<String> = generated.invalid_app_names.iter().cloned().collect();
     let live_apps: Vec<Application> = live.iter().map(|a| a.as_ref().clone()).collect();
     let the_plan = plan::plan(&desired, &keep, &live_apps, &policy);
@@ -344,5 +379,8 @@ fn generation_reason(category: &str) -> &'static str {
 /// Backoff for API errors: 5 s doubling to 5 minutes, per ApplicationSet.
 pub fn error_policy(appset: Arc<ApplicationSet>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(appset = %ObjectRef::from_obj(appset.as_ref()), category = error.category(), %error, "reconcile failed");
-    Action::requeue(ctx.backoff(ObjectRef::from_obj(appset.as_ref()), &[5, 10, 20, 40, 80, 160, 300]))
+    Action::requeue(ctx.backoff(
+        ObjectRef::from_obj(appset.as_ref()),
+        &[5, 10, 20, 40, 80, 160, 300],
+    ))
 }

@@ -64,21 +64,31 @@ pub struct DeletionBudget {
 
 impl Default for DeletionBudget {
     fn default() -> Self {
-        Self { minimum: 5, percent: 20 }
+        Self {
+            minimum: 5,
+            percent: 20,
+        }
     }
 }
 
 impl DeletionBudget {
     /// Parses a per-ApplicationSet override: `"10"` (absolute) or `"30%"`.
     pub fn parse(value: &str) -> Result<Self, String> {
-        let bad = || format!("deletion budget {value:?}: expected a count like \"10\" or a percentage like \"30%\"");
+        let bad = || {
+            format!(
+                "deletion budget {value:?}: expected a count like \"10\" or a percentage like \"30%\""
+            )
+        };
         match value.trim().strip_suffix('%') {
             Some(p) => {
                 let percent: usize = p.trim().parse().map_err(|_| bad())?;
                 if percent > 100 {
                     return Err(bad());
                 }
-                Ok(Self { minimum: 0, percent })
+                Ok(Self {
+                    minimum: 0,
+                    percent,
+                })
             }
             None => Ok(Self {
                 minimum: value.trim().parse().map_err(|_| bad())?,
@@ -140,7 +150,12 @@ impl Plan {
 /// * `desired`: the valid generated Applications (namespace already forced);
 /// * `keep`: names that were generated but failed validation; never deleted;
 /// * `live`: every Application in the ApplicationSet's namespace.
-pub fn plan(desired: &[Application], keep: &BTreeSet<String>, live: &[Application], policy: &PlanPolicy<'_>) -> Plan {
+pub fn plan(
+    desired: &[Application],
+    keep: &BTreeSet<String>,
+    live: &[Application],
+    policy: &PlanPolicy<'_>,
+) -> Plan {
     let live_by_name: BTreeMap<&str, &Application> = live
         .iter()
         .filter_map(|a| a.metadata.name.as_deref().map(|n| (n, a)))
@@ -178,7 +193,10 @@ pub fn plan(desired: &[Application], keep: &BTreeSet<String>, live: &[Applicatio
             .filter_map(|a| a.metadata.name.as_deref())
             .chain(keep.iter().map(String::as_str))
             .collect();
-        let owned: Vec<&Application> = live.iter().filter(|a| is_owned_by(a, &policy.owner)).collect();
+        let owned: Vec<&Application> = live
+            .iter()
+            .filter(|a| is_owned_by(a, &policy.owner))
+            .collect();
         // Sorted: `live` comes from a cache in no particular order, and the held names
         // end up in a condition message, which must not change between reconciles.
         let mut stale: Vec<String> = owned
@@ -201,7 +219,8 @@ pub fn plan(desired: &[Application], keep: &BTreeSet<String>, live: &[Applicatio
 
 /// True when `app` has a controller ownerReference to `owner` (by kind, name and uid).
 pub fn is_owned_by(app: &Application, owner: &OwnerReference) -> bool {
-    controller_ref(app).is_some_and(|r| r.kind == owner.kind && r.name == owner.name && r.uid == owner.uid)
+    controller_ref(app)
+        .is_some_and(|r| r.kind == owner.kind && r.name == owner.name && r.uid == owner.uid)
 }
 
 fn controller_ref(app: &Application) -> Option<&OwnerReference> {
@@ -238,8 +257,16 @@ pub fn owner_reference(name: &str, uid: &str) -> OwnerReference {
 }
 
 /// Applies the "keep live values" rules: preserved labels/annotations and ignored pointers.
-fn keep_live_fields(mut want: Application, have: &Application, policy: &PlanPolicy<'_>) -> Application {
-    keep_keys(&mut want.metadata.labels, have.metadata.labels.as_ref(), policy.preserved_labels);
+fn keep_live_fields(
+    mut want: Application,
+    have: &Application,
+    policy: &PlanPolicy<'_>,
+) -> Application {
+    keep_keys(
+        &mut want.metadata.labels,
+        have.metadata.labels.as_ref(),
+        policy.preserved_labels,
+    );
     keep_keys(
         &mut want.metadata.annotations,
         have.metadata.annotations.as_ref(),
@@ -248,7 +275,9 @@ fn keep_live_fields(mut want: Application, have: &Application, policy: &PlanPoli
     if policy.ignored_pointers.is_empty() {
         return want;
     }
-    let (Ok(mut want_json), Ok(have_json)) = (serde_json::to_value(&want), serde_json::to_value(have)) else {
+    let (Ok(mut want_json), Ok(have_json)) =
+        (serde_json::to_value(&want), serde_json::to_value(have))
+    else {
         return want;
     };
     for pointer in policy.ignored_pointers {
@@ -269,7 +298,8 @@ fn keep_keys(
     let Some(have) = have else { return };
     for key in preserved {
         if let Some(v) = have.get(key) {
-            want.get_or_insert_with(BTreeMap::new).insert(key.clone(), v.clone());
+            want.get_or_insert_with(BTreeMap::new)
+                .insert(key.clone(), v.clone());
         }
     }
 }
@@ -280,7 +310,9 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
     let mut cur = doc;
     for part in parts {
         let Value::Object(o) = cur else { return };
-        cur = o.entry(part).or_insert_with(|| Value::Object(Default::default()));
+        cur = o
+            .entry(part)
+            .or_insert_with(|| Value::Object(Default::default()));
     }
     if let Value::Object(o) = cur {
         o.insert(last, value);
@@ -288,7 +320,9 @@ fn set_pointer(doc: &mut Value, pointer: &str, value: Value) {
 }
 
 fn remove_pointer(doc: &mut Value, pointer: &str) {
-    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
     if let Some(Value::Object(o)) = doc.pointer_mut(parent) {
         o.remove(&unescape(last));
     }
@@ -305,7 +339,8 @@ fn unescape(part: &str) -> String {
 /// every field Argosy's apply owns on `have` must still be wanted: a field we own but
 /// dropped from the template is removed by the next apply, which is a change.
 pub fn needs_apply(want: &Application, have: &Application) -> bool {
-    let (Ok(want_json), Ok(have_json)) = (serde_json::to_value(want), serde_json::to_value(have)) else {
+    let (Ok(want_json), Ok(have_json)) = (serde_json::to_value(want), serde_json::to_value(have))
+    else {
         return true;
     };
     let mut want_fields = want_json;
@@ -314,8 +349,16 @@ pub fn needs_apply(want: &Application, have: &Application) -> bool {
             o.remove(transient);
         }
     }
-    if let Some(meta) = want_fields.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.retain(|k, _| matches!(k.as_str(), "labels" | "annotations" | "finalizers" | "ownerReferences"));
+    if let Some(meta) = want_fields
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+    {
+        meta.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "labels" | "annotations" | "finalizers" | "ownerReferences"
+            )
+        });
     }
     if !contains(&have_json, &want_fields) {
         return true;
@@ -334,7 +377,10 @@ fn contains(have: &Value, want: &Value) -> bool {
             None => is_empty(wv),
         }),
         (Value::Array(h), Value::Array(w)) => {
-            h.len() == w.len() && h.iter().zip(w).all(|(hv, wv)| contains(hv, wv) && contains(wv, hv))
+            h.len() == w.len()
+                && h.iter()
+                    .zip(w)
+                    .all(|(hv, wv)| contains(hv, wv) && contains(wv, hv))
         }
         (Value::Number(h), Value::Number(w)) => h.as_f64() == w.as_f64(),
         _ => have == want,
@@ -356,7 +402,9 @@ fn owned_fields(app: &Application) -> Option<Value> {
         .managed_fields
         .as_ref()?
         .iter()
-        .find(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply"))
+        .find(|m| {
+            m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+        })
         .and_then(|m| m.fields_v1.as_ref())
         .map(|f| f.0.clone())
 }
@@ -364,7 +412,9 @@ fn owned_fields(app: &Application) -> Option<Value> {
 /// Every `f:` path of a fieldsV1 tree exists in `want` (list items are not tracked
 /// individually: Application lists are atomic, so owning the list is enough).
 fn owned_paths_wanted(owned: &Value, want: &Value) -> bool {
-    let Value::Object(fields) = owned else { return true };
+    let Value::Object(fields) = owned else {
+        return true;
+    };
     fields.iter().all(|(key, sub)| {
         let Some(name) = key.strip_prefix("f:") else {
             return true; // ".", "k:{...}", "v:...", "i:N": the node itself or list members
@@ -375,7 +425,6 @@ fn owned_paths_wanted(owned: &Value, want: &Value) -> bool {
         }
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -428,7 +477,9 @@ mod tests {
     }
 
     fn names(apps: &[Application]) -> Vec<&str> {
-        apps.iter().filter_map(|a| a.metadata.name.as_deref()).collect()
+        apps.iter()
+            .filter_map(|a| a.metadata.name.as_deref())
+            .collect()
     }
 
     #[test]
@@ -436,11 +487,19 @@ mod tests {
         let f = Fixture::new();
         let desired = [app("a", "p"), app("b", "new")];
         let live = [live("b", "old"), live("c", "p")];
-        let p = plan(&desired, &BTreeSet::new(), &live, &f.policy(ApplicationsSync::Sync));
+        let p = plan(
+            &desired,
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert_eq!(names(&p.create), ["a"]);
         assert_eq!(names(&p.update), ["b"]);
         assert_eq!(p.delete, ["c"]);
-        assert_eq!(p.create[0].metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        assert_eq!(
+            p.create[0].metadata.owner_references.as_ref().unwrap()[0].uid,
+            "uid-1"
+        );
     }
 
     #[test]
@@ -450,8 +509,17 @@ mod tests {
         let mut have = live("a", "p");
         // Fields set by the API server or other managers do not count as a change.
         have.metadata.resource_version = Some("42".into());
-        have.metadata.labels.as_mut().unwrap().insert("other".into(), "x".into());
-        let p = plan(&desired, &BTreeSet::new(), &[have], &f.policy(ApplicationsSync::Sync));
+        have.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("other".into(), "x".into());
+        let p = plan(
+            &desired,
+            &BTreeSet::new(),
+            &[have],
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert!(p.is_noop(), "{p:?}");
         assert_eq!(p.unchanged, 1);
     }
@@ -463,11 +531,22 @@ mod tests {
         have.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
             manager: Some(FIELD_MANAGER.into()),
             operation: Some("Apply".into()),
-            fields_v1: Some(FieldsV1(json!({"f:metadata": {"f:labels": {"f:team": {}, "f:gone": {}}}}))),
+            fields_v1: Some(FieldsV1(
+                json!({"f:metadata": {"f:labels": {"f:team": {}, "f:gone": {}}}}),
+            )),
             ..Default::default()
         }]);
-        have.metadata.labels.as_mut().unwrap().insert("gone".into(), "1".into());
-        let p = plan(&[app("a", "p")], &BTreeSet::new(), &[have], &f.policy(ApplicationsSync::Sync));
+        have.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("gone".into(), "1".into());
+        let p = plan(
+            &[app("a", "p")],
+            &BTreeSet::new(),
+            &[have],
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert_eq!(names(&p.update), ["a"]);
     }
 
@@ -476,12 +555,27 @@ mod tests {
         let f = Fixture::new();
         let desired = [app("b", "new")];
         let live = [live("b", "old"), live("c", "p")];
-        let only = plan(&desired, &BTreeSet::new(), &live, &f.policy(ApplicationsSync::CreateOnly));
+        let only = plan(
+            &desired,
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::CreateOnly),
+        );
         assert!(only.update.is_empty() && only.delete.is_empty());
-        let cu = plan(&desired, &BTreeSet::new(), &live, &f.policy(ApplicationsSync::CreateUpdate));
+        let cu = plan(
+            &desired,
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::CreateUpdate),
+        );
         assert_eq!(names(&cu.update), ["b"]);
         assert!(cu.delete.is_empty());
-        let cd = plan(&desired, &BTreeSet::new(), &live, &f.policy(ApplicationsSync::CreateDelete));
+        let cd = plan(
+            &desired,
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::CreateDelete),
+        );
         assert!(cd.update.is_empty());
         assert_eq!(cd.delete, ["c"]);
     }
@@ -499,18 +593,32 @@ mod tests {
     fn budget_holds_mass_deletion_until_approved() {
         let f = Fixture::new();
         let live: Vec<Application> = (0..50).map(|i| live(&format!("app-{i:02}"), "p")).collect();
-        let p = plan(&[], &BTreeSet::new(), &live, &f.policy(ApplicationsSync::Sync));
+        let p = plan(
+            &[],
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert!(p.delete.is_empty());
         assert_eq!(p.held.len(), 50);
         assert_eq!(p.held_limit, 10, "20% of 50");
 
         let mut approved = f.policy(ApplicationsSync::Sync);
         approved.deletions_approved = true;
-        assert_eq!(plan(&[], &BTreeSet::new(), &live, &approved).delete.len(), 50);
+        assert_eq!(
+            plan(&[], &BTreeSet::new(), &live, &approved).delete.len(),
+            50
+        );
 
         // Within budget: 10 of 50 go at once.
-        let desired: Vec<Application> = (10..50).map(|i| app(&format!("app-{i:02}"), "p")).collect();
-        let p = plan(&desired, &BTreeSet::new(), &live, &f.policy(ApplicationsSync::Sync));
+        let desired: Vec<Application> =
+            (10..50).map(|i| app(&format!("app-{i:02}"), "p")).collect();
+        let p = plan(
+            &desired,
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert_eq!(p.delete.len(), 10);
         assert!(p.held.is_empty());
     }
@@ -518,9 +626,17 @@ mod tests {
     #[test]
     fn held_and_deleted_names_are_sorted_whatever_the_cache_order() {
         let f = Fixture::new();
-        let live: Vec<Application> = [7, 2, 9, 0, 4, 1, 8, 3, 6, 5].iter().map(|i| live(&format!("app-{i}"), "p")).collect();
+        let live: Vec<Application> = [7, 2, 9, 0, 4, 1, 8, 3, 6, 5]
+            .iter()
+            .map(|i| live(&format!("app-{i}"), "p"))
+            .collect();
         let sorted: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
-        let held = plan(&[], &BTreeSet::new(), &live, &f.policy(ApplicationsSync::Sync));
+        let held = plan(
+            &[],
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert_eq!(held.held, sorted);
         let mut approved = f.policy(ApplicationsSync::Sync);
         approved.deletions_approved = true;
@@ -549,8 +665,15 @@ mod tests {
             &[foreign, unowned],
             &f.policy(ApplicationsSync::Sync),
         );
-        assert_eq!(p.conflicts, [("a".to_owned(), "ApplicationSet/other-set".to_owned())]);
-        assert_eq!(names(&p.update), ["b"], "adoption writes the owner reference");
+        assert_eq!(
+            p.conflicts,
+            [("a".to_owned(), "ApplicationSet/other-set".to_owned())]
+        );
+        assert_eq!(
+            names(&p.update),
+            ["b"],
+            "adoption writes the owner reference"
+        );
     }
 
     #[test]
@@ -560,13 +683,21 @@ mod tests {
         f.pointers.push("/spec/source/path".into());
         let mut have = live("a", "live-path");
         have.metadata.annotations = Some(BTreeMap::from([("note".into(), "live".into())]));
-        let p = plan(&[app("a", "git-path")], &BTreeSet::new(), &[have], &f.policy(ApplicationsSync::Sync));
+        let p = plan(
+            &[app("a", "git-path")],
+            &BTreeSet::new(),
+            &[have],
+            &f.policy(ApplicationsSync::Sync),
+        );
         assert!(p.is_noop(), "only ignored/preserved fields differ: {p:?}");
     }
 
     #[test]
     fn unknown_policy_is_a_user_error() {
         assert!(ApplicationsSync::parse(Some("delete-everything")).is_err());
-        assert_eq!(ApplicationsSync::parse(None).unwrap(), ApplicationsSync::Sync);
+        assert_eq!(
+            ApplicationsSync::parse(None).unwrap(),
+            ApplicationsSync::Sync
+        );
     }
 }

@@ -23,7 +23,10 @@ pub const MAX_RESOURCES_IN_STATUS: usize = 5000;
 #[derive(Debug)]
 pub enum Outcome<'a> {
     /// Generation or rendering failed: nothing was written.
-    GenerationFailed { reason: &'static str, message: &'a str },
+    GenerationFailed {
+        reason: &'static str,
+        message: &'a str,
+    },
     /// Applications were planned (and, on the leader, written).
     Planned {
         validation_errors: &'a [String],
@@ -41,8 +44,12 @@ pub fn compute(
     owned: &[&Application],
     now: &Time,
 ) -> ApplicationSetStatus {
-    let prev_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let cond = |type_: &str, status: bool, reason: &str, message: &str| condition(prev_conditions, type_, status, reason, message, now);
+    let prev_conditions = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let cond = |type_: &str, status: bool, reason: &str, message: &str| {
+        condition(prev_conditions, type_, status, reason, message, now)
+    };
     let mut conditions = Vec::new();
     match outcome {
         Outcome::GenerationFailed { reason, message } => {
@@ -50,7 +57,12 @@ pub fn compute(
             conditions.push(cond("ParametersGenerated", false, "ErrorOccurred", message));
             conditions.push(cond("ResourcesUpToDate", false, "ErrorOccurred", message));
             // A generation error does not change what is held; keep the previous note.
-            conditions.extend(prev_conditions.iter().find(|c| c.type_ == "DeletionsHeld").cloned());
+            conditions.extend(
+                prev_conditions
+                    .iter()
+                    .find(|c| c.type_ == "DeletionsHeld")
+                    .cloned(),
+            );
         }
         Outcome::Planned {
             validation_errors,
@@ -68,7 +80,11 @@ pub fn compute(
                 .first()
                 .map(|first| {
                     let more = validation_errors.len() - 1;
-                    let text = if more > 0 { format!("{first} (and {more} more)") } else { first.clone() };
+                    let text = if more > 0 {
+                        format!("{first} (and {more} more)")
+                    } else {
+                        first.clone()
+                    };
                     ("ApplicationValidationError", text)
                 })
                 .or_else(|| write_error.map(|e| ("UpdateApplicationError", e.to_owned())));
@@ -92,12 +108,22 @@ pub fn compute(
                             "All applications have been generated successfully",
                         ));
                     } else {
-                        conditions.push(cond("ResourcesUpToDate", false, "DeletionBudgetExceeded", &held_message(held, *held_limit)));
+                        conditions.push(cond(
+                            "ResourcesUpToDate",
+                            false,
+                            "DeletionBudgetExceeded",
+                            &held_message(held, *held_limit),
+                        ));
                     }
                 }
             }
             if !held.is_empty() {
-                conditions.push(cond("DeletionsHeld", true, "DeletionBudgetExceeded", &held_message(held, *held_limit)));
+                conditions.push(cond(
+                    "DeletionsHeld",
+                    true,
+                    "DeletionBudgetExceeded",
+                    &held_message(held, *held_limit),
+                ));
             }
         }
     }
@@ -121,7 +147,11 @@ pub fn compute(
 fn held_message(held: &[String], limit: usize) -> String {
     let shown: Vec<&str> = held.iter().take(5).map(String::as_str).collect();
     let more = held.len().saturating_sub(shown.len());
-    let list = if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") };
+    let list = if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    };
     format!(
         "{} Applications would be deleted ({list}) but the deletion budget allows {limit} per reconcile; \
          nothing was deleted. If this is intended, annotate the ApplicationSet with {APPROVE_DELETIONS_ANNOTATION}=true",
@@ -160,7 +190,9 @@ fn resource_status(app: &Application) -> ResourceStatus {
         kind: "Application".into(),
         namespace: app.metadata.namespace.clone().unwrap_or_default(),
         name: app.metadata.name.clone().unwrap_or_default(),
-        status: status.and_then(|s| s.sync.as_ref()).map(|s| s.status.clone()),
+        status: status
+            .and_then(|s| s.sync.as_ref())
+            .map(|s| s.status.clone()),
         health: status
             .and_then(|s| s.health.as_ref())
             .and_then(|h| serde_json::to_value(h).ok())
@@ -171,7 +203,10 @@ fn resource_status(app: &Application) -> ResourceStatus {
 
 /// True if the condition of `type_` is `True`.
 pub fn is_true(status: &ApplicationSetStatus, type_: &str) -> bool {
-    status.conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
 }
 
 #[cfg(test)]
@@ -221,10 +256,18 @@ mod tests {
             &at(20),
         );
         assert!(is_true(&failed, "ErrorOccurred"));
-        let err = failed.conditions.iter().find(|c| c.type_ == "ErrorOccurred").unwrap();
+        let err = failed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ErrorOccurred")
+            .unwrap();
         assert_eq!(err.message, "boom");
         assert_eq!(err.last_transition_time, Some(at(20)));
-        let params = failed.conditions.iter().find(|c| c.type_ == "ParametersGenerated").unwrap();
+        let params = failed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ParametersGenerated")
+            .unwrap();
         assert_eq!(params.status, "False");
     }
 
@@ -234,9 +277,26 @@ mod tests {
         let s = compute(None, &planned(&held), &[], &at(10));
         assert!(is_true(&s, "DeletionsHeld"));
         assert!(!is_true(&s, "ResourcesUpToDate"));
-        let c = s.conditions.iter().find(|c| c.type_ == "DeletionsHeld").unwrap();
-        assert!(c.message.contains("8 Applications would be deleted"), "{}", c.message);
-        assert!(c.message.contains("app-0, app-1, app-2, app-3, app-4 and 3 more"), "{}", c.message);
-        assert!(c.message.contains(APPROVE_DELETIONS_ANNOTATION), "{}", c.message);
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "DeletionsHeld")
+            .unwrap();
+        assert!(
+            c.message.contains("8 Applications would be deleted"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message
+                .contains("app-0, app-1, app-2, app-3, app-4 and 3 more"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains(APPROVE_DELETIONS_ANNOTATION),
+            "{}",
+            c.message
+        );
     }
 }

@@ -27,8 +27,16 @@ pub struct SecretTrigger {
 
 impl SecretTrigger {
     /// The ApplicationSets (of `appsets`) a change of `secret` concerns.
-    pub fn map(&self, secret: &Secret, appsets: &[std::sync::Arc<ApplicationSet>]) -> Vec<ObjectRef<ApplicationSet>> {
-        let key = format!("{}/{}", secret.namespace().unwrap_or_default(), secret.name_any());
+    pub fn map(
+        &self,
+        secret: &Secret,
+        appsets: &[std::sync::Arc<ApplicationSet>],
+    ) -> Vec<ObjectRef<ApplicationSet>> {
+        let key = format!(
+            "{}/{}",
+            secret.namespace().unwrap_or_default(),
+            secret.name_any()
+        );
         let labels = secret.labels().clone();
         let previous = {
             let mut last = self.last_labels.lock().unwrap_or_else(|e| e.into_inner());
@@ -40,7 +48,9 @@ impl SecretTrigger {
         };
         appsets
             .iter()
-            .filter(|a| may_select(a, &labels) || previous.as_ref().is_some_and(|p| may_select(a, p)))
+            .filter(|a| {
+                may_select(a, &labels) || previous.as_ref().is_some_and(|p| may_select(a, p))
+            })
             .map(|a| ObjectRef::from_obj(a.as_ref()))
             .collect()
     }
@@ -48,7 +58,11 @@ impl SecretTrigger {
 
 /// True if any cluster generator of `appset` could select a Secret with `labels`.
 pub fn may_select(appset: &ApplicationSet, labels: &Labels) -> bool {
-    appset.spec.generators.iter().any(|g| generator_may_select(g, labels))
+    appset
+        .spec
+        .generators
+        .iter()
+        .any(|g| generator_may_select(g, labels))
 }
 
 fn generator_may_select(generator: &Generator, labels: &Labels) -> bool {
@@ -65,7 +79,9 @@ fn generator_may_select(generator: &Generator, labels: &Labels) -> bool {
 }
 
 fn selector_may_match(selector: Option<&LabelSelector>, labels: &Labels) -> bool {
-    let Some(selector) = selector else { return true };
+    let Some(selector) = selector else {
+        return true;
+    };
     let templated = serde_json::to_string(selector).map_or(true, |s| s.contains("{{"));
     if templated {
         return true;
@@ -96,7 +112,12 @@ mod tests {
         let mut s = Secret::default();
         s.metadata.name = Some(name.into());
         s.metadata.namespace = Some("argocd".into());
-        s.metadata.labels = Some(labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect());
+        s.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        );
         s
     }
 
@@ -107,8 +128,14 @@ mod tests {
     #[test]
     fn only_matching_selectors_are_triggered() {
         let sets = [
-            appset("prod", serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}])),
-            appset("dev", serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "dev"}}}}])),
+            appset(
+                "prod",
+                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}]),
+            ),
+            appset(
+                "dev",
+                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "dev"}}}}]),
+            ),
             appset("all", serde_json::json!([{"clusters": {}}])),
             appset("list-only", serde_json::json!([{"list": {"elements": []}}])),
             appset(
@@ -127,12 +154,27 @@ mod tests {
     #[test]
     fn relabel_reaches_old_and_new_selectors() {
         let sets = [
-            appset("prod", serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}])),
-            appset("dev", serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "dev"}}}}])),
+            appset(
+                "prod",
+                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}]),
+            ),
+            appset(
+                "dev",
+                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "dev"}}}}]),
+            ),
         ];
         let trigger = SecretTrigger::default();
-        assert_eq!(names(trigger.map(&secret("c1", &[("env", "prod")]), &sets)), ["prod"]);
-        assert_eq!(names(trigger.map(&secret("c1", &[("env", "dev")]), &sets)), ["prod", "dev"]);
-        assert_eq!(names(trigger.map(&secret("c1", &[("env", "dev")]), &sets)), ["dev"]);
+        assert_eq!(
+            names(trigger.map(&secret("c1", &[("env", "prod")]), &sets)),
+            ["prod"]
+        );
+        assert_eq!(
+            names(trigger.map(&secret("c1", &[("env", "dev")]), &sets)),
+            ["prod", "dev"]
+        );
+        assert_eq!(
+            names(trigger.map(&secret("c1", &[("env", "dev")]), &sets)),
+            ["dev"]
+        );
     }
 }

@@ -23,7 +23,12 @@ use super::status::APPROVE_DELETIONS_ANNOTATION;
 use super::{Context, Error};
 
 /// Applies creates/updates, then (if all succeeded) deletes. Returns the first error by name.
-pub(super) async fn execute(appset: &ApplicationSet, plan: &Plan, live: &[Application], ctx: &Context) -> Option<Error> {
+pub(super) async fn execute(
+    appset: &ApplicationSet,
+    plan: &Plan,
+    live: &[Application],
+    ctx: &Context,
+) -> Option<Error> {
     let namespace = appset.namespace().unwrap_or_default();
     let api: Api<Application> = Api::namespaced(ctx.client.clone(), &namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -42,7 +47,9 @@ pub(super) async fn execute(appset: &ApplicationSet, plan: &Plan, live: &[Applic
     if errors.is_empty() {
         let known = ctx.clusters.valid_clusters();
         for name in &plan.delete {
-            let app = live.iter().find(|a| a.metadata.name.as_deref() == Some(name.as_str()));
+            let app = live
+                .iter()
+                .find(|a| a.metadata.name.as_deref() == Some(name.as_str()));
             if let Some(app) = app
                 && !destination_known(app, &known)
                 && let Err(source) = strip_resources_finalizer(&api, app).await
@@ -70,13 +77,19 @@ pub(super) async fn execute(appset: &ApplicationSet, plan: &Plan, live: &[Applic
         publish(ctx, appset, EventType::Normal, "ApplicationsChanged", &note).await;
     }
     errors.sort_by_key(|e| match e {
-        Error::ApplyApplication { name, .. } | Error::DeleteApplication { name, .. } => name.clone(),
+        Error::ApplyApplication { name, .. } | Error::DeleteApplication { name, .. } => {
+            name.clone()
+        }
         _ => String::new(),
     });
     errors.into_iter().next()
 }
 
-async fn apply(api: &Api<Application>, params: &PatchParams, app: &Application) -> Result<(), Error> {
+async fn apply(
+    api: &Api<Application>,
+    params: &PatchParams,
+    app: &Application,
+) -> Result<(), Error> {
     let name = app.name_any();
     api.patch(&name, params, &Patch::Apply(app))
         .await
@@ -90,33 +103,54 @@ fn destination_known(app: &Application, known: &[argosy_crds::Cluster]) -> bool 
     let dest = &app.spec.destination;
     let in_cluster = argosy_crds::Cluster::in_cluster();
     std::iter::once(&in_cluster).chain(known).any(|c| {
-        (!dest.server.is_empty() && c.server.trim_end_matches('/') == dest.server.trim_end_matches('/'))
+        (!dest.server.is_empty()
+            && c.server.trim_end_matches('/') == dest.server.trim_end_matches('/'))
             || (!dest.name.is_empty() && c.name == dest.name)
     })
 }
 
-async fn strip_resources_finalizer(api: &Api<Application>, app: &Application) -> Result<(), kube::Error> {
-    let finalizers: Vec<&String> = app.finalizers().iter().filter(|f| *f != RESOURCES_FINALIZER).collect();
+async fn strip_resources_finalizer(
+    api: &Api<Application>,
+    app: &Application,
+) -> Result<(), kube::Error> {
+    let finalizers: Vec<&String> = app
+        .finalizers()
+        .iter()
+        .filter(|f| *f != RESOURCES_FINALIZER)
+        .collect();
     if finalizers.len() == app.finalizers().len() {
         return Ok(());
     }
     let patch = json!({"metadata": {"finalizers": finalizers}});
-    api.patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Writes `status` if it differs from the live one, and publishes an Event for each
 /// error-like condition that became true or changed its message.
-pub(super) async fn publish_status(appset: &ApplicationSet, status: ApplicationSetStatus, ctx: &Context) -> Result<(), Error> {
+pub(super) async fn publish_status(
+    appset: &ApplicationSet,
+    status: ApplicationSetStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
     let previous = appset.status.clone().unwrap_or_default();
     if previous == status {
         return Ok(());
     }
-    let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
-    api.patch_status(&appset.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": &status})))
-        .await
-        .map_err(Error::PatchStatus)?;
+    let api: Api<ApplicationSet> =
+        Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    api.patch_status(
+        &appset.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": &status})),
+    )
+    .await
+    .map_err(Error::PatchStatus)?;
     for cond in &status.conditions {
         let watched = matches!(cond.type_.as_str(), "ErrorOccurred" | "DeletionsHeld");
         let was = previous.conditions.iter().find(|c| c.type_ == cond.type_);
@@ -130,19 +164,28 @@ pub(super) async fn publish_status(appset: &ApplicationSet, status: ApplicationS
 
 /// Removes the one-shot deletion approval after it has been used.
 pub(super) async fn clear_approval(appset: &ApplicationSet, ctx: &Context) -> Result<(), Error> {
-    let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let api: Api<ApplicationSet> =
+        Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
     let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
-    api.patch(&appset.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
-        .map_err(Error::PatchApplicationSet)
+    api.patch(
+        &appset.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(Error::PatchApplicationSet)
 }
 
 /// Deletion of the ApplicationSet itself. Without Argo CD's resources finalizer on the
 /// ApplicationSet, Kubernetes garbage collection follows the owner references. With it,
 /// Argosy deletes the owned Applications (or, if the policy forbids deletes, orphans
 /// them by dropping the owner reference) and then removes the finalizer.
-pub(super) async fn finalize(appset: &Arc<ApplicationSet>, owned: &[&Application], ctx: &Context) -> Result<Action, Error> {
+pub(super) async fn finalize(
+    appset: &Arc<ApplicationSet>,
+    owned: &[&Application],
+    ctx: &Context,
+) -> Result<Action, Error> {
     if !appset.finalizers().iter().any(|f| f == RESOURCES_FINALIZER) || !ctx.is_leader() {
         return Ok(Action::await_change());
     }
@@ -158,11 +201,16 @@ pub(super) async fn finalize(appset: &Arc<ApplicationSet>, owned: &[&Application
         )
         .unwrap_or_default()
     });
-    let deletes = matches!(policy, ApplicationsSync::Sync | ApplicationsSync::CreateDelete);
+    let deletes = matches!(
+        policy,
+        ApplicationsSync::Sync | ApplicationsSync::CreateDelete
+    );
     for app in owned {
         let name = app.name_any();
         let result = if deletes {
-            apps.delete(&name, &DeleteParams::background()).await.map(|_| ())
+            apps.delete(&name, &DeleteParams::background())
+                .await
+                .map(|_| ())
         } else {
             let patch = json!({"metadata": {"ownerReferences": null}});
             apps.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -175,16 +223,30 @@ pub(super) async fn finalize(appset: &Arc<ApplicationSet>, owned: &[&Application
             Err(source) => return Err(Error::DeleteApplication { name, source }),
         }
     }
-    let remaining: Vec<&String> = appset.finalizers().iter().filter(|f| *f != RESOURCES_FINALIZER).collect();
+    let remaining: Vec<&String> = appset
+        .finalizers()
+        .iter()
+        .filter(|f| *f != RESOURCES_FINALIZER)
+        .collect();
     let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({"metadata": {"finalizers": remaining}});
-    api.patch(&appset.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::PatchApplicationSet)?;
+    api.patch(
+        &appset.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::PatchApplicationSet)?;
     Ok(Action::await_change())
 }
 
-async fn publish(ctx: &Context, appset: &ApplicationSet, type_: EventType, reason: &str, note: &str) {
+async fn publish(
+    ctx: &Context,
+    appset: &ApplicationSet,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
     let event = Event {
         type_,
         reason: reason.chars().take(128).collect(),
