@@ -1,4 +1,4 @@
-//! Offline benchmarks (issue: foundation), run with `cargo bench -p argosy --bench offline`.
+//! Offline benchmarks (issue: foundation), run with `cargo bench -p argosy-tests --bench offline`.
 //!
 //! * render: 100,000 Applications from a goTemplate Matrix of 10,000 cluster Secrets x a
 //!   list of 10 elements, through the real pipeline; wall time and peak RSS.
@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use argosy::repo::{GitRepos, write_commit};
+use argosy_tests::bench::{machine, median, ms, peak_rss_mib, update_benchmarks_md};
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::{ApplicationSet, Cluster};
 use argosy_generators::memory::{MemoryClusters, MemoryProjects};
@@ -40,16 +41,6 @@ fn main() {
         _ if !std::env::args().any(|a| a == "--bench") => println!("offline benchmarks: run with `cargo bench`"),
         _ => parent(),
     }
-}
-
-/// Peak resident set size of this process, from /proc (Linux).
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn render() {
@@ -152,15 +143,6 @@ fn gitdir(repo: &Path) {
     );
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn child(scenario: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(std::env::current_exe().expect("current exe"))
         .args(args)
@@ -212,18 +194,14 @@ fn parent() {
     );
 
     let section = format!(
-        "Machine: {} ({} cores, {} GiB RAM), {}. Date: {}. `cargo bench -p argosy --bench offline`, release build.\n\n\
+        "{}. `cargo bench -p argosy-tests --bench offline`, release build.\n\n\
          | benchmark | result | target | baseline (same run) | ratio |\n|---|---|---|---|---|\n\
          | render 100,000 Applications (Matrix: 10,000 cluster Secrets x 10 list elements, goTemplate, `missingkey=error`) | median {render_median:.0} ms (min {render_min:.0}, max {render_max:.0}; {RUNS} runs) | <= 1,000 ms | - | - |\n\
          | peak RSS of that process | {rss:.0} MiB | <= 300 MB | - | - |\n\
          | Git directory generator, 10,000 directories, cold (new process: resolve, walk tree from the object database, match, render) | {:.1} ms | - | `git ls-tree -r --name-only HEAD`: {:.1} ms | {:.2}x |\n\
          | same, warm (median of {RUNS}; snapshot cached by commit, match + render 10,000 Applications) | {:.1} ms | <= 50 ms | `git ls-tree -r`: {:.1} ms | {:.2}x |\n\
          | warm listing only (ref resolve + cached snapshot) | {:.2} ms | - | `git ls-tree -r`: {:.1} ms | {:.3}x |\n",
-        cpu_model(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        mem_gib(),
-        kernel(),
-        today(),
+        machine(),
         f("cold_ms"),
         ms(ls_tree),
         f("cold_ms") / ms(ls_tree),
@@ -235,52 +213,4 @@ fn parent() {
         f("listing_ms") / ms(ls_tree),
     );
     update_benchmarks_md("offline", "Offline pipeline (generators + templates + Git)", &section);
-}
-
-/// Replaces (or appends) the section between `<!-- bench:NAME -->` markers.
-pub fn update_benchmarks_md(name: &str, title: &str, body: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| "# Benchmarks\n\nMeasured, not estimated: each section is rewritten by the benchmark named in it.\n".to_owned());
-    let (start, end) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
-    let block = format!("{start}\n## {title}\n\n{body}{end}");
-    let new = match (text.find(&start), text.find(&end)) {
-        (Some(a), Some(b)) if b > a => format!("{}{block}{}", &text[..a], &text[b + end.len()..]),
-        _ => format!("{}\n{block}\n", text.trim_end()),
-    };
-    std::fs::write(&path, new).expect("writing BENCHMARKS.md");
-    println!("wrote {}", path.display());
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-fn mem_gib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| (kb + 512 * 1024) / (1024 * 1024))
-}
-
-fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|k| format!("Linux {}", k.trim()))
-        .unwrap_or_default()
-}
-
-fn today() -> String {
-    Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
 }

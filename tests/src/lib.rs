@@ -17,6 +17,7 @@
 //! ```
 
 pub mod argocd;
+pub mod bench;
 pub mod control_plane;
 
 pub use control_plane::{
