@@ -4,7 +4,8 @@
 //! Applications, cluster Secrets and AppProjects via explicit reflectors whose streams
 //! also trigger reconciles), elects a leader with a `coordination.k8s.io` Lease, and
 //! shuts down gracefully on SIGTERM/SIGINT: in-flight reconciles finish, then the Lease
-//! is released so another replica takes over at once.
+//! is released. (kube-lease-manager followers poll rather than watch the Lease, so a
+//! follower takes over at its next attempt, within about one lease duration, not at once.)
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

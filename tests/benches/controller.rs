@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use argosy_crds::Application;
-use argosy_tests::argocd::{ARGOCD_NAMESPACE, appset_manifest, apply_json, appset_resource, install_crds, prepare_namespace, run_args};
+use argosy_tests::argocd::{
+    ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, install_crds,
+    prepare_namespace, run_args,
+};
 use argosy_tests::bench::{machine, peak_rss_mib_of, update_benchmarks_md};
 use argosy_tests::{ControlPlane, MANAGEMENT};
 use futures::{StreamExt, TryStreamExt};
@@ -61,7 +64,9 @@ async fn controller_process(kubeconfig: PathBuf) -> Result<()> {
     let mut args = run_args("bench", std::env::temp_dir().join("argosy-bench-repos"));
     args.concurrent_writes = CONCURRENCY;
     let shutdown = async {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             term.recv().await;
         }
     };
@@ -99,13 +104,19 @@ async fn bench() -> Result<()> {
     // Baseline: the same objects, created by a plain concurrent loop.
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "raw"}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "raw"}}))?,
+        )
         .await?;
     let raw_api: Api<Application> = Api::namespaced(client.clone(), "raw");
     let start = Instant::now();
     futures::stream::iter((0..APPS).map(|i| {
         let api = raw_api.clone();
-        async move { api.create(&PostParams::default(), &app_object(i, "raw")).await }
+        async move {
+            api.create(&PostParams::default(), &app_object(i, "raw"))
+                .await
+        }
     }))
     .buffer_unordered(CONCURRENCY)
     .try_collect::<Vec<_>>()
@@ -113,7 +124,10 @@ async fn bench() -> Result<()> {
     .context("baseline create loop")?;
     let raw = start.elapsed();
     let raw_rate = APPS as f64 / raw.as_secs_f64();
-    println!("baseline: {APPS} creates in {:.1} s ({raw_rate:.0}/s)", raw.as_secs_f64());
+    println!(
+        "baseline: {APPS} creates in {:.1} s ({raw_rate:.0}/s)",
+        raw.as_secs_f64()
+    );
 
     // The controller, as its own process.
     let kubeconfig = plane.dir().join("bench-mgmt.kubeconfig");
@@ -148,14 +162,19 @@ async fn bench() -> Result<()> {
     }
     let cold = start.elapsed();
     let cold_rate = APPS as f64 / cold.as_secs_f64();
-    println!("controller: {APPS} Applications in {:.1} s ({cold_rate:.0}/s, {:.2}x raw)", cold.as_secs_f64(), cold_rate / raw_rate);
+    println!(
+        "controller: {APPS} Applications in {:.1} s ({cold_rate:.0}/s, {:.2}x raw)",
+        cold.as_secs_f64(),
+        cold_rate / raw_rate
+    );
 
     // Let follow-up reconciles (status, the Application events) settle, then touch.
     tokio::time::sleep(Duration::from_secs(15)).await;
     let touched_at = Instant::now();
     let since = k8s_openapi::jiff::Timestamp::now();
     let log_before = std::fs::read_to_string(&log).unwrap_or_default().len();
-    let appsets: Api<argosy_crds::ApplicationSet> = Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
+    let appsets: Api<argosy_crds::ApplicationSet> =
+        Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
     appsets
         .patch(
             "bench",
@@ -195,7 +214,11 @@ async fn bench() -> Result<()> {
         raw.as_secs_f64(),
         cold_rate / raw_rate,
     );
-    update_benchmarks_md("controller", "ApplicationSet controller on a real API server", &section);
+    update_benchmarks_md(
+        "controller",
+        "ApplicationSet controller on a real API server",
+        &section,
+    );
     Ok(())
 }
 
@@ -210,7 +233,10 @@ fn spawn_controller(kubeconfig: &Path, log: &Path) -> Result<Child> {
 }
 
 fn stop(child: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
 }
 

@@ -15,12 +15,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use argosy::repo::{GitRepos, write_commit};
-use argosy_tests::bench::{machine, median, ms, peak_rss_mib, update_benchmarks_md};
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::{ApplicationSet, Cluster};
 use argosy_generators::memory::{MemoryClusters, MemoryProjects};
 use argosy_generators::source::{ClusterEntry, RepoSource};
 use argosy_generators::{PipelineOptions, Sources, generate_applications};
+use argosy_tests::bench::{machine, median, ms, peak_rss_mib, update_benchmarks_md};
 use serde_json::json;
 
 const SCENARIO_ENV: &str = "ARGOSY_BENCH_SCENARIO";
@@ -34,11 +34,16 @@ fn main() {
     match std::env::var(SCENARIO_ENV).as_deref() {
         Ok("render") => render(),
         Ok("gitdir") => {
-            let repo = std::env::args().nth(1).map(PathBuf::from).expect("repo path");
+            let repo = std::env::args()
+                .nth(1)
+                .map(PathBuf::from)
+                .expect("repo path");
             gitdir(&repo);
         }
         // `cargo test --all-targets` runs this binary without `--bench`: measure nothing.
-        _ if !std::env::args().any(|a| a == "--bench") => println!("offline benchmarks: run with `cargo bench`"),
+        _ if !std::env::args().any(|a| a == "--bench") => {
+            println!("offline benchmarks: run with `cargo bench`")
+        }
         _ => parent(),
     }
 }
@@ -53,7 +58,10 @@ fn render() {
                 labels: BTreeMap::from([
                     (SECRET_TYPE_LABEL.to_owned(), SECRET_TYPE_CLUSTER.to_owned()),
                     ("customer".to_owned(), format!("customer-{}", i % 500)),
-                    ("tier".to_owned(), ["gold", "silver", "bronze"][i % 3].to_owned()),
+                    (
+                        "tier".to_owned(),
+                        ["gold", "silver", "bronze"][i % 3].to_owned(),
+                    ),
                 ]),
                 ..Cluster::default()
             })
@@ -95,7 +103,8 @@ fn render() {
         projects: &projects,
     };
     let start = Instant::now();
-    let generated = generate_applications(&appset, sources, &PipelineOptions::default()).expect("generation");
+    let generated =
+        generate_applications(&appset, sources, &PipelineOptions::default()).expect("generation");
     let wall = start.elapsed();
     assert_eq!(generated.applications.len(), CLUSTERS * ELEMENTS);
     println!(
@@ -117,7 +126,10 @@ fn gitdir(repo: &Path) {
         }
     }))
     .expect("ApplicationSet");
-    let repos = GitRepos::new(BTreeMap::from([(url.to_owned(), repo.to_owned())]), std::env::temp_dir());
+    let repos = GitRepos::new(
+        BTreeMap::from([(url.to_owned(), repo.to_owned())]),
+        std::env::temp_dir(),
+    );
     let clusters = MemoryClusters::default();
     let projects = MemoryProjects::default_only();
     let sources = Sources {
@@ -127,7 +139,8 @@ fn gitdir(repo: &Path) {
     };
     let run = || {
         let start = Instant::now();
-        let generated = generate_applications(&appset, sources, &PipelineOptions::default()).expect("generation");
+        let generated = generate_applications(&appset, sources, &PipelineOptions::default())
+            .expect("generation");
         assert_eq!(generated.applications.len(), DIRECTORIES);
         start.elapsed()
     };
@@ -149,24 +162,42 @@ fn child(scenario: &str, args: &[&str]) -> serde_json::Value {
         .env(SCENARIO_ENV, scenario)
         .output()
         .expect("running scenario");
-    assert!(out.status.success(), "{scenario}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{scenario}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("scenario output")
 }
 
 fn parent() {
     println!("render: {CLUSTERS} clusters x {ELEMENTS} elements ({RUNS} runs)");
     let renders: Vec<serde_json::Value> = (0..RUNS).map(|_| child("render", &[])).collect();
-    let mut walls: Vec<f64> = renders.iter().map(|r| r["wall_ms"].as_f64().unwrap_or(f64::NAN)).collect();
+    let mut walls: Vec<f64> = renders
+        .iter()
+        .map(|r| r["wall_ms"].as_f64().unwrap_or(f64::NAN))
+        .collect();
     walls.sort_by(f64::total_cmp);
-    let rss = renders.iter().map(|r| r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN)).fold(0.0, f64::max);
-    let (render_median, render_min, render_max) = (walls[walls.len() / 2], walls[0], walls[walls.len() - 1]);
-    println!("  median {render_median:.0} ms (min {render_min:.0}, max {render_max:.0}), peak RSS {rss:.0} MiB");
+    let rss = renders
+        .iter()
+        .map(|r| r["peak_rss_mib"].as_f64().unwrap_or(f64::NAN))
+        .fold(0.0, f64::max);
+    let (render_median, render_min, render_max) =
+        (walls[walls.len() / 2], walls[0], walls[walls.len() - 1]);
+    println!(
+        "  median {render_median:.0} ms (min {render_min:.0}, max {render_max:.0}), peak RSS {rss:.0} MiB"
+    );
 
     println!("git directories: {DIRECTORIES} directories");
     let scratch = tempfile::tempdir().expect("tempdir");
     let repo = scratch.path().join("big.git");
     let files: BTreeMap<String, String> = (0..DIRECTORIES)
-        .map(|i| (format!("apps/app-{i:05}/kustomization.yaml"), format!("resources: [app-{i}.yaml]\n")))
+        .map(|i| {
+            (
+                format!("apps/app-{i:05}/kustomization.yaml"),
+                format!("resources: [app-{i}.yaml]\n"),
+            )
+        })
         .collect();
     write_commit(&repo, "HEAD", &files).expect("writing the repository");
     let git = child("gitdir", &[repo.to_str().expect("utf-8 path")]);
@@ -175,7 +206,14 @@ fn parent() {
             .map(|_| {
                 let start = Instant::now();
                 let out = Command::new("git")
-                    .args(["-C", repo.to_str().expect("path"), "ls-tree", "-r", "--name-only", "HEAD"])
+                    .args([
+                        "-C",
+                        repo.to_str().expect("path"),
+                        "ls-tree",
+                        "-r",
+                        "--name-only",
+                        "HEAD",
+                    ])
                     .output()
                     .expect("git ls-tree");
                 assert!(out.status.success());
@@ -212,5 +250,9 @@ fn parent() {
         ms(ls_tree),
         f("listing_ms") / ms(ls_tree),
     );
-    update_benchmarks_md("offline", "Offline pipeline (generators + templates + Git)", &section);
+    update_benchmarks_md(
+        "offline",
+        "Offline pipeline (generators + templates + Git)",
+        &section,
+    );
 }
