@@ -10,6 +10,7 @@
 pub mod appset;
 pub mod casetest;
 pub mod cli;
+pub mod events;
 pub mod explain;
 pub mod generate;
 pub mod inputs;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::EventPublisher;
 use anyhow::Context as _;
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::{AppProject, Application, ApplicationSet};
@@ -19,7 +20,6 @@ use argosy_generators::pipeline::PipelineOptions;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Controller;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 
@@ -132,17 +132,17 @@ pub async fn run_with(
         .default_backoff()
         .touched_objects();
 
-    let reporter = Reporter {
-        controller: "argosy-applicationset-controller".into(),
-        instance: Some(args.identity.clone()),
-    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
         ProjectRegistry::new(projects.clone(), args.namespace.clone()),
         applications.clone(),
         Arc::new(GitRepos::new(args.repos.clone(), args.repo_cache.clone())),
-        Recorder::new(client.clone(), reporter),
+        EventPublisher::new(
+            client.clone(),
+            "argosy-applicationset-controller",
+            args.identity.clone(),
+        ),
         leader.clone(),
         appset::Config {
             controller_namespace: args.namespace.clone(),

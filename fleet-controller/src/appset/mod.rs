@@ -21,7 +21,6 @@ use argosy_generators::source::Sources;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::registry::{ClusterRegistry, ProjectRegistry};
@@ -55,7 +54,7 @@ pub struct Context {
     pub projects: ProjectRegistry,
     pub applications: Store<Application>,
     pub repos: Arc<GitRepos>,
-    pub recorder: Recorder,
+    pub events: crate::events::EventPublisher,
     /// `true` while this replica holds the Lease; only then does it write. `None`:
     /// no leader election, always write.
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
@@ -74,7 +73,7 @@ impl Context {
         projects: ProjectRegistry,
         applications: Store<Application>,
         repos: Arc<GitRepos>,
-        recorder: Recorder,
+        events: crate::events::EventPublisher,
         leader: Option<tokio::sync::watch::Receiver<bool>>,
         config: Config,
     ) -> Self {
@@ -84,7 +83,7 @@ impl Context {
             projects,
             applications,
             repos,
-            recorder,
+            events,
             leader,
             config,
             failures: Mutex::default(),

@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
+use crate::events::EventType;
 use argosy_crds::consts::RESOURCES_FINALIZER;
 use argosy_crds::{Application, ApplicationSet, ApplicationSetStatus};
 use futures::{StreamExt, stream};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -247,14 +247,7 @@ async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.chars().take(128).collect(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &appset.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing event failed");
-    }
+    ctx.events
+        .publish(appset.object_ref(&()), type_, reason, "Reconcile", note)
+        .await;
 }
