@@ -468,6 +468,26 @@ async fn cluster_generator_follows_cluster_secrets() -> Result<()> {
         latency <= Duration::from_secs(2),
         "the Application of a new cluster took {latency:?} (bound: 2 s)"
     );
+    // Each change gets its own Event with its own note (not folded into the first one's).
+    let name = "guestbook";
+    wait_for(
+        "an Event for the added Application",
+        Duration::from_secs(10),
+        || async {
+            let events = events_for(&env.client, name).await?;
+            let notes: Vec<&str> = events
+                .iter()
+                .filter(|(_, r, _)| r == "ApplicationsChanged")
+                .map(|(_, _, n)| n.as_str())
+                .collect();
+            Ok(
+                (notes.contains(&"created 3, updated 0, deleted 0 Applications")
+                    && notes.contains(&"created 1, updated 0, deleted 0 Applications"))
+                .then_some(()),
+            )
+        },
+    )
+    .await?;
 
     // Relabel c2 out of the selector: under the default `sync` policy its Application is
     // deleted (it keeps Argo CD's finalizer, so it is Terminating until Argo CD, played

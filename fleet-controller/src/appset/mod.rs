@@ -236,7 +236,7 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
     };
     let now = Time(k8s_openapi::jiff::Timestamp::now());
 
-    let generated: Generated = match generated {
+    let mut generated: Generated = match generated {
         Ok(g) => g,
         Err(e) => {
             let message = e.to_string();
@@ -310,20 +310,19 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
         preserved_annotations: &preserved_annotations,
         ignored_pointers: &ignored_pointers,
     };
-    let desired: Vec<Application> = generated
-        .applications
-        .iter()
-        .map(|g| g.application.clone())
-        .collect();
     let keep: BTreeSet<String> = generated.invalid_app_names.iter().cloned().collect();
-    let live_apps: Vec<Application> = live.iter().map(|a| a.as_ref().clone()).collect();
-    let the_plan = plan::plan(&desired, &keep, &live_apps, &policy);
+    let desired: Vec<Application> = std::mem::take(&mut generated.applications)
+        .into_iter()
+        .map(|g| g.application)
+        .collect();
+    let the_plan = plan::plan(&desired, &keep, &live, &policy);
+    drop(desired);
 
     if !ctx.is_leader() {
         // Followers keep their caches warm; the new leader reconciles everything.
         return Ok(Action::await_change());
     }
-    let write_error = writer::execute(&appset, &the_plan, &live_apps, &ctx).await;
+    let write_error = writer::execute(&appset, &the_plan, &live, &ctx).await;
     let validation_errors: Vec<String> = generated
         .validation_errors
         .iter()

@@ -26,7 +26,7 @@ use super::{Context, Error};
 pub(super) async fn execute(
     appset: &ApplicationSet,
     plan: &Plan,
-    live: &[Application],
+    live: &[std::sync::Arc<Application>],
     ctx: &Context,
 ) -> Option<Error> {
     let namespace = appset.namespace().unwrap_or_default();
