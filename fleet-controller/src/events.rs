@@ -6,11 +6,26 @@
 //! Argosy only emits Events on transitions and as one summary per changing reconcile, so
 //! each Event is created as it is, with its own note.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PostParams;
 use kube::{Api, Client};
+
+/// `<object>.<hex>`, as client-go names Events: unique per process by time and a
+/// counter. (`generateName` cannot be used: its prefix `<object>.` must itself be a valid
+/// name, and a name cannot end with a dot.)
+fn event_name(object: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let object: String = object.chars().take(200).collect();
+    format!("{object}.{nanos:x}{n:x}")
+}
 
 /// Event type: `Normal` or `Warning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +66,7 @@ impl EventPublisher {
             .unwrap_or_else(|| "default".to_owned());
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!(
-                    "{}.",
-                    regarding.name.as_deref().unwrap_or("argosy")
-                )),
+                name: Some(event_name(regarding.name.as_deref().unwrap_or("argosy"))),
                 namespace: Some(namespace.clone()),
                 ..ObjectMeta::default()
             },
