@@ -235,11 +235,12 @@ fn parent() {
         "{}. `cargo bench -p argosy-tests --bench offline`, release build.\n\n\
          | benchmark | result | target | baseline (same run) | ratio |\n|---|---|---|---|---|\n\
          | render 100,000 Applications (Matrix: 10,000 cluster Secrets x 10 list elements, goTemplate, `missingkey=error`) | median {render_median:.0} ms (min {render_min:.0}, max {render_max:.0}; {RUNS} runs) | <= 1,000 ms | - | - |\n\
-         | peak RSS of that process | {rss:.0} MiB | <= 300 MB | - | - |\n\
+         | peak RSS of that process | {rss:.0} MiB ({:.0} MB) | <= 300 MB | - | - |\n\
          | Git directory generator, 10,000 directories, cold (new process: resolve, walk tree from the object database, match, render) | {:.1} ms | - | `git ls-tree -r --name-only HEAD`: {:.1} ms | {:.2}x |\n\
          | same, warm (median of {RUNS}; snapshot cached by commit, match + render 10,000 Applications) | {:.1} ms | <= 50 ms | `git ls-tree -r`: {:.1} ms | {:.2}x |\n\
          | warm listing only (ref resolve + cached snapshot) | {:.2} ms | - | `git ls-tree -r`: {:.1} ms | {:.3}x |\n",
         machine(),
+        rss * 1.048_576,
         f("cold_ms"),
         ms(ls_tree),
         f("cold_ms") / ms(ls_tree),
