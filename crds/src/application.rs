@@ -16,9 +16,9 @@ use crate::resource::argo_resource;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
-    #[serde(default = "api_version")]
+    #[serde(default = "crate::resource::default_api_version")]
     pub api_version: String,
-    #[serde(default = "kind")]
+    #[serde(default = "Application::default_kind")]
     pub kind: String,
     #[serde(default)]
     pub metadata: ObjectMeta,
@@ -32,13 +32,6 @@ pub struct Application {
     pub operation: Option<Value>,
 }
 argo_resource!(Application, "Application", "applications");
-
-fn api_version() -> String {
-    crate::consts::API_VERSION.to_owned()
-}
-fn kind() -> String {
-    Application::KIND.to_owned()
-}
 
 /// `spec` of an Application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

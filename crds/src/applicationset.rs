@@ -22,9 +22,9 @@ use crate::resource::argo_resource;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSet {
-    #[serde(default = "api_version")]
+    #[serde(default = "crate::resource::default_api_version")]
     pub api_version: String,
-    #[serde(default = "kind")]
+    #[serde(default = "ApplicationSet::default_kind")]
     pub kind: String,
     #[serde(default)]
     pub metadata: ObjectMeta,
@@ -34,13 +34,6 @@ pub struct ApplicationSet {
     pub status: Option<ApplicationSetStatus>,
 }
 argo_resource!(ApplicationSet, "ApplicationSet", "applicationsets");
-
-fn api_version() -> String {
-    crate::consts::API_VERSION.to_owned()
-}
-fn kind() -> String {
-    ApplicationSet::KIND.to_owned()
-}
 
 /// `spec` of an ApplicationSet.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

@@ -12,9 +12,9 @@ use crate::resource::argo_resource;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppProject {
-    #[serde(default = "api_version")]
+    #[serde(default = "crate::resource::default_api_version")]
     pub api_version: String,
-    #[serde(default = "kind")]
+    #[serde(default = "AppProject::default_kind")]
     pub kind: String,
     #[serde(default)]
     pub metadata: ObjectMeta,
@@ -22,13 +22,6 @@ pub struct AppProject {
     pub spec: AppProjectSpec,
 }
 argo_resource!(AppProject, "AppProject", "appprojects");
-
-fn api_version() -> String {
-    crate::consts::API_VERSION.to_owned()
-}
-fn kind() -> String {
-    AppProject::KIND.to_owned()
-}
 
 /// `spec` of an AppProject.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -36,8 +36,18 @@ macro_rules! argo_resource {
         impl $ty {
             /// The `kind` of this type.
             pub const KIND: &'static str = $kind;
+
+            /// `kind` when a manifest omits it (serde default).
+            fn default_kind() -> String {
+                Self::KIND.to_owned()
+            }
         }
     };
 }
 
 pub(crate) use argo_resource;
+
+/// `apiVersion` when a manifest omits it (serde default of every Argo CD kind).
+pub(crate) fn default_api_version() -> String {
+    crate::consts::API_VERSION.to_owned()
+}
