@@ -566,22 +566,9 @@ pub fn flatten(params: &Params, mut emit: impl FnMut(String, String)) {
 }
 
 /// Argo CD's `SanitizeName`: lowercase, every character outside `[-a-z0-9.]` becomes
-/// `-`, at most 253 characters, leading/trailing `-` and `.` trimmed.
-pub fn sanitize_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    out.truncate(253);
-    out.trim_matches(|c| c == '-' || c == '.').to_owned()
-}
+/// `-`, at most 253 characters, leading/trailing `-` and `.` trimmed (one implementation,
+/// shared with the templates' `normalize`).
+pub use argosy_templates::sanitize_name;
 
 /// Go's `path.Base`.
 pub fn go_base(path: &str) -> &str {

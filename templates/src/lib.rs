@@ -40,6 +40,8 @@ mod render;
 mod yaml;
 
 pub use error::{PatchError, RenderError, TemplateError};
+/// Argo CD's `SanitizeName` (the `normalize` function, `nameNormalized` parameters).
+pub use funcs::yamlfns::sanitize_name;
 pub use patch::apply_template_patch;
 pub use render::{ValueTemplate, render_application, render_application_with_policy};
 

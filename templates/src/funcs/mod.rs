@@ -23,7 +23,7 @@ mod regex;
 pub(crate) mod semver;
 mod strings;
 mod types;
-mod yamlfns;
+pub(crate) mod yamlfns;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -19,10 +19,10 @@ pub(super) const FUNCS: &[Func] = &[
 ];
 
 /// Argo's `SanitizeName`: lowercase, `[^-a-z0-9.]` → `-`, at most 253 bytes, `-`/`.` trimmed.
-pub(crate) fn sanitize_name(name: &str) -> String {
+pub fn sanitize_name(name: &str) -> String {
     let mut out: String = name
-        .to_lowercase()
         .chars()
+        .flat_map(char::to_lowercase) // per character, like Go's strings.ToLower
         .map(|c| {
             if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' {
                 c
