@@ -11,6 +11,7 @@
 use serde_json::{Map, Value as Json};
 
 use crate::error::PatchError;
+use crate::funcs::yamlfns::json_kind;
 use crate::{Mode, Params, render_string};
 
 /// Renders `patch` against `params` in `mode` and applies it to `app`.
@@ -55,21 +56,10 @@ fn parse_patch(text: &str) -> Result<Json, PatchError> {
     Ok(value)
 }
 
-fn kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "bool",
-        Json::Number(_) => "number",
-        Json::String(_) => "string",
-        Json::Array(_) => "array",
-        Json::Object(_) => "object",
-    }
-}
-
 fn mismatch(v: &Json, field: &str, go_type: &str) -> String {
     format!(
         "json: cannot unmarshal {} into Go struct field {field} of type {go_type}",
-        kind(v)
+        json_kind(v)
     )
 }
 
@@ -83,7 +73,7 @@ fn check_application(v: &Json) -> Result<(), String> {
         }
         return Err(format!(
             "json: cannot unmarshal {} into Go value of type v1alpha1.Application",
-            kind(v)
+            json_kind(v)
         ));
     };
     if let Some(meta) = app.get("metadata").filter(|m| !m.is_null()) {

@@ -270,6 +270,30 @@ fn condition<'a>(appset: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
+/// Waits until ApplicationSet `fleet` reports `ErrorOccurred=True` with a message that
+/// contains `needle` and names `field`, and until an Event with that reason and text exists.
+async fn expect_generation_error(env: &Env, needle: &str, field: &str) -> Result<()> {
+    let cond = env
+        .wait_condition(
+            "fleet",
+            "ErrorOccurred",
+            "True",
+            Duration::from_secs(30),
+            |c| c["message"].as_str().is_some_and(|m| m.contains(needle)),
+        )
+        .await?;
+    eprintln!("{needle}: {cond}");
+    let message = cond["message"].as_str().unwrap_or_default();
+    assert!(message.contains(field), "{message}");
+    let reason = cond["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(!reason.is_empty());
+    let note = env
+        .wait_event("fleet", &reason, Duration::from_secs(10))
+        .await?;
+    assert!(note.contains(needle), "{note}");
+    Ok(())
+}
+
 /// `(type, reason, note)` of the Events (events.k8s.io/v1 and core/v1) about
 /// ApplicationSet `name`.
 async fn events_for(client: &Client, name: &str) -> Result<Vec<(String, String, String)>> {
@@ -623,28 +647,7 @@ async fn generator_errors_change_nothing() -> Result<()> {
     } }]);
     git["template"]["metadata"]["name"] = json!("{{path.basename}}");
     env.apply_appset("fleet", git).await?;
-    let cond = env
-        .wait_condition(
-            "fleet",
-            "ErrorOccurred",
-            "True",
-            Duration::from_secs(30),
-            |c| {
-                c["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("127.0.0.1:9"))
-            },
-        )
-        .await?;
-    eprintln!("unreachable repo: {cond}");
-    let message = cond["message"].as_str().unwrap_or_default();
-    assert!(message.contains("spec.generators[0].git"), "{message}");
-    let reason = cond["reason"].as_str().unwrap_or_default().to_owned();
-    assert!(!reason.is_empty());
-    let note = env
-        .wait_event("fleet", &reason, Duration::from_secs(10))
-        .await?;
-    assert!(note.contains("127.0.0.1:9"), "{note}");
+    expect_generation_error(&env, "127.0.0.1:9", "spec.generators[0].git").await?;
 
     // (b) A goTemplate with an unknown function.
     let mut bad = list_spec(&elements, false);
@@ -653,27 +656,7 @@ async fn generator_errors_change_nothing() -> Result<()> {
     bad["template"]["metadata"]["labels"]["app"] = json!("{{ .name }}");
     bad["template"]["spec"]["destination"]["namespace"] = json!("{{ .name }}");
     env.apply_appset("fleet", bad).await?;
-    let cond = env
-        .wait_condition(
-            "fleet",
-            "ErrorOccurred",
-            "True",
-            Duration::from_secs(30),
-            |c| {
-                c["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("nosuchfunc"))
-            },
-        )
-        .await?;
-    eprintln!("invalid template: {cond}");
-    let message = cond["message"].as_str().unwrap_or_default();
-    assert!(message.contains("spec.template"), "{message}");
-    let reason = cond["reason"].as_str().unwrap_or_default().to_owned();
-    let note = env
-        .wait_event("fleet", &reason, Duration::from_secs(10))
-        .await?;
-    assert!(note.contains("nosuchfunc"), "{note}");
+    expect_generation_error(&env, "nosuchfunc", "spec.template").await?;
     for type_ in ["ParametersGenerated", "ResourcesUpToDate"] {
         let appset = env.appset("fleet").await?;
         assert_eq!(

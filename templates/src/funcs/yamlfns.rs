@@ -111,7 +111,7 @@ fn to_yaml<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 /// The Go type word `json.Unmarshal` uses in "cannot unmarshal X into ...".
-fn json_kind(j: &Json) -> &'static str {
+pub(crate) fn json_kind(j: &Json) -> &'static str {
     match j {
         Json::Null => "null",
         Json::Bool(_) => "bool",
