@@ -172,6 +172,16 @@ fn assert_one_line_error(out: &Output, file: &str, expect: &[&str]) {
     assert!(stdout(out).is_empty(), "nothing is printed on error");
 }
 
+/// The example ApplicationSet with `from` replaced by `to`, written as `file`, must fail
+/// with one error line that names `file` and contains each of `expect`.
+fn assert_variant_fails(file: &str, from: &str, to: &str, expect: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    let path = variant(dir.path(), file, from, to);
+    let out = generate(&path, &example().join("clusters"), &repo, &[]);
+    assert_one_line_error(&out, file, expect);
+}
+
 #[test]
 fn malformed_yaml() {
     let dir = tempfile::tempdir().unwrap();
@@ -188,27 +198,20 @@ fn malformed_yaml() {
 
 #[test]
 fn unknown_generator() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = example_repo(dir.path());
-    let file = variant(dir.path(), "unknown.yaml", "- matrix:", "- fancy:");
-    let out = generate(&file, &example().join("clusters"), &repo, &[]);
-    assert_one_line_error(&out, "unknown.yaml", &["spec.generators[0]", "fancy"]);
+    assert_variant_fails(
+        "unknown.yaml",
+        "- matrix:",
+        "- fancy:",
+        &["spec.generators[0]", "fancy"],
+    );
 }
 
 #[test]
 fn template_that_fails_to_parse() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = example_repo(dir.path());
-    let file = variant(
-        dir.path(),
+    assert_variant_fails(
         "tmpl.yaml",
         "{{.path.basename}}-{{.metadata.labels.customer}}",
         "{{.path.basename | nosuchfn}}",
-    );
-    let out = generate(&file, &example().join("clusters"), &repo, &[]);
-    assert_one_line_error(
-        &out,
-        "tmpl.yaml",
         &[
             "spec.template.metadata.name",
             "function \"nosuchfn\" not defined",
@@ -218,27 +221,20 @@ fn template_that_fails_to_parse() {
 
 #[test]
 fn invalid_glob() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = example_repo(dir.path());
-    let file = variant(dir.path(), "glob.yaml", "path: apps/*", "path: 'apps/[a-'");
-    let out = generate(&file, &example().join("clusters"), &repo, &[]);
-    assert_one_line_error(&out, "glob.yaml", &["directories[0].path", "apps/[a-"]);
+    assert_variant_fails(
+        "glob.yaml",
+        "path: apps/*",
+        "path: 'apps/[a-'",
+        &["directories[0].path", "apps/[a-"],
+    );
 }
 
 #[test]
 fn unreachable_repository() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = example_repo(dir.path());
-    let file = variant(
-        dir.path(),
+    assert_variant_fails(
         "unreachable.yaml",
         "repoURL: https://git.example.com/platform/fleet.git\n          revision",
         "repoURL: http://127.0.0.1:9/nothing.git\n          revision",
-    );
-    let out = generate(&file, &example().join("clusters"), &repo, &[]);
-    assert_one_line_error(
-        &out,
-        "unreachable.yaml",
         &[
             "generators[1].git",
             "http://127.0.0.1:9/nothing.git",

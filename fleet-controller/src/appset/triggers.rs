@@ -108,6 +108,14 @@ mod tests {
         )
     }
 
+    /// An ApplicationSet whose cluster generator selects `env: <env>`.
+    fn selecting_env(name: &str, env: &str) -> Arc<ApplicationSet> {
+        appset(
+            name,
+            serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": env}}}}]),
+        )
+    }
+
     fn secret(name: &str, labels: &[(&str, &str)]) -> Secret {
         let mut s = Secret::default();
         s.metadata.name = Some(name.into());
@@ -128,14 +136,8 @@ mod tests {
     #[test]
     fn only_matching_selectors_are_triggered() {
         let sets = [
-            appset(
-                "prod",
-                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}]),
-            ),
-            appset(
-                "dev",
-                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "dev"}}}}]),
-            ),
+            selecting_env("prod", "prod"),
+            selecting_env("dev", "dev"),
             appset("all", serde_json::json!([{"clusters": {}}])),
             appset("list-only", serde_json::json!([{"list": {"elements": []}}])),
             appset(
@@ -153,16 +155,7 @@ mod tests {
 
     #[test]
     fn relabel_reaches_old_and_new_selectors() {
-        let sets = [
-            appset(
-                "prod",
-                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "prod"}}}}]),
-            ),
-            appset(
-                "dev",
-                serde_json::json!([{"clusters": {"selector": {"matchLabels": {"env": "dev"}}}}]),
-            ),
-        ];
+        let sets = [selecting_env("prod", "prod"), selecting_env("dev", "dev")];
         let trigger = SecretTrigger::default();
         assert_eq!(
             names(trigger.map(&secret("c1", &[("env", "prod")]), &sets)),
