@@ -5,7 +5,8 @@
 //! * [`run`]: the controller process (watches, leader election, shutdown);
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
 //! * [`registry`]: clusters and projects as the generators see them;
-//! * [`repo`]: Git through gix.
+//! * [`repo`]: Git through gix;
+//! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
 pub mod appset;
 pub mod casetest;
@@ -17,3 +18,4 @@ pub mod inputs;
 pub mod registry;
 pub mod repo;
 pub mod run;
+pub mod sync;
