@@ -18,4 +18,5 @@ pub mod inputs;
 pub mod registry;
 pub mod repo;
 pub mod run;
+pub mod ssa;
 pub mod sync;

@@ -20,8 +20,7 @@ use argosy_crds::consts::API_VERSION;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
 
-/// The field manager Argosy applies with.
-pub const FIELD_MANAGER: &str = "argosy";
+use crate::ssa;
 
 /// `spec.syncPolicy.applicationsSync` of an ApplicationSet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -337,18 +336,14 @@ fn unescape(part: &str) -> String {
     part.replace("~1", "/").replace("~0", "~")
 }
 
-/// True when server-side applying `want` would change `have`.
-///
-/// Every field `want` sets must be present and equal in `have` (maps compared by the
-/// keys `want` sets, since other managers may own more; lists and scalars exactly), and
-/// every field Argosy's apply owns on `have` must still be wanted: a field we own but
-/// dropped from the template is removed by the next apply, which is a change.
+/// True when server-side applying `want` would change `have` (see [`crate::ssa`];
+/// Application lists are atomic: Argo CD's types carry no server defaults inside items).
 pub fn needs_apply(want: &Application, have: &Application) -> bool {
-    let (Ok(want_json), Ok(have_json)) = (serde_json::to_value(want), serde_json::to_value(have))
+    let (Ok(mut want_fields), Ok(have_json)) =
+        (serde_json::to_value(want), serde_json::to_value(have))
     else {
         return true;
     };
-    let mut want_fields = want_json;
     for transient in ["status", "operation"] {
         if let Some(o) = want_fields.as_object_mut() {
             o.remove(transient);
@@ -365,70 +360,12 @@ pub fn needs_apply(want: &Application, have: &Application) -> bool {
             )
         });
     }
-    if !contains(&have_json, &want_fields) {
-        return true;
-    }
-    owned_fields(have)
-        .map(|owned| !owned_paths_wanted(&owned, &want_fields))
-        .unwrap_or(false)
-}
-
-/// `have` contains `want`: objects by `want`'s keys, everything else exactly.
-/// Empty/null wanted values match absent live ones (serializers omit them).
-fn contains(have: &Value, want: &Value) -> bool {
-    match (have, want) {
-        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| match h.get(k) {
-            Some(hv) => contains(hv, wv),
-            None => is_empty(wv),
-        }),
-        (Value::Array(h), Value::Array(w)) => {
-            h.len() == w.len()
-                && h.iter()
-                    .zip(w)
-                    .all(|(hv, wv)| contains(hv, wv) && contains(wv, hv))
-        }
-        (Value::Number(h), Value::Number(w)) => h.as_f64() == w.as_f64(),
-        _ => have == want,
-    }
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(o) => o.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
-
-/// The `fieldsV1` tree of Argosy's apply entry in `managedFields`.
-fn owned_fields(app: &Application) -> Option<Value> {
-    app.metadata
-        .managed_fields
-        .as_ref()?
-        .iter()
-        .find(|m| {
-            m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
-        })
-        .and_then(|m| m.fields_v1.as_ref())
-        .map(|f| f.0.clone())
-}
-
-/// Every `f:` path of a fieldsV1 tree exists in `want` (list items are not tracked
-/// individually: Application lists are atomic, so owning the list is enough).
-fn owned_paths_wanted(owned: &Value, want: &Value) -> bool {
-    let Value::Object(fields) = owned else {
-        return true;
-    };
-    fields.iter().all(|(key, sub)| {
-        let Some(name) = key.strip_prefix("f:") else {
-            return true; // ".", "k:{...}", "v:...", "i:N": the node itself or list members
-        };
-        match want.get(name) {
-            Some(child) => owned_paths_wanted(sub, child),
-            None => false,
-        }
-    })
+    ssa::needs_apply(
+        &want_fields,
+        &have_json,
+        have.metadata.managed_fields.as_deref(),
+        ssa::Lists::Atomic,
+    )
 }
 
 #[cfg(test)]
@@ -534,7 +471,7 @@ mod tests {
         let f = Fixture::new();
         let mut have = live("a", "p");
         have.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
-            manager: Some(FIELD_MANAGER.into()),
+            manager: Some(ssa::FIELD_MANAGER.into()),
             operation: Some("Apply".into()),
             fields_v1: Some(FieldsV1(
                 json!({"f:metadata": {"f:labels": {"f:team": {}, "f:gone": {}}}}),

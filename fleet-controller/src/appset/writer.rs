@@ -18,9 +18,10 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::plan::{ApplicationsSync, FIELD_MANAGER, Plan};
+use super::plan::{ApplicationsSync, Plan};
 use super::status::APPROVE_DELETIONS_ANNOTATION;
 use super::{Context, Error};
+use crate::ssa::FIELD_MANAGER;
 
 /// Applies creates/updates, then (if all succeeded) deletes. Returns the first error by name.
 pub(super) async fn execute(
