@@ -174,15 +174,25 @@ fn dropped(owned: &Value, want: &Value, path: &mut String, out: &mut Vec<String>
     }
 }
 
-/// True when applying `want` (a full object) would change `have` (its live JSON).
-pub fn needs_apply(
-    want: &Value,
-    have: &Value,
-    managed: Option<&[ManagedFieldsEntry]>,
-    lists: Lists,
-) -> bool {
+/// The `fieldsV1` tree of Argosy's apply entry in a live object's JSON `metadata`.
+pub fn owned_fields_json(object: &Value) -> Option<&Value> {
+    object
+        .get("metadata")?
+        .get("managedFields")?
+        .as_array()?
+        .iter()
+        .find(|m| {
+            m.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+                && m.get("operation").and_then(Value::as_str) == Some("Apply")
+        })?
+        .get("fieldsV1")
+}
+
+/// True when applying `want` (a full object) would change `have` (its live JSON), whose
+/// Argosy-owned fields are `owned` (from [`owned_fields`] or [`owned_fields_json`]).
+pub fn needs_apply(want: &Value, have: &Value, owned: Option<&Value>, lists: Lists) -> bool {
     !contains(have, want, lists)
-        || owned_fields(managed).is_some_and(|owned| !dropped_fields(owned, want, 1).is_empty())
+        || owned.is_some_and(|owned| !dropped_fields(owned, want, 1).is_empty())
 }
 
 #[cfg(test)]
@@ -245,13 +255,31 @@ mod tests {
         let have = json!({"data": {"a": "1", "b": "2"}});
         let want = json!({"data": {"a": "1"}});
         let fields = managed(json!({"f:data": {".": {}, "f:a": {}, "f:b": {}}}));
-        assert!(needs_apply(&want, &have, Some(&fields), Lists::Granular));
+        let owned = |m: &[ManagedFieldsEntry]| owned_fields(Some(m)).cloned();
+        assert!(needs_apply(
+            &want,
+            &have,
+            owned(&fields).as_ref(),
+            Lists::Granular
+        ));
         let fields = managed(json!({"f:data": {".": {}, "f:a": {}}}));
-        assert!(!needs_apply(&want, &have, Some(&fields), Lists::Granular));
+        assert!(!needs_apply(
+            &want,
+            &have,
+            owned(&fields).as_ref(),
+            Lists::Granular
+        ));
         // Another manager's entry is not ours to drop.
         let mut other = managed(json!({"f:data": {"f:b": {}}}));
         other[0].manager = Some("kubectl".into());
-        assert!(!needs_apply(&want, &have, Some(&other), Lists::Granular));
+        assert!(owned(&other).is_none());
+        // The same entry read from a live object's JSON.
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "argosy", "operation": "Apply", "fieldsV1": {"f:data": {"f:b": {}}}}]}});
+        assert_eq!(
+            owned_fields_json(&live),
+            Some(&json!({"f:data": {"f:b": {}}}))
+        );
     }
 
     #[test]
