@@ -2,5 +2,6 @@
 //! the live objects on the destination cluster, applies the difference with server-side
 //! apply, prunes what Git no longer has, and reports sync status and health.
 
+pub mod live;
 pub mod plan;
 pub mod resource;

@@ -1,0 +1,399 @@
+//! The live state of the destination clusters: one watch per (cluster, kind) that some
+//! Application deploys, kept in memory, plus an index of which objects each app tracks.
+//!
+//! Watches start lazily, the first time an app needs a kind on a cluster, and stay.
+//! Every change to a tracked object re-triggers its app, so drift is seen in
+//! milliseconds instead of at the next periodic resync, and comparisons read memory, not
+//! the API server: a full no-change resync costs zero requests. A watch that fails (the
+//! cluster went away) marks the cluster unreachable and re-triggers its apps, which then
+//! report Unknown and hold every write; the watch's own backoff re-lists when it is back.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde_json::Value;
+
+use super::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
+
+/// Called with an app instance name (see [`super::resource::app_instance`]) whenever
+/// something it tracks changed or its cluster's reachability changed.
+pub type Trigger = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Why live state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cluster {server} is unreachable: {reason}")]
+    Unreachable { server: String, reason: String },
+    #[error("listing {kind} on cluster {server} did not finish within {seconds} s")]
+    ListTimeout {
+        server: String,
+        kind: String,
+        seconds: u64,
+    },
+}
+
+impl LiveError {
+    pub fn category(&self) -> &'static str {
+        match self {
+            LiveError::Unreachable { .. } => "cluster_unreachable",
+            LiveError::ListTimeout { .. } => "list_timeout",
+        }
+    }
+}
+
+/// `(server, group/version/kind)`.
+type WatchKey = (String, String);
+
+struct Watch {
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+    state: Arc<Mutex<WatchState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// The error of the last failed list/watch, cleared by the next successful one.
+    failing: Option<String>,
+    /// Tracked objects by app instance, from the objects' tracking annotations.
+    by_app: HashMap<String, BTreeSet<ObjKey>>,
+    /// The app instance each tracked object belongs to (to move it on relabel).
+    owner: HashMap<ObjKey, String>,
+    /// Objects seen during a re-list, swapped in at its end.
+    relist: Option<HashMap<ObjKey, String>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Watches and indexes of every destination cluster.
+pub struct LiveCache {
+    watches: Mutex<HashMap<WatchKey, Arc<Watch>>>,
+    trigger: Trigger,
+    list_timeout: Duration,
+}
+
+fn gvk_id(resource: &ApiResource) -> String {
+    format!("{}/{}/{}", resource.group, resource.version, resource.kind)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the index inconsistent in a
+    // way worse than stale; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LiveCache {
+    pub fn new(trigger: Trigger, list_timeout: Duration) -> Self {
+        Self {
+            watches: Mutex::default(),
+            trigger,
+            list_timeout,
+        }
+    }
+
+    /// Makes sure `resource` is watched on `server` and its first list has completed.
+    /// Fails when the cluster is unreachable (the watch keeps retrying on its own).
+    pub async fn ensure(
+        &self,
+        server: &str,
+        client: &Client,
+        resource: &ApiResource,
+    ) -> Result<(), LiveError> {
+        let key = (server.to_owned(), gvk_id(resource));
+        let watch = {
+            let mut watches = lock(&self.watches);
+            watches
+                .entry(key)
+                .or_insert_with(|| self.start(server, client.clone(), resource.clone()))
+                .clone()
+        };
+        if let Some(reason) = lock(&watch.state).failing.clone() {
+            return Err(LiveError::Unreachable {
+                server: server.to_owned(),
+                reason,
+            });
+        }
+        match tokio::time::timeout(self.list_timeout, watch.store.wait_until_ready()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => match lock(&watch.state).failing.clone() {
+                Some(reason) => Err(LiveError::Unreachable {
+                    server: server.to_owned(),
+                    reason,
+                }),
+                None => Err(LiveError::ListTimeout {
+                    server: server.to_owned(),
+                    kind: resource.kind.clone(),
+                    seconds: self.list_timeout.as_secs(),
+                }),
+            },
+        }
+    }
+
+    /// Why `server` is unreachable, if one of its watches is failing.
+    pub fn unreachable(&self, server: &str) -> Option<String> {
+        lock(&self.watches)
+            .iter()
+            .filter(|((s, _), _)| s == server)
+            .find_map(|(_, w)| lock(&w.state).failing.clone())
+    }
+
+    /// The live object at `key`, as JSON, if its kind is watched on `server`.
+    pub fn get(&self, server: &str, resource: &ApiResource, key: &ObjKey) -> Option<Value> {
+        let watch = lock(&self.watches)
+            .get(&(server.to_owned(), gvk_id(resource)))
+            .cloned()?;
+        let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
+        if !key.namespace.is_empty() {
+            reference = reference.within(&key.namespace);
+        }
+        watch
+            .store
+            .get(&reference)
+            .and_then(|o| serde_json::to_value(&*o).ok())
+    }
+
+    /// Every watched live object on `server` whose tracking id names `app`, with the
+    /// `apiVersion` to reach it by.
+    pub fn tracked(&self, server: &str, app: &str) -> Vec<(ObjKey, Value)> {
+        let watches: Vec<Arc<Watch>> = lock(&self.watches)
+            .iter()
+            .filter(|((s, _), _)| s == server)
+            .map(|(_, w)| w.clone())
+            .collect();
+        let mut out = Vec::new();
+        for watch in watches {
+            let keys: Vec<ObjKey> = lock(&watch.state)
+                .by_app
+                .get(app)
+                .map(|k| k.iter().cloned().collect())
+                .unwrap_or_default();
+            for key in keys {
+                let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
+                if !key.namespace.is_empty() {
+                    reference = reference.within(&key.namespace);
+                }
+                if let Some(obj) = watch.store.get(&reference)
+                    && let Ok(value) = serde_json::to_value(&*obj)
+                {
+                    out.push((key, value));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops every watch of `server` (its cluster Secret is gone).
+    pub fn forget(&self, server: &str) {
+        lock(&self.watches).retain(|(s, _), _| s != server);
+    }
+
+    fn start(&self, server: &str, client: Client, resource: ApiResource) -> Arc<Watch> {
+        let api: Api<DynamicObject> = Api::all_with(client, &resource);
+        let mut writer = Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let state = Arc::new(Mutex::new(WatchState::default()));
+        let task_state = state.clone();
+        let trigger = self.trigger.clone();
+        let server_name = server.to_owned();
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip_last_applied);
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                let touched = match event {
+                    Ok(event) => {
+                        writer.apply_watcher_event(&event);
+                        index(&mut lock(&task_state), &event)
+                    }
+                    Err(e) => {
+                        let mut s = lock(&task_state);
+                        let first = s.failing.is_none();
+                        s.failing = Some(e.to_string());
+                        if first {
+                            tracing::warn!(server = %server_name, error = %e, "cluster watch failing; its apps hold");
+                            s.by_app.keys().cloned().collect()
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                };
+                for app in touched {
+                    trigger(&app);
+                }
+            }
+        });
+        Arc::new(Watch {
+            resource,
+            store,
+            state,
+            task,
+        })
+    }
+}
+
+/// Drops `kubectl.kubernetes.io/last-applied-configuration`: a second copy of the object
+/// that only costs memory here.
+fn strip_last_applied(object: &mut DynamicObject) {
+    if let Some(a) = object.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+fn key_and_app(object: &DynamicObject) -> Option<(ObjKey, Option<String>)> {
+    let types = object.types.as_ref()?;
+    let key = ObjKey {
+        group: super::resource::group_of(&types.api_version).to_owned(),
+        kind: types.kind.clone(),
+        namespace: object.metadata.namespace.clone().unwrap_or_default(),
+        name: object.metadata.name.clone()?,
+    };
+    let app = object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TRACKING_ANNOTATION))
+        .filter(|id| tracking_app(id).is_some_and(|app| key.tracking_id(app) == **id))
+        .and_then(|id| tracking_app(id))
+        .map(str::to_owned);
+    Some((key, app))
+}
+
+/// Updates the app index from one watch event; returns the app instances to re-trigger.
+fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<String> {
+    let mut touched = Vec::new();
+    match event {
+        watcher::Event::Init => state.relist = Some(HashMap::new()),
+        watcher::Event::InitApply(object) => {
+            if let (Some(relist), Some((key, Some(app)))) =
+                (state.relist.as_mut(), key_and_app(object))
+            {
+                relist.insert(key, app);
+            }
+        }
+        watcher::Event::InitDone => {
+            let owner = state.relist.take().unwrap_or_default();
+            let mut by_app: HashMap<String, BTreeSet<ObjKey>> = HashMap::new();
+            for (key, app) in &owner {
+                by_app.entry(app.clone()).or_default().insert(key.clone());
+            }
+            // Everything that was or is tracked may have changed while the watch was down.
+            let mut apps: BTreeSet<String> = state.by_app.keys().cloned().collect();
+            apps.extend(by_app.keys().cloned());
+            state.owner = owner;
+            state.by_app = by_app;
+            if state.failing.take().is_some() {
+                tracing::info!("cluster watch recovered");
+            }
+            touched.extend(apps);
+        }
+        watcher::Event::Apply(object) | watcher::Event::Delete(object) => {
+            state.failing = None;
+            let Some((key, app)) = key_and_app(object) else {
+                return touched;
+            };
+            let deleted = matches!(event, watcher::Event::Delete(_));
+            let previous = state.owner.remove(&key);
+            if let Some(previous) = &previous {
+                if let Some(set) = state.by_app.get_mut(previous) {
+                    set.remove(&key);
+                    if set.is_empty() {
+                        state.by_app.remove(previous);
+                    }
+                }
+                touched.push(previous.clone());
+            }
+            if let Some(app) = app {
+                if !deleted {
+                    state.owner.insert(key.clone(), app.clone());
+                    state.by_app.entry(app.clone()).or_default().insert(key);
+                }
+                if previous.as_ref() != Some(&app) {
+                    touched.push(app);
+                }
+            }
+        }
+    }
+    touched
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(name: &str, tracking: Option<&str>) -> DynamicObject {
+        let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "ns"}});
+        if let Some(t) = tracking {
+            o["metadata"]["annotations"] = json!({TRACKING_ANNOTATION: t});
+        }
+        serde_json::from_value(o).unwrap()
+    }
+
+    fn apps(state: &WatchState) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = state
+            .by_app
+            .iter()
+            .map(|(a, k)| (a.clone(), k.iter().map(|k| k.name.clone()).collect()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn index_follows_tracking_annotations_through_events_and_relists() {
+        let mut s = WatchState::default();
+        assert_eq!(index(&mut s, &watcher::Event::Init), Vec::<String>::new());
+        index(
+            &mut s,
+            &watcher::Event::InitApply(cm("a", Some("app1:/ConfigMap:ns/a"))),
+        );
+        index(
+            &mut s,
+            &watcher::Event::InitApply(cm("copy", Some("app1:/ConfigMap:ns/a"))),
+        );
+        index(&mut s, &watcher::Event::InitApply(cm("free", None)));
+        assert!(
+            s.by_app.is_empty(),
+            "nothing is indexed before the list completes"
+        );
+        assert_eq!(index(&mut s, &watcher::Event::InitDone), vec!["app1"]);
+        assert_eq!(apps(&s), vec![("app1".into(), vec!["a".into()])]);
+
+        // Re-annotated to another app: both apps are re-triggered.
+        let touched = index(
+            &mut s,
+            &watcher::Event::Apply(cm("a", Some("app2:/ConfigMap:ns/a"))),
+        );
+        assert_eq!(touched, vec!["app1", "app2"]);
+        assert_eq!(apps(&s), vec![("app2".into(), vec!["a".into()])]);
+
+        let touched = index(
+            &mut s,
+            &watcher::Event::Delete(cm("a", Some("app2:/ConfigMap:ns/a"))),
+        );
+        assert_eq!(touched, vec!["app2"]);
+        assert!(s.by_app.is_empty());
+
+        // A failure is cleared by the next successful re-list, which re-triggers apps.
+        index(
+            &mut s,
+            &watcher::Event::Apply(cm("b", Some("app3:/ConfigMap:ns/b"))),
+        );
+        s.failing = Some("connection refused".into());
+        index(&mut s, &watcher::Event::Init);
+        assert_eq!(index(&mut s, &watcher::Event::InitDone), vec!["app3"]);
+        assert!(s.failing.is_none() && s.by_app.is_empty());
+    }
+}
