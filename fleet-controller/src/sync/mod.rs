@@ -6,3 +6,4 @@ pub mod health;
 pub mod live;
 pub mod plan;
 pub mod resource;
+pub mod status;
