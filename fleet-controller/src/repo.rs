@@ -216,7 +216,8 @@ impl GitRepos {
             }
             Err(e) => {
                 let error = Self::err(url, &e);
-                tracing::warn!(repo = %error.repo, category = e.category(), "{}", error.message);
+                // The caller reports the error; this records which step failed.
+                tracing::debug!(repo = %error.repo, category = e.category(), "{}", error.message);
                 stats.last_error = Some(error.to_string());
                 state.checked_at = None;
                 Err(error)
