@@ -5,7 +5,8 @@
 //! * [`run`]: the controller process (watches, leader election, shutdown);
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
 //! * [`registry`]: clusters and projects as the generators see them;
-//! * [`repo`]: Git through gix;
+//! * [`repo`]: Git through gix, and the cache of remote repositories;
+//! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
 pub mod appset;
@@ -20,3 +21,4 @@ pub mod repo;
 pub mod run;
 pub mod ssa;
 pub mod sync;
+pub mod webhook;

@@ -1,26 +1,125 @@
-//! Git access through gix (no `git` CLI): the [`RepoSource`] behind the generators.
+//! Git access through gix (no `git` CLI): the [`RepoSource`] behind the generators, and the
+//! controller's cache of remote repositories.
 //!
 //! A revision is resolved to a commit and its tree is read straight from the object
 //! database, never checked out. Snapshots are cached by commit id, so a warm
 //! directory/file listing costs one ref lookup. Repositories come from local paths
-//! (`--repo URL=PATH`, `file://` URLs) or are cloned bare into a cache directory and
-//! fetched once per [`GitRepos`] (the controller's repo cache refines this).
+//! (`--repo URL=PATH`, `file://` URLs, read as they are) or are cloned bare into a cache
+//! directory and kept up to date by the refresh policy below.
+//!
+//! # Refresh policy (remote repositories)
+//!
+//! * The first request for a remote clones it. After that, a request checks the remote's
+//!   refs at most once per refresh interval (default [`DEFAULT_REFRESH_INTERVAL`], Argo CD's
+//!   repository polling period) with one ref listing (handshake + ls-refs, no pack), and
+//!   fetches only when a branch or tag there differs from the cached copy. Between checks
+//!   requests are served from the cached copy without touching the network.
+//! * The check covers every branch and tag, not only the requested revision: one check
+//!   vouches for every revision served until the next one.
+//! * [`GitRepos::refresh`] (the push webhook) makes the next request check at once.
+//! * One check, clone or fetch per repository at a time: concurrent requests for the same
+//!   repository wait for it and are then served from its result.
+//! * A failed check or fetch is returned as the request's error, and every later request
+//!   checks again until one succeeds. The cache never serves a copy it could not confirm:
+//!   its callers hold (they never delete on error) rather than act on a stale view.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use argosy_generators::source::{RepoError, RepoSnapshot, RepoSource};
 use gix::ObjectId;
+use gix::bstr::ByteSlice;
+use gix::remote::Direction;
+
+/// How often a remote repository's refs are checked unless told otherwise (Argo CD's
+/// `timeout.reconciliation` default).
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(180);
+
+/// What the cache mirrors of a remote: branches and tags under their own names (the layout
+/// of `git clone --bare`), so a revision resolves the same way before and after a fetch.
+const MIRROR_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
 
 /// Repositories by URL: local overrides first, else a bare clone in `cache_dir`.
 pub struct GitRepos {
     local: BTreeMap<String, PathBuf>,
     cache_dir: PathBuf,
-    /// Remote URLs already fetched by this instance.
-    fetched: Mutex<HashMap<String, PathBuf>>,
+    refresh_interval: Duration,
+    /// Remote repositories by [`normalize_repo_url`], so a webhook's spelling of a URL
+    /// finds the application's.
+    remotes: Mutex<HashMap<String, Arc<Remote>>>,
     snapshots: Mutex<HashMap<(String, ObjectId), Arc<GitSnapshot>>>,
+}
+
+/// What the cache did with one remote repository, for tests and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoStats {
+    /// Ref listings sent to the remote (failed ones included, the clone not).
+    pub ref_checks: u64,
+    /// Packs requested: the clone, then every fetch after a check saw a ref move.
+    pub fetches: u64,
+    /// The last failure (credentials redacted); cleared by the next successful check.
+    pub last_error: Option<String>,
+}
+
+/// One remote repository in the cache.
+struct Remote {
+    /// Set by [`GitRepos::refresh`]. Outside `sync` so that a webhook never waits for a fetch.
+    refresh_requested: AtomicBool,
+    /// Held across a check, clone or fetch: one network operation per repository at a time.
+    sync: Mutex<SyncState>,
+    /// Outside `sync` so that reading stats never waits for a fetch.
+    stats: Mutex<RepoStats>,
+}
+
+struct SyncState {
+    dir: PathBuf,
+    /// When the cached copy was last confirmed against the remote; `None` until a clone or
+    /// check succeeds (and again after a failure).
+    checked_at: Option<Instant>,
+}
+
+/// A step of keeping a cached copy in line with its remote failed.
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error("creating cache directory {path}: {message}")]
+    CreateDir { path: String, message: String },
+    #[error("cloning: {0}")]
+    Clone(String),
+    #[error("opening the cached copy: {0}")]
+    OpenCache(String),
+    #[error("listing remote refs: {0}")]
+    ListRefs(String),
+    #[error("fetching: {0}")]
+    Fetch(String),
+}
+
+impl SyncError {
+    /// A bounded label for logs and metrics.
+    fn category(&self) -> &'static str {
+        match self {
+            Self::CreateDir { .. } | Self::OpenCache(_) => "cache",
+            Self::Clone(_) => "clone",
+            Self::ListRefs(_) => "ref_check",
+            Self::Fetch(_) => "fetch",
+        }
+    }
+}
+
+/// What one visit to the remote did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Synced {
+    Cloned,
+    Unchanged,
+    Fetched,
+}
+
+/// Locks a mutex whose data stays valid if a holder panicked: timestamps and counters only,
+/// and a panic mid-fetch leaves `checked_at` unconfirmed, so the next request checks again.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl GitRepos {
@@ -29,19 +128,48 @@ impl GitRepos {
         Self {
             local,
             cache_dir,
-            fetched: Mutex::default(),
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            remotes: Mutex::default(),
             snapshots: Mutex::default(),
         }
     }
 
-    fn err(repo: &str, message: impl std::fmt::Display) -> RepoError {
-        RepoError {
-            repo: redact_url(repo),
-            message: message.to_string(),
+    /// Checks each remote repository's refs at most once per `interval`.
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// Makes the next request for `url` (any spelling [`normalize_repo_url`] equates) check
+    /// the remote's refs, whatever the interval. Never waits for a check under way; a
+    /// repository not cached yet is cloned on its first request anyway.
+    pub fn refresh(&self, url: &str) {
+        if let Some(remote) = lock(&self.remotes).get(&normalize_repo_url(url)) {
+            remote.refresh_requested.store(true, Ordering::SeqCst);
         }
     }
 
-    /// Local path of the repository, cloning or fetching a remote one first.
+    /// What the cache did with the remote repository `url`; `None` for a repository it has
+    /// not been asked for, or one read from a local path.
+    pub fn stats(&self, url: &str) -> Option<RepoStats> {
+        let remote = lock(&self.remotes).get(&normalize_repo_url(url)).cloned()?;
+        let stats = lock(&remote.stats).clone();
+        Some(stats)
+    }
+
+    fn err(repo: &str, message: impl std::fmt::Display) -> RepoError {
+        let mut message = message.to_string();
+        // Transport errors may quote the URL they were given, password included.
+        if let Some(credentials) = credentials(repo) {
+            message = message.replace(credentials, "***");
+        }
+        RepoError {
+            repo: redact_url(repo),
+            message,
+        }
+    }
+
+    /// Local path of the repository, cloning a remote one or checking it when due.
     fn path_for(&self, url: &str) -> Result<PathBuf, RepoError> {
         if let Some(p) = self.local.get(url) {
             return Ok(p.clone());
@@ -49,18 +177,65 @@ impl GitRepos {
         if let Some(p) = url.strip_prefix("file://") {
             return Ok(PathBuf::from(p));
         }
-        let mut fetched = self
-            .fetched
-            .lock()
-            .map_err(|_| Self::err(url, "repo cache lock poisoned"))?;
-        if let Some(p) = fetched.get(url) {
-            return Ok(p.clone());
+        let remote = {
+            let key = normalize_repo_url(url);
+            let mut remotes = lock(&self.remotes);
+            let dir = self.cache_dir.join(cache_key(&key));
+            remotes
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(Remote {
+                        refresh_requested: AtomicBool::new(false),
+                        sync: Mutex::new(SyncState {
+                            dir,
+                            checked_at: None,
+                        }),
+                        stats: Mutex::default(),
+                    })
+                })
+                .clone()
+        };
+        let mut state = lock(&remote.sync);
+        // Taken before the check: a refresh arriving during it asks for another one.
+        let requested = remote.refresh_requested.swap(false, Ordering::SeqCst);
+        let due = requested
+            || state
+                .checked_at
+                .is_none_or(|at| at.elapsed() >= self.refresh_interval);
+        if !due {
+            return Ok(state.dir.clone());
         }
-        let dir = self.cache_dir.join(cache_key(url));
-        fetch_bare(url, &dir).map_err(|e| Self::err(url, e))?;
-        fetched.insert(url.to_owned(), dir.clone());
-        Ok(dir)
+        let result = sync_remote(url, &state.dir);
+        let mut stats = lock(&remote.stats);
+        count(&mut stats, &result);
+        match result {
+            Ok(_) => {
+                stats.last_error = None;
+                state.checked_at = Some(Instant::now());
+                Ok(state.dir.clone())
+            }
+            Err(e) => {
+                let error = Self::err(url, &e);
+                // The caller reports the error; this records which step failed.
+                tracing::debug!(repo = %error.repo, category = e.category(), "{}", error.message);
+                stats.last_error = Some(error.to_string());
+                state.checked_at = None;
+                Err(error)
+            }
+        }
     }
+}
+
+/// Adds what one visit to the remote sent over the network to `stats`.
+fn count(stats: &mut RepoStats, result: &Result<Synced, SyncError>) {
+    let (checks, fetches) = match result {
+        Ok(Synced::Cloned) | Err(SyncError::Clone(_)) => (0, 1),
+        Ok(Synced::Unchanged) | Err(SyncError::ListRefs(_)) => (1, 0),
+        Ok(Synced::Fetched) | Err(SyncError::Fetch(_)) => (1, 1),
+        Err(SyncError::CreateDir { .. } | SyncError::OpenCache(_)) => (0, 0),
+    };
+    stats.ref_checks += checks;
+    stats.fetches += fetches;
 }
 
 impl RepoSource for GitRepos {
@@ -183,35 +358,72 @@ fn resolve(repo: &gix::Repository, revision: &str) -> Result<ObjectId, String> {
     Err(format!("revision {revision:?} not found"))
 }
 
-/// Clones `url` bare into `dir`, or fetches into it when it exists.
-fn fetch_bare(url: &str, dir: &Path) -> Result<(), String> {
-    let interrupt = AtomicBool::new(false);
-    if dir.join("HEAD").exists() {
-        let repo = open(dir)?;
-        let remote = repo
-            .find_remote("origin")
-            .map_err(|e| format!("finding remote: {e}"))?;
-        remote
-            .connect(gix::remote::Direction::Fetch)
-            .map_err(|e| format!("connecting: {}", chain(&e)))?
-            .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|e| format!("preparing fetch: {}", chain(&e)))?
-            .receive(gix::progress::Discard, &interrupt)
-            .map_err(|e| format!("fetching: {}", chain(&e)))?;
-        return Ok(());
+/// Clones `url` bare into `dir`, or checks the cached copy there and fetches if a ref moved.
+fn sync_remote(url: &str, dir: &Path) -> Result<Synced, SyncError> {
+    if !dir.join("HEAD").exists() {
+        return clone_bare(url, dir).map(|()| Synced::Cloned);
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let repo = open(dir).map_err(SyncError::OpenCache)?;
+    let remote = repo
+        .find_remote("origin")
+        .map_err(|e| SyncError::OpenCache(format!("remote origin: {}", chain(&e))))?
+        .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)
+        .map_err(|e| SyncError::OpenCache(format!("refspecs: {}", chain(&e))))?
+        .with_fetch_tags(gix::remote::fetch::Tags::None);
+    // The handshake and ref listing happen here; no pack is requested until `receive`.
+    let prepared = remote
+        .connect(Direction::Fetch)
+        .map_err(|e| SyncError::ListRefs(format!("connecting: {}", chain(&e))))?
+        .prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(|e| SyncError::ListRefs(chain(&e)))?;
+    if !refs_moved(&repo, prepared.ref_map()) {
+        return Ok(Synced::Unchanged);
+    }
+    prepared
+        .receive(gix::progress::Discard, &AtomicBool::new(false))
+        .map_err(|e| SyncError::Fetch(chain(&e)))?;
+    Ok(Synced::Fetched)
+}
+
+/// Whether any remote branch or tag points elsewhere than its copy in `repo` (or has none).
+fn refs_moved(repo: &gix::Repository, ref_map: &gix::remote::fetch::RefMap) -> bool {
+    ref_map.mappings.iter().any(|mapping| {
+        let Some(remote_id) = mapping.remote.as_id() else {
+            return false; // unborn on the remote: nothing to fetch
+        };
+        let local_id = mapping.local.as_ref().and_then(|name| {
+            repo.try_find_reference(name.as_bstr())
+                .ok()
+                .flatten()
+                .and_then(|r| r.target().try_id().map(ToOwned::to_owned))
+        });
+        local_id.as_deref() != Some(remote_id)
+    })
+}
+
+fn clone_bare(url: &str, dir: &Path) -> Result<(), SyncError> {
+    std::fs::create_dir_all(dir).map_err(|e| SyncError::CreateDir {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     let result = gix::prepare_clone_bare(url, dir)
-        .map_err(|e| format!("preparing clone: {}", chain(&e)))
-        .and_then(|mut p| {
-            p.fetch_only(gix::progress::Discard, &interrupt)
-                .map_err(|e| format!("cloning: {}", chain(&e)))
+        .map_err(|e| format!("preparing: {}", chain(&e)))
+        .and_then(|prepare| {
+            prepare
+                // Persisted, so later fetches of this copy map refs exactly like the clone.
+                .configure_remote(|remote| {
+                    Ok(remote
+                        .with_refspecs(MIRROR_REFSPECS, Direction::Fetch)?
+                        .with_fetch_tags(gix::remote::fetch::Tags::None))
+                })
+                .fetch_only(gix::progress::Discard, &AtomicBool::new(false))
+                .map_err(|e| chain(&e))
         });
     if result.is_err() {
         // Leave no half-cloned directory behind: the next attempt must start clean.
         let _ = std::fs::remove_dir_all(dir);
     }
-    result.map(|_| ())
+    result.map(|_| ()).map_err(SyncError::Clone)
 }
 
 /// `error: cause: cause...`, so a transport failure says why (gix's top-level messages
@@ -239,12 +451,53 @@ fn cache_key(url: &str) -> String {
 
 /// Removes `user:password@` from a URL before it appears in a message.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
+    match credentials(url) {
+        Some(userinfo) => url.replacen(userinfo, "***", 1),
+        None => url.to_owned(),
     }
+}
+
+/// The `user:password` part of a URL with a scheme, if any.
+fn credentials(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    (!userinfo.is_empty()).then_some(userinfo)
+}
+
+/// One spelling per repository, for matching URLs (webhook payloads against applications'
+/// `repoURL`s, and the cache's keys): scheme and host lowercased, credentials dropped, a
+/// trailing `/` and `.git` removed, and scp-like `user@host:path` read as `ssh://host/path`.
+/// The path keeps its case: only hosts are case-insensitive in general.
+pub fn normalize_repo_url(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest.to_owned()),
+        None => match url.split_once(':') {
+            // scp-like syntax: the colon comes before any slash
+            Some((host, path)) if !host.contains('/') => {
+                ("ssh".to_owned(), format!("{host}/{path}"))
+            }
+            _ => return trim_repo_suffix(url).to_owned(),
+        },
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((&rest, ""));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!(
+        "{scheme}://{}/{}",
+        host.to_ascii_lowercase(),
+        trim_repo_suffix(path)
+    )
+}
+
+/// `path` without trailing slashes and `.git`.
+fn trim_repo_suffix(path: &str) -> &str {
+    let path = path.trim_end_matches('/');
+    path.strip_suffix(".git")
+        .unwrap_or(path)
+        .trim_end_matches('/')
 }
 
 /// Writes `files` (path -> content) as one commit on `reference` of a (new) bare repository.
@@ -357,5 +610,76 @@ mod tests {
     fn redacts_credentials() {
         assert_eq!(redact_url("https://u:p@h/x"), "https://***@h/x");
         assert_eq!(redact_url("https://h/x"), "https://h/x");
+        assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+        let err = GitRepos::err("https://u:p@h/x", "GET https://u:p@h/x/info/refs failed");
+        assert_eq!(err.repo, "https://***@h/x");
+        assert_eq!(err.message, "GET https://***@h/x/info/refs failed");
+    }
+
+    #[test]
+    fn normalized_urls_equate_the_spellings_of_one_repository() {
+        let same = [
+            "https://github.com/org/Repo",
+            "https://github.com/org/Repo.git",
+            "https://github.com/org/Repo/",
+            "HTTPS://GitHub.COM/org/Repo.git/",
+            " https://user:token@github.com/org/Repo.git ",
+        ];
+        for url in same {
+            assert_eq!(
+                normalize_repo_url(url),
+                "https://github.com/org/Repo",
+                "{url}"
+            );
+        }
+        for url in [
+            "git@github.com:org/Repo.git",
+            "ssh://git@GitHub.com/org/Repo",
+        ] {
+            assert_eq!(
+                normalize_repo_url(url),
+                "ssh://github.com/org/Repo",
+                "{url}"
+            );
+        }
+        // Paths keep their case; other hosts, schemes and ports stay apart.
+        assert_ne!(
+            normalize_repo_url("https://github.com/org/repo"),
+            normalize_repo_url("https://github.com/org/Repo")
+        );
+        assert_eq!(
+            normalize_repo_url("git://github.com:9418/org/Repo.git"),
+            "git://github.com:9418/org/Repo"
+        );
+        assert_eq!(
+            normalize_repo_url("file:///srv/repo.git"),
+            "file:///srv/repo"
+        );
+        assert_eq!(normalize_repo_url("/srv/repo.git/"), "/srv/repo");
+    }
+
+    #[test]
+    fn stats_count_what_went_over_the_network() {
+        let mut stats = RepoStats::default();
+        count(&mut stats, &Ok(Synced::Cloned));
+        count(&mut stats, &Ok(Synced::Unchanged));
+        count(&mut stats, &Ok(Synced::Fetched));
+        count(&mut stats, &Err(SyncError::ListRefs("refused".into())));
+        count(&mut stats, &Err(SyncError::OpenCache("gone".into())));
+        assert_eq!((stats.ref_checks, stats.fetches), (3, 2));
+    }
+
+    #[test]
+    fn refresh_and_stats_ignore_unknown_and_local_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo_dir = dir.path().join("r.git");
+        write_commit(&repo_dir, "HEAD", &files(&[("a", "1")])).unwrap();
+        let url = format!("file://{}", repo_dir.display());
+        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        repos.snapshot(&url, "HEAD").unwrap();
+        repos.refresh(&url);
+        repos.refresh("https://example.com/never-seen.git");
+        assert_eq!(repos.stats(&url), None);
+        assert_eq!(repos.stats("https://example.com/never-seen.git"), None);
     }
 }
