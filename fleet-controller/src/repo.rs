@@ -265,19 +265,29 @@ impl RepoSource for GitRepos {
 pub struct GitSnapshot {
     commit: String,
     files: Vec<String>,
-    blobs: Vec<ObjectId>,
+    entries: Vec<TreeFile>,
     repo: gix::ThreadSafeRepository,
+}
+
+/// The blob behind one path of [`GitSnapshot::files`].
+struct TreeFile {
+    blob: ObjectId,
+    symlink: bool,
 }
 
 impl GitSnapshot {
     fn read(repo: gix::Repository, commit: ObjectId) -> Result<Self, String> {
-        let (files, blobs) = list_files(&repo, commit)?;
+        let (files, entries) = list_files(&repo, commit)?;
         Ok(Self {
             commit: commit.to_string(),
             files,
-            blobs,
+            entries,
             repo: repo.into_sync(),
         })
+    }
+
+    fn index(&self, path: &str) -> Option<usize> {
+        self.files.binary_search_by(|f| f.as_str().cmp(path)).ok()
     }
 }
 
@@ -285,7 +295,7 @@ impl GitSnapshot {
 fn list_files(
     repo: &gix::Repository,
     commit: ObjectId,
-) -> Result<(Vec<String>, Vec<ObjectId>), String> {
+) -> Result<(Vec<String>, Vec<TreeFile>), String> {
     let tree = repo
         .find_commit(commit)
         .map_err(|e| format!("reading commit {commit}: {e}"))?
@@ -295,11 +305,17 @@ fn list_files(
     tree.traverse()
         .breadthfirst(&mut recorder)
         .map_err(|e| format!("walking tree of {commit}: {e}"))?;
-    let mut entries: Vec<(String, ObjectId)> = recorder
+    let mut entries: Vec<(String, TreeFile)> = recorder
         .records
         .into_iter()
         .filter(|e| e.mode.is_blob() || e.mode.is_link())
-        .map(|e| (e.filepath.to_string(), e.oid))
+        .map(|e| {
+            let file = TreeFile {
+                blob: e.oid,
+                symlink: e.mode.is_link(),
+            };
+            (e.filepath.to_string(), file)
+        })
         .collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(entries.into_iter().unzip())
@@ -320,14 +336,17 @@ impl RepoSnapshot for GitSnapshot {
             message: m,
         };
         let idx = self
-            .files
-            .binary_search_by(|f| f.as_str().cmp(path))
-            .map_err(|_| err(format!("no file {path} at {}", self.commit)))?;
+            .index(path)
+            .ok_or_else(|| err(format!("no file {path} at {}", self.commit)))?;
         let repo = self.repo.to_thread_local();
         let object = repo
-            .find_object(self.blobs[idx])
+            .find_object(self.entries[idx].blob)
             .map_err(|e| err(format!("reading {path}: {e}")))?;
         Ok(object.detach().data)
+    }
+
+    fn is_symlink(&self, path: &str) -> bool {
+        self.index(path).is_some_and(|i| self.entries[i].symlink)
     }
 }
 
@@ -509,6 +528,28 @@ pub fn write_commit(
     reference: &str,
     files: &BTreeMap<String, String>,
 ) -> Result<ObjectId, String> {
+    let entries = files
+        .iter()
+        .map(|(path, content)| (path.clone(), TreeEntry::File(content.clone())))
+        .collect();
+    write_tree_commit(repo_dir, reference, &entries)
+}
+
+/// One entry of a commit written by [`write_tree_commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeEntry {
+    /// A regular file with this content.
+    File(String),
+    /// A symlink to this target.
+    Symlink(String),
+}
+
+/// [`write_commit`] with symlinks: the fixtures of the renderer's symlink checks.
+pub fn write_tree_commit(
+    repo_dir: &Path,
+    reference: &str,
+    entries: &BTreeMap<String, TreeEntry>,
+) -> Result<ObjectId, String> {
     let repo = if repo_dir.join("HEAD").exists() {
         open(repo_dir)?
     } else {
@@ -517,12 +558,16 @@ pub fn write_commit(
     let mut editor = repo
         .edit_tree(ObjectId::empty_tree(repo.object_hash()))
         .map_err(|e| format!("tree editor: {e}"))?;
-    for (path, content) in files {
+    for (path, entry) in entries {
+        let (kind, content) = match entry {
+            TreeEntry::File(c) => (gix::object::tree::EntryKind::Blob, c),
+            TreeEntry::Symlink(t) => (gix::object::tree::EntryKind::Link, t),
+        };
         let blob = repo
             .write_blob(content.as_bytes())
             .map_err(|e| format!("writing {path}: {e}"))?;
         editor
-            .upsert(path.as_str(), gix::object::tree::EntryKind::Blob, blob)
+            .upsert(path.as_str(), kind, blob)
             .map_err(|e| format!("adding {path}: {e}"))?;
     }
     let tree = editor.write().map_err(|e| format!("writing tree: {e}"))?;
@@ -574,6 +619,26 @@ mod tests {
         assert_eq!(snap.read("b/x.yaml").unwrap(), b"x: 1");
         assert!(snap.read("nope").is_err());
         assert_eq!(snap.commit().len(), 40);
+        assert!(!snap.is_symlink("top"));
+    }
+
+    #[test]
+    fn snapshot_knows_symlinks_and_reads_their_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo_dir = dir.path().join("r.git");
+        let entries = BTreeMap::from([
+            ("a/link".to_owned(), TreeEntry::Symlink("../b".to_owned())),
+            ("b".to_owned(), TreeEntry::File("x".to_owned())),
+        ]);
+        write_tree_commit(&repo_dir, "HEAD", &entries).unwrap();
+        let url = format!("file://{}", repo_dir.display());
+        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        let snap = repos.snapshot(&url, "HEAD").unwrap();
+        assert_eq!(snap.files(), ["a/link", "b"]);
+        assert!(snap.is_symlink("a/link"));
+        assert!(!snap.is_symlink("b"));
+        assert!(!snap.is_symlink("missing"));
+        assert_eq!(snap.read("a/link").unwrap(), b"../b");
     }
 
     #[test]

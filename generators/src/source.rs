@@ -57,8 +57,13 @@ pub trait RepoSnapshot: Send + Sync {
     fn commit(&self) -> &str;
     /// Every tracked file (blob or symlink), repo-relative with `/`, sorted.
     fn files(&self) -> &[String];
-    /// The content of a tracked file.
+    /// The content of a tracked file (for a symlink: its target, as Git stores it).
     fn read(&self, path: &str) -> Result<Vec<u8>, RepoError>;
+    /// Whether a tracked file is a symlink. Renderers must know, to keep a link from
+    /// leading them out of the repository; snapshots without symlinks keep the default.
+    fn is_symlink(&self, _path: &str) -> bool {
+        false
+    }
 }
 
 /// Which AppProjects exist (for the git generator's and the validator's project checks).

@@ -5,5 +5,6 @@
 pub mod health;
 pub mod live;
 pub mod plan;
+pub mod render;
 pub mod resource;
 pub mod status;
