@@ -1,3 +1,5 @@
 //! The built-in sync engine: renders an Application's source from Git, compares it with
 //! the live objects on the destination cluster, applies the difference with server-side
 //! apply, prunes what Git no longer has, and reports sync status and health.
+
+pub mod clients;
