@@ -2,6 +2,7 @@
 //! the live objects on the destination cluster, applies the difference with server-side
 //! apply, prunes what Git no longer has, and reports sync status and health.
 
+pub mod clients;
 pub mod health;
 pub mod live;
 pub mod plan;
