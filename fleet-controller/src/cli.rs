@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::generate::{GenerateArgs, OutputFormat};
-use crate::run::{RunArgs, SyncEngine};
+use crate::run::{RunArgs, SyncEngine, SyncSettings};
+use crate::webhook::WebhookConfig;
 
 /// Argosy: deliver the same software to many Kubernetes clusters and customers from Git.
 #[derive(Debug, Parser)]
@@ -55,7 +56,7 @@ pub enum Command {
     /// Print the CRDs (Application, ApplicationSet, AppProject) as YAML.
     Crds,
     /// Run the controller against the cluster of the current kubeconfig (or in-cluster config).
-    Run(RunFlags),
+    Run(Box<RunFlags>),
 }
 
 /// Flags of `argosy run`.
@@ -103,6 +104,45 @@ pub struct RunFlags {
     /// Serve a repository URL from a local repository: URL=PATH (mirrors, air-gapped sites, demos).
     #[arg(long = "repo", value_parser = parse_repo_override)]
     repos: Vec<(String, PathBuf)>,
+    /// Sync engine: re-check every Application this often, in seconds, even without a change
+    /// event (Git polling; Argo CD: 180).
+    #[arg(long, default_value_t = 180)]
+    resync_seconds: u64,
+    /// Sync engine: concurrent applies within one sync step.
+    #[arg(long, default_value_t = 16)]
+    sync_concurrency: usize,
+    /// Sync engine: Applications reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    sync_workers: u16,
+    /// Sync engine: allow exec and AWS auth plugins named in cluster Secrets (they run
+    /// commands on the controller's host; refused by default).
+    #[arg(long)]
+    allow_exec_plugins: bool,
+    /// Check remote repositories' refs at most this often, in seconds (a push webhook
+    /// checks at once).
+    #[arg(long, default_value_t = 180)]
+    repo_refresh_seconds: u64,
+    /// Address of the HTTP listener (/healthz, /api/webhook).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// File holding the GitHub webhook secret (GitHub pushes are refused without one).
+    #[arg(long)]
+    webhook_github_secret_file: Option<PathBuf>,
+    /// File holding the GitLab webhook token (GitLab pushes are refused without one).
+    #[arg(long)]
+    webhook_gitlab_token_file: Option<PathBuf>,
+}
+
+/// The trimmed content of a secret file (never printed).
+fn read_secret_file(flag: &str, path: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{flag}: reading {}", path.display()))?;
+    let secret = text.trim().to_owned();
+    if secret.is_empty() {
+        anyhow::bail!("{flag}: {} is empty", path.display());
+    }
+    Ok(Some(secret))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,6 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Run(flags) => {
+            let flags = *flags;
             let policy = flags
                 .policy
                 .as_deref()
@@ -183,6 +224,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 git_requeue: std::time::Duration::from_secs(flags.git_requeue_seconds),
                 repo_cache: flags.repo_cache.unwrap_or_else(default_cache_dir),
                 repos: flags.repos.into_iter().collect(),
+                sync: SyncSettings {
+                    resync: std::time::Duration::from_secs(flags.resync_seconds.max(1)),
+                    concurrency: flags.sync_concurrency.max(1),
+                    workers: flags.sync_workers.max(1),
+                    allow_exec_plugins: flags.allow_exec_plugins,
+                },
+                repo_refresh: std::time::Duration::from_secs(flags.repo_refresh_seconds.max(1)),
+                listen: Some(flags.listen),
+                webhook: WebhookConfig {
+                    github_secret: read_secret_file(
+                        "--webhook-github-secret-file",
+                        flags.webhook_github_secret_file.as_ref(),
+                    )?,
+                    gitlab_token: read_secret_file(
+                        "--webhook-gitlab-token-file",
+                        flags.webhook_gitlab_token_file.as_ref(),
+                    )?,
+                    ..WebhookConfig::default()
+                },
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(crate::run::run(args))?;

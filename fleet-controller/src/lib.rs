@@ -15,6 +15,7 @@ pub mod cli;
 pub mod events;
 pub mod explain;
 pub mod generate;
+pub mod http;
 pub mod inputs;
 pub mod registry;
 pub mod repo;

@@ -27,7 +27,15 @@ use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
 use crate::registry::{ClusterRegistry, ProjectRegistry};
-use crate::repo::GitRepos;
+use crate::repo::{GitRepos, normalize_repo_url};
+use crate::sync::{
+    self,
+    clients::ClusterClients,
+    live::LiveCache,
+    render::{Limits, Renderer},
+};
+use crate::webhook::WebhookConfig;
+use kube::runtime::reflector::ObjectRef;
 
 /// Which component syncs Applications to clusters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +63,37 @@ pub struct RunArgs {
     pub repo_cache: PathBuf,
     /// Repository URLs served from local repositories (mirrors, demos, tests).
     pub repos: std::collections::BTreeMap<String, PathBuf>,
+    /// Settings of the built-in sync engine (`--sync-engine argosy`).
+    pub sync: SyncSettings,
+    /// How often a remote repository's refs are checked (a push webhook checks at once).
+    pub repo_refresh: Duration,
+    /// Where `/healthz` and the Git push webhook are served; `None`: not served.
+    pub listen: Option<std::net::SocketAddr>,
+    pub webhook: WebhookConfig,
+}
+
+/// Settings of the built-in sync engine.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Periodic re-check of every Application (Argo CD: 180 s).
+    pub resync: Duration,
+    /// Concurrent applies within one sync step.
+    pub concurrency: usize,
+    /// Concurrent Application reconciles.
+    pub workers: u16,
+    /// Allow exec / AWS auth plugins from cluster Secrets (they run commands).
+    pub allow_exec_plugins: bool,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(180),
+            concurrency: 16,
+            workers: 16,
+            allow_exec_plugins: false,
+        }
+    }
 }
 
 /// The User-Agent of every request (the audit log tells Argosy's writes apart by it).
@@ -84,11 +123,6 @@ pub async fn run_with(
     args: RunArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
-    if args.sync_engine == SyncEngine::Argosy {
-        tracing::warn!(
-            "the built-in sync engine is not part of this build yet: Applications are created but not synced (use --sync-engine=argocd with an Argo CD application controller)"
-        );
-    }
     let appset_namespaces: BTreeSet<String> = if args.appset_namespaces.is_empty() {
         BTreeSet::from([args.namespace.clone()])
     } else {
@@ -127,17 +161,33 @@ pub async fn run_with(
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-    let (applications, apps_writer) = reflector::store();
-    let app_events = reflector(apps_writer, watcher(apps_api, watcher::Config::default()))
+    // One Application watch feeds both controllers (the ApplicationSet controller owns
+    // them, the sync engine reconciles them).
+    let (applications, apps_writer) = reflector::store_shared(SHARED_BUFFER);
+    let app_events = apps_writer
+        .subscribe()
+        .context("subscribing to the shared Application store")?;
+    let app_reflector = watcher(apps_api, watcher::Config::default())
         .default_backoff()
-        .touched_objects();
+        .reflect_shared(apps_writer)
+        .for_each(|_| futures::future::ready(()));
+    let shutdown = futures::FutureExt::shared(shutdown);
 
+    // One repository cache for generators and the sync engine.
+    let repos = Arc::new(
+        GitRepos::new(args.repos.clone(), args.repo_cache.clone())
+            .with_refresh_interval(args.repo_refresh),
+    );
+    // Apps to re-check (by app instance): from the live cache and from push webhooks.
+    let (app_trigger, app_triggers) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // ApplicationSets to re-check after a push.
+    let (appset_trigger, appset_triggers) = tokio::sync::mpsc::unbounded_channel::<()>();
     let ctx = Arc::new(Context::new(
         client.clone(),
         ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
         ProjectRegistry::new(projects.clone(), args.namespace.clone()),
         applications.clone(),
-        Arc::new(GitRepos::new(args.repos.clone(), args.repo_cache.clone())),
+        repos.clone(),
         EventPublisher::new(
             client.clone(),
             "argosy-applicationset-controller",
@@ -164,8 +214,24 @@ pub async fn run_with(
     let all_appsets = appset_store.clone();
     let project_store = appset_store.clone();
 
+    let sync_engine = match args.sync_engine {
+        SyncEngine::Argosy => Some(sync_controller(
+            &client,
+            &args,
+            applications.clone(),
+            app_events.clone(),
+            secrets.clone(),
+            projects.clone(),
+            leader.clone(),
+            repos.clone(),
+            (app_trigger.clone(), app_triggers),
+            shutdown.clone(),
+        )),
+        SyncEngine::Argocd => None,
+    };
+
     let run = controller
-        .owns_stream(app_events)
+        .owns_shared_stream(app_events)
         .watches_stream(secret_events, move |secret| {
             trigger.map(&secret, &all_appsets.state())
         })
@@ -177,16 +243,45 @@ pub async fn run_with(
                 .map(|a| kube::runtime::reflector::ObjectRef::from_obj(a.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .reconcile_all_on(became_leader)
-        .graceful_shutdown_on(shutdown)
+        .reconcile_all_on(futures::stream::select(
+            became_leader,
+            futures::stream::unfold(appset_triggers, |mut rx| async move {
+                rx.recv().await.map(|()| ((), rx))
+            }),
+        ))
+        .graceful_shutdown_on(shutdown.clone())
         .run(appset::reconcile, appset::error_policy, ctx.clone())
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    tracing::info!(identity = %args.identity, "argosy controller starting");
-    run.await;
+    if let Some(listen) = args.listen {
+        let on_push = push_handler(
+            repos.clone(),
+            applications.clone(),
+            app_trigger,
+            appset_trigger,
+            args.namespace.clone(),
+        );
+        let routes = crate::webhook::router(args.webhook.clone(), on_push);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listen, routes, shutdown).await {
+                tracing::error!(error = format!("{e:#}"), "HTTP listener stopped");
+            }
+        });
+    }
+    tracing::info!(identity = %args.identity, sync_engine = ?args.sync_engine, "argosy controller starting");
+    let sync_run = async {
+        if let Some(engine) = sync_engine {
+            engine.await;
+        }
+    };
+    tokio::select! {
+        _ = futures::future::join(run, sync_run) => {}
+        _ = app_reflector => {}
+    }
     drop(leader);
     drop(ctx);
     if let Some(task) = lease_task {
@@ -197,6 +292,122 @@ pub async fn run_with(
         }
     }
     Ok(())
+}
+
+/// What a Git push does: check the pushed repositories' refs now, then re-check the
+/// Applications deployed from them and every ApplicationSet.
+fn push_handler(
+    repos: Arc<GitRepos>,
+    applications: reflector::Store<Application>,
+    app_trigger: tokio::sync::mpsc::UnboundedSender<String>,
+    appset_trigger: tokio::sync::mpsc::UnboundedSender<()>,
+    controller_namespace: String,
+) -> crate::webhook::OnPush {
+    Arc::new(move |urls: Vec<String>| {
+        for url in &urls {
+            repos.refresh(url);
+        }
+        for app in applications.state() {
+            let deployed_from_push = app
+                .spec
+                .source
+                .iter()
+                .chain(app.spec.sources.iter())
+                .any(|s| urls.contains(&normalize_repo_url(&s.repo_url)));
+            if deployed_from_push {
+                let instance = sync::resource::app_instance(
+                    app.metadata.namespace.as_deref().unwrap_or_default(),
+                    app.metadata.name.as_deref().unwrap_or_default(),
+                    &controller_namespace,
+                );
+                let _ = app_trigger.send(instance);
+            }
+        }
+        let _ = appset_trigger.send(());
+    })
+}
+
+/// Events buffered per subscriber of a shared store.
+const SHARED_BUFFER: usize = 1024;
+
+/// The sync engine's Application controller: reconciles every Application of the
+/// shared store, re-triggered by changes to the objects it deployed.
+#[allow(clippy::too_many_arguments)]
+fn sync_controller(
+    client: &Client,
+    args: &RunArgs,
+    applications: reflector::Store<Application>,
+    app_events: reflector::ReflectHandle<Application>,
+    secrets: reflector::Store<Secret>,
+    projects: reflector::Store<AppProject>,
+    leader: Option<tokio::sync::watch::Receiver<bool>>,
+    repos: Arc<GitRepos>,
+    (trigger_tx, trigger_rx): (
+        tokio::sync::mpsc::UnboundedSender<String>,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ),
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> impl std::future::Future<Output = ()> + Send {
+    let controller_namespace = args.namespace.clone();
+    let live = Arc::new(LiveCache::new(
+        Arc::new(move |instance: &str| {
+            let _ = trigger_tx.send(instance.to_owned());
+        }),
+        Duration::from_secs(10),
+    ));
+    let triggers = futures::stream::unfold(trigger_rx, move |mut rx| {
+        let ns = controller_namespace.clone();
+        async move {
+            let instance = rx.recv().await?;
+            // `<namespace>_<name>` outside the controller namespace (names have no `_`).
+            let reference = match instance.split_once('_') {
+                Some((namespace, name)) => ObjectRef::new(name).within(namespace),
+                None => ObjectRef::new(&instance).within(&ns),
+            };
+            Some((reference, rx))
+        }
+    });
+    let ctx = Arc::new(sync::controller::Context::new(
+        client.clone(),
+        ClusterRegistry::new(secrets, args.namespace.clone()),
+        ProjectRegistry::new(projects, args.namespace.clone()),
+        repos,
+        Arc::new(Renderer::new(
+            args.repo_cache.join("render"),
+            Limits::default(),
+        )),
+        Arc::new(ClusterClients::new(
+            client.clone(),
+            args.sync.allow_exec_plugins,
+        )),
+        live,
+        EventPublisher::new(
+            client.clone(),
+            "argosy-application-controller",
+            args.identity.clone(),
+        ),
+        leader.clone(),
+        sync::controller::Config {
+            controller_namespace: args.namespace.clone(),
+            resync: args.sync.resync,
+            concurrency: args.sync.concurrency,
+        },
+    ));
+    Controller::for_shared_stream(app_events, applications)
+        .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
+        .reconcile_on(triggers)
+        .reconcile_all_on(leadership_gained(leader))
+        .graceful_shutdown_on(shutdown)
+        .run(
+            sync::controller::reconcile,
+            sync::controller::error_policy,
+            ctx,
+        )
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "sync controller event");
+            }
+        })
 }
 
 fn single(set: &BTreeSet<String>) -> Option<&String> {

@@ -41,6 +41,17 @@ pub struct WebhookConfig {
     pub max_body_bytes: usize,
 }
 
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| if s.is_some() { "<redacted>" } else { "<none>" };
+        f.debug_struct("WebhookConfig")
+            .field("github_secret", &set(&self.github_secret))
+            .field("gitlab_token", &set(&self.gitlab_token))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
 impl Default for WebhookConfig {
     fn default() -> Self {
         Self {

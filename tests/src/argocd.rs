@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use argosy::appset::plan::DeletionBudget;
-use argosy::run::{RunArgs, SyncEngine};
+use argosy::run::{RunArgs, SyncEngine, SyncSettings};
+use argosy::webhook::WebhookConfig;
 use argosy_crds::{AppProject, ApplicationSet};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -167,6 +168,10 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         git_requeue: Duration::from_secs(180),
         repo_cache,
         repos: BTreeMap::new(),
+        sync: SyncSettings::default(),
+        repo_refresh: Duration::from_secs(180),
+        listen: None,
+        webhook: WebhookConfig::default(),
     }
 }
 

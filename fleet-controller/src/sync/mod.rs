@@ -3,6 +3,8 @@
 //! apply, prunes what Git no longer has, and reports sync status and health.
 
 pub mod clients;
+pub mod controller;
+pub mod execute;
 pub mod health;
 pub mod live;
 pub mod plan;

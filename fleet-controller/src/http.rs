@@ -1,0 +1,25 @@
+//! The controller's HTTP listener (`argosy run --listen`): `/healthz` and the Git push
+//! webhook; every replica serves it, leader or not (a follower's refresh warms its cache).
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::get;
+
+/// Serves `routes` plus `/healthz` on `listen` until `shutdown` completes.
+pub async fn serve(
+    listen: SocketAddr,
+    routes: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = routes.route("/healthz", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(%listen, "serving /healthz and /api/webhook");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
+}

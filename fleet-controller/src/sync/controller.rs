@@ -1,0 +1,1123 @@
+//! The Application controller: `reconcile(app) -> Action`, one pass of
+//! observe (Git, render, live state) -> compare -> decide -> sync -> status.
+//!
+//! Safety rules that live here:
+//! * nothing on a cluster is written or deleted unless the whole observation succeeded:
+//!   a Git, render, discovery or connection error only sets the status to Unknown with a
+//!   condition (last known resources kept) and requeues;
+//! * automated sync refuses to prune everything when the render is suddenly empty,
+//!   unless `allowEmpty` is set;
+//! * prune touches only objects whose tracking id names this app and themselves.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argosy_crds::Application;
+use argosy_crds::application::ApplicationSource;
+use argosy_crds::cluster::Cluster;
+use argosy_crds::consts::RESOURCES_FINALIZER;
+use argosy_generators::source::{ProjectSource, RepoSource};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+
+use super::clients::{ClusterClients, ClusterConn};
+use super::execute::{self, Executed, Reach, Target};
+use super::health::{self, Health, HealthCode};
+use super::live::LiveCache;
+use super::plan::{self, DesiredObject, IgnoreRule, ResourceState};
+use super::render::{RenderTarget, Renderer, SourceType};
+use super::resource::{self, ObjKey, ResourceOptions, Role};
+use super::status::{self, AppSync, ConditionType, Report, ResourceReport};
+use crate::events::{EventPublisher, EventType};
+use crate::registry::{ClusterRegistry, ProjectRegistry};
+use crate::repo::GitRepos;
+use crate::ssa::FIELD_MANAGER;
+
+/// Settings of the sync engine.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub controller_namespace: String,
+    /// Periodic re-check of every app (Git changes without a webhook). Argo CD: 180 s.
+    pub resync: Duration,
+    /// Concurrent applies within one sync step.
+    pub concurrency: usize,
+}
+
+/// Shared state of the Application controller.
+pub struct Context {
+    pub client: Client,
+    pub clusters: ClusterRegistry,
+    pub projects: ProjectRegistry,
+    pub repos: Arc<GitRepos>,
+    pub renderer: Arc<Renderer>,
+    pub clients: Arc<ClusterClients>,
+    pub live: Arc<LiveCache>,
+    pub events: EventPublisher,
+    pub leader: Option<tokio::sync::watch::Receiver<bool>>,
+    pub config: Config,
+    /// Self-heal attempts per app instance (backoff between repeated reverts).
+    self_heal: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Context {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: Client,
+        clusters: ClusterRegistry,
+        projects: ProjectRegistry,
+        repos: Arc<GitRepos>,
+        renderer: Arc<Renderer>,
+        clients: Arc<ClusterClients>,
+        live: Arc<LiveCache>,
+        events: EventPublisher,
+        leader: Option<tokio::sync::watch::Receiver<bool>>,
+        config: Config,
+    ) -> Self {
+        Self {
+            client,
+            clusters,
+            projects,
+            repos,
+            renderer,
+            clients,
+            live,
+            events,
+            leader,
+            config,
+            self_heal: Mutex::default(),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader.as_ref().is_none_or(|rx| *rx.borrow())
+    }
+}
+
+/// Failures that go to the error policy (transient, retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status of Application {app}: {source}")]
+    WriteStatus {
+        app: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("removing the finalizer of Application {app}: {source}")]
+    RemoveFinalizer {
+        app: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::WriteStatus { .. } => "write_status",
+            Error::RemoveFinalizer { .. } => "remove_finalizer",
+        }
+    }
+}
+
+/// Requeue after a transient failure.
+pub fn error_policy(_app: Arc<Application>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, category = error.category(), "application reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Why an app could not be observed; reported as a condition, nothing is written to
+/// the destination cluster.
+struct Problem {
+    condition: ConditionType,
+    message: String,
+    retry: Duration,
+}
+
+impl Problem {
+    fn comparison(message: impl Into<String>) -> Self {
+        Self {
+            condition: ConditionType::ComparisonError,
+            message: message.into(),
+            retry: Duration::from_secs(15),
+        }
+    }
+
+    fn spec(message: impl Into<String>) -> Self {
+        Self {
+            condition: ConditionType::InvalidSpecError,
+            message: message.into(),
+            retry: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one observation found.
+struct Observed {
+    conn: Arc<ClusterConn>,
+    source: Value,
+    revision: String,
+    source_type: &'static str,
+    desired: Vec<DesiredObject>,
+    reach: BTreeMap<(String, String), Reach>,
+    live: BTreeMap<ObjKey, Value>,
+    /// Kinds whose CRD is part of this render but not served yet.
+    pending_kinds: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// The requested operation (`argosy app sync`/`rollback`, or Argo CD's CLI).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Operation {
+    revision: Option<String>,
+    source: Option<ApplicationSource>,
+    prune: bool,
+    raw: Value,
+}
+
+fn operation_of(app: &Application) -> Option<Operation> {
+    let raw = app.operation.as_ref()?;
+    let sync = raw.get("sync")?;
+    Some(Operation {
+        revision: sync
+            .get("revision")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned),
+        source: sync
+            .get("source")
+            .and_then(|s| serde_json::from_value(s.clone()).ok()),
+        prune: sync.get("prune").and_then(Value::as_bool).unwrap_or(false),
+        raw: raw.clone(),
+    })
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// One pass over an Application.
+pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.is_leader() {
+        return Ok(Action::await_change());
+    }
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let namespace = app.metadata.namespace.clone().unwrap_or_default();
+    let instance = resource::app_instance(&namespace, &name, &ctx.config.controller_namespace);
+    let existing = app
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    if app.metadata.deletion_timestamp.is_some() {
+        return finalize(&app, &ctx, &instance, &existing).await;
+    }
+    let operation = operation_of(&app);
+    let observed = match observe(&app, &ctx, &instance, &existing, operation.as_ref()).await {
+        Ok(o) => o,
+        Err(problem) => {
+            let report = Report::unknown(&existing, problem.condition, problem.message.clone());
+            if write_status(&app, &ctx, &existing, &report, false).await? {
+                warn(&ctx, &app, problem.condition.as_str(), &problem.message).await;
+            }
+            return Ok(Action::requeue(problem.retry));
+        }
+    };
+    let Observed {
+        conn,
+        source,
+        revision,
+        source_type,
+        desired,
+        reach,
+        mut live,
+        pending_kinds,
+        mut warnings,
+    } = observed;
+    let ignore = ignore_rules(&app, &mut warnings);
+    let states = plan::compare(&desired, &live, &instance, &ignore);
+    let decision = decide(
+        &app,
+        &ctx,
+        &instance,
+        &existing,
+        &desired,
+        &states,
+        &revision,
+        &source,
+        operation.as_ref(),
+    );
+
+    let mut conditions: Vec<(ConditionType, String)> = warnings
+        .into_iter()
+        .map(|w| (ConditionType::Warning, w))
+        .collect();
+    let mut operation_state = None;
+    let mut history_entry = None;
+    let mut clear_operation = false;
+    let mut requeue = ctx.config.resync;
+    let mut event: Option<(EventType, &'static str, String)> = None;
+
+    match decision {
+        Decision::Nothing => {}
+        Decision::Wait(after) => requeue = requeue.min(after),
+        Decision::Refuse(why) => {
+            conditions.push((ConditionType::SyncError, why));
+        }
+        Decision::Sync(sync) => {
+            let started = existing
+                .pointer("/operationState/startedAt")
+                .and_then(Value::as_str)
+                .filter(|_| sync.continues)
+                .map(str::to_owned)
+                .unwrap_or_else(now);
+            let options = sync_options(&app);
+            if options.iter().any(|o| o == "CreateNamespace=true") {
+                let ns = &app.spec.destination.namespace;
+                if !ns.is_empty()
+                    && let Err(e) = execute::ensure_namespace(&conn, ns).await
+                {
+                    conditions.push((ConditionType::SyncError, e));
+                }
+            }
+            let live_options = |key: &ObjKey| {
+                live.get(key)
+                    .map(|l| ResourceOptions::of(l, &options))
+                    .unwrap_or_default()
+            };
+            let sync_plan = plan::steps(&desired, &states, sync.prune, sync.hooks, &live_options);
+            let mut target = Target {
+                conn: &conn,
+                desired: &desired,
+                reach: &reach,
+                live: &mut live,
+                operation_id: &started,
+                concurrency: ctx.config.concurrency,
+            };
+            let executed = execute::run(&mut target, &sync_plan).await;
+            let (state, outcome) =
+                operation_state_of(&sync, &executed, &revision, &source, &started, &existing);
+            match outcome {
+                SyncOutcome::Running(why) => {
+                    requeue = Duration::from_secs(2);
+                    tracing::debug!(app = %instance, %why, "sync waiting");
+                }
+                SyncOutcome::Failed(why) => {
+                    conditions.push((ConditionType::SyncError, why.clone()));
+                    clear_operation = sync.manual;
+                    requeue = retry_delay(&app, &state).unwrap_or(ctx.config.resync);
+                    event = Some((EventType::Warning, "SyncFailed", why));
+                }
+                SyncOutcome::Succeeded => {
+                    clear_operation = sync.manual;
+                    history_entry =
+                        Some(status::history_entry(&revision, &source, &started, &now()));
+                    event = Some((
+                        EventType::Normal,
+                        "Synced",
+                        format!(
+                            "synced to {}: {} applied, {} pruned",
+                            short(&revision),
+                            executed.count(false),
+                            executed.count(true)
+                        ),
+                    ));
+                }
+            }
+            operation_state = Some(state);
+        }
+    }
+    if !pending_kinds.is_empty() {
+        requeue = Duration::from_secs(2);
+    }
+
+    let states = plan::compare(&desired, &live, &instance, &ignore);
+    let report = build_report(
+        &app,
+        &states,
+        &desired,
+        &live,
+        &reach,
+        &revision,
+        &source,
+        source_type,
+        conditions,
+        operation_state,
+        history_entry,
+    );
+    if report.sync == AppSync::Synced {
+        lock(&ctx.self_heal).remove(&instance);
+    }
+    write_status(&app, &ctx, &existing, &report, clear_operation).await?;
+    if let Some((kind, reason, note)) = event {
+        publish(&ctx, &app, kind, reason, &note).await;
+    }
+    Ok(Action::requeue(requeue))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn short(revision: &str) -> &str {
+    revision.get(..7).unwrap_or(revision)
+}
+
+fn sync_options(app: &Application) -> Vec<String> {
+    app.spec
+        .sync_policy
+        .as_ref()
+        .map(|p| p.sync_options.clone())
+        .unwrap_or_default()
+}
+
+fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule> {
+    let mut rules = Vec::new();
+    for (i, raw) in app.spec.ignore_differences.iter().enumerate() {
+        match serde_json::from_value::<IgnoreRule>(raw.clone()) {
+            Ok(r) => rules.push(r),
+            Err(e) => warnings.push(format!("spec.ignoreDifferences[{i}] is invalid: {e}")),
+        }
+    }
+    for jq in plan::unsupported_ignore_expressions(&rules) {
+        warnings.push(format!(
+            "ignoreDifferences jqPathExpression {jq:?} is not supported (only plain field paths such as .spec.replicas); it is not applied"
+        ));
+    }
+    rules
+}
+
+/// The source to deploy: the operation's (rollback) or the spec's single source.
+fn source_of(
+    app: &Application,
+    operation: Option<&Operation>,
+) -> Result<ApplicationSource, Problem> {
+    if let Some(source) = operation.and_then(|o| o.source.clone()) {
+        return Ok(source);
+    }
+    match (&app.spec.source, app.spec.sources.as_slice()) {
+        (Some(s), _) => Ok(s.clone()),
+        (None, [one]) => Ok(one.clone()),
+        (None, []) => Err(Problem::spec("spec.source is missing")),
+        (None, _) => Err(Problem::spec(
+            "multiple sources (spec.sources) are not supported by Argosy's sync engine yet",
+        )),
+    }
+}
+
+fn destination_cluster(app: &Application, ctx: &Context) -> Result<Cluster, Problem> {
+    let dest = &app.spec.destination;
+    let mut clusters = ctx.clusters.valid_clusters();
+    if !clusters.iter().any(Cluster::is_in_cluster) {
+        clusters.push(Cluster::in_cluster());
+    }
+    let server = dest.server.trim_end_matches('/');
+    clusters
+        .into_iter()
+        .find(|c| {
+            if !dest.server.is_empty() {
+                c.server.trim_end_matches('/') == server
+            } else {
+                !dest.name.is_empty() && c.name == dest.name
+            }
+        })
+        .ok_or_else(|| {
+            Problem::spec(format!(
+                "destination cluster {} is not registered (no cluster Secret with this server/name)",
+                if dest.server.is_empty() { &dest.name } else { &dest.server }
+            ))
+        })
+}
+
+async fn observe(
+    app: &Application,
+    ctx: &Context,
+    instance: &str,
+    existing: &Value,
+    operation: Option<&Operation>,
+) -> Result<Observed, Problem> {
+    let source = source_of(app, operation)?;
+    let project = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        &app.spec.project
+    };
+    if project != "default" && !ctx.projects.project_exists(project) {
+        return Err(Problem::spec(format!("project {project} does not exist")));
+    }
+    let cluster = destination_cluster(app, ctx)?;
+    let revision_wanted = operation
+        .and_then(|o| o.revision.clone())
+        .unwrap_or_else(|| source.target_revision.clone());
+
+    let repos = ctx.repos.clone();
+    let renderer = ctx.renderer.clone();
+    let render_source = source.clone();
+    let app_name = app.metadata.name.clone().unwrap_or_default();
+    let app_ns = app.spec.destination.namespace.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let snapshot = repos
+            .snapshot(&render_source.repo_url, &revision_wanted)
+            .map_err(|e| e.to_string())?;
+        let target = RenderTarget {
+            app_name: &app_name,
+            namespace: &app_ns,
+        };
+        renderer
+            .render(
+                &render_source.repo_url,
+                snapshot.as_ref(),
+                &render_source,
+                target,
+            )
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| Problem::comparison(format!("rendering task failed: {e}")))?
+    .map_err(Problem::comparison)?;
+
+    let conn = ctx
+        .clients
+        .connect(&cluster)
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))?;
+    if let Some(why) = ctx.live.unreachable(&conn.server) {
+        return Err(Problem::comparison(format!(
+            "cluster {} is unreachable: {why}",
+            conn.server
+        )));
+    }
+
+    let options = sync_options(app);
+    let destination_ns = app.spec.destination.namespace.clone();
+    let mut reach: BTreeMap<(String, String), Reach> = BTreeMap::new();
+    let mut desired = Vec::with_capacity(rendered.objects.len());
+    let mut pending_kinds = Vec::new();
+    let mut warnings = Vec::new();
+    let crd_kinds = crd_kinds(&rendered.objects);
+    for object in &rendered.objects {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let group = resource::group_of(api_version).to_owned();
+        let reach_key = (group.clone(), kind.to_owned());
+        if !reach.contains_key(&reach_key) {
+            match conn.resource(api_version, kind).await {
+                Ok((resource, scope)) => {
+                    reach.insert(reach_key.clone(), Reach { resource, scope });
+                }
+                Err(e) if crd_kinds.contains(&reach_key) => {
+                    tracing::debug!(error = %e, "kind defined by a CRD of this app; waiting for it");
+                    pending_kinds.push(format!("{kind}.{group}"));
+                    continue;
+                }
+                Err(e) => return Err(Problem::comparison(e.to_string())),
+            }
+        }
+        let Some(r) = reach.get(&reach_key) else {
+            continue;
+        };
+        match normalize(object, r, &destination_ns, instance, &options) {
+            Ok(d) => {
+                if desired.iter().any(|o: &DesiredObject| o.key == d.key) {
+                    warnings.push(format!("{} is rendered twice; the first is used", d.key));
+                } else {
+                    desired.push(d);
+                }
+            }
+            Err(e) => return Err(Problem::comparison(e)),
+        }
+    }
+    // Kinds of what the app deployed before (to find objects to prune).
+    for r in existing
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let group = r.get("group").and_then(Value::as_str).unwrap_or_default();
+        let version = r.get("version").and_then(Value::as_str).unwrap_or_default();
+        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let key = (group.to_owned(), kind.to_owned());
+        if reach.contains_key(&key) || kind.is_empty() {
+            continue;
+        }
+        let api_version = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
+        if let Ok((resource, scope)) = conn.resource(&api_version, kind).await {
+            reach.insert(key, Reach { resource, scope });
+        }
+    }
+    for r in reach.values() {
+        ctx.live
+            .ensure(&conn.server, &conn.watch_client, &r.resource)
+            .await
+            .map_err(|e| Problem::comparison(e.to_string()))?;
+    }
+    let mut live: BTreeMap<ObjKey, Value> = ctx
+        .live
+        .tracked(&conn.server, instance)
+        .into_iter()
+        .collect();
+    for d in &desired {
+        if live.contains_key(&d.key) {
+            continue;
+        }
+        if let Some(r) = reach.get(&(d.key.group.clone(), d.key.kind.clone()))
+            && let Some(v) = ctx.live.get(&conn.server, &r.resource, &d.key)
+        {
+            live.insert(d.key.clone(), v);
+        }
+    }
+    Ok(Observed {
+        conn,
+        source: serde_json::to_value(&source).unwrap_or(Value::Null),
+        revision: rendered.commit.clone(),
+        source_type: source_type_name(rendered.source_type),
+        desired,
+        reach,
+        live,
+        pending_kinds,
+        warnings,
+    })
+}
+
+/// `status.sourceType` as Argo CD writes it.
+fn source_type_name(t: SourceType) -> &'static str {
+    match t {
+        SourceType::Directory => "Directory",
+        SourceType::Kustomize => "Kustomize",
+        SourceType::Helm => "Helm",
+    }
+}
+
+/// `(group, kind)` of every CRD among the rendered objects.
+fn crd_kinds(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
+        .filter_map(|o| {
+            Some((
+                o.pointer("/spec/group")?.as_str()?.to_owned(),
+                o.pointer("/spec/names/kind")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// A rendered manifest made ready to apply: namespace per scope, Argo CD's tracking id,
+/// `stringData` folded into `data` (what the API server stores, so comparisons hold).
+fn normalize(
+    object: &Value,
+    reach: &Reach,
+    destination_ns: &str,
+    instance: &str,
+    app_options: &[String],
+) -> Result<DesiredObject, String> {
+    let mut object = object.clone();
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Err("a manifest has no metadata".into());
+    };
+    match reach.scope {
+        super::clients::Scope::Namespaced => {
+            let ns = meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if ns.is_empty() {
+                if destination_ns.is_empty() {
+                    return Err(format!(
+                        "{} {} has no namespace and the Application has no destination namespace",
+                        reach.resource.kind,
+                        meta.get("name").and_then(Value::as_str).unwrap_or_default()
+                    ));
+                }
+                meta.insert("namespace".into(), json!(destination_ns));
+            }
+        }
+        super::clients::Scope::Cluster => {
+            meta.remove("namespace");
+        }
+    }
+    let key = ObjKey::of(&object).ok_or("a manifest has no kind or metadata.name")?;
+    object["metadata"]["annotations"][resource::TRACKING_ANNOTATION] =
+        json!(key.tracking_id(instance));
+    if key.group.is_empty() && key.kind == "Secret" {
+        fold_string_data(&mut object);
+    }
+    Ok(DesiredObject {
+        role: resource::role_of(&object),
+        wave: resource::wave_of(&object),
+        options: ResourceOptions::of(&object, app_options),
+        key,
+        object,
+    })
+}
+
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(Value::Object(string_data)) =
+        secret.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    for (k, v) in string_data {
+        let text = v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
+        secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
+/// What this reconcile should do about the comparison.
+enum Decision {
+    Nothing,
+    /// Self-heal is backing off; look again after this long.
+    Wait(Duration),
+    Refuse(String),
+    Sync(SyncRequest),
+}
+
+struct SyncRequest {
+    prune: bool,
+    hooks: bool,
+    manual: bool,
+    /// Continues a Running operation (keeps its start time and hook identity).
+    continues: bool,
+    initiated_by: Value,
+    operation: Value,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    app: &Application,
+    ctx: &Context,
+    instance: &str,
+    existing: &Value,
+    desired: &[DesiredObject],
+    states: &[ResourceState],
+    revision: &str,
+    source: &Value,
+    operation: Option<&Operation>,
+) -> Decision {
+    let op_state = existing.get("operationState");
+    let phase = op_state
+        .and_then(|o| o.get("phase"))
+        .and_then(Value::as_str);
+    let running = phase == Some("Running");
+    if let Some(op) = operation {
+        return Decision::Sync(SyncRequest {
+            prune: op.prune,
+            hooks: true,
+            manual: true,
+            continues: running,
+            initiated_by: op
+                .raw
+                .get("initiatedBy")
+                .cloned()
+                .unwrap_or(json!({"username": "argosy"})),
+            operation: op.raw.clone(),
+        });
+    }
+    let Some(auto) = app
+        .spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.automated.as_ref())
+        .filter(|a| a.enabled != Some(false))
+    else {
+        return Decision::Nothing;
+    };
+    let out_of_sync = states
+        .iter()
+        .any(|s| s.sync == plan::ResourceSync::OutOfSync && (!s.requires_pruning || auto.prune));
+    if !out_of_sync && !running {
+        return Decision::Nothing;
+    }
+    let wants_resources = desired.iter().any(|d| d.role == Role::Resource);
+    let has_live = states.iter().any(|s| !s.missing);
+    if !wants_resources && has_live && !auto.allow_empty {
+        return Decision::Refuse(
+            "the source rendered no resources; automated sync will not prune every resource of the app (syncPolicy.automated.allowEmpty is false)".into(),
+        );
+    }
+    let last_revision = op_state
+        .and_then(|o| o.pointer("/syncResult/revision"))
+        .and_then(Value::as_str);
+    let last_source = op_state.and_then(|o| o.pointer("/syncResult/source"));
+    let target_changed = last_revision != Some(revision) || last_source != Some(source);
+    let request = |hooks: bool| {
+        Decision::Sync(SyncRequest {
+            prune: auto.prune,
+            hooks,
+            manual: false,
+            continues: running,
+            initiated_by: json!({"automated": true}),
+            operation: json!({"sync": {"revision": revision, "prune": auto.prune},
+                              "initiatedBy": {"automated": true}}),
+        })
+    };
+    if running {
+        return request(true);
+    }
+    let failed = matches!(phase, Some("Failed") | Some("Error"));
+    if target_changed {
+        return request(true);
+    }
+    if failed {
+        // Same revision failed before: only the retry policy brings it back.
+        return match retry_delay(app, op_state.unwrap_or(&Value::Null)) {
+            Some(_) => request(true),
+            None => Decision::Nothing,
+        };
+    }
+    if !auto.self_heal {
+        return Decision::Nothing;
+    }
+    let mut attempts = lock(&ctx.self_heal);
+    let entry = attempts
+        .entry(instance.to_owned())
+        .or_insert((0, Instant::now()));
+    let backoff = Duration::from_secs(if entry.0 == 0 {
+        0
+    } else {
+        (1u64 << entry.0.min(6)).min(60)
+    });
+    let since = entry.1.elapsed();
+    if entry.0 > 0 && since < backoff {
+        return Decision::Wait(backoff - since);
+    }
+    *entry = (entry.0 + 1, Instant::now());
+    request(false)
+}
+
+/// Backoff before retrying a failed sync, or `None` when retries are exhausted or off.
+fn retry_delay(app: &Application, op_state: &Value) -> Option<Duration> {
+    let retry = app.spec.sync_policy.as_ref()?.retry.as_ref()?;
+    let limit = retry.get("limit").and_then(Value::as_i64).unwrap_or(0);
+    let count = op_state
+        .get("retryCount")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if limit >= 0 && count >= limit {
+        return None;
+    }
+    let backoff = retry.get("backoff");
+    let seconds = |key: &str, default: f64| {
+        backoff
+            .and_then(|b| b.get(key))
+            .and_then(|d| d.as_str().map(parse_duration).or_else(|| d.as_f64()))
+            .unwrap_or(default)
+    };
+    let base = seconds("duration", 5.0);
+    let factor = backoff
+        .and_then(|b| b.get("factor"))
+        .and_then(Value::as_f64)
+        .unwrap_or(2.0);
+    let max = seconds("maxDuration", 180.0);
+    let delay = (base * factor.powi(count.clamp(0, 30) as i32)).min(max);
+    Some(Duration::from_secs_f64(delay.max(1.0)))
+}
+
+/// `5s`, `2m`, `1h` (Argo CD's duration strings); a bare number is seconds.
+fn parse_duration(s: &str) -> f64 {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = number.parse().unwrap_or(5.0);
+    match unit {
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => n,
+    }
+}
+
+enum SyncOutcome {
+    Running(String),
+    Failed(String),
+    Succeeded,
+}
+
+fn operation_state_of(
+    sync: &SyncRequest,
+    executed: &Executed,
+    revision: &str,
+    source: &Value,
+    started: &str,
+    existing: &Value,
+) -> (Value, SyncOutcome) {
+    let resources: Vec<Value> = executed
+        .results
+        .iter()
+        .map(|(key, outcome)| {
+            let (status, message) = match outcome {
+                execute::Outcome::Applied(_) => ("Synced", String::new()),
+                execute::Outcome::Pruned => ("Pruned", String::new()),
+                execute::Outcome::Failed(e) => ("SyncFailed", e.clone()),
+            };
+            json!({"group": key.group, "kind": key.kind, "namespace": key.namespace,
+                   "name": key.name, "status": status, "message": message})
+        })
+        .collect();
+    let previous_retries = existing
+        .pointer("/operationState/retryCount")
+        .and_then(Value::as_i64)
+        .filter(|_| sync.continues || !sync.manual)
+        .unwrap_or(0);
+    let failures = executed.failures();
+    let (phase, message, outcome) = if let Some(hook) = &executed.hook_failed {
+        let m = format!("hook failed: {hook}");
+        ("Failed", m.clone(), SyncOutcome::Failed(m))
+    } else if !failures.is_empty() {
+        let m = format!(
+            "{} resource(s) failed to sync: {}",
+            failures.len(),
+            failures
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        ("Failed", m.clone(), SyncOutcome::Failed(m))
+    } else if let Some(why) = &executed.waiting {
+        ("Running", why.clone(), SyncOutcome::Running(why.clone()))
+    } else {
+        (
+            "Succeeded",
+            "successfully synced (all tasks run)".to_owned(),
+            SyncOutcome::Succeeded,
+        )
+    };
+    let mut state = json!({
+        "operation": sync.operation,
+        "phase": phase,
+        "message": message,
+        "startedAt": started,
+        "syncResult": {"revision": revision, "source": source, "resources": resources},
+    });
+    state["operation"]["initiatedBy"] = sync.initiated_by.clone();
+    if phase != "Running" {
+        state["finishedAt"] = json!(now());
+    }
+    if phase == "Failed" {
+        state["retryCount"] = json!(previous_retries + 1);
+    }
+    (state, outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    app: &Application,
+    states: &[ResourceState],
+    desired: &[DesiredObject],
+    live: &BTreeMap<ObjKey, Value>,
+    reach: &BTreeMap<(String, String), Reach>,
+    revision: &str,
+    source: &Value,
+    source_type: &'static str,
+    conditions: Vec<(ConditionType, String)>,
+    operation_state: Option<Value>,
+    history_entry: Option<Value>,
+) -> Report {
+    let mut resources = Vec::with_capacity(states.len());
+    let mut codes = Vec::new();
+    let mut worst_message = String::new();
+    let wanted: std::collections::BTreeSet<&ObjKey> = desired.iter().map(|d| &d.key).collect();
+    for state in states {
+        let health = if state.missing {
+            Some(Health {
+                code: HealthCode::Missing,
+                message: String::new(),
+            })
+        } else if wanted.contains(&state.key) {
+            live.get(&state.key).and_then(health::assess)
+        } else {
+            None
+        };
+        if let Some(h) = &health {
+            if codes.iter().all(|c| *c < h.code) && !h.message.is_empty() {
+                worst_message = format!("{}: {}", state.key, h.message);
+            }
+            codes.push(h.code);
+        }
+        let version = reach
+            .get(&(state.key.group.clone(), state.key.kind.clone()))
+            .map(|r| r.resource.version.clone())
+            .unwrap_or_default();
+        resources.push(ResourceReport {
+            state: state.clone(),
+            version,
+            health,
+        });
+    }
+    let health = health::worst(codes);
+    Report {
+        sync: status::app_sync(states),
+        revision: revision.to_owned(),
+        compared_to: json!({"source": source, "destination": app.spec.destination}),
+        health,
+        health_message: worst_message,
+        resources,
+        conditions,
+        source_type: Some(source_type),
+        operation_state,
+        history_entry,
+    }
+}
+
+/// Writes `report` if it changes the status; true when it wrote.
+async fn write_status(
+    app: &Application,
+    ctx: &Context,
+    existing: &Value,
+    report: &Report,
+    clear_operation: bool,
+) -> Result<bool, Error> {
+    let limit = app.spec.revision_history_limit.unwrap_or(10).clamp(1, 1000) as usize;
+    let patch = status::status_patch(existing, report, &now(), limit);
+    if patch.is_none() && !clear_operation {
+        return Ok(false);
+    }
+    let mut body = json!({});
+    if let Some(p) = patch {
+        body["status"] = p;
+    }
+    if clear_operation {
+        body["operation"] = Value::Null;
+    }
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let api: Api<Application> = Api::namespaced(
+        ctx.client.clone(),
+        app.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch(&name, &params, &Patch::Merge(&body))
+        .await
+        .map_err(|source| Error::WriteStatus { app: name, source })?;
+    Ok(true)
+}
+
+fn reference(app: &Application) -> ObjectReference {
+    app.object_ref(&())
+}
+
+async fn publish(ctx: &Context, app: &Application, kind: EventType, reason: &str, note: &str) {
+    ctx.events
+        .publish(reference(app), kind, reason, "Sync", note)
+        .await;
+}
+
+async fn warn(ctx: &Context, app: &Application, reason: &str, note: &str) {
+    publish(ctx, app, EventType::Warning, reason, note).await;
+}
+
+/// A deleted Application with Argo CD's resources finalizer: delete what it deployed
+/// (except `Delete=false`), then let it go. An unreachable cluster holds the finalizer.
+async fn finalize(
+    app: &Application,
+    ctx: &Context,
+    instance: &str,
+    existing: &Value,
+) -> Result<Action, Error> {
+    let finalizers = app.metadata.finalizers.clone().unwrap_or_default();
+    if !finalizers
+        .iter()
+        .any(|f| f.starts_with(RESOURCES_FINALIZER))
+    {
+        return Ok(Action::await_change());
+    }
+    let leftover = match delete_tracked(app, ctx, instance, existing).await {
+        Ok(left) => left,
+        Err(problem) => {
+            let report = Report::unknown(existing, problem.condition, problem.message);
+            write_status(app, ctx, existing, &report, false).await?;
+            return Ok(Action::requeue(problem.retry));
+        }
+    };
+    if !leftover.is_empty() {
+        let report = Report::unknown(
+            existing,
+            ConditionType::SyncError,
+            format!("deleting the app's resources: {}", leftover.join("; ")),
+        );
+        write_status(app, ctx, existing, &report, false).await?;
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let remaining: Vec<String> = finalizers
+        .into_iter()
+        .filter(|f| !f.starts_with(RESOURCES_FINALIZER))
+        .collect();
+    let api: Api<Application> = Api::namespaced(
+        ctx.client.clone(),
+        app.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    // resourceVersion makes this a compare-and-swap: a finalizer added meanwhile is kept.
+    let body = json!({"metadata": {"finalizers": remaining,
+        "resourceVersion": app.metadata.resource_version}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(|source| Error::RemoveFinalizer { app: name, source })?;
+    Ok(Action::await_change())
+}
+
+async fn delete_tracked(
+    app: &Application,
+    ctx: &Context,
+    instance: &str,
+    existing: &Value,
+) -> Result<Vec<String>, Problem> {
+    let cluster = destination_cluster(app, ctx)?;
+    let conn = ctx
+        .clients
+        .connect(&cluster)
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))?;
+    let mut reach = BTreeMap::new();
+    for r in existing
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let group = r.get("group").and_then(Value::as_str).unwrap_or_default();
+        let version = r.get("version").and_then(Value::as_str).unwrap_or_default();
+        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
+        if let Ok((resource, scope)) = conn.resource(&api_version, kind).await {
+            ctx.live
+                .ensure(&conn.server, &conn.watch_client, &resource)
+                .await
+                .map_err(|e| Problem::comparison(e.to_string()))?;
+            reach.insert(
+                (group.to_owned(), kind.to_owned()),
+                Reach { resource, scope },
+            );
+        }
+    }
+    let tracked = ctx.live.tracked(&conn.server, instance);
+    Ok(execute::delete_all(&conn, &reach, &tracked).await)
+}
