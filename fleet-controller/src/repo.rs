@@ -576,6 +576,16 @@ pub fn write_tree_commit(
         email: "argosy@localhost".into(),
         time: "1700000000 +0000",
     };
+    // The next commit of an existing branch has its tip as parent (the ref update
+    // must fast-forward).
+    let parents: Vec<ObjectId> = repo
+        .try_find_reference(reference)
+        .ok()
+        .flatten()
+        .and_then(|mut r| r.peel_to_id().ok())
+        .map(|id| id.detach())
+        .into_iter()
+        .collect();
     let commit = repo
         .commit_as(
             signature,
@@ -583,7 +593,7 @@ pub fn write_tree_commit(
             reference,
             "argosy test fixture",
             tree,
-            Vec::<ObjectId>::new(),
+            parents,
         )
         .map_err(|e| format!("committing to {reference}: {e}"))?;
     Ok(commit.detach())

@@ -15,19 +15,18 @@
 //! want deletions to complete use `preserveResourcesOnDeletion` (no finalizer), or play
 //! Argo CD by removing the finalizer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use argosy_crds::Application;
 use argosy_crds::consts::RESOURCES_FINALIZER;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, ControllerHandle, Ended, TEST_FIELD_MANAGER, apply_json, appset_manifest,
-    appset_resource, init_tracing, install_crds, prepare_namespace, run_args, start_controller,
-    wait_for, wait_for_every,
+    ARGOCD_NAMESPACE, ControllerHandle, Ended, apply_json, appset_manifest, appset_resource,
+    init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    wait_for_every,
 };
 use argosy_tests::{AuditEvent, ControlPlane, MANAGEMENT};
-use base64::Engine as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -200,25 +199,7 @@ impl Env {
         labels: &[(&str, &str)],
         config: &str,
     ) -> Result<()> {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let mut all_labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
-        all_labels.insert("argocd.argoproj.io/secret-type", "cluster");
-        let secret: Secret = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": { "name": format!("cluster-{name}"), "namespace": ARGOCD_NAMESPACE, "labels": all_labels },
-            "type": "Opaque",
-            "data": { "name": b64(name), "server": b64(server), "config": b64(config) },
-        }))?;
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), ARGOCD_NAMESPACE);
-        api.patch(
-            &format!("cluster-{name}"),
-            &PatchParams::apply(TEST_FIELD_MANAGER).force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .with_context(|| format!("applying cluster Secret {name}"))?;
-        Ok(())
+        argosy_tests::argocd::cluster_secret(&self.client, name, server, labels, config).await
     }
 
     /// Successful and failed writes by `user_agent` received since `since`.

@@ -150,7 +150,8 @@ impl Problem {
         Self {
             condition: ConditionType::InvalidSpecError,
             message: message.into(),
-            retry: Duration::from_secs(60),
+            // A missing cluster Secret or project may appear any moment.
+            retry: Duration::from_secs(15),
         }
     }
 }
@@ -217,6 +218,10 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
         .unwrap_or(Value::Null);
     if app.metadata.deletion_timestamp.is_some() {
         return finalize(&app, &ctx, &instance, &existing).await;
+    }
+    // Destinations and projects are looked up in caches: wait for their first list.
+    if !(ctx.clusters.ready().await && ctx.projects.ready().await) {
+        return Ok(Action::requeue(Duration::from_secs(5)));
     }
     let operation = operation_of(&app);
     let observed = match observe(&app, &ctx, &instance, &existing, operation.as_ref()).await {
@@ -481,6 +486,7 @@ async fn observe(
     .await
     .map_err(|e| Problem::comparison(format!("rendering task failed: {e}")))?
     .map_err(Problem::comparison)?;
+    tracing::debug!(app = instance, objects = rendered.objects.len(), commit = %rendered.commit, "rendered");
 
     let conn = ctx
         .clients
@@ -494,6 +500,7 @@ async fn observe(
         )));
     }
 
+    tracing::debug!(app = instance, server = %conn.server, "connected");
     let options = sync_options(app);
     let destination_ns = app.spec.destination.namespace.clone();
     let mut reach: BTreeMap<(String, String), Reach> = BTreeMap::new();
@@ -562,6 +569,7 @@ async fn observe(
             reach.insert(key, Reach { resource, scope });
         }
     }
+    tracing::debug!(app = instance, kinds = reach.len(), "kinds resolved");
     for r in reach.values() {
         ctx.live
             .ensure(&conn.server, &conn.watch_client, &r.resource)
@@ -659,6 +667,7 @@ fn normalize(
     if key.group.is_empty() && key.kind == "Secret" {
         fold_string_data(&mut object);
     }
+    default_port_protocols(&mut object);
     Ok(DesiredObject {
         role: resource::role_of(&object),
         wave: resource::wave_of(&object),
@@ -666,6 +675,35 @@ fn normalize(
         key,
         object,
     })
+}
+
+/// Sets `protocol: TCP` on port entries that omit it (Service ports, container ports).
+/// `protocol` is part of those lists' merge key, and API servers before 1.21 reject a
+/// server-side apply whose port omits it ("associative list with keys has an element
+/// that omits key field"); TCP is the value the server would default anyway.
+fn default_port_protocols(value: &mut Value) {
+    match value {
+        Value::Object(o) => {
+            for (k, v) in o.iter_mut() {
+                if k == "ports"
+                    && let Value::Array(ports) = v
+                {
+                    for port in ports.iter_mut() {
+                        if let Value::Object(p) = port
+                            && (p.contains_key("port") || p.contains_key("containerPort"))
+                            && !p.contains_key("protocol")
+                        {
+                            p.insert("protocol".into(), json!("TCP"));
+                        }
+                    }
+                } else {
+                    default_port_protocols(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(default_port_protocols),
+        _ => {}
+    }
 }
 
 fn fold_string_data(secret: &mut Value) {
