@@ -320,7 +320,19 @@ fn emit(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
     }
 }
 
+/// JSON or YAML of `value`, without `metadata.managedFields` (as `kubectl get -o`).
 fn encode(value: &Value, output: Output) -> Result<String, AppError> {
+    let mut value = value.clone();
+    let objects = match value.get_mut("items").and_then(Value::as_array_mut) {
+        Some(items) => items.iter_mut().collect(),
+        None => vec![&mut value],
+    };
+    for object in objects {
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+    }
+    let value = &value;
     match output {
         Output::Json => Ok(format!(
             "{}\n",
@@ -438,9 +450,7 @@ pub fn progress(app: &Value, requested: &Value) -> Progress {
         return Progress::Pending;
     }
     let state = app.pointer("/status/operationState");
-    let ours = state
-        .and_then(|s| s.pointer("/operation/sync"))
-        .is_some_and(|sync| ssa::contains(sync, requested, Lists::Atomic));
+    let ours = state_is(app, requested);
     let phase = state.map(|s| format::text(s, "/phase")).unwrap_or_default();
     match (ours, phase) {
         (true, "Succeeded" | "Failed" | "Error") => Progress::Done {
@@ -455,17 +465,23 @@ pub fn progress(app: &Value, requested: &Value) -> Progress {
     }
 }
 
-/// What a timed-out wait last saw: the operation's phase and the app's conditions.
-fn last_seen(app: &Value) -> String {
+/// True when `app`'s `status.operationState` is the operation whose `sync` is `requested`.
+fn state_is(app: &Value, requested: &Value) -> bool {
+    app.pointer("/status/operationState/operation/sync")
+        .is_some_and(|sync| ssa::contains(sync, requested, Lists::Atomic))
+}
+
+/// What a timed-out wait last saw: how far the operation got and the app's conditions.
+fn last_seen(app: &Value, requested: &Value) -> String {
     let mut parts = Vec::new();
-    if let Some(op) = app.pointer("/status/operationState") {
-        let phase = format::text(op, "/phase");
-        if !phase.is_empty() {
-            parts.push(format!(
-                "last operation {phase}: {}",
-                format::text(op, "/message")
-            ));
-        }
+    if state_is(app, requested) {
+        parts.push(format!(
+            "operation {}: {}",
+            format::text(app, "/status/operationState/phase"),
+            format::text(app, "/status/operationState/message")
+        ));
+    } else {
+        parts.push("the sync engine has not started it".to_owned());
     }
     for c in app
         .pointer("/status/conditions")
@@ -479,11 +495,7 @@ fn last_seen(app: &Value) -> String {
             format::text(c, "/message")
         ));
     }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join("; "))
-    }
+    format!(" ({})", parts.join("; "))
 }
 
 /// The Applications of one namespace, read as JSON (an app the typed model would reject
@@ -584,7 +596,7 @@ impl Apps {
                     return Err(AppError::Timeout {
                         name: name.to_owned(),
                         seconds: timeout.as_secs(),
-                        state: last_seen(&app),
+                        state: last_seen(&app, requested),
                     });
                 }
                 Progress::Pending => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -803,14 +815,37 @@ mod tests {
     }
 
     #[test]
-    fn a_timeout_tells_what_it_last_saw() {
-        let stuck = app(json!({"status": {
-            "operationState": {"phase": "Running", "message": "waiting for Job/migrate"},
-            "conditions": [{"type": "ComparisonError", "message": "revision v9 not found"}]}}));
-        assert_eq!(
-            last_seen(&stuck),
-            " (last operation Running: waiting for Job/migrate; ComparisonError: revision v9 not found)"
+    fn encoded_apps_leave_out_managed_fields() {
+        let mut one = app(json!({}));
+        one["metadata"]["managedFields"] = json!([{"manager": "argosy"}]);
+        let yaml = encode(&one, Output::Yaml).unwrap();
+        assert!(yaml.contains("resourceVersion: '5'") && !yaml.contains("managedFields"));
+        let list = json!({"kind": "List", "items": [one]});
+        let json_text = encode(&list, Output::Json).unwrap();
+        let parsed: Value = serde_json::from_str(&json_text).unwrap();
+        assert_eq!(parsed["items"][0]["metadata"]["name"], "shop");
+        assert!(
+            parsed["items"][0]["metadata"]
+                .get("managedFields")
+                .is_none()
         );
-        assert_eq!(last_seen(&app(json!({}))), "");
+    }
+
+    #[test]
+    fn a_timeout_tells_what_it_last_saw() {
+        let requested = json!({"prune": false});
+        let stuck = app(json!({"status": {
+            "operationState": {"phase": "Running", "message": "waiting for Job/migrate",
+                               "operation": {"sync": {"prune": false}}},
+            "conditions": [{"type": "SyncError", "message": "Job/migrate failed once"}]}}));
+        assert_eq!(
+            last_seen(&stuck, &requested),
+            " (operation Running: waiting for Job/migrate; SyncError: Job/migrate failed once)"
+        );
+        // An earlier operation's state is not this one's.
+        assert_eq!(
+            last_seen(&stuck, &json!({"revision": "v9"})),
+            " (the sync engine has not started it; SyncError: Job/migrate failed once)"
+        );
     }
 }

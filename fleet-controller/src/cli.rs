@@ -317,6 +317,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn app_namespace_is_global_and_defaults_to_argocd() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        let Ok(Command::App(flags)) = parse(&["argosy", "app", "sync", "shop", "-n", "team"])
+        else {
+            panic!("app sync did not parse");
+        };
+        assert_eq!(flags.namespace, "team");
+        assert!(matches!(
+            flags.command,
+            AppCommand::Sync { ref name, prune: false, ref wait, .. }
+                if name == "shop" && !wait.wait && wait.timeout == 300
+        ));
+        let Ok(Command::App(flags)) = parse(&["argosy", "app", "rollback", "shop", "3", "--wait"])
+        else {
+            panic!("app rollback did not parse");
+        };
+        assert_eq!(flags.namespace, "argocd");
+        assert!(
+            matches!(flags.command, AppCommand::Rollback { id: Some(3), ref wait, .. } if wait.wait)
+        );
+        assert!(parse(&["argosy", "app", "list", "-o", "wide"]).is_err());
+    }
+
+    #[test]
     fn repo_override_needs_url_and_path() {
         assert_eq!(
             parse_repo_override("https://x/y.git=/tmp/r").unwrap(),

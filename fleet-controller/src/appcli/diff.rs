@@ -70,9 +70,19 @@ fn title(key: &ObjKey) -> String {
 /// YAML of the live and the desired side ("" for an absent side).
 fn shown(key: &ObjKey, live: Option<&Value>, desired: Option<&Value>) -> (String, String) {
     let want = desired.map(view);
-    let mut have = live.map(|l| match &want {
-        Some(w) => project(&view(l), w, ssa::owned_fields_json(l)),
-        None => view(l),
+    let mut have = live.map(|l| {
+        let mut have = view(l);
+        // Objects from a watch's list carry no apiVersion and kind.
+        if let Some(o) = have.as_object_mut() {
+            o.entry("kind").or_insert_with(|| json!(key.kind));
+            if let Some(api_version) = want.as_ref().and_then(|w| w.get("apiVersion")) {
+                o.entry("apiVersion").or_insert_with(|| api_version.clone());
+            }
+        }
+        match &want {
+            Some(w) => project(&have, w, ssa::owned_fields_json(l)),
+            None => have,
+        }
     });
     let mut want = want;
     if key.group.is_empty() && key.kind == "Secret" {
@@ -263,6 +273,19 @@ mod tests {
         assert_eq!(changed_lines(&diffs[1].text, '-'), 0, "{}", diffs[1].text);
         assert!(diffs[2].text.contains("-  k: old\n"), "{}", diffs[2].text);
         assert_eq!(changed_lines(&diffs[2].text, '+'), 0, "{}", diffs[2].text);
+    }
+
+    #[test]
+    fn a_live_object_without_type_fields_takes_them_from_the_desired_one() {
+        let k = key("ConfigMap", "a");
+        let mut live = cm("a", json!({"k": "v"}));
+        let o = live.as_object_mut().unwrap();
+        o.remove("apiVersion");
+        o.remove("kind");
+        let (have, want) = shown(&k, Some(&live), Some(&cm("a", json!({"k": "v"}))));
+        assert_eq!(have, want);
+        let (pruned, _) = shown(&k, Some(&live), None);
+        assert!(pruned.contains("kind: ConfigMap\n"), "{pruned}");
     }
 
     #[test]
