@@ -238,7 +238,6 @@ mod tests {
         let mut pruned_state = state(pruned.clone(), ResourceSync::OutOfSync);
         pruned_state.requires_pruning = true;
         let comparison = Comparison {
-            revision: "abc".into(),
             desired: vec![
                 desired(&changed, cm("a", json!({"k": "v2", "same": "s"}))),
                 desired(&synced, cm("b", json!({"k": "v"}))),
@@ -292,7 +291,6 @@ mod tests {
     fn text_identical_but_different_names_the_paths() {
         let k = key("ConfigMap", "a");
         let comparison = Comparison {
-            revision: "abc".into(),
             desired: vec![desired(&k, cm("a", json!({"k": "v"})))],
             live: BTreeMap::from([(k.clone(), cm("a", json!({"k": "v"})))]),
             states: vec![state(k, ResourceSync::OutOfSync)],

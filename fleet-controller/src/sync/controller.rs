@@ -598,8 +598,6 @@ async fn observe(
 
 /// The engine's comparison of an Application with its spec (what `argosy app diff` shows).
 pub struct Comparison {
-    /// The commit the spec's revision resolved to.
-    pub revision: String,
     pub desired: Vec<DesiredObject>,
     /// Live objects at the desired keys and every live object the app tracks.
     pub live: BTreeMap<ObjKey, Value>,
@@ -632,7 +630,6 @@ pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison,
     let ignore = ignore_rules(app, &mut warnings);
     let states = plan::compare(&observed.desired, &observed.live, &instance, &ignore);
     Ok(Comparison {
-        revision: observed.revision,
         desired: observed.desired,
         live: observed.live,
         states,
