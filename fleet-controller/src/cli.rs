@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::appcli::AppCommand;
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::generate::{GenerateArgs, OutputFormat};
 use crate::run::{RunArgs, SyncEngine, SyncSettings};
@@ -57,6 +58,18 @@ pub enum Command {
     Crds,
     /// Run the controller against the cluster of the current kubeconfig (or in-cluster config).
     Run(Box<RunFlags>),
+    /// Applications on the cluster of the current kubeconfig: list, get, diff, sync, rollback.
+    App(AppFlags),
+}
+
+/// Flags of `argosy app`.
+#[derive(Debug, clap::Args)]
+pub struct AppFlags {
+    /// Namespace of the Applications.
+    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    namespace: String,
+    #[command(subcommand)]
+    command: AppCommand,
 }
 
 /// Flags of `argosy run`.
@@ -151,7 +164,7 @@ pub enum Format {
     Json,
 }
 
-fn parse_repo_override(s: &str) -> Result<(String, PathBuf), String> {
+pub(crate) fn parse_repo_override(s: &str) -> Result<(String, PathBuf), String> {
     match s.rsplit_once('=') {
         Some((url, path)) if !url.is_empty() && !path.is_empty() => {
             Ok((url.to_owned(), PathBuf::from(path)))
@@ -248,6 +261,25 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::run::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::App(flags) => {
+            // `app diff` exits 1 for "differences"; it cannot compare: 2 (as `argocd app diff`).
+            let error_code = match flags.command {
+                AppCommand::Diff { .. } => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let result = runtime.block_on(async {
+                let client = crate::run::client().await?;
+                let mut out = std::io::stdout().lock();
+                crate::appcli::run(client, &flags.namespace, flags.command, &mut out)
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
+            Ok(result.unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                error_code
+            }))
+        }
         Command::Crds => {
             write_stdout(&argosy_crds::crd::all_yaml().context("serializing CRDs")?)?;
             Ok(ExitCode::SUCCESS)
@@ -283,6 +315,30 @@ pub fn default_cache_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_namespace_is_global_and_defaults_to_argocd() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        let Ok(Command::App(flags)) = parse(&["argosy", "app", "sync", "shop", "-n", "team"])
+        else {
+            panic!("app sync did not parse");
+        };
+        assert_eq!(flags.namespace, "team");
+        assert!(matches!(
+            flags.command,
+            AppCommand::Sync { ref name, prune: false, ref wait, .. }
+                if name == "shop" && !wait.wait && wait.timeout == 300
+        ));
+        let Ok(Command::App(flags)) = parse(&["argosy", "app", "rollback", "shop", "3", "--wait"])
+        else {
+            panic!("app rollback did not parse");
+        };
+        assert_eq!(flags.namespace, "argocd");
+        assert!(
+            matches!(flags.command, AppCommand::Rollback { id: Some(3), ref wait, .. } if wait.wait)
+        );
+        assert!(parse(&["argosy", "app", "list", "-o", "wide"]).is_err());
+    }
 
     #[test]
     fn repo_override_needs_url_and_path() {

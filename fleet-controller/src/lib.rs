@@ -2,6 +2,7 @@
 //!
 //! * [`cli`]: the command line; [`generate`] and [`casetest`] are its offline commands,
 //!   [`inputs`] reads their files, [`explain`] says where parameters came from;
+//! * [`appcli`]: `argosy app list|get|diff|sync|rollback` against a cluster;
 //! * [`run`]: the controller process (watches, leader election, shutdown);
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
 //! * [`registry`]: clusters and projects as the generators see them;
@@ -9,6 +10,7 @@
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
+pub mod appcli;
 pub mod appset;
 pub mod casetest;
 pub mod cli;

@@ -604,6 +604,47 @@ async fn observe(
     })
 }
 
+/// The engine's comparison of an Application with its spec (what `argosy app diff` shows).
+pub struct Comparison {
+    pub desired: Vec<DesiredObject>,
+    /// Live objects at the desired keys and every live object the app tracks.
+    pub live: BTreeMap<ObjKey, Value>,
+    pub states: Vec<ResourceState>,
+    /// What the comparison could not cover (invalid ignore rules, kinds not served yet).
+    pub warnings: Vec<String>,
+}
+
+/// Observes and compares `app` as a reconcile does (render from Git, normalize, read the
+/// live objects through `ctx.live`, apply `ignoreDifferences`), against the spec's source
+/// (a pending operation is not looked at), and writes nothing.
+pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison, String> {
+    let instance = resource::app_instance(
+        app.metadata.namespace.as_deref().unwrap_or_default(),
+        app.metadata.name.as_deref().unwrap_or_default(),
+        &ctx.config.controller_namespace,
+    );
+    let existing = app
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let observed = observe(app, ctx, &instance, &existing, None)
+        .await
+        .map_err(|p| format!("{}: {}", p.condition.as_str(), p.message))?;
+    let mut warnings = observed.warnings;
+    warnings.extend(observed.pending_kinds.iter().map(|k| {
+        format!("kind {k} is defined by a CRD of this app and not served yet; not compared")
+    }));
+    let ignore = ignore_rules(app, &mut warnings);
+    let states = plan::compare(&observed.desired, &observed.live, &instance, &ignore);
+    Ok(Comparison {
+        desired: observed.desired,
+        live: observed.live,
+        states,
+        warnings,
+    })
+}
+
 /// `status.sourceType` as Argo CD writes it.
 fn source_type_name(t: SourceType) -> &'static str {
     match t {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -205,9 +205,13 @@ impl LiveCache {
         let task_state = state.clone();
         let trigger = self.trigger.clone();
         let server_name = server.to_owned();
+        let types = TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(strip_last_applied);
+            .modify(move |object| prepare(object, &types));
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
@@ -242,9 +246,14 @@ impl LiveCache {
     }
 }
 
-/// Drops `kubectl.kubernetes.io/last-applied-configuration`: a second copy of the object
-/// that only costs memory here.
-fn strip_last_applied(object: &mut DynamicObject) {
+/// Readies a watched object for the store: the items of a list response carry no
+/// `apiVersion`/`kind` (only watch events do), so they are set from the watched resource
+/// (the index and comparisons need them); `kubectl.kubernetes.io/last-applied-configuration`
+/// is dropped: a second copy of the object that only costs memory here.
+fn prepare(object: &mut DynamicObject, types: &TypeMeta) {
+    if object.types.is_none() {
+        object.types = Some(types.clone());
+    }
     if let Some(a) = object.metadata.annotations.as_mut() {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
@@ -349,6 +358,21 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn listed_objects_get_the_type_of_the_watched_resource() {
+        let types = TypeMeta {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+        };
+        let mut listed = cm("a", Some("app1:/ConfigMap:ns/a"));
+        listed.types = None;
+        prepare(&mut listed, &types);
+        assert_eq!(listed.types, Some(types));
+        let mut s = WatchState::default();
+        index(&mut s, &watcher::Event::Apply(listed));
+        assert_eq!(apps(&s), [("app1".to_owned(), vec!["a".to_owned()])]);
     }
 
     #[test]
