@@ -135,7 +135,7 @@ pub struct RunFlags {
     /// checks at once).
     #[arg(long, default_value_t = 180)]
     repo_refresh_seconds: u64,
-    /// Address of the HTTP listener (/healthz, /api/webhook).
+    /// Address of the HTTP listener (/healthz, /metrics, /api/webhook).
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: std::net::SocketAddr,
     /// File holding the GitHub webhook secret (GitHub pushes are refused without one).

@@ -1,4 +1,4 @@
-//! The controller's HTTP listener (`argosy run --listen`): `/healthz` and the Git push
+//! The controller's HTTP listener (`argosy run --listen`): `/healthz`, `/metrics` and the Git push
 //! webhook; every replica serves it, leader or not (a follower's refresh warms its cache).
 
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(%listen, "serving /healthz and /api/webhook");
+    tracing::info!(%listen, "serving /healthz, /metrics and /api/webhook");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -8,6 +8,7 @@
 //! * [`registry`]: clusters and projects as the generators see them;
 //! * [`repo`]: Git through gix, and the cache of remote repositories;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
+//! * [`metrics`]: Prometheus metrics on `/metrics`;
 //! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
 pub mod appcli;
@@ -19,6 +20,7 @@ pub mod explain;
 pub mod generate;
 pub mod http;
 pub mod inputs;
+pub mod metrics;
 pub mod registry;
 pub mod repo;
 pub mod run;

@@ -34,6 +34,8 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
 
+use crate::metrics::{GitRequest, Metrics};
+
 /// How often a remote repository's refs are checked unless told otherwise (Argo CD's
 /// `timeout.reconciliation` default).
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(180);
@@ -51,6 +53,8 @@ pub struct GitRepos {
     /// finds the application's.
     remotes: Mutex<HashMap<String, Arc<Remote>>>,
     snapshots: Mutex<HashMap<(String, ObjectId), Arc<GitSnapshot>>>,
+    /// Where every request to a remote is counted and timed, if anywhere.
+    metrics: Option<Metrics>,
 }
 
 /// What the cache did with one remote repository, for tests and metrics.
@@ -131,7 +135,14 @@ impl GitRepos {
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             remotes: Mutex::default(),
             snapshots: Mutex::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts and times every ref listing and pack download in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Checks each remote repository's refs at most once per `interval`.
@@ -205,7 +216,12 @@ impl GitRepos {
         if !due {
             return Ok(state.dir.clone());
         }
-        let result = sync_remote(url, &state.dir);
+        let observe = |kind: GitRequest, ok: bool, took: Duration| {
+            if let Some(metrics) = &self.metrics {
+                metrics.git_request(url, kind, ok, took);
+            }
+        };
+        let result = sync_remote(url, &state.dir, &observe);
         let mut stats = lock(&remote.stats);
         count(&mut stats, &result);
         match result {
@@ -378,9 +394,20 @@ fn resolve(repo: &gix::Repository, revision: &str) -> Result<ObjectId, String> {
 }
 
 /// Clones `url` bare into `dir`, or checks the cached copy there and fetches if a ref moved.
-fn sync_remote(url: &str, dir: &Path) -> Result<Synced, SyncError> {
+/// Each request sent to the remote is reported to `observe` (kind, success, duration).
+fn sync_remote(
+    url: &str,
+    dir: &Path,
+    observe: &dyn Fn(GitRequest, bool, Duration),
+) -> Result<Synced, SyncError> {
     if !dir.join("HEAD").exists() {
-        return clone_bare(url, dir).map(|()| Synced::Cloned);
+        let started = Instant::now();
+        let cloned = clone_bare(url, dir);
+        // A cache directory that cannot be created never reached the remote.
+        if !matches!(cloned, Err(SyncError::CreateDir { .. })) {
+            observe(GitRequest::Fetch, cloned.is_ok(), started.elapsed());
+        }
+        return cloned.map(|()| Synced::Cloned);
     }
     let repo = open(dir).map_err(SyncError::OpenCache)?;
     let remote = repo
@@ -390,18 +417,26 @@ fn sync_remote(url: &str, dir: &Path) -> Result<Synced, SyncError> {
         .map_err(|e| SyncError::OpenCache(format!("refspecs: {}", chain(&e))))?
         .with_fetch_tags(gix::remote::fetch::Tags::None);
     // The handshake and ref listing happen here; no pack is requested until `receive`.
+    let started = Instant::now();
     let prepared = remote
         .connect(Direction::Fetch)
-        .map_err(|e| SyncError::ListRefs(format!("connecting: {}", chain(&e))))?
-        .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|e| SyncError::ListRefs(chain(&e)))?;
+        .map_err(|e| SyncError::ListRefs(format!("connecting: {}", chain(&e))))
+        .and_then(|connection| {
+            connection
+                .prepare_fetch(gix::progress::Discard, Default::default())
+                .map_err(|e| SyncError::ListRefs(chain(&e)))
+        });
+    observe(GitRequest::LsRemote, prepared.is_ok(), started.elapsed());
+    let prepared = prepared?;
     if !refs_moved(&repo, prepared.ref_map()) {
         return Ok(Synced::Unchanged);
     }
-    prepared
+    let started = Instant::now();
+    let received = prepared
         .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| SyncError::Fetch(chain(&e)))?;
-    Ok(Synced::Fetched)
+        .map_err(|e| SyncError::Fetch(chain(&e)));
+    observe(GitRequest::Fetch, received.is_ok(), started.elapsed());
+    received.map(|_| Synced::Fetched)
 }
 
 /// Whether any remote branch or tag points elsewhere than its copy in `repo` (or has none).
@@ -679,6 +714,35 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("pw"), "credentials leaked: {err}");
+    }
+
+    #[test]
+    fn requests_to_remotes_are_counted_without_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Metrics::new();
+        let repos =
+            GitRepos::new(BTreeMap::new(), dir.path().join("cache")).with_metrics(metrics.clone());
+        let url = "http://user:pw@127.0.0.1:9/repo.git";
+        assert!(repos.snapshot(url, "HEAD").is_err());
+        assert!(repos.snapshot(url, "HEAD").is_err());
+        // A local repository never reaches a remote.
+        let local = dir.path().join("local.git");
+        write_commit(&local, "HEAD", &files(&[("a", "1")])).unwrap();
+        let local_url = format!("file://{}", local.display());
+        repos.snapshot(&local_url, "HEAD").unwrap();
+
+        let text = metrics.exposition_for_tests();
+        let requests: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("argosy_git_requests_total{"))
+            .collect();
+        assert_eq!(
+            requests,
+            [
+                r#"argosy_git_requests_total{repo="http://127.0.0.1:9/repo",request_type="fetch",result="failure"} 2"#
+            ]
+        );
+        assert!(!text.contains("pw@"), "{text}");
     }
 
     #[test]

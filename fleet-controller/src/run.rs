@@ -26,6 +26,7 @@ use kube::{Api, Client};
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
+use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
 use crate::repo::{GitRepos, normalize_repo_url};
 use crate::sync::{
@@ -67,7 +68,7 @@ pub struct RunArgs {
     pub sync: SyncSettings,
     /// How often a remote repository's refs are checked (a push webhook checks at once).
     pub repo_refresh: Duration,
-    /// Where `/healthz` and the Git push webhook are served; `None`: not served.
+    /// Where `/healthz`, `/metrics` and the Git push webhook are served; `None`: not served.
     pub listen: Option<std::net::SocketAddr>,
     pub webhook: WebhookConfig,
 }
@@ -173,10 +174,12 @@ pub async fn run_with(
         .for_each(|_| futures::future::ready(()));
     let shutdown = futures::FutureExt::shared(shutdown);
 
+    let metrics = Metrics::new();
     // One repository cache for generators and the sync engine.
     let repos = Arc::new(
         GitRepos::new(args.repos.clone(), args.repo_cache.clone())
-            .with_refresh_interval(args.repo_refresh),
+            .with_refresh_interval(args.repo_refresh)
+            .with_metrics(metrics.clone()),
     );
     // Apps to re-check (by app instance): from the live cache and from push webhooks.
     let (app_trigger, app_triggers) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -214,10 +217,18 @@ pub async fn run_with(
     let all_appsets = appset_store.clone();
     let project_store = appset_store.clone();
 
-    let sync_engine = match args.sync_engine {
-        SyncEngine::Argosy => Some(sync_controller(
+    // Destination cluster clients, shared with /metrics for their connection state.
+    let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
+        Arc::new(ClusterClients::new(
+            client.clone(),
+            args.sync.allow_exec_plugins,
+        ))
+    });
+    let sync_engine = cluster_clients.as_ref().map(|clusters| {
+        sync_controller(
             &client,
             &args,
+            clusters.clone(),
             applications.clone(),
             app_events.clone(),
             secrets.clone(),
@@ -226,9 +237,8 @@ pub async fn run_with(
             repos.clone(),
             (app_trigger.clone(), app_triggers),
             shutdown.clone(),
-        )),
-        SyncEngine::Argocd => None,
-    };
+        )
+    });
 
     let run = controller
         .owns_shared_stream(app_events)
@@ -264,7 +274,16 @@ pub async fn run_with(
             appset_trigger,
             args.namespace.clone(),
         );
-        let routes = crate::webhook::router(args.webhook.clone(), on_push);
+        let metrics_sources = crate::metrics::Sources {
+            applications: applications.clone(),
+            appsets: appset_store.clone(),
+            clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
+            cluster_states: cluster_clients.map(|clients| -> crate::metrics::ClusterStates {
+                Arc::new(move || clients.states())
+            }),
+        };
+        let routes = crate::webhook::router(args.webhook.clone(), on_push)
+            .merge(crate::metrics::routes(metrics, metrics_sources));
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listen, routes, shutdown).await {
@@ -336,6 +355,7 @@ const SHARED_BUFFER: usize = 1024;
 fn sync_controller(
     client: &Client,
     args: &RunArgs,
+    clusters: Arc<ClusterClients>,
     applications: reflector::Store<Application>,
     app_events: reflector::ReflectHandle<Application>,
     secrets: reflector::Store<Secret>,
@@ -376,10 +396,7 @@ fn sync_controller(
             args.repo_cache.join("render"),
             Limits::default(),
         )),
-        Arc::new(ClusterClients::new(
-            client.clone(),
-            args.sync.allow_exec_plugins,
-        )),
+        clusters,
         live,
         EventPublisher::new(
             client.clone(),
