@@ -15,6 +15,9 @@
 //! [`render_application`] adds Argo's finalizer rule and [`apply_template_patch`] implements
 //! `templatePatch` (spec §2.4, module `patch`).
 //!
+//! Outside ApplicationSets, [`Library::Helm`] adds Helm's `include` and `required`, enough to
+//! render Argosy's own Helm chart in tests without a `helm` binary.
+//!
 //! Templates are compiled once and rendered many times: compilation does all parsing and function
 //! lookup; rendering borrows the parameters and allocates little more than its output.
 //!
@@ -62,11 +65,26 @@ pub enum Mode {
     Go(GoOptions),
 }
 
-/// `spec.goTemplateOptions`, as understood by Go's `template.Option`.
+/// `spec.goTemplateOptions`, as understood by Go's `template.Option`, and the function library.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GoOptions {
     /// What a missing map key evaluates to.
     pub missing_key: MissingKey,
+    /// Which functions templates may call ([`Mode::from_spec`] always picks Argo CD's).
+    pub library: Library,
+}
+
+/// The functions a Go template may call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Library {
+    /// Argo CD's ApplicationSet function map: Go's builtins, Sprig (see the `funcs` module for
+    /// what is absent) and Argo's additions.
+    #[default]
+    ArgoCd,
+    /// Argo CD's plus Helm's `include` (execute a `define`d template into a string) and
+    /// `required`, for rendering Helm charts (Argosy's own, in tests). Not for ApplicationSets:
+    /// Argo CD would reject their templates with these functions.
+    Helm,
 }
 
 /// Go's `missingkey=` option.
@@ -138,7 +156,7 @@ impl StringTemplate {
                 if !src.contains("{{") {
                     Compiled::Const(src.to_string())
                 } else {
-                    Compiled::Go(go::GoTemplate::compile(src, opts.missing_key)?)
+                    Compiled::Go(go::GoTemplate::compile(src, opts)?)
                 }
             }
         };

@@ -17,7 +17,13 @@
 //!   (the service-account signing key is configured), so tests can mint
 //!   tokens for less privileged ServiceAccounts.
 //! * Audit: every apiserver logs all writes (create, update, patch, delete,
-//!   deletecollection) at level Metadata, see [`ControlPlane::audit_writes`].
+//!   deletecollection) at level Metadata, see [`ControlPlane::audit_writes`],
+//!   and every request of a ServiceAccount, reads included, so a test running
+//!   code as a ServiceAccount can find its denied (403) requests, see
+//!   [`ControlPlane::audit_events`].
+//! * Admission: the default plugins plus `OwnerReferencesPermissionEnforcement`
+//!   (as on OpenShift), so setting `blockOwnerDeletion` needs `update` on the
+//!   owner's `finalizers` subresource, as a least-privilege RBAC must allow.
 //!
 //! Only the API server runs. No controller-manager: namespaces stay
 //! `Terminating` forever once deleted, ownerReference garbage collection does
@@ -57,13 +63,16 @@ pub const MANAGEMENT: &str = "mgmt";
 pub const ADMIN_TOKEN: &str = "argosy-admin-token";
 /// User name the apiservers assign to [`ADMIN_TOKEN`] (as seen in audit events).
 pub const ADMIN_USER: &str = "admin";
-/// The audit policy every apiserver runs with: all writes at level Metadata.
+/// The audit policy every apiserver runs with: all writes, and every request of a
+/// ServiceAccount, at level Metadata.
 pub const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
   - level: None
 "#;
 
@@ -314,9 +323,16 @@ impl From<RawAuditEvent> for AuditEvent {
     }
 }
 
-/// Parses a JSON-lines audit log, keeping the final stage of write requests.
-/// A last line without its newline (being written right now) is ignored.
-fn parse_audit_log(text: &str) -> Result<Vec<AuditEvent>> {
+/// Which requests of an audit log to keep.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Writes,
+    All,
+}
+
+/// Parses a JSON-lines audit log, keeping the final stage of the requests `keep`
+/// selects. A last line without its newline (being written right now) is ignored.
+fn parse_audit_log(text: &str, keep: Keep) -> Result<Vec<AuditEvent>> {
     let complete = match text.rfind('\n') {
         Some(end) => &text[..end],
         None => "",
@@ -329,7 +345,7 @@ fn parse_audit_log(text: &str) -> Result<Vec<AuditEvent>> {
         let raw: RawAuditEvent = serde_json::from_str(line)
             .with_context(|| format!("audit log line {}: {line}", i + 1))?;
         if (raw.stage == "ResponseComplete" || raw.stage == "Panic")
-            && WRITE_VERBS.contains(&raw.verb.as_str())
+            && (keep == Keep::All || WRITE_VERBS.contains(&raw.verb.as_str()))
         {
             events.push(raw.into());
         }
@@ -804,13 +820,25 @@ impl ControlPlane {
     /// on disk by the time the client has the response; poll briefly anyway
     /// when asserting on a write that just happened.
     pub fn audit_writes(&self, cluster: &str) -> Result<Vec<AuditEvent>> {
+        self.audit_log(cluster, Keep::Writes)
+    }
+
+    /// Every request in the cluster's audit log so far (final stage, oldest
+    /// first): all writes, plus the reads (get, list, watch) of ServiceAccounts.
+    /// A watch appears once it ends (stage `ResponseComplete`); a denied one
+    /// at once, with code 403.
+    pub fn audit_events(&self, cluster: &str) -> Result<Vec<AuditEvent>> {
+        self.audit_log(cluster, Keep::All)
+    }
+
+    fn audit_log(&self, cluster: &str, keep: Keep) -> Result<Vec<AuditEvent>> {
         let path = &self.clusters[self.index_of(cluster)?].audit_log_path;
         let text = match fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        parse_audit_log(&text).with_context(|| format!("parsing {}", path.display()))
+        parse_audit_log(&text, keep).with_context(|| format!("parsing {}", path.display()))
     }
 
     fn index_of(&self, name: &str) -> Result<usize> {
@@ -892,6 +920,7 @@ impl ControlPlane {
             format!("--tls-private-key-file={}", path(&root.join("serving.key"))),
             format!("--token-auth-file={}", path(&root.join("tokens.csv"))),
             "--authorization-mode=RBAC".to_owned(),
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement".to_owned(),
             "--service-account-issuer=https://kubernetes.default.svc".to_owned(),
             format!("--service-account-key-file={}", path(&root.join("sa.pub"))),
             format!(
@@ -1046,7 +1075,7 @@ mod tests {
             "\n",
             r#"{"kind":"Event","auditID":"a3","stage":"ResponseComplete","verb":"patch"#,
         );
-        let events = parse_audit_log(log).unwrap();
+        let events = parse_audit_log(log, Keep::Writes).unwrap();
         assert_eq!(events.len(), 1, "{events:?}");
         let e = &events[0];
         assert_eq!(e.verb, "create");
@@ -1058,6 +1087,12 @@ mod tests {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-01T00:00:00.5Z".parse().unwrap();
         assert!(e.received_between(t0, t1));
+        // Reads are kept too when asked for.
+        let all = parse_audit_log(log, Keep::All).unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.verb.as_str()).collect::<Vec<_>>(),
+            ["create", "get"]
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 pub mod argocd;
 pub mod bench;
 pub mod control_plane;
+pub mod helm;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, ControlPlane, HARNESS_USER_AGENT,

@@ -1,7 +1,7 @@
 //! Go `text/template` builtins: `and or not len index print printf println eq ne lt le gt ge
 //! html js urlquery` (`slice` is Sprig's, which replaces Go's in Argo's function map).
 
-use super::{FnResult, Func, Param, fixed, str_arg, variadic};
+use super::{Eval, FnResult, Func, Param, fixed, str_arg, variadic};
 use crate::go::Budget;
 use crate::go::fmt::{is_print, sprint, sprintf, sprintln};
 use crate::go::value::{Elem, Value};
@@ -10,12 +10,16 @@ use Param::{Any, Reflect, Str};
 
 pub(super) const FUNCS: &[Func] = &[
     Func {
-        short_circuit: Some(false),
-        ..variadic("and", &[Reflect], Reflect, and)
+        name: "and",
+        params: &[Reflect],
+        variadic: Some(Reflect),
+        eval: Eval::ShortCircuit { is_or: false },
     },
     Func {
-        short_circuit: Some(true),
-        ..variadic("or", &[Reflect], Reflect, or)
+        name: "or",
+        params: &[Reflect],
+        variadic: Some(Reflect),
+        eval: Eval::ShortCircuit { is_or: true },
     },
     fixed("not", &[Reflect], not),
     fixed("len", &[Reflect], len),
@@ -33,25 +37,6 @@ pub(super) const FUNCS: &[Func] = &[
     variadic("js", &[], Any, js),
     variadic("urlquery", &[], Any, urlquery),
 ];
-
-/// `and`/`or` as plain functions; the executor short-circuits them before evaluating every
-/// argument, with the same result.
-fn pick<'a>(args: &[Value<'a>], want: bool) -> FnResult<'a> {
-    Ok(args
-        .iter()
-        .find(|v| v.truth() == want)
-        .or(args.last())
-        .cloned()
-        .unwrap_or(Value::Missing))
-}
-
-fn and<'a>(_: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
-    pick(args, false)
-}
-
-fn or<'a>(_: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
-    pick(args, true)
-}
 
 fn not<'a>(_: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
     Ok(Value::Bool(!args.first().is_some_and(Value::truth)))

@@ -13,10 +13,14 @@
 //! non-deterministic or need key material; `duration`/`durationRound`; `urlParse`/`urlJoin`;
 //! `call`; and `tpl`, which newer Argo CD versions add but the specification does not list. Using
 //! one is a parse error (`function "now" not defined`).
+//!
+//! [`Library::Helm`] adds Helm's `include` and `required` (module `helm`) on top, for rendering
+//! Helm charts; ApplicationSet templates never see them.
 
 mod builtins;
 mod dicts;
 mod encoding;
+mod helm;
 mod lists;
 mod math;
 mod regex;
@@ -28,6 +32,7 @@ pub(crate) mod yamlfns;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::Library;
 use crate::go::Budget;
 use crate::go::value::Value;
 
@@ -63,14 +68,25 @@ impl Param {
     }
 }
 
+/// How the executor evaluates a call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Eval {
+    /// Evaluate every argument, then call the implementation.
+    Call(Imp),
+    /// `and`/`or`: arguments are evaluated left to right until one's truth decides the result
+    /// (`true` decides `or`, `false` decides `and`).
+    ShortCircuit { is_or: bool },
+    /// Helm's `include NAME DATA`: executes a named template into a string, which needs the
+    /// executor (the program's templates, its depth and output limits), not a plain function.
+    Include,
+}
+
 #[derive(Debug)]
 pub(crate) struct Func {
     pub(crate) name: &'static str,
     pub(crate) params: &'static [Param],
     pub(crate) variadic: Option<Param>,
-    /// `Some(is_or)` for `and`/`or`, which the executor evaluates lazily.
-    pub(crate) short_circuit: Option<bool>,
-    pub(crate) imp: Imp,
+    pub(crate) eval: Eval,
 }
 
 impl Func {
@@ -90,8 +106,7 @@ pub(crate) const fn fixed(name: &'static str, params: &'static [Param], imp: Imp
         name,
         params,
         variadic: None,
-        short_circuit: None,
-        imp,
+        eval: Eval::Call(imp),
     }
 }
 
@@ -106,13 +121,21 @@ pub(crate) const fn variadic(
         name,
         params,
         variadic: Some(rest),
-        short_circuit: None,
-        imp,
+        eval: Eval::Call(imp),
     }
 }
 
-/// Looks a function up by name (parse time).
-pub(crate) fn lookup(name: &str) -> Option<&'static Func> {
+/// Looks a function up by name in `library` (parse time).
+pub(crate) fn lookup(name: &str, library: Library) -> Option<&'static Func> {
+    let extra: &'static [Func] = match library {
+        Library::ArgoCd => &[],
+        Library::Helm => helm::FUNCS,
+    };
+    argo_cd(name).or_else(|| extra.iter().find(|f| f.name == name))
+}
+
+/// Argo CD's function map.
+fn argo_cd(name: &str) -> Option<&'static Func> {
     static TABLE: OnceLock<HashMap<&'static str, &'static Func>> = OnceLock::new();
     TABLE
         .get_or_init(|| {

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::Library;
 use crate::tests::{assert_err, go_ok};
 
 fn t(src: &str) -> String {
@@ -21,7 +22,7 @@ fn every_registered_function_is_found() {
         "sha1sum",
         "until",
     ] {
-        assert!(super::lookup(name).is_some(), "{name}");
+        assert!(super::lookup(name, Library::ArgoCd).is_some(), "{name}");
     }
     for name in [
         "env",
@@ -31,7 +32,10 @@ fn every_registered_function_is_found() {
         "randAlpha",
         "call",
     ] {
-        assert!(super::lookup(name).is_none(), "{name} must not exist");
+        assert!(
+            super::lookup(name, Library::ArgoCd).is_none(),
+            "{name} must not exist"
+        );
     }
 }
 
@@ -797,4 +801,100 @@ fn argo_yaml_functions() {
         ),
         "plain|2|null"
     );
+}
+
+/// Renders in Go mode with Helm's library and `missingkey=error`.
+fn helm(src: &str, p: serde_json::Value) -> Result<String, crate::TemplateError> {
+    let mode = crate::Mode::Go(crate::GoOptions {
+        missing_key: crate::MissingKey::Error,
+        library: Library::Helm,
+    });
+    crate::render_string(src, &crate::tests::params(p), &mode)
+}
+
+#[test]
+fn helm_functions_exist_only_in_the_helm_library() {
+    for name in ["include", "required"] {
+        assert!(super::lookup(name, Library::Helm).is_some(), "{name}");
+        assert!(super::lookup(name, Library::ArgoCd).is_none(), "{name}");
+    }
+    assert_err(
+        r#"{{ include "x" . }}"#,
+        json!({}),
+        r#"function "include" not defined"#,
+    );
+    // Helm's library is Argo CD's plus these two.
+    assert_eq!(
+        helm("{{ toYaml .m | nindent 2 }}", json!({"m": {"a": 1}})).unwrap(),
+        "\n  a: 1"
+    );
+}
+
+#[test]
+fn include_renders_a_define_into_a_pipeable_string() {
+    let src = r#"{{- define "name" -}}{{ .a }}-{{ $.b }}{{- end -}}
+{{ include "name" . | upper }}|{{ include "name" .nested | quote }}|{{ template "name" . }}"#;
+    let p = json!({"a": "x", "b": "y", "nested": {"a": "n", "b": "m"}});
+    // `$` inside the included template is its data, as with `template`.
+    assert_eq!(helm(src, p).unwrap(), "X-Y|\"n-m\"|x-y");
+}
+
+#[test]
+fn include_nests_and_keeps_the_caller_output() {
+    let src = r#"{{- define "inner" }}[{{ . }}]{{ end -}}
+{{- define "outer" }}<{{ include "inner" . }}>{{ end -}}
+a{{ include "outer" "v" | trim }}b"#;
+    assert_eq!(helm(src, json!({})).unwrap(), "a<[v]>b");
+}
+
+#[test]
+fn include_errors_name_the_template() {
+    let err = helm(r#"{{ include "nope" . }}"#, json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(r#"error calling include: template "nope" not defined"#),
+        "{err}"
+    );
+    // An error inside the included template names it.
+    let src = r#"{{ define "t" }}{{ .missing }}{{ end }}{{ include "t" . }}"#;
+    let err = helm(src, json!({})).unwrap_err().to_string();
+    assert!(
+        err.contains(r#"executing "t" at <.missing>: map has no entry for key "missing""#),
+        "{err}"
+    );
+    // Unbounded recursion stops at the depth limit instead of overflowing the stack.
+    let src = r#"{{ define "loop" }}{{ include "loop" . }}{{ end }}{{ include "loop" . }}"#;
+    let err = helm(src, json!({})).unwrap_err().to_string();
+    assert!(err.contains("exceeded maximum template depth"), "{err}");
+}
+
+#[test]
+fn required_fails_on_absent_or_empty_string_only() {
+    let p = json!({"s": "v", "e": "", "z": 0, "f": false, "n": null});
+    assert_eq!(
+        helm(
+            r#"{{ required "s!" .s }}|{{ required "z!" .z }}|{{ required "f!" .f }}"#,
+            p.clone()
+        )
+        .unwrap(),
+        "v|0|false"
+    );
+    for (src, msg) in [
+        (
+            r#"{{ required "need e" .e }}"#,
+            "error calling required: need e",
+        ),
+        (
+            r#"{{ required "need n" .n }}"#,
+            "error calling required: need n",
+        ),
+        (
+            r#"{{ .n | required "need n" }}"#,
+            "error calling required: need n",
+        ),
+    ] {
+        let err = helm(src, p.clone()).unwrap_err().to_string();
+        assert!(err.contains(msg), "{src}: {err}");
+    }
 }

@@ -11,7 +11,9 @@
 //! * function arguments are converted to the parameter types of the Go function they stand for,
 //!   with Go's errors (`wrong type for value; expected int; got float64`, `invalid value; expected
 //!   string`, `wrong number of args for f: want 2 got 1`);
-//! * `and`/`or` short-circuit; `range` visits map keys in order and integers as `0..n`.
+//! * `and`/`or` short-circuit; `range` visits map keys in order and integers as `0..n`;
+//! * Helm's `include` (with [`crate::Library::Helm`]) executes a `define`d template like
+//!   `{{template}}` does, with a fresh variable scope, into a string instead of the output.
 //!
 //! Errors are formatted like Go's: `template: :LINE:COL: executing "NAME" at <NODE>: MESSAGE`.
 
@@ -20,7 +22,7 @@ use std::fmt::Display;
 use super::ast::{Arg, Branch, Cmd, ListNode, Node, Number, Pipe, Program, TemplateCall};
 use super::value::{Elem, Str, Value};
 use super::{Budget, MAX_EXEC_DEPTH, fmt, quote};
-use crate::funcs::{Func, Param};
+use crate::funcs::{Eval, Func, Param};
 use crate::{MAX_LIST_LEN, MAX_OUTPUT_BYTES, MissingKey, Params};
 
 type R<T> = Result<T, String>;
@@ -326,7 +328,7 @@ impl<'a> Exec<'a> {
     }
 
     fn walk_template(&mut self, dot: &Slot<'a>, t: &'a TemplateCall) -> R<()> {
-        let Some(body) = self.program.defs.get(&*t.name) else {
+        let Some((name, body)) = self.program.defs.get_key_value(&*t.name) else {
             return Err(self.err(
                 t.pos,
                 t,
@@ -338,7 +340,14 @@ impl<'a> Exec<'a> {
             Some(p) => self.eval_pipeline(dot, p)?,
             None => Value::Missing,
         };
-        let slot = Slot::plain(new_dot);
+        let result = self.run_define(name, body, new_dot);
+        self.depth -= 1;
+        result
+    }
+
+    /// Executes a `define`d template with `data` as dot and `$`, in a fresh variable scope.
+    fn run_define(&mut self, name: &'a str, body: &'a ListNode, data: Value<'a>) -> R<()> {
+        let slot = Slot::plain(data);
         let vars = std::mem::replace(
             &mut self.vars,
             vec![Var {
@@ -346,12 +355,33 @@ impl<'a> Exec<'a> {
                 slot: slot.clone(),
             }],
         );
-        let name = std::mem::replace(&mut self.name, &t.name);
+        let name = std::mem::replace(&mut self.name, name);
         let result = self.walk_list(&slot, body);
         self.vars = vars;
         self.name = name;
-        self.depth -= 1;
         result.map(|_| ())
+    }
+
+    /// Helm's `include NAME DATA` (arguments already evaluated into `self.args[base..]`): the
+    /// output of template NAME executed with DATA, as a string. Errors are messages for
+    /// `error calling include: ...`.
+    fn include(&mut self, base: usize, pos: usize, at: &dyn Display) -> R<Value<'a>> {
+        let wanted = self
+            .args
+            .get(base)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let data = self.args.get(base + 1).cloned().unwrap_or(Value::Nil);
+        let Some((name, body)) = self.program.defs.get_key_value(wanted.as_str()) else {
+            return Err(format!("template {} not defined", quote(&wanted)));
+        };
+        self.enter(pos, at)?;
+        let outer = std::mem::take(&mut self.out);
+        let result = self.run_define(name, body, data);
+        let included = std::mem::replace(&mut self.out, outer);
+        self.depth -= 1;
+        result.map(|()| Value::string(included))
     }
 
     fn set_var(&mut self, name: &str, slot: Slot<'a>, pos: usize, at: &dyn Display) -> R<()> {
@@ -615,19 +645,23 @@ impl<'a> Exec<'a> {
                 &format!("wrong number of args for {name}: want {fixed} got {num_in}"),
             ));
         }
-        if let Some(is_or) = f.short_circuit {
-            let mut v = Value::Missing;
-            for a in args {
-                v = self.eval_arg(dot, Param::Reflect, a)?;
-                if v.truth() == is_or {
-                    return Ok(v);
+        let imp = match f.eval {
+            Eval::ShortCircuit { is_or } => {
+                let mut v = Value::Missing;
+                for a in args {
+                    v = self.eval_arg(dot, Param::Reflect, a)?;
+                    if v.truth() == is_or {
+                        return Ok(v);
+                    }
                 }
+                if let Some(fin) = fin {
+                    v = self.validate(fin, Param::Reflect, ident)?;
+                }
+                return Ok(v);
             }
-            if let Some(fin) = fin {
-                v = self.validate(fin, Param::Reflect, ident)?;
-            }
-            return Ok(v);
-        }
+            Eval::Call(imp) => Some(imp),
+            Eval::Include => None,
+        };
         let base = self.args.len();
         for (i, a) in args.iter().enumerate() {
             let v = self.eval_arg(dot, f.param(i), a)?;
@@ -637,7 +671,10 @@ impl<'a> Exec<'a> {
             let v = self.validate(fin, f.param(num_in - 1), ident)?;
             self.args.push(v);
         }
-        let result = (f.imp)(&mut self.budget, &self.args[base..]);
+        let result = match imp {
+            Some(imp) => imp(&mut self.budget, &self.args[base..]),
+            None => self.include(base, at.pos(), &at.text()),
+        };
         self.args.truncate(base);
         let v = result
             .map_err(|e| self.err(at.pos(), &at.text(), &format!("error calling {name}: {e}")))?;

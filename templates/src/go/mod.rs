@@ -3,8 +3,8 @@
 //!
 //! The engine follows Go 1.22+ semantics, including `break`/`continue`, `range` over integers,
 //! short-circuit `and`/`or`, and Go's error texts (`template: :1:7: executing "" at <.a.b>: ...`).
-//! Functions are resolved at parse time against the fixed library in [`crate::funcs`]; an unknown
-//! name is a parse error, as in Go.
+//! Functions are resolved at parse time against the chosen [`crate::Library`] in [`crate::funcs`];
+//! an unknown name is a parse error, as in Go.
 
 pub(crate) mod ast;
 pub(crate) mod exec;
@@ -16,7 +16,7 @@ pub(crate) mod value;
 pub(crate) use fmt::quote;
 
 use crate::error::TemplateError;
-use crate::{MissingKey, Params};
+use crate::{GoOptions, MissingKey, Params};
 
 /// Deepest nesting of parenthesised pipelines and control blocks the parser accepts.
 pub(crate) const MAX_PARSE_DEPTH: usize = 100;
@@ -77,15 +77,16 @@ pub(crate) struct GoTemplate {
 }
 
 impl GoTemplate {
-    pub(crate) fn compile(src: &str, missing_key: MissingKey) -> Result<Self, TemplateError> {
-        let program = parse::parse(src).map_err(|message| TemplateError::Parse {
-            template: src.to_string(),
-            message,
-        })?;
+    pub(crate) fn compile(src: &str, options: &GoOptions) -> Result<Self, TemplateError> {
+        let program =
+            parse::parse(src, options.library).map_err(|message| TemplateError::Parse {
+                template: src.to_string(),
+                message,
+            })?;
         Ok(GoTemplate {
             src: src.into(),
             program,
-            missing_key,
+            missing_key: options.missing_key,
         })
     }
 

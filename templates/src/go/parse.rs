@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::MAX_PARSE_DEPTH;
 use super::ast::{Arg, Branch, Cmd, ListNode, Node, Number, Pipe, Program, TemplateCall};
 use super::lex::{Item, Tok, lex};
-use crate::funcs;
+use crate::{Library, funcs};
 
 type PResult<T> = Result<T, String>;
 
@@ -33,9 +33,10 @@ struct Parser<'s> {
     range_depth: usize,
     depth: usize,
     defs: HashMap<String, ListNode>,
+    library: Library,
 }
 
-pub(crate) fn parse(src: &str) -> PResult<Program> {
+pub(crate) fn parse(src: &str, library: Library) -> PResult<Program> {
     let mut p = Parser {
         src,
         items: lex(src),
@@ -45,6 +46,7 @@ pub(crate) fn parse(src: &str) -> PResult<Program> {
         range_depth: 0,
         depth: 0,
         defs: HashMap::new(),
+        library,
     };
     let mut root = ListNode::default();
     while p.peek().typ != Tok::Eof {
@@ -499,7 +501,7 @@ impl<'s> Parser<'s> {
         let it = self.next_non_space();
         let pos = it.pos;
         Ok(Some(match it.typ {
-            Tok::Identifier => match funcs::lookup(&it.val) {
+            Tok::Identifier => match funcs::lookup(&it.val, self.library) {
                 Some(func) => Arg::Func { pos, func },
                 None => {
                     return Err(

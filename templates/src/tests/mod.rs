@@ -21,7 +21,10 @@ pub(crate) fn params(v: Json) -> Params {
 }
 
 pub(crate) fn go_mode(missing_key: MissingKey) -> Mode {
-    Mode::Go(GoOptions { missing_key })
+    Mode::Go(GoOptions {
+        missing_key,
+        ..GoOptions::default()
+    })
 }
 
 /// Renders `src` in Go mode with `missingkey=default`.

@@ -1,0 +1,894 @@
+#![allow(clippy::unwrap_used)]
+//! The Helm chart `charts/argosy`, without a `helm` binary: rendered by
+//! `argosy_tests::helm` (Argosy's Go template engine with Helm's `include` and
+//! `required`), checked, applied to a real kube-apiserver, and its RBAC proven
+//! both sufficient and not broader than needed by running the controller
+//! in-process with a token of the chart's ServiceAccount.
+//!
+//! Sufficient: the controller does its job (Applications created and pruned,
+//! ApplicationSet status patched, Events created, Lease acquired and released)
+//! and the audit log (which records every request of a ServiceAccount, reads
+//! included) holds no 403 for it. Not broader: the same identity is denied
+//! what the controller never needs (other namespaces' Secrets, Namespaces,
+//! ConfigMaps, other Leases).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use argosy::run::RunArgs;
+use argosy_tests::argocd::{
+    ARGOCD_NAMESPACE, Ended, TEST_FIELD_MANAGER, appset_resource, init_tracing, prepare_namespace,
+    run_args, start_controller, wait_for,
+};
+use argosy_tests::helm::{Chart, Release, Rendered, argosy_chart_dir};
+use argosy_tests::{ControlPlane, MANAGEMENT, TestCluster};
+use clap::{CommandFactory as _, Parser as _};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::discovery::Scope;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// Flags the chart already passes that `argosy run` does not parse yet (the HTTP
+/// listener and webhooks are being added). Once the CLI knows one, it is checked
+/// like every other flag; a chart flag that is neither known nor listed here fails.
+const FLAGS_BEING_ADDED: &[&str] = &[
+    "listen",
+    "webhook-github-secret-file",
+    "webhook-gitlab-token-file",
+];
+
+fn render(release: &Release, overrides: Value) -> Rendered {
+    Chart::argosy()
+        .unwrap()
+        .render(release, &overrides)
+        .unwrap()
+}
+
+fn default_release() -> Release {
+    Release::new("argosy", ARGOCD_NAMESPACE)
+}
+
+fn container(rendered: &Rendered, name: &str) -> Value {
+    rendered
+        .object("Deployment", name)
+        .unwrap()
+        .pointer("/spec/template/spec/containers/0")
+        .unwrap()
+        .clone()
+}
+
+fn args(rendered: &Rendered, name: &str) -> Vec<String> {
+    serde_json::from_value(container(rendered, name)["args"].clone()).unwrap()
+}
+
+/// The value of `--flag=VALUE` in `args`.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+}
+
+/// `(apiGroups, resources, resourceNames, verbs)` of a Role's rules, sorted.
+fn rules(role: &Value) -> BTreeSet<(String, String, String, String)> {
+    let join = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                join(&r["apiGroups"]),
+                join(&r["resources"]),
+                join(&r["resourceNames"]),
+                join(&r["verbs"]),
+            )
+        })
+        .collect()
+}
+
+fn rule(
+    groups: &str,
+    resources: &str,
+    names: &str,
+    verbs: &str,
+) -> (String, String, String, String) {
+    (groups.into(), resources.into(), names.into(), verbs.into())
+}
+
+/// What every namespace with ApplicationSets grants.
+fn appset_rules() -> BTreeSet<(String, String, String, String)> {
+    BTreeSet::from([
+        rule("argoproj.io", "applicationsets", "", "get,list,watch,patch"),
+        rule("argoproj.io", "applicationsets/status", "", "patch"),
+        rule("argoproj.io", "applicationsets/finalizers", "", "update"),
+        rule(
+            "argoproj.io",
+            "applications",
+            "",
+            "get,list,watch,create,patch,delete",
+        ),
+        rule("events.k8s.io", "events", "", "create"),
+    ])
+}
+
+/// Parses the container's args as `argosy run` would (minus [`FLAGS_BEING_ADDED`]
+/// the CLI does not know yet).
+fn assert_args_parse(args: &[String]) {
+    let cli = argosy::cli::Cli::command();
+    let run = cli.find_subcommand("run").unwrap();
+    let known: BTreeSet<&str> = run.get_arguments().filter_map(|a| a.get_long()).collect();
+    let mut checked = vec!["argosy".to_owned()];
+    for arg in args {
+        let long = arg
+            .strip_prefix("--")
+            .map(|a| a.split('=').next().unwrap_or(a));
+        match long {
+            Some(name) if !known.contains(name) => assert!(
+                FLAGS_BEING_ADDED.contains(&name),
+                "the chart passes --{name}, which `argosy run` does not know"
+            ),
+            _ => checked.push(arg.clone()),
+        }
+    }
+    if let Err(e) = argosy::cli::Cli::try_parse_from(&checked) {
+        panic!("chart args {checked:?} do not parse: {e}");
+    }
+}
+
+#[test]
+fn default_values_render_a_hardened_two_replica_controller() {
+    let rendered = render(&default_release(), json!({}));
+    let ids: Vec<(String, String, String)> = rendered.identities().unwrap();
+    let ids: Vec<(&str, &str, &str)> = ids
+        .iter()
+        .map(|(k, n, m)| (k.as_str(), n.as_str(), m.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("ServiceAccount", "argocd", "argosy"),
+            ("Role", "argocd", "argosy"),
+            ("RoleBinding", "argocd", "argosy"),
+            ("Service", "argocd", "argosy"),
+            ("Deployment", "argocd", "argosy"),
+        ],
+        "no ClusterRole, no ServiceMonitor by default"
+    );
+
+    let deployment = rendered.object("Deployment", "argosy").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let args = args(&rendered, "argosy");
+    assert_eq!(
+        args,
+        [
+            "run",
+            "--namespace=argocd",
+            "--sync-engine=argosy",
+            "--leader-election=true",
+            "--lease-name=argosy-controller",
+            "--lease-seconds=10",
+            "--deletion-budget-min=5",
+            "--deletion-budget-percent=20",
+            "--concurrent-writes=32",
+            "--git-requeue-seconds=180",
+            "--repo-cache=/var/cache/argosy/repos",
+            "--listen=0.0.0.0:8080",
+        ]
+    );
+    assert_args_parse(&args);
+
+    let c = container(&rendered, "argosy");
+    assert_eq!(
+        c["env"][0],
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        "the Lease identity is the Pod name"
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(
+        c["securityContext"]["capabilities"],
+        json!({"drop": ["ALL"]})
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["serviceAccountName"], "argosy");
+    // The repository cache is writable although the root filesystem is not.
+    assert_eq!(
+        c["volumeMounts"][0],
+        json!({"name": "repo-cache", "mountPath": "/var/cache/argosy"})
+    );
+    assert_eq!(pod["volumes"][0]["name"], "repo-cache");
+    assert!(pod["volumes"][0]["emptyDir"].is_object());
+    assert_eq!(c["resources"]["limits"]["memory"], "512Mi");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(
+            c[probe]["httpGet"],
+            json!({"path": "/healthz", "port": "http-metrics"}),
+            "{probe}"
+        );
+    }
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "http-metrics", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    let service = rendered.object("Service", "argosy").unwrap();
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    let mut expected = appset_rules();
+    expected.extend([
+        rule("", "secrets", "", "get,list,watch"),
+        rule("argoproj.io", "appprojects", "", "get,list,watch"),
+        rule(
+            "coordination.k8s.io",
+            "leases",
+            "argosy-controller",
+            "get,patch",
+        ),
+        rule("coordination.k8s.io", "leases", "", "create"),
+    ]);
+    assert_eq!(rules(&rendered.object("Role", "argosy").unwrap()), expected);
+    let binding = rendered.object("RoleBinding", "argosy").unwrap();
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "argosy", "namespace": "argocd"}])
+    );
+}
+
+#[test]
+fn overrides_change_replicas_args_rbac_and_monitoring() {
+    let release = Release::new("fleet", "fleet");
+    let rendered = render(
+        &release,
+        json!({
+            "replicas": 3,
+            "syncEngine": "argocd",
+            "appsetNamespaces": ["team-a", "fleet", "team-b"],
+            "leaderElection": {"leaseName": "fleet-lease", "leaseSeconds": 30},
+            "deletionBudget": {"min": 1, "percent": 0},
+            "policy": "create-only",
+            "port": 9090,
+            "webhook": {"github": {"existingSecret": "gh-hook"}, "gitlab": {"existingSecret": "gl-hook", "key": "t"}},
+            "extraArgs": ["--repo=https://example.invalid/r.git=/srv/r"],
+            "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}},
+        }),
+    );
+    let deployment = rendered.object("Deployment", "fleet-argosy").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let args = args(&rendered, "fleet-argosy");
+    assert_eq!(
+        args,
+        [
+            "run",
+            "--namespace=fleet",
+            // The release namespace once, then the others.
+            "--appset-namespace=fleet",
+            "--appset-namespace=team-a",
+            "--appset-namespace=team-b",
+            "--sync-engine=argocd",
+            "--leader-election=true",
+            "--lease-name=fleet-lease",
+            "--lease-seconds=30",
+            "--deletion-budget-min=1",
+            "--deletion-budget-percent=0",
+            "--policy=create-only",
+            "--concurrent-writes=32",
+            "--git-requeue-seconds=180",
+            "--repo-cache=/var/cache/argosy/repos",
+            "--listen=0.0.0.0:9090",
+            "--webhook-github-secret-file=/etc/argosy/webhook/github/secret",
+            "--webhook-gitlab-token-file=/etc/argosy/webhook/gitlab/t",
+            "--repo=https://example.invalid/r.git=/srv/r",
+        ]
+    );
+    assert_args_parse(&args);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][2],
+        json!({"name": "webhook-github", "secret": {"secretName": "gh-hook", "items": [{"key": "secret", "path": "secret"}]}})
+    );
+    assert_eq!(pod["containers"][0]["ports"][0]["containerPort"], 9090);
+
+    // One Role per ApplicationSet namespace; only the release namespace's reads
+    // Secrets, AppProjects and the Lease.
+    let roles: Vec<Value> = rendered
+        .manifests()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m["kind"] == "Role")
+        .collect();
+    let namespaces: Vec<&str> = roles
+        .iter()
+        .map(|r| r["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["fleet", "team-a", "team-b"]);
+    for role in &roles[1..] {
+        assert_eq!(rules(role), appset_rules());
+    }
+    assert!(rules(&roles[0]).contains(&rule(
+        "coordination.k8s.io",
+        "leases",
+        "fleet-lease",
+        "get,patch"
+    )));
+    // The controller's cluster-wide watch of several namespaces: list/watch only.
+    let reader = rendered
+        .object("ClusterRole", "fleet-fleet-argosy-appset-reader")
+        .unwrap();
+    assert_eq!(
+        rules(&reader),
+        BTreeSet::from([rule(
+            "argoproj.io",
+            "applications,applicationsets",
+            "",
+            "list,watch"
+        )])
+    );
+    assert!(
+        rendered
+            .object("ClusterRole", "fleet-fleet-argosy-in-cluster-sync")
+            .is_err(),
+        "no in-cluster sync permissions unless asked for"
+    );
+
+    let monitor = rendered.object("ServiceMonitor", "fleet-argosy").unwrap();
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"], "http-metrics",
+        "the ServiceMonitor scrapes the Service's port"
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn in_cluster_sync_is_opt_in_and_broad() {
+    let rendered = render(&default_release(), json!({"syncToInCluster": true}));
+    let role = rendered
+        .object("ClusterRole", "argocd-argosy-in-cluster-sync")
+        .unwrap();
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+            {"nonResourceURLs": ["*"], "verbs": ["*"]},
+        ])
+    );
+    let binding = rendered
+        .object("ClusterRoleBinding", "argocd-argosy-in-cluster-sync")
+        .unwrap();
+    assert_eq!(binding["roleRef"]["name"], "argocd-argosy-in-cluster-sync");
+    assert_eq!(binding["subjects"][0]["name"], "argosy");
+}
+
+#[test]
+fn invalid_values_fail_with_a_message() {
+    let chart = Chart::argosy().unwrap();
+    for (values, message) in [
+        (
+            json!({"syncToInCluster": true, "syncEngine": "argocd"}),
+            "syncToInCluster needs syncEngine: argosy",
+        ),
+        (
+            json!({"syncEngine": "flux"}),
+            r#"syncEngine must be argosy or argocd, not "flux""#,
+        ),
+        (
+            json!({"leaderElection": {"enabled": false}}),
+            "replicas > 1 needs leaderElection.enabled",
+        ),
+        (
+            json!({"serviceAccount": {"create": false}}),
+            "serviceAccount.name is required when serviceAccount.create is false",
+        ),
+    ] {
+        let err = chart.render(&default_release(), &values).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(message), "{values}: {text}");
+    }
+    // One replica without leader election is fine, and says so in the args.
+    let rendered = chart
+        .render(
+            &default_release(),
+            &json!({"replicas": 1, "leaderElection": {"enabled": false}}),
+        )
+        .unwrap();
+    assert!(args(&rendered, "argosy").contains(&"--leader-election=false".to_owned()));
+    assert!(
+        !rules(&rendered.object("Role", "argosy").unwrap())
+            .iter()
+            .any(|r| r.1 == "leases"),
+        "no Lease permissions without leader election"
+    );
+}
+
+#[test]
+fn chart_crds_are_the_committed_generated_crds() {
+    let chart = Chart::argosy().unwrap();
+    let committed =
+        std::fs::read_to_string(argosy_chart_dir().join("../../crds/yaml/argo-cd-crds.yaml"))
+            .unwrap();
+    assert_eq!(chart.crd_files().len(), 1);
+    assert_eq!(
+        chart.crd_files()[0].1,
+        committed,
+        "charts/argosy/crds/argo-cd-crds.yaml differs from crds/yaml/argo-cd-crds.yaml; copy it over"
+    );
+    let kinds: Vec<String> = chart
+        .crds()
+        .unwrap()
+        .iter()
+        .map(|c| c["spec"]["names"]["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["Application", "ApplicationSet", "AppProject"]);
+}
+
+#[test]
+fn every_value_is_documented_in_the_readme() {
+    let readme = std::fs::read_to_string(argosy_chart_dir().join("README.md")).unwrap();
+    fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m)
+                if !m.is_empty()
+                    && prefix != "resources"
+                    && !prefix.ends_with("ecurityContext") =>
+            {
+                for (k, child) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, child, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut keys = Vec::new();
+    leaves("", Chart::argosy().unwrap().default_values(), &mut keys);
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !readme.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "values not in the README table: {missing:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Against a real API server.
+
+/// Server-side applies any object, finding its resource by discovery.
+async fn apply(client: &Client, object: &Value) -> Result<Value> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .with_context(|| format!("discovering {api_version} {kind}"))?;
+    let api: Api<DynamicObject> = match caps.scope {
+        Scope::Namespaced => {
+            let ns = object["metadata"]["namespace"]
+                .as_str()
+                .ok_or_else(|| anyhow!("{kind} {name} has no namespace"))?;
+            Api::namespaced_with(client.clone(), ns, &resource)
+        }
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply(TEST_FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .with_context(|| format!("applying {kind} {name}"))?;
+    let live = api
+        .get(name)
+        .await
+        .with_context(|| format!("reading back {kind} {name}"))?;
+    Ok(serde_json::to_value(live)?)
+}
+
+async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    apply(
+        client,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Installs the chart's `crds/` (as Helm does before the templates) and waits
+/// until Applications are served.
+async fn install_chart_crds(client: &Client) -> Result<()> {
+    for crd in Chart::argosy()?.crds()? {
+        apply(client, &crd).await?;
+    }
+    let apps = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    wait_for(
+        "the chart's CRDs served",
+        Duration::from_secs(30),
+        || async {
+            let (resource, _) = kube::discovery::pinned_kind(client, &apps).await?;
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            Ok(api.list(&ListParams::default()).await.ok().map(|_| ()))
+        },
+    )
+    .await
+}
+
+/// Applies every rendered manifest and checks each one is there.
+async fn install(client: &Client, rendered: &Rendered) -> Result<usize> {
+    let manifests = rendered.manifests()?;
+    for manifest in &manifests {
+        let live = apply(client, manifest).await?;
+        assert_eq!(live["metadata"]["name"], manifest["metadata"]["name"]);
+    }
+    Ok(manifests.len())
+}
+
+/// `cluster` as seen with a fresh token of ServiceAccount `namespace/name`
+/// (TokenRequest API: the harness's apiserver has a signing key; there is no
+/// token controller to fill `service-account-token` Secrets).
+async fn as_service_account(
+    admin: &Client,
+    cluster: &TestCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<TestCluster> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 3600},
+    }))?;
+    let response = accounts
+        .create_token_request(name, &Default::default(), &request)
+        .await
+        .with_context(|| format!("TokenRequest for {namespace}/{name}"))?;
+    let token = response
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name} returned no token"))?;
+    let mut sa = cluster.clone();
+    sa.token = token;
+    Ok(sa)
+}
+
+async fn apply_appset(client: &Client, namespace: &str, name: &str, apps: &[&str]) -> Result<()> {
+    let elements: Vec<Value> = apps.iter().map(|n| json!({"name": n})).collect();
+    let appset = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "generators": [{"list": {"elements": elements}}],
+            "template": {
+                "metadata": {"name": "{{name}}"},
+                "spec": {
+                    "project": "default",
+                    "source": {
+                        "repoURL": "https://github.com/argoproj/argocd-example-apps.git",
+                        "targetRevision": "HEAD",
+                        "path": "guestbook",
+                    },
+                    "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{name}}"},
+                },
+            },
+        },
+    });
+    argosy_tests::argocd::apply_json(client, &appset_resource(), appset).await?;
+    Ok(())
+}
+
+/// Names of the live (not deleting) Applications in `namespace`.
+async fn live_apps(client: &Client, namespace: &str) -> Result<BTreeSet<String>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<argosy_crds::Application>(&()),
+    );
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|a| a.metadata.deletion_timestamp.is_none())
+        .filter_map(|a| a.metadata.name)
+        .collect())
+}
+
+/// Waits until the controller made exactly `want` out of ApplicationSet
+/// `namespace/name`, patched its status and published an Event about it.
+async fn wait_reconciled(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    want: &[&str],
+) -> Result<()> {
+    let want: BTreeSet<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    wait_for(
+        &format!("Applications {want:?} in {namespace}"),
+        Duration::from_secs(60),
+        || async { Ok((live_apps(client, namespace).await? == want).then_some(())) },
+    )
+    .await?;
+    let appsets: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &appset_resource());
+    wait_for(
+        &format!("status of ApplicationSet {namespace}/{name}"),
+        Duration::from_secs(30),
+        || async {
+            let live = appsets.get(name).await?;
+            Ok(live.data["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+                .then_some(()))
+        },
+    )
+    .await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    wait_for(
+        &format!("an Event about ApplicationSet {namespace}/{name}"),
+        Duration::from_secs(30),
+        || async {
+            let found = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .any(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                        && e.reporting_controller.as_deref()
+                            == Some("argosy-applicationset-controller")
+                });
+            Ok(found.then_some(()))
+        },
+    )
+    .await
+}
+
+/// Requests of `user` since `since` that the apiserver refused with 403.
+fn denied(cp: &ControlPlane, user: &str, since: Timestamp) -> Result<Vec<String>> {
+    Ok(cp
+        .audit_events(MANAGEMENT)?
+        .into_iter()
+        .filter(|e| e.username == user && e.received >= since && e.code == Some(403))
+        .map(|e| format!("{} {}", e.verb, e.request_uri))
+        .collect())
+}
+
+/// The resources `user` read (get/list/watch) since `since`, as `verb resource`.
+fn reads(cp: &ControlPlane, user: &str, since: Timestamp) -> Result<BTreeSet<String>> {
+    Ok(cp
+        .audit_events(MANAGEMENT)?
+        .into_iter()
+        .filter(|e| e.username == user && e.received >= since)
+        .filter(|e| matches!(e.verb.as_str(), "get" | "list" | "watch"))
+        .map(|e| format!("{} {}", e.verb, e.resource.unwrap_or_default()))
+        .collect())
+}
+
+/// The controller's settings as the Deployment's args give them.
+fn settings_from_args(args: &[String], identity: &str, cache: std::path::PathBuf) -> RunArgs {
+    let mut run = run_args(identity, cache);
+    run.namespace = flag(args, "namespace").unwrap().to_owned();
+    run.appset_namespaces = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--appset-namespace="))
+        .map(str::to_owned)
+        .collect();
+    run.sync_engine = match flag(args, "sync-engine") {
+        Some("argocd") => argosy::run::SyncEngine::Argocd,
+        _ => argosy::run::SyncEngine::Argosy,
+    };
+    run.leader_election = flag(args, "leader-election") == Some("true");
+    run.lease_name = flag(args, "lease-name").unwrap().to_owned();
+    run.lease_duration = Duration::from_secs(flag(args, "lease-seconds").unwrap().parse().unwrap());
+    run
+}
+
+/// Expects `result` to be the API server's 403.
+fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: kube::Result<T>) {
+    match result {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Result<()> {
+    init_tracing();
+    let cp = ControlPlane::start(0)
+        .await
+        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
+    let cluster = cp.management().clone();
+    let admin = cluster.client().await?;
+    install_chart_crds(&admin).await?;
+
+    // --- Default values, release `argosy` in `argocd`, as installed by Helm.
+    let rendered = render(&default_release(), json!({"syncEngine": "argocd"}));
+    create_namespace(&admin, ARGOCD_NAMESPACE).await?;
+    prepare_namespace(&admin).await?;
+    let objects = install(&admin, &rendered).await?;
+    assert_eq!(objects, 5);
+
+    let user = "system:serviceaccount:argocd:argosy";
+    let sa_cluster = as_service_account(&admin, &cluster, ARGOCD_NAMESPACE, "argosy").await?;
+    let sa = sa_cluster.client().await?;
+    let cache = tempfile::tempdir()?;
+    let settings = settings_from_args(&args(&rendered, "argosy"), "argosy-0", cache.path().into());
+    assert!(settings.leader_election);
+    let lease_name = settings.lease_name.clone();
+    let since = Timestamp::now();
+    let controller = start_controller(&sa_cluster, argosy::run::USER_AGENT, settings).await?;
+
+    apply_appset(&admin, ARGOCD_NAMESPACE, "guestbook", &["a", "b"]).await?;
+    wait_reconciled(&admin, ARGOCD_NAMESPACE, "guestbook", &["a", "b"]).await?;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), ARGOCD_NAMESPACE);
+    let lease = leases.get(&lease_name).await?;
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("argosy-0"),
+        "the controller holds the Lease"
+    );
+    // Pruning needs `delete`.
+    apply_appset(&admin, ARGOCD_NAMESPACE, "guestbook", &["a"]).await?;
+    wait_for("b pruned", Duration::from_secs(60), || async {
+        Ok(
+            (live_apps(&admin, ARGOCD_NAMESPACE).await? == BTreeSet::from(["a".to_owned()]))
+                .then_some(()),
+        )
+    })
+    .await?;
+    assert_eq!(controller.stop().await?, Ended::Stopped);
+    let released = leases.get(&lease_name).await?;
+    assert_ne!(
+        released.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("argosy-0"),
+        "the Lease is released on shutdown"
+    );
+
+    // Enough: not one request of the controller was refused, and the audit log
+    // did see its reads (so this is not vacuous).
+    let refused = denied(&cp, user, since)?;
+    assert!(refused.is_empty(), "the chart's RBAC refused: {refused:#?}");
+    let seen = reads(&cp, user, since)?;
+    for read in [
+        "list secrets",
+        "list appprojects",
+        "list applications",
+        "list applicationsets",
+        "get leases",
+    ] {
+        assert!(
+            seen.contains(read),
+            "no `{read}` in the audit log: {seen:?}"
+        );
+    }
+
+    // No more: what the controller never does is refused.
+    let other_secrets: Api<Secret> = Api::namespaced(sa.clone(), "default");
+    assert_forbidden(
+        "Secrets of another namespace",
+        other_secrets.list(&ListParams::default()).await,
+    );
+    let all_secrets: Api<Secret> = Api::all(sa.clone());
+    assert_forbidden(
+        "Secrets of all namespaces",
+        all_secrets.list(&ListParams::default()).await,
+    );
+    let namespaces: Api<Namespace> = Api::all(sa.clone());
+    assert_forbidden(
+        "deleting a Namespace",
+        namespaces.delete("default", &DeleteParams::default()).await,
+    );
+    let config_maps: Api<ConfigMap> = Api::namespaced(sa.clone(), ARGOCD_NAMESPACE);
+    assert_forbidden("ConfigMaps", config_maps.list(&ListParams::default()).await);
+    let sa_leases: Api<Lease> = Api::namespaced(sa.clone(), ARGOCD_NAMESPACE);
+    assert_forbidden("another Lease", sa_leases.get("someone-elses-lease").await);
+    let foreign_apps: Api<DynamicObject> = Api::namespaced_with(
+        sa.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<argosy_crds::Application>(&()),
+    );
+    assert_forbidden(
+        "Applications of another namespace",
+        foreign_apps.list(&ListParams::default()).await,
+    );
+
+    // --- Several ApplicationSet namespaces: release `fleet` in `fleet`, with
+    // ApplicationSets in `team-a` too, one replica without leader election.
+    for ns in ["fleet", "team-a"] {
+        create_namespace(&admin, ns).await?;
+    }
+    let fleet = Release::new("fleet", "fleet");
+    let rendered = render(
+        &fleet,
+        json!({
+            "syncEngine": "argocd",
+            "appsetNamespaces": ["team-a"],
+            "replicas": 1,
+            "leaderElection": {"enabled": false},
+        }),
+    );
+    install(&admin, &rendered).await?;
+    let projects = json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": "default", "namespace": "fleet"},
+        "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
+    });
+    apply(&admin, &projects).await?;
+    let user = "system:serviceaccount:fleet:fleet-argosy";
+    let sa_cluster = as_service_account(&admin, &cluster, "fleet", "fleet-argosy").await?;
+    let sa = sa_cluster.client().await?;
+    let settings = settings_from_args(
+        &args(&rendered, "fleet-argosy"),
+        "fleet-0",
+        cache.path().into(),
+    );
+    assert_eq!(settings.appset_namespaces, ["fleet", "team-a"]);
+    let since = Timestamp::now();
+    let controller = start_controller(&sa_cluster, argosy::run::USER_AGENT, settings).await?;
+    apply_appset(&admin, "team-a", "team", &["t1", "t2"]).await?;
+    apply_appset(&admin, "fleet", "own", &["f1"]).await?;
+    wait_reconciled(&admin, "team-a", "team", &["t1", "t2"]).await?;
+    wait_reconciled(&admin, "fleet", "own", &["f1"]).await?;
+    assert_eq!(controller.stop().await?, Ended::Stopped);
+    let refused = denied(&cp, user, since)?;
+    assert!(refused.is_empty(), "the chart's RBAC refused: {refused:#?}");
+    // The `argocd` ApplicationSet was visible to the cluster-wide watch but not
+    // reconciled, and the fleet controller may not write there.
+    assert_eq!(
+        live_apps(&admin, ARGOCD_NAMESPACE).await?,
+        BTreeSet::from(["a".to_owned()])
+    );
+    let argocd_apps: Api<DynamicObject> = Api::namespaced_with(
+        sa.clone(),
+        ARGOCD_NAMESPACE,
+        &kube::api::ApiResource::erase::<argosy_crds::Application>(&()),
+    );
+    assert_forbidden(
+        "deleting Applications of a namespace not listed",
+        argocd_apps.delete("a", &DeleteParams::default()).await,
+    );
+    let team_secrets: Api<Secret> = Api::namespaced(sa.clone(), "team-a");
+    assert_forbidden(
+        "Secrets of an ApplicationSet namespace",
+        team_secrets.list(&ListParams::default()).await,
+    );
+    let team_leases: Api<Lease> = Api::namespaced(sa, "fleet");
+    assert_forbidden(
+        "Leases without leader election",
+        team_leases.list(&ListParams::default()).await,
+    );
+    Ok(())
+}
