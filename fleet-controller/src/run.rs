@@ -235,6 +235,7 @@ pub async fn run_with(
             projects.clone(),
             leader.clone(),
             repos.clone(),
+            metrics.clone(),
             (app_trigger.clone(), app_triggers),
             shutdown.clone(),
         )
@@ -260,7 +261,26 @@ pub async fn run_with(
             }),
         ))
         .graceful_shutdown_on(shutdown.clone())
-        .run(appset::reconcile, appset::error_policy, ctx.clone())
+        .run(
+            {
+                let metrics = metrics.clone();
+                move |appset: Arc<ApplicationSet>, ctx: Arc<Context>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let started = std::time::Instant::now();
+                        let result = appset::reconcile(appset.clone(), ctx).await;
+                        metrics.appset_reconciled(
+                            &appset,
+                            result.as_ref().map(|_| ()).map_err(|e| e.category()),
+                            started.elapsed(),
+                        );
+                        result
+                    }
+                }
+            },
+            appset::error_policy,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
@@ -362,6 +382,7 @@ fn sync_controller(
     projects: reflector::Store<AppProject>,
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     repos: Arc<GitRepos>,
+    metrics: Metrics,
     (trigger_tx, trigger_rx): (
         tokio::sync::mpsc::UnboundedSender<String>,
         tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -387,29 +408,32 @@ fn sync_controller(
             Some((reference, rx))
         }
     });
-    let ctx = Arc::new(sync::controller::Context::new(
-        client.clone(),
-        ClusterRegistry::new(secrets, args.namespace.clone()),
-        ProjectRegistry::new(projects, args.namespace.clone()),
-        repos,
-        Arc::new(Renderer::new(
-            args.repo_cache.join("render"),
-            Limits::default(),
-        )),
-        clusters,
-        live,
-        EventPublisher::new(
+    let ctx = Arc::new(
+        sync::controller::Context::new(
             client.clone(),
-            "argosy-application-controller",
-            args.identity.clone(),
-        ),
-        leader.clone(),
-        sync::controller::Config {
-            controller_namespace: args.namespace.clone(),
-            resync: args.sync.resync,
-            concurrency: args.sync.concurrency,
-        },
-    ));
+            ClusterRegistry::new(secrets, args.namespace.clone()),
+            ProjectRegistry::new(projects, args.namespace.clone()),
+            repos,
+            Arc::new(Renderer::new(
+                args.repo_cache.join("render"),
+                Limits::default(),
+            )),
+            clusters,
+            live,
+            EventPublisher::new(
+                client.clone(),
+                "argosy-application-controller",
+                args.identity.clone(),
+            ),
+            leader.clone(),
+            sync::controller::Config {
+                controller_namespace: args.namespace.clone(),
+                resync: args.sync.resync,
+                concurrency: args.sync.concurrency,
+            },
+        )
+        .with_metrics(metrics),
+    );
     Controller::for_shared_stream(app_events, applications)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
         .reconcile_on(triggers)

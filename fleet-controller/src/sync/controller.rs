@@ -33,6 +33,7 @@ use super::render::{RenderTarget, Renderer, SourceType};
 use super::resource::{self, ObjKey, ResourceOptions, Role};
 use super::status::{self, AppSync, ConditionType, Report, ResourceReport};
 use crate::events::{EventPublisher, EventType};
+use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
 use crate::repo::GitRepos;
 use crate::ssa::FIELD_MANAGER;
@@ -61,6 +62,7 @@ pub struct Context {
     pub config: Config,
     /// Self-heal attempts per app instance (backoff between repeated reverts).
     self_heal: Mutex<HashMap<String, (u32, Instant)>>,
+    pub metrics: Metrics,
 }
 
 impl Context {
@@ -89,7 +91,14 @@ impl Context {
             leader,
             config,
             self_heal: Mutex::default(),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Reports syncs and reconciles to `metrics` (the `/metrics` registry).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn is_leader(&self) -> bool {
@@ -203,8 +212,20 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-/// One pass over an Application.
+/// One pass over an Application (timed for `/metrics`).
 pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_app(&app, &ctx).await;
+    ctx.metrics.app_reconciled(
+        &app,
+        result.as_ref().map(|_| ()).map_err(Error::category),
+        started.elapsed(),
+    );
+    result
+}
+
+async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let (app, ctx) = (app.clone(), ctx.clone());
     if !ctx.is_leader() {
         return Ok(Action::await_change());
     }
@@ -360,6 +381,14 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
         lock(&ctx.self_heal).remove(&instance);
     }
     write_status(&app, &ctx, &existing, &report, clear_operation).await?;
+    if let Some(phase) = report
+        .operation_state
+        .as_ref()
+        .and_then(|o| o.get("phase"))
+        .and_then(Value::as_str)
+    {
+        ctx.metrics.app_synced(&app, phase);
+    }
     if let Some((kind, reason, note)) = event {
         publish(&ctx, &app, kind, reason, &note).await;
     }
