@@ -705,6 +705,19 @@ async fn rollback_restores_an_earlier_history_entry() -> Result<()> {
         "restored by the rollback"
     );
     assert!(cms("only-in-v2").await?.is_none(), "pruned by the rollback");
+
+    // A sync to a revision that does not exist fails at once and frees the app for the
+    // next request (it does not sit in `operation` forever).
+    env.operation("manual", json!({"revision": "no-such-branch"})).await?;
+    let app = env
+        .wait_app("manual", "operation failed", Duration::from_secs(30), |a| {
+            a["status"]["operationState"]["phase"] == "Error"
+                && a.get("operation").is_none_or(Value::is_null)
+        })
+        .await?;
+    let message = app["status"]["operationState"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no-such-branch"), "{message}");
+    assert_eq!(cms("settings").await?.unwrap()["data"]["key"], "v1", "nothing changed");
     Ok(())
 }
 

@@ -248,9 +248,21 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     let observed = match observe(&app, &ctx, &instance, &existing, operation.as_ref()).await {
         Ok(o) => o,
         Err(problem) => {
-            let report = Report::unknown(&existing, problem.condition, problem.message.clone());
-            if write_status(&app, &ctx, &existing, &report, false).await? {
+            let mut report = Report::unknown(&existing, problem.condition, problem.message.clone());
+            // A requested operation that cannot even start fails now (as in Argo CD)
+            // rather than blocking every later request until someone clears it.
+            let failed_operation = operation.as_ref().map(|op| {
+                let at = now();
+                json!({"operation": op.raw, "phase": "Error", "startedAt": at,
+                       "finishedAt": at, "message": problem.message})
+            });
+            report.operation_state = failed_operation.clone();
+            if write_status(&app, &ctx, &existing, &report, failed_operation.is_some()).await? {
                 warn(&ctx, &app, problem.condition.as_str(), &problem.message).await;
+            }
+            if let Some(state) = &failed_operation {
+                ctx.metrics.app_synced(&app, "Error");
+                tracing::info!(app = %instance, state = %state["message"], "operation failed before it started");
             }
             return Ok(Action::requeue(problem.retry));
         }
