@@ -4,17 +4,19 @@
 #   scripts/demo.sh              start a local control plane (a management cluster and four
 #                                workload clusters: etcd + kube-apiservers on loopback), run
 #                                the Argosy controller against it, apply the example
-#                                ApplicationSet and show the Applications it creates. On a
-#                                terminal it keeps running until Ctrl-C so you can try
-#                                things; otherwise (CI, `< /dev/null`) it checks the result
-#                                and stops at once.
+#                                ApplicationSet, let the built-in sync engine deliver the
+#                                Applications to the customers' clusters (gold customers
+#                                sync by hand: the demo runs `argosy app sync` for them) and
+#                                show the result. On a terminal it keeps running until
+#                                Ctrl-C so you can try things; otherwise (CI, `< /dev/null`)
+#                                it checks the result and stops at once.
 #   scripts/demo.sh --no-wait    check and stop at once, even on a terminal
 #   scripts/demo.sh --wait       keep running until Ctrl-C/SIGTERM, even without a terminal
 #   scripts/demo.sh --offline [ARGS..]
 #                                no clusters: render the example with
 #                                `argosy generate --explain [ARGS..]`
 #
-# Exit status 0 only when the six Applications of the example appeared.
+# Exit status 0 only when the six Applications of the example appeared and are Synced.
 # Everything lives under ${ARGOSY_CACHE:-$HOME/.cache/argosy}/demo and is recreated on
 # each run; the first run builds kube-apiserver (scripts/install-control-plane.sh).
 set -euo pipefail
@@ -239,13 +241,14 @@ cluster_secret umbrella-prod umbrella silver 4 >"$demo/secrets/umbrella-prod.yam
 
 # --- 5. the controller -----------------------------------------------------------------------
 make_repo "$repo"
-log "starting argosy run --sync-engine argocd (log: $demo/logs/controller.log)"
+listen=127.0.0.1:${ARGOSY_DEMO_PORT:-18080}
+log "starting argosy run with the built-in sync engine, serving http://$listen (log: $demo/logs/controller.log)"
 ARGOSY_LOG=${ARGOSY_LOG:-info} "${pdeathsig[@]}" "$argosy" run \
     --namespace argocd \
     --repo "$repo_url=$repo" \
     --repo-cache "$demo/repo-cache" \
     --leader-election false \
-    --sync-engine argocd \
+    --listen "$listen" \
     </dev/null >"$demo/logs/controller.log" 2>&1 &
 controller_pid=$!
 
@@ -283,24 +286,46 @@ for ((i = 0; i < 20; i++)); do
     sleep 0.5
 done
 
-# --- 7. results ----------------------------------------------------------------------------------
-echo
-echo "== kubectl get applications -n argocd -L customer,tier"
-kubectl get applications -n argocd -L customer,tier
-echo
-echo "== ApplicationSet customer-apps: conditions"
-conditions
-echo
-echo "Note: the Applications are created but not synced to the workload clusters. Argosy's own"
-echo "sync engine is not built yet, so the controller runs with --sync-engine argocd: in"
-echo "production, Argo CD's application controller syncs them (it is not part of this demo)."
-
 if [[ -n $missing ]]; then
     echo
     tail -n 20 "$demo/logs/controller.log" >&2 || true
     die "after ${apps_timeout}s these Applications are still missing: $missing(controller log: $demo/logs/controller.log)"
 fi
-log "all 6 Applications created in $(($(date +%s) - appset_applied))s; $(elapsed) since the start of the demo"
+log "all 6 Applications created in $(($(date +%s) - appset_applied))s"
+
+# --- 7. delivery -----------------------------------------------------------------------------------
+sync_of() { kubectl get application "$1" -n argocd -o 'jsonpath={.status.sync.status}' 2>/dev/null || true; }
+wait_synced() { # app...
+    local a deadline=$(($(date +%s) + apps_timeout))
+    for a in "$@"; do
+        while [[ $(sync_of "$a") != Synced ]]; do
+            (($(date +%s) < deadline)) || die "$a is not Synced after ${apps_timeout}s (status: $(sync_of "$a"); controller log: $demo/logs/controller.log)"
+            sleep 0.5
+        done
+    done
+}
+wait_synced web-globex worker-globex web-initech worker-initech
+log "the automated apps (silver and bronze customers) are Synced; $(elapsed) since the start"
+log "gold customer acme syncs by hand: argosy app sync web-acme / worker-acme"
+for a in web-acme worker-acme; do
+    "$argosy" app sync "$a" --wait --timeout 60 >"$demo/logs/sync-$a.log" 2>&1 ||
+        die "argosy app sync $a failed: $(tail -n 3 "$demo/logs/sync-$a.log")"
+done
+wait_synced web-acme worker-acme
+
+# --- 8. results ----------------------------------------------------------------------------------
+echo
+echo "== argosy app list"
+"$argosy" app list
+echo
+echo "== ApplicationSet customer-apps: conditions"
+conditions
+echo
+echo "== on workload-2 (customer globex): kubectl get deployments,services -A"
+kubectl --kubeconfig "$demo/clusters/workload-2.kubeconfig" get deployments,services -A \
+    -l customer=globex
+log "all 6 Applications delivered; $(elapsed) since the start of the demo"
+echo "(The Deployments stay Progressing: these API servers run no Deployment controller.)"
 
 if [[ $mode == no-wait ]]; then
     echo
@@ -314,6 +339,12 @@ cat <<EOF
 
   export KUBECONFIG=$MGMT_KUBECONFIG
   kubectl get applications -n argocd -L customer,tier -w      # watch while you try:
+  $argosy app list                                    # sync and health per app
+  curl -s http://$listen/metrics | grep argosy_apps   # Prometheus metrics
+
+  # 0. Drift: change a Deployment on a customer's cluster; self-heal reverts it in seconds.
+  kubectl --kubeconfig $demo/clusters/workload-2.kubeconfig -n web scale deployment globex-web --replicas 7
+  kubectl --kubeconfig $demo/clusters/workload-2.kubeconfig -n web get deployment globex-web -w
 
   # 1. Relabel a cluster: globex becomes gold, so its Applications lose automated sync.
   kubectl -n argocd label secret globex-prod tier=gold --overwrite
