@@ -708,16 +708,23 @@ async fn rollback_restores_an_earlier_history_entry() -> Result<()> {
 
     // A sync to a revision that does not exist fails at once and frees the app for the
     // next request (it does not sit in `operation` forever).
-    env.operation("manual", json!({"revision": "no-such-branch"})).await?;
+    env.operation("manual", json!({"revision": "no-such-branch"}))
+        .await?;
     let app = env
         .wait_app("manual", "operation failed", Duration::from_secs(30), |a| {
             a["status"]["operationState"]["phase"] == "Error"
                 && a.get("operation").is_none_or(Value::is_null)
         })
         .await?;
-    let message = app["status"]["operationState"]["message"].as_str().unwrap_or_default();
+    let message = app["status"]["operationState"]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains("no-such-branch"), "{message}");
-    assert_eq!(cms("settings").await?.unwrap()["data"]["key"], "v1", "nothing changed");
+    assert_eq!(
+        cms("settings").await?.unwrap()["data"]["key"],
+        "v1",
+        "nothing changed"
+    );
     Ok(())
 }
 
@@ -787,6 +794,143 @@ async fn escaping_paths_and_huge_manifests_are_refused() -> Result<()> {
         assert!(
             matches!(namespace, Ok(None)),
             "{name}: nothing may be applied for a refused source, not even its namespace"
+        );
+    }
+    Ok(())
+}
+
+fn jobs() -> ApiResource {
+    ApiResource {
+        group: "batch".into(),
+        version: "v1".into(),
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        plural: "jobs".into(),
+    }
+}
+
+/// Plays the Job / Deployment controllers: marks `name` complete / available.
+async fn complete(cluster: &TestCluster, r: &ApiResource, ns: &str, name: &str) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(cluster.client().await?, ns, r);
+    let status = if r.kind == "Job" {
+        json!({"status": {"succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True"}]}})
+    } else {
+        let live = api.get(name).await?;
+        json!({"status": {"observedGeneration": live.metadata.generation, "replicas": 1,
+            "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+            "conditions": [{"type": "Available", "status": "True"}]}})
+    };
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}
+
+/// 7. A PreSync hook runs first and once, sync waves wait for the previous wave to be
+///    healthy, and deleting the Application (with Argo CD's resources finalizer) deletes
+///    what it deployed.
+#[tokio::test]
+async fn hooks_and_waves_run_in_order_and_the_finalizer_cleans_up() -> Result<()> {
+    let env = Env::start(1).await?;
+    let wave = |name: &str, wave: i32| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/sync-wave: \"{wave}\"\ndata:\n  key: \"x\"\n"
+        )
+    };
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n";
+    let migrate = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    argocd.argoproj.io/hook: PreSync\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: busybox\n";
+    env.commit(&[
+        ("app/first.yaml", &wave("first", -1)),
+        ("app/web.yaml", deployment),
+        ("app/late.yaml", &wave("late", 1)),
+        ("app/migrate.yaml", migrate),
+    ])?;
+    env.register(0, "w1", &[]).await?;
+    let server = env.workload(0).server.clone();
+    let mut app = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "ordered", "namespace": ARGOCD_NAMESPACE,
+                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]},
+        "spec": app_spec("app", &server, "ordered",
+            json!({"automated": {"prune": true}, "syncOptions": ["CreateNamespace=true"]}))});
+    apply_json(&env.client, &application_resource(), app.take()).await?;
+    let _controller = env.controller().await?;
+    let w = env.workload(0);
+    let cm = core("ConfigMap", "configmaps");
+
+    // The PreSync hook runs first; nothing else is applied while it runs.
+    wait_for("the PreSync Job", Duration::from_secs(30), || async {
+        Ok(get_live(w, &jobs(), "ordered", "migrate")
+            .await?
+            .map(|_| ()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        get_live(w, &cm, "ordered", "first").await?.is_none(),
+        "wave -1 must wait for the hook"
+    );
+    complete(w, &jobs(), "ordered", "migrate").await?;
+
+    // Waves -1 and 0 go; wave 1 waits until the Deployment of wave 0 is available.
+    wait_for("waves -1 and 0", Duration::from_secs(30), || async {
+        let first = get_live(w, &cm, "ordered", "first").await?;
+        let web = get_live(w, &deployments(), "ordered", "web").await?;
+        Ok((first.is_some() && web.is_some()).then_some(()))
+    })
+    .await?;
+    wait_for(
+        "the succeeded hook deleted (HookSucceeded)",
+        Duration::from_secs(30),
+        || async {
+            Ok(get_live(w, &jobs(), "ordered", "migrate")
+                .await?
+                .is_none()
+                .then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        get_live(w, &cm, "ordered", "late").await?.is_none(),
+        "wave 1 must wait for wave 0 to be healthy"
+    );
+    ensure!(
+        get_live(w, &jobs(), "ordered", "migrate").await?.is_none(),
+        "the hook runs once per operation"
+    );
+    complete(w, &deployments(), "ordered", "web").await?;
+    env.wait_app(
+        "ordered",
+        "Synced and Healthy",
+        Duration::from_secs(30),
+        |a| {
+            sync_status(a) == "Synced"
+                && health(a) == "Healthy"
+                && a["status"]["operationState"]["phase"] == "Succeeded"
+        },
+    )
+    .await?;
+    ensure!(get_live(w, &cm, "ordered", "late").await?.is_some());
+    ensure!(
+        get_live(w, &jobs(), "ordered", "migrate").await?.is_none(),
+        "no second hook run"
+    );
+
+    // Deleting the Application deletes what it deployed, then the Application goes.
+    let apps: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        ARGOCD_NAMESPACE,
+        &application_resource(),
+    );
+    apps.delete("ordered", &Default::default()).await?;
+    wait_for("the Application gone", Duration::from_secs(30), || async {
+        Ok(apps.get_opt("ordered").await?.is_none().then_some(()))
+    })
+    .await?;
+    for (r, name) in [(&cm, "first"), (&cm, "late"), (&deployments(), "web")] {
+        ensure!(
+            get_live(w, r, "ordered", name).await?.is_none(),
+            "{name} must be deleted with the app"
         );
     }
     Ok(())

@@ -62,6 +62,10 @@ pub struct Context {
     pub config: Config,
     /// Self-heal attempts per app instance (backoff between repeated reverts).
     self_heal: Mutex<HashMap<String, (u32, Instant)>>,
+    /// The resourceVersion of each app's last status write, until the cache has it: a
+    /// reconcile must not act on the state from before its own previous write (a cleared
+    /// `operation` would run again, a completed hook twice).
+    written: Mutex<HashMap<String, u64>>,
     pub metrics: Metrics,
 }
 
@@ -91,6 +95,7 @@ impl Context {
             leader,
             config,
             self_heal: Mutex::default(),
+            written: Mutex::default(),
             metrics: Metrics::default(),
         }
     }
@@ -237,6 +242,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         .as_ref()
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or(Value::Null);
+    if cache_is_behind(&ctx, &app, &name) {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     if app.metadata.deletion_timestamp.is_some() {
         return finalize(&app, &ctx, &instance, &existing).await;
     }
@@ -330,12 +338,18 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                     .unwrap_or_default()
             };
             let sync_plan = plan::steps(&desired, &states, sync.prune, sync.hooks, &live_options);
+            let done_hooks = if sync.continues {
+                completed_hooks(&existing)
+            } else {
+                Default::default()
+            };
             let mut target = Target {
                 conn: &conn,
                 desired: &desired,
                 reach: &reach,
                 live: &mut live,
                 operation_id: &started,
+                done_hooks: &done_hooks,
                 concurrency: ctx.config.concurrency,
             };
             let executed = execute::run(&mut target, &sync_plan).await;
@@ -973,6 +987,31 @@ enum SyncOutcome {
     Succeeded,
 }
 
+/// Hooks the running operation already completed, from its recorded sync result.
+fn completed_hooks(existing: &Value) -> std::collections::BTreeSet<ObjKey> {
+    existing
+        .pointer("/operationState/syncResult/resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("hookPhase").and_then(Value::as_str) == Some("Succeeded"))
+        .filter_map(|r| {
+            let text = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            Some(ObjKey {
+                group: text("group"),
+                kind: r.get("kind")?.as_str()?.to_owned(),
+                namespace: text("namespace"),
+                name: r.get("name")?.as_str()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
 fn operation_state_of(
     sync: &SyncRequest,
     executed: &Executed,
@@ -981,19 +1020,50 @@ fn operation_state_of(
     started: &str,
     existing: &Value,
 ) -> (Value, SyncOutcome) {
-    let resources: Vec<Value> = executed
-        .results
-        .iter()
-        .map(|(key, outcome)| {
-            let (status, message) = match outcome {
-                execute::Outcome::Applied(_) => ("Synced", String::new()),
-                execute::Outcome::Pruned => ("Pruned", String::new()),
-                execute::Outcome::Failed(e) => ("SyncFailed", e.clone()),
+    // A continuing operation keeps what earlier passes recorded (completed hooks above all).
+    let mut by_key: BTreeMap<(String, String, String, String), Value> = BTreeMap::new();
+    if sync.continues {
+        for r in existing
+            .pointer("/operationState/syncResult/resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = |k: &str| {
+                r.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
             };
-            json!({"group": key.group, "kind": key.kind, "namespace": key.namespace,
-                   "name": key.name, "status": status, "message": message})
-        })
-        .collect();
+            by_key.insert(
+                (text("group"), text("kind"), text("namespace"), text("name")),
+                r.clone(),
+            );
+        }
+    }
+    for (key, outcome) in &executed.results {
+        let (status, message) = match outcome {
+            execute::Outcome::Applied(_) => ("Synced", String::new()),
+            execute::Outcome::Pruned => ("Pruned", String::new()),
+            execute::Outcome::Failed(e) => ("SyncFailed", e.clone()),
+            execute::Outcome::HookSucceeded => ("Synced", String::new()),
+        };
+        let mut entry = json!({"group": key.group, "kind": key.kind, "namespace": key.namespace,
+                               "name": key.name, "status": status, "message": message});
+        if *outcome == execute::Outcome::HookSucceeded {
+            entry["hookPhase"] = json!("Succeeded");
+        }
+        by_key.insert(
+            (
+                key.group.clone(),
+                key.kind.clone(),
+                key.namespace.clone(),
+                key.name.clone(),
+            ),
+            entry,
+        );
+    }
+    let resources: Vec<Value> = by_key.into_values().collect();
     let previous_retries = existing
         .pointer("/operationState/retryCount")
         .and_then(Value::as_i64)
@@ -1130,10 +1200,46 @@ async fn write_status(
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    api.patch(&name, &params, &Patch::Merge(&body))
+    let written = api
+        .patch(&name, &params, &Patch::Merge(&body))
         .await
-        .map_err(|source| Error::WriteStatus { app: name, source })?;
+        .map_err(|source| Error::WriteStatus {
+            app: name.clone(),
+            source,
+        })?;
+    if let Some(version) = resource_version(&written) {
+        lock(&ctx.written).insert(cache_key(app, &name), version);
+    }
     Ok(true)
+}
+
+fn resource_version(app: &Application) -> Option<u64> {
+    app.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+fn cache_key(app: &Application, name: &str) -> String {
+    format!(
+        "{}/{name}",
+        app.metadata.namespace.as_deref().unwrap_or_default()
+    )
+}
+
+/// True while the cached `app` is older than this controller's last write to it.
+/// (resourceVersions are etcd revisions, increasing integers on every API server Argosy
+/// supports; one that does not parse disables the check rather than stalling the app.)
+fn cache_is_behind(ctx: &Context, app: &Application, name: &str) -> bool {
+    let key = cache_key(app, name);
+    let mut written = lock(&ctx.written);
+    let Some(&wrote) = written.get(&key) else {
+        return false;
+    };
+    match resource_version(app) {
+        Some(seen) if seen < wrote => true,
+        _ => {
+            written.remove(&key);
+            false
+        }
+    }
 }
 
 fn reference(app: &Application) -> ObjectReference {

@@ -5,7 +5,7 @@
 //! CD's waves do; otherwise the executor stops and says what it waits for, and the next
 //! reconcile continues. Applies inside a step run concurrently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use kube::api::{
@@ -36,6 +36,8 @@ pub enum Outcome {
     Applied(Value),
     Pruned,
     Failed(String),
+    /// A hook of this operation completed (it never runs again in the operation).
+    HookSucceeded,
 }
 
 /// The result of running (part of) a sync plan.
@@ -83,6 +85,8 @@ pub struct Target<'a> {
     pub live: &'a mut BTreeMap<ObjKey, Value>,
     /// Id of the running operation (hooks are labelled with it).
     pub operation_id: &'a str,
+    /// Hooks this operation already completed (from its recorded state).
+    pub done_hooks: &'a BTreeSet<ObjKey>,
     pub concurrency: usize,
 }
 
@@ -107,8 +111,15 @@ pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
             return out;
         }
         for &i in &step.hooks {
+            if target.done_hooks.contains(&target.desired[i].key) {
+                continue;
+            }
             match run_hook(target, &target.desired[i]).await {
-                Ok(()) => {}
+                Ok(true) => {
+                    out.results
+                        .insert(target.desired[i].key.clone(), Outcome::HookSucceeded);
+                }
+                Ok(false) => {}
                 Err(e) => {
                     out.hook_failed = Some(format!("{}: {e}", target.desired[i].key));
                     return out;
@@ -182,6 +193,9 @@ fn not_ready(target: &Target<'_>, earlier: &[usize], hooks: &[usize]) -> Option<
     }
     for &i in hooks {
         let d = &target.desired[i];
+        if target.done_hooks.contains(&d.key) {
+            continue;
+        }
         match target.live.get(&d.key).map(hook_state) {
             Some(HookState::Succeeded) => {}
             _ => return Some(format!("waiting for hook {} to complete", d.key)),
@@ -231,10 +245,10 @@ fn hook_state(live: &Value) -> HookState {
 }
 
 /// Creates a hook for this operation (deleting a previous run's copy first), or reports
-/// on the one it already created. `Ok` means complete; the caller waits on Running.
-async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<(), String> {
+/// on the one it already created: `Ok(true)` once it completed, `Ok(false)` while it runs.
+async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<bool, String> {
     let Role::Hook { delete_policy, .. } = &hook.role else {
-        return Ok(());
+        return Ok(true);
     };
     let Some(reach) = target
         .reach
@@ -247,6 +261,7 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<(), S
     let ours = current.as_ref().is_some_and(|c| {
         super::resource::annotation(c, HOOK_OPERATION_ANNOTATION) == Some(target.operation_id)
     });
+    tracing::debug!(hook = %hook.key, ours, exists = current.is_some(), "hook");
     if ours {
         let state = current.as_ref().map(hook_state);
         match state {
@@ -257,7 +272,7 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<(), S
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                return Ok(());
+                return Ok(true);
             }
             Some(HookState::Failed(why)) => {
                 if delete_policy.on_failure {
@@ -266,7 +281,7 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<(), S
                 return Err(why);
             }
             // Still running: the gate before the next step waits for it.
-            _ => return Ok(()),
+            _ => return Ok(false),
         }
     }
     if current.is_some() {
@@ -287,7 +302,7 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<(), S
     if let Ok(v) = serde_json::to_value(&created) {
         target.live.insert(hook.key.clone(), v);
     }
-    Ok(())
+    Ok(false)
 }
 
 fn background() -> DeleteParams {
