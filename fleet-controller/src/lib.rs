@@ -9,6 +9,7 @@
 //! * [`repo`]: Git through gix, and the cache of remote repositories;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`metrics`]: Prometheus metrics on `/metrics`;
+//! * [`fleet`]: the fleet summary (clusters, ApplicationSets, groups, app matrix);
 //! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
 pub mod appcli;
@@ -17,6 +18,7 @@ pub mod casetest;
 pub mod cli;
 pub mod events;
 pub mod explain;
+pub mod fleet;
 pub mod generate;
 pub mod http;
 pub mod inputs;
