@@ -3,6 +3,7 @@
 //! * [`cli`]: the command line; [`generate`] and [`casetest`] are its offline commands,
 //!   [`inputs`] reads their files, [`explain`] says where parameters came from;
 //! * [`appcli`]: `argosy app list|get|diff|sync|rollback` against a cluster;
+//! * [`fleetcli`]: `argosy status`, `argosy appset list|get`, `argosy cluster add|list|rm`;
 //! * [`run`]: the controller process (watches, leader election, shutdown);
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
 //! * [`registry`]: clusters and projects as the generators see them;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod events;
 pub mod explain;
 pub mod fleet;
+pub mod fleetcli;
 pub mod generate;
 pub mod http;
 pub mod inputs;
