@@ -356,9 +356,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Output of a fleet command and its progress stream.
-type Streams<'a> = (&'a mut dyn Write, &'a mut dyn Write);
-
 /// Runs a command that talks to clusters: stdout for its output, stderr for progress;
 /// an error is one line on stderr and exit code 1.
 fn cluster_command<F>(command: F) -> anyhow::Result<ExitCode>
@@ -373,8 +370,7 @@ where
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let mut out = std::io::stdout().lock();
     let mut progress = std::io::stderr().lock();
-    let streams: Streams = (&mut out, &mut progress);
-    Ok(match runtime.block_on(command(streams.0, streams.1)) {
+    Ok(match runtime.block_on(command(&mut out, &mut progress)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
