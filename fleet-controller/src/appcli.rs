@@ -313,7 +313,7 @@ async fn finish(
 }
 
 /// Writes `text`; a closed pipe (`argosy app list | head`) is not an error.
-fn emit(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
+pub(crate) fn emit(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(AppError::Write(e)),
         _ => Ok(()),
@@ -321,7 +321,7 @@ fn emit(out: &mut dyn Write, text: &str) -> Result<(), AppError> {
 }
 
 /// JSON or YAML of `value`, without `metadata.managedFields` (as `kubectl get -o`).
-fn encode(value: &Value, output: Output) -> Result<String, AppError> {
+pub(crate) fn encode(value: &Value, output: Output) -> Result<String, AppError> {
     let mut value = value.clone();
     let objects = match value.get_mut("items").and_then(Value::as_array_mut) {
         Some(items) => items.iter_mut().collect(),

@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::appcli::AppCommand;
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
+use crate::fleetcli::{AppSetCommand, ClusterCommand, StatusFlags};
 use crate::generate::{GenerateArgs, OutputFormat};
 use crate::run::{RunArgs, SyncEngine, SyncSettings};
 use crate::webhook::WebhookConfig;
@@ -60,6 +61,48 @@ pub enum Command {
     Run(Box<RunFlags>),
     /// Applications on the cluster of the current kubeconfig: list, get, diff, sync, rollback.
     App(AppFlags),
+    /// The fleet at a glance: clusters (connection state, Applications by sync and health),
+    /// ApplicationSets, totals.
+    Status(FleetStatusFlags),
+    /// ApplicationSets on the cluster of the current kubeconfig: list, get.
+    Appset(AppSetFlags),
+    /// Clusters of the fleet: add (register a kubeconfig context), list, rm.
+    Cluster(ClusterFlags),
+    /// Print a shell completion script (`source <(argosy completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Flags of `argosy status`.
+#[derive(Debug, clap::Args)]
+pub struct FleetStatusFlags {
+    /// Namespace of cluster Secrets and ApplicationSets (Applications: all namespaces).
+    #[arg(short = 'n', long, default_value = "argocd")]
+    namespace: String,
+    #[command(flatten)]
+    flags: StatusFlags,
+}
+
+/// Flags of `argosy appset`.
+#[derive(Debug, clap::Args)]
+pub struct AppSetFlags {
+    /// Namespace of the ApplicationSets.
+    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    namespace: String,
+    #[command(subcommand)]
+    command: AppSetCommand,
+}
+
+/// Flags of `argosy cluster`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterFlags {
+    /// Namespace of the cluster Secrets (Argo CD's namespace).
+    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    namespace: String,
+    #[command(subcommand)]
+    command: ClusterCommand,
 }
 
 /// Flags of `argosy app`.
@@ -280,11 +323,60 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 error_code
             }))
         }
+        Command::Status(status) => cluster_command(|out, _| {
+            Box::pin(async move {
+                let client = crate::run::client().await?;
+                crate::fleetcli::status(client, &status.namespace, &status.flags, out).await?;
+                Ok(())
+            })
+        }),
+        Command::Appset(flags) => cluster_command(|out, _| {
+            Box::pin(async move {
+                let client = crate::run::client().await?;
+                crate::fleetcli::appset(client, &flags.namespace, flags.command, out).await?;
+                Ok(())
+            })
+        }),
+        Command::Cluster(flags) => cluster_command(|out, progress| {
+            Box::pin(async move {
+                crate::fleetcli::cluster(&flags.namespace, flags.command, out, progress).await?;
+                Ok(())
+            })
+        }),
+        Command::Completion { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "argosy", &mut text);
+            write_stdout(&String::from_utf8_lossy(&text))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Crds => {
             write_stdout(&argosy_crds::crd::all_yaml().context("serializing CRDs")?)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a command that talks to clusters: stdout for its output, stderr for progress;
+/// an error is one line on stderr and exit code 1.
+fn cluster_command<F>(command: F) -> anyhow::Result<ExitCode>
+where
+    F: for<'a> FnOnce(
+        &'a mut dyn Write,
+        &'a mut dyn Write,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>,
+    >,
+{
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut out = std::io::stdout().lock();
+    let mut progress = std::io::stderr().lock();
+    Ok(match runtime.block_on(command(&mut out, &mut progress)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {
@@ -338,6 +430,78 @@ mod tests {
             matches!(flags.command, AppCommand::Rollback { id: Some(3), ref wait, .. } if wait.wait)
         );
         assert!(parse(&["argosy", "app", "list", "-o", "wide"]).is_err());
+    }
+
+    #[test]
+    fn fleet_commands_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.command);
+        let Ok(Command::Cluster(flags)) = parse(&[
+            "argosy",
+            "cluster",
+            "add",
+            "kind-w1",
+            "--label",
+            "customer=acme",
+            "--label",
+            "env=prod",
+            "--upsert",
+            "-n",
+            "team",
+            "-o",
+            "json",
+        ]) else {
+            panic!("cluster add did not parse");
+        };
+        assert_eq!(flags.namespace, "team");
+        let ClusterCommand::Add { flags: add, output } = flags.command else {
+            panic!("not add");
+        };
+        assert_eq!(add.context, "kind-w1");
+        assert_eq!(
+            add.labels,
+            [
+                ("customer".into(), "acme".into()),
+                ("env".into(), "prod".into())
+            ]
+        );
+        assert!(add.upsert && add.token_days == 365 && add.mgmt_context.is_none());
+        assert_eq!(output, crate::appcli::Output::Json);
+        assert!(parse(&["argosy", "cluster", "add", "c", "--token-days", "0"]).is_err());
+        assert!(parse(&["argosy", "cluster", "add", "c", "--label", "nokey"]).is_err());
+        let Ok(Command::Status(status)) = parse(&["argosy", "status", "--group-by", "customer"])
+        else {
+            panic!("status did not parse");
+        };
+        assert_eq!(status.flags.group_by.as_deref(), Some("customer"));
+        assert!(matches!(
+            parse(&["argosy", "cluster", "rm", "w1", "--force"]),
+            Ok(Command::Cluster(ClusterFlags {
+                command: ClusterCommand::Rm { force: true, .. },
+                ..
+            }))
+        ));
+        assert!(matches!(
+            parse(&["argosy", "appset", "get", "web", "-n", "team"]),
+            Ok(Command::Appset(AppSetFlags { ref namespace, .. })) if namespace == "team"
+        ));
+    }
+
+    #[test]
+    fn completions_cover_the_subcommands_and_flags() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "argosy", &mut script);
+            let script = String::from_utf8(script).unwrap();
+            for word in ["cluster", "appset", "status", "group-by", "upsert"] {
+                assert!(script.contains(word), "{shell}: {word} missing");
+            }
+        }
+        assert!(Cli::try_parse_from(["argosy", "completion", "powershell"]).is_ok());
+        assert!(Cli::try_parse_from(["argosy", "completion", "tcsh"]).is_err());
     }
 
     #[test]

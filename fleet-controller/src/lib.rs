@@ -3,12 +3,14 @@
 //! * [`cli`]: the command line; [`generate`] and [`casetest`] are its offline commands,
 //!   [`inputs`] reads their files, [`explain`] says where parameters came from;
 //! * [`appcli`]: `argosy app list|get|diff|sync|rollback` against a cluster;
+//! * [`fleetcli`]: `argosy status`, `argosy appset list|get`, `argosy cluster add|list|rm`;
 //! * [`run`]: the controller process (watches, leader election, shutdown);
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
 //! * [`registry`]: clusters and projects as the generators see them;
 //! * [`repo`]: Git through gix, and the cache of remote repositories;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`metrics`]: Prometheus metrics on `/metrics`;
+//! * [`fleet`]: the fleet summary (clusters, ApplicationSets, groups, app matrix);
 //! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
 pub mod appcli;
@@ -17,6 +19,8 @@ pub mod casetest;
 pub mod cli;
 pub mod events;
 pub mod explain;
+pub mod fleet;
+pub mod fleetcli;
 pub mod generate;
 pub mod http;
 pub mod inputs;

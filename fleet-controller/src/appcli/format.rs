@@ -273,7 +273,7 @@ fn rows_of(app: &Value, pointer: &str, row: impl Fn(&Value) -> Vec<String>) -> V
 }
 
 /// `Key:   value` lines with the values aligned.
-fn key_values(fields: &[(&str, String)]) -> String {
+pub fn key_values(fields: &[(&str, String)]) -> String {
     let width = fields.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
     fields
         .iter()
