@@ -45,30 +45,21 @@ pub enum ConnectionState {
     Unknown,
 }
 
-/// Applications counted by sync and by health status.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusCounts {
-    pub total: u64,
-    pub by_sync: BTreeMap<String, u64>,
-    pub by_health: BTreeMap<String, u64>,
+/// Applications counted by sync and by health status (the ApplicationSet status's
+/// `applicationStatusCounts` shape).
+pub use argosy_crds::applicationset::ApplicationStatusCounts as StatusCounts;
+
+/// Counts `apps` by their sync and health status (`Unknown` when they have none yet).
+pub fn count<A: Borrow<Application>>(apps: &[A]) -> StatusCounts {
+    let mut counts = StatusCounts::default();
+    for app in apps {
+        add(&mut counts, app.borrow());
+    }
+    counts
 }
 
-impl StatusCounts {
-    /// Counts `apps` by their `status.sync.status` and `status.health.status`.
-    pub fn of<A: Borrow<Application>>(apps: &[A]) -> StatusCounts {
-        let mut counts = StatusCounts::default();
-        for app in apps {
-            counts.add(app.borrow());
-        }
-        counts
-    }
-
-    fn add(&mut self, app: &Application) {
-        self.total += 1;
-        *self.by_sync.entry(sync_of(app).to_owned()).or_default() += 1;
-        *self.by_health.entry(health_of(app).to_owned()).or_default() += 1;
-    }
+fn add(counts: &mut StatusCounts, app: &Application) {
+    counts.add(sync_of(app), health_of(app));
 }
 
 /// One destination cluster.
@@ -205,7 +196,7 @@ pub fn summarize<A: Borrow<Application>>(
 
     FleetSummary {
         group_by: group_by.to_owned(),
-        apps: StatusCounts::of(&apps),
+        apps: count(&apps),
         app_sets: appset_summaries(&apps, clusters),
         groups: group_summaries(&cluster_summaries, &by_server, &group_of),
         matrix: Matrices {
@@ -269,7 +260,7 @@ fn cluster_summary(server: &str, acc: &ClusterAcc, conn: Option<&Connection>) ->
         connection,
         kubernetes_version: conn.and_then(|c| c.server_version.clone()),
         last_contact: conn.and_then(|c| c.last_success).map(|t| t.to_string()),
-        apps: StatusCounts::of(&acc.apps),
+        apps: count(&acc.apps),
     }
 }
 
@@ -300,7 +291,7 @@ fn appset_summaries(apps: &[&Application], clusters: &[Cluster]) -> Vec<AppSetSu
             AppSetSummary {
                 namespace,
                 name,
-                apps: StatusCounts::of(&apps),
+                apps: count(&apps),
                 revisions: revisions
                     .into_iter()
                     .map(|(server, r)| (server, r.into_iter().collect()))
@@ -338,7 +329,7 @@ fn group_summaries(
             .map(|c| c.apps.as_slice())
             .unwrap_or_default()
         {
-            group.apps.add(app);
+            add(&mut group.apps, app);
         }
     }
     groups.into_values().collect()
