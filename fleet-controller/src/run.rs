@@ -71,6 +71,8 @@ pub struct RunArgs {
     /// Where `/healthz`, `/metrics` and the Git push webhook are served; `None`: not served.
     pub listen: Option<std::net::SocketAddr>,
     pub webhook: WebhookConfig,
+    /// Token of the dashboard and its API on `listen`; `None`: neither is served.
+    pub dashboard_token: Option<argosy_crds::cluster::Sensitive>,
 }
 
 /// Settings of the built-in sync engine.
@@ -224,22 +226,25 @@ pub async fn run_with(
             args.sync.allow_exec_plugins,
         ))
     });
-    let sync_engine = cluster_clients.as_ref().map(|clusters| {
-        sync_controller(
-            &client,
-            &args,
-            clusters.clone(),
-            applications.clone(),
-            app_events.clone(),
-            secrets.clone(),
-            projects.clone(),
-            leader.clone(),
-            repos.clone(),
-            metrics.clone(),
-            (app_trigger.clone(), app_triggers),
-            shutdown.clone(),
-        )
-    });
+    let (sync_ctx, sync_engine) = cluster_clients
+        .as_ref()
+        .map(|clusters| {
+            sync_controller(
+                &client,
+                &args,
+                clusters.clone(),
+                applications.clone(),
+                app_events.clone(),
+                secrets.clone(),
+                projects.clone(),
+                leader.clone(),
+                repos.clone(),
+                metrics.clone(),
+                (app_trigger.clone(), app_triggers),
+                shutdown.clone(),
+            )
+        })
+        .unzip();
 
     let run = controller
         .owns_shared_stream(app_events)
@@ -302,8 +307,20 @@ pub async fn run_with(
                 Arc::new(move || clients.states())
             }),
         };
+        let dashboard_sources = crate::dashboard::Sources {
+            applications: applications.clone(),
+            appsets: appset_store.clone(),
+            clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
+            appset: ctx.clone(),
+            sync: sync_ctx,
+            shutdown: futures::FutureExt::shared(futures::FutureExt::boxed(shutdown.clone())),
+        };
         let routes = crate::webhook::router(args.webhook.clone(), on_push)
-            .merge(crate::metrics::routes(metrics, metrics_sources));
+            .merge(crate::metrics::routes(metrics, metrics_sources))
+            .merge(crate::dashboard::routes(
+                args.dashboard_token.as_ref().map(|t| t.expose()),
+                dashboard_sources,
+            ));
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listen, routes, shutdown).await {
@@ -370,7 +387,8 @@ fn push_handler(
 const SHARED_BUFFER: usize = 1024;
 
 /// The sync engine's Application controller: reconciles every Application of the
-/// shared store, re-triggered by changes to the objects it deployed.
+/// shared store, re-triggered by changes to the objects it deployed. Also returns its
+/// context (the dashboard's diffs and connection states read it).
 #[allow(clippy::too_many_arguments)]
 fn sync_controller(
     client: &Client,
@@ -388,7 +406,10 @@ fn sync_controller(
         tokio::sync::mpsc::UnboundedReceiver<String>,
     ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> impl std::future::Future<Output = ()> + Send {
+) -> (
+    Arc<sync::controller::Context>,
+    impl std::future::Future<Output = ()> + Send,
+) {
     let controller_namespace = args.namespace.clone();
     let live = Arc::new(LiveCache::new(
         Arc::new(move |instance: &str| {
@@ -434,7 +455,7 @@ fn sync_controller(
         )
         .with_metrics(metrics),
     );
-    Controller::for_shared_stream(app_events, applications)
+    let engine = Controller::for_shared_stream(app_events, applications)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
         .reconcile_on(triggers)
         .reconcile_all_on(leadership_gained(leader))
@@ -442,13 +463,14 @@ fn sync_controller(
         .run(
             sync::controller::reconcile,
             sync::controller::error_policy,
-            ctx,
+            ctx.clone(),
         )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "sync controller event");
             }
-        })
+        });
+    (ctx, engine)
 }
 
 fn single(set: &BTreeSet<String>) -> Option<&String> {
