@@ -76,7 +76,7 @@ impl Sources {
         let connections = self
             .sync
             .as_ref()
-            .map(|ctx| fleet::connections(ctx.clients.states(), |s| ctx.live.unreachable(s)))
+            .map(|ctx| fleet::connections(ctx.cluster_states()))
             .unwrap_or_default();
         fleet::summarize(
             &self.applications.state(),

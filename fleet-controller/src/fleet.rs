@@ -126,7 +126,7 @@ pub struct MatrixRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Matrices {
-    /// Column order: cluster servers, as in [`FleetSummary::clusters`].
+    /// Column order: cluster servers, as in [`FleetSummary::clusters`] (by cluster name).
     pub columns: Vec<String>,
     /// One row per app base name (the name without its cluster's name or group value).
     pub by_app: Vec<MatrixRow>,
@@ -182,10 +182,12 @@ pub fn summarize<A: Borrow<Application>>(
             .push(app);
     }
 
-    let cluster_summaries: Vec<ClusterSummary> = by_server
+    // Clusters (and matrix columns) by name, as people look for them.
+    let mut cluster_summaries: Vec<ClusterSummary> = by_server
         .iter()
         .map(|(server, acc)| cluster_summary(server, acc, connections.get(server)))
         .collect();
+    cluster_summaries.sort_by(|a, b| (&a.name, &a.server).cmp(&(&b.name, &b.server)));
     let group_of = |server: &str| -> String {
         by_server
             .get(server)
@@ -200,7 +202,7 @@ pub fn summarize<A: Borrow<Application>>(
         app_sets: appset_summaries(&apps, clusters),
         groups: group_summaries(&cluster_summaries, &by_server, &group_of),
         matrix: Matrices {
-            columns: by_server.keys().cloned().collect(),
+            columns: cluster_summaries.iter().map(|c| c.server.clone()).collect(),
             by_app: matrix(&by_server, |server, app| {
                 base_name(app, &by_server[server].name, &group_of(server))
             }),
@@ -210,18 +212,17 @@ pub fn summarize<A: Borrow<Application>>(
     }
 }
 
-/// Connection views from the cluster clients' states and the live cache's failing watches.
+/// Connection views from the sync engine's cluster states
+/// ([`crate::sync::controller::Context::cluster_states`]).
 pub fn connections(
     states: Vec<(String, crate::sync::clients::ClusterState)>,
-    watch_failure: impl Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, Connection> {
     states
         .into_iter()
         .map(|(server, state)| {
-            let error = state.last_error.or_else(|| watch_failure(&server));
             let connection = Connection {
                 last_success: state.last_success,
-                error,
+                error: state.last_error,
                 server_version: state.server_version,
             };
             (server, connection)
@@ -723,23 +724,19 @@ mod tests {
     }
 
     #[test]
-    fn connections_merge_request_errors_and_failing_watches() {
+    fn connections_carry_errors_versions_and_contact() {
         use crate::sync::clients::ClusterState;
-        let states = vec![
-            (ACME.to_owned(), ClusterState::default()),
-            (
-                GLOBEX.to_owned(),
-                ClusterState {
-                    last_error: Some("401".into()),
-                    ..ClusterState::default()
-                },
-            ),
-        ];
-        let conns = connections(states, |server| {
-            (server == ACME).then(|| "watch failing".to_owned())
-        });
-        assert_eq!(conns[ACME].error.as_deref(), Some("watch failing"));
+        let states = vec![(
+            GLOBEX.to_owned(),
+            ClusterState {
+                last_error: Some("401".into()),
+                server_version: Some("v1.20.2".into()),
+                ..ClusterState::default()
+            },
+        )];
+        let conns = connections(states);
         assert_eq!(conns[GLOBEX].error.as_deref(), Some("401"));
+        assert_eq!(conns[GLOBEX].server_version.as_deref(), Some("v1.20.2"));
     }
 
     #[test]

@@ -219,7 +219,7 @@ pub async fn run_with(
     let all_appsets = appset_store.clone();
     let project_store = appset_store.clone();
 
-    // Destination cluster clients, shared with /metrics for their connection state.
+    // Destination cluster clients (their connection state goes to /metrics and the dashboard).
     let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
         Arc::new(ClusterClients::new(
             client.clone(),
@@ -303,9 +303,11 @@ pub async fn run_with(
             applications: applications.clone(),
             appsets: appset_store.clone(),
             clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
-            cluster_states: cluster_clients.map(|clients| -> crate::metrics::ClusterStates {
-                Arc::new(move || clients.states())
-            }),
+            cluster_states: sync_ctx
+                .clone()
+                .map(|ctx| -> crate::metrics::ClusterStates {
+                    Arc::new(move || ctx.cluster_states())
+                }),
         };
         let dashboard_sources = crate::dashboard::Sources {
             applications: applications.clone(),
