@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's single test command: makes sure the real control plane
-# (etcd + kube-apiserver, see scripts/install-control-plane.sh) is installed,
+# (etcd + kube-apiserver, see scripts/install-control-plane.sh) and the browser of the
+# dashboard tests (Chromium + ChromeDriver, scripts/install-browser.sh) are installed,
 # then runs every test of the workspace. Extra arguments go to `cargo test`.
 set -euo pipefail
 
@@ -9,4 +10,5 @@ export ARGOSY_CACHE="${ARGOSY_CACHE:-$HOME/.cache/argosy}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/argosy/target}"
 
 bash scripts/install-control-plane.sh
+bash scripts/install-browser.sh
 cargo test --workspace --all-targets "$@"

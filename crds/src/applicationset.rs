@@ -318,9 +318,34 @@ pub struct ApplicationSetStatus {
     pub resources: Vec<ResourceStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_count: Option<i64>,
+    /// Owned Applications by sync and health status (Argosy's; `resources` is capped,
+    /// these counts are not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_status_counts: Option<ApplicationStatusCounts>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
+}
+
+/// Applications counted by `status.sync.status` and `status.health.status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatusCounts {
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default)]
+    pub by_sync: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub by_health: BTreeMap<String, u64>,
+}
+
+impl ApplicationStatusCounts {
+    /// Counts one Application with these statuses.
+    pub fn add(&mut self, sync: &str, health: &str) {
+        self.total += 1;
+        *self.by_sync.entry(sync.to_owned()).or_default() += 1;
+        *self.by_health.entry(health.to_owned()).or_default() += 1;
+    }
 }
 
 /// One ApplicationSet status condition (Argo CD's shape, not `metav1.Condition`).

@@ -19,6 +19,12 @@ use crate::consts::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER, SECRET_TYPE_CLUSTER, SEC
 #[serde(transparent)]
 pub struct Sensitive(String);
 
+impl From<String> for Sensitive {
+    fn from(value: String) -> Self {
+        Sensitive(value)
+    }
+}
+
 impl Sensitive {
     /// The secret value, for building a client. Never log it.
     pub fn expose(&self) -> &str {

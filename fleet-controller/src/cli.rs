@@ -187,6 +187,10 @@ pub struct RunFlags {
     /// File holding the GitLab webhook token (GitLab pushes are refused without one).
     #[arg(long)]
     webhook_gitlab_token_file: Option<PathBuf>,
+    /// File holding the token of the dashboard and its /api/v1 API on --listen (without
+    /// it neither is served: 404).
+    #[arg(long)]
+    dashboard_token_file: Option<PathBuf>,
 }
 
 /// The trimmed content of a secret file (never printed).
@@ -299,6 +303,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )?,
                     ..WebhookConfig::default()
                 },
+                dashboard_token: read_secret_file(
+                    "--dashboard-token-file",
+                    flags.dashboard_token_file.as_ref(),
+                )?
+                .map(Into::into),
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(crate::run::run(args))?;

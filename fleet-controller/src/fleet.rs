@@ -45,30 +45,21 @@ pub enum ConnectionState {
     Unknown,
 }
 
-/// Applications counted by sync and by health status.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusCounts {
-    pub total: u64,
-    pub by_sync: BTreeMap<String, u64>,
-    pub by_health: BTreeMap<String, u64>,
+/// Applications counted by sync and by health status (the ApplicationSet status's
+/// `applicationStatusCounts` shape).
+pub use argosy_crds::applicationset::ApplicationStatusCounts as StatusCounts;
+
+/// Counts `apps` by their sync and health status (`Unknown` when they have none yet).
+pub fn count<A: Borrow<Application>>(apps: &[A]) -> StatusCounts {
+    let mut counts = StatusCounts::default();
+    for app in apps {
+        add(&mut counts, app.borrow());
+    }
+    counts
 }
 
-impl StatusCounts {
-    /// Counts `apps` by their `status.sync.status` and `status.health.status`.
-    pub fn of<A: Borrow<Application>>(apps: &[A]) -> StatusCounts {
-        let mut counts = StatusCounts::default();
-        for app in apps {
-            counts.add(app.borrow());
-        }
-        counts
-    }
-
-    fn add(&mut self, app: &Application) {
-        self.total += 1;
-        *self.by_sync.entry(sync_of(app).to_owned()).or_default() += 1;
-        *self.by_health.entry(health_of(app).to_owned()).or_default() += 1;
-    }
+fn add(counts: &mut StatusCounts, app: &Application) {
+    counts.add(sync_of(app), health_of(app));
 }
 
 /// One destination cluster.
@@ -135,7 +126,7 @@ pub struct MatrixRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Matrices {
-    /// Column order: cluster servers, as in [`FleetSummary::clusters`].
+    /// Column order: cluster servers, as in [`FleetSummary::clusters`] (by cluster name).
     pub columns: Vec<String>,
     /// One row per app base name (the name without its cluster's name or group value).
     pub by_app: Vec<MatrixRow>,
@@ -191,10 +182,12 @@ pub fn summarize<A: Borrow<Application>>(
             .push(app);
     }
 
-    let cluster_summaries: Vec<ClusterSummary> = by_server
+    // Clusters (and matrix columns) by name, as people look for them.
+    let mut cluster_summaries: Vec<ClusterSummary> = by_server
         .iter()
         .map(|(server, acc)| cluster_summary(server, acc, connections.get(server)))
         .collect();
+    cluster_summaries.sort_by(|a, b| (&a.name, &a.server).cmp(&(&b.name, &b.server)));
     let group_of = |server: &str| -> String {
         by_server
             .get(server)
@@ -205,11 +198,11 @@ pub fn summarize<A: Borrow<Application>>(
 
     FleetSummary {
         group_by: group_by.to_owned(),
-        apps: StatusCounts::of(&apps),
+        apps: count(&apps),
         app_sets: appset_summaries(&apps, clusters),
         groups: group_summaries(&cluster_summaries, &by_server, &group_of),
         matrix: Matrices {
-            columns: by_server.keys().cloned().collect(),
+            columns: cluster_summaries.iter().map(|c| c.server.clone()).collect(),
             by_app: matrix(&by_server, |server, app| {
                 base_name(app, &by_server[server].name, &group_of(server))
             }),
@@ -219,18 +212,17 @@ pub fn summarize<A: Borrow<Application>>(
     }
 }
 
-/// Connection views from the cluster clients' states and the live cache's failing watches.
+/// Connection views from the sync engine's cluster states
+/// ([`crate::sync::controller::Context::cluster_states`]).
 pub fn connections(
     states: Vec<(String, crate::sync::clients::ClusterState)>,
-    watch_failure: impl Fn(&str) -> Option<String>,
 ) -> BTreeMap<String, Connection> {
     states
         .into_iter()
         .map(|(server, state)| {
-            let error = state.last_error.or_else(|| watch_failure(&server));
             let connection = Connection {
                 last_success: state.last_success,
-                error,
+                error: state.last_error,
                 server_version: state.server_version,
             };
             (server, connection)
@@ -269,7 +261,7 @@ fn cluster_summary(server: &str, acc: &ClusterAcc, conn: Option<&Connection>) ->
         connection,
         kubernetes_version: conn.and_then(|c| c.server_version.clone()),
         last_contact: conn.and_then(|c| c.last_success).map(|t| t.to_string()),
-        apps: StatusCounts::of(&acc.apps),
+        apps: count(&acc.apps),
     }
 }
 
@@ -300,7 +292,7 @@ fn appset_summaries(apps: &[&Application], clusters: &[Cluster]) -> Vec<AppSetSu
             AppSetSummary {
                 namespace,
                 name,
-                apps: StatusCounts::of(&apps),
+                apps: count(&apps),
                 revisions: revisions
                     .into_iter()
                     .map(|(server, r)| (server, r.into_iter().collect()))
@@ -338,7 +330,7 @@ fn group_summaries(
             .map(|c| c.apps.as_slice())
             .unwrap_or_default()
         {
-            group.apps.add(app);
+            add(&mut group.apps, app);
         }
     }
     groups.into_values().collect()
@@ -732,23 +724,19 @@ mod tests {
     }
 
     #[test]
-    fn connections_merge_request_errors_and_failing_watches() {
+    fn connections_carry_errors_versions_and_contact() {
         use crate::sync::clients::ClusterState;
-        let states = vec![
-            (ACME.to_owned(), ClusterState::default()),
-            (
-                GLOBEX.to_owned(),
-                ClusterState {
-                    last_error: Some("401".into()),
-                    ..ClusterState::default()
-                },
-            ),
-        ];
-        let conns = connections(states, |server| {
-            (server == ACME).then(|| "watch failing".to_owned())
-        });
-        assert_eq!(conns[ACME].error.as_deref(), Some("watch failing"));
+        let states = vec![(
+            GLOBEX.to_owned(),
+            ClusterState {
+                last_error: Some("401".into()),
+                server_version: Some("v1.20.2".into()),
+                ..ClusterState::default()
+            },
+        )];
+        let conns = connections(states);
         assert_eq!(conns[GLOBEX].error.as_deref(), Some("401"));
+        assert_eq!(conns[GLOBEX].server_version.as_deref(), Some("v1.20.2"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The controller's HTTP listener (`argosy run --listen`): `/healthz`, `/metrics` and the Git push
-//! webhook; every replica serves it, leader or not (a follower's refresh warms its cache).
+//! The controller's HTTP listener (`argosy run --listen`): `/healthz`, `/metrics`, the Git push
+//! webhook and (with a token) the dashboard; every replica serves it, leader or not (a
+//! follower's refresh warms its cache).
 
 use std::net::SocketAddr;
 
@@ -17,7 +18,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    tracing::info!(%listen, "serving /healthz, /metrics and /api/webhook");
+    tracing::info!(%listen, "serving /healthz, /metrics, /api/webhook and the dashboard (when configured)");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

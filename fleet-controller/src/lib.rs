@@ -10,6 +10,7 @@
 //! * [`repo`]: Git through gix, and the cache of remote repositories;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`metrics`]: Prometheus metrics on `/metrics`;
+//! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected);
 //! * [`fleet`]: the fleet summary (clusters, ApplicationSets, groups, app matrix);
 //! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
 
@@ -17,6 +18,7 @@ pub mod appcli;
 pub mod appset;
 pub mod casetest;
 pub mod cli;
+pub mod dashboard;
 pub mod events;
 pub mod explain;
 pub mod fleet;

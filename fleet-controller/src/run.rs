@@ -71,6 +71,8 @@ pub struct RunArgs {
     /// Where `/healthz`, `/metrics` and the Git push webhook are served; `None`: not served.
     pub listen: Option<std::net::SocketAddr>,
     pub webhook: WebhookConfig,
+    /// Token of the dashboard and its API on `listen`; `None`: neither is served.
+    pub dashboard_token: Option<argosy_crds::cluster::Sensitive>,
 }
 
 /// Settings of the built-in sync engine.
@@ -217,29 +219,32 @@ pub async fn run_with(
     let all_appsets = appset_store.clone();
     let project_store = appset_store.clone();
 
-    // Destination cluster clients, shared with /metrics for their connection state.
+    // Destination cluster clients (their connection state goes to /metrics and the dashboard).
     let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
         Arc::new(ClusterClients::new(
             client.clone(),
             args.sync.allow_exec_plugins,
         ))
     });
-    let sync_engine = cluster_clients.as_ref().map(|clusters| {
-        sync_controller(
-            &client,
-            &args,
-            clusters.clone(),
-            applications.clone(),
-            app_events.clone(),
-            secrets.clone(),
-            projects.clone(),
-            leader.clone(),
-            repos.clone(),
-            metrics.clone(),
-            (app_trigger.clone(), app_triggers),
-            shutdown.clone(),
-        )
-    });
+    let (sync_ctx, sync_engine) = cluster_clients
+        .as_ref()
+        .map(|clusters| {
+            sync_controller(
+                &client,
+                &args,
+                clusters.clone(),
+                applications.clone(),
+                app_events.clone(),
+                secrets.clone(),
+                projects.clone(),
+                leader.clone(),
+                repos.clone(),
+                metrics.clone(),
+                (app_trigger.clone(), app_triggers),
+                shutdown.clone(),
+            )
+        })
+        .unzip();
 
     let run = controller
         .owns_shared_stream(app_events)
@@ -298,12 +303,26 @@ pub async fn run_with(
             applications: applications.clone(),
             appsets: appset_store.clone(),
             clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
-            cluster_states: cluster_clients.map(|clients| -> crate::metrics::ClusterStates {
-                Arc::new(move || clients.states())
-            }),
+            cluster_states: sync_ctx
+                .clone()
+                .map(|ctx| -> crate::metrics::ClusterStates {
+                    Arc::new(move || ctx.cluster_states())
+                }),
+        };
+        let dashboard_sources = crate::dashboard::Sources {
+            applications: applications.clone(),
+            appsets: appset_store.clone(),
+            clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
+            appset: ctx.clone(),
+            sync: sync_ctx,
+            shutdown: futures::FutureExt::shared(futures::FutureExt::boxed(shutdown.clone())),
         };
         let routes = crate::webhook::router(args.webhook.clone(), on_push)
-            .merge(crate::metrics::routes(metrics, metrics_sources));
+            .merge(crate::metrics::routes(metrics, metrics_sources))
+            .merge(crate::dashboard::routes(
+                args.dashboard_token.as_ref().map(|t| t.expose()),
+                dashboard_sources,
+            ));
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listen, routes, shutdown).await {
@@ -370,7 +389,8 @@ fn push_handler(
 const SHARED_BUFFER: usize = 1024;
 
 /// The sync engine's Application controller: reconciles every Application of the
-/// shared store, re-triggered by changes to the objects it deployed.
+/// shared store, re-triggered by changes to the objects it deployed. Also returns its
+/// context (the dashboard's diffs and connection states read it).
 #[allow(clippy::too_many_arguments)]
 fn sync_controller(
     client: &Client,
@@ -388,7 +408,10 @@ fn sync_controller(
         tokio::sync::mpsc::UnboundedReceiver<String>,
     ),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> impl std::future::Future<Output = ()> + Send {
+) -> (
+    Arc<sync::controller::Context>,
+    impl std::future::Future<Output = ()> + Send,
+) {
     let controller_namespace = args.namespace.clone();
     let live = Arc::new(LiveCache::new(
         Arc::new(move |instance: &str| {
@@ -434,7 +457,7 @@ fn sync_controller(
         )
         .with_metrics(metrics),
     );
-    Controller::for_shared_stream(app_events, applications)
+    let engine = Controller::for_shared_stream(app_events, applications)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
         .reconcile_on(triggers)
         .reconcile_all_on(leadership_gained(leader))
@@ -442,13 +465,14 @@ fn sync_controller(
         .run(
             sync::controller::reconcile,
             sync::controller::error_policy,
-            ctx,
+            ctx.clone(),
         )
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "sync controller event");
             }
-        })
+        });
+    (ctx, engine)
 }
 
 fn single(set: &BTreeSet<String>) -> Option<&String> {

@@ -200,7 +200,7 @@ fn github_signature_valid(secret: &str, header: Option<&str>, body: &[u8]) -> bo
 
 /// Compares two tokens in constant time: both are MACed under one key and the tags compared
 /// with `verify_slice`, which neither stops at the first differing byte nor tells lengths apart.
-fn tokens_equal(expected: &str, given: &str) -> bool {
+pub(crate) fn tokens_equal(expected: &str, given: &str) -> bool {
     let tag = |token: &str| {
         HmacSha256::new_from_slice(b"argosy webhook token").map(|mut mac| {
             mac.update(token.as_bytes());

@@ -209,6 +209,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         repo_refresh: Duration::from_secs(180),
         listen: None,
         webhook: WebhookConfig::default(),
+        dashboard_token: None,
     }
 }
 

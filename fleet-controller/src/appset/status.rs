@@ -1,10 +1,13 @@
-//! ApplicationSet status: conditions and the owned-Application list. Pure.
+//! ApplicationSet status: conditions, the owned-Application list and its counts by sync
+//! and health. Pure.
 //!
 //! Condition types and reasons follow Argo CD (`ErrorOccurred`, `ParametersGenerated`,
 //! `ResourcesUpToDate`) so existing dashboards and `kubectl` habits keep working; Argosy
 //! adds `DeletionsHeld` for the deletion budget. A condition's `lastTransitionTime` only
 //! moves when its status flips, so recomputing an unchanged status is byte-identical and
-//! costs no write.
+//! costs no write. The counts change only when an owned Application's sync or health
+//! does, which already changes `resources` (Applications are owned, so such a change
+//! re-triggers the reconcile that writes them).
 
 use argosy_crds::Application;
 use argosy_crds::applicationset::{ApplicationSetCondition, ApplicationSetStatus, ResourceStatus};
@@ -140,6 +143,7 @@ pub fn compute(
         conditions,
         resources,
         resources_count: Some(owned.len() as i64),
+        application_status_counts: Some(crate::fleet::count(owned)),
         extra: previous.map(|p| p.extra.clone()).unwrap_or_default(),
     }
 }
@@ -298,5 +302,33 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    #[test]
+    fn counts_owned_apps_by_sync_and_health() {
+        let app = |name: &str, sync: &str, health: &str| -> Application {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "argocd"},
+                "status": {"sync": {"status": sync}, "health": {"status": health}},
+            }))
+            .unwrap()
+        };
+        let (a, b, c) = (
+            app("a", "Synced", "Healthy"),
+            app("b", "OutOfSync", "Healthy"),
+            app("c", "Synced", "Degraded"),
+        );
+        let s = compute(None, &planned(&[]), &[&a, &b, &c], &at(10));
+        let counts = s.application_status_counts.clone().unwrap();
+        assert_eq!(counts.total, 3);
+        assert_eq!(counts.by_sync["Synced"], 2);
+        assert_eq!(counts.by_sync["OutOfSync"], 1);
+        assert_eq!(counts.by_health["Healthy"], 2);
+        assert_eq!(counts.by_health["Degraded"], 1);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["applicationStatusCounts"]["bySync"]["Synced"], 2);
+        // Same apps, same counts: no write.
+        let again = compute(Some(&s), &planned(&[]), &[&a, &b, &c], &at(99));
+        assert_eq!(s, again);
     }
 }

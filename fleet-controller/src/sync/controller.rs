@@ -109,6 +109,19 @@ impl Context {
     fn is_leader(&self) -> bool {
         self.leader.as_ref().is_none_or(|rx| *rx.borrow())
     }
+
+    /// Connection state of every destination cluster, for `/metrics` and the dashboard:
+    /// the clients' record, with a failing watch as the error when no request failed (a
+    /// stopped cluster fails its watches first, and reconciles then skip the requests).
+    pub fn cluster_states(&self) -> Vec<(String, super::clients::ClusterState)> {
+        let mut states = self.clients.states();
+        for (server, state) in &mut states {
+            if state.last_error.is_none() {
+                state.last_error = self.live.unreachable(server);
+            }
+        }
+        states
+    }
 }
 
 /// Failures that go to the error policy (transient, retried with backoff).

@@ -1,0 +1,839 @@
+//! The fleet dashboard and its JSON API on the controller's listener.
+//!
+//! Owns the routes, their token check and the page's assets:
+//!
+//! * `GET /api/v1/fleet?groupBy=<label>`: the [`FleetSummary`];
+//! * `GET /api/v1/apps/{namespace}/{name}`: one Application's status detail;
+//! * `GET /api/v1/apps/{namespace}/{name}/diff`: the sync engine's diff (built-in engine only);
+//! * `GET /api/v1/appsets/{namespace}/{name}/preview`: what the ApplicationSet generates now;
+//! * `GET /api/v1/events?groupBy=<label>`: Server-Sent Events, a `fleet` event with the
+//!   summary whenever it changes (checked every second), keep-alive comments in between;
+//! * `GET /`: the page (a shell plus vanilla JS reading the API); `GET /login?token=` and
+//!   `POST /login` (form field `token`) set the session cookie for browsers.
+//!
+//! Every route but the login asks for `Authorization: Bearer <token>` or the session
+//! cookie, compared in constant time. Without a configured token none of these routes
+//! exist (404): the page shows deployment state, and nobody should get it by accident.
+//! The cookie holds an HMAC of the token, not the token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argosy_crds::application::{ApplicationDestination, ApplicationSource};
+use argosy_crds::{Application, ApplicationSet};
+use argosy_generators::pipeline::generate_applications;
+use argosy_generators::source::Sources as GeneratorSources;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Json, Router};
+use futures::future::{BoxFuture, Shared};
+use futures::{Stream, StreamExt};
+use hmac::{Hmac, Mac};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::fleet::{self, FleetSummary};
+use crate::registry::ClusterRegistry;
+use crate::sync::controller::{Context as SyncContext, compare_app};
+use crate::webhook::tokens_equal;
+
+/// How often the event stream recomputes the summary.
+const EVENT_INTERVAL: Duration = Duration::from_secs(1);
+/// Name of the browser session cookie.
+const SESSION_COOKIE: &str = "argosy_dashboard";
+
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const APP_JS: &str = include_str!("dashboard/app.js");
+const APP_CSS: &str = include_str!("dashboard/app.css");
+const LOGIN_HTML: &str = include_str!("dashboard/login.html");
+
+/// Completes when the controller shuts down (event streams end then, or the listener's
+/// graceful shutdown would wait for them forever).
+pub type Shutdown = Shared<BoxFuture<'static, ()>>;
+
+/// What the dashboard reads.
+#[derive(Clone)]
+pub struct Sources {
+    pub applications: Store<Application>,
+    pub appsets: Store<ApplicationSet>,
+    pub clusters: ClusterRegistry,
+    /// The ApplicationSet controller's context (generators' sources and options).
+    pub appset: Arc<crate::appset::Context>,
+    /// The sync engine's context; `None` with `--sync-engine argocd` (no connection
+    /// states, no diff).
+    pub sync: Option<Arc<SyncContext>>,
+    pub shutdown: Shutdown,
+}
+
+impl Sources {
+    fn summary(&self, group_by: &str) -> FleetSummary {
+        let connections = self
+            .sync
+            .as_ref()
+            .map(|ctx| fleet::connections(ctx.cluster_states()))
+            .unwrap_or_default();
+        fleet::summarize(
+            &self.applications.state(),
+            &self.clusters.valid_clusters(),
+            &connections,
+            group_by,
+        )
+    }
+
+    fn app(&self, namespace: &str, name: &str) -> Result<Arc<Application>, DashboardError> {
+        self.applications
+            .get(&ObjectRef::new(name).within(namespace))
+            .ok_or_else(|| DashboardError::FindObject {
+                kind: "Application",
+                key: format!("{namespace}/{name}"),
+            })
+    }
+}
+
+/// A dashboard request that could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error("{kind} {key} not found")]
+    FindObject { kind: &'static str, key: String },
+    #[error("diffs come from the built-in sync engine, which is off (--sync-engine argocd)")]
+    SyncEngineOff,
+    #[error("comparing Application {app}: {message}")]
+    Compare { app: String, message: String },
+    #[error("generating ApplicationSet {appset}: {message}")]
+    Generate { appset: String, message: String },
+    #[error("generation task of ApplicationSet {appset} failed: {source}")]
+    GenerationTask {
+        appset: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("serializing the fleet summary: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl DashboardError {
+    /// A bounded label for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::FindObject { .. } => "not_found",
+            Self::SyncEngineOff => "sync_engine_off",
+            Self::Compare { .. } => "compare",
+            Self::Generate { .. } => "generate",
+            Self::GenerationTask { .. } => "generation_task",
+            Self::Serialize(_) => "serialize",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::FindObject { .. } | Self::SyncEngineOff => StatusCode::NOT_FOUND,
+            Self::Compare { .. } | Self::Generate { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::GenerationTask { .. } | Self::Serialize(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for DashboardError {
+    fn into_response(self) -> Response {
+        tracing::debug!(category = self.category(), error = %self, "dashboard request failed");
+        let body = serde_json::json!({"error": self.to_string()});
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// The token check shared by the middleware and the login.
+#[derive(Clone)]
+struct Auth {
+    token: Arc<str>,
+    /// The cookie value of a logged-in browser: HMAC-SHA256 of a fixed text under the token.
+    session: Arc<str>,
+}
+
+impl Auth {
+    fn new(token: &str) -> Auth {
+        let session = Hmac::<Sha256>::new_from_slice(token.as_bytes())
+            .map(|mut mac| {
+                mac.update(b"argosy dashboard session");
+                hex::encode(mac.finalize().into_bytes())
+            })
+            .unwrap_or_default();
+        Auth {
+            token: token.into(),
+            session: session.into(),
+        }
+    }
+
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(given) = bearer {
+            return tokens_equal(&self.token, given.trim());
+        }
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .any(|(name, value)| name == SESSION_COOKIE && tokens_equal(&self.session, value))
+    }
+
+    /// 303 to the page with the session cookie, or the login form again (401).
+    fn login(&self, given: &str) -> Response {
+        if !tokens_equal(&self.token, given.trim()) {
+            return (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response();
+        }
+        let cookie = format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            self.session
+        );
+        ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    }
+}
+
+/// The dashboard routes; no routes at all without a token.
+pub fn routes(token: Option<&str>, sources: Sources) -> Router {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Router::new();
+    };
+    let auth = Auth::new(token);
+    let protected = Router::new()
+        .route("/", get(index))
+        .route("/assets/app.js", get(asset_js))
+        .route("/assets/app.css", get(asset_css))
+        .route("/api/v1/fleet", get(fleet_summary))
+        .route("/api/v1/apps/{namespace}/{name}", get(app_detail))
+        .route("/api/v1/apps/{namespace}/{name}/diff", get(app_diff))
+        .route(
+            "/api/v1/appsets/{namespace}/{name}/preview",
+            get(appset_preview),
+        )
+        .route("/api/v1/events", get(events))
+        .route_layer(middleware::from_fn_with_state(auth.clone(), require_auth))
+        .with_state(sources);
+    let login = Router::new()
+        .route("/login", get(login_get).post(login_post))
+        .with_state(auth);
+    protected.merge(login)
+}
+
+async fn require_auth(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    if auth.allows(request.headers()) {
+        return next.run(request).await;
+    }
+    let wants_page = request.uri().path() == "/";
+    if wants_page {
+        (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response()
+    } else {
+        let body = serde_json::json!({"error": "missing or wrong dashboard token"});
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+async fn login_get(State(auth): State<Auth>, Query(form): Query<LoginForm>) -> Response {
+    if form.token.is_empty() {
+        return Html(LOGIN_HTML).into_response();
+    }
+    auth.login(&form.token)
+}
+
+async fn login_post(State(auth): State<Auth>, Form(form): Form<LoginForm>) -> Response {
+    auth.login(&form.token)
+}
+
+async fn index() -> Html<&'static str> {
+    Html(INDEX_HTML)
+}
+
+async fn asset_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+}
+
+async fn asset_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupBy {
+    #[serde(default)]
+    group_by: String,
+}
+
+async fn fleet_summary(
+    State(sources): State<Sources>,
+    Query(query): Query<GroupBy>,
+) -> Json<FleetSummary> {
+    Json(sources.summary(&query.group_by))
+}
+
+/// One Application as the detail view shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AppDetail {
+    namespace: String,
+    name: String,
+    project: String,
+    destination: ApplicationDestination,
+    sources: Vec<ApplicationSource>,
+    /// `status` as the sync engine wrote it (sync, health, resources, conditions,
+    /// history, operationState, ...).
+    status: Value,
+}
+
+async fn app_detail(
+    State(sources): State<Sources>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<AppDetail>, DashboardError> {
+    let app = sources.app(&namespace, &name)?;
+    Ok(Json(AppDetail {
+        namespace,
+        name,
+        project: app.spec.project.clone(),
+        destination: app.spec.destination.clone(),
+        sources: app
+            .spec
+            .source
+            .iter()
+            .chain(&app.spec.sources)
+            .cloned()
+            .collect(),
+        status: app
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(Value::Null),
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DiffView {
+    diffs: Vec<ResourceDiffView>,
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceDiffView {
+    group: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    text: String,
+}
+
+async fn app_diff(
+    State(sources): State<Sources>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<DiffView>, DashboardError> {
+    let app = sources.app(&namespace, &name)?;
+    let ctx = sources.sync.as_ref().ok_or(DashboardError::SyncEngineOff)?;
+    let comparison = compare_app(&app, ctx)
+        .await
+        .map_err(|message| DashboardError::Compare {
+            app: format!("{namespace}/{name}"),
+            message,
+        })?;
+    let diffs = crate::appcli::diff::resource_diffs(&comparison)
+        .into_iter()
+        .map(|d| ResourceDiffView {
+            group: d.key.group,
+            kind: d.key.kind,
+            namespace: d.key.namespace,
+            name: d.key.name,
+            text: d.text,
+        })
+        .collect();
+    Ok(Json(DiffView {
+        diffs,
+        warnings: comparison.warnings,
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Preview {
+    applications: Vec<PreviewApp>,
+    /// Generated Applications that would not be written, and why.
+    validation_errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviewApp {
+    namespace: String,
+    name: String,
+    project: String,
+    destination: ApplicationDestination,
+    sources: Vec<ApplicationSource>,
+    /// Whether an Application of this name exists now.
+    exists: bool,
+}
+
+async fn appset_preview(
+    State(sources): State<Sources>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<Preview>, DashboardError> {
+    let key = format!("{namespace}/{name}");
+    let appset = sources
+        .appsets
+        .get(&ObjectRef::new(&name).within(&namespace))
+        .ok_or_else(|| DashboardError::FindObject {
+            kind: "ApplicationSet",
+            key: key.clone(),
+        })?;
+    let ctx = sources.appset.clone();
+    let generated = tokio::task::spawn_blocking(move || {
+        let generator_sources = GeneratorSources {
+            clusters: &ctx.clusters,
+            repos: ctx.repos.as_ref(),
+            projects: &ctx.projects,
+        };
+        generate_applications(&appset, generator_sources, &ctx.config.pipeline)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|source| DashboardError::GenerationTask {
+        appset: key.clone(),
+        source,
+    })?
+    .map_err(|message| DashboardError::Generate {
+        appset: key,
+        message,
+    })?;
+    let applications = generated
+        .applications
+        .into_iter()
+        .map(|g| {
+            let app = g.application;
+            let app_namespace = app
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace.clone());
+            let app_name = app.metadata.name.clone().unwrap_or_default();
+            let exists = sources
+                .applications
+                .get(&ObjectRef::new(&app_name).within(&app_namespace))
+                .is_some();
+            PreviewApp {
+                namespace: app_namespace,
+                name: app_name,
+                project: app.spec.project.clone(),
+                destination: app.spec.destination.clone(),
+                sources: app
+                    .spec
+                    .source
+                    .into_iter()
+                    .chain(app.spec.sources)
+                    .collect(),
+                exists,
+            }
+        })
+        .collect();
+    Ok(Json(Preview {
+        applications,
+        validation_errors: generated
+            .validation_errors
+            .into_iter()
+            .map(|e| e.message)
+            .collect(),
+    }))
+}
+
+async fn events(
+    State(sources): State<Sources>,
+    Query(query): Query<GroupBy>,
+) -> Sse<impl Stream<Item = Result<Event, DashboardError>>> {
+    let shutdown = sources.shutdown.clone();
+    let changes = fleet_changes(sources, query.group_by)
+        .map(|summary| {
+            let data = serde_json::to_string(&summary)?;
+            Ok(Event::default().event("fleet").data(data))
+        })
+        .take_until(shutdown);
+    Sse::new(changes).keep_alive(KeepAlive::default())
+}
+
+/// The summary now, then each time it differs from the last one sent.
+fn fleet_changes(sources: Sources, group_by: String) -> impl Stream<Item = FleetSummary> {
+    let mut interval = tokio::time::interval(EVENT_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures::stream::unfold(
+        (interval, None::<FleetSummary>),
+        move |(mut interval, last)| {
+            let (sources, group_by) = (sources.clone(), group_by.clone());
+            async move {
+                loop {
+                    interval.tick().await;
+                    let summary = sources.summary(&group_by);
+                    if last.as_ref() != Some(&summary) {
+                        return Some((summary.clone(), (interval, Some(summary))));
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::appset::plan::DeletionBudget;
+    use crate::events::EventPublisher;
+    use crate::registry::ProjectRegistry;
+    use crate::repo::GitRepos;
+    use axum::body::Body;
+    use futures::FutureExt;
+    use http::Request as HttpRequest;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+    use serde_json::json;
+    use std::collections::BTreeSet;
+    use tower::ServiceExt;
+
+    const NS: &str = "argocd";
+    const TOKEN: &str = "s3cret-dashboard-token";
+    const SERVER: &str = "https://acme.example:6443";
+
+    fn writer<K>(objects: impl IntoIterator<Item = K>) -> Writer<K>
+    where
+        K: kube::Resource + Clone + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let mut writer = Writer::default();
+        for object in objects {
+            writer.apply_watcher_event(&watcher::Event::Apply(object));
+        }
+        writer
+    }
+
+    fn app(name: &str, sync: &str) -> Application {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {
+                "source": {"repoURL": "https://git.example/fleet.git", "path": "web"},
+                "destination": {"server": SERVER, "namespace": "web"},
+            },
+            "status": {
+                "sync": {"status": sync, "revision": "0123456789abcdef0123456789abcdef01234567"},
+                "health": {"status": "Healthy"},
+                "resources": [{"version": "v1", "kind": "Service", "namespace": "web", "name": "web", "status": sync}],
+                "conditions": [{"type": "Warning", "message": "careful"}],
+            },
+        }))
+        .unwrap()
+    }
+
+    fn appset() -> ApplicationSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "listed", "namespace": NS, "uid": "u1"},
+            "spec": {
+                "generators": [{"list": {"elements": [{"env": "dev"}, {"env": "prod"}]}}],
+                "template": {
+                    "metadata": {"name": "web-{{env}}"},
+                    "spec": {
+                        "project": "default",
+                        "source": {"repoURL": "https://git.example/fleet.git", "path": "envs/{{env}}"},
+                        "destination": {"server": SERVER, "namespace": "{{env}}"},
+                    },
+                },
+            },
+        }))
+        .unwrap()
+    }
+
+    fn cluster_secret() -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": "cluster-acme", "namespace": NS,
+                         "labels": {"argocd.argoproj.io/secret-type": "cluster", "customer": "acme"}},
+            "stringData": {"name": "acme", "server": SERVER, "config": "{}"}
+        }))
+        .unwrap()
+    }
+
+    fn default_project() -> argosy_crds::AppProject {
+        serde_json::from_value(json!({
+            "metadata": {"name": "default", "namespace": NS},
+            "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
+        }))
+        .unwrap()
+    }
+
+    /// A client that is never called (no test here reaches an API server).
+    fn offline_client() -> kube::Client {
+        let service = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
+            Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
+                "no API server in unit tests",
+            ))
+        });
+        kube::Client::new(service, NS)
+    }
+
+    struct Fixture {
+        apps: Writer<Application>,
+        sources: Sources,
+        _cache: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let apps = writer([app("web-acme", "Synced")]);
+        let secrets = writer([cluster_secret()]).as_reader();
+        let clusters = ClusterRegistry::new(secrets, NS);
+        let cache = tempfile::tempdir().unwrap();
+        let client = offline_client();
+        let appset_ctx = crate::appset::Context::new(
+            client.clone(),
+            clusters.clone(),
+            ProjectRegistry::new(writer([default_project()]).as_reader(), NS),
+            apps.as_reader(),
+            Arc::new(GitRepos::new(BTreeMap::new(), cache.path().to_owned())),
+            EventPublisher::new(client, "test", "test"),
+            None,
+            crate::appset::Config {
+                controller_namespace: NS.into(),
+                appset_namespaces: BTreeSet::from([NS.to_owned()]),
+                budget: DeletionBudget::default(),
+                policy_override: None,
+                pipeline: Default::default(),
+                concurrent_writes: 1,
+            },
+        );
+        let sources = Sources {
+            applications: apps.as_reader(),
+            appsets: writer([appset()]).as_reader(),
+            clusters,
+            appset: Arc::new(appset_ctx),
+            sync: None,
+            shutdown: futures::future::pending::<()>().boxed().shared(),
+        };
+        Fixture {
+            apps,
+            sources,
+            _cache: cache,
+        }
+    }
+
+    use std::collections::BTreeMap;
+
+    async fn send(router: &Router, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = HttpRequest::get(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn bearer() -> (&'static str, String) {
+        ("authorization", format!("Bearer {TOKEN}"))
+    }
+
+    async fn get_json(router: &Router, path: &str) -> (StatusCode, Value) {
+        let (name, value) = bearer();
+        let response = send(router, path, &[(name, &value)]).await;
+        let status = response.status();
+        (
+            status,
+            serde_json::from_str(&body_text(response).await).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn without_a_token_nothing_is_served() {
+        let router = routes(None, fixture().sources);
+        for path in ["/", "/api/v1/fleet", "/login?token=x", "/api/v1/events"] {
+            assert_eq!(
+                send(&router, path, &[]).await.status(),
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_route_asks_for_the_token() {
+        let router = routes(Some(TOKEN), fixture().sources);
+        let api = send(&router, "/api/v1/fleet", &[]).await;
+        assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+        let wrong = send(
+            &router,
+            "/api/v1/fleet",
+            &[("authorization", "Bearer nope")],
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let cookie = send(
+            &router,
+            "/api/v1/apps/argocd/web-acme",
+            &[("cookie", "argosy_dashboard=forged")],
+        )
+        .await;
+        assert_eq!(cookie.status(), StatusCode::UNAUTHORIZED);
+        let page = send(&router, "/", &[]).await;
+        assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+        let text = body_text(page).await;
+        assert!(text.contains("action=\"/login\""), "{text}");
+        assert!(!text.contains(TOKEN));
+
+        let (name, value) = bearer();
+        let page = send(&router, "/", &[(name, &value)]).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(body_text(page).await.contains("/assets/app.js"));
+    }
+
+    #[tokio::test]
+    async fn login_sets_a_session_cookie_that_is_not_the_token() {
+        let router = routes(Some(TOKEN), fixture().sources);
+        let refused = send(&router, "/login?token=wrong", &[]).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.headers().get(header::SET_COOKIE).is_none());
+
+        let response = send(&router, &format!("/login?token={TOKEN}"), &[]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let set_cookie = response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+        assert!(
+            !set_cookie.contains(TOKEN),
+            "the cookie must not carry the token"
+        );
+        let cookie = set_cookie.split(';').next().unwrap();
+        let api = send(
+            &router,
+            "/api/v1/fleet",
+            &[("cookie", &format!("other=1; {cookie}"))],
+        )
+        .await;
+        assert_eq!(api.status(), StatusCode::OK);
+
+        let form = HttpRequest::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={TOKEN}")))
+            .unwrap();
+        let response = router.clone().oneshot(form).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert!(response.headers().contains_key(header::SET_COOKIE));
+    }
+
+    #[tokio::test]
+    async fn fleet_and_app_detail() {
+        let router = routes(Some(TOKEN), fixture().sources);
+        let (status, fleet) = get_json(&router, "/api/v1/fleet?groupBy=customer").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(fleet["groupBy"], "customer");
+        assert_eq!(fleet["clusters"][0]["name"], "acme");
+        assert_eq!(fleet["clusters"][0]["connection"]["state"], "Connected");
+        assert_eq!(fleet["groups"][0]["value"], "acme");
+        assert_eq!(fleet["matrix"]["byApp"][0]["key"], "web");
+        assert_eq!(
+            fleet["matrix"]["byApp"][0]["cells"][SERVER][0]["revision"],
+            "0123456"
+        );
+
+        let (status, detail) = get_json(&router, "/api/v1/apps/argocd/web-acme").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(detail["destination"]["server"], SERVER);
+        assert_eq!(detail["sources"][0]["path"], "web");
+        assert_eq!(detail["status"]["resources"][0]["kind"], "Service");
+        assert_eq!(detail["status"]["conditions"][0]["message"], "careful");
+
+        let (status, missing) = get_json(&router, "/api/v1/apps/argocd/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(missing["error"], "Application argocd/nope not found");
+        let (status, diff) = get_json(&router, "/api/v1/apps/argocd/web-acme/diff").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            diff["error"].as_str().unwrap().contains("sync engine"),
+            "{diff}"
+        );
+    }
+
+    #[tokio::test]
+    async fn preview_generates_without_writing() {
+        let router = routes(Some(TOKEN), fixture().sources);
+        let (status, preview) = get_json(&router, "/api/v1/appsets/argocd/listed/preview").await;
+        assert_eq!(status, StatusCode::OK, "{preview}");
+        let apps = preview["applications"].as_array().unwrap();
+        let names: Vec<&str> = apps.iter().map(|a| a["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["web-dev", "web-prod"], "{preview}");
+        assert_eq!(apps[1]["destination"]["namespace"], "prod");
+        assert_eq!(apps[1]["sources"][0]["path"], "envs/prod");
+        assert_eq!(apps[1]["exists"], false);
+        let (status, _) = get_json(&router, "/api/v1/appsets/argocd/other/preview").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn events_send_the_summary_then_its_changes() {
+        let mut fixture = fixture();
+        let mut changes = Box::pin(fleet_changes(fixture.sources.clone(), "customer".into()));
+        let first = changes.next().await.unwrap();
+        assert_eq!(first.apps.by_sync["Synced"], 1);
+        fixture
+            .apps
+            .apply_watcher_event(&watcher::Event::Apply(app("web-acme", "OutOfSync")));
+        let next = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.apps.by_sync["OutOfSync"], 1);
+        // Nothing changed: nothing is sent.
+        let quiet = tokio::time::timeout(Duration::from_millis(2500), changes.next()).await;
+        assert!(quiet.is_err(), "an unchanged fleet sent an event");
+
+        let router = routes(Some(TOKEN), fixture.sources);
+        let (name, value) = bearer();
+        let response = send(
+            &router,
+            "/api/v1/events?groupBy=customer",
+            &[(name, &value)],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/event-stream"
+        );
+        let mut body = response.into_body().into_data_stream();
+        let chunk = body.next().await.unwrap().unwrap();
+        let text = String::from_utf8(chunk.to_vec()).unwrap();
+        assert!(text.starts_with("event: fleet\ndata: {"), "{text}");
+    }
+}
