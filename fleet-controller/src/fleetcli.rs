@@ -446,7 +446,7 @@ async fn probe_clusters(client: &Client, clusters: &[Cluster]) -> BTreeMap<Strin
             }
         })
         .await;
-    fleet::connections(clients.states(), |_| None)
+    fleet::connections(clients.states())
 }
 
 /// The one cluster Secret whose cluster is named `name` or has server `name`.
