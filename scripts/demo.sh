@@ -242,6 +242,8 @@ cluster_secret umbrella-prod umbrella silver 4 >"$demo/secrets/umbrella-prod.yam
 # --- 5. the controller -----------------------------------------------------------------------
 make_repo "$repo"
 listen=127.0.0.1:${ARGOSY_DEMO_PORT:-18080}
+# The dashboard's read token: random per run, readable only by you.
+(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$demo/dashboard-token")
 log "starting argosy run with the built-in sync engine, serving http://$listen (log: $demo/logs/controller.log)"
 ARGOSY_LOG=${ARGOSY_LOG:-info} "${pdeathsig[@]}" "$argosy" run \
     --namespace argocd \
@@ -249,6 +251,7 @@ ARGOSY_LOG=${ARGOSY_LOG:-info} "${pdeathsig[@]}" "$argosy" run \
     --repo-cache "$demo/repo-cache" \
     --leader-election false \
     --listen "$listen" \
+    --dashboard-token-file "$demo/dashboard-token" \
     </dev/null >"$demo/logs/controller.log" 2>&1 &
 controller_pid=$!
 
@@ -318,6 +321,9 @@ echo
 echo "== argosy app list"
 "$argosy" app list
 echo
+echo "== argosy status --group-by customer"
+"$argosy" status --group-by customer
+echo
 echo "== ApplicationSet customer-apps: conditions"
 conditions
 echo
@@ -339,7 +345,9 @@ cat <<EOF
 
   export KUBECONFIG=$MGMT_KUBECONFIG
   kubectl get applications -n argocd -L customer,tier -w      # watch while you try:
+  open http://$listen/login?token=$(cat "$demo/dashboard-token")   # the fleet dashboard
   $argosy app list                                    # sync and health per app
+  $argosy status --group-by customer                  # clusters, customers, ApplicationSets
   curl -s http://$listen/metrics | grep argosy_apps   # Prometheus metrics
 
   # 0. Drift: change a Deployment on a customer's cluster; self-heal reverts it in seconds.

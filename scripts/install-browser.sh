@@ -21,7 +21,8 @@ browser_ready() {
 }
 
 if browser_ready; then
-    log "ready: $(chromium --version), $(chromedriver --version | head -n1)"
+    # (Debian's launcher script prints a harmless "[: unexpected operator" on some hosts.)
+    log "ready: $(chromium --version 2>/dev/null), $(chromedriver --version | head -n1)"
     exit 0
 fi
 

@@ -245,6 +245,7 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "policy": "create-only",
             "port": 9090,
             "webhook": {"github": {"existingSecret": "gh-hook"}, "gitlab": {"existingSecret": "gl-hook", "key": "t"}},
+            "dashboard": {"existingSecret": "dash"},
             "extraArgs": ["--repo=https://example.invalid/r.git=/srv/r"],
             "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}},
         }),
@@ -274,6 +275,7 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "--listen=0.0.0.0:9090",
             "--webhook-github-secret-file=/etc/argosy/webhook/github/secret",
             "--webhook-gitlab-token-file=/etc/argosy/webhook/gitlab/t",
+            "--dashboard-token-file=/etc/argosy/dashboard/token",
             "--repo=https://example.invalid/r.git=/srv/r",
         ]
     );
