@@ -291,7 +291,7 @@ pub async fn run_with(
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    if let Some(listen) = args.listen {
+    let http_task = if let Some(listen) = args.listen {
         let on_push = push_handler(
             repos.clone(),
             applications.clone(),
@@ -314,7 +314,7 @@ pub async fn run_with(
             appsets: appset_store.clone(),
             clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
             appset: ctx.clone(),
-            sync: sync_ctx,
+            sync: sync_ctx.clone(),
             shutdown: futures::FutureExt::shared(futures::FutureExt::boxed(shutdown.clone())),
         };
         let routes = crate::webhook::router(args.webhook.clone(), on_push)
@@ -324,12 +324,14 @@ pub async fn run_with(
                 dashboard_sources,
             ));
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listen, routes, shutdown).await {
                 tracing::error!(error = format!("{e:#}"), "HTTP listener stopped");
             }
-        });
-    }
+        }))
+    } else {
+        None
+    };
     tracing::info!(identity = %args.identity, sync_engine = ?args.sync_engine, "argosy controller starting");
     let sync_run = async {
         if let Some(engine) = sync_engine {
@@ -340,8 +342,18 @@ pub async fn run_with(
         _ = futures::future::join(run, sync_run) => {}
         _ = app_reflector => {}
     }
+    // The Lease is released once every holder of a leadership receiver is gone: the
+    // contexts, and the HTTP listener's routes (which hold both contexts).
     drop(leader);
     drop(ctx);
+    drop(sync_ctx);
+    if let Some(task) = http_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the HTTP listener did not stop within 5 s");
+    }
     if let Some(task) = lease_task {
         // Dropping every receiver makes the lease task release the Lease and exit.
         match tokio::time::timeout(Duration::from_secs(5), task).await {

@@ -561,6 +561,25 @@ async fn as_service_account(
 }
 
 async fn apply_appset(client: &Client, namespace: &str, name: &str, apps: &[&str]) -> Result<()> {
+    apply_appset_to(
+        client,
+        namespace,
+        name,
+        apps,
+        "https://kubernetes.default.svc",
+    )
+    .await
+}
+
+/// The guestbook ApplicationSet with its Applications deploying to `server`, synced
+/// automatically (what the sync engine acts on).
+async fn apply_appset_to(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    apps: &[&str],
+    server: &str,
+) -> Result<()> {
     let elements: Vec<Value> = apps.iter().map(|n| json!({"name": n})).collect();
     let appset = json!({
         "apiVersion": "argoproj.io/v1alpha1",
@@ -577,13 +596,31 @@ async fn apply_appset(client: &Client, namespace: &str, name: &str, apps: &[&str
                         "targetRevision": "HEAD",
                         "path": "guestbook",
                     },
-                    "destination": {"server": "https://kubernetes.default.svc", "namespace": "{{name}}"},
+                    "destination": {"server": server, "namespace": "{{name}}"},
+                    "syncPolicy": {"automated": {"prune": true},
+                                   "syncOptions": ["CreateNamespace=true"]},
                 },
             },
         },
     });
     argosy_tests::argocd::apply_json(client, &appset_resource(), appset).await?;
     Ok(())
+}
+
+/// The Applications in `namespace`, as JSON.
+async fn applications(client: &Client, namespace: &str) -> Result<Vec<Value>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<argosy_crds::Application>(&()),
+    );
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|a| serde_json::to_value(a).unwrap_or_default())
+        .collect())
 }
 
 /// Names of the live (not deleting) Applications in `namespace`.
@@ -705,31 +742,70 @@ fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: kube::Result<T>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Result<()> {
     init_tracing();
-    let cp = ControlPlane::start(0)
+    let cp = ControlPlane::start(1)
         .await
         .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
     let cluster = cp.management().clone();
     let admin = cluster.client().await?;
     install_chart_crds(&admin).await?;
 
-    // --- Default values, release `argosy` in `argocd`, as installed by Helm.
-    let rendered = render(&default_release(), json!({"syncEngine": "argocd"}));
+    // --- Default values (the built-in sync engine), release `argosy` in `argocd`, as
+    // installed by Helm; the Applications deploy to a workload cluster registered by a
+    // cluster Secret (whose own credentials the sync engine uses there).
+    let rendered = render(&default_release(), json!({}));
     create_namespace(&admin, ARGOCD_NAMESPACE).await?;
     prepare_namespace(&admin).await?;
     let objects = install(&admin, &rendered).await?;
     assert_eq!(objects, 5);
+    let workload = cp.workloads()[0].clone();
+    argosy_tests::argocd::cluster_secret(
+        &admin,
+        "w1",
+        &workload.server,
+        &[],
+        &workload.argocd_cluster_config().to_string(),
+    )
+    .await?;
+    let repo = tempfile::tempdir()?;
+    argosy::repo::write_commit(
+        repo.path(),
+        "refs/heads/main",
+        &[(
+            "guestbook/cm.yaml".to_owned(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guestbook\ndata:\n  k: v\n"
+                .to_owned(),
+        )]
+        .into_iter()
+        .collect(),
+    )
+    .map_err(|e| anyhow!(e))?;
 
     let user = "system:serviceaccount:argocd:argosy";
     let sa_cluster = as_service_account(&admin, &cluster, ARGOCD_NAMESPACE, "argosy").await?;
     let sa = sa_cluster.client().await?;
     let cache = tempfile::tempdir()?;
-    let settings = settings_from_args(&args(&rendered, "argosy"), "argosy-0", cache.path().into());
+    let mut settings =
+        settings_from_args(&args(&rendered, "argosy"), "argosy-0", cache.path().into());
     assert!(settings.leader_election);
+    assert_eq!(settings.sync_engine, argosy::run::SyncEngine::Argosy);
+    settings.repos = [(
+        "https://github.com/argoproj/argocd-example-apps.git".to_owned(),
+        repo.path().to_owned(),
+    )]
+    .into_iter()
+    .collect();
     let lease_name = settings.lease_name.clone();
     let since = Timestamp::now();
     let controller = start_controller(&sa_cluster, argosy::run::USER_AGENT, settings).await?;
 
-    apply_appset(&admin, ARGOCD_NAMESPACE, "guestbook", &["a", "b"]).await?;
+    apply_appset_to(
+        &admin,
+        ARGOCD_NAMESPACE,
+        "guestbook",
+        &["a", "b"],
+        &workload.server,
+    )
+    .await?;
     wait_reconciled(&admin, ARGOCD_NAMESPACE, "guestbook", &["a", "b"]).await?;
     let leases: Api<Lease> = Api::namespaced(admin.clone(), ARGOCD_NAMESPACE);
     let lease = leases.get(&lease_name).await?;
@@ -738,13 +814,44 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
         Some("argosy-0"),
         "the controller holds the Lease"
     );
+    // The sync engine delivered both apps with the chart's RBAC (status written back).
+    let on_workload: Api<ConfigMap> = Api::namespaced(workload.client().await?, "b");
+    wait_for(
+        "app b synced to the workload cluster",
+        Duration::from_secs(60),
+        || async {
+            let app = applications(&admin, ARGOCD_NAMESPACE).await?;
+            let synced = app
+                .iter()
+                .filter(|a| a["status"]["sync"]["status"] == "Synced")
+                .count();
+            Ok((synced == 2 && on_workload.get_opt("guestbook").await?.is_some()).then_some(()))
+        },
+    )
+    .await?;
     // Pruning needs `delete`.
-    apply_appset(&admin, ARGOCD_NAMESPACE, "guestbook", &["a"]).await?;
+    apply_appset_to(
+        &admin,
+        ARGOCD_NAMESPACE,
+        "guestbook",
+        &["a"],
+        &workload.server,
+    )
+    .await?;
     wait_for("b pruned", Duration::from_secs(60), || async {
         Ok(
             (live_apps(&admin, ARGOCD_NAMESPACE).await? == BTreeSet::from(["a".to_owned()]))
                 .then_some(()),
         )
+    })
+    .await?;
+    // ...and its resources finalizer deleted what it had deployed.
+    wait_for("b's ConfigMap deleted", Duration::from_secs(60), || async {
+        Ok(on_workload
+            .get_opt("guestbook")
+            .await?
+            .is_none()
+            .then_some(()))
     })
     .await?;
     assert_eq!(controller.stop().await?, Ended::Stopped);

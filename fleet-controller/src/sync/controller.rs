@@ -1313,10 +1313,15 @@ async fn finalize(
     // resourceVersion makes this a compare-and-swap: a finalizer added meanwhile is kept.
     let body = json!({"metadata": {"finalizers": remaining,
         "resourceVersion": app.metadata.resource_version}});
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
         .await
-        .map_err(|source| Error::RemoveFinalizer { app: name, source })?;
-    Ok(Action::await_change())
+    {
+        // Already gone: an earlier pass removed the finalizer and the API server deleted it.
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Action::await_change()),
+        Err(source) => Err(Error::RemoveFinalizer { app: name, source }),
+    }
 }
 
 async fn delete_tracked(
