@@ -615,28 +615,7 @@ async fn observe(
         }
     }
     // Kinds of what the app deployed before (to find objects to prune).
-    for r in existing
-        .get("resources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let group = r.get("group").and_then(Value::as_str).unwrap_or_default();
-        let version = r.get("version").and_then(Value::as_str).unwrap_or_default();
-        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let key = (group.to_owned(), kind.to_owned());
-        if reach.contains_key(&key) || kind.is_empty() {
-            continue;
-        }
-        let api_version = if group.is_empty() {
-            version.to_owned()
-        } else {
-            format!("{group}/{version}")
-        };
-        if let Ok((resource, scope)) = conn.resource(&api_version, kind).await {
-            reach.insert(key, Reach { resource, scope });
-        }
-    }
+    add_deployed_kinds(&conn, existing, &mut reach).await;
     tracing::debug!(app = instance, kinds = reach.len(), "kinds resolved");
     for r in reach.values() {
         ctx.live
@@ -711,6 +690,36 @@ pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison,
         states,
         warnings,
     })
+}
+
+/// Adds to `reach` the kinds listed in the app's last `status.resources` that the cluster
+/// still serves (a kind it no longer serves has no objects left to find).
+async fn add_deployed_kinds(
+    conn: &ClusterConn,
+    existing: &Value,
+    reach: &mut BTreeMap<(String, String), Reach>,
+) {
+    for r in existing
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+        let (group, version, kind) = (text("group"), text("version"), text("kind"));
+        let key = (group.to_owned(), kind.to_owned());
+        if reach.contains_key(&key) || kind.is_empty() {
+            continue;
+        }
+        let api_version = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
+        if let Ok((resource, scope)) = conn.resource(&api_version, kind).await {
+            reach.insert(key, Reach { resource, scope });
+        }
+    }
 }
 
 /// `status.sourceType` as Argo CD writes it.
@@ -1337,30 +1346,12 @@ async fn delete_tracked(
         .await
         .map_err(|e| Problem::comparison(e.to_string()))?;
     let mut reach = BTreeMap::new();
-    for r in existing
-        .get("resources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let group = r.get("group").and_then(Value::as_str).unwrap_or_default();
-        let version = r.get("version").and_then(Value::as_str).unwrap_or_default();
-        let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let api_version = if group.is_empty() {
-            version.to_owned()
-        } else {
-            format!("{group}/{version}")
-        };
-        if let Ok((resource, scope)) = conn.resource(&api_version, kind).await {
-            ctx.live
-                .ensure(&conn.server, &conn.watch_client, &resource)
-                .await
-                .map_err(|e| Problem::comparison(e.to_string()))?;
-            reach.insert(
-                (group.to_owned(), kind.to_owned()),
-                Reach { resource, scope },
-            );
-        }
+    add_deployed_kinds(&conn, existing, &mut reach).await;
+    for r in reach.values() {
+        ctx.live
+            .ensure(&conn.server, &conn.watch_client, &r.resource)
+            .await
+            .map_err(|e| Problem::comparison(e.to_string()))?;
     }
     let tracked = ctx.live.tracked(&conn.server, instance);
     Ok(execute::delete_all(&conn, &reach, &tracked).await)
