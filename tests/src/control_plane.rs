@@ -927,7 +927,8 @@ impl ControlPlane {
                 "--service-account-signing-key-file={}",
                 path(&root.join("sa.key"))
             ),
-            "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
+            // A /16: room for the sync benchmark's ~340 ClusterIP Services per cluster.
+            "--service-cluster-ip-range=10.0.0.0/16".to_owned(),
             // The `kubernetes` Endpoints would get 127.0.0.1, which is rejected
             // (an error every 10 s); nothing here needs that object.
             "--endpoint-reconciler-type=none".to_owned(),

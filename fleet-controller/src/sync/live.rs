@@ -20,6 +20,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use super::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
+use crate::registry::StoreReady;
 
 /// Called with an app instance name (see [`super::resource::app_instance`]) whenever
 /// something it tracks changed or its cluster's reachability changed.
@@ -53,6 +54,8 @@ type WatchKey = (String, String);
 struct Watch {
     resource: ApiResource,
     store: Store<DynamicObject>,
+    /// The first list, awaited by every reconcile that needs this kind meanwhile.
+    ready: StoreReady,
     state: Arc<Mutex<WatchState>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -123,8 +126,8 @@ impl LiveCache {
                 reason,
             });
         }
-        match tokio::time::timeout(self.list_timeout, watch.store.wait_until_ready()).await {
-            Ok(Ok(())) => Ok(()),
+        match tokio::time::timeout(self.list_timeout, watch.ready.wait()).await {
+            Ok(true) => Ok(()),
             _ => match lock(&watch.state).failing.clone() {
                 Some(reason) => Err(LiveError::Unreachable {
                     server: server.to_owned(),
@@ -239,6 +242,7 @@ impl LiveCache {
         });
         Arc::new(Watch {
             resource,
+            ready: StoreReady::of(&store),
             store,
             state,
             task,
