@@ -177,29 +177,31 @@ async fn bench() -> Result<()> {
     // Counted from a metadata watch, not by listing: listing 10,000 objects every few
     // hundred milliseconds would load the API server being measured (the raw loops run
     // unobserved).
-    let mut created = std::pin::pin!(
-        kube::runtime::watcher(
-            Api::<PartialObjectMeta<Application>>::namespaced(client.clone(), ARGOCD_NAMESPACE),
-            kube::runtime::watcher::Config::default()
-        )
-        .applied_objects()
-    );
-    let mut seen = std::collections::HashSet::new();
-    let start = Instant::now();
-    apply_json(&client, &appset_resource(), appset_manifest("bench", spec)).await?;
-    let deadline = tokio::time::sleep(Duration::from_secs(600));
-    tokio::pin!(deadline);
-    while seen.len() < APPS {
-        tokio::select! {
-            app = created.try_next() => match app? {
-                Some(app) => { seen.insert(app.metadata.name.unwrap_or_default()); }
-                None => bail!("the Application watch ended"),
-            },
-            () = &mut deadline => bail!("controller did not create {APPS} Applications in 10 minutes"),
+    // The watch stops at the end of this block, before the no-op measurement.
+    let cold = {
+        let mut created = std::pin::pin!(
+            kube::runtime::watcher(
+                Api::<PartialObjectMeta<Application>>::namespaced(client.clone(), ARGOCD_NAMESPACE),
+                kube::runtime::watcher::Config::default()
+            )
+            .applied_objects()
+        );
+        let mut seen = std::collections::HashSet::new();
+        let start = Instant::now();
+        apply_json(&client, &appset_resource(), appset_manifest("bench", spec)).await?;
+        let deadline = tokio::time::sleep(Duration::from_secs(600));
+        tokio::pin!(deadline);
+        while seen.len() < APPS {
+            tokio::select! {
+                app = created.try_next() => match app? {
+                    Some(app) => { seen.insert(app.metadata.name.unwrap_or_default()); }
+                    None => bail!("the Application watch ended"),
+                },
+                () = &mut deadline => bail!("controller did not create {APPS} Applications in 10 minutes"),
+            }
         }
-    }
-    drop(created);
-    let cold = start.elapsed();
+        start.elapsed()
+    };
     let cold_rate = APPS as f64 / cold.as_secs_f64();
     println!(
         "controller: {APPS} Applications in {:.1} s ({cold_rate:.0}/s, {:.2}x raw)",
