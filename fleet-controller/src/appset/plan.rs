@@ -363,7 +363,7 @@ pub fn needs_apply(want: &Application, have: &Application) -> bool {
     ssa::needs_apply(
         &want_fields,
         &have_json,
-        ssa::owned_fields(have.metadata.managed_fields.as_deref()),
+        ssa::owned_fields(have.metadata.managed_fields.as_deref()).as_deref(),
         ssa::Lists::Atomic,
     )
 }
