@@ -165,13 +165,15 @@ pub async fn run_with(
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
     // One Application watch feeds both controllers (the ApplicationSet controller owns
-    // them, the sync engine reconciles them).
+    // them, the sync engine reconciles them). Neither reads other managers' managedFields
+    // nor kubectl's last-applied copy: the cache keeps objects trimmed.
     let (applications, apps_writer) = reflector::store_shared(SHARED_BUFFER);
     let app_events = apps_writer
         .subscribe()
         .context("subscribing to the shared Application store")?;
     let app_reflector = watcher(apps_api, watcher::Config::default())
         .default_backoff()
+        .modify(|app: &mut Application| crate::ssa::trim_for_cache(&mut app.metadata))
         .reflect_shared(apps_writer)
         .for_each(|_| futures::future::ready(()));
     let shutdown = futures::FutureExt::shared(shutdown);

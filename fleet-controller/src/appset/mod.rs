@@ -315,8 +315,7 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
         .into_iter()
         .map(|g| g.application)
         .collect();
-    let the_plan = plan::plan(&desired, &keep, &live, &policy);
-    drop(desired);
+    let the_plan = plan::plan(desired, &keep, &live, &policy);
 
     if !ctx.is_leader() {
         // Followers keep their caches warm; the new leader reconciles everything.

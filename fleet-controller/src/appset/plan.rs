@@ -151,7 +151,7 @@ impl Plan {
 /// * `keep`: names that were generated but failed validation; never deleted;
 /// * `live`: every Application in the ApplicationSet's namespace.
 pub fn plan<L: Borrow<Application>>(
-    desired: &[Application],
+    desired: Vec<Application>,
     keep: &BTreeSet<String>,
     live: &[L],
     policy: &PlanPolicy<'_>,
@@ -164,31 +164,6 @@ pub fn plan<L: Borrow<Application>>(
         .filter_map(|a| a.metadata.name.as_deref().map(|n| (n, *a)))
         .collect();
     let mut out = Plan::default();
-
-    for want in desired {
-        let Some(name) = want.metadata.name.as_deref() else {
-            continue;
-        };
-        match live_by_name.get(name) {
-            None => out.create.push(with_owner(want.clone(), &policy.owner)),
-            Some(have) => {
-                if let Some(other) = foreign_controller(have, &policy.owner) {
-                    out.conflicts.push((name.to_owned(), other));
-                    continue;
-                }
-                let adopted = !is_owned_by(have, &policy.owner);
-                let merged = keep_live_fields(want.clone(), have, policy);
-                let wanted = with_owner(merged, &policy.owner);
-                if !policy.sync.allows_update() && !adopted {
-                    out.unchanged += 1;
-                } else if adopted || needs_apply(&wanted, have) {
-                    out.update.push(wanted);
-                } else {
-                    out.unchanged += 1;
-                }
-            }
-        }
-    }
 
     if policy.sync.allows_delete() {
         let wanted: BTreeSet<&str> = desired
@@ -216,6 +191,40 @@ pub fn plan<L: Borrow<Application>>(
             out.held_limit = limit;
         } else {
             out.delete = stale;
+        }
+    }
+
+    // The desired Applications move into the plan, not copies: a cold create plans
+    // 10,000 of them, ~1 KiB each before their strings, and a growing `Vec` of them
+    // would briefly hold twice its size.
+    let is_new = |a: &&Application| {
+        a.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| !live_by_name.contains_key(n))
+    };
+    out.create = Vec::with_capacity(desired.iter().filter(is_new).count());
+    for want in desired {
+        let Some(name) = want.metadata.name.as_deref() else {
+            continue;
+        };
+        let Some(have) = live_by_name.get(name).copied() else {
+            out.create.push(with_owner(want, &policy.owner));
+            continue;
+        };
+        if let Some(other) = foreign_controller(have, &policy.owner) {
+            out.conflicts
+                .push((want.metadata.name.clone().unwrap_or_default(), other));
+            continue;
+        }
+        let adopted = !is_owned_by(have, &policy.owner);
+        let wanted = with_owner(keep_live_fields(want, have, policy), &policy.owner);
+        if !policy.sync.allows_update() && !adopted {
+            out.unchanged += 1;
+        } else if adopted || needs_apply(&wanted, have) {
+            out.update.push(wanted);
+        } else {
+            out.unchanged += 1;
         }
     }
     out
@@ -363,7 +372,7 @@ pub fn needs_apply(want: &Application, have: &Application) -> bool {
     ssa::needs_apply(
         &want_fields,
         &have_json,
-        ssa::owned_fields(have.metadata.managed_fields.as_deref()),
+        ssa::owned_fields(have.metadata.managed_fields.as_deref()).as_deref(),
         ssa::Lists::Atomic,
     )
 }
@@ -430,7 +439,7 @@ mod tests {
         let desired = [app("a", "p"), app("b", "new")];
         let live = [live("b", "old"), live("c", "p")];
         let p = plan(
-            &desired,
+            desired.to_vec(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::Sync),
@@ -457,7 +466,7 @@ mod tests {
             .unwrap()
             .insert("other".into(), "x".into());
         let p = plan(
-            &desired,
+            desired.to_vec(),
             &BTreeSet::new(),
             &[have],
             &f.policy(ApplicationsSync::Sync),
@@ -484,7 +493,7 @@ mod tests {
             .unwrap()
             .insert("gone".into(), "1".into());
         let p = plan(
-            &[app("a", "p")],
+            vec![app("a", "p")],
             &BTreeSet::new(),
             &[have],
             &f.policy(ApplicationsSync::Sync),
@@ -498,14 +507,14 @@ mod tests {
         let desired = [app("b", "new")];
         let live = [live("b", "old"), live("c", "p")];
         let only = plan(
-            &desired,
+            desired.to_vec(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::CreateOnly),
         );
         assert!(only.update.is_empty() && only.delete.is_empty());
         let cu = plan(
-            &desired,
+            desired.to_vec(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::CreateUpdate),
@@ -513,7 +522,7 @@ mod tests {
         assert_eq!(names(&cu.update), ["b"]);
         assert!(cu.delete.is_empty());
         let cd = plan(
-            &desired,
+            desired.to_vec(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::CreateDelete),
@@ -527,7 +536,7 @@ mod tests {
         let f = Fixture::new();
         let live = [live("broken", "p")];
         let keep = BTreeSet::from(["broken".to_owned()]);
-        let p = plan(&[], &keep, &live, &f.policy(ApplicationsSync::Sync));
+        let p = plan(Vec::new(), &keep, &live, &f.policy(ApplicationsSync::Sync));
         assert!(p.delete.is_empty() && p.held.is_empty());
     }
 
@@ -536,7 +545,7 @@ mod tests {
         let f = Fixture::new();
         let live: Vec<Application> = (0..50).map(|i| live(&format!("app-{i:02}"), "p")).collect();
         let p = plan(
-            &[],
+            Vec::new(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::Sync),
@@ -548,7 +557,9 @@ mod tests {
         let mut approved = f.policy(ApplicationsSync::Sync);
         approved.deletions_approved = true;
         assert_eq!(
-            plan(&[], &BTreeSet::new(), &live, &approved).delete.len(),
+            plan(Vec::new(), &BTreeSet::new(), &live, &approved)
+                .delete
+                .len(),
             50
         );
 
@@ -556,7 +567,7 @@ mod tests {
         let desired: Vec<Application> =
             (10..50).map(|i| app(&format!("app-{i:02}"), "p")).collect();
         let p = plan(
-            &desired,
+            desired.to_vec(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::Sync),
@@ -574,7 +585,7 @@ mod tests {
             .collect();
         let sorted: Vec<String> = (0..10).map(|i| format!("app-{i}")).collect();
         let held = plan(
-            &[],
+            Vec::new(),
             &BTreeSet::new(),
             &live,
             &f.policy(ApplicationsSync::Sync),
@@ -582,7 +593,10 @@ mod tests {
         assert_eq!(held.held, sorted);
         let mut approved = f.policy(ApplicationsSync::Sync);
         approved.deletions_approved = true;
-        assert_eq!(plan(&[], &BTreeSet::new(), &live, &approved).delete, sorted);
+        assert_eq!(
+            plan(Vec::new(), &BTreeSet::new(), &live, &approved).delete,
+            sorted
+        );
     }
 
     #[test]
@@ -602,7 +616,7 @@ mod tests {
         foreign.metadata.owner_references = Some(vec![owner_reference("other-set", "uid-2")]);
         let unowned = app("b", "p");
         let p = plan(
-            &[app("a", "p"), app("b", "p")],
+            vec![app("a", "p"), app("b", "p")],
             &BTreeSet::new(),
             &[foreign, unowned],
             &f.policy(ApplicationsSync::Sync),
@@ -626,7 +640,7 @@ mod tests {
         let mut have = live("a", "live-path");
         have.metadata.annotations = Some(BTreeMap::from([("note".into(), "live".into())]));
         let p = plan(
-            &[app("a", "git-path")],
+            vec![app("a", "git-path")],
             &BTreeSet::new(),
             &[have],
             &f.policy(ApplicationsSync::Sync),

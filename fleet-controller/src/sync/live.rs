@@ -259,7 +259,7 @@ fn prepare(object: &mut DynamicObject, types: &TypeMeta) {
         object.types = Some(types.clone());
     }
     if let Some(a) = object.metadata.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        a.remove(crate::ssa::LAST_APPLIED_ANNOTATION);
     }
 }
 
