@@ -36,7 +36,7 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, cluster_secret, install_crds, prepare_namespace,
     run_args,
 };
-use argosy_tests::bench::{machine, peak_rss_mib_of, update_benchmarks_md};
+use argosy_tests::bench::{CpuSnapshot, CpuUsed, machine, peak_rss_mib_of, update_benchmarks_md};
 use argosy_tests::{ControlPlane, MANAGEMENT};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
@@ -56,6 +56,8 @@ const GITLAB_TOKEN: &str = "bench-webhook-token";
 const CONTROLLER_ENV: &str = "ARGOSY_BENCH_SYNC_CONTROLLER";
 const TIMEOUT: Duration = Duration::from_secs(900);
 const FIELD_MANAGER: &str = "bench";
+/// Process groups of the CPU accounting, by label prefix.
+const CPU_GROUPS: &[&str] = &["controller", "kube-apiserver", "etcd", "bench"];
 
 fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -220,13 +222,63 @@ struct Baseline {
     cold: Duration,
     noop: Duration,
     bulk: Duration,
+    bulk_cpu: CpuUsed,
+    raw_create: Duration,
+    raw_create_cpu: CpuUsed,
+    raw_apply: Duration,
+    raw_apply_cpu: CpuUsed,
     kubectl_version: String,
+}
+
+/// In-flight requests of the raw write loops.
+const RAW_CONCURRENCY: usize = 32;
+
+/// The same 5,000 objects written by a plain concurrent loop from this process (no
+/// rendering, no diff, no status): creates, or server-side applies, into the
+/// `prefix`-ed namespaces. The ceiling for any engine on these API servers.
+async fn raw_write_loop(plane: &ControlPlane, prefix: &str, apply: bool) -> Result<Duration> {
+    let mut clients = Vec::new();
+    for cluster in plane.workloads() {
+        clients.push(cluster.client().await?);
+    }
+    let mut objects = Vec::new();
+    for i in 0..APPS {
+        for (_, yaml) in app_manifests(i) {
+            let object: DynamicObject = serde_yaml_ng::from_str(&yaml)?;
+            objects.push((i, object));
+        }
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let start = Instant::now();
+    futures::stream::iter(objects.into_iter().map(|(i, object)| {
+        let types = object.types.clone().unwrap_or_default();
+        let resource = kube::discovery::ApiResource::from_gvk(
+            &kube::api::GroupVersionKind::try_from(&types).expect("manifest apiVersion"),
+        );
+        let namespace = format!("{prefix}{}", namespace_of(i));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(clients[i % CLUSTERS].clone(), &namespace, &resource);
+        let params = params.clone();
+        async move {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            if apply {
+                api.patch(&name, &params, &Patch::Apply(&object)).await
+            } else {
+                api.create(&PostParams::default(), &object).await
+            }
+        }
+    }))
+    .buffer_unordered(RAW_CONCURRENCY)
+    .try_collect::<Vec<_>>()
+    .await
+    .with_context(|| format!("raw write loop into {prefix}team-*"))?;
+    Ok(start.elapsed())
 }
 
 /// The kubectl baselines, on their own control plane.
 async fn baseline() -> Result<Baseline> {
     let plane = ControlPlane::start(CLUSTERS).await?;
-    create_namespaces(&plane, &["", "bulk-"]).await?;
+    create_namespaces(&plane, &["", "bulk-", "raw-", "rawssa-"]).await?;
     let kubeconfigs = write_kubeconfigs(&plane)?;
     let dir = tempfile::tempdir()?;
     for i in 0..APPS {
@@ -268,6 +320,7 @@ async fn baseline() -> Result<Baseline> {
         noop.as_secs_f64(),
         per_minute(noop)
     );
+    let cpu = CpuSnapshot::take(&plane.processes());
     let start = Instant::now();
     futures::future::try_join_all((0..CLUSTERS).map(|c| {
         kubectl(vec![
@@ -282,15 +335,42 @@ async fn baseline() -> Result<Baseline> {
     }))
     .await?;
     let bulk = start.elapsed();
+    let bulk_cpu = cpu.used_since();
     println!(
-        "kubectl apply -R per cluster: {:.1} s ({:.0} apps/min)",
+        "kubectl apply -R per cluster: {:.1} s ({:.0} apps/min); CPU: {}",
         bulk.as_secs_f64(),
-        per_minute(bulk)
+        per_minute(bulk),
+        bulk_cpu.describe(CPU_GROUPS)
+    );
+    let cpu = CpuSnapshot::take(&plane.processes());
+    let raw_create = raw_write_loop(&plane, "raw-", false).await?;
+    let raw_create_cpu = cpu.used_since();
+    println!(
+        "raw create loop: {} objects in {:.1} s ({:.0} apps/min); CPU: {}",
+        APPS * 5,
+        raw_create.as_secs_f64(),
+        per_minute(raw_create),
+        raw_create_cpu.describe(CPU_GROUPS)
+    );
+    let cpu = CpuSnapshot::take(&plane.processes());
+    let raw_apply = raw_write_loop(&plane, "rawssa-", true).await?;
+    let raw_apply_cpu = cpu.used_since();
+    println!(
+        "raw server-side apply loop: {} objects in {:.1} s ({:.0} apps/min); CPU: {}",
+        APPS * 5,
+        raw_apply.as_secs_f64(),
+        per_minute(raw_apply),
+        raw_apply_cpu.describe(CPU_GROUPS)
     );
     Ok(Baseline {
         cold,
         noop,
         bulk,
+        bulk_cpu,
+        raw_create,
+        raw_create_cpu,
+        raw_apply,
+        raw_apply_cpu,
         kubectl_version,
     })
 }
@@ -494,6 +574,19 @@ impl Controller {
         Ok(())
     }
 
+    /// Applications whose status says Synced, from `/metrics` (`argosy_apps`, counted
+    /// from the controller's watch of the Applications, i.e. what the API server has);
+    /// 0 while the process is not listening yet.
+    async fn synced(&self) -> usize {
+        let Ok(text) = http_request(self.port, "GET /metrics", &[], "").await else {
+            return 0;
+        };
+        text.lines()
+            .filter_map(|l| l.strip_prefix("argosy_apps{sync_status=\"Synced\""))
+            .filter_map(|rest| rest.rsplit(' ').next()?.trim().parse::<f64>().ok())
+            .sum::<f64>() as usize
+    }
+
     /// `(successful, failed)` Application reconciles, from `/metrics`.
     async fn reconciles(&self) -> Result<(u64, u64)> {
         let text = http_request(self.port, "GET /metrics", &[], "").await?;
@@ -640,17 +733,27 @@ async fn bench() -> Result<()> {
         created.as_secs_f64()
     );
 
-    // Cold sync: from the spawn until the API server lists every app Synced.
+    // Cold sync: from the spawn until every app is Synced, watched through the
+    // controller's /metrics (a list of 1,000 Applications every few hundred ms would load
+    // the API server being measured), then confirmed by one list of the API server.
     let cold_since = Timestamp::now();
+    let mut processes = engine.plane.processes();
+    processes.push(("bench".to_owned(), std::process::id().to_string()));
+    let cpu = CpuSnapshot::take(&processes);
     let start = Instant::now();
     let mut controller = engine.spawn_controller("cold", free_port()?)?;
+    let cpu = {
+        let mut cpu = cpu;
+        cpu.add("controller".to_owned(), controller.pid());
+        cpu
+    };
     let mut first_synced = None;
     let cold = loop {
-        let (synced, _) = engine.synced().await?;
+        let synced = controller.synced().await;
         if synced > 0 && first_synced.is_none() {
             first_synced = Some(start.elapsed());
         }
-        if synced >= APPS {
+        if synced >= APPS && engine.synced().await?.0 >= APPS {
             break start.elapsed();
         }
         controller.check_running()?;
@@ -659,14 +762,16 @@ async fn bench() -> Result<()> {
             "{synced} of {APPS} apps Synced after {TIMEOUT:?}; see {}",
             controller.log.display()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let cold_cpu = cpu.used_since();
     let first_synced = first_synced.unwrap_or(cold);
     println!(
-        "engine cold sync: {APPS} apps Synced in {:.1} s ({:.0} apps/min; first after {:.1} s)",
+        "engine cold sync: {APPS} apps Synced in {:.1} s ({:.0} apps/min; first after {:.1} s); CPU: {}",
         cold.as_secs_f64(),
         per_minute(cold),
-        first_synced.as_secs_f64()
+        first_synced.as_secs_f64(),
+        cold_cpu.describe(CPU_GROUPS)
     );
     // Follow-up reconciles (watch events of the objects just applied) must settle first.
     let (settled_ok, settled_failed) = controller.settle(Duration::from_secs(5)).await?;
@@ -768,6 +873,18 @@ async fn bench() -> Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     let ratio = |engine: Duration, kubectl: Duration| kubectl.as_secs_f64() / engine.as_secs_f64();
+    let objects = APPS * 5;
+    let controller_cpu = cold_cpu.of("controller");
+    let cpu_rows = [
+        &base.bulk_cpu,
+        &base.raw_create_cpu,
+        &base.raw_apply_cpu,
+        &cold_cpu,
+    ]
+    .iter()
+    .map(|used| used.describe(CPU_GROUPS))
+    .collect::<Vec<_>>()
+    .join(" / ");
     let section = format!(
         "{}. `cargo bench -p argosy-tests --bench sync`: kube-apiserver v1.20.2 + etcd 3.4 on loopback \
          (one etcd, 4 API servers: management + 3 workload clusters), controller, API servers and kubectl \
@@ -780,7 +897,11 @@ async fn bench() -> Result<()> {
          | baseline: `kubectl apply --server-side --force-conflicts -n NS -f <app dir>`, one per app, {KUBECTL_PARALLEL} in parallel | {:.1} s ({:.0} apps/min) | - |\n\
          | baseline: the same loop again, nothing changed | {:.1} s ({:.0} apps/min) | - |\n\
          | baseline: one `kubectl apply --server-side -R` per cluster (3 in parallel), fresh namespaces | {:.1} s ({:.0} apps/min) | - |\n\
-         | engine cold sync: controller process spawn -> all {APPS} Applications `Synced` (API list every 500 ms) | {:.1} s ({:.0} apps/min; first app Synced after {:.1} s) | >= 5,000 apps/min; {:.2}x the kubectl loop, {:.2}x `apply -R` |\n\
+         | baseline: the same {objects} objects by a plain concurrent create loop from Rust ({RAW_CONCURRENCY} in flight, no render, diff or status) | {:.1} s ({:.0} apps/min) | - |\n\
+         | baseline: the same by a plain concurrent server-side-apply loop ({RAW_CONCURRENCY} in flight) | {:.1} s ({:.0} apps/min) | - |\n\
+         | engine cold sync: controller process spawn -> all {APPS} Applications `Synced` (`/metrics` every 100 ms, then one API list) | {:.1} s ({:.0} apps/min; first app Synced after {:.1} s) | >= 5,000 apps/min; {:.2}x the kubectl loop, {:.2}x `apply -R`, {:.2}x the raw create loop, {:.2}x the raw SSA loop |\n\
+         | CPU seconds used during: `apply -R` / raw create loop / raw SSA loop / engine cold sync | {cpu_rows} | - |\n\
+         | controller CPU per app (cold sync) and what it sustains on 2 cores of its own | {:.1} ms per app = {:.0} apps/min | >= 5,000 apps/min equivalent |\n\
          | controller writes during the cold sync | workload clusters: {workload_writes} ({:.1} per app); management: {mgmt_writes}; {} apps had their status written more than once | 5 per app |\n\
          | full no-change resync: push webhook (no new commit) -> {APPS} reconciles done (`/metrics`) | {:.2} s ({:.0} apps/min), {} reconciles | {:.2}x the no-change kubectl loop |\n\
          | writes during that resync (audit logs of all 4 API servers, User-Agent `argosy/`) | {} ({changed} Applications with a new resourceVersion) | 0 |\n\
@@ -801,11 +922,19 @@ async fn bench() -> Result<()> {
         per_minute(base.noop),
         base.bulk.as_secs_f64(),
         per_minute(base.bulk),
+        base.raw_create.as_secs_f64(),
+        per_minute(base.raw_create),
+        base.raw_apply.as_secs_f64(),
+        per_minute(base.raw_apply),
         cold.as_secs_f64(),
         per_minute(cold),
         first_synced.as_secs_f64(),
         ratio(cold, base.cold),
         ratio(cold, base.bulk),
+        ratio(cold, base.raw_create),
+        ratio(cold, base.raw_apply),
+        controller_cpu * 1e3 / APPS as f64,
+        APPS as f64 * 60.0 * 2.0 / controller_cpu,
         workload_writes as f64 / APPS as f64,
         rewritten.len(),
         warm.duration.as_secs_f64(),

@@ -79,3 +79,143 @@ pub fn update_benchmarks_md(name: &str, title: &str, body: &str) {
         Err(e) => eprintln!("writing {}: {e}", path.display()),
     }
 }
+
+/// CPU time (user + system) process `pid` has used so far, from /proc/PID/stat (Linux);
+/// zero when the process is gone.
+pub fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces):
+    // state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+}
+
+/// `(busy, idle)` CPU time of the whole machine since boot, summed over all cores,
+/// from /proc/stat (idle includes iowait).
+pub fn machine_cpu_time() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let idle: u64 = ticks.iter().skip(3).take(2).sum();
+    let busy: u64 = ticks.iter().take(8).sum::<u64>() - idle;
+    let hz = clock_ticks_per_second();
+    (
+        Duration::from_secs_f64(busy as f64 / hz),
+        Duration::from_secs_f64(idle as f64 / hz),
+    )
+}
+
+/// USER_HZ, the unit of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU time used by a set of processes over one measured window: take a
+/// [`CpuSnapshot`] before, and [`CpuSnapshot::used_since`] after.
+#[derive(Debug, Clone)]
+pub struct CpuSnapshot {
+    /// `(label, pid, CPU time so far)`.
+    processes: Vec<(String, String, Duration)>,
+    machine: (Duration, Duration),
+}
+
+/// What [`CpuSnapshot::used_since`] measured, in seconds of CPU.
+#[derive(Debug, Clone)]
+pub struct CpuUsed {
+    /// `(label, CPU seconds)` per process, in the snapshot's order.
+    pub processes: Vec<(String, f64)>,
+    /// Busy CPU seconds of the whole machine (all processes, all cores).
+    pub machine_busy: f64,
+    /// Idle CPU seconds of the whole machine (all cores).
+    pub machine_idle: f64,
+}
+
+impl CpuSnapshot {
+    /// The CPU time of `(label, pid)` processes now, and the machine's.
+    pub fn take(processes: &[(String, String)]) -> CpuSnapshot {
+        CpuSnapshot {
+            processes: processes
+                .iter()
+                .map(|(label, pid)| (label.clone(), pid.clone(), cpu_time_of(pid)))
+                .collect(),
+            machine: machine_cpu_time(),
+        }
+    }
+
+    /// Adds a process that started after the snapshot: all its CPU time counts.
+    pub fn add(&mut self, label: String, pid: String) {
+        self.processes.push((label, pid, Duration::ZERO));
+    }
+
+    /// CPU used since this snapshot, per process and by the machine.
+    pub fn used_since(&self) -> CpuUsed {
+        let (busy, idle) = machine_cpu_time();
+        CpuUsed {
+            processes: self
+                .processes
+                .iter()
+                .map(|(label, pid, before)| {
+                    let used = cpu_time_of(pid).saturating_sub(*before);
+                    (label.clone(), used.as_secs_f64())
+                })
+                .collect(),
+            machine_busy: busy.saturating_sub(self.machine.0).as_secs_f64(),
+            machine_idle: idle.saturating_sub(self.machine.1).as_secs_f64(),
+        }
+    }
+}
+
+impl CpuUsed {
+    /// CPU seconds of the processes whose label starts with `prefix`.
+    pub fn of(&self, prefix: &str) -> f64 {
+        self.processes
+            .iter()
+            .filter(|(label, _)| label.starts_with(prefix))
+            .map(|(_, s)| s)
+            .sum()
+    }
+
+    /// "controller 3.1 s, kube-apiserver 20.4 s, etcd 5.0 s, other 1.2 s, idle 2.0 s".
+    pub fn describe(&self, groups: &[&str]) -> String {
+        let measured = |g: &&&str| {
+            self.processes
+                .iter()
+                .any(|(label, _)| label.starts_with(**g))
+        };
+        let mut parts: Vec<String> = groups
+            .iter()
+            .filter(measured)
+            .map(|g| format!("{g} {:.1} s", self.of(g)))
+            .collect();
+        let listed: f64 = groups.iter().map(|g| self.of(g)).sum();
+        parts.push(format!(
+            "other processes {:.1} s",
+            (self.machine_busy - listed).max(0.0)
+        ));
+        parts.push(format!("idle {:.1} s", self.machine_idle));
+        parts.join(", ")
+    }
+}

@@ -777,6 +777,28 @@ impl ControlPlane {
         self.dir.as_ref().map_or(Path::new(""), |d| d.path())
     }
 
+    /// `(label, pid)` of the running processes: `etcd`, then `kube-apiserver <cluster>`
+    /// for each running API server (for CPU accounting in benchmarks).
+    pub fn processes(&self) -> Vec<(String, String)> {
+        let etcd = self
+            .etcd
+            .iter()
+            .map(|p| ("etcd".to_owned(), p.child.id().to_string()));
+        let apiservers = self
+            .clusters
+            .iter()
+            .zip(&self.apiservers)
+            .filter_map(|(c, p)| {
+                p.as_ref().map(|p| {
+                    (
+                        format!("kube-apiserver {}", c.name),
+                        p.child.id().to_string(),
+                    )
+                })
+            });
+        etcd.chain(apiservers).collect()
+    }
+
     /// Kills (SIGKILL) the cluster's kube-apiserver: from now on connections
     /// to it are refused, as for an unreachable cluster. Its data stays in etcd.
     /// A no-op when it is already stopped.
