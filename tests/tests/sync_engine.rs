@@ -935,3 +935,130 @@ async fn hooks_and_waves_run_in_order_and_the_finalizer_cleans_up() -> Result<()
     }
     Ok(())
 }
+
+/// 8. SyncFail hooks: when a sync fails, the app's SyncFail hooks run (PostSync hooks do
+///    not), the operation reports Running until they complete and then Failed with the
+///    original error; a good commit syncs without running them.
+#[tokio::test]
+async fn sync_fail_hooks_run_when_a_sync_fails() -> Result<()> {
+    let env = Env::start(1).await?;
+    let service = |port: u32| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\nspec:\n  ports:\n  - name: http\n    port: {port}\n"
+        )
+    };
+    let hook = |name: &str, phase: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n  annotations:\n    argocd.argoproj.io/hook: {phase}\n    argocd.argoproj.io/hook-delete-policy: HookSucceeded\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: {name}\n        image: busybox\n"
+        )
+    };
+    let (notify, smoke) = (hook("notify", "SyncFail"), hook("smoke", "PostSync"));
+    let settings = configmap("settings", "v1");
+    // Port 70000 is out of range: the API server rejects the Service.
+    let bad = service(70000);
+    env.commit(&[
+        ("app/settings.yaml", &settings),
+        ("app/service.yaml", &bad),
+        ("app/notify.yaml", &notify),
+        ("app/smoke.yaml", &smoke),
+    ])?;
+    env.register(0, "w1", &[]).await?;
+    let server = env.workload(0).server.clone();
+    env.apply_app(
+        "failing",
+        app_spec(
+            "app",
+            &server,
+            "failing",
+            json!({"automated": {}, "syncOptions": ["CreateNamespace=true"]}),
+        ),
+    )
+    .await?;
+    let _controller = env.controller().await?;
+    let w = env.workload(0);
+
+    // The apply fails: the SyncFail hook runs and the operation waits for it.
+    let app = env
+        .wait_app(
+            "failing",
+            "Running, waiting for the SyncFail hook",
+            Duration::from_secs(30),
+            |a| {
+                let state = &a["status"]["operationState"];
+                state["phase"] == "Running"
+                    && state["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("running SyncFail hooks"))
+            },
+        )
+        .await?;
+    let message = app["status"]["operationState"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        message.contains("Service") && message.contains("api"),
+        "the failure names the object: {message}"
+    );
+    ensure!(get_live(w, &jobs(), "failing", "notify").await?.is_some());
+    ensure!(
+        get_live(w, &jobs(), "failing", "smoke").await?.is_none(),
+        "a PostSync hook never runs after a failure"
+    );
+
+    // The hook completes: the operation fails with the original error, and the hook is
+    // deleted (HookSucceeded).
+    complete(w, &jobs(), "failing", "notify").await?;
+    let app = env
+        .wait_app("failing", "Failed", Duration::from_secs(30), |a| {
+            a["status"]["operationState"]["phase"] == "Failed"
+        })
+        .await?;
+    let failed = app["status"]["operationState"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    ensure!(
+        failed.contains("failed to sync") && !failed.contains("SyncFail"),
+        "the final message is the sync's failure: {failed}"
+    );
+    wait_for(
+        "the SyncFail hook deleted",
+        Duration::from_secs(30),
+        || async {
+            Ok(get_live(w, &jobs(), "failing", "notify")
+                .await?
+                .is_none()
+                .then_some(()))
+        },
+    )
+    .await?;
+    // No retry policy: the failed revision is not tried again, so the hook stays gone.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(
+        get_live(w, &jobs(), "failing", "notify").await?.is_none(),
+        "a failed operation is not re-run without a retry policy"
+    );
+
+    // A good commit syncs: its PostSync hook runs, the SyncFail hook does not.
+    let good = service(80);
+    env.commit(&[
+        ("app/settings.yaml", &settings),
+        ("app/service.yaml", &good),
+        ("app/notify.yaml", &notify),
+        ("app/smoke.yaml", &smoke),
+    ])?;
+    wait_for("the PostSync hook", Duration::from_secs(30), || async {
+        Ok(get_live(w, &jobs(), "failing", "smoke").await?.map(|_| ()))
+    })
+    .await?;
+    ensure!(
+        get_live(w, &jobs(), "failing", "notify").await?.is_none(),
+        "SyncFail hooks run only when a sync fails"
+    );
+    complete(w, &jobs(), "failing", "smoke").await?;
+    env.wait_app("failing", "Succeeded", Duration::from_secs(30), |a| {
+        a["status"]["operationState"]["phase"] == "Succeeded" && sync_status(a) == "Synced"
+    })
+    .await?;
+    Ok(())
+}

@@ -365,9 +365,31 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 done_hooks: &done_hooks,
                 concurrency: ctx.config.concurrency,
             };
-            let executed = execute::run(&mut target, &sync_plan).await;
-            let (state, outcome) =
-                operation_state_of(&sync, &executed, &revision, &source, &started, &existing);
+            // An operation that already failed and waits for its SyncFail hooks does not
+            // apply again; it only follows the hooks.
+            let failed_before = sync
+                .continues
+                .then(|| recorded_sync_failure(&existing))
+                .flatten();
+            let mut executed = match failed_before {
+                Some(_) => execute::Executed::default(),
+                None => execute::run(&mut target, &sync_plan).await,
+            };
+            let failure = failed_before.or_else(|| executed.failure());
+            let sync_fail = match failure {
+                Some(_) if !sync_plan.sync_fail.is_empty() => {
+                    Some(execute::run_sync_fail_hooks(&mut target, &sync_plan, &mut executed).await)
+                }
+                _ => None,
+            };
+            let ending = Ending {
+                failure,
+                sync_fail,
+                waiting: executed.waiting.clone(),
+            };
+            let (state, outcome) = operation_state_of(
+                &sync, &executed, ending, &revision, &source, &started, &existing,
+            );
             match outcome {
                 SyncOutcome::Running(why) => {
                     requeue = Duration::from_secs(2);
@@ -1034,9 +1056,57 @@ fn completed_hooks(existing: &Value) -> std::collections::BTreeSet<ObjKey> {
         .collect()
 }
 
+/// While a failed operation waits for its SyncFail hooks, its phase is `Running` and its
+/// message is the failure followed by this.
+const SYNC_FAIL_RUNNING: &str = "; running SyncFail hooks";
+
+/// The failure of an operation that waits for its SyncFail hooks, from its recorded state.
+fn recorded_sync_failure(existing: &Value) -> Option<String> {
+    let state = existing.get("operationState")?;
+    if state.get("phase").and_then(Value::as_str) != Some("Running") {
+        return None;
+    }
+    let message = state.get("message").and_then(Value::as_str)?;
+    message.strip_suffix(SYNC_FAIL_RUNNING).map(str::to_owned)
+}
+
+/// How one pass of an operation ended.
+struct Ending {
+    /// Why the sync failed (this pass or an earlier one).
+    failure: Option<String>,
+    /// The SyncFail hooks, when the sync failed and has any.
+    sync_fail: Option<execute::SyncFailHooks>,
+    /// A later step waits for an earlier one.
+    waiting: Option<String>,
+}
+
+impl Ending {
+    fn phase(self) -> (&'static str, String, SyncOutcome) {
+        use execute::SyncFailHooks;
+        match (self.failure, self.sync_fail, self.waiting) {
+            (Some(failure), Some(SyncFailHooks::Running), _) => {
+                let message = format!("{failure}{SYNC_FAIL_RUNNING}");
+                ("Running", message.clone(), SyncOutcome::Running(message))
+            }
+            (Some(failure), Some(SyncFailHooks::Failed(hook)), _) => {
+                let message = format!("{failure}; SyncFail hook failed: {hook}");
+                ("Failed", message.clone(), SyncOutcome::Failed(message))
+            }
+            (Some(failure), _, _) => ("Failed", failure.clone(), SyncOutcome::Failed(failure)),
+            (None, _, Some(why)) => ("Running", why.clone(), SyncOutcome::Running(why)),
+            (None, _, None) => (
+                "Succeeded",
+                "successfully synced (all tasks run)".to_owned(),
+                SyncOutcome::Succeeded,
+            ),
+        }
+    }
+}
+
 fn operation_state_of(
     sync: &SyncRequest,
     executed: &Executed,
+    ending: Ending,
     revision: &str,
     source: &Value,
     started: &str,
@@ -1091,31 +1161,7 @@ fn operation_state_of(
         .and_then(Value::as_i64)
         .filter(|_| sync.continues || !sync.manual)
         .unwrap_or(0);
-    let failures = executed.failures();
-    let (phase, message, outcome) = if let Some(hook) = &executed.hook_failed {
-        let m = format!("hook failed: {hook}");
-        ("Failed", m.clone(), SyncOutcome::Failed(m))
-    } else if !failures.is_empty() {
-        let m = format!(
-            "{} resource(s) failed to sync: {}",
-            failures.len(),
-            failures
-                .iter()
-                .take(3)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        ("Failed", m.clone(), SyncOutcome::Failed(m))
-    } else if let Some(why) = &executed.waiting {
-        ("Running", why.clone(), SyncOutcome::Running(why.clone()))
-    } else {
-        (
-            "Succeeded",
-            "successfully synced (all tasks run)".to_owned(),
-            SyncOutcome::Succeeded,
-        )
-    };
+    let (phase, message, outcome) = ending.phase();
     let mut state = json!({
         "operation": sync.operation,
         "phase": phase,
@@ -1355,4 +1401,62 @@ async fn delete_tracked(
     }
     let tracked = ctx.live.tracked(&conn.server, instance);
     Ok(execute::delete_all(&conn, &reach, &tracked).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use execute::SyncFailHooks;
+
+    fn ending(failure: Option<&str>, sync_fail: Option<SyncFailHooks>) -> Ending {
+        Ending {
+            failure: failure.map(str::to_owned),
+            sync_fail,
+            waiting: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_waits_for_its_sync_fail_hooks_then_fails_with_its_error() {
+        let (phase, message, _) =
+            ending(Some("1 resource(s) failed"), Some(SyncFailHooks::Running)).phase();
+        assert_eq!(phase, "Running");
+        // The next pass finds the failure again in the recorded state.
+        let existing = json!({"operationState": {"phase": phase, "message": message}});
+        assert_eq!(
+            recorded_sync_failure(&existing).as_deref(),
+            Some("1 resource(s) failed")
+        );
+
+        let (phase, message, _) =
+            ending(Some("1 resource(s) failed"), Some(SyncFailHooks::Done)).phase();
+        assert_eq!(
+            (phase, message.as_str()),
+            ("Failed", "1 resource(s) failed")
+        );
+        let existing = json!({"operationState": {"phase": phase, "message": message}});
+        assert_eq!(recorded_sync_failure(&existing), None);
+
+        let (phase, message, _) = ending(
+            Some("1 resource(s) failed"),
+            Some(SyncFailHooks::Failed("Job/notify: job failed".into())),
+        )
+        .phase();
+        assert_eq!(phase, "Failed");
+        assert!(message.ends_with("SyncFail hook failed: Job/notify: job failed"));
+    }
+
+    #[test]
+    fn waves_waiting_and_success_are_not_failures() {
+        let waiting = Ending {
+            failure: None,
+            sync_fail: None,
+            waiting: Some("waiting for web".into()),
+        };
+        let (phase, message, _) = waiting.phase();
+        assert_eq!((phase, message.as_str()), ("Running", "waiting for web"));
+        let existing = json!({"operationState": {"phase": phase, "message": message}});
+        assert_eq!(recorded_sync_failure(&existing), None);
+        assert_eq!(ending(None, None).phase().0, "Succeeded");
+    }
 }

@@ -61,6 +61,26 @@ impl Executed {
             .collect()
     }
 
+    /// Why the sync failed (a hook, or resources that did not apply), if it did.
+    pub fn failure(&self) -> Option<String> {
+        if let Some(hook) = &self.hook_failed {
+            return Some(format!("hook failed: {hook}"));
+        }
+        let failures = self.failures();
+        (!failures.is_empty()).then(|| {
+            format!(
+                "{} resource(s) failed to sync: {}",
+                failures.len(),
+                failures
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
+    }
+
     pub fn count(&self, pruned: bool) -> usize {
         self.results
             .values()
@@ -176,6 +196,46 @@ pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
         );
     }
     out
+}
+
+/// Where the `SyncFail` hooks of a failed sync are.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SyncFailHooks {
+    /// Every one completed (or there are none).
+    Done,
+    /// Created; at least one has not completed yet.
+    Running,
+    /// One failed, or could not be created.
+    Failed(String),
+}
+
+/// Runs the plan's `SyncFail` hooks once a sync has failed: creates those this operation
+/// has not created yet and reports on the others (completed ones go into `out`). Called
+/// again on each pass of the operation until they are done.
+pub async fn run_sync_fail_hooks(
+    target: &mut Target<'_>,
+    plan: &SyncPlan,
+    out: &mut Executed,
+) -> SyncFailHooks {
+    let mut running = false;
+    for &i in &plan.sync_fail {
+        let hook = &target.desired[i];
+        if target.done_hooks.contains(&hook.key) {
+            continue;
+        }
+        match run_hook(target, hook).await {
+            Ok(true) => {
+                out.results.insert(hook.key.clone(), Outcome::HookSucceeded);
+            }
+            Ok(false) => running = true,
+            Err(e) => return SyncFailHooks::Failed(format!("{}: {e}", hook.key)),
+        }
+    }
+    if running {
+        SyncFailHooks::Running
+    } else {
+        SyncFailHooks::Done
+    }
 }
 
 /// Why the next step cannot start yet: an earlier resource not healthy or hook running.

@@ -312,6 +312,9 @@ pub struct SyncPlan {
     pub steps: Vec<Step>,
     /// Tracked objects Git no longer has that are kept (prune disabled or `Prune=false`).
     pub prune_skipped: Vec<ObjKey>,
+    /// `SyncFail` hooks (indexes into the desired objects, by wave then name): they run
+    /// only once the sync has failed.
+    pub sync_fail: Vec<usize>,
 }
 
 impl SyncPlan {
@@ -335,6 +338,7 @@ pub fn steps(
 ) -> SyncPlan {
     let by_key: BTreeMap<&ObjKey, &ResourceState> = states.iter().map(|s| (&s.key, s)).collect();
     let mut waves: BTreeMap<(Phase, i32), Step> = BTreeMap::new();
+    let mut sync_fail = Vec::new();
     fn step(waves: &mut BTreeMap<(Phase, i32), Step>, phase: Phase, wave: i32) -> &mut Step {
         waves.entry((phase, wave)).or_insert_with(|| Step {
             phase: Some(phase),
@@ -359,15 +363,24 @@ pub fn steps(
                     HookPhase::PreSync => Phase::PreSync,
                     HookPhase::Sync => Phase::Sync,
                     HookPhase::PostSync => Phase::PostSync,
-                    // SyncFail hooks run only when a sync fails (the executor's job).
-                    HookPhase::SyncFail => continue,
+                    HookPhase::SyncFail => {
+                        sync_fail.push(i);
+                        continue;
+                    }
                 };
                 step(&mut waves, phase, d.wave).hooks.push(i);
             }
             Role::Hook { .. } => {}
         }
     }
-    let mut plan = SyncPlan::default();
+    sync_fail.sort_by(|a, b| {
+        let (a, b) = (&desired[*a], &desired[*b]);
+        (a.wave, &a.key.name).cmp(&(b.wave, &b.key.name))
+    });
+    let mut plan = SyncPlan {
+        sync_fail,
+        ..SyncPlan::default()
+    };
     let mut prune_last = Vec::new();
     for s in states.iter().filter(|s| s.requires_pruning) {
         let options = live_options(&s.key);
@@ -541,6 +554,12 @@ mod tests {
                 json!({"metadata": {"annotations": {
                 "argocd.argoproj.io/hook": "PostSync"}}}),
             ),
+            desired(
+                "Job",
+                "page-oncall",
+                json!({"metadata": {"annotations": {
+                "argocd.argoproj.io/hook": "SyncFail"}}}),
+            ),
         ];
         let mut states = compare(&desired, &BTreeMap::new(), "app", &[]);
         let stale = |name: &str| ResourceState {
@@ -580,6 +599,13 @@ mod tests {
         assert_eq!(names(&plan.steps[3].hooks), vec!["smoke"]);
         assert_eq!(plan.steps[4].prune[0].name, "last");
         assert_eq!(plan.prune_skipped[0].name, "keep");
+        // SyncFail hooks are in no step: they run only after a failure.
+        assert_eq!(names(&plan.sync_fail), vec!["page-oncall"]);
+        assert!(
+            plan.steps
+                .iter()
+                .all(|s| !names(&s.hooks).contains(&"page-oncall"))
+        );
 
         let no_prune = steps(&desired, &states, false, false, &options);
         assert!(
@@ -588,6 +614,7 @@ mod tests {
                 .iter()
                 .all(|s| s.prune.is_empty() && s.hooks.is_empty())
         );
+        assert!(no_prune.sync_fail.is_empty());
         assert_eq!(no_prune.prune_skipped.len(), 3);
     }
 
