@@ -777,6 +777,42 @@ impl ControlPlane {
         self.dir.as_ref().map_or(Path::new(""), |d| d.path())
     }
 
+    /// How many keys etcd holds under `key_prefix` (for example
+    /// `/argosy/mgmt/argoproj.io/applications/argocd/`), asked of etcd itself through its
+    /// HTTP gateway (`count_only`): a benchmark can watch progress without loading the
+    /// API server it measures.
+    pub async fn etcd_count(&self, key_prefix: &str) -> Result<u64> {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let mut end = key_prefix.as_bytes().to_vec();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let body = serde_json::json!({
+            "key": b64(key_prefix.as_bytes()), "range_end": b64(&end), "count_only": true,
+        })
+        .to_string();
+        let address = self.etcd_url.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .with_context(|| format!("connecting to etcd at {address}"))?;
+        let request = format!(
+            "POST /v3/kv/range HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let reply: serde_json::Value =
+            serde_json::from_str(json).with_context(|| format!("etcd range answer: {answer}"))?;
+        // Absent when zero (proto3 JSON omits defaults); a string (int64) otherwise.
+        Ok(reply["count"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// `(label, pid)` of the running processes: `etcd`, then `kube-apiserver <cluster>`
     /// for each running API server (for CPU accounting in benchmarks).
     pub fn processes(&self) -> Vec<(String, String)> {

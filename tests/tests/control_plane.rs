@@ -99,6 +99,16 @@ async fn control_plane_harness_works() -> anyhow::Result<()> {
         .await?;
     assert_eq!(reapplied.data.unwrap()["key"], "v2");
 
+    // etcd counts a cluster's keys by prefix (what benchmarks poll instead of the API server).
+    let default_cms = |cluster: &str| format!("/argosy/{cluster}/configmaps/default/");
+    assert_eq!(cp.etcd_count(&default_cms("workload-1")).await?, 1);
+    assert_eq!(cp.etcd_count(&default_cms(MANAGEMENT)).await?, 1);
+    assert_eq!(
+        cp.etcd_count("/argosy/workload-2/configmaps/nowhere/")
+            .await?,
+        0
+    );
+
     // Audit: the create in mgmt is there, by admin, inside the window; the
     // applies in workload-1 are patches; mgmt's log has no workload-1 writes.
     let is_our_create = |e: &AuditEvent| {
