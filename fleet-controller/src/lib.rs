@@ -12,7 +12,9 @@
 //! * [`metrics`]: Prometheus metrics on `/metrics`;
 //! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected);
 //! * [`fleet`]: the fleet summary (clusters, ApplicationSets, groups, app matrix);
-//! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health).
+//! * [`sync`]: the built-in sync engine (render, diff, apply, prune, health);
+//! * [`ssa`]: server-side apply comparisons shared by both controllers, and [`jq`]: the
+//!   jq path expressions of their ignore rules.
 
 pub mod appcli;
 pub mod appset;
@@ -26,6 +28,7 @@ pub mod fleetcli;
 pub mod generate;
 pub mod http;
 pub mod inputs;
+pub mod jq;
 pub mod metrics;
 pub mod registry;
 pub mod repo;

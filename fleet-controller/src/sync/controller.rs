@@ -480,9 +480,9 @@ fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule
             Err(e) => warnings.push(format!("spec.ignoreDifferences[{i}] is invalid: {e}")),
         }
     }
-    for jq in plan::unsupported_ignore_expressions(&rules) {
+    for error in plan::invalid_ignore_expressions(&rules) {
         warnings.push(format!(
-            "ignoreDifferences jqPathExpression {jq:?} is not supported (only plain field paths such as .spec.replicas); it is not applied"
+            "spec.ignoreDifferences: {error}; the expression is not applied"
         ));
     }
     rules

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::resource::{HookPhase, ObjKey, ResourceOptions, Role, is_tracked_by, kind_rank};
+use crate::jq;
 use crate::ssa::{self, Lists};
 
 /// One manifest, normalized for applying: namespace defaulted, tracking id set.
@@ -53,8 +54,8 @@ pub struct ResourceState {
     pub wave: i32,
 }
 
-/// `spec.ignoreDifferences` entry (jsonPointers, simple jqPathExpressions and
-/// managedFieldsManagers are honoured).
+/// `spec.ignoreDifferences` entry: jsonPointers, jqPathExpressions and
+/// managedFieldsManagers.
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IgnoreRule {
@@ -81,42 +82,67 @@ impl IgnoreRule {
             && (self.name.is_empty() || self.name == key.name)
             && (self.namespace.is_empty() || self.namespace == key.namespace)
     }
+}
 
-    /// The rule's paths as JSON pointers; a jq expression that is not a plain field path
-    /// (`.spec.replicas`) is returned as unsupported.
-    fn pointers(&self) -> (Vec<String>, Vec<&str>) {
-        let mut pointers = self.json_pointers.clone();
-        let mut unsupported = Vec::new();
-        for jq in &self.jq_path_expressions {
-            match jq_to_pointer(jq) {
-                Some(p) => pointers.push(p),
-                None => unsupported.push(jq.as_str()),
+/// An ignore rule ready to apply: its jq expressions compiled (those that do not compile
+/// are left out; [`invalid_ignore_expressions`] reports them).
+struct Ignore<'a> {
+    rule: &'a IgnoreRule,
+    jq: Vec<jq::PathExpr>,
+}
+
+impl<'a> Ignore<'a> {
+    fn compile(rules: &'a [IgnoreRule]) -> Vec<Ignore<'a>> {
+        rules
+            .iter()
+            .map(|rule| Ignore {
+                rule,
+                jq: rule
+                    .jq_path_expressions
+                    .iter()
+                    .filter_map(|e| jq::PathExpr::compile(e).ok())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Removes the ignored fields from `doc`.
+    fn strip(&self, doc: &mut Value) {
+        for pointer in &self.rule.json_pointers {
+            remove_pointer(doc, pointer);
+        }
+        for expr in &self.jq {
+            for path in expr.paths(doc) {
+                jq::delete(doc, &path);
             }
         }
-        (pointers, unsupported)
+    }
+
+    /// Removes the ignored fields of `live` from `owned`, Argosy's fieldsV1 tree. A path
+    /// into a list stops at the list: fieldsV1 names list items by key, not by index.
+    fn strip_owned(&self, live: &Value, owned: &mut Value) {
+        for pointer in &self.rule.json_pointers {
+            remove_pointer(owned, &fields_pointer(pointer));
+        }
+        for expr in &self.jq {
+            for path in expr.paths(live) {
+                let keys: Vec<jq::Step> = path
+                    .into_iter()
+                    .take_while(|s| matches!(s, jq::Step::Key(_)))
+                    .collect();
+                remove_pointer(owned, &fields_pointer(&jq::pointer(&keys)));
+            }
+        }
     }
 }
 
-fn jq_to_pointer(jq: &str) -> Option<String> {
-    let rest = jq.trim().strip_prefix('.')?;
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    let parts: Vec<&str> = rest.split('.').collect();
-    parts
-        .iter()
-        .all(|p| plain(p))
-        .then(|| parts.iter().map(|p| format!("/{p}")).collect())
-}
-
-/// jq expressions in `rules` this engine cannot evaluate (reported as a condition).
-pub fn unsupported_ignore_expressions(rules: &[IgnoreRule]) -> Vec<String> {
+/// Messages for the jq expressions in `rules` that are not valid jq (reported as a
+/// condition; the rest of the rule still applies).
+pub fn invalid_ignore_expressions(rules: &[IgnoreRule]) -> Vec<String> {
     rules
         .iter()
-        .flat_map(|r| r.pointers().1)
-        .map(str::to_owned)
+        .flat_map(|r| &r.jq_path_expressions)
+        .filter_map(|e| jq::PathExpr::compile(e).err())
         .collect()
 }
 
@@ -129,10 +155,11 @@ pub fn compare(
     app: &str,
     ignore: &[IgnoreRule],
 ) -> Vec<ResourceState> {
+    let ignore = Ignore::compile(ignore);
     let mut out: Vec<ResourceState> = desired
         .iter()
         .filter(|d| d.role == Role::Resource)
-        .map(|d| compare_one(d, live.get(&d.key), ignore))
+        .map(|d| compare_one(d, live.get(&d.key), &ignore))
         .collect();
     let wanted: BTreeSet<&ObjKey> = desired.iter().map(|d| &d.key).collect();
     for (key, object) in live {
@@ -156,7 +183,7 @@ fn is_hook(object: &Value) -> bool {
     matches!(super::resource::role_of(object), Role::Hook { .. })
 }
 
-fn compare_one(d: &DesiredObject, live: Option<&Value>, ignore: &[IgnoreRule]) -> ResourceState {
+fn compare_one(d: &DesiredObject, live: Option<&Value>, ignore: &[Ignore<'_>]) -> ResourceState {
     let mut state = ResourceState {
         key: d.key.clone(),
         sync: ResourceSync::Synced,
@@ -171,7 +198,7 @@ fn compare_one(d: &DesiredObject, live: Option<&Value>, ignore: &[IgnoreRule]) -
         return state;
     };
     let want = comparable(&d.object);
-    let rules: Vec<&IgnoreRule> = ignore.iter().filter(|r| r.matches(&d.key)).collect();
+    let rules: Vec<&Ignore<'_>> = ignore.iter().filter(|r| r.rule.matches(&d.key)).collect();
     let owned = ssa::owned_fields_json(live);
     let (want, have, owned) = if rules.is_empty() {
         (want, None, owned.cloned())
@@ -180,21 +207,15 @@ fn compare_one(d: &DesiredObject, live: Option<&Value>, ignore: &[IgnoreRule]) -
         let mut have = live.clone();
         let mut owned = owned.cloned();
         for rule in &rules {
-            for pointer in rule.pointers().0 {
-                remove_pointer(&mut want, &pointer);
-                remove_pointer(&mut have, &pointer);
-            }
-            for manager in &rule.managed_fields_managers {
+            rule.strip(&mut want);
+            rule.strip(&mut have);
+            for manager in &rule.rule.managed_fields_managers {
                 if let Some(theirs) = managed_by(live, manager) {
                     remove_fields(&mut want, theirs);
                 }
             }
-        }
-        if let Some(o) = owned.as_mut() {
-            for rule in &rules {
-                for pointer in rule.pointers().0 {
-                    remove_pointer(o, &fields_pointer(&pointer));
-                }
+            if let Some(o) = owned.as_mut() {
+                rule.strip_owned(live, o);
             }
         }
         (want, Some(have), owned)
@@ -523,11 +544,52 @@ mod tests {
         )];
         let states = compare(std::slice::from_ref(&d), &live, "app", &other_kind);
         assert_eq!(states[0].sync, ResourceSync::OutOfSync);
-        let jq = [rule(json!({"jqPathExpressions": [".spec.x | select(.a)"]}))];
-        assert_eq!(
-            unsupported_ignore_expressions(&jq),
-            vec![".spec.x | select(.a)"]
+        let invalid = [rule(
+            json!({"jqPathExpressions": [".spec.x | select(", ".spec.ok"]}),
+        )];
+        let errors = invalid_ignore_expressions(&invalid);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains(".spec.x | select("), "{errors:?}");
+    }
+
+    #[test]
+    fn ignore_differences_by_jq_selecting_list_items() {
+        // A sidecar injected on the cluster, and its image bumped there: ignored by a jq
+        // selection, while a change to the app's own container still counts.
+        let d = desired(
+            "Pod",
+            "web",
+            json!({"spec": {"containers": [{"name": "app", "image": "app:1"}]}}),
         );
+        let drift = |app_image: &str| {
+            live_of(
+                &d,
+                json!({"spec": {"containers": [
+                    {"name": "app", "image": app_image},
+                    {"name": "istio-proxy", "image": "proxy:9"}]}}),
+            )
+        };
+        let rule: IgnoreRule = serde_json::from_value(json!({"kind": "Pod",
+            "jqPathExpressions": [".spec.containers[] | select(.name == \"istio-proxy\")"]}))
+        .unwrap();
+        let live: BTreeMap<ObjKey, Value> = [drift("app:1")].into_iter().collect();
+        let states = compare(std::slice::from_ref(&d), &live, "app", &[]);
+        assert_eq!(states[0].sync, ResourceSync::OutOfSync);
+        let states = compare(
+            std::slice::from_ref(&d),
+            &live,
+            "app",
+            std::slice::from_ref(&rule),
+        );
+        assert_eq!(
+            states[0].sync,
+            ResourceSync::Synced,
+            "{:?}",
+            states[0].differences
+        );
+        let live: BTreeMap<ObjKey, Value> = [drift("app:2")].into_iter().collect();
+        let states = compare(std::slice::from_ref(&d), &live, "app", &[rule]);
+        assert_eq!(states[0].sync, ResourceSync::OutOfSync);
     }
 
     #[test]
