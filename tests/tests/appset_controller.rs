@@ -1099,7 +1099,13 @@ async fn bad_input_is_reported_and_isolated() -> Result<()> {
         json!([{ "clusters": { "selector": { "matchLabels": { "tier": "broken" } } } }]);
     env.apply_appset("bad-cluster", broken).await?;
 
-    let expectations: [(&str, &[&str]); 5] = [
+    // A jq expression that could loop forever (Argo CD's GHSA-9m6p-x4h2-6frq) is refused.
+    let mut looping = list_spec(&numbered("jq", 1), false);
+    looping["ignoreApplicationDifferences"] =
+        json!([{ "jqPathExpressions": [".spec | repeat(.)"] }]);
+    env.apply_appset("bad-jq", looping).await?;
+
+    let expectations: [(&str, &[&str]); 6] = [
         (
             "bad-nested-unknown",
             &["spec.generators[0].matrix.generators[0]", "foo"],
@@ -1111,6 +1117,7 @@ async fn bad_input_is_reported_and_isolated() -> Result<()> {
         ("bad-unknown", &["spec.generators[0]", "foo"]),
         ("bad-patch", &["templatePatch", "project"]),
         ("bad-cluster", &["cluster-broken", "config"]),
+        ("bad-jq", &["ignoreApplicationDifferences[0]", "repeat"]),
     ];
     for (name, needles) in expectations {
         let cond = env

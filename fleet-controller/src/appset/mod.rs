@@ -25,7 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::registry::{ClusterRegistry, ProjectRegistry};
 use crate::repo::GitRepos;
-use plan::{ApplicationsSync, DeletionBudget, PlanPolicy, owner_reference};
+use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};
 
 /// Requeue after a user error (bad spec, unreachable repo): slow, like Argo CD's 3 minutes,
@@ -266,9 +266,10 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
                 .map_err(|e| format!("annotation {DELETION_BUDGET_ANNOTATION}: {e}"))
         })
         .transpose();
-    let (sync, budget) = match (sync, budget) {
-        (Ok(s), Ok(b)) => (s, b.unwrap_or(ctx.config.budget)),
-        (Err(message), _) | (_, Err(message)) => {
+    let ignored = IgnoredFields::compile(&appset.spec.ignore_application_differences);
+    let (sync, budget, ignored) = match (sync, budget, ignored) {
+        (Ok(s), Ok(b), Ok(i)) => (s, b.unwrap_or(ctx.config.budget), i),
+        (Err(message), _, _) | (_, Err(message), _) | (_, _, Err(message)) => {
             let outcome = Outcome::GenerationFailed {
                 reason: "InvalidSpec",
                 message: &message,
@@ -291,13 +292,6 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
                 .map(|s| (*s).to_owned()),
         )
         .collect();
-    let ignored_pointers: Vec<String> = appset
-        .spec
-        .ignore_application_differences
-        .iter()
-        .filter(|rule| rule.name.is_none())
-        .flat_map(|rule| rule.json_pointers.iter().cloned())
-        .collect();
     let policy = PlanPolicy {
         owner,
         sync,
@@ -308,7 +302,7 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
             == Some("true"),
         preserved_labels: &preserved_labels,
         preserved_annotations: &preserved_annotations,
-        ignored_pointers: &ignored_pointers,
+        ignored: &ignored,
     };
     let keep: BTreeSet<String> = generated.invalid_app_names.iter().cloned().collect();
     let desired: Vec<Application> = std::mem::take(&mut generated.applications)

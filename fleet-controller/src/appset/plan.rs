@@ -20,7 +20,7 @@ use argosy_crds::consts::API_VERSION;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
 
-use crate::ssa;
+use crate::{jq, ssa};
 
 /// `spec.syncPolicy.applicationsSync` of an ApplicationSet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,8 +115,74 @@ pub struct PlanPolicy<'a> {
     /// Label and annotation keys whose live values are kept.
     pub preserved_labels: &'a BTreeSet<String>,
     pub preserved_annotations: &'a BTreeSet<String>,
-    /// JSON pointers (per `ignoreApplicationDifferences`) whose live values are kept.
-    pub ignored_pointers: &'a [String],
+    /// `ignoreApplicationDifferences`: fields whose live values are kept.
+    pub ignored: &'a [IgnoredFields],
+}
+
+/// One `ignoreApplicationDifferences` entry, ready to apply.
+#[derive(Debug, Default)]
+pub struct IgnoredFields {
+    /// Only the Application of this name; every one when `None`.
+    pub name: Option<String>,
+    pub json_pointers: Vec<String>,
+    pub jq: Vec<jq::PathExpr>,
+}
+
+impl IgnoredFields {
+    /// Compiles the ApplicationSet's entries; the error names an invalid or refused jq
+    /// expression.
+    pub fn compile(
+        rules: &[argosy_crds::applicationset::ApplicationMatchExpression],
+    ) -> Result<Vec<IgnoredFields>, String> {
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let jq = rule
+                    .jq_path_expressions
+                    .iter()
+                    .map(|e| jq::PathExpr::compile(e))
+                    .collect::<Result<Vec<_>, String>>()
+                    .map_err(|e| format!("spec.ignoreApplicationDifferences[{i}]: {e}"))?;
+                Ok(IgnoredFields {
+                    name: rule.name.clone(),
+                    json_pointers: rule.json_pointers.clone(),
+                    jq,
+                })
+            })
+            .collect()
+    }
+
+    fn applies_to(&self, name: Option<&str>) -> bool {
+        self.name.is_none() || self.name.as_deref() == name
+    }
+
+    /// Makes `want` carry `have`'s values at the ignored fields (and lack what `have`
+    /// lacks there).
+    fn keep_live(&self, want: &mut Value, have: &Value) {
+        for pointer in &self.json_pointers {
+            let pointer = pointer.trim_end_matches('/');
+            match have.pointer(pointer) {
+                Some(live) => set_pointer(want, pointer, live.clone()),
+                None => remove_pointer(want, pointer),
+            }
+        }
+        for expr in &self.jq {
+            for path in expr.paths(want) {
+                if jq::get(have, &path).is_none() {
+                    jq::delete(want, &path);
+                }
+            }
+            let mut paths = expr.paths(have);
+            // Set outer items first, so that a list grows in order.
+            paths.reverse();
+            for path in paths {
+                if let Some(live) = jq::get(have, &path) {
+                    jq::set(want, &path, live.clone());
+                }
+            }
+        }
+    }
 }
 
 /// What one reconcile should do.
@@ -285,7 +351,13 @@ fn keep_live_fields(
         have.metadata.annotations.as_ref(),
         policy.preserved_annotations,
     );
-    if policy.ignored_pointers.is_empty() {
+    let name = want.metadata.name.clone();
+    let rules: Vec<&IgnoredFields> = policy
+        .ignored
+        .iter()
+        .filter(|r| r.applies_to(name.as_deref()))
+        .collect();
+    if rules.is_empty() {
         return want;
     }
     let (Ok(mut want_json), Ok(have_json)) =
@@ -293,14 +365,18 @@ fn keep_live_fields(
     else {
         return want;
     };
-    for pointer in policy.ignored_pointers {
-        let pointer = pointer.trim_end_matches('/');
-        match have_json.pointer(pointer) {
-            Some(live) => set_pointer(&mut want_json, pointer, live.clone()),
-            None => remove_pointer(&mut want_json, pointer),
-        }
+    for rule in rules {
+        rule.keep_live(&mut want_json, &have_json);
     }
-    serde_json::from_value(want_json).unwrap_or(want)
+    // As Argo CD: an ignore rule never renames or moves the Application.
+    match serde_json::from_value::<Application>(want_json) {
+        Ok(mut kept) => {
+            kept.metadata.name = name;
+            kept.metadata.namespace = want.metadata.namespace;
+            kept
+        }
+        Err(_) => want,
+    }
 }
 
 fn keep_keys(
@@ -403,7 +479,7 @@ mod tests {
     struct Fixture {
         labels: BTreeSet<String>,
         annotations: BTreeSet<String>,
-        pointers: Vec<String>,
+        ignored: Vec<IgnoredFields>,
     }
 
     impl Fixture {
@@ -411,7 +487,7 @@ mod tests {
             Self {
                 labels: BTreeSet::new(),
                 annotations: BTreeSet::new(),
-                pointers: Vec::new(),
+                ignored: Vec::new(),
             }
         }
         fn policy(&self, sync: ApplicationsSync) -> PlanPolicy<'_> {
@@ -422,7 +498,7 @@ mod tests {
                 deletions_approved: false,
                 preserved_labels: &self.labels,
                 preserved_annotations: &self.annotations,
-                ignored_pointers: &self.pointers,
+                ignored: &self.ignored,
             }
         }
     }
@@ -636,7 +712,10 @@ mod tests {
     fn preserved_keys_and_ignored_pointers_keep_live_values() {
         let mut f = Fixture::new();
         f.annotations.insert("note".into());
-        f.pointers.push("/spec/source/path".into());
+        f.ignored.push(IgnoredFields {
+            json_pointers: vec!["/spec/source/path".into()],
+            ..IgnoredFields::default()
+        });
         let mut have = live("a", "live-path");
         have.metadata.annotations = Some(BTreeMap::from([("note".into(), "live".into())]));
         let p = plan(
@@ -646,6 +725,67 @@ mod tests {
             &f.policy(ApplicationsSync::Sync),
         );
         assert!(p.is_noop(), "only ignored/preserved fields differ: {p:?}");
+    }
+
+    #[test]
+    fn ignored_jq_paths_and_named_rules_keep_live_values() {
+        let with_params = |name: &str, revision: &str, replicas: &str| {
+            let mut a = app(name, "p");
+            let source = a.spec.source.as_mut().unwrap();
+            source.target_revision = revision.to_owned();
+            source.helm = Some(json!({"parameters": [
+                {"name": "image", "value": "v1"}, {"name": "replicas", "value": replicas}]}));
+            a
+        };
+        let mut f = Fixture::new();
+        // People may pin app `a` to a revision by hand, and scale any app themselves.
+        f.ignored = IgnoredFields::compile(&[
+            serde_json::from_value(json!({"name": "a",
+                "jsonPointers": ["/spec/source/targetRevision"]}))
+            .unwrap(),
+            serde_json::from_value(json!({"jqPathExpressions": [
+                ".spec.source.helm.parameters[] | select(.name == \"replicas\") | .value"]}))
+            .unwrap(),
+        ])
+        .unwrap();
+        let desired = vec![with_params("a", "HEAD", "2"), with_params("b", "HEAD", "2")];
+        let live = [
+            with_owner(with_params("a", "v1.2.0", "5"), &owner()),
+            with_owner(with_params("b", "HEAD", "7"), &owner()),
+        ];
+        let p = plan(
+            desired.clone(),
+            &BTreeSet::new(),
+            &live,
+            &f.policy(ApplicationsSync::Sync),
+        );
+        assert!(p.is_noop(), "only ignored fields differ: {p:?}");
+
+        // The named rule is `a`'s only: `b` pinned by hand is put back.
+        let live_b_pinned = [
+            with_owner(with_params("a", "v1.2.0", "5"), &owner()),
+            with_owner(with_params("b", "v1.2.0", "7"), &owner()),
+        ];
+        let p = plan(
+            desired,
+            &BTreeSet::new(),
+            &live_b_pinned,
+            &f.policy(ApplicationsSync::Sync),
+        );
+        assert_eq!(names(&p.update), ["b"]);
+        let source = p.update[0].spec.source.as_ref().unwrap();
+        assert_eq!(source.target_revision, "HEAD");
+        assert_eq!(source.helm.as_ref().unwrap()["parameters"][1]["value"], "7");
+
+        let refused = IgnoredFields::compile(&[serde_json::from_value(
+            json!({"jqPathExpressions": [".spec | repeat(.)"]}),
+        )
+        .unwrap()]);
+        assert!(
+            refused
+                .unwrap_err()
+                .contains("ignoreApplicationDifferences[0]")
+        );
     }
 
     #[test]
