@@ -4,7 +4,8 @@
 //! * baselines: a plain concurrent create loop of 10,000 Application objects (32 in
 //!   flight), the raw API-server write rate on this machine, and a plain concurrent
 //!   server-side-apply loop of the same objects owned by an ApplicationSet (the write the
-//!   controller makes);
+//!   controller makes), and that loop again while a watch of its objects runs (as any
+//!   controller's informer);
 //! * cold create: one ApplicationSet whose List generator has 10,000 elements, from
 //!   `kubectl apply` of the ApplicationSet until all 10,000 Applications exist;
 //! * no-op reconcile: with everything converged, a touch of the ApplicationSet triggers a
@@ -132,40 +133,20 @@ async fn bench() -> Result<()> {
     );
 
     // Second baseline: the same objects by a plain concurrent server-side-apply loop,
-    // the write the controller makes (SSA costs the API server more than a create), with
-    // an ApplicationSet owner reference as the controller sets.
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "raw-ssa"}}))?,
-        )
-        .await?;
-    let ssa_api: Api<Application> = Api::namespaced(client.clone(), "raw-ssa");
-    let params = kube::api::PatchParams::apply("raw-ssa").force();
-    let cpu = CpuSnapshot::take(&plane.processes());
-    let start = Instant::now();
-    futures::stream::iter((0..APPS).map(|i| {
-        let (api, params) = (ssa_api.clone(), params.clone());
-        async move {
-            let mut app = app_object(i, "raw-ssa");
-            // Owned like the controller's: the API server works more per write of an
-            // object with owner references.
-            app.metadata.owner_references = Some(vec![owner_reference("bench", BENCH_UID)]);
-            let name = app.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &params, &kube::api::Patch::Apply(&app))
-                .await
-        }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .try_collect::<Vec<_>>()
-    .await
-    .context("baseline server-side apply loop")?;
-    let raw_ssa = start.elapsed();
-    let raw_ssa_cpu = cpu.used_since();
+    // the write the controller makes (SSA costs the API server more than a create).
+    let (raw_ssa, raw_ssa_cpu) = ssa_loop(&plane, &client, "raw-ssa", false).await?;
     let ssa_rate = APPS as f64 / raw_ssa.as_secs_f64();
     println!(
         "baseline: {APPS} server-side applies in {:.1} s ({ssa_rate:.0}/s)",
         raw_ssa.as_secs_f64()
+    );
+    // Third: the same loop while a watch of those objects runs, as any controller's
+    // informer does (the API server encodes every write once more, for the watch).
+    let (watched_ssa, watched_ssa_cpu) = ssa_loop(&plane, &client, "raw-ssa-watched", true).await?;
+    let watched_rate = APPS as f64 / watched_ssa.as_secs_f64();
+    println!(
+        "baseline: {APPS} server-side applies, watched, in {:.1} s ({watched_rate:.0}/s)",
+        watched_ssa.as_secs_f64()
     );
 
     // The controller, as its own process.
@@ -262,7 +243,8 @@ async fn bench() -> Result<()> {
          | benchmark | result | target | baseline (same run) | ratio |\n|---|---|---|---|---|\n\
          | cold create of {APPS} Applications from one ApplicationSet (List generator, goTemplate; {CONCURRENCY} writes in flight) | {:.1} s ({cold_rate:.0}/s) | >= 0.8x raw | plain concurrent create loop ({CONCURRENCY} in flight): {:.1} s ({raw_rate:.0}/s) | {:.2}x |\n\
          | same cold create, against a plain concurrent server-side-apply loop of the same objects (owned by an ApplicationSet, like the controller's) | {:.1} s ({cold_rate:.0}/s) | - | SSA loop ({CONCURRENCY} in flight): {:.1} s ({ssa_rate:.0}/s) | {:.2}x |\n\
-         | CPU seconds used during: raw create loop / SSA loop / controller cold create (the controller's CPU counts from its spawn, 2 s before the ApplicationSet is applied) | {} / {} / {} | - | - | - |\n\
+         | same cold create, against that SSA loop with a watch of its objects running (what any controller's informer costs the API server) | {:.1} s ({cold_rate:.0}/s) | - | watched SSA loop ({CONCURRENCY} in flight): {:.1} s ({watched_rate:.0}/s) | {:.2}x |\n\
+         | CPU seconds used during: raw create loop / SSA loop / watched SSA loop / controller cold create (the controller's CPU counts from its spawn, 2 s before the ApplicationSet is applied) | {} / {} / {} / {} | - | - | - |\n\
          | controller CPU per Application created, and what it sustains on 2 cores of its own | {:.2} ms = {:.0}/s | - | raw create rate: {raw_rate:.0}/s | {:.1}x |\n\
          | no-op reconcile of that ApplicationSet (10,000 Applications, nothing changed) | {noop_ms:.0} ms, {writes} API writes | <= 1 s, 0 writes | - | - |\n\
          | controller peak RSS (whole run) | {rss:.0} MiB | <= 150 MiB | - | - |\n",
@@ -273,8 +255,12 @@ async fn bench() -> Result<()> {
         cold.as_secs_f64(),
         raw_ssa.as_secs_f64(),
         cold_rate / ssa_rate,
+        cold.as_secs_f64(),
+        watched_ssa.as_secs_f64(),
+        cold_rate / watched_rate,
         raw_cpu.describe(CPU_GROUPS),
         raw_ssa_cpu.describe(CPU_GROUPS),
+        watched_ssa_cpu.describe(CPU_GROUPS),
         cold_cpu.describe(CPU_GROUPS),
         controller_cpu * 1e3 / APPS as f64,
         controller_capacity,
@@ -286,6 +272,54 @@ async fn bench() -> Result<()> {
         &section,
     );
     Ok(())
+}
+
+/// A plain concurrent server-side-apply loop of the benchmark's Applications into a new
+/// namespace, owned by an ApplicationSet like the controller's (the API server works more
+/// per write of an object with owner references); with `watched`, a watch of that
+/// namespace (full objects, as an informer) runs meanwhile. Returns its duration and the
+/// CPU the API server and etcd used.
+async fn ssa_loop(
+    plane: &ControlPlane,
+    client: &Client,
+    namespace: &str,
+    watched: bool,
+) -> Result<(Duration, argosy_tests::bench::CpuUsed)> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
+        )
+        .await?;
+    let api: Api<Application> = Api::namespaced(client.clone(), namespace);
+    let watch = watched.then(|| {
+        let events = kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default());
+        tokio::spawn(events.for_each(|_| async {}))
+    });
+    let params = kube::api::PatchParams::apply("raw-ssa").force();
+    let cpu = CpuSnapshot::take(&plane.processes());
+    let start = Instant::now();
+    futures::stream::iter((0..APPS).map(|i| {
+        let (api, params) = (api.clone(), params.clone());
+        async move {
+            let mut app = app_object(i, namespace);
+            app.metadata.owner_references = Some(vec![owner_reference("bench", BENCH_UID)]);
+            let name = app.metadata.name.clone().unwrap_or_default();
+            api.patch(&name, &params, &kube::api::Patch::Apply(&app))
+                .await
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<_>>()
+    .await
+    .with_context(|| format!("baseline server-side apply loop into {namespace}"))?;
+    let elapsed = start.elapsed();
+    let used = cpu.used_since();
+    if let Some(watch) = watch {
+        watch.abort();
+    }
+    Ok((elapsed, used))
 }
 
 fn spawn_controller(kubeconfig: &Path, log: &Path) -> Result<Child> {
