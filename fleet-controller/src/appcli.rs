@@ -422,13 +422,19 @@ pub fn rollback_operation(
             },
         });
     };
-    sync_operation(
+    let mut operation = sync_operation(
         app,
         Some(format::text(entry, "/revision")),
         prune,
         entry.get("source"),
         user,
-    )
+    )?;
+    // A multi-source app's entry holds `revisions` and `sources` instead.
+    if let (Some(revisions), Some(sources)) = (entry.get("revisions"), entry.get("sources")) {
+        operation["sync"]["revisions"] = revisions.clone();
+        operation["sync"]["sources"] = sources.clone();
+    }
+    Ok(operation)
 }
 
 /// Where a requested operation stands.
@@ -722,6 +728,17 @@ mod tests {
             }
         }
         app
+    }
+
+    #[test]
+    fn rollback_of_a_multi_source_app_names_its_revisions_and_sources() {
+        let app = json!({"metadata": {"name": "shop"}, "spec": {}, "status": {"history": [
+            {"id": 1, "revisions": ["aaa", "bbb"], "sources": [{"repoURL": "r", "path": "a"}, {"repoURL": "r", "ref": "values"}]},
+            {"id": 2, "revisions": ["ccc", "ddd"], "sources": [{"repoURL": "r", "path": "a"}, {"repoURL": "r", "ref": "values"}]}]}});
+        let op = rollback_operation(&app, None, false, "ana").unwrap();
+        assert_eq!(op["sync"]["revisions"], json!(["aaa", "bbb"]));
+        assert_eq!(op["sync"]["sources"][1]["ref"], "values");
+        assert!(op["sync"].get("revision").is_none() && op["sync"].get("source").is_none());
     }
 
     #[test]

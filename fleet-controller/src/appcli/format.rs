@@ -16,6 +16,27 @@ pub fn short(revision: &str) -> &str {
     revision.get(..7).unwrap_or(revision)
 }
 
+/// The short commit(s) recorded at `object`: its `revision`, or for a multi-source app
+/// its `revisions`, comma-separated; "" when neither is there.
+pub fn short_revisions(object: &Value) -> String {
+    match object.get("revision").and_then(Value::as_str) {
+        Some(revision) if !revision.is_empty() => short(revision).to_owned(),
+        _ => object
+            .get("revisions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(short)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
+    value.pointer(pointer).unwrap_or(&Value::Null)
+}
+
 /// Left-aligned columns, two spaces apart, like `kubectl get` and `argocd app list`.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -74,7 +95,7 @@ pub fn list_table(apps: &[Value]) -> String {
                 text(app, "/spec/destination/namespace").to_owned(),
                 or_unknown(text(app, "/status/sync/status")).to_owned(),
                 or_unknown(text(app, "/status/health/status")).to_owned(),
-                short(text(app, "/status/sync/revision")).to_owned(),
+                short_revisions(at(app, "/status/sync")),
             ]
         })
         .collect();
@@ -169,7 +190,7 @@ pub fn app_summary(app: &Value) -> String {
     }
     fields.push(("Sync Policy", sync_policy(app)));
     let status = or_unknown(text(app, "/status/sync/status"));
-    let revision = text(app, "/status/sync/revision");
+    let revision = short_revisions(at(app, "/status/sync"));
     let target = sources(app)
         .first()
         .map(|s| text(s, "/targetRevision"))
@@ -180,7 +201,7 @@ pub fn app_summary(app: &Value) -> String {
         if revision.is_empty() {
             status.to_owned()
         } else {
-            format!("{status} to {target} ({})", short(revision))
+            format!("{status} to {target} ({revision})")
         },
     ));
     let health = or_unknown(text(app, "/status/health/status"));
@@ -215,7 +236,7 @@ pub fn app_summary(app: &Value) -> String {
         out.push('\n');
         out.push_str(&key_values(&[
             ("Operation", "Sync".to_owned()),
-            ("Sync Revision", text(op, "/syncResult/revision").to_owned()),
+            ("Sync Revision", short_revisions(at(op, "/syncResult"))),
             ("Phase", text(op, "/phase").to_owned()),
             ("Start", text(op, "/startedAt").to_owned()),
             ("Finished", text(op, "/finishedAt").to_owned()),
@@ -249,15 +270,15 @@ pub fn app_summary(app: &Value) -> String {
 /// `status.history` as ID, DATE, REVISION rows (`argocd app history`).
 fn history_rows(app: &Value) -> Vec<Vec<String>> {
     rows_of(app, "/status/history", |h| {
-        let revision = text(h, "/revision");
+        let revision = short_revisions(h);
         let target = text(h, "/source/targetRevision");
         vec![
             h.get("id").map(Value::to_string).unwrap_or_default(),
             text(h, "/deployedAt").to_owned(),
             if target.is_empty() {
-                revision.to_owned()
+                revision
             } else {
-                format!("{target} ({})", short(revision))
+                format!("{target} ({revision})")
             },
         ]
     })
@@ -326,6 +347,18 @@ mod tests {
             &[vec!["wide-cell".into(), "x".into(), String::new()]],
         );
         assert_eq!(t, "A          LONG HEADER  C\nwide-cell  x\n");
+    }
+
+    #[test]
+    fn multi_source_apps_show_every_revision() {
+        let app = json!({"metadata": {"name": "multi"}, "spec": {}, "status": {
+            "sync": {"status": "Synced", "revisions": ["0123456789", "abcdef0123"]}}});
+        assert!(list_table(&[app.clone()]).contains("0123456, abcdef0"));
+        assert_eq!(
+            short_revisions(&json!({"revision": "fedcba9876"})),
+            "fedcba9"
+        );
+        assert_eq!(short_revisions(&json!({})), "");
     }
 
     #[test]

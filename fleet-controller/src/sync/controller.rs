@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argosy_crds::Application;
-use argosy_crds::application::ApplicationSource;
 use argosy_crds::cluster::Cluster;
 use argosy_crds::consts::RESOURCES_FINALIZER;
 use argosy_generators::source::{ProjectSource, RepoSource};
@@ -32,6 +31,7 @@ use super::plan::{self, DesiredObject, IgnoreRule, ResourceState};
 use super::render::{RenderTarget, Renderer, SourceType};
 use super::resource::{self, ObjKey, ResourceOptions, Role};
 use super::status::{self, AppSync, ConditionType, Report, ResourceReport};
+use super::target::{Deployed, Wanted, is_reference_only};
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
@@ -186,9 +186,9 @@ impl Problem {
 /// What one observation found.
 struct Observed {
     conn: Arc<ClusterConn>,
-    source: Value,
-    revision: String,
-    source_type: &'static str,
+    deployed: Deployed,
+    /// The type of each rendered source (reference-only sources render nothing).
+    source_types: Vec<&'static str>,
     desired: Vec<DesiredObject>,
     reach: BTreeMap<(String, String), Reach>,
     live: BTreeMap<ObjKey, Value>,
@@ -200,8 +200,6 @@ struct Observed {
 /// The requested operation (`argosy app sync`/`rollback`, or Argo CD's CLI).
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Operation {
-    revision: Option<String>,
-    source: Option<ApplicationSource>,
     prune: bool,
     raw: Value,
 }
@@ -210,14 +208,6 @@ fn operation_of(app: &Application) -> Option<Operation> {
     let raw = app.operation.as_ref()?;
     let sync = raw.get("sync")?;
     Some(Operation {
-        revision: sync
-            .get("revision")
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned),
-        source: sync
-            .get("source")
-            .and_then(|s| serde_json::from_value(s.clone()).ok()),
         prune: sync.get("prune").and_then(Value::as_bool).unwrap_or(false),
         raw: raw.clone(),
     })
@@ -290,9 +280,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     };
     let Observed {
         conn,
-        source,
-        revision,
-        source_type,
+        deployed,
+        source_types,
         desired,
         reach,
         mut live,
@@ -308,8 +297,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         &existing,
         &desired,
         &states,
-        &revision,
-        &source,
+        &deployed,
         operation.as_ref(),
     );
 
@@ -387,9 +375,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 sync_fail,
                 waiting: executed.waiting.clone(),
             };
-            let (state, outcome) = operation_state_of(
-                &sync, &executed, ending, &revision, &source, &started, &existing,
-            );
+            let (state, outcome) =
+                operation_state_of(&sync, &executed, ending, &deployed, &started, &existing);
             match outcome {
                 SyncOutcome::Running(why) => {
                     requeue = Duration::from_secs(2);
@@ -403,14 +390,13 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 }
                 SyncOutcome::Succeeded => {
                     clear_operation = sync.manual;
-                    history_entry =
-                        Some(status::history_entry(&revision, &source, &started, &now()));
+                    history_entry = Some(status::history_entry(&deployed, &started, &now()));
                     event = Some((
                         EventType::Normal,
                         "Synced",
                         format!(
                             "synced to {}: {} applied, {} pruned",
-                            short(&revision),
+                            deployed.short(),
                             executed.count(false),
                             executed.count(true)
                         ),
@@ -431,9 +417,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         &desired,
         &live,
         &reach,
-        &revision,
-        &source,
-        source_type,
+        &deployed,
+        &source_types,
         conditions,
         operation_state,
         history_entry,
@@ -460,10 +445,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn short(revision: &str) -> &str {
-    revision.get(..7).unwrap_or(revision)
-}
-
 fn sync_options(app: &Application) -> Vec<String> {
     app.spec
         .sync_policy
@@ -486,24 +467,6 @@ fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule
         ));
     }
     rules
-}
-
-/// The source to deploy: the operation's (rollback) or the spec's single source.
-fn source_of(
-    app: &Application,
-    operation: Option<&Operation>,
-) -> Result<ApplicationSource, Problem> {
-    if let Some(source) = operation.and_then(|o| o.source.clone()) {
-        return Ok(source);
-    }
-    match (&app.spec.source, app.spec.sources.as_slice()) {
-        (Some(s), _) => Ok(s.clone()),
-        (None, [one]) => Ok(one.clone()),
-        (None, []) => Err(Problem::spec("spec.source is missing")),
-        (None, _) => Err(Problem::spec(
-            "multiple sources (spec.sources) are not supported by Argosy's sync engine yet",
-        )),
-    }
 }
 
 fn destination_cluster(app: &Application, ctx: &Context) -> Result<Cluster, Problem> {
@@ -537,7 +500,7 @@ async fn observe(
     existing: &Value,
     operation: Option<&Operation>,
 ) -> Result<Observed, Problem> {
-    let source = source_of(app, operation)?;
+    let wanted = Wanted::of(app, operation.map(|o| &o.raw)).map_err(Problem::spec)?;
     let project = if app.spec.project.is_empty() {
         "default"
     } else {
@@ -547,36 +510,55 @@ async fn observe(
         return Err(Problem::spec(format!("project {project} does not exist")));
     }
     let cluster = destination_cluster(app, ctx)?;
-    let revision_wanted = operation
-        .and_then(|o| o.revision.clone())
-        .unwrap_or_else(|| source.target_revision.clone());
 
     let repos = ctx.repos.clone();
     let renderer = ctx.renderer.clone();
-    let render_source = source.clone();
+    let render_wanted = wanted.clone();
     let app_name = app.metadata.name.clone().unwrap_or_default();
     let app_ns = app.spec.destination.namespace.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        let snapshot = repos
-            .snapshot(&render_source.repo_url, &revision_wanted)
-            .map_err(|e| e.to_string())?;
+    let (commits, renders) = tokio::task::spawn_blocking(move || {
         let target = RenderTarget {
             app_name: &app_name,
             namespace: &app_ns,
         };
-        renderer
-            .render(
-                &render_source.repo_url,
-                snapshot.as_ref(),
-                &render_source,
-                target,
-            )
-            .map_err(|e| e.to_string())
+        let multi = render_wanted.multi;
+        let mut commits = Vec::new();
+        let mut renders = Vec::new();
+        for (i, (source, revision)) in render_wanted.sources.iter().enumerate() {
+            let which = |e: String| {
+                if multi {
+                    format!("spec.sources[{i}]: {e}")
+                } else {
+                    e
+                }
+            };
+            let snapshot = repos
+                .snapshot(&source.repo_url, revision)
+                .map_err(|e| which(e.to_string()))?;
+            commits.push(snapshot.commit().to_owned());
+            if !is_reference_only(source) {
+                let rendered = renderer
+                    .render(&source.repo_url, snapshot.as_ref(), source, target)
+                    .map_err(|e| which(e.to_string()))?;
+                renders.push(rendered);
+            }
+        }
+        Ok::<_, String>((commits, renders))
     })
     .await
     .map_err(|e| Problem::comparison(format!("rendering task failed: {e}")))?
     .map_err(Problem::comparison)?;
-    tracing::debug!(app = instance, objects = rendered.objects.len(), commit = %rendered.commit, "rendered");
+    let objects = || renders.iter().flat_map(|r| r.objects.iter());
+    tracing::debug!(app = instance, objects = objects().count(), commits = ?commits, "rendered");
+    let deployed = Deployed::new(
+        wanted
+            .sources
+            .iter()
+            .map(|(source, _)| serde_json::to_value(source).unwrap_or(Value::Null))
+            .collect(),
+        commits,
+        wanted.multi,
+    );
 
     let conn = ctx
         .clients
@@ -594,11 +576,11 @@ async fn observe(
     let options = sync_options(app);
     let destination_ns = app.spec.destination.namespace.clone();
     let mut reach: BTreeMap<(String, String), Reach> = BTreeMap::new();
-    let mut desired = Vec::with_capacity(rendered.objects.len());
+    let mut desired = Vec::with_capacity(objects().count());
     let mut pending_kinds = Vec::new();
     let mut warnings = Vec::new();
-    let crd_kinds = crd_kinds(&rendered.objects);
-    for object in &rendered.objects {
+    let crd_kinds = crd_kinds(objects());
+    for object in objects() {
         let api_version = object
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -662,9 +644,11 @@ async fn observe(
     }
     Ok(Observed {
         conn,
-        source: serde_json::to_value(&source).unwrap_or(Value::Null),
-        revision: rendered.commit.clone(),
-        source_type: source_type_name(rendered.source_type),
+        deployed,
+        source_types: renders
+            .iter()
+            .map(|r| source_type_name(r.source_type))
+            .collect(),
         desired,
         reach,
         live,
@@ -754,9 +738,8 @@ fn source_type_name(t: SourceType) -> &'static str {
 }
 
 /// `(group, kind)` of every CRD among the rendered objects.
-fn crd_kinds(objects: &[Value]) -> Vec<(String, String)> {
+fn crd_kinds<'a>(objects: impl Iterator<Item = &'a Value>) -> Vec<(String, String)> {
     objects
-        .iter()
         .filter(|o| o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"))
         .filter_map(|o| {
             Some((
@@ -889,8 +872,7 @@ fn decide(
     existing: &Value,
     desired: &[DesiredObject],
     states: &[ResourceState],
-    revision: &str,
-    source: &Value,
+    deployed: &Deployed,
     operation: Option<&Operation>,
 ) -> Decision {
     let op_state = existing.get("operationState");
@@ -934,11 +916,10 @@ fn decide(
             "the source rendered no resources; automated sync will not prune every resource of the app (syncPolicy.automated.allowEmpty is false)".into(),
         );
     }
-    let last_revision = op_state
-        .and_then(|o| o.pointer("/syncResult/revision"))
-        .and_then(Value::as_str);
-    let last_source = op_state.and_then(|o| o.pointer("/syncResult/source"));
-    let target_changed = last_revision != Some(revision) || last_source != Some(source);
+    let target_changed = !deployed.is_recorded_in(op_state.and_then(|o| o.get("syncResult")));
+    let (revision_key, revision) = deployed.revision_field();
+    let mut automated_sync = json!({"prune": auto.prune});
+    automated_sync[revision_key] = revision;
     let request = |hooks: bool| {
         Decision::Sync(SyncRequest {
             prune: auto.prune,
@@ -946,7 +927,7 @@ fn decide(
             manual: false,
             continues: running,
             initiated_by: json!({"automated": true}),
-            operation: json!({"sync": {"revision": revision, "prune": auto.prune},
+            operation: json!({"sync": automated_sync,
                               "initiatedBy": {"automated": true}}),
         })
     };
@@ -1107,8 +1088,7 @@ fn operation_state_of(
     sync: &SyncRequest,
     executed: &Executed,
     ending: Ending,
-    revision: &str,
-    source: &Value,
+    deployed: &Deployed,
     started: &str,
     existing: &Value,
 ) -> (Value, SyncOutcome) {
@@ -1167,8 +1147,11 @@ fn operation_state_of(
         "phase": phase,
         "message": message,
         "startedAt": started,
-        "syncResult": {"revision": revision, "source": source, "resources": resources},
+        "syncResult": {"resources": resources},
     });
+    if let Some(result) = state["syncResult"].as_object_mut() {
+        result.extend(deployed.fields());
+    }
     state["operation"]["initiatedBy"] = sync.initiated_by.clone();
     if phase != "Running" {
         state["finishedAt"] = json!(now());
@@ -1186,9 +1169,8 @@ fn build_report(
     desired: &[DesiredObject],
     live: &BTreeMap<ObjKey, Value>,
     reach: &BTreeMap<(String, String), Reach>,
-    revision: &str,
-    source: &Value,
-    source_type: &'static str,
+    deployed: &Deployed,
+    source_types: &[&'static str],
     conditions: Vec<(ConditionType, String)>,
     operation_state: Option<Value>,
     history_entry: Option<Value>,
@@ -1225,15 +1207,18 @@ fn build_report(
         });
     }
     let health = health::worst(codes);
+    let (source_key, source) = deployed.source_field();
+    let mut compared_to = json!({"destination": app.spec.destination});
+    compared_to[source_key] = source;
     Report {
         sync: status::app_sync(states),
-        revision: revision.to_owned(),
-        compared_to: json!({"source": source, "destination": app.spec.destination}),
+        revision: Some(deployed.revision_field()),
+        compared_to,
         health,
         health_message: worst_message,
         resources,
         conditions,
-        source_type: Some(source_type),
+        source_type: Some(deployed.source_type_field(source_types)),
         operation_state,
         history_entry,
     }

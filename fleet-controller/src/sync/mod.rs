@@ -11,3 +11,4 @@ pub mod plan;
 pub mod render;
 pub mod resource;
 pub mod status;
+pub mod target;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::plan::{ResourceState, ResourceSync};
 use super::resource::ObjKey;
+use super::target::Deployed;
 use crate::sync::health::{Health, HealthCode};
 
 /// App-level sync status.
@@ -67,14 +68,16 @@ pub struct ResourceReport {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub sync: AppSync,
-    pub revision: String,
+    /// `("revision", …)` or, for several sources, `("revisions", […])`.
+    pub revision: Option<(&'static str, Value)>,
     /// `status.sync.comparedTo` (source and destination as in the spec).
     pub compared_to: Value,
     pub health: HealthCode,
     pub health_message: String,
     pub resources: Vec<ResourceReport>,
     pub conditions: Vec<(ConditionType, String)>,
-    pub source_type: Option<&'static str>,
+    /// `("sourceType", …)` or, for several sources, `("sourceTypes", […])`.
+    pub source_type: Option<(&'static str, Value)>,
     /// A new `operationState`, when an operation ran or progressed.
     pub operation_state: Option<Value>,
     /// A new history entry (a sync completed).
@@ -87,11 +90,12 @@ impl Report {
     pub fn unknown(existing: &Value, condition: ConditionType, message: String) -> Report {
         Report {
             sync: AppSync::Unknown,
-            revision: existing
-                .pointer("/sync/revision")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            revision: ["revision", "revisions"].into_iter().find_map(|key| {
+                existing
+                    .get("sync")
+                    .and_then(|s| s.get(key))
+                    .map(|v| (key, v.clone()))
+            }),
             compared_to: existing
                 .pointer("/sync/comparedTo")
                 .cloned()
@@ -163,8 +167,8 @@ pub fn status_patch(
     let mut status = Map::new();
     let mut sync = Map::new();
     sync.insert("status".into(), json!(report.sync.as_str()));
-    if !report.revision.is_empty() {
-        sync.insert("revision".into(), json!(report.revision));
+    if let Some((key, revision)) = &report.revision {
+        sync.insert((*key).into(), revision.clone());
     }
     if !report.compared_to.is_null() {
         sync.insert("comparedTo".into(), report.compared_to.clone());
@@ -208,8 +212,8 @@ pub fn status_patch(
             Value::Array(conditions)
         },
     );
-    if let Some(t) = report.source_type {
-        status.insert("sourceType".into(), json!(t));
+    if let Some((key, types)) = &report.source_type {
+        status.insert((*key).into(), types.clone());
     }
     if let Some(op) = &report.operation_state {
         status.insert("operationState".into(), op.clone());
@@ -253,13 +257,11 @@ fn changes(existing: &Value, patch: &Value) -> bool {
 }
 
 /// The history entry of a completed sync.
-pub fn history_entry(revision: &str, source: &Value, started: &str, now: &str) -> Value {
-    json!({
-        "revision": revision,
-        "source": source,
-        "deployStartedAt": started,
-        "deployedAt": now,
-    })
+pub fn history_entry(deployed: &Deployed, started: &str, now: &str) -> Value {
+    let mut entry = deployed.fields();
+    entry.insert("deployStartedAt".into(), json!(started));
+    entry.insert("deployedAt".into(), json!(now));
+    Value::Object(entry)
 }
 
 #[cfg(test)]
@@ -269,7 +271,7 @@ mod tests {
     fn report() -> Report {
         Report {
             sync: AppSync::Synced,
-            revision: "abc".into(),
+            revision: Some(("revision", json!("abc"))),
             compared_to: json!({"source": {"repoURL": "r"}}),
             health: HealthCode::Healthy,
             health_message: String::new(),
@@ -294,7 +296,7 @@ mod tests {
                 }),
             }],
             conditions: vec![],
-            source_type: Some("Kustomize"),
+            source_type: Some(("sourceType", json!("Kustomize"))),
             operation_state: None,
             history_entry: None,
         }
@@ -327,8 +329,9 @@ mod tests {
         let mut status = Value::Null;
         for i in 0..4 {
             let mut r = report();
-            r.revision = format!("rev{i}");
-            r.history_entry = Some(history_entry(&r.revision, &json!({}), "s", "d"));
+            let deployed = Deployed::new(vec![json!({})], vec![format!("rev{i}")], false);
+            r.revision = Some(deployed.revision_field());
+            r.history_entry = Some(history_entry(&deployed, "s", "d"));
             let patch = status_patch(&status, &r, "t", 3).unwrap();
             status = patch;
         }
