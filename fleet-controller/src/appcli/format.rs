@@ -353,7 +353,7 @@ mod tests {
     fn multi_source_apps_show_every_revision() {
         let app = json!({"metadata": {"name": "multi"}, "spec": {}, "status": {
             "sync": {"status": "Synced", "revisions": ["0123456789", "abcdef0123"]}}});
-        assert!(list_table(&[app.clone()]).contains("0123456, abcdef0"));
+        assert!(list_table(&[app]).contains("0123456, abcdef0"));
         assert_eq!(
             short_revisions(&json!({"revision": "fedcba9876"})),
             "fedcba9"
