@@ -66,6 +66,10 @@ pub struct Context {
     /// reconcile must not act on the state from before its own previous write (a cleared
     /// `operation` would run again, a completed hook twice).
     written: Mutex<HashMap<String, u64>>,
+    /// The resourceVersions of the objects each app's last sync applied, until the live
+    /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
+    /// for drift and apply again.
+    applied: Mutex<HashMap<String, AppliedVersions>>,
     pub metrics: Metrics,
 }
 
@@ -96,6 +100,7 @@ impl Context {
             config,
             self_heal: Mutex::default(),
             written: Mutex::default(),
+            applied: Mutex::default(),
             metrics: Metrics::default(),
         }
     }
@@ -288,6 +293,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         pending_kinds,
         mut warnings,
     } = observed;
+    if live_is_behind(&ctx, &instance, &live) {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     let ignore = ignore_rules(&app, &mut warnings);
     let states = plan::compare(&desired, &live, &instance, &ignore);
     let decision = decide(
@@ -363,6 +371,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 Some(_) => execute::Executed::default(),
                 None => execute::run(&mut target, &sync_plan).await,
             };
+            remember_applied(&ctx, &instance, &executed);
             let failure = failed_before.or_else(|| executed.failure());
             let sync_fail = match failure {
                 Some(_) if !sync_plan.sync_fail.is_empty() => {
@@ -1295,6 +1304,65 @@ fn cache_is_behind(ctx: &Context, app: &Application, name: &str) -> bool {
     }
 }
 
+/// How long a reconcile waits for the live watches to show what the app's last sync
+/// applied. Past it the cache is trusted again (the object may have been deleted since).
+const LIVE_CATCH_UP: Duration = Duration::from_secs(10);
+
+/// What one sync applied: each object's resourceVersion in the apply response.
+struct AppliedVersions {
+    at: Instant,
+    versions: BTreeMap<ObjKey, u64>,
+}
+
+fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
+    let versions: BTreeMap<ObjKey, u64> = executed
+        .results
+        .iter()
+        .filter_map(|(key, outcome)| match outcome {
+            execute::Outcome::Applied(object) => Some((key.clone(), object_version(object)?)),
+            _ => None,
+        })
+        .collect();
+    if !versions.is_empty() {
+        let applied = AppliedVersions {
+            at: Instant::now(),
+            versions,
+        };
+        lock(&ctx.applied).insert(instance.to_owned(), applied);
+    }
+}
+
+/// True while the live cache lacks, or holds an older copy of, an object the app's last
+/// sync applied (within [`LIVE_CATCH_UP`]). Clears the record once the cache caught up.
+fn live_is_behind(ctx: &Context, instance: &str, live: &BTreeMap<ObjKey, Value>) -> bool {
+    let mut applied = lock(&ctx.applied);
+    let Some(record) = applied.get(instance) else {
+        return false;
+    };
+    let behind = record.at.elapsed() < LIVE_CATCH_UP && versions_behind(&record.versions, live);
+    if !behind {
+        applied.remove(instance);
+    }
+    behind
+}
+
+/// Whether `live` misses an object of `applied` or has it at a lower resourceVersion
+/// (etcd revisions, as in [`cache_is_behind`]; one that does not parse counts as caught up).
+fn versions_behind(applied: &BTreeMap<ObjKey, u64>, live: &BTreeMap<ObjKey, Value>) -> bool {
+    applied.iter().any(|(key, &version)| match live.get(key) {
+        None => true,
+        Some(object) => object_version(object).is_some_and(|seen| seen < version),
+    })
+}
+
+fn object_version(object: &Value) -> Option<u64> {
+    object
+        .pointer("/metadata/resourceVersion")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
 fn reference(app: &Application) -> ObjectReference {
     app.object_ref(&())
 }
@@ -1392,6 +1460,34 @@ async fn delete_tracked(
 mod tests {
     use super::*;
     use execute::SyncFailHooks;
+
+    fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "web", "resourceVersion": version}});
+        (ObjKey::of(&object).expect("a key"), object)
+    }
+
+    #[test]
+    fn the_live_cache_is_behind_until_it_has_every_applied_version() {
+        let (a, a_applied) = config_map("a", "120");
+        let (b, _) = config_map("b", "121");
+        let applied: BTreeMap<ObjKey, u64> = [(a.clone(), 120), (b.clone(), 121)].into();
+
+        let mut live = BTreeMap::from([config_map("a", "100")]);
+        assert!(versions_behind(&applied, &live), "a is older, b missing");
+        live.insert(a.clone(), a_applied);
+        assert!(versions_behind(&applied, &live), "b still missing");
+        live.insert(b.clone(), config_map("b", "125").1);
+        assert!(
+            !versions_behind(&applied, &live),
+            "both at or past the applied versions"
+        );
+        live.insert(b, config_map("b", "not-a-number").1);
+        assert!(
+            !versions_behind(&applied, &live),
+            "an unparsable version does not stall"
+        );
+    }
 
     fn ending(failure: Option<&str>, sync_fail: Option<SyncFailHooks>) -> Ending {
         Ending {
