@@ -254,6 +254,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     if app.metadata.deletion_timestamp.is_some() {
+        // A deleted app is not synced again: nothing to wait for.
+        lock(&ctx.applied).remove(&instance);
         return finalize(&app, &ctx, &instance, &existing).await;
     }
     // Destinations and projects are looked up in caches: wait for their first list.
