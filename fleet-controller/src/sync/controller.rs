@@ -374,6 +374,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 None => execute::run(&mut target, &sync_plan).await,
             };
             remember_applied(&ctx, &instance, &executed);
+            expect_echoes(&ctx, &conn.server, &reach, &executed);
             let failure = failed_before.or_else(|| executed.failure());
             let sync_fail = match failure {
                 Some(_) if !sync_plan.sync_fail.is_empty() => {
@@ -1288,6 +1289,17 @@ fn cache_key(app: &Application, name: &str) -> String {
     )
 }
 
+impl Context {
+    /// Whether `app` is exactly the version this controller's last status write produced:
+    /// the watch's echo of that write, which the reconcile that wrote it already acted on
+    /// (it is kept from triggering another).
+    pub fn is_own_status_write(&self, app: &Application) -> bool {
+        let name = app.metadata.name.as_deref().unwrap_or_default();
+        let written = lock(&self.written).get(&cache_key(app, name)).copied();
+        written.is_some() && written == resource_version(app)
+    }
+}
+
 /// True while the cached `app` is older than this controller's last write to it.
 /// (resourceVersions are etcd revisions, increasing integers on every API server Argosy
 /// supports; one that does not parse disables the check rather than stalling the app.)
@@ -1331,6 +1343,24 @@ fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
             versions,
         };
         lock(&ctx.applied).insert(instance.to_owned(), applied);
+    }
+}
+
+/// Tells the live watches which events will be the echoes of what this sync applied:
+/// they need no reconcile, this one already compared against the apply results.
+fn expect_echoes(
+    ctx: &Context,
+    server: &str,
+    reach: &BTreeMap<(String, String), Reach>,
+    executed: &Executed,
+) {
+    for (key, outcome) in &executed.results {
+        if let execute::Outcome::Applied(object) = outcome
+            && let Some(version) = object_version(object)
+            && let Some(r) = reach.get(&(key.group.clone(), key.kind.clone()))
+        {
+            ctx.live.expect_echo(server, &r.resource, key, version);
+        }
     }
 }
 

@@ -70,6 +70,10 @@ struct WatchState {
     owner: HashMap<ObjKey, String>,
     /// Objects seen during a re-list, swapped in at its end.
     relist: Option<HashMap<ObjKey, String>>,
+    /// Objects the sync engine just applied, with the resourceVersion the apply returned:
+    /// the watch event at that version is the echo of Argosy's own write, and the
+    /// reconcile that wrote it already saw that state, so it re-triggers nobody.
+    echoes: HashMap<ObjKey, u64>,
 }
 
 impl Drop for Watch {
@@ -195,6 +199,27 @@ impl LiveCache {
         out
     }
 
+    /// Tells the watch of `resource` on `server` that `key` was just written by the app
+    /// that tracks it, at `resource_version`: its watch event at that version will not
+    /// re-trigger the app. (Recorded after the write returns; an echo that arrives first
+    /// triggers as any event does, and the stale record is dropped by the next event.)
+    pub fn expect_echo(
+        &self,
+        server: &str,
+        resource: &ApiResource,
+        key: &ObjKey,
+        resource_version: u64,
+    ) {
+        let watch = lock(&self.watches)
+            .get(&(server.to_owned(), gvk_id(resource)))
+            .cloned();
+        if let Some(watch) = watch {
+            lock(&watch.state)
+                .echoes
+                .insert(key.clone(), resource_version);
+        }
+    }
+
     /// Stops every watch of `server` (its cluster Secret is gone).
     pub fn forget(&self, server: &str) {
         lock(&self.watches).retain(|(s, _), _| s != server);
@@ -286,7 +311,11 @@ fn key_and_app(object: &DynamicObject) -> Option<(ObjKey, Option<String>)> {
 fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<String> {
     let mut touched = Vec::new();
     match event {
-        watcher::Event::Init => state.relist = Some(HashMap::new()),
+        watcher::Event::Init => {
+            state.relist = Some(HashMap::new());
+            // A re-list re-triggers every app at its end anyway.
+            state.echoes.clear();
+        }
         watcher::Event::InitApply(object) => {
             if let (Some(relist), Some((key, Some(app)))) =
                 (state.relist.as_mut(), key_and_app(object))
@@ -316,7 +345,16 @@ fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<S
                 return touched;
             };
             let deleted = matches!(event, watcher::Event::Delete(_));
+            let echo = !deleted && is_echo(state, &key, object);
             let previous = state.owner.remove(&key);
+            if echo && previous.as_ref().is_none_or(|p| Some(p) == app.as_ref()) {
+                // The app's own write, as its reconcile saw it: index it, wake nobody.
+                if let Some(app) = app {
+                    state.owner.insert(key.clone(), app.clone());
+                    state.by_app.entry(app).or_default().insert(key);
+                }
+                return touched;
+            }
             if let Some(previous) = &previous {
                 if let Some(set) = state.by_app.get_mut(previous) {
                     set.remove(&key);
@@ -338,6 +376,25 @@ fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<S
         }
     }
     touched
+}
+
+/// Whether `object` is the echo of the write [`LiveCache::expect_echo`] recorded for
+/// `key`. The record goes with the first event at or past its version (resourceVersions
+/// are etcd revisions: an older event is a change still on its way, and leaves it).
+fn is_echo(state: &mut WatchState, key: &ObjKey, object: &DynamicObject) -> bool {
+    let Some(&expected) = state.echoes.get(key) else {
+        return false;
+    };
+    let seen = object
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok());
+    if seen.is_some_and(|seen| seen < expected) {
+        return false;
+    }
+    state.echoes.remove(key);
+    seen == Some(expected)
 }
 
 #[cfg(test)]
@@ -423,5 +480,39 @@ mod tests {
         index(&mut s, &watcher::Event::Init);
         assert_eq!(index(&mut s, &watcher::Event::InitDone), vec!["app3"]);
         assert!(s.failing.is_none() && s.by_app.is_empty());
+    }
+
+    #[test]
+    fn the_echo_of_an_own_write_triggers_nobody() {
+        let tracked = "app1:/ConfigMap:ns/a";
+        let at = |version: &str| {
+            let mut object = cm("a", Some(tracked));
+            object.metadata.resource_version = Some(version.to_owned());
+            watcher::Event::Apply(object)
+        };
+        let key = key_and_app(&cm("a", Some(tracked))).unwrap().0;
+        let mut s = WatchState::default();
+        assert_eq!(index(&mut s, &at("3")), vec!["app1"]);
+
+        // Applied at 5: an older change still on its way triggers, the echo does not.
+        s.echoes.insert(key.clone(), 5);
+        assert_eq!(index(&mut s, &at("4")), vec!["app1"]);
+        assert_eq!(index(&mut s, &at("5")), Vec::<String>::new());
+        assert_eq!(apps(&s), [("app1".to_owned(), vec!["a".to_owned()])]);
+        assert!(s.echoes.is_empty());
+        // Anything after it is somebody else's change.
+        assert_eq!(index(&mut s, &at("6")), vec!["app1"]);
+
+        // An echo that lost the race (the event came first) is dropped by the next event,
+        // which triggers.
+        s.echoes.insert(key.clone(), 6);
+        assert_eq!(index(&mut s, &at("7")), vec!["app1"]);
+        assert!(s.echoes.is_empty());
+
+        // A create's echo: not indexed before, indexed now, nobody woken.
+        let mut fresh = WatchState::default();
+        fresh.echoes.insert(key, 8);
+        assert_eq!(index(&mut fresh, &at("8")), Vec::<String>::new());
+        assert_eq!(apps(&fresh), [("app1".to_owned(), vec!["a".to_owned()])]);
     }
 }
