@@ -24,6 +24,7 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use super::clients::{ClusterClients, ClusterConn};
+use super::echo::{Echoes, version_of};
 use super::execute::{self, Executed, Reach, Target};
 use super::health::{self, Health, HealthCode};
 use super::live::LiveCache;
@@ -70,6 +71,9 @@ pub struct Context {
     /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
     /// for drift and apply again.
     applied: Mutex<HashMap<String, AppliedVersions>>,
+    /// Status writes under way or awaiting their watch event (by `namespace/name`), whose
+    /// echo triggers no reconcile.
+    status_echoes: Mutex<Echoes<String>>,
     pub metrics: Metrics,
 }
 
@@ -101,6 +105,7 @@ impl Context {
             self_heal: Mutex::default(),
             written: Mutex::default(),
             applied: Mutex::default(),
+            status_echoes: Mutex::default(),
             metrics: Metrics::default(),
         }
     }
@@ -371,10 +376,14 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 .flatten();
             let mut executed = match failed_before {
                 Some(_) => execute::Executed::default(),
-                None => execute::run(&mut target, &sync_plan).await,
+                None => {
+                    announce_writes(&ctx, &conn.server, &reach, &desired);
+                    let executed = execute::run(&mut target, &sync_plan).await;
+                    settle_writes(&ctx, &conn.server, &reach, &desired, &executed);
+                    executed
+                }
             };
             remember_applied(&ctx, &instance, &executed);
-            expect_echoes(&ctx, &conn.server, &reach, &executed);
             let failure = failed_before.or_else(|| executed.failure());
             let sync_fail = match failure {
                 Some(_) if !sync_plan.sync_fail.is_empty() => {
@@ -1265,15 +1274,24 @@ async fn write_status(
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    let written = api
-        .patch(&name, &params, &Patch::Merge(&body))
-        .await
-        .map_err(|source| Error::WriteStatus {
-            app: name.clone(),
-            source,
-        })?;
-    if let Some(version) = resource_version(&written) {
-        lock(&ctx.written).insert(cache_key(app, &name), version);
+    let key = cache_key(app, &name);
+    lock(&ctx.status_echoes).writing(key.clone());
+    let result = api.patch(&name, &params, &Patch::Merge(&body)).await;
+    let version = result.as_ref().ok().and_then(resource_version);
+    if lock(&ctx.status_echoes).written(key.clone(), version) {
+        // Somebody changed the app while the status was being written.
+        ctx.live.wake(&resource::app_instance(
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            &name,
+            &ctx.config.controller_namespace,
+        ));
+    }
+    result.map_err(|source| Error::WriteStatus {
+        app: name.clone(),
+        source,
+    })?;
+    if let Some(version) = version {
+        lock(&ctx.written).insert(key, version);
     }
     Ok(true)
 }
@@ -1290,13 +1308,14 @@ fn cache_key(app: &Application, name: &str) -> String {
 }
 
 impl Context {
-    /// Whether `app` is exactly the version this controller's last status write produced:
-    /// the watch's echo of that write, which the reconcile that wrote it already acted on
-    /// (it is kept from triggering another).
-    pub fn is_own_status_write(&self, app: &Application) -> bool {
+    /// Whether an Application watch event should trigger a reconcile: not the echo of
+    /// this controller's own status write (see [`super::echo`]).
+    pub fn triggers_reconcile(&self, app: &Application) -> bool {
         let name = app.metadata.name.as_deref().unwrap_or_default();
-        let written = lock(&self.written).get(&cache_key(app, name)).copied();
-        written.is_some() && written == resource_version(app)
+        lock(&self.status_echoes).event(
+            &cache_key(app, name),
+            version_of(app.metadata.resource_version.as_deref()),
+        )
     }
 }
 
@@ -1346,20 +1365,42 @@ fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
     }
 }
 
-/// Tells the live watches which events will be the echoes of what this sync applied:
-/// they need no reconcile, this one already compared against the apply results.
-fn expect_echoes(
+/// Tells the live watches that the desired objects are about to be applied: their events
+/// are held back until [`settle_writes`] (see [`super::echo`]).
+fn announce_writes(
     ctx: &Context,
     server: &str,
     reach: &BTreeMap<(String, String), Reach>,
+    desired: &[DesiredObject],
+) {
+    for d in desired {
+        if let Some(r) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) {
+            ctx.live.writing(server, &r.resource, &d.key);
+        }
+    }
+}
+
+/// Tells the live watches what the sync applied, at which versions: those events are
+/// echoes this reconcile already compared against; the rest held back trigger now.
+fn settle_writes(
+    ctx: &Context,
+    server: &str,
+    reach: &BTreeMap<(String, String), Reach>,
+    desired: &[DesiredObject],
     executed: &Executed,
 ) {
-    for (key, outcome) in &executed.results {
-        if let execute::Outcome::Applied(object) = outcome
-            && let Some(version) = object_version(object)
-            && let Some(r) = reach.get(&(key.group.clone(), key.kind.clone()))
-        {
-            ctx.live.expect_echo(server, &r.resource, key, version);
+    let applied: BTreeMap<&ObjKey, u64> = executed
+        .results
+        .iter()
+        .filter_map(|(key, outcome)| match outcome {
+            execute::Outcome::Applied(object) => Some((key, object_version(object)?)),
+            _ => None,
+        })
+        .collect();
+    for d in desired {
+        if let Some(r) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) {
+            let version = applied.get(&d.key).copied();
+            ctx.live.written(server, &r.resource, &d.key, version);
         }
     }
 }

@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
+use super::echo::{Echoes, version_of};
 use super::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
 use crate::registry::StoreReady;
 
@@ -70,10 +71,9 @@ struct WatchState {
     owner: HashMap<ObjKey, String>,
     /// Objects seen during a re-list, swapped in at its end.
     relist: Option<HashMap<ObjKey, String>>,
-    /// Objects the sync engine just applied, with the resourceVersion the apply returned:
-    /// the watch event at that version is the echo of Argosy's own write, and the
-    /// reconcile that wrote it already saw that state, so it re-triggers nobody.
-    echoes: HashMap<ObjKey, u64>,
+    /// The sync engine's applies under way or awaiting their watch event, whose echo
+    /// re-triggers nobody.
+    echoes: Echoes<ObjKey>,
 }
 
 impl Drop for Watch {
@@ -156,9 +156,7 @@ impl LiveCache {
 
     /// The live object at `key`, as JSON, if its kind is watched on `server`.
     pub fn get(&self, server: &str, resource: &ApiResource, key: &ObjKey) -> Option<Value> {
-        let watch = lock(&self.watches)
-            .get(&(server.to_owned(), gvk_id(resource)))
-            .cloned()?;
+        let watch = self.watch(server, resource)?;
         let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
         if !key.namespace.is_empty() {
             reference = reference.within(&key.namespace);
@@ -199,25 +197,48 @@ impl LiveCache {
         out
     }
 
-    /// Tells the watch of `resource` on `server` that `key` was just written by the app
-    /// that tracks it, at `resource_version`: its watch event at that version will not
-    /// re-trigger the app. (Recorded after the write returns; an echo that arrives first
-    /// triggers as any event does, and the stale record is dropped by the next event.)
-    pub fn expect_echo(
+    /// `key` (of `resource` on `server`) is about to be applied by the app that tracks it:
+    /// its watch events are held back until [`Self::written`] tells the version applied.
+    pub fn writing(&self, server: &str, resource: &ApiResource, key: &ObjKey) {
+        if let Some(watch) = self.watch(server, resource) {
+            lock(&watch.state).echoes.writing(key.clone());
+        }
+    }
+
+    /// The apply of `key` returned `resource_version` (`None`: it failed). The event at
+    /// that version will re-trigger nobody; one held back that was somebody else's change
+    /// triggers the object's app now.
+    pub fn written(
         &self,
         server: &str,
         resource: &ApiResource,
         key: &ObjKey,
-        resource_version: u64,
+        resource_version: Option<u64>,
     ) {
-        let watch = lock(&self.watches)
-            .get(&(server.to_owned(), gvk_id(resource)))
-            .cloned();
-        if let Some(watch) = watch {
-            lock(&watch.state)
-                .echoes
-                .insert(key.clone(), resource_version);
+        let Some(watch) = self.watch(server, resource) else {
+            return;
+        };
+        let app = {
+            let mut state = lock(&watch.state);
+            if !state.echoes.written(key.clone(), resource_version) {
+                return;
+            }
+            state.owner.get(key).cloned()
+        };
+        if let Some(app) = app {
+            (self.trigger)(&app);
         }
+    }
+
+    /// Re-checks `app` (by instance name), as a change to what it tracks would.
+    pub fn wake(&self, app: &str) {
+        (self.trigger)(app);
+    }
+
+    fn watch(&self, server: &str, resource: &ApiResource) -> Option<Arc<Watch>> {
+        lock(&self.watches)
+            .get(&(server.to_owned(), gvk_id(resource)))
+            .cloned()
     }
 
     /// Stops every watch of `server` (its cluster Secret is gone).
@@ -345,10 +366,12 @@ fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<S
                 return touched;
             };
             let deleted = matches!(event, watcher::Event::Delete(_));
-            let echo = !deleted && is_echo(state, &key, object);
+            let version = version_of(object.metadata.resource_version.as_deref());
+            let echo = !deleted && !state.echoes.event(&key, version);
             let previous = state.owner.remove(&key);
             if echo && previous.as_ref().is_none_or(|p| Some(p) == app.as_ref()) {
-                // The app's own write, as its reconcile saw it: index it, wake nobody.
+                // The app's own write as its reconcile saw it, or held back until the write
+                // returns: index it, wake nobody (yet).
                 if let Some(app) = app {
                     state.owner.insert(key.clone(), app.clone());
                     state.by_app.entry(app).or_default().insert(key);
@@ -376,25 +399,6 @@ fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<S
         }
     }
     touched
-}
-
-/// Whether `object` is the echo of the write [`LiveCache::expect_echo`] recorded for
-/// `key`. The record goes with the first event at or past its version (resourceVersions
-/// are etcd revisions: an older event is a change still on its way, and leaves it).
-fn is_echo(state: &mut WatchState, key: &ObjKey, object: &DynamicObject) -> bool {
-    let Some(&expected) = state.echoes.get(key) else {
-        return false;
-    };
-    let seen = object
-        .metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse::<u64>().ok());
-    if seen.is_some_and(|seen| seen < expected) {
-        return false;
-    }
-    state.echoes.remove(key);
-    seen == Some(expected)
 }
 
 #[cfg(test)]
@@ -494,25 +498,35 @@ mod tests {
         let mut s = WatchState::default();
         assert_eq!(index(&mut s, &at("3")), vec!["app1"]);
 
-        // Applied at 5: an older change still on its way triggers, the echo does not.
-        s.echoes.insert(key.clone(), 5);
-        assert_eq!(index(&mut s, &at("4")), vec!["app1"]);
+        // Applied at 5, the response first: the echo wakes nobody, the next change does.
+        s.echoes.writing(key.clone());
+        assert!(!s.echoes.written(key.clone(), Some(5)));
         assert_eq!(index(&mut s, &at("5")), Vec::<String>::new());
         assert_eq!(apps(&s), [("app1".to_owned(), vec!["a".to_owned()])]);
-        assert!(s.echoes.is_empty());
-        // Anything after it is somebody else's change.
         assert_eq!(index(&mut s, &at("6")), vec!["app1"]);
 
-        // An echo that lost the race (the event came first) is dropped by the next event,
-        // which triggers.
-        s.echoes.insert(key.clone(), 6);
-        assert_eq!(index(&mut s, &at("7")), vec!["app1"]);
-        assert!(s.echoes.is_empty());
+        // The echo before the response: held back, and nobody to wake after it.
+        s.echoes.writing(key.clone());
+        assert_eq!(index(&mut s, &at("7")), Vec::<String>::new());
+        assert!(!s.echoes.written(key.clone(), Some(7)));
 
         // A create's echo: not indexed before, indexed now, nobody woken.
         let mut fresh = WatchState::default();
-        fresh.echoes.insert(key, 8);
+        fresh.echoes.writing(key.clone());
         assert_eq!(index(&mut fresh, &at("8")), Vec::<String>::new());
+        assert!(!fresh.echoes.written(key, Some(8)));
         assert_eq!(apps(&fresh), [("app1".to_owned(), vec!["a".to_owned()])]);
+
+        // Re-annotated to another app while held back: both are woken at once.
+        let mut moved = WatchState::default();
+        index(&mut moved, &at("9"));
+        let key = key_and_app(&cm("a", Some(tracked))).unwrap().0;
+        moved.echoes.writing(key);
+        let mut other = cm("a", Some("app2:/ConfigMap:ns/a"));
+        other.metadata.resource_version = Some("10".to_owned());
+        assert_eq!(
+            index(&mut moved, &watcher::Event::Apply(other)),
+            vec!["app1", "app2"]
+        );
     }
 }
