@@ -697,15 +697,27 @@ async fn http_request(
     Ok(rest.to_owned())
 }
 
-/// How many Applications say Synced, kept current by a watch of `apps`; returns once the
-/// watch has listed them (so its initial list is not part of what follows). The watch
-/// ends with the returned receiver.
-async fn synced_count(apps: Api<DynamicObject>) -> Result<tokio::sync::watch::Receiver<usize>> {
+/// How many Applications say Synced, kept current by a watch of `apps` (stopped when
+/// dropped).
+struct SyncedCount {
+    count: tokio::sync::watch::Receiver<usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SyncedCount {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a [`SyncedCount`]; returns once the watch has listed the Applications (so its
+/// initial list is not part of what follows).
+async fn synced_count(apps: Api<DynamicObject>) -> Result<SyncedCount> {
     use kube::runtime::WatchStreamExt as _;
     use kube::runtime::watcher::{self, Event};
-    let (tx, mut rx) = tokio::sync::watch::channel(0);
+    let (tx, rx) = tokio::sync::watch::channel(0);
     let (listed_tx, listed) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut listed_tx = Some(listed_tx);
         let mut synced: BTreeMap<String, bool> = BTreeMap::new();
         let mut events = watcher::watcher(apps, watcher::Config::default())
@@ -738,11 +750,11 @@ async fn synced_count(apps: Api<DynamicObject>) -> Result<tokio::sync::watch::Re
             }
         }
     });
+    let count = SyncedCount { count: rx, task };
     tokio::time::timeout(Duration::from_secs(60), listed)
         .await
         .context("listing the Applications")??;
-    rx.borrow_and_update();
-    Ok(rx)
+    Ok(count)
 }
 
 fn free_port() -> Result<u16> {
@@ -809,7 +821,7 @@ async fn bench() -> Result<()> {
     };
     let mut first_synced = None;
     let cold = loop {
-        let now_synced = *synced.borrow_and_update();
+        let now_synced = *synced.count.borrow_and_update();
         if now_synced > 0 && first_synced.is_none() {
             first_synced = Some(start.elapsed());
         }
@@ -823,7 +835,9 @@ async fn bench() -> Result<()> {
             controller.log.display()
         );
         // Woken by the watch; the timeout only re-checks that the controller still runs.
-        if let Ok(changed) = tokio::time::timeout(Duration::from_secs(1), synced.changed()).await {
+        if let Ok(changed) =
+            tokio::time::timeout(Duration::from_secs(1), synced.count.changed()).await
+        {
             changed.context("the watch of the Applications ended")?;
         }
     };

@@ -642,12 +642,7 @@ async fn observe(
     // Kinds of what the app deployed before (to find objects to prune).
     add_deployed_kinds(&conn, existing, &mut reach).await;
     tracing::debug!(app = instance, kinds = reach.len(), "kinds resolved");
-    for r in reach.values() {
-        ctx.live
-            .ensure(&conn.server, &conn.watch_client, &r.resource)
-            .await
-            .map_err(|e| Problem::comparison(e.to_string()))?;
-    }
+    watch_kinds(ctx, &conn, &reach).await?;
     let mut live: BTreeMap<ObjKey, Value> = ctx
         .live
         .tracked(&conn.server, instance)
@@ -717,6 +712,22 @@ pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison,
         states,
         warnings,
     })
+}
+
+/// Makes sure every kind in `reach` is watched on the app's cluster, the first lists of
+/// new watches all at once (an app's first reconcile on a cluster waits for them).
+async fn watch_kinds(
+    ctx: &Context,
+    conn: &ClusterConn,
+    reach: &BTreeMap<(String, String), Reach>,
+) -> Result<(), Problem> {
+    futures::future::try_join_all(reach.values().map(|r| {
+        ctx.live
+            .ensure(&conn.server, &conn.watch_client, &r.resource)
+    }))
+    .await
+    .map_err(|e| Problem::comparison(e.to_string()))?;
+    Ok(())
 }
 
 /// Adds to `reach` the kinds listed in the app's last `status.resources` that the cluster
@@ -1519,12 +1530,7 @@ async fn delete_tracked(
         .map_err(|e| Problem::comparison(e.to_string()))?;
     let mut reach = BTreeMap::new();
     add_deployed_kinds(&conn, existing, &mut reach).await;
-    for r in reach.values() {
-        ctx.live
-            .ensure(&conn.server, &conn.watch_client, &r.resource)
-            .await
-            .map_err(|e| Problem::comparison(e.to_string()))?;
-    }
+    watch_kinds(ctx, &conn, &reach).await?;
     let tracked = ctx.live.tracked(&conn.server, instance);
     Ok(execute::delete_all(&conn, &reach, &tracked).await)
 }
