@@ -8,15 +8,20 @@
 //! back and judged when the response tells the version.
 //!
 //! resourceVersions are compared as integers (etcd revisions, on every API server Argosy
-//! supports); an event without one always triggers.
+//! supports); an event without one always triggers. A write whose outcome is never
+//! reported (its reconcile was cancelled) holds nothing back after [`HOLD_LIMIT`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// The longest a write holds its object's events back.
+const HOLD_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 enum Echo {
-    /// The write is under way; the versions of the events held back meanwhile.
-    InFlight(Vec<u64>),
+    /// The write is under way since then; the versions of the events held back meanwhile.
+    InFlight(Instant, Vec<u64>),
     /// Written at this version; its event is still to come.
     Expected(u64),
 }
@@ -25,12 +30,14 @@ enum Echo {
 #[derive(Debug)]
 pub struct Echoes<K> {
     entries: HashMap<K, Echo>,
+    hold_limit: Duration,
 }
 
 impl<K> Default for Echoes<K> {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
+            hold_limit: HOLD_LIMIT,
         }
     }
 }
@@ -38,14 +45,15 @@ impl<K> Default for Echoes<K> {
 impl<K: Hash + Eq> Echoes<K> {
     /// `key` is about to be written: hold back its events until [`Self::written`].
     pub fn writing(&mut self, key: K) {
-        self.entries.insert(key, Echo::InFlight(Vec::new()));
+        self.entries
+            .insert(key, Echo::InFlight(Instant::now(), Vec::new()));
     }
 
     /// The write of `key` returned `version` (`None`: it failed). True when an event held
     /// back meanwhile was somebody else's change, which must trigger now.
     pub fn written(&mut self, key: K, version: Option<u64>) -> bool {
         let held = match self.entries.remove(&key) {
-            Some(Echo::InFlight(held)) => held,
+            Some(Echo::InFlight(_, held)) => held,
             // Forgotten meanwhile (a re-list): nothing held back.
             _ => Vec::new(),
         };
@@ -62,7 +70,12 @@ impl<K: Hash + Eq> Echoes<K> {
     pub fn event(&mut self, key: &K, version: Option<u64>) -> bool {
         match (self.entries.get_mut(key), version) {
             (None, _) => true,
-            (Some(Echo::InFlight(held)), Some(version)) => {
+            (Some(Echo::InFlight(since, _)), _) if since.elapsed() >= self.hold_limit => {
+                // Its outcome never came: release the key.
+                self.entries.remove(key);
+                true
+            }
+            (Some(Echo::InFlight(_, held)), Some(version)) => {
                 held.push(version);
                 false
             }
@@ -128,6 +141,24 @@ mod tests {
         assert!(!echoes.event(&"a", Some(11)));
         assert!(echoes.written("a", None));
         assert!(echoes.event(&"a", Some(12)));
+    }
+
+    #[test]
+    fn a_write_never_reported_holds_nothing_back_past_the_limit() {
+        let mut echoes = Echoes {
+            hold_limit: Duration::ZERO,
+            ..Echoes::default()
+        };
+        echoes.writing("a");
+        assert!(
+            echoes.event(&"a", Some(3)),
+            "released: the write's reconcile is gone"
+        );
+        assert!(
+            !echoes.written("a", Some(4)),
+            "a late report holds nothing back"
+        );
+        assert!(!echoes.event(&"a", Some(4)));
     }
 
     #[test]
