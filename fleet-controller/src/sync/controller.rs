@@ -1358,15 +1358,20 @@ struct AppliedVersions {
     versions: BTreeMap<ObjKey, u64>,
 }
 
-fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
-    let versions: BTreeMap<ObjKey, u64> = executed
+/// The resourceVersion of each object the sync applied, from the apply responses.
+fn applied_versions(executed: &Executed) -> BTreeMap<ObjKey, u64> {
+    executed
         .results
         .iter()
         .filter_map(|(key, outcome)| match outcome {
             execute::Outcome::Applied(object) => Some((key.clone(), object_version(object)?)),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
+    let versions = applied_versions(executed);
     if !versions.is_empty() {
         let applied = AppliedVersions {
             at: Instant::now(),
@@ -1400,14 +1405,7 @@ fn settle_writes(
     desired: &[DesiredObject],
     executed: &Executed,
 ) {
-    let applied: BTreeMap<&ObjKey, u64> = executed
-        .results
-        .iter()
-        .filter_map(|(key, outcome)| match outcome {
-            execute::Outcome::Applied(object) => Some((key, object_version(object)?)),
-            _ => None,
-        })
-        .collect();
+    let applied = applied_versions(executed);
     for d in desired {
         if let Some(r) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) {
             let version = applied.get(&d.key).copied();
