@@ -1308,7 +1308,7 @@ async fn write_status(
 }
 
 fn resource_version(app: &Application) -> Option<u64> {
-    app.metadata.resource_version.as_deref()?.parse().ok()
+    version_of(app.metadata.resource_version.as_deref())
 }
 
 fn cache_key(app: &Application, name: &str) -> String {
@@ -1323,10 +1323,7 @@ impl Context {
     /// this controller's own status write (see [`super::echo`]).
     pub fn triggers_reconcile(&self, app: &Application) -> bool {
         let name = app.metadata.name.as_deref().unwrap_or_default();
-        lock(&self.status_echoes).event(
-            &cache_key(app, name),
-            version_of(app.metadata.resource_version.as_deref()),
-        )
+        lock(&self.status_echoes).event(&cache_key(app, name), resource_version(app))
     }
 }
 
@@ -1438,11 +1435,11 @@ fn versions_behind(applied: &BTreeMap<ObjKey, u64>, live: &BTreeMap<ObjKey, Valu
 }
 
 fn object_version(object: &Value) -> Option<u64> {
-    object
-        .pointer("/metadata/resourceVersion")?
-        .as_str()?
-        .parse()
-        .ok()
+    version_of(
+        object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str),
+    )
 }
 
 fn reference(app: &Application) -> ObjectReference {
