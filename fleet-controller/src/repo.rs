@@ -52,7 +52,11 @@ pub struct GitRepos {
     /// Remote repositories by [`normalize_repo_url`], so a webhook's spelling of a URL
     /// finds the application's.
     remotes: Mutex<HashMap<String, Arc<Remote>>>,
-    snapshots: Mutex<HashMap<(String, ObjectId), Arc<GitSnapshot>>>,
+    /// Repositories opened so far, by path: opening reads the config and probes the layout,
+    /// too much to repeat on every reconcile. (Refs and objects are still read from disk
+    /// on each lookup, so commits written or fetched since are seen.)
+    opened: Mutex<HashMap<PathBuf, gix::ThreadSafeRepository>>,
+    snapshots: Mutex<SnapshotCache>,
     /// Where every request to a remote is counted and timed, if anywhere.
     metrics: Option<Metrics>,
 }
@@ -134,6 +138,7 @@ impl GitRepos {
             cache_dir,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             remotes: Mutex::default(),
+            opened: Mutex::default(),
             snapshots: Mutex::default(),
             metrics: None,
         }
@@ -257,23 +262,71 @@ fn count(stats: &mut RepoStats, result: &Result<Synced, SyncError>) {
 impl RepoSource for GitRepos {
     fn snapshot(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn RepoSnapshot>, RepoError> {
         let path = self.path_for(repo_url)?;
-        let repo = open(&path).map_err(|e| Self::err(repo_url, e))?;
+        let repo = self.open(&path).map_err(|e| Self::err(repo_url, e))?;
         let commit = resolve(&repo, revision).map_err(|e| Self::err(repo_url, e))?;
-        let key = (repo_url.to_owned(), commit);
-        if let Some(hit) = self
-            .snapshots
-            .lock()
-            .ok()
-            .and_then(|s| s.get(&key).cloned())
-        {
-            return Ok(hit);
+        let slot = lock(&self.snapshots).slot((repo_url.to_owned(), commit));
+        // Held while the tree is listed: the reconciles that ask for the same commit at
+        // once (all of them, after a push or at startup) wait for this one listing.
+        let mut built = lock(&slot);
+        if let Some(hit) = &*built {
+            return Ok(hit.clone());
         }
         let snapshot =
             Arc::new(GitSnapshot::read(repo, commit).map_err(|e| Self::err(repo_url, e))?);
-        if let Ok(mut s) = self.snapshots.lock() {
-            s.insert(key, snapshot.clone());
-        }
+        *built = Some(snapshot.clone());
         Ok(snapshot)
+    }
+}
+
+/// How many snapshots (repository x commit) stay cached. Each holds the commit's file list;
+/// the least recently used goes first, so a repository that moves on does not pile up
+/// old commits.
+const SNAPSHOT_CACHE_SIZE: usize = 128;
+
+/// One snapshot's place in the cache: empty until its first request has listed the tree.
+type SnapshotSlot = Arc<Mutex<Option<Arc<GitSnapshot>>>>;
+
+/// Snapshots by `(repository URL, commit)`, least recently used evicted.
+#[derive(Default)]
+struct SnapshotCache {
+    slots: HashMap<(String, ObjectId), (SnapshotSlot, u64)>,
+    /// Incremented on every lookup; a slot's stamp is its last use.
+    clock: u64,
+}
+
+impl SnapshotCache {
+    /// The slot of `key`, created (and the least recently used one evicted) if new.
+    fn slot(&mut self, key: (String, ObjectId)) -> SnapshotSlot {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some((slot, used)) = self.slots.get_mut(&key) {
+            *used = clock;
+            return slot.clone();
+        }
+        if self.slots.len() >= SNAPSHOT_CACHE_SIZE
+            && let Some(oldest) = self
+                .slots
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            self.slots.remove(&oldest);
+        }
+        let slot = SnapshotSlot::default();
+        self.slots.insert(key, (slot.clone(), clock));
+        slot
+    }
+}
+
+impl GitRepos {
+    /// The repository at `path`, opened once and then shared.
+    fn open(&self, path: &Path) -> Result<gix::Repository, String> {
+        if let Some(repo) = lock(&self.opened).get(path) {
+            return Ok(repo.to_thread_local());
+        }
+        let repo = open(path)?;
+        lock(&self.opened).insert(path.to_owned(), repo.clone().into_sync());
+        Ok(repo)
     }
 }
 
@@ -665,6 +718,50 @@ mod tests {
         assert!(snap.read("nope").is_err());
         assert_eq!(snap.commit().len(), 40);
         assert!(!snap.is_symlink("top"));
+    }
+
+    #[test]
+    fn a_commit_written_after_the_repository_was_opened_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo_dir = dir.path().join("r.git");
+        write_commit(&repo_dir, "HEAD", &files(&[("a", "one")])).unwrap();
+        let url = format!("file://{}", repo_dir.display());
+        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        let first = repos.snapshot(&url, "HEAD").unwrap();
+        assert_eq!(first.read("a").unwrap(), b"one");
+        let again = repos.snapshot(&url, "HEAD").unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "same commit: the cached snapshot"
+        );
+
+        write_commit(&repo_dir, "HEAD", &files(&[("a", "two"), ("b", "new")])).unwrap();
+        let second = repos.snapshot(&url, "HEAD").unwrap();
+        assert_ne!(second.commit(), first.commit());
+        assert_eq!(second.read("a").unwrap(), b"two");
+        assert_eq!(second.files(), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_snapshot_cache_evicts_the_least_recently_used() {
+        let key = |i: u8| {
+            (
+                "https://example.com/r.git".to_owned(),
+                ObjectId::from([i; 20]),
+            )
+        };
+        let mut cache = SnapshotCache::default();
+        let first = cache.slot(key(0));
+        for i in 1..SNAPSHOT_CACHE_SIZE as u8 {
+            cache.slot(key(i));
+        }
+        // Touch the oldest: the second oldest is now the one to go.
+        assert!(Arc::ptr_eq(&cache.slot(key(0)), &first));
+        cache.slot(key(200));
+        assert_eq!(cache.slots.len(), SNAPSHOT_CACHE_SIZE);
+        assert!(cache.slots.contains_key(&key(0)));
+        assert!(!cache.slots.contains_key(&key(1)));
+        assert!(cache.slots.contains_key(&key(2)));
     }
 
     #[test]

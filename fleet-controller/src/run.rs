@@ -471,6 +471,10 @@ fn sync_controller(
         )
         .with_metrics(metrics),
     );
+    // The echo of the engine's own status write is not a change to act on.
+    let own_writes = ctx.clone();
+    let app_events =
+        app_events.filter(move |app| futures::future::ready(own_writes.triggers_reconcile(app)));
     let engine = Controller::for_shared_stream(app_events, applications)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
         .reconcile_on(triggers)

@@ -24,6 +24,7 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use super::clients::{ClusterClients, ClusterConn};
+use super::echo::{Echoes, version_of};
 use super::execute::{self, Executed, Reach, Target};
 use super::health::{self, Health, HealthCode};
 use super::live::LiveCache;
@@ -70,6 +71,9 @@ pub struct Context {
     /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
     /// for drift and apply again.
     applied: Mutex<HashMap<String, AppliedVersions>>,
+    /// Status writes under way or awaiting their watch event (by `namespace/name`), whose
+    /// echo triggers no reconcile.
+    status_echoes: Mutex<Echoes<String>>,
     pub metrics: Metrics,
 }
 
@@ -101,6 +105,7 @@ impl Context {
             self_heal: Mutex::default(),
             written: Mutex::default(),
             applied: Mutex::default(),
+            status_echoes: Mutex::default(),
             metrics: Metrics::default(),
         }
     }
@@ -371,7 +376,12 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 .flatten();
             let mut executed = match failed_before {
                 Some(_) => execute::Executed::default(),
-                None => execute::run(&mut target, &sync_plan).await,
+                None => {
+                    announce_writes(&ctx, &conn.server, &reach, &desired);
+                    let executed = execute::run(&mut target, &sync_plan).await;
+                    settle_writes(&ctx, &conn.server, &reach, &desired, &executed);
+                    executed
+                }
             };
             remember_applied(&ctx, &instance, &executed);
             let failure = failed_before.or_else(|| executed.failure());
@@ -632,12 +642,7 @@ async fn observe(
     // Kinds of what the app deployed before (to find objects to prune).
     add_deployed_kinds(&conn, existing, &mut reach).await;
     tracing::debug!(app = instance, kinds = reach.len(), "kinds resolved");
-    for r in reach.values() {
-        ctx.live
-            .ensure(&conn.server, &conn.watch_client, &r.resource)
-            .await
-            .map_err(|e| Problem::comparison(e.to_string()))?;
-    }
+    watch_kinds(ctx, &conn, &reach).await?;
     let mut live: BTreeMap<ObjKey, Value> = ctx
         .live
         .tracked(&conn.server, instance)
@@ -707,6 +712,22 @@ pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison,
         states,
         warnings,
     })
+}
+
+/// Makes sure every kind in `reach` is watched on the app's cluster, the first lists of
+/// new watches all at once (an app's first reconcile on a cluster waits for them).
+async fn watch_kinds(
+    ctx: &Context,
+    conn: &ClusterConn,
+    reach: &BTreeMap<(String, String), Reach>,
+) -> Result<(), Problem> {
+    futures::future::try_join_all(reach.values().map(|r| {
+        ctx.live
+            .ensure(&conn.server, &conn.watch_client, &r.resource)
+    }))
+    .await
+    .map_err(|e| Problem::comparison(e.to_string()))?;
+    Ok(())
 }
 
 /// Adds to `reach` the kinds listed in the app's last `status.resources` that the cluster
@@ -1264,21 +1285,30 @@ async fn write_status(
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    let written = api
-        .patch(&name, &params, &Patch::Merge(&body))
-        .await
-        .map_err(|source| Error::WriteStatus {
-            app: name.clone(),
-            source,
-        })?;
-    if let Some(version) = resource_version(&written) {
-        lock(&ctx.written).insert(cache_key(app, &name), version);
+    let key = cache_key(app, &name);
+    lock(&ctx.status_echoes).writing(key.clone());
+    let result = api.patch(&name, &params, &Patch::Merge(&body)).await;
+    let version = result.as_ref().ok().and_then(resource_version);
+    if lock(&ctx.status_echoes).written(key.clone(), version) {
+        // Somebody changed the app while the status was being written.
+        ctx.live.wake(&resource::app_instance(
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            &name,
+            &ctx.config.controller_namespace,
+        ));
+    }
+    result.map_err(|source| Error::WriteStatus {
+        app: name.clone(),
+        source,
+    })?;
+    if let Some(version) = version {
+        lock(&ctx.written).insert(key, version);
     }
     Ok(true)
 }
 
 fn resource_version(app: &Application) -> Option<u64> {
-    app.metadata.resource_version.as_deref()?.parse().ok()
+    version_of(app.metadata.resource_version.as_deref())
 }
 
 fn cache_key(app: &Application, name: &str) -> String {
@@ -1286,6 +1316,15 @@ fn cache_key(app: &Application, name: &str) -> String {
         "{}/{name}",
         app.metadata.namespace.as_deref().unwrap_or_default()
     )
+}
+
+impl Context {
+    /// Whether an Application watch event should trigger a reconcile: not the echo of
+    /// this controller's own status write (see [`super::echo`]).
+    pub fn triggers_reconcile(&self, app: &Application) -> bool {
+        let name = app.metadata.name.as_deref().unwrap_or_default();
+        lock(&self.status_echoes).event(&cache_key(app, name), resource_version(app))
+    }
 }
 
 /// True while the cached `app` is older than this controller's last write to it.
@@ -1316,21 +1355,59 @@ struct AppliedVersions {
     versions: BTreeMap<ObjKey, u64>,
 }
 
-fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
-    let versions: BTreeMap<ObjKey, u64> = executed
+/// The resourceVersion of each object the sync applied, from the apply responses.
+fn applied_versions(executed: &Executed) -> BTreeMap<ObjKey, u64> {
+    executed
         .results
         .iter()
         .filter_map(|(key, outcome)| match outcome {
             execute::Outcome::Applied(object) => Some((key.clone(), object_version(object)?)),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
+    let versions = applied_versions(executed);
     if !versions.is_empty() {
         let applied = AppliedVersions {
             at: Instant::now(),
             versions,
         };
         lock(&ctx.applied).insert(instance.to_owned(), applied);
+    }
+}
+
+/// Tells the live watches that the desired objects are about to be applied: their events
+/// are held back until [`settle_writes`] (see [`super::echo`]).
+fn announce_writes(
+    ctx: &Context,
+    server: &str,
+    reach: &BTreeMap<(String, String), Reach>,
+    desired: &[DesiredObject],
+) {
+    for d in desired {
+        if let Some(r) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) {
+            ctx.live.writing(server, &r.resource, &d.key);
+        }
+    }
+}
+
+/// Tells the live watches what the sync applied, at which versions: those events are
+/// echoes this reconcile already compared against; the rest held back trigger now.
+fn settle_writes(
+    ctx: &Context,
+    server: &str,
+    reach: &BTreeMap<(String, String), Reach>,
+    desired: &[DesiredObject],
+    executed: &Executed,
+) {
+    let applied = applied_versions(executed);
+    for d in desired {
+        if let Some(r) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) {
+            let version = applied.get(&d.key).copied();
+            ctx.live.written(server, &r.resource, &d.key, version);
+        }
     }
 }
 
@@ -1358,11 +1435,11 @@ fn versions_behind(applied: &BTreeMap<ObjKey, u64>, live: &BTreeMap<ObjKey, Valu
 }
 
 fn object_version(object: &Value) -> Option<u64> {
-    object
-        .pointer("/metadata/resourceVersion")?
-        .as_str()?
-        .parse()
-        .ok()
+    version_of(
+        object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str),
+    )
 }
 
 fn reference(app: &Application) -> ObjectReference {
@@ -1448,12 +1525,7 @@ async fn delete_tracked(
         .map_err(|e| Problem::comparison(e.to_string()))?;
     let mut reach = BTreeMap::new();
     add_deployed_kinds(&conn, existing, &mut reach).await;
-    for r in reach.values() {
-        ctx.live
-            .ensure(&conn.server, &conn.watch_client, &r.resource)
-            .await
-            .map_err(|e| Problem::comparison(e.to_string()))?;
-    }
+    watch_kinds(ctx, &conn, &reach).await?;
     let tracked = ctx.live.tracked(&conn.server, instance);
     Ok(execute::delete_all(&conn, &reach, &tracked).await)
 }

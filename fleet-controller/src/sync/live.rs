@@ -19,6 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
+use super::echo::{Echoes, version_of};
 use super::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
 use crate::registry::StoreReady;
 
@@ -70,6 +71,9 @@ struct WatchState {
     owner: HashMap<ObjKey, String>,
     /// Objects seen during a re-list, swapped in at its end.
     relist: Option<HashMap<ObjKey, String>>,
+    /// The sync engine's applies under way or awaiting their watch event, whose echo
+    /// re-triggers nobody.
+    echoes: Echoes<ObjKey>,
 }
 
 impl Drop for Watch {
@@ -152,9 +156,7 @@ impl LiveCache {
 
     /// The live object at `key`, as JSON, if its kind is watched on `server`.
     pub fn get(&self, server: &str, resource: &ApiResource, key: &ObjKey) -> Option<Value> {
-        let watch = lock(&self.watches)
-            .get(&(server.to_owned(), gvk_id(resource)))
-            .cloned()?;
+        let watch = self.watch(server, resource)?;
         let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
         if !key.namespace.is_empty() {
             reference = reference.within(&key.namespace);
@@ -193,6 +195,50 @@ impl LiveCache {
             }
         }
         out
+    }
+
+    /// `key` (of `resource` on `server`) is about to be applied by the app that tracks it:
+    /// its watch events are held back until [`Self::written`] tells the version applied.
+    pub fn writing(&self, server: &str, resource: &ApiResource, key: &ObjKey) {
+        if let Some(watch) = self.watch(server, resource) {
+            lock(&watch.state).echoes.writing(key.clone());
+        }
+    }
+
+    /// The apply of `key` returned `resource_version` (`None`: it failed). The event at
+    /// that version will re-trigger nobody; one held back that was somebody else's change
+    /// triggers the object's app now.
+    pub fn written(
+        &self,
+        server: &str,
+        resource: &ApiResource,
+        key: &ObjKey,
+        resource_version: Option<u64>,
+    ) {
+        let Some(watch) = self.watch(server, resource) else {
+            return;
+        };
+        let app = {
+            let mut state = lock(&watch.state);
+            if !state.echoes.written(key.clone(), resource_version) {
+                return;
+            }
+            state.owner.get(key).cloned()
+        };
+        if let Some(app) = app {
+            (self.trigger)(&app);
+        }
+    }
+
+    /// Re-checks `app` (by instance name), as a change to what it tracks would.
+    pub fn wake(&self, app: &str) {
+        (self.trigger)(app);
+    }
+
+    fn watch(&self, server: &str, resource: &ApiResource) -> Option<Arc<Watch>> {
+        lock(&self.watches)
+            .get(&(server.to_owned(), gvk_id(resource)))
+            .cloned()
     }
 
     /// Stops every watch of `server` (its cluster Secret is gone).
@@ -286,7 +332,11 @@ fn key_and_app(object: &DynamicObject) -> Option<(ObjKey, Option<String>)> {
 fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<String> {
     let mut touched = Vec::new();
     match event {
-        watcher::Event::Init => state.relist = Some(HashMap::new()),
+        watcher::Event::Init => {
+            state.relist = Some(HashMap::new());
+            // A re-list re-triggers every app at its end anyway.
+            state.echoes.clear();
+        }
         watcher::Event::InitApply(object) => {
             if let (Some(relist), Some((key, Some(app)))) =
                 (state.relist.as_mut(), key_and_app(object))
@@ -316,7 +366,18 @@ fn index(state: &mut WatchState, event: &watcher::Event<DynamicObject>) -> Vec<S
                 return touched;
             };
             let deleted = matches!(event, watcher::Event::Delete(_));
+            let version = version_of(object.metadata.resource_version.as_deref());
+            let echo = !deleted && !state.echoes.event(&key, version);
             let previous = state.owner.remove(&key);
+            if echo && previous.as_ref().is_none_or(|p| Some(p) == app.as_ref()) {
+                // The app's own write as its reconcile saw it, or held back until the write
+                // returns: index it, wake nobody (yet).
+                if let Some(app) = app {
+                    state.owner.insert(key.clone(), app.clone());
+                    state.by_app.entry(app).or_default().insert(key);
+                }
+                return touched;
+            }
             if let Some(previous) = &previous {
                 if let Some(set) = state.by_app.get_mut(previous) {
                     set.remove(&key);
@@ -423,5 +484,49 @@ mod tests {
         index(&mut s, &watcher::Event::Init);
         assert_eq!(index(&mut s, &watcher::Event::InitDone), vec!["app3"]);
         assert!(s.failing.is_none() && s.by_app.is_empty());
+    }
+
+    #[test]
+    fn the_echo_of_an_own_write_triggers_nobody() {
+        let tracked = "app1:/ConfigMap:ns/a";
+        let at = |version: &str| {
+            let mut object = cm("a", Some(tracked));
+            object.metadata.resource_version = Some(version.to_owned());
+            watcher::Event::Apply(object)
+        };
+        let key = key_and_app(&cm("a", Some(tracked))).unwrap().0;
+        let mut s = WatchState::default();
+        assert_eq!(index(&mut s, &at("3")), vec!["app1"]);
+
+        // Applied at 5, the response first: the echo wakes nobody, the next change does.
+        s.echoes.writing(key.clone());
+        assert!(!s.echoes.written(key.clone(), Some(5)));
+        assert_eq!(index(&mut s, &at("5")), Vec::<String>::new());
+        assert_eq!(apps(&s), [("app1".to_owned(), vec!["a".to_owned()])]);
+        assert_eq!(index(&mut s, &at("6")), vec!["app1"]);
+
+        // The echo before the response: held back, and nobody to wake after it.
+        s.echoes.writing(key.clone());
+        assert_eq!(index(&mut s, &at("7")), Vec::<String>::new());
+        assert!(!s.echoes.written(key.clone(), Some(7)));
+
+        // A create's echo: not indexed before, indexed now, nobody woken.
+        let mut fresh = WatchState::default();
+        fresh.echoes.writing(key.clone());
+        assert_eq!(index(&mut fresh, &at("8")), Vec::<String>::new());
+        assert!(!fresh.echoes.written(key, Some(8)));
+        assert_eq!(apps(&fresh), [("app1".to_owned(), vec!["a".to_owned()])]);
+
+        // Re-annotated to another app while held back: both are woken at once.
+        let mut moved = WatchState::default();
+        index(&mut moved, &at("9"));
+        let key = key_and_app(&cm("a", Some(tracked))).unwrap().0;
+        moved.echoes.writing(key);
+        let mut other = cm("a", Some("app2:/ConfigMap:ns/a"));
+        other.metadata.resource_version = Some("10".to_owned());
+        assert_eq!(
+            index(&mut moved, &watcher::Event::Apply(other)),
+            vec!["app1", "app2"]
+        );
     }
 }

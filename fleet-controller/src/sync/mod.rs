@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod controller;
+pub mod echo;
 pub mod execute;
 pub mod health;
 pub mod live;
