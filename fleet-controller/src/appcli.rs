@@ -33,7 +33,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use crate::events::EventPublisher;
-use crate::registry::{ClusterRegistry, ProjectRegistry};
+use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
 use crate::repo::GitRepos;
 use crate::ssa::{self, Lists};
 use crate::sync::clients::ClusterClients;
@@ -640,8 +640,8 @@ async fn compare(
     let repos: BTreeMap<String, PathBuf> = flags.repos.iter().cloned().collect();
     let ctx = controller::Context::new(
         client.clone(),
-        ClusterRegistry::new(secrets, ns.clone()),
-        ProjectRegistry::new(projects, ns.clone()),
+        ClusterRegistry::new(secrets, StoreReady::already(), ns.clone()),
+        ProjectRegistry::new(projects, StoreReady::already(), ns.clone()),
         Arc::new(GitRepos::new(repos, repo_cache.clone())),
         Arc::new(Renderer::new(repo_cache.join("render"), Limits::default())),
         Arc::new(ClusterClients::new(

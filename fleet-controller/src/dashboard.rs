@@ -504,7 +504,7 @@ mod tests {
     use super::*;
     use crate::appset::plan::DeletionBudget;
     use crate::events::EventPublisher;
-    use crate::registry::ProjectRegistry;
+    use crate::registry::{ProjectRegistry, StoreReady};
     use crate::repo::GitRepos;
     use axum::body::Body;
     use futures::FutureExt;
@@ -603,14 +603,19 @@ mod tests {
     fn fixture() -> Fixture {
         let apps = writer([app("web-acme", "Synced")]);
         let secrets = writer([cluster_secret()]).as_reader();
-        let clusters = ClusterRegistry::new(secrets, NS);
+        let clusters = ClusterRegistry::new(secrets, StoreReady::already(), NS);
         let cache = tempfile::tempdir().unwrap();
         let client = offline_client();
         let appset_ctx = crate::appset::Context::new(
             client.clone(),
             clusters.clone(),
-            ProjectRegistry::new(writer([default_project()]).as_reader(), NS),
+            ProjectRegistry::new(
+                writer([default_project()]).as_reader(),
+                StoreReady::already(),
+                NS,
+            ),
             apps.as_reader(),
+            StoreReady::already(),
             Arc::new(GitRepos::new(BTreeMap::new(), cache.path().to_owned())),
             EventPublisher::new(client, "test", "test"),
             None,

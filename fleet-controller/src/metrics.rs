@@ -980,7 +980,11 @@ mod tests {
         Sources {
             applications: store(apps),
             appsets: store(appsets),
-            clusters: ClusterRegistry::new(store(secrets), NS),
+            clusters: ClusterRegistry::new(
+                store(secrets),
+                crate::registry::StoreReady::already(),
+                NS,
+            ),
             cluster_states: Some(Arc::new(move || states.clone())),
         }
     }

@@ -27,7 +27,7 @@ use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
 use crate::metrics::Metrics;
-use crate::registry::{ClusterRegistry, ProjectRegistry};
+use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
 use crate::repo::{GitRepos, normalize_repo_url};
 use crate::sync::{
     self,
@@ -136,6 +136,7 @@ pub async fn run_with(
 
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
     let (secrets, secrets_writer) = reflector::store();
+    let (secrets_listed, secrets_ready) = StoreReady::new();
     let secret_events = reflector(
         secrets_writer,
         watcher(
@@ -144,15 +145,18 @@ pub async fn run_with(
                 .labels(&format!("{SECRET_TYPE_LABEL}={SECRET_TYPE_CLUSTER}")),
         ),
     )
+    .inspect(move |event| secrets_listed.observe(event))
     .default_backoff()
     .touched_objects();
 
     let projects_api: Api<AppProject> = Api::namespaced(client.clone(), &args.namespace);
     let (projects, projects_writer) = reflector::store();
+    let (projects_listed, projects_ready) = StoreReady::new();
     let project_events = reflector(
         projects_writer,
         watcher(projects_api, watcher::Config::default()),
     )
+    .inspect(move |event| projects_listed.observe(event))
     .default_backoff()
     .touched_objects();
 
@@ -168,6 +172,7 @@ pub async fn run_with(
     // them, the sync engine reconciles them). Neither reads other managers' managedFields
     // nor kubectl's last-applied copy: the cache keeps objects trimmed.
     let (applications, apps_writer) = reflector::store_shared(SHARED_BUFFER);
+    let (apps_listed, applications_ready) = StoreReady::new();
     let app_events = apps_writer
         .subscribe()
         .context("subscribing to the shared Application store")?;
@@ -175,7 +180,12 @@ pub async fn run_with(
         .default_backoff()
         .modify(|app: &mut Application| crate::ssa::trim_for_cache(&mut app.metadata))
         .reflect_shared(apps_writer)
-        .for_each(|_| futures::future::ready(()));
+        .for_each(move |event| {
+            apps_listed.observe(&event);
+            futures::future::ready(())
+        });
+    let clusters = ClusterRegistry::new(secrets.clone(), secrets_ready, args.namespace.clone());
+    let projects = ProjectRegistry::new(projects, projects_ready, args.namespace.clone());
     let shutdown = futures::FutureExt::shared(shutdown);
 
     let metrics = Metrics::new();
@@ -191,9 +201,10 @@ pub async fn run_with(
     let (appset_trigger, appset_triggers) = tokio::sync::mpsc::unbounded_channel::<()>();
     let ctx = Arc::new(Context::new(
         client.clone(),
-        ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
-        ProjectRegistry::new(projects.clone(), args.namespace.clone()),
+        clusters.clone(),
+        projects.clone(),
         applications.clone(),
+        applications_ready,
         repos.clone(),
         EventPublisher::new(
             client.clone(),
@@ -230,14 +241,14 @@ pub async fn run_with(
     });
     let (sync_ctx, sync_engine) = cluster_clients
         .as_ref()
-        .map(|clusters| {
+        .map(|cluster_clients| {
             sync_controller(
                 &client,
                 &args,
-                clusters.clone(),
+                cluster_clients.clone(),
                 applications.clone(),
                 app_events.clone(),
-                secrets.clone(),
+                clusters.clone(),
                 projects.clone(),
                 leader.clone(),
                 repos.clone(),
@@ -304,7 +315,7 @@ pub async fn run_with(
         let metrics_sources = crate::metrics::Sources {
             applications: applications.clone(),
             appsets: appset_store.clone(),
-            clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
+            clusters: clusters.clone(),
             cluster_states: sync_ctx
                 .clone()
                 .map(|ctx| -> crate::metrics::ClusterStates {
@@ -314,7 +325,7 @@ pub async fn run_with(
         let dashboard_sources = crate::dashboard::Sources {
             applications: applications.clone(),
             appsets: appset_store.clone(),
-            clusters: ClusterRegistry::new(secrets.clone(), args.namespace.clone()),
+            clusters: clusters.clone(),
             appset: ctx.clone(),
             sync: sync_ctx.clone(),
             shutdown: futures::FutureExt::shared(futures::FutureExt::boxed(shutdown.clone())),
@@ -412,8 +423,8 @@ fn sync_controller(
     clusters: Arc<ClusterClients>,
     applications: reflector::Store<Application>,
     app_events: reflector::ReflectHandle<Application>,
-    secrets: reflector::Store<Secret>,
-    projects: reflector::Store<AppProject>,
+    cluster_registry: ClusterRegistry,
+    projects: ProjectRegistry,
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     repos: Arc<GitRepos>,
     metrics: Metrics,
@@ -448,8 +459,8 @@ fn sync_controller(
     let ctx = Arc::new(
         sync::controller::Context::new(
             client.clone(),
-            ClusterRegistry::new(secrets, args.namespace.clone()),
-            ProjectRegistry::new(projects, args.namespace.clone()),
+            cluster_registry,
+            projects,
             repos,
             Arc::new(Renderer::new(
                 args.repo_cache.join("render"),

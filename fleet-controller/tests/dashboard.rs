@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argosy::metrics::{GitRequest, KubeVerb, Metrics, Sources, routes};
-use argosy::registry::ClusterRegistry;
+use argosy::registry::{ClusterRegistry, StoreReady};
 use argosy::sync::clients::ClusterState;
 use argosy_crds::{Application, ApplicationSet};
 use k8s_openapi::api::core::v1::Secret;
@@ -77,7 +77,7 @@ async fn scrape() -> String {
     let sources = Sources {
         applications: store(app),
         appsets: store(appset),
-        clusters: ClusterRegistry::new(store(secret), "argocd"),
+        clusters: ClusterRegistry::new(store(secret), StoreReady::already(), "argocd"),
         cluster_states: Some(Arc::new(move || vec![(SERVER.to_owned(), state.clone())])),
     };
     let response = routes(metrics, sources)

@@ -23,7 +23,7 @@ use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::registry::{ClusterRegistry, ProjectRegistry};
+use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
 use crate::repo::GitRepos;
 use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};
@@ -53,6 +53,8 @@ pub struct Context {
     pub clusters: ClusterRegistry,
     pub projects: ProjectRegistry,
     pub applications: Store<Application>,
+    /// The Application store's initial list (see [`crate::registry::StoreReady`]).
+    applications_ready: StoreReady,
     pub repos: Arc<GitRepos>,
     pub events: crate::events::EventPublisher,
     /// `true` while this replica holds the Lease; only then does it write. `None`:
@@ -61,8 +63,6 @@ pub struct Context {
     pub config: Config,
     /// Consecutive failures per ApplicationSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
-    /// Set once every cache has had its initial list (see [`Self::caches_ready`]).
-    caches: tokio::sync::OnceCell<()>,
 }
 
 impl Context {
@@ -72,6 +72,7 @@ impl Context {
         clusters: ClusterRegistry,
         projects: ProjectRegistry,
         applications: Store<Application>,
+        applications_ready: StoreReady,
         repos: Arc<GitRepos>,
         events: crate::events::EventPublisher,
         leader: Option<tokio::sync::watch::Receiver<bool>>,
@@ -82,12 +83,12 @@ impl Context {
             clusters,
             projects,
             applications,
+            applications_ready,
             repos,
             events,
             leader,
             config,
             failures: Mutex::default(),
-            caches: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -97,26 +98,18 @@ impl Context {
 
     /// Waits until every cache has its initial list. Generating from a half-synced Secret
     /// store would look like "no clusters" and plan deletions.
-    ///
-    /// One reconcile waits on the stores at a time, the others wait for it: kube's
-    /// `Store::wait_until_ready` wakes only the last of several concurrent waiters (one
-    /// oneshot receiver, one waker slot), so reconciles started together before the
-    /// caches had synced (every ApplicationSet at startup) hung forever but one.
     async fn caches_ready(&self) -> Result<(), Error> {
-        let wait = || async {
-            let ready = async {
-                self.clusters.ready().await
-                    && self.projects.ready().await
-                    && self.applications.wait_until_ready().await.is_ok()
-            };
-            match tokio::time::timeout(Duration::from_secs(60), ready).await {
-                Ok(true) => Ok(()),
-                _ => Err(Error::CacheNotReady(
-                    "cluster Secret, AppProject and Application",
-                )),
-            }
+        let ready = async {
+            self.clusters.ready().await
+                && self.projects.ready().await
+                && self.applications_ready.wait().await
         };
-        self.caches.get_or_try_init(wait).await.map(|_| ())
+        match tokio::time::timeout(Duration::from_secs(60), ready).await {
+            Ok(true) => Ok(()),
+            _ => Err(Error::CacheNotReady(
+                "cluster Secret, AppProject and Application",
+            )),
+        }
     }
 
     /// Counts a failure and returns the backoff for this one.

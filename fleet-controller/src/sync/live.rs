@@ -250,6 +250,7 @@ impl LiveCache {
         let api: Api<DynamicObject> = Api::all_with(client, &resource);
         let mut writer = Writer::new(resource.clone());
         let store = writer.as_reader();
+        let (listed, ready) = StoreReady::new();
         let state = Arc::new(Mutex::new(WatchState::default()));
         let task_state = state.clone();
         let trigger = self.trigger.clone();
@@ -264,11 +265,12 @@ impl LiveCache {
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
+                if let Ok(event) = &event {
+                    writer.apply_watcher_event(event);
+                }
+                listed.observe(&event);
                 let touched = match event {
-                    Ok(event) => {
-                        writer.apply_watcher_event(&event);
-                        index(&mut lock(&task_state), &event)
-                    }
+                    Ok(event) => index(&mut lock(&task_state), &event),
                     Err(e) => {
                         let mut s = lock(&task_state);
                         let first = s.failing.is_none();
@@ -288,7 +290,7 @@ impl LiveCache {
         });
         Arc::new(Watch {
             resource,
-            ready: StoreReady::of(&store),
+            ready,
             store,
             state,
             task,
