@@ -23,6 +23,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod events;
 pub mod explain;
+pub mod fanout;
 pub mod fleet;
 pub mod fleetcli;
 pub mod generate;

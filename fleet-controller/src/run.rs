@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::events::EventPublisher;
+use crate::fanout::Fanout;
 use anyhow::Context as _;
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::{AppProject, Application, ApplicationSet};
@@ -171,19 +172,20 @@ pub async fn run_with(
     // One Application watch feeds both controllers (the ApplicationSet controller owns
     // them, the sync engine reconciles them). Neither reads other managers' managedFields
     // nor kubectl's last-applied copy: the cache keeps objects trimmed.
-    let (applications, apps_writer) = reflector::store_shared(SHARED_BUFFER);
+    let (applications, apps_writer) = reflector::store();
     let (apps_listed, applications_ready) = StoreReady::new();
-    let app_events = apps_writer
-        .subscribe()
-        .context("subscribing to the shared Application store")?;
-    let app_reflector = watcher(apps_api, watcher::Config::default())
-        .default_backoff()
-        .modify(|app: &mut Application| crate::ssa::trim_for_cache(&mut app.metadata))
-        .reflect_shared(apps_writer)
-        .for_each(move |event| {
-            apps_listed.observe(&event);
-            futures::future::ready(())
-        });
+    let app_fanout = Fanout::new(SHARED_BUFFER);
+    let app_events = app_fanout.subscribe();
+    let app_reflector = app_fanout.forward(
+        reflector(
+            apps_writer,
+            watcher(apps_api, watcher::Config::default())
+                .default_backoff()
+                .modify(|app: &mut Application| crate::ssa::trim_for_cache(&mut app.metadata)),
+        ),
+        applications.clone(),
+        apps_listed,
+    );
     let clusters = ClusterRegistry::new(secrets.clone(), secrets_ready, args.namespace.clone());
     let projects = ProjectRegistry::new(projects, projects_ready, args.namespace.clone());
     let shutdown = futures::FutureExt::shared(shutdown);
@@ -410,7 +412,7 @@ fn push_handler(
     })
 }
 
-/// Events buffered per subscriber of a shared store.
+/// Applications one consumer of the shared watch may fall behind before the watch waits.
 const SHARED_BUFFER: usize = 1024;
 
 /// The sync engine's Application controller: reconciles every Application of the
@@ -422,7 +424,7 @@ fn sync_controller(
     args: &RunArgs,
     clusters: Arc<ClusterClients>,
     applications: reflector::Store<Application>,
-    app_events: reflector::ReflectHandle<Application>,
+    app_events: async_broadcast::Receiver<Arc<Application>>,
     cluster_registry: ClusterRegistry,
     projects: ProjectRegistry,
     leader: Option<tokio::sync::watch::Receiver<bool>>,

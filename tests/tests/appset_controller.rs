@@ -551,6 +551,30 @@ async fn cluster_generator_follows_cluster_secrets() -> Result<()> {
     })
     .await?;
 
+    // An Application deleted by hand comes back, as in Argo CD: the controller hears of
+    // the deletion itself (a cluster generator never requeues, so nothing else would
+    // bring it back). Argo CD's finalizer is removed by the test, playing Argo CD.
+    let c1_uid = apps.get("c1-guestbook").await?.metadata.uid;
+    apps.delete("c1-guestbook", &DeleteParams::default())
+        .await?;
+    apps.patch(
+        "c1-guestbook",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+    )
+    .await?;
+    wait_for(
+        "c1-guestbook re-created",
+        Duration::from_secs(10),
+        || async {
+            let app = apps.get_opt("c1-guestbook").await?;
+            Ok(app
+                .filter(|a| a.metadata.uid != c1_uid && a.metadata.deletion_timestamp.is_none())
+                .map(|_| ()))
+        },
+    )
+    .await?;
+
     // Under `create-update` a cluster leaving the selector keeps its Application. The
     // relabel of c3 is followed by a new cluster c5: once c5's Application exists, the
     // controller has seen the relabel too (one ordered watch).
