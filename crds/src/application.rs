@@ -129,9 +129,15 @@ pub struct AutomatedSync {
 }
 
 /// `status` of an Application, written by the sync engine.
+// Field ownership of the status is tracked as one unit (`x-kubernetes-map-type: atomic`):
+// only the sync engine writes it, always whole, and with per-field tracking every write (even
+// a no-op) costs the API server a walk over every field of a status that lists each resource
+// twice. Measured with 1,000 merge patches on a 1.20 API server: 4.2 to 5.4 s of API server
+// CPU granular, 3.0 to 3.2 s atomic (BENCHMARKS.md). Merge patches do not depend on it; only
+// a server-side apply of `status` would replace it whole.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true, "x-kubernetes-map-type" = "atomic"))]
 pub struct ApplicationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncStatus>,

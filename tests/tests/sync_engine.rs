@@ -309,6 +309,18 @@ async fn per_customer_example_syncs_to_both_workload_clusters() -> Result<()> {
     }
     let web = env.app("web-globex").await?;
     assert_eq!(web["status"]["sourceType"], "Kustomize");
+    // The API server tracks the status as one field (the CRD's `x-kubernetes-map-type:
+    // atomic`), which makes every status write cheaper for it.
+    let status_owners: Vec<&Value> = web["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["fieldsV1"].get("f:status").is_some())
+        .collect();
+    assert!(!status_owners.is_empty(), "{web:#}");
+    for owner in status_owners {
+        assert_eq!(owner["fieldsV1"]["f:status"], json!({}), "{owner:#}");
+    }
     assert_eq!(
         health(&web),
         "Progressing",
