@@ -59,6 +59,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Name of the management cluster.
 pub const MANAGEMENT: &str = "mgmt";
+/// Set (to anything but `0`) to serve the API servers' `/debug/pprof` endpoints.
+pub const PROFILING_ENV: &str = "ARGOSY_APISERVER_PROFILING";
+
 /// Static bearer token of the admin user (group `system:masters`) in every cluster.
 pub const ADMIN_TOKEN: &str = "argosy-admin-token";
 /// User name the apiservers assign to [`ADMIN_TOKEN`] (as seen in audit events).
@@ -997,7 +1000,11 @@ impl ControlPlane {
             format!("--audit-log-path={}", path(&cluster.audit_log_path)),
             "--audit-log-mode=blocking".to_owned(),
             "--audit-log-format=json".to_owned(),
-            "--profiling=false".to_owned(),
+            // `/debug/pprof` for `scripts/profile-apiservers.sh`; off otherwise.
+            format!(
+                "--profiling={}",
+                std::env::var_os(PROFILING_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+            ),
         ]
     }
 
