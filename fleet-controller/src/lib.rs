@@ -6,7 +6,8 @@
 //! * [`fleetcli`]: `argosy status`, `argosy appset list|get`, `argosy cluster add|list|rm`;
 //! * [`run`]: the controller process (watches, leader election, shutdown);
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
-//! * [`registry`]: clusters and projects as the generators see them;
+//! * [`registry`]: clusters and projects as the generators see them, and the wait for a
+//!   store's first list; [`fanout`]: the one Application watch handed to both controllers;
 //! * [`repo`]: Git through gix, and the cache of remote repositories;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`metrics`]: Prometheus metrics on `/metrics`;
