@@ -1,7 +1,7 @@
 //! `argosy app list | get | diff | sync | rollback`: Argo CD's application commands,
 //! against the cluster of the current kubeconfig.
 //!
-//! Owns reading Applications for display ([`format`]), requesting operations the Argo CD
+//! Owns reading Applications for display ([`format`](mod@format)), requesting operations the Argo CD
 //! way (the top-level `operation` field, set with a merge patch that carries the
 //! `resourceVersion` read, so two clients cannot both start one) and waiting for their
 //! outcome in `status.operationState`, and `diff`, which runs the sync engine's own

@@ -6,7 +6,7 @@
 //! dashboard's API and by `argosy status`. Nothing here talks to a cluster: the controller
 //! passes its stores and connection states, the CLI passes what it listed and no
 //! connection states. A cluster counts as unreachable when its connection says so *or*
-//! when its Applications report the sync engine's "cluster <server> is unreachable"
+//! when its Applications report the sync engine's "cluster `<server>` is unreachable"
 //! condition, so both callers agree on the state from app statuses alone.
 
 use std::borrow::Borrow;

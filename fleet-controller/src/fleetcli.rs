@@ -7,9 +7,9 @@
 //! the Kubernetes version and a first-hand connection state), and `cluster rm`, which
 //! deletes only the cluster Secret and refuses while Applications still deploy there.
 //! Aggregation is [`crate::fleet::summarize`]; without `--probe` a cluster's state comes
-//! from its Applications' conditions (the sync engine's "cluster <server> is unreachable"),
+//! from its Applications' conditions (the sync engine's "cluster `<server>` is unreachable"),
 //! so a stopped cluster shows `Unreachable` as soon as the engine has noticed it.
-//! [`format`] draws the tables; [`add`] registers a cluster.
+//! [`format`](mod@format) draws the tables; [`add`] registers a cluster.
 
 pub mod add;
 pub mod format;

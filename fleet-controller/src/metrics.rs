@@ -2,7 +2,7 @@
 //!
 //! Owns every metric the controller exports, in two kinds:
 //!
-//! * **State**, read from the reflector stores at scrape time by [`StateCollector`]:
+//! * **State**, read from the reflector stores at scrape time by `StateCollector`:
 //!   Applications, ApplicationSets, clusters and their connection state. Nothing is kept
 //!   between scrapes, so a deleted object's series disappear with it.
 //! * **Events**, counted by the controllers through the cheap, cloneable [`Metrics`] handle:

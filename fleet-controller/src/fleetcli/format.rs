@@ -183,7 +183,7 @@ fn appset_counts_table(app_sets: &[AppSetSummary]) -> String {
     )
 }
 
-/// `argosy cluster list`: NAME, SERVER, [VERSION,] LABELS, APPS, STATE.
+/// `argosy cluster list`: NAME, SERVER, \[VERSION,\] LABELS, APPS, STATE.
 pub fn cluster_table(clusters: &[ClusterSummary], show_version: bool) -> String {
     let mut headers = vec!["NAME", "SERVER"];
     if show_version {

@@ -217,7 +217,7 @@ impl ClusterClients {
 pub struct ClusterConn {
     /// The server URL exactly as in the cluster Secret.
     pub server: String,
-    /// For request/response calls: gives up after [`REQUEST_TIMEOUT`] of silence.
+    /// For request/response calls: gives up after `REQUEST_TIMEOUT` of silence.
     pub client: kube::Client,
     /// For watches, which are silent for minutes when nothing changes: no read timeout
     /// (kube-runtime's watcher has its own idle timeout for dead connections).

@@ -9,7 +9,7 @@
 //!
 //! resourceVersions are compared as integers (etcd revisions, on every API server Argosy
 //! supports); an event without one always triggers. A write whose outcome is never
-//! reported (its reconcile was cancelled) holds nothing back after [`HOLD_LIMIT`].
+//! reported (its reconcile was cancelled) holds nothing back after `HOLD_LIMIT`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
