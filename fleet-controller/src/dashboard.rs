@@ -584,16 +584,6 @@ mod tests {
         .unwrap()
     }
 
-    /// A client that is never called (no test here reaches an API server).
-    fn offline_client() -> kube::Client {
-        let service = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
-            Err::<http::Response<kube::client::Body>, std::io::Error>(std::io::Error::other(
-                "no API server in unit tests",
-            ))
-        });
-        kube::Client::new(service, NS)
-    }
-
     struct Fixture {
         apps: Writer<Application>,
         sources: Sources,
@@ -605,7 +595,7 @@ mod tests {
         let secrets = writer([cluster_secret()]).as_reader();
         let clusters = ClusterRegistry::new(secrets, StoreReady::already(), NS);
         let cache = tempfile::tempdir().unwrap();
-        let client = offline_client();
+        let client = crate::testing::offline_client(NS);
         let appset_ctx = crate::appset::Context::new(
             client.clone(),
             clusters.clone(),

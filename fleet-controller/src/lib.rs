@@ -37,4 +37,6 @@ pub mod repo;
 pub mod run;
 pub mod ssa;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 pub mod webhook;

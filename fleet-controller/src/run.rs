@@ -484,10 +484,18 @@ fn sync_controller(
         )
         .with_metrics(metrics),
     );
-    // The echo of the engine's own status write is not a change to act on.
+    // The echo of the engine's own status write is not a change to act on. An event whose
+    // app is no longer in the store (the fan-out passes each event on after the store has
+    // it) is a deletion: nothing to reconcile, only records to drop.
     let own_writes = ctx.clone();
-    let app_events =
-        app_events.filter(move |app| futures::future::ready(own_writes.triggers_reconcile(app)));
+    let store = applications.clone();
+    let app_events = app_events.filter(move |app| {
+        let deleted = store.get(&ObjectRef::from_obj(app.as_ref())).is_none();
+        if deleted {
+            own_writes.forget_deleted(app);
+        }
+        futures::future::ready(!deleted && own_writes.triggers_reconcile(app))
+    });
     let engine = Controller::for_shared_stream(app_events, applications)
         .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
         .reconcile_on(triggers)

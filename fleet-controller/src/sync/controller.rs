@@ -1325,6 +1325,21 @@ impl Context {
         let name = app.metadata.name.as_deref().unwrap_or_default();
         lock(&self.status_echoes).event(&cache_key(app, name), resource_version(app))
     }
+
+    /// Drops what this engine remembers about `app`, which was deleted: no reconcile of it
+    /// will come to clear its records (an app generated per pull request comes and goes;
+    /// without this each one would leave its entries behind for good).
+    pub fn forget_deleted(&self, app: &Application) {
+        let (Some(namespace), Some(name)) = (&app.metadata.namespace, &app.metadata.name) else {
+            return;
+        };
+        let key = cache_key(app, name);
+        let instance = resource::app_instance(namespace, name, &self.config.controller_namespace);
+        lock(&self.written).remove(&key);
+        lock(&self.status_echoes).forget(&key);
+        lock(&self.applied).remove(&instance);
+        lock(&self.self_heal).remove(&instance);
+    }
 }
 
 /// True while the cached `app` is older than this controller's last write to it.
@@ -1533,7 +1548,75 @@ async fn delete_tracked(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::StoreReady;
     use execute::SyncFailHooks;
+    use kube::runtime::reflector;
+
+    /// A context whose clients never reach an API server.
+    fn offline_context(cache: &std::path::Path) -> Context {
+        let client = crate::testing::offline_client("argocd");
+        Context::new(
+            client.clone(),
+            ClusterRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
+            ProjectRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
+            Arc::new(GitRepos::new(BTreeMap::new(), cache.join("repos"))),
+            Arc::new(Renderer::new(cache.join("render"), Default::default())),
+            Arc::new(ClusterClients::new(client.clone(), false)),
+            Arc::new(LiveCache::new(
+                Arc::new(|_: &str| {}),
+                Duration::from_secs(1),
+            )),
+            EventPublisher::new(client, "test", "test"),
+            None,
+            Config {
+                controller_namespace: "argocd".into(),
+                resync: Duration::from_secs(180),
+                concurrency: 1,
+            },
+        )
+    }
+
+    fn application(namespace: &str, name: &str) -> Application {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "7"}}))
+        .expect("an Application")
+    }
+
+    /// Deleting an app drops its records (and only its): nothing reconciles it again.
+    #[tokio::test]
+    async fn a_deleted_app_leaves_no_records_behind() {
+        let cache = tempfile::tempdir().expect("a temp dir");
+        let ctx = offline_context(cache.path());
+        let (gone, kept) = (application("argocd", "gone"), application("team", "kept"));
+        for (app, instance) in [(&gone, "gone"), (&kept, "team_kept")] {
+            let key = cache_key(app, app.metadata.name.as_deref().unwrap_or_default());
+            lock(&ctx.written).insert(key.clone(), 7);
+            lock(&ctx.status_echoes).writing(key);
+            let applied = AppliedVersions {
+                at: Instant::now(),
+                versions: BTreeMap::new(),
+            };
+            lock(&ctx.applied).insert(instance.to_owned(), applied);
+            lock(&ctx.self_heal).insert(instance.to_owned(), (1, Instant::now()));
+        }
+        assert!(!ctx.triggers_reconcile(&gone), "its write is under way");
+
+        ctx.forget_deleted(&gone);
+        assert_eq!(lock(&ctx.written).keys().collect::<Vec<_>>(), ["team/kept"]);
+        assert_eq!(lock(&ctx.applied).keys().collect::<Vec<_>>(), ["team_kept"]);
+        assert_eq!(
+            lock(&ctx.self_heal).keys().collect::<Vec<_>>(),
+            ["team_kept"]
+        );
+        assert!(
+            ctx.triggers_reconcile(&gone),
+            "no write of it is remembered"
+        );
+        assert!(
+            !ctx.triggers_reconcile(&kept),
+            "the other app's write still is"
+        );
+    }
 
     fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap",

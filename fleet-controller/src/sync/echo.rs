@@ -95,6 +95,11 @@ impl<K: Hash + Eq> Echoes<K> {
         }
     }
 
+    /// Forgets the writes of `key` (its object is gone).
+    pub fn forget(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
     /// Forgets every write (a re-list re-triggers everything anyway).
     pub fn clear(&mut self) {
         self.entries.clear();
