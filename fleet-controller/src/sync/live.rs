@@ -265,12 +265,11 @@ impl LiveCache {
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
-                if let Ok(event) = &event {
-                    writer.apply_watcher_event(event);
-                }
-                listed.observe(&event);
-                let touched = match event {
-                    Ok(event) => index(&mut lock(&task_state), &event),
+                let touched = match &event {
+                    Ok(event) => {
+                        writer.apply_watcher_event(event);
+                        index(&mut lock(&task_state), event)
+                    }
                     Err(e) => {
                         let mut s = lock(&task_state);
                         let first = s.failing.is_none();
@@ -283,6 +282,8 @@ impl LiveCache {
                         }
                     }
                 };
+                // Ready once the first list is in the store and in the index both.
+                listed.observe(&event);
                 for app in touched {
                     trigger(&app);
                 }
