@@ -7,8 +7,10 @@
 //! without arranging a wake-up: it sleeps until something else polls its task, and once its
 //! buffer is full the watch itself stops, so the store goes stale for everyone. Here
 //! subscribers get the objects themselves, deletions included (the owner of a deleted
-//! Application hears of it and re-creates it at once, as Argo CD does).
+//! Application hears of it and re-creates it at once, as Argo CD does), also deletions that
+//! happened while the watch was down: a re-list forwards the objects it no longer finds.
 
+use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -51,12 +53,17 @@ where
 
     /// Passes the events of a reflector (which yields each event after applying it to
     /// `store`) to every subscriber: an applied or deleted object as it is, and at the end of
-    /// each (re-)list every object of the store. `listed` is told when the first list ends.
+    /// each (re-)list the objects the list no longer has (deleted while the watch was down;
+    /// the store has dropped them by then) followed by every object of the store. `listed` is
+    /// told when the first list ends.
     pub async fn forward<S>(self, events: S, store: Store<K>, listed: ReadySignal)
     where
         S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     {
         let mut events = std::pin::pin!(events);
+        // The store's objects when a re-list began: the reflector swaps in the new list only
+        // at its end.
+        let mut before_relist: Vec<Arc<K>> = Vec::new();
         while let Some(event) = events.next().await {
             listed.observe(&event);
             let objects = match event {
@@ -69,8 +76,24 @@ where
                     ]
                 }
                 Ok(watcher::Event::Delete(object)) => vec![Arc::new(object)],
-                Ok(watcher::Event::InitDone) => store.state(),
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) | Err(_) => Vec::new(),
+                Ok(watcher::Event::Init) => {
+                    before_relist = store.state();
+                    Vec::new()
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let listed = store.state();
+                    let kept: HashSet<ObjectRef<K>> = listed
+                        .iter()
+                        .map(|o| ObjectRef::from_obj(o.as_ref()))
+                        .collect();
+                    let mut objects: Vec<Arc<K>> = std::mem::take(&mut before_relist)
+                        .into_iter()
+                        .filter(|o| !kept.contains(&ObjectRef::from_obj(o.as_ref())))
+                        .collect();
+                    objects.extend(listed);
+                    objects
+                }
+                Ok(watcher::Event::InitApply(_)) | Err(_) => Vec::new(),
             };
             for object in objects {
                 // Fails only when the channel is closed, which `_open` prevents.
@@ -142,6 +165,41 @@ mod tests {
             .expect("no subscriber stalls");
             assert_eq!(names(&seen), ["a", "b", "b"]);
         }
+    }
+
+    /// An object deleted while the watch was down is missing from the re-list: subscribers
+    /// hear of it (before the listed objects), so its owner can re-create it and the sync
+    /// engine can drop what it kept about it.
+    #[tokio::test]
+    async fn a_relist_forwards_the_objects_it_no_longer_finds() {
+        let (store, writer) = reflector::store::<Application>();
+        let fanout = Fanout::new(16);
+        let subscriber = fanout.subscribe();
+        let (listed, _ready) = StoreReady::new();
+        let (events, rx) = futures::channel::mpsc::unbounded();
+        let forward = tokio::spawn(fanout.forward(reflector::reflector(writer, rx), store, listed));
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(app("a")),
+            watcher::Event::InitApply(app("b")),
+            watcher::Event::InitDone,
+            // The watch restarts; b was deleted meanwhile.
+            watcher::Event::Init,
+            watcher::Event::InitApply(app("a")),
+            watcher::Event::InitDone,
+        ] {
+            events.unbounded_send(Ok(event)).expect("forwarding");
+        }
+        drop(events);
+        forward.await.expect("forwarder task");
+        let seen: Vec<Arc<Application>> =
+            tokio::time::timeout(Duration::from_secs(2), subscriber.collect::<Vec<_>>())
+                .await
+                .expect("the subscriber ends with the forwarder");
+        let mut first_list = names(&seen[..2]).to_vec();
+        first_list.sort_unstable();
+        assert_eq!(first_list, ["a", "b"]);
+        assert_eq!(names(&seen[2..]), ["b", "a"], "b as gone, then the list");
     }
 
     /// A subscriber that falls behind holds the watch back rather than losing events.
