@@ -193,16 +193,25 @@ pub(super) async fn publish_status(
 
 /// Removes the one-shot deletion approval after it has been used.
 pub(super) async fn clear_approval(appset: &ApplicationSet, ctx: &Context) -> Result<(), Error> {
+    let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
+    merge_patch_appset(appset, &patch, ctx).await
+}
+
+/// A JSON merge patch of the ApplicationSet's own metadata.
+async fn merge_patch_appset(
+    appset: &ApplicationSet,
+    patch: &serde_json::Value,
+    ctx: &Context,
+) -> Result<(), Error> {
     let api: Api<ApplicationSet> =
         Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
-    let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
     send_patch(
         &ctx.client,
         &api,
         None,
         &appset.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(&patch),
+        &Patch::Merge(patch),
     )
     .await
     .map_err(Error::PatchApplicationSet)
@@ -259,18 +268,8 @@ pub(super) async fn finalize(
         .iter()
         .filter(|f| *f != RESOURCES_FINALIZER)
         .collect();
-    let api: Api<ApplicationSet> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({"metadata": {"finalizers": remaining}});
-    send_patch(
-        &ctx.client,
-        &api,
-        None,
-        &appset.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(Error::PatchApplicationSet)?;
+    merge_patch_appset(appset, &patch, ctx).await?;
     Ok(Action::await_change())
 }
 
