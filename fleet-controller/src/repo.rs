@@ -698,6 +698,16 @@ mod tests {
             .collect()
     }
 
+    /// A bare repository `dir/r.git` with one commit of `pairs` on HEAD, its `file://` URL,
+    /// and a repository cache under `dir/cache`.
+    fn one_commit_repo(dir: &Path, pairs: &[(&str, &str)]) -> (PathBuf, String, GitRepos) {
+        let repo_dir = dir.join("r.git");
+        write_commit(&repo_dir, "HEAD", &files(pairs)).unwrap();
+        let url = format!("file://{}", repo_dir.display());
+        let repos = GitRepos::new(BTreeMap::new(), dir.join("cache"));
+        (repo_dir, url, repos)
+    }
+
     #[test]
     fn snapshot_lists_sorted_files_and_reads_blobs() {
         let dir = tempfile::tempdir().unwrap();
@@ -723,10 +733,7 @@ mod tests {
     #[test]
     fn a_commit_written_after_the_repository_was_opened_is_seen() {
         let dir = tempfile::tempdir().unwrap();
-        let repo_dir = dir.path().join("r.git");
-        write_commit(&repo_dir, "HEAD", &files(&[("a", "one")])).unwrap();
-        let url = format!("file://{}", repo_dir.display());
-        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        let (repo_dir, url, repos) = one_commit_repo(dir.path(), &[("a", "one")]);
         let first = repos.snapshot(&url, "HEAD").unwrap();
         assert_eq!(first.read("a").unwrap(), b"one");
         let again = repos.snapshot(&url, "HEAD").unwrap();
@@ -786,11 +793,8 @@ mod tests {
     #[test]
     fn branches_resolve_and_unknown_revision_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let repo_dir = dir.path().join("r.git");
-        write_commit(&repo_dir, "HEAD", &files(&[("a", "main")])).unwrap();
+        let (repo_dir, url, repos) = one_commit_repo(dir.path(), &[("a", "main")]);
         write_commit(&repo_dir, "refs/heads/release", &files(&[("a", "release")])).unwrap();
-        let url = format!("file://{}", repo_dir.display());
-        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
         let snap = repos.snapshot(&url, "release").unwrap();
         assert_eq!(snap.read("a").unwrap(), b"release");
         let err = repos.snapshot(&url, "nope").err().unwrap().to_string();
@@ -908,10 +912,7 @@ mod tests {
     #[test]
     fn refresh_and_stats_ignore_unknown_and_local_repositories() {
         let dir = tempfile::tempdir().unwrap();
-        let repo_dir = dir.path().join("r.git");
-        write_commit(&repo_dir, "HEAD", &files(&[("a", "1")])).unwrap();
-        let url = format!("file://{}", repo_dir.display());
-        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        let (_repo_dir, url, repos) = one_commit_repo(dir.path(), &[("a", "1")]);
         repos.snapshot(&url, "HEAD").unwrap();
         repos.refresh(&url);
         repos.refresh("https://example.com/never-seen.git");
