@@ -38,9 +38,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
+use crate::application::{Context as SyncContext, compare_app};
 use crate::fleet::{self, FleetSummary};
 use crate::registry::ClusterRegistry;
-use crate::sync::controller::{Context as SyncContext, compare_app};
 use crate::webhook::tokens_equal;
 
 /// How often the event stream recomputes the summary.
@@ -357,7 +357,7 @@ async fn app_diff(
             app: format!("{namespace}/{name}"),
             message,
         })?;
-    let diffs = crate::appcli::diff::resource_diffs(&comparison)
+    let diffs = argosy_sync_engine::diff::resource_diffs(&comparison)
         .into_iter()
         .map(|d| ResourceDiffView {
             group: d.key.group,
@@ -505,7 +505,7 @@ mod tests {
     use crate::appset::plan::DeletionBudget;
     use crate::events::EventPublisher;
     use crate::registry::{ProjectRegistry, StoreReady};
-    use crate::repo::GitRepos;
+    use argosy_sync_engine::repo::GitRepos;
     use axum::body::Body;
     use futures::FutureExt;
     use http::Request as HttpRequest;

@@ -213,9 +213,9 @@ pub fn summarize<A: Borrow<Application>>(
 }
 
 /// Connection views from the sync engine's cluster states
-/// ([`crate::sync::controller::Context::cluster_states`]).
+/// ([`crate::application::Context::cluster_states`]).
 pub fn connections(
-    states: Vec<(String, crate::sync::clients::ClusterState)>,
+    states: Vec<(String, argosy_sync_engine::clients::ClusterState)>,
 ) -> BTreeMap<String, Connection> {
     states
         .into_iter()
@@ -725,7 +725,7 @@ mod tests {
 
     #[test]
     fn connections_carry_errors_versions_and_contact() {
-        use crate::sync::clients::ClusterState;
+        use argosy_sync_engine::clients::ClusterState;
         let states = vec![(
             GLOBEX.to_owned(),
             ClusterState {

@@ -43,8 +43,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::registry::ClusterRegistry;
-use crate::repo::{normalize_repo_url, redact_url};
-use crate::sync::clients::ClusterState;
+use argosy_sync_engine::clients::ClusterState;
+use argosy_sync_engine::fence::Fence;
+use argosy_sync_engine::repo::{GitRequest, GitRequestObserver, normalize_repo_url, redact_url};
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -98,28 +99,14 @@ impl MetricsError {
     }
 }
 
-/// One request to a Git remote.
+/// The `request_type` label of a Git request (the cache's [`GitRequest`], which knows
+/// nothing of Prometheus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GitRequest {
-    /// A ref listing (handshake + ls-refs), Argo CD's `ls-remote`.
-    LsRemote,
-    /// A pack download: a clone or a fetch.
-    Fetch,
-}
+struct GitRequestLabel(GitRequest);
 
-impl GitRequest {
-    /// Argo CD's `request_type` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LsRemote => "ls-remote",
-            Self::Fetch => "fetch",
-        }
-    }
-}
-
-impl EncodeLabelValue for GitRequest {
+impl EncodeLabelValue for GitRequestLabel {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
+        EncodeLabelValue::encode(&self.0.as_str(), encoder)
     }
 }
 
@@ -164,13 +151,13 @@ struct ObjectLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GitLabels {
     repo: String,
-    request_type: GitRequest,
+    request_type: GitRequestLabel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GitResultLabels {
     repo: String,
-    request_type: GitRequest,
+    request_type: GitRequestLabel,
     result: &'static str,
 }
 
@@ -219,6 +206,13 @@ struct Events {
     kube_duration_argocd: Histograms<KubectlLabels>,
     kube_requests: Family<KubeResultLabels, Counter>,
     kube_duration: Histograms<KubeLabels>,
+    queue_dropped: Family<QueueLabels, Counter>,
+}
+
+/// The name of a bounded queue ([`crate::queue`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabels {
+    queue: &'static str,
 }
 
 impl Default for Metrics {
@@ -246,8 +240,17 @@ impl Metrics {
                 kube_duration_argocd: histograms(|| Histogram::new(ARGOCD_KUBECTL_BUCKETS)),
                 kube_requests: Family::default(),
                 kube_duration: histograms(durations),
+                queue_dropped: Family::default(),
             }),
         }
+    }
+
+    /// The counter of triggers dropped by the full queue `queue` ([`crate::queue`]).
+    pub fn queue_dropped(&self, queue: &'static str) -> Counter {
+        self.inner
+            .queue_dropped
+            .get_or_create(&QueueLabels { queue })
+            .clone()
     }
 
     /// One reconcile of `app` by the sync engine ended; `result` is `Ok` or the error's
@@ -320,14 +323,14 @@ impl Metrics {
         let seconds = duration.as_secs_f64();
         let labels = GitLabels {
             repo: repo_label(repo),
-            request_type: kind,
+            request_type: GitRequestLabel(kind),
         };
         let result = if ok { SUCCESS } else { "failure" };
         self.inner
             .git_requests
             .get_or_create(&GitResultLabels {
                 repo: labels.repo.clone(),
-                request_type: kind,
+                request_type: GitRequestLabel(kind),
                 result,
             })
             .inc();
@@ -372,14 +375,6 @@ impl Metrics {
             .kube_duration
             .get_or_create(&KubeLabels { server, verb })
             .observe(seconds);
-    }
-
-    /// The exposition of the event metrics alone.
-    #[cfg(test)]
-    pub(crate) fn exposition_for_tests(&self) -> String {
-        let mut registry = Registry::default();
-        self.register(&mut registry);
-        exposition(&registry).unwrap_or_default()
     }
 
     /// Adds the event metrics to `registry` (they stay shared with this handle).
@@ -445,11 +440,22 @@ impl Metrics {
             "Duration of Kubernetes API requests in seconds.",
             m.kube_duration.clone(),
         );
+        registry.register(
+            "argosy_queue_dropped",
+            "Triggers dropped because their bounded queue was full, by queue.",
+            m.queue_dropped.clone(),
+        );
+    }
+}
+
+impl GitRequestObserver for Metrics {
+    fn git_request(&self, repo: &str, kind: GitRequest, ok: bool, took: Duration) {
+        Metrics::git_request(self, repo, kind, ok, took);
     }
 }
 
 /// Connection states of the destination clusters, by server URL
-/// ([`crate::sync::clients::ClusterClients::states`]).
+/// ([`argosy_sync_engine::clients::ClusterClients::states`]).
 pub type ClusterStates = Arc<dyn Fn() -> Vec<(String, ClusterState)> + Send + Sync>;
 
 /// What the state metrics are read from at scrape time.
@@ -460,6 +466,8 @@ pub struct Sources {
     pub clusters: ClusterRegistry,
     /// `None` when Argosy does not sync (`--sync-engine argocd`): no connection state.
     pub cluster_states: Option<ClusterStates>,
+    /// The write fence, whose refusals `argosy_fenced_writes_total` counts.
+    pub fence: Fence,
 }
 
 /// The `/metrics` route: the event metrics of `metrics` and the state read from `sources`.
@@ -546,7 +554,15 @@ impl Collector for StateCollector {
             .as_ref()
             .map(|states| states())
             .unwrap_or_default();
-        encode_cluster_metrics(&mut encoder, &self.sources.clusters.clusters(), &states)
+        encode_cluster_metrics(&mut encoder, &self.sources.clusters.clusters(), &states)?;
+        let refused = self.sources.fence.refused();
+        let mut family = encoder.encode_descriptor(
+            "argosy_fenced_writes",
+            "Writes refused because this replica did not hold the leader Lease.",
+            None,
+            MetricType::Counter,
+        )?;
+        family.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&refused, None)
     }
 }
 
@@ -986,6 +1002,7 @@ mod tests {
                 NS,
             ),
             cluster_states: Some(Arc::new(move || states.clone())),
+            fence: Fence::open(),
         }
     }
 

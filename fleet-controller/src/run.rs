@@ -24,19 +24,21 @@ use kube::runtime::controller::Controller;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 
+use crate::application;
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
 use crate::metrics::Metrics;
+use crate::queue::{TRIGGER_CAPACITY, TriggerSender, trigger_queue};
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
-use crate::repo::{GitRepos, normalize_repo_url};
-use crate::sync::{
-    self,
+use crate::webhook::WebhookConfig;
+use argosy_sync_engine::fence::{self, Fence};
+use argosy_sync_engine::repo::{GitRepos, normalize_repo_url};
+use argosy_sync_engine::{
     clients::ClusterClients,
     live::LiveCache,
     render::{Limits, Renderer},
 };
-use crate::webhook::WebhookConfig;
 use kube::runtime::reflector::ObjectRef;
 
 /// Which component syncs Applications to clusters.
@@ -100,8 +102,7 @@ impl Default for SyncSettings {
     }
 }
 
-/// The User-Agent of every request (the audit log tells Argosy's writes apart by it).
-pub const USER_AGENT: &str = concat!("argosy/", env!("CARGO_PKG_VERSION"));
+pub use argosy_sync_engine::clients::USER_AGENT;
 
 /// A client from the kubeconfig / in-cluster environment, identifying itself as Argosy.
 pub async fn client() -> anyhow::Result<Client> {
@@ -134,6 +135,24 @@ pub async fn run_with(
     };
 
     let (leader, lease_task) = leader_channel(&client, &args).await?;
+    // Every write from here on passes the fence (the lease manager above keeps the one
+    // unfenced client: it must be able to take the Lease).
+    let fence = match &leader {
+        Some(rx) => {
+            let fence = Fence::leased(args.identity.clone());
+            tokio::spawn(fence::follow(
+                fence.clone(),
+                client.clone(),
+                args.namespace.clone(),
+                args.lease_name.clone(),
+                args.lease_duration,
+                rx.clone(),
+            ));
+            fence
+        }
+        None => Fence::open(),
+    };
+    let client = fence.wrap(client);
 
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
     let (secrets, secrets_writer) = reflector::store();
@@ -181,7 +200,9 @@ pub async fn run_with(
             apps_writer,
             watcher(apps_api, watcher::Config::default())
                 .default_backoff()
-                .modify(|app: &mut Application| crate::ssa::trim_for_cache(&mut app.metadata)),
+                .modify(|app: &mut Application| {
+                    argosy_sync_engine::ssa::trim_for_cache(&mut app.metadata)
+                }),
         ),
         applications.clone(),
         apps_listed,
@@ -195,12 +216,14 @@ pub async fn run_with(
     let repos = Arc::new(
         GitRepos::new(args.repos.clone(), args.repo_cache.clone())
             .with_refresh_interval(args.repo_refresh)
-            .with_metrics(metrics.clone()),
+            .with_observer(Arc::new(metrics.clone())),
     );
     // Apps to re-check (by app instance): from the live cache and from push webhooks.
-    let (app_trigger, app_triggers) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (app_trigger, app_triggers) =
+        trigger_queue::<String>(TRIGGER_CAPACITY, metrics.queue_dropped("app_triggers"));
     // ApplicationSets to re-check after a push.
-    let (appset_trigger, appset_triggers) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (appset_trigger, appset_triggers) =
+        trigger_queue::<()>(TRIGGER_CAPACITY, metrics.queue_dropped("appset_triggers"));
     let ctx = Arc::new(Context::new(
         client.clone(),
         clusters.clone(),
@@ -236,10 +259,10 @@ pub async fn run_with(
 
     // Destination cluster clients (their connection state goes to /metrics and the dashboard).
     let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
-        Arc::new(ClusterClients::new(
-            client.clone(),
-            args.sync.allow_exec_plugins,
-        ))
+        Arc::new(
+            ClusterClients::new(client.clone(), args.sync.allow_exec_plugins)
+                .with_fence(fence.clone()),
+        )
     });
     let (sync_ctx, sync_engine) = cluster_clients
         .as_ref()
@@ -323,6 +346,7 @@ pub async fn run_with(
                 .map(|ctx| -> crate::metrics::ClusterStates {
                     Arc::new(move || ctx.cluster_states())
                 }),
+            fence: fence.clone(),
         };
         let dashboard_sources = crate::dashboard::Sources {
             applications: applications.clone(),
@@ -384,8 +408,8 @@ pub async fn run_with(
 fn push_handler(
     repos: Arc<GitRepos>,
     applications: reflector::Store<Application>,
-    app_trigger: tokio::sync::mpsc::UnboundedSender<String>,
-    appset_trigger: tokio::sync::mpsc::UnboundedSender<()>,
+    app_trigger: TriggerSender<String>,
+    appset_trigger: TriggerSender<()>,
     controller_namespace: String,
 ) -> crate::webhook::OnPush {
     Arc::new(move |urls: Vec<String>| {
@@ -400,15 +424,15 @@ fn push_handler(
                 .chain(app.spec.sources.iter())
                 .any(|s| urls.contains(&normalize_repo_url(&s.repo_url)));
             if deployed_from_push {
-                let instance = sync::resource::app_instance(
+                let instance = argosy_sync_engine::resource::app_instance(
                     app.metadata.namespace.as_deref().unwrap_or_default(),
                     app.metadata.name.as_deref().unwrap_or_default(),
                     &controller_namespace,
                 );
-                let _ = app_trigger.send(instance);
+                app_trigger.send(instance);
             }
         }
-        let _ = appset_trigger.send(());
+        appset_trigger.send(());
     })
 }
 
@@ -430,19 +454,16 @@ fn sync_controller(
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     repos: Arc<GitRepos>,
     metrics: Metrics,
-    (trigger_tx, trigger_rx): (
-        tokio::sync::mpsc::UnboundedSender<String>,
-        tokio::sync::mpsc::UnboundedReceiver<String>,
-    ),
+    (trigger_tx, trigger_rx): (TriggerSender<String>, tokio::sync::mpsc::Receiver<String>),
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (
-    Arc<sync::controller::Context>,
+    Arc<application::Context>,
     impl std::future::Future<Output = ()> + Send,
 ) {
     let controller_namespace = args.namespace.clone();
     let live = Arc::new(LiveCache::new(
         Arc::new(move |instance: &str| {
-            let _ = trigger_tx.send(instance.to_owned());
+            trigger_tx.send(instance.to_owned());
         }),
         Duration::from_secs(10),
     ));
@@ -459,7 +480,7 @@ fn sync_controller(
         }
     });
     let ctx = Arc::new(
-        sync::controller::Context::new(
+        application::Context::new(
             client.clone(),
             cluster_registry,
             projects,
@@ -476,7 +497,7 @@ fn sync_controller(
                 args.identity.clone(),
             ),
             leader.clone(),
-            sync::controller::Config {
+            application::Config {
                 controller_namespace: args.namespace.clone(),
                 resync: args.sync.resync,
                 concurrency: args.sync.concurrency,
@@ -502,8 +523,8 @@ fn sync_controller(
         .reconcile_all_on(leadership_gained(leader))
         .graceful_shutdown_on(shutdown)
         .run(
-            sync::controller::reconcile,
-            sync::controller::error_policy,
+            application::reconcile,
+            application::error_policy,
             ctx.clone(),
         )
         .for_each(|result| async move {

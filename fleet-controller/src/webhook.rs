@@ -24,7 +24,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::repo::normalize_repo_url;
+use argosy_sync_engine::repo::normalize_repo_url;
 
 /// Payloads above this are refused with 413 unless configured otherwise (GitHub caps its
 /// payloads at 25 MB, but a push event's repository fields come first and are small).

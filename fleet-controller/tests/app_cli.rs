@@ -95,7 +95,7 @@ fn commit(repo: &Path, branch: &str, manual_value: &str) -> String {
             config_map_yaml("manual-cm", manual_value),
         ),
     ]);
-    argosy::repo::write_commit(repo, &format!("refs/heads/{branch}"), &files)
+    argosy_sync_engine::repo::write_commit(repo, &format!("refs/heads/{branch}"), &files)
         .unwrap()
         .to_string()
 }

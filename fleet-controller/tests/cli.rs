@@ -34,7 +34,7 @@ fn example_repo(dir: &Path) -> PathBuf {
     let root = example().join("repo");
     walk(&root, &root, &mut files);
     let repo = dir.join("fleet.git");
-    argosy::repo::write_commit(&repo, "HEAD", &files).unwrap();
+    argosy_sync_engine::repo::write_commit(&repo, "HEAD", &files).unwrap();
     repo
 }
 

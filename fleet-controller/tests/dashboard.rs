@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use argosy::metrics::{GitRequest, KubeVerb, Metrics, Sources, routes};
+use argosy::metrics::{KubeVerb, Metrics, Sources, routes};
 use argosy::registry::{ClusterRegistry, StoreReady};
-use argosy::sync::clients::ClusterState;
 use argosy_crds::{Application, ApplicationSet};
+use argosy_sync_engine::clients::ClusterState;
+use argosy_sync_engine::fence::Fence;
+use argosy_sync_engine::repo::GitRequest;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{reflector::Store, watcher};
@@ -79,6 +81,7 @@ async fn scrape() -> String {
         appsets: store(appset),
         clusters: ClusterRegistry::new(store(secret), StoreReady::already(), "argocd"),
         cluster_states: Some(Arc::new(move || vec![(SERVER.to_owned(), state.clone())])),
+        fence: Fence::open(),
     };
     let response = routes(metrics, sources)
         .oneshot(

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use argosy::run::SyncEngine;
-use argosy::sync::clients::ClusterClients;
 use argosy_crds::Cluster;
+use argosy_sync_engine::clients::ClusterClients;
 use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, init_tracing, install_crds,
@@ -245,7 +245,7 @@ async fn clusters_are_added_listed_summarized_and_removed() -> Result<()> {
 
     // An ApplicationSet deploys to every registered cluster with the added credentials.
     let repo = dir.path().join("fleet.git");
-    argosy::repo::write_commit(
+    argosy_sync_engine::repo::write_commit(
         &repo,
         "refs/heads/main",
         &BTreeMap::from([(

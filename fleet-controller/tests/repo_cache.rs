@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use argosy::repo::{GitRepos, RepoStats, write_commit};
 use argosy_generators::source::RepoSource;
+use argosy_sync_engine::repo::{GitRepos, RepoStats, write_commit};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};

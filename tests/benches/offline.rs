@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use argosy::repo::{GitRepos, write_commit};
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::{ApplicationSet, Cluster};
 use argosy_generators::memory::{MemoryClusters, MemoryProjects};
 use argosy_generators::source::{ClusterEntry, RepoSource};
 use argosy_generators::{PipelineOptions, Sources, generate_applications};
+use argosy_sync_engine::repo::{GitRepos, write_commit};
 use argosy_tests::bench::{machine, median, ms, peak_rss_mib, update_benchmarks_md};
 use serde_json::json;
 

@@ -37,8 +37,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use argosy::repo::{TreeEntry, write_tree_commit};
 use argosy::run::SyncEngine;
+use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, cluster_secret, install_crds, prepare_namespace,
     run_args,

@@ -767,7 +767,7 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
     )
     .await?;
     let repo = tempfile::tempdir()?;
-    argosy::repo::write_commit(
+    argosy_sync_engine::repo::write_commit(
         repo.path(),
         "refs/heads/main",
         &[(

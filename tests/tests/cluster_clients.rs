@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used)]
-//! `argosy::sync::clients` against real kube-apiservers: clients built from Argo CD
+//! `argosy_sync_engine::clients` against real kube-apiservers: clients built from Argo CD
 //! cluster Secret config reach the workload cluster with Argosy's User-Agent, discovery
 //! resolves built-in kinds and finds a CRD applied later, a rotated (here: wrong, then
 //! fixed) token takes effect without a restart and never shows in messages, a stopped
@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use argosy::sync::clients::{ClientError, ClusterClients, ClusterConn, ClusterState, Scope};
 use argosy_crds::cluster::Cluster;
+use argosy_sync_engine::clients::{ClientError, ClusterClients, ClusterConn, ClusterState, Scope};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

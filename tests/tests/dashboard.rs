@@ -18,8 +18,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use argosy::repo::{TreeEntry, write_tree_commit};
 use argosy::run::SyncEngine;
+use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, cluster_secret,

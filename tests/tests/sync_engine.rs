@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use argosy::repo::{TreeEntry, write_tree_commit};
 use argosy::run::SyncEngine;
+use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, ControllerHandle, TEST_FIELD_MANAGER, application_resource, apply_json,
     appset_resource, cluster_secret, init_tracing, install_crds, prepare_namespace, run_args,
@@ -1154,7 +1154,7 @@ async fn multiple_sources_deploy_together_and_roll_back() -> Result<()> {
 
     // Roll back to the first history entry, as `argosy app rollback` asks for it.
     let app = env.app("multi").await?;
-    let operation = argosy::appcli::rollback_operation(&app, Some(0), true, "test")?;
+    let operation = argosy::cli::cmd::app::rollback_operation(&app, Some(0), true, "test")?;
     env.operation("multi", operation["sync"].clone()).await?;
     env.wait_app("multi", "rolled back", Duration::from_secs(30), |a| {
         a["status"]["operationState"]["phase"] == "Succeeded"

@@ -24,7 +24,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
-use crate::repo::GitRepos;
+use argosy_sync_engine::repo::GitRepos;
 use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};
 

@@ -20,7 +20,7 @@ use argosy_crds::consts::API_VERSION;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
 
-use crate::{jq, ssa};
+use argosy_sync_engine::{jq, ssa};
 
 /// `spec.syncPolicy.applicationsSync` of an ApplicationSet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -421,7 +421,7 @@ fn unescape(part: &str) -> String {
     part.replace("~1", "/").replace("~0", "~")
 }
 
-/// True when server-side applying `want` would change `have` (see [`crate::ssa`];
+/// True when server-side applying `want` would change `have` (see [`argosy_sync_engine::ssa`];
 /// Application lists are atomic: Argo CD's types carry no server defaults inside items).
 pub fn needs_apply(want: &Application, have: &Application) -> bool {
     let (Ok(mut want_fields), Ok(have_json)) =

@@ -23,7 +23,7 @@ use std::fmt::Debug;
 use super::plan::{ApplicationsSync, Plan};
 use super::status::APPROVE_DELETIONS_ANNOTATION;
 use super::{Context, Error};
-use crate::ssa::FIELD_MANAGER;
+use argosy_sync_engine::ssa::FIELD_MANAGER;
 
 /// Applies creates/updates, then (if all succeeded) deletes. Returns the first error by name.
 pub(super) async fn execute(

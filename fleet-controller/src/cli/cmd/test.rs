@@ -14,7 +14,7 @@ use argosy_generators::conformance::{Case, compare};
 use argosy_generators::memory::MemoryProjects;
 use argosy_generators::{PipelineOptions, Sources, generate_applications};
 
-use crate::repo::{GitRepos, write_commit};
+use argosy_sync_engine::repo::{GitRepos, write_commit};
 
 /// The outcome of `argosy test`.
 #[derive(Debug)]

@@ -14,10 +14,19 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::plan::{DesiredObject, ResourceState, ResourceSync};
+use crate::resource::ObjKey;
 use crate::ssa;
-use crate::sync::controller::Comparison;
-use crate::sync::plan::ResourceSync;
-use crate::sync::resource::ObjKey;
+
+/// The engine's comparison of an Application with its spec (what `argosy app diff` shows).
+pub struct Comparison {
+    pub desired: Vec<DesiredObject>,
+    /// Live objects at the desired keys and every live object the app tracks.
+    pub live: BTreeMap<ObjKey, Value>,
+    pub states: Vec<ResourceState>,
+    /// What the comparison could not cover (invalid ignore rules, kinds not served yet).
+    pub warnings: Vec<String>,
+}
 
 /// The diff of one out-of-sync resource.
 #[derive(Clone, Debug, PartialEq)]
@@ -165,8 +174,8 @@ fn mask_secret_data(live: Option<&mut Value>, desired: Option<&mut Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::plan::{DesiredObject, ResourceState};
-    use crate::sync::resource::{ResourceOptions, Role};
+
+    use crate::resource::{ResourceOptions, Role};
 
     fn key(kind: &str, name: &str) -> ObjKey {
         ObjKey {

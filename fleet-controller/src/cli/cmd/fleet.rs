@@ -11,8 +11,8 @@
 //! so a stopped cluster shows `Unreachable` as soon as the engine has noticed it.
 //! [`format`](mod@format) draws the tables; [`add`] registers a cluster.
 
-pub mod add;
-pub mod format;
+use crate::cli::cmd::cluster_add as add;
+use crate::cli::format::fleet as format;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,11 +26,11 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use crate::appcli::format::text;
-use crate::appcli::{AppError, Output, emit, encode};
+use crate::cli::cmd::app::{AppError, Output, emit, encode};
+use crate::cli::format::app::text;
 use crate::fleet::{self, Connection, FleetSummary};
-use crate::sync::clients::ClusterClients;
 use add::AddFlags;
+use argosy_sync_engine::clients::ClusterClients;
 
 /// How long `--probe` waits for one cluster's `/version`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);

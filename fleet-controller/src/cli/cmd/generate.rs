@@ -14,8 +14,8 @@ use argosy_generators::memory::{MemoryClusters, MemoryProjects};
 use argosy_generators::pipeline::{GeneratedApp, PipelineOptions, generate_applications};
 use argosy_generators::source::{ClusterEntry, Sources};
 
-use crate::inputs::{load_clusters, load_manifests};
-use crate::repo::GitRepos;
+use crate::cli::inputs::{load_clusters, load_manifests};
+use argosy_sync_engine::repo::GitRepos;
 
 /// What `argosy generate` was asked to do.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ fn format(apps: &[GeneratedApp], format: OutputFormat, explain: bool) -> anyhow:
             for app in apps {
                 out.push_str("---\n");
                 if explain {
-                    out.push_str(&crate::explain::explain(app));
+                    out.push_str(&crate::cli::explain::explain(app));
                 }
                 out.push_str(
                     &serde_yaml_ng::to_string(&app.application)

@@ -8,10 +8,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::plan::{ResourceState, ResourceSync};
-use super::resource::ObjKey;
-use super::target::Deployed;
-use crate::sync::health::{Health, HealthCode};
+use crate::health::{Health, HealthCode};
+use crate::plan::{ResourceState, ResourceSync};
+use crate::resource::ObjKey;
+use crate::target::Deployed;
 
 /// App-level sync status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

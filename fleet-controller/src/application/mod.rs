@@ -23,21 +23,22 @@ use kube::runtime::controller::Action;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
-use super::clients::{ClusterClients, ClusterConn};
-use super::echo::{Echoes, version_of};
-use super::execute::{self, Executed, Reach, Target};
-use super::health::{self, Health, HealthCode};
-use super::live::LiveCache;
-use super::plan::{self, DesiredObject, IgnoreRule, ResourceState};
-use super::render::{RenderTarget, Renderer, SourceType};
-use super::resource::{self, ObjKey, ResourceOptions, Role};
-use super::status::{self, AppSync, ConditionType, Report, ResourceReport};
-use super::target::{Deployed, Wanted, is_reference_only};
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
-use crate::repo::GitRepos;
-use crate::ssa::FIELD_MANAGER;
+use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
+use argosy_sync_engine::diff::Comparison;
+use argosy_sync_engine::echo::{Echoes, version_of};
+use argosy_sync_engine::execute::{self, Executed, Reach, Target};
+use argosy_sync_engine::health::{self, Health, HealthCode};
+use argosy_sync_engine::live::LiveCache;
+use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
+use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
+use argosy_sync_engine::repo::GitRepos;
+use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions, Role};
+use argosy_sync_engine::ssa::FIELD_MANAGER;
+use argosy_sync_engine::status::{self, AppSync, ConditionType, Report, ResourceReport};
+use argosy_sync_engine::target::{Deployed, Wanted, is_reference_only};
 
 /// Settings of the sync engine.
 #[derive(Clone, Debug)]
@@ -123,7 +124,7 @@ impl Context {
     /// Connection state of every destination cluster, for `/metrics` and the dashboard:
     /// the clients' record, with a failing watch as the error when no request failed (a
     /// stopped cluster fails its watches first, and reconciles then skip the requests).
-    pub fn cluster_states(&self) -> Vec<(String, super::clients::ClusterState)> {
+    pub fn cluster_states(&self) -> Vec<(String, argosy_sync_engine::clients::ClusterState)> {
         let mut states = self.clients.states();
         for (server, state) in &mut states {
             if state.last_error.is_none() {
@@ -673,16 +674,6 @@ async fn observe(
     })
 }
 
-/// The engine's comparison of an Application with its spec (what `argosy app diff` shows).
-pub struct Comparison {
-    pub desired: Vec<DesiredObject>,
-    /// Live objects at the desired keys and every live object the app tracks.
-    pub live: BTreeMap<ObjKey, Value>,
-    pub states: Vec<ResourceState>,
-    /// What the comparison could not cover (invalid ignore rules, kinds not served yet).
-    pub warnings: Vec<String>,
-}
-
 /// Observes and compares `app` as a reconcile does (render from Git, normalize, read the
 /// live objects through `ctx.live`, apply `ignoreDifferences`), against the spec's source
 /// (a pending operation is not looked at), and writes nothing.
@@ -796,7 +787,7 @@ fn normalize(
         return Err("a manifest has no metadata".into());
     };
     match reach.scope {
-        super::clients::Scope::Namespaced => {
+        argosy_sync_engine::clients::Scope::Namespaced => {
             let ns = meta
                 .get("namespace")
                 .and_then(Value::as_str)
@@ -812,7 +803,7 @@ fn normalize(
                 meta.insert("namespace".into(), json!(destination_ns));
             }
         }
-        super::clients::Scope::Cluster => {
+        argosy_sync_engine::clients::Scope::Cluster => {
             meta.remove("namespace");
         }
     }
@@ -1320,7 +1311,7 @@ fn cache_key(app: &Application, name: &str) -> String {
 
 impl Context {
     /// Whether an Application watch event should trigger a reconcile: not the echo of
-    /// this controller's own status write (see [`super::echo`]).
+    /// this controller's own status write (see [`argosy_sync_engine::echo`]).
     pub fn triggers_reconcile(&self, app: &Application) -> bool {
         let name = app.metadata.name.as_deref().unwrap_or_default();
         lock(&self.status_echoes).event(&cache_key(app, name), resource_version(app))
@@ -1394,7 +1385,7 @@ fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
 }
 
 /// Tells the live watches that the desired objects are about to be applied: their events
-/// are held back until [`settle_writes`] (see [`super::echo`]).
+/// are held back until [`settle_writes`] (see [`argosy_sync_engine::echo`]).
 fn announce_writes(
     ctx: &Context,
     server: &str,

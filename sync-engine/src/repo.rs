@@ -34,8 +34,6 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
 
-use crate::metrics::{GitRequest, Metrics};
-
 /// How often a remote repository's refs are checked unless told otherwise (Argo CD's
 /// `timeout.reconciliation` default).
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(180);
@@ -57,8 +55,35 @@ pub struct GitRepos {
     /// on each lookup, so commits written or fetched since are seen.)
     opened: Mutex<HashMap<PathBuf, gix::ThreadSafeRepository>>,
     snapshots: Mutex<SnapshotCache>,
-    /// Where every request to a remote is counted and timed, if anywhere.
-    metrics: Option<Metrics>,
+    /// Who is told about every request to a remote (the controller's `/metrics`), if anyone.
+    observer: Option<Arc<dyn GitRequestObserver>>,
+}
+
+/// The kinds of request the cache makes to a remote.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum GitRequest {
+    /// A ref listing (handshake + ls-refs), Argo CD's `ls-remote`.
+    LsRemote,
+    /// A pack download: a clone or a fetch.
+    Fetch,
+}
+
+impl GitRequest {
+    /// Argo CD's `request_type` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LsRemote => "ls-remote",
+            Self::Fetch => "fetch",
+        }
+    }
+}
+
+/// Told about every request the cache makes to a remote, after it ends. Implemented by the
+/// controller's metrics; the cache itself knows nothing of Prometheus.
+pub trait GitRequestObserver: Send + Sync {
+    /// One request of `kind` to `repo` (the URL as configured: the observer must drop any
+    /// credentials it carries before showing it anywhere) ended, `ok` or not, after `took`.
+    fn git_request(&self, repo: &str, kind: GitRequest, ok: bool, took: Duration);
 }
 
 /// What the cache did with one remote repository, for tests and metrics.
@@ -140,13 +165,14 @@ impl GitRepos {
             remotes: Mutex::default(),
             opened: Mutex::default(),
             snapshots: Mutex::default(),
-            metrics: None,
+            observer: None,
         }
     }
 
-    /// Counts and times every ref listing and pack download in `metrics`.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = Some(metrics);
+    /// Tells `observer` of every ref listing and pack download (to count and time them).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn GitRequestObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -222,8 +248,8 @@ impl GitRepos {
             return Ok(state.dir.clone());
         }
         let observe = |kind: GitRequest, ok: bool, took: Duration| {
-            if let Some(metrics) = &self.metrics {
-                metrics.git_request(url, kind, ok, took);
+            if let Some(observer) = &self.observer {
+                observer.git_request(url, kind, ok, took);
             }
         };
         let result = sync_remote(url, &state.dir, &observe);
@@ -817,12 +843,22 @@ mod tests {
         assert!(!err.contains("pw"), "credentials leaked: {err}");
     }
 
+    /// Records what a [`GitRequestObserver`] is told.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, GitRequest, bool)>>);
+
+    impl GitRequestObserver for Recorder {
+        fn git_request(&self, repo: &str, kind: GitRequest, ok: bool, _took: Duration) {
+            lock(&self.0).push((repo.to_owned(), kind, ok));
+        }
+    }
+
     #[test]
-    fn requests_to_remotes_are_counted_without_credentials() {
+    fn requests_to_remotes_are_reported_to_the_observer() {
         let dir = tempfile::tempdir().unwrap();
-        let metrics = Metrics::new();
-        let repos =
-            GitRepos::new(BTreeMap::new(), dir.path().join("cache")).with_metrics(metrics.clone());
+        let recorder = Arc::new(Recorder::default());
+        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"))
+            .with_observer(recorder.clone());
         let url = "http://user:pw@127.0.0.1:9/repo.git";
         assert!(repos.snapshot(url, "HEAD").is_err());
         assert!(repos.snapshot(url, "HEAD").is_err());
@@ -832,18 +868,14 @@ mod tests {
         let local_url = format!("file://{}", local.display());
         repos.snapshot(&local_url, "HEAD").unwrap();
 
-        let text = metrics.exposition_for_tests();
-        let requests: Vec<_> = text
-            .lines()
-            .filter(|l| l.starts_with("argosy_git_requests_total{"))
-            .collect();
+        let seen = lock(&recorder.0).clone();
         assert_eq!(
-            requests,
+            seen,
             [
-                r#"argosy_git_requests_total{repo="http://127.0.0.1:9/repo",request_type="fetch",result="failure"} 2"#
+                (url.to_owned(), GitRequest::Fetch, false),
+                (url.to_owned(), GitRequest::Fetch, false)
             ]
         );
-        assert!(!text.contains("pw@"), "{text}");
     }
 
     #[test]

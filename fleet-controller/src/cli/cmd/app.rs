@@ -5,7 +5,7 @@
 //! way (the top-level `operation` field, set with a merge patch that carries the
 //! `resourceVersion` read, so two clients cannot both start one) and waiting for their
 //! outcome in `status.operationState`, and `diff`, which runs the sync engine's own
-//! observation and comparison ([`crate::sync::controller::compare_app`]) and writes
+//! observation and comparison ([`crate::application::compare_app`]) and writes
 //! nothing ([`diff`] formats it).
 //!
 //! Exit codes: 0 on success (`diff`: in sync); 1 when a command fails or is refused, when
@@ -13,8 +13,7 @@
 //! exits 2 when it cannot compare, so scripts tell "differs" from "broken" (as
 //! `argocd app diff` does).
 
-pub mod diff;
-pub mod format;
+use crate::cli::format::app as format;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -32,14 +31,15 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
+use crate::application;
 use crate::events::EventPublisher;
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
-use crate::repo::GitRepos;
-use crate::ssa::{self, Lists};
-use crate::sync::clients::ClusterClients;
-use crate::sync::controller::{self, Comparison};
-use crate::sync::live::LiveCache;
-use crate::sync::render::{Limits, Renderer};
+use argosy_sync_engine::clients::ClusterClients;
+use argosy_sync_engine::diff::Comparison;
+use argosy_sync_engine::live::LiveCache;
+use argosy_sync_engine::render::{Limits, Renderer};
+use argosy_sync_engine::repo::GitRepos;
+use argosy_sync_engine::ssa::{self, Lists};
 
 /// How `list` and `get` print.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -116,7 +116,7 @@ pub struct EngineFlags {
     #[arg(long, env = "ARGOSY_NAMESPACE", default_value = "argocd")]
     pub controller_namespace: String,
     /// Serve a repository URL from a local repository: URL=PATH.
-    #[arg(long = "repo", value_parser = crate::cli::parse_repo_override)]
+    #[arg(long = "repo", value_parser = crate::cli::defaults::parse_repo_override)]
     pub repos: Vec<(String, PathBuf)>,
     /// Where remote repositories are cloned.
     #[arg(long, env = "ARGOSY_REPO_CACHE")]
@@ -243,7 +243,7 @@ pub async fn run(
             for warning in &comparison.warnings {
                 eprintln!("warning: {warning}");
             }
-            let diffs = diff::resource_diffs(&comparison);
+            let diffs = argosy_sync_engine::diff::resource_diffs(&comparison);
             for d in &diffs {
                 emit(out, &d.text)?;
             }
@@ -636,9 +636,9 @@ async fn compare(
     let repo_cache = flags
         .repo_cache
         .clone()
-        .unwrap_or_else(crate::cli::default_cache_dir);
+        .unwrap_or_else(crate::cli::defaults::default_cache_dir);
     let repos: BTreeMap<String, PathBuf> = flags.repos.iter().cloned().collect();
-    let ctx = controller::Context::new(
+    let ctx = application::Context::new(
         client.clone(),
         ClusterRegistry::new(secrets, StoreReady::already(), ns.clone()),
         ProjectRegistry::new(projects, StoreReady::already(), ns.clone()),
@@ -655,13 +655,13 @@ async fn compare(
         )),
         EventPublisher::new(client, "argosy-cli", user()),
         None,
-        controller::Config {
+        application::Config {
             controller_namespace: ns.clone(),
             resync: Duration::from_secs(180),
             concurrency: 1,
         },
     );
-    controller::compare_app(&app, &ctx)
+    application::compare_app(&app, &ctx)
         .await
         .map_err(|reason| AppError::Compare {
             name: name.to_owned(),

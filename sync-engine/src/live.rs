@@ -19,11 +19,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::echo::{Echoes, version_of};
-use super::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
-use crate::registry::StoreReady;
+use crate::echo::{Echoes, version_of};
+use crate::ready::StoreReady;
+use crate::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
 
-/// Called with an app instance name (see [`super::resource::app_instance`]) whenever
+/// Called with an app instance name (see [`crate::resource::app_instance`]) whenever
 /// something it tracks changed or its cluster's reachability changed.
 pub type Trigger = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -315,7 +315,7 @@ fn prepare(object: &mut DynamicObject, types: &TypeMeta) {
 fn key_and_app(object: &DynamicObject) -> Option<(ObjKey, Option<String>)> {
     let types = object.types.as_ref()?;
     let key = ObjKey {
-        group: super::resource::group_of(&types.api_version).to_owned(),
+        group: crate::resource::group_of(&types.api_version).to_owned(),
         kind: types.kind.clone(),
         namespace: object.metadata.namespace.clone().unwrap_or_default(),
         name: object.metadata.name.clone()?,

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::resource::{HookPhase, ObjKey, ResourceOptions, Role, is_tracked_by, kind_rank};
 use crate::jq;
+use crate::resource::{HookPhase, ObjKey, ResourceOptions, Role, is_tracked_by, kind_rank};
 use crate::ssa::{self, Lists};
 
 /// One manifest, normalized for applying: namespace defaulted, tracking id set.
@@ -172,7 +172,7 @@ pub fn compare(
             differences: Vec::new(),
             requires_pruning: true,
             missing: false,
-            wave: super::resource::wave_of(object),
+            wave: crate::resource::wave_of(object),
         });
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -180,7 +180,7 @@ pub fn compare(
 }
 
 fn is_hook(object: &Value) -> bool {
-    matches!(super::resource::role_of(object), Role::Hook { .. })
+    matches!(crate::resource::role_of(object), Role::Hook { .. })
 }
 
 fn compare_one(d: &DesiredObject, live: Option<&Value>, ignore: &[Ignore<'_>]) -> ResourceState {
@@ -442,8 +442,8 @@ pub fn steps(
 
 #[cfg(test)]
 mod tests {
-    use super::super::resource::{TRACKING_ANNOTATION, role_of, wave_of};
     use super::*;
+    use crate::resource::{TRACKING_ANNOTATION, role_of, wave_of};
     use serde_json::json;
 
     fn desired(kind: &str, name: &str, extra: Value) -> DesiredObject {

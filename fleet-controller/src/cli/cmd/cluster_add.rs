@@ -36,7 +36,7 @@ use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::sync::clients::ClusterClients;
+use argosy_sync_engine::clients::ClusterClients;
 
 /// Namespace of the ServiceAccount created on the target (as Argo CD's `argocd-manager`).
 pub const MANAGER_NAMESPACE: &str = "kube-system";

@@ -30,7 +30,10 @@ use kube::discovery::ApiResource;
 pub use kube::discovery::Scope;
 use serde_json::{Map, Value, json};
 
-use crate::run::USER_AGENT;
+use crate::fence::Fence;
+
+/// The User-Agent of every request Argosy makes (the audit log tells its writes apart by it).
+pub const USER_AGENT: &str = concat!("argosy/", env!("CARGO_PKG_VERSION"));
 
 /// A cluster that does not answer the TCP/TLS handshake within this fails fast.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,6 +138,9 @@ pub struct ClusterState {
 pub struct ClusterClients {
     in_cluster: kube::Client,
     allow_exec_plugins: bool,
+    /// Every request client built here writes through it (the in-cluster client comes
+    /// fenced from the caller).
+    fence: Fence,
     slots: Mutex<BTreeMap<String, Slot>>,
 }
 
@@ -151,8 +157,17 @@ impl ClusterClients {
         Self {
             in_cluster,
             allow_exec_plugins,
+            fence: Fence::open(),
             slots: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Puts `fence` in front of the request client of every cluster connected from now on
+    /// (watch clients only read, and are left as they are).
+    #[must_use]
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Client + discovery for the cluster (cached; rebuilt if the Secret's server or
@@ -175,7 +190,9 @@ impl ClusterClients {
         let clients = if cluster.is_in_cluster() {
             Ok((self.in_cluster.clone(), self.in_cluster.clone()))
         } else {
-            build_clients(cluster, self.allow_exec_plugins, &redactor).await
+            build_clients(cluster, self.allow_exec_plugins, &redactor)
+                .await
+                .map(|(client, watch)| (self.fence.wrap(client), watch))
         };
         let (client, watch_client) = match clients {
             Ok(clients) => clients,

@@ -1,5 +1,5 @@
 //! Cluster writes of a sync: server-side apply (field manager `argosy`), replace, prune
-//! and hooks, step by step as [`super::plan::steps`] ordered them.
+//! and hooks, step by step as [`crate::plan::steps`] ordered them.
 //!
 //! A step starts only when everything before it is healthy (hooks: complete), as Argo
 //! CD's waves do; otherwise the executor stops and says what it waits for, and the next
@@ -14,10 +14,10 @@ use kube::api::{
 };
 use serde_json::Value;
 
-use super::clients::{ClusterConn, Scope};
-use super::health::{self, HealthCode};
-use super::plan::{DesiredObject, SyncPlan};
-use super::resource::{ObjKey, Role};
+use crate::clients::{ClusterConn, Scope};
+use crate::health::{self, HealthCode};
+use crate::plan::{DesiredObject, SyncPlan};
+use crate::resource::{ObjKey, Role};
 use crate::ssa::FIELD_MANAGER;
 
 /// Annotation put on hooks Argosy creates: the operation that created them.
@@ -189,7 +189,7 @@ pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
                 .enumerate()
                 .filter(|(_, d)| {
                     d.role == Role::Resource
-                        && step.phase == Some(super::plan::Phase::Sync)
+                        && step.phase == Some(crate::plan::Phase::Sync)
                         && d.wave == step.wave
                 })
                 .map(|(i, _)| i),
@@ -319,7 +319,7 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<bool,
     let api = api_for(target.conn, reach, &hook.key.namespace);
     let current = target.live.get(&hook.key).cloned();
     let ours = current.as_ref().is_some_and(|c| {
-        super::resource::annotation(c, HOOK_OPERATION_ANNOTATION) == Some(target.operation_id)
+        crate::resource::annotation(c, HOOK_OPERATION_ANNOTATION) == Some(target.operation_id)
     });
     tracing::debug!(hook = %hook.key, ours, exists = current.is_some(), "hook");
     if ours {
@@ -451,7 +451,7 @@ pub async fn delete_all(
 ) -> Vec<String> {
     let deletions: Vec<_> = tracked
         .iter()
-        .filter(|(_, live)| !super::resource::ResourceOptions::of(live, &[]).no_delete)
+        .filter(|(_, live)| !crate::resource::ResourceOptions::of(live, &[]).no_delete)
         .map(|(key, _)| Box::pin(delete_one(conn, reach, key)))
         .collect();
     let results: Vec<Option<String>> = futures::stream::iter(deletions)

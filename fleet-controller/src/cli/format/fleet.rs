@@ -1,12 +1,12 @@
 //! Text views of the fleet for `argosy status`, `argosy cluster list` and `argosy appset
 //! list|get`: tables over [`FleetSummary`] and ApplicationSet JSON, in the layout of
-//! `argosy app` ([`crate::appcli::format`]). Pure: no cluster.
+//! `argosy app` ([`crate::cli::format::app`]). Pure: no cluster.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::appcli::format::{key_values, list_table, table, text};
+use crate::cli::format::app::{key_values, list_table, table, text};
 use crate::fleet::{AppSetSummary, ClusterSummary, ConnectionState, FleetSummary, StatusCounts};
 
 /// Shown for an absent label value (as `kubectl get -L`).

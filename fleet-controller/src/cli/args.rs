@@ -1,0 +1,194 @@
+//! The command line's shape: every subcommand and flag, defined once with clap. What each
+//! command does lives in [`super::cmd`]; defaults shared by several flags in
+//! [`super::defaults`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cli::cmd::app::AppCommand;
+use crate::cli::cmd::fleet::{AppSetCommand, ClusterCommand, StatusFlags};
+use crate::cli::defaults::parse_repo_override;
+use crate::run::SyncEngine;
+
+/// Argosy: deliver the same software to many Kubernetes clusters and customers from Git.
+#[derive(Debug, Parser)]
+#[command(name = "argosy", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render the Applications an ApplicationSet generates, offline.
+    Generate {
+        /// ApplicationSet file(s) or directories (AppProjects found there count as existing projects).
+        #[arg(short = 'f', long = "file", required = true)]
+        files: Vec<PathBuf>,
+        /// Cluster Secret file(s) or directories (Argo CD declarative cluster Secrets).
+        #[arg(long = "clusters")]
+        clusters: Vec<PathBuf>,
+        /// Serve a repository URL from a local repository: URL=PATH.
+        #[arg(long = "repo", value_parser = parse_repo_override)]
+        repos: Vec<(String, PathBuf)>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Yaml)]
+        output: Format,
+        /// Show, for each Application, the generator and where each parameter came from.
+        #[arg(long)]
+        explain: bool,
+        /// Where remote repositories are cloned.
+        #[arg(long, env = "ARGOSY_REPO_CACHE")]
+        repo_cache: Option<PathBuf>,
+    },
+    /// Run ApplicationSet test cases (conformance-case schema) and report `N passed, M failed`.
+    Test {
+        /// Case files or directories of cases.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the CRDs (Application, ApplicationSet, AppProject) as YAML.
+    Crds,
+    /// Run the controller against the cluster of the current kubeconfig (or in-cluster config).
+    Run(Box<RunFlags>),
+    /// Applications on the cluster of the current kubeconfig: list, get, diff, sync, rollback.
+    App(AppFlags),
+    /// The fleet at a glance: clusters (connection state, Applications by sync and health),
+    /// ApplicationSets, totals.
+    Status(FleetStatusFlags),
+    /// ApplicationSets on the cluster of the current kubeconfig: list, get.
+    Appset(AppSetFlags),
+    /// Clusters of the fleet: add (register a kubeconfig context), list, rm.
+    Cluster(ClusterFlags),
+    /// Print a shell completion script (`source <(argosy completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Flags of `argosy status`.
+#[derive(Debug, clap::Args)]
+pub struct FleetStatusFlags {
+    /// Namespace of cluster Secrets and ApplicationSets (Applications: all namespaces).
+    #[arg(short = 'n', long, default_value = "argocd")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub flags: StatusFlags,
+}
+
+/// Flags of `argosy appset`.
+#[derive(Debug, clap::Args)]
+pub struct AppSetFlags {
+    /// Namespace of the ApplicationSets.
+    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: AppSetCommand,
+}
+
+/// Flags of `argosy cluster`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterFlags {
+    /// Namespace of the cluster Secrets (Argo CD's namespace).
+    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// Flags of `argosy app`.
+#[derive(Debug, clap::Args)]
+pub struct AppFlags {
+    /// Namespace of the Applications.
+    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: AppCommand,
+}
+
+/// Flags of `argosy run`.
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
+    /// Namespace of cluster Secrets, AppProjects and the leader Lease (Argo CD's namespace).
+    #[arg(long, env = "ARGOSY_NAMESPACE", default_value = "argocd")]
+    pub namespace: String,
+    /// Namespaces whose ApplicationSets are reconciled (default: --namespace).
+    #[arg(long = "appset-namespace")]
+    pub appset_namespaces: Vec<String>,
+    /// Who syncs Applications: Argosy's built-in engine, or an existing Argo CD.
+    #[arg(long, value_enum, default_value_t = SyncEngine::Argosy)]
+    pub sync_engine: SyncEngine,
+    /// Elect a leader with a Lease so only one replica writes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "argosy-controller")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: hostname and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Lease duration in seconds: how long a crashed leader blocks a takeover.
+    #[arg(long, default_value_t = 10)]
+    pub lease_seconds: u64,
+    /// Deletion budget per reconcile: a count ("5") or a share of the owned Applications ("20%");
+    /// the effective budget is the larger of --deletion-budget-min and --deletion-budget-percent.
+    #[arg(long, default_value_t = 5)]
+    pub deletion_budget_min: usize,
+    #[arg(long, default_value_t = 20)]
+    pub deletion_budget_percent: usize,
+    /// Force one applicationsSync policy for all ApplicationSets (create-only, create-update, create-delete, sync).
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Concurrent Application writes per reconcile.
+    #[arg(long, default_value_t = 32)]
+    pub concurrent_writes: usize,
+    /// Default requeue of Git generators, in seconds (Argo CD: 180).
+    #[arg(long, default_value_t = 180)]
+    pub git_requeue_seconds: u64,
+    /// Where remote repositories are cloned.
+    #[arg(long, env = "ARGOSY_REPO_CACHE")]
+    pub repo_cache: Option<PathBuf>,
+    /// Serve a repository URL from a local repository: URL=PATH (mirrors, air-gapped sites, demos).
+    #[arg(long = "repo", value_parser = parse_repo_override)]
+    pub repos: Vec<(String, PathBuf)>,
+    /// Sync engine: re-check every Application this often, in seconds, even without a change
+    /// event (Git polling; Argo CD: 180).
+    #[arg(long, default_value_t = 180)]
+    pub resync_seconds: u64,
+    /// Sync engine: concurrent applies within one sync step.
+    #[arg(long, default_value_t = 16)]
+    pub sync_concurrency: usize,
+    /// Sync engine: Applications reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    pub sync_workers: u16,
+    /// Sync engine: allow exec and AWS auth plugins named in cluster Secrets (they run
+    /// commands on the controller's host; refused by default).
+    #[arg(long)]
+    pub allow_exec_plugins: bool,
+    /// Check remote repositories' refs at most this often, in seconds (a push webhook
+    /// checks at once).
+    #[arg(long, default_value_t = 180)]
+    pub repo_refresh_seconds: u64,
+    /// Address of the HTTP listener (/healthz, /metrics, /api/webhook).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// File holding the GitHub webhook secret (GitHub pushes are refused without one).
+    #[arg(long)]
+    pub webhook_github_secret_file: Option<PathBuf>,
+    /// File holding the GitLab webhook token (GitLab pushes are refused without one).
+    #[arg(long)]
+    pub webhook_gitlab_token_file: Option<PathBuf>,
+    /// File holding the token of the dashboard and its /api/v1 API on --listen (without
+    /// it neither is served: 404).
+    #[arg(long)]
+    pub dashboard_token_file: Option<PathBuf>,
+}
+
+/// The output format of `argosy generate`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}

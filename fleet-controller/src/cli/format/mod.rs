@@ -1,0 +1,4 @@
+//! Pure text output of the commands (tables, summaries); no cluster.
+
+pub mod app;
+pub mod fleet;

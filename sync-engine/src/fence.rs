@@ -1,0 +1,391 @@
+//! The write fence: every request that changes anything on any API server (applies,
+//! patches, deletes, Events, status) passes one gate that checks this replica still holds
+//! the leader Lease, right before the request goes out.
+//!
+//! # Flow
+//!
+//! [`Fence::wrap`] puts the gate in front of a [`kube::Client`]; the controller wraps its
+//! management client and [`crate::clients::ClusterClients`] wraps every destination
+//! cluster's client, so no write path can miss it (reads — `GET`, lists and watches — pass
+//! untouched: followers keep their caches warm). The lease manager's own client is the one
+//! client that is not wrapped: it must be able to take the Lease.
+//!
+//! The fence is open while both of these hold:
+//! * the lease manager says this replica leads ([`Fence::set_leader`]), and
+//! * the Lease object itself, as last seen by a watch on it ([`Fence::observe_lease`]),
+//!   names this replica as holder, and was last seen renewed less than one lease duration
+//!   ago (a monotonic clock, so a paused process or a stalled watch closes the fence on
+//!   its own: when the process resumes, time has passed and every write is refused until
+//!   a fresh renewal is seen).
+//!
+//! # Guarantees
+//!
+//! * Another replica taking the Lease closes the fence as soon as the watch event arrives
+//!   (milliseconds on a healthy API server), not at the next renewal attempt of the lease
+//!   manager (which polls once per lease duration).
+//! * A refused write fails with [`Fenced`] and is counted ([`Fence::refused`]); nothing
+//!   is queued to be sent later.
+//!
+//! # Caveats
+//!
+//! * A request that passed the gate just before the Lease changed hands can still reach
+//!   the API server after it: the window is one request's flight time. The fence bounds
+//!   how late the old leader writes; it does not make writes transactional.
+//! * Without leader election ([`Fence::open`]) every write passes: one replica only.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use kube::client::Body;
+
+/// The error of a write the fence refused.
+#[derive(Debug, thiserror::Error)]
+#[error("write refused: this replica does not hold the leader Lease")]
+pub struct Fenced;
+
+/// The gate every write passes; cheap to clone (one shared state).
+#[derive(Clone, Debug)]
+pub struct Fence {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `None`: no leader election, always open.
+    leased: Option<Leased>,
+    refused: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Leased {
+    identity: String,
+    state: Mutex<LeaseView>,
+}
+
+/// What this replica knows of its leadership.
+#[derive(Debug, Default, Clone)]
+struct LeaseView {
+    /// The lease manager's verdict.
+    manager_leads: bool,
+    /// Until when the last observed renewal of the Lease by this replica is valid.
+    held_until: Option<Instant>,
+    /// The Lease's resourceVersion at that renewal: a re-list that delivers the same
+    /// version again is no new renewal and does not extend `held_until`.
+    seen_version: Option<String>,
+}
+
+impl Fence {
+    /// A fence that is always open: a single replica without leader election.
+    pub fn open() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                leased: None,
+                refused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A fence for the replica `identity`, closed until it leads and its Lease is seen.
+    pub fn leased(identity: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                leased: Some(Leased {
+                    identity: identity.into(),
+                    state: Mutex::default(),
+                }),
+                refused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Records the lease manager's verdict (from its leadership channel).
+    pub fn set_leader(&self, leads: bool) {
+        if let Some(leased) = &self.inner.leased {
+            leased.lock().manager_leads = leads;
+        }
+    }
+
+    /// Records the Lease object as a watch delivered it (`now` is when it arrived): at
+    /// resourceVersion `version`, held by `holder` for `duration` from its last renewal.
+    /// A Lease held by someone else closes the fence at once; one held by this replica
+    /// keeps it open for `duration` from the moment a new version of it was seen.
+    pub fn observe_lease(
+        &self,
+        holder: Option<&str>,
+        version: &str,
+        duration: Duration,
+        now: Instant,
+    ) {
+        let Some(leased) = &self.inner.leased else {
+            return;
+        };
+        let mut view = leased.lock();
+        if holder != Some(leased.identity.as_str()) {
+            view.held_until = None;
+            view.seen_version = None;
+            return;
+        }
+        if view.seen_version.as_deref() == Some(version) {
+            return;
+        }
+        view.seen_version = Some(version.to_owned());
+        view.held_until = now.checked_add(duration);
+    }
+
+    /// Forgets the Lease (its watch failed or the Lease is gone): closed until seen again.
+    pub fn lease_unknown(&self) {
+        if let Some(leased) = &self.inner.leased {
+            let mut view = leased.lock();
+            view.held_until = None;
+            view.seen_version = None;
+        }
+    }
+
+    /// Whether a write may go out now.
+    pub fn permits(&self) -> bool {
+        self.permits_at(Instant::now())
+    }
+
+    fn permits_at(&self, now: Instant) -> bool {
+        match &self.inner.leased {
+            None => true,
+            Some(leased) => {
+                let view = leased.lock();
+                view.manager_leads && view.held_until.is_some_and(|until| now < until)
+            }
+        }
+    }
+
+    /// How many writes the fence refused since the process started.
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
+    }
+
+    /// `client` with the gate in front: a request that would change something fails with
+    /// [`Fenced`] (as a [`kube::Error::Service`]) unless [`Fence::permits`] at that moment.
+    pub fn wrap(&self, client: kube::Client) -> kube::Client {
+        let fence = self.clone();
+        let namespace = client.default_namespace().to_owned();
+        let service = tower::service_fn(move |request: http::Request<Body>| {
+            let fence = fence.clone();
+            let client = client.clone();
+            async move {
+                if is_write(request.method()) && !fence.permits() {
+                    fence.inner.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(method = %request.method(), uri = %request.uri().path(), "write fenced");
+                    return Err(tower::BoxError::from(Fenced));
+                }
+                client.send(request).await.map_err(tower::BoxError::from)
+            }
+        });
+        kube::Client::new(service, namespace)
+    }
+}
+
+impl Leased {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeaseView> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Keeps `fence` current until both sources end: the lease manager's leadership channel
+/// `leader`, and a watch (through `client`, which must not be fenced) on the Lease
+/// `namespace/name`, whose own `leaseDurationSeconds` (else `duration`) bounds how long a
+/// seen renewal counts.
+pub async fn follow(
+    fence: Fence,
+    client: kube::Client,
+    namespace: String,
+    name: String,
+    duration: Duration,
+    mut leader: tokio::sync::watch::Receiver<bool>,
+) {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+
+    let manager = {
+        let fence = fence.clone();
+        async move {
+            loop {
+                fence.set_leader(*leader.borrow_and_update());
+                if leader.changed().await.is_err() {
+                    fence.set_leader(false);
+                    return;
+                }
+            }
+        }
+    };
+    let api: kube::Api<Lease> = kube::Api::namespaced(client, &namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let lease = watcher(api, config).default_backoff().for_each(|event| {
+        let now = Instant::now();
+        match event {
+            Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => {
+                let spec = lease.spec.unwrap_or_default();
+                let lease_duration = spec
+                    .lease_duration_seconds
+                    .and_then(|s| u64::try_from(s).ok())
+                    .map_or(duration, Duration::from_secs);
+                fence.observe_lease(
+                    spec.holder_identity.as_deref(),
+                    lease
+                        .metadata
+                        .resource_version
+                        .as_deref()
+                        .unwrap_or_default(),
+                    lease_duration,
+                    now,
+                );
+            }
+            Ok(watcher::Event::Delete(_)) => fence.lease_unknown(),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+            // The watcher retries by itself; until it sees the Lease again the last seen
+            // renewal runs out on the local clock.
+            Err(error) => tracing::debug!(%error, "watching the leader Lease"),
+        }
+        async {}
+    });
+    futures::join!(manager, lease);
+}
+
+/// Whether a request changes state on the API server (everything but reads and watches).
+fn is_write(method: &http::Method) -> bool {
+    !matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    )
+}
+
+/// Whether `error` is a write the fence refused (not a failure of the cluster).
+pub fn is_fenced(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Service(inner) => inner.downcast_ref::<Fenced>().is_some(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn an_open_fence_always_permits() {
+        assert!(Fence::open().permits());
+    }
+
+    #[test]
+    fn a_leased_fence_needs_both_the_manager_and_the_lease() {
+        let fence = Fence::leased("me");
+        let now = Instant::now();
+        assert!(!fence.permits_at(now), "closed until anything is known");
+        fence.set_leader(true);
+        assert!(!fence.permits_at(now), "the Lease has not been seen yet");
+        fence.observe_lease(Some("me"), "1", LEASE, now);
+        assert!(fence.permits_at(now));
+        fence.set_leader(false);
+        assert!(!fence.permits_at(now), "the manager stepped down");
+    }
+
+    #[test]
+    fn another_holder_closes_the_fence_at_once() {
+        let fence = Fence::leased("me");
+        let now = Instant::now();
+        fence.set_leader(true);
+        fence.observe_lease(Some("me"), "1", LEASE, now);
+        assert!(fence.permits_at(now));
+        fence.observe_lease(Some("other"), "2", LEASE, now);
+        assert!(
+            !fence.permits_at(now),
+            "the manager still thinks it leads, the Lease says otherwise"
+        );
+        fence.observe_lease(None, "3", LEASE, now);
+        assert!(!fence.permits_at(now));
+    }
+
+    #[test]
+    fn an_unrenewed_lease_expires_on_the_local_clock() {
+        let fence = Fence::leased("me");
+        let now = Instant::now();
+        fence.set_leader(true);
+        fence.observe_lease(Some("me"), "1", LEASE, now);
+        assert!(fence.permits_at(now + LEASE - Duration::from_millis(1)));
+        assert!(
+            !fence.permits_at(now + LEASE),
+            "no renewal seen for a whole lease duration (paused process, stalled watch)"
+        );
+        fence.observe_lease(Some("me"), "1", LEASE, now + LEASE);
+        assert!(
+            !fence.permits_at(now + LEASE),
+            "a re-list of the same version is no renewal"
+        );
+        fence.observe_lease(Some("me"), "2", LEASE, now + LEASE);
+        assert!(fence.permits_at(now + LEASE));
+        fence.lease_unknown();
+        assert!(!fence.permits_at(now + LEASE));
+    }
+
+    #[test]
+    fn reads_pass_and_writes_are_gated() {
+        for read in [http::Method::GET, http::Method::HEAD] {
+            assert!(!is_write(&read));
+        }
+        for write in [
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::PATCH,
+            http::Method::DELETE,
+        ] {
+            assert!(is_write(&write));
+        }
+    }
+
+    /// A wrapped client refuses a write before it leaves the process (the inner client
+    /// would fail the test if it were reached) and lets reads through to it.
+    #[tokio::test]
+    async fn a_closed_fence_refuses_writes_before_they_are_sent() {
+        let reached = Arc::new(AtomicU64::new(0));
+        let seen = reached.clone();
+        let inner = kube::Client::new(
+            tower::service_fn(move |_request: http::Request<Body>| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                async {
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .status(200)
+                            .body(Body::from(b"{}".to_vec()))
+                            .expect("a response"),
+                    )
+                }
+            }),
+            "default",
+        );
+        let fence = Fence::leased("me");
+        let client = fence.wrap(inner);
+        let write = http::Request::patch("/api/v1/namespaces/default/configmaps/x")
+            .body(Body::from(b"{}".to_vec()))
+            .expect("a request");
+        let error = client.send(write).await.expect_err("fenced");
+        assert!(is_fenced(&error), "{error:?}");
+        assert_eq!(fence.refused(), 1);
+        assert_eq!(reached.load(Ordering::Relaxed), 0, "nothing was sent");
+
+        let read = http::Request::get("/api/v1/namespaces/default/configmaps/x")
+            .body(Body::empty())
+            .expect("a request");
+        client.send(read).await.expect("reads pass");
+        assert_eq!(reached.load(Ordering::Relaxed), 1);
+
+        fence.set_leader(true);
+        fence.observe_lease(Some("me"), "1", LEASE, Instant::now());
+        let write = http::Request::delete("/api/v1/namespaces/default/configmaps/x")
+            .body(Body::empty())
+            .expect("a request");
+        client.send(write).await.expect("the leader writes");
+        assert_eq!(reached.load(Ordering::Relaxed), 2);
+        assert_eq!(fence.refused(), 1);
+    }
+}

@@ -1,0 +1,37 @@
+//! Argosy's sync engine: everything between an Application's spec and the objects on its
+//! destination cluster, without the process around it (no CLI, HTTP or metrics; the
+//! `argosy` binary wires it up and owns the writes' fence).
+//!
+//! * [`repo`]: Git through gix, and the cache of remote repositories;
+//! * [`render`]: an Application's source rendered to manifests (directories, Kustomize, Helm);
+//! * [`target`]: what an Application wants deployed (sources, revisions) and what it got;
+//! * [`resource`]: object keys, tracking ids, sync options, waves and hook roles;
+//! * [`plan`]: the pure comparison of desired and live objects and the sync steps;
+//!   [`diff`]: the text diffs of out-of-sync resources (`argosy app diff`, the dashboard);
+//! * [`ssa`]: server-side apply comparisons (what a field manager owns), shared with the
+//!   ApplicationSet controller; [`jq`]: the jq path expressions of ignore rules;
+//! * [`health`]: health of live objects, per kind;
+//! * [`clients`]: clients for the destination clusters, built from cluster Secrets;
+//! * [`live`]: the watches of the live objects, indexed by tracking id;
+//! * [`echo`]: telling the watch echo of the engine's own writes from real changes;
+//! * [`execute`]: running a sync plan against a cluster; [`fence`]: the gate that lets a
+//!   write out only while this replica holds the leader Lease;
+//! * [`status`]: the Application status the engine reports;
+//! * [`ready`]: the wait for a reflector store's first list.
+
+pub mod clients;
+pub mod diff;
+pub mod echo;
+pub mod execute;
+pub mod fence;
+pub mod health;
+pub mod jq;
+pub mod live;
+pub mod plan;
+pub mod ready;
+pub mod render;
+pub mod repo;
+pub mod resource;
+pub mod ssa;
+pub mod status;
+pub mod target;
