@@ -14,12 +14,14 @@ pub mod appproject;
 pub mod cluster;
 pub mod consts;
 pub mod crd;
+pub mod duration;
 mod resource;
 
 pub use application::{Application, ApplicationSpec, ApplicationStatus};
 pub use applicationset::{ApplicationSet, ApplicationSetSpec, ApplicationSetStatus, Generator};
 pub use appproject::{AppProject, AppProjectSpec};
 pub use cluster::{Cluster, ClusterSecretError};
+pub use duration::{DurationError, GoDuration};
 
 /// Unmodelled fields of an Argo CD object, kept verbatim for round trips.
 pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
