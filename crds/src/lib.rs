@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod consts;
 pub mod crd;
 pub mod duration;
+pub mod operation;
 mod resource;
 
 pub use application::{Application, ApplicationSpec, ApplicationStatus};
@@ -22,6 +23,7 @@ pub use applicationset::{ApplicationSet, ApplicationSetSpec, ApplicationSetStatu
 pub use appproject::{AppProject, AppProjectSpec};
 pub use cluster::{Cluster, ClusterSecretError};
 pub use duration::{DurationError, GoDuration};
+pub use operation::{Operation, OperationPhase, OperationState};
 
 /// Unmodelled fields of an Argo CD object, kept verbatim for round trips.
 pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
