@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Extra;
+use crate::operation::{
+    HealthStatusCode, Operation, OperationState, RevisionHistory, SyncStatusCode,
+};
 use crate::resource::argo_resource;
 
 /// An Argo CD Application.
@@ -32,6 +35,47 @@ pub struct Application {
     pub operation: Option<Value>,
 }
 argo_resource!(Application, "Application", "applications");
+
+impl Application {
+    /// `operation`, typed. `Ok(None)` when no operation is requested; an error when the
+    /// field is not an operation's shape (unknown fields and values are kept, not errors).
+    pub fn operation_typed(&self) -> Result<Option<Operation>, serde_json::Error> {
+        self.operation
+            .as_ref()
+            .map(Operation::deserialize)
+            .transpose()
+    }
+}
+
+impl ApplicationStatus {
+    /// `status.operationState`, typed; `None` when absent.
+    pub fn operation_state(&self) -> Option<Result<OperationState, serde_json::Error>> {
+        self.extra
+            .get("operationState")
+            .map(OperationState::deserialize)
+    }
+
+    /// `status.history` (oldest first), typed; `None` when absent.
+    pub fn history(&self) -> Option<Result<Vec<RevisionHistory>, serde_json::Error>> {
+        self.extra
+            .get("history")
+            .map(Vec::<RevisionHistory>::deserialize)
+    }
+}
+
+impl SyncStatus {
+    /// `status`, typed (unknown values kept as `Other`).
+    pub fn code(&self) -> SyncStatusCode {
+        SyncStatusCode::from(self.status.as_str())
+    }
+}
+
+impl HealthStatus {
+    /// `status`, typed (unknown values kept as `Other`).
+    pub fn code(&self) -> HealthStatusCode {
+        HealthStatusCode::from(self.status.as_str())
+    }
+}
 
 /// `spec` of an Application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -172,4 +216,76 @@ pub struct HealthStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::OperationPhase;
+    use serde_json::json;
+
+    fn app() -> Application {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "web", "namespace": "argocd"},
+            "spec": {"destination": {"name": "in-cluster", "namespace": "shop"}, "project": "default"},
+            "operation": {
+                "sync": {"revision": "HEAD", "prune": true},
+                "initiatedBy": {"username": "admin"},
+                "retry": {"limit": 2}
+            },
+            "status": {
+                "sync": {"status": "OutOfSync", "revision": "abc"},
+                "health": {"status": "Progressing"},
+                "operationState": {
+                    "operation": {"sync": {"revision": "HEAD"}, "initiatedBy": {"username": "admin"}, "retry": {}},
+                    "phase": "Running",
+                    "startedAt": "2024-05-01T10:00:00Z"
+                },
+                "history": [{"id": 1, "revision": "abc", "deployedAt": "2024-04-30T09:00:00Z", "source": {"repoURL": "https://github.com/acme/deploy.git"}}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn typed_views_of_json_fields() {
+        let app = app();
+        let op = app.operation_typed().unwrap().unwrap();
+        assert!(op.sync.as_ref().unwrap().prune);
+        assert_eq!(op.initiated_by.unwrap().username, "admin");
+        assert_eq!(op.retry.unwrap().limit, 2);
+
+        let status = app.status.as_ref().unwrap();
+        let state = status.operation_state().unwrap().unwrap();
+        assert_eq!(state.phase, OperationPhase::Running);
+        let history = status.history().unwrap().unwrap();
+        assert_eq!(history[0].id, 1);
+        assert_eq!(
+            status.sync.as_ref().unwrap().code(),
+            SyncStatusCode::OutOfSync
+        );
+        assert_eq!(
+            status.health.as_ref().unwrap().code(),
+            HealthStatusCode::Progressing
+        );
+    }
+
+    #[test]
+    fn absent_and_malformed_fields() {
+        let mut app = app();
+        app.operation = None;
+        assert!(app.operation_typed().unwrap().is_none());
+        app.operation = Some(json!("sync please"));
+        assert!(app.operation_typed().is_err());
+
+        let mut status = ApplicationStatus::default();
+        assert!(status.operation_state().is_none());
+        assert!(status.history().is_none());
+        status
+            .extra
+            .insert("operationState".into(), json!({"phase": 3}));
+        assert!(status.operation_state().unwrap().is_err());
+    }
 }

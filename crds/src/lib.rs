@@ -7,6 +7,14 @@
 //!
 //! Every struct keeps fields it does not model in a flattened `extra` map, so a real
 //! Argo CD manifest survives a parse/serialize round trip without losing anything.
+//!
+//! Beside the resources:
+//! - [`duration`]: [`GoDuration`], Go's `time.ParseDuration` and `Duration.String()`
+//!   exactly, for the duration strings in Argo CD objects;
+//! - [`operation`]: typed `operation` / `status.operationState` / `status.history`, with
+//!   Argo CD's retry backoff computation;
+//! - [`destination`]: [`resolve_destination`], the one mapping from an Application's
+//!   destination to a registered cluster, and [`server_key`] to group by server.
 
 pub mod application;
 pub mod applicationset;
@@ -14,12 +22,18 @@ pub mod appproject;
 pub mod cluster;
 pub mod consts;
 pub mod crd;
+pub mod destination;
+pub mod duration;
+pub mod operation;
 mod resource;
 
 pub use application::{Application, ApplicationSpec, ApplicationStatus};
 pub use applicationset::{ApplicationSet, ApplicationSetSpec, ApplicationSetStatus, Generator};
 pub use appproject::{AppProject, AppProjectSpec};
 pub use cluster::{Cluster, ClusterSecretError};
+pub use destination::{DestinationError, resolve as resolve_destination, server_key};
+pub use duration::{DurationError, GoDuration};
+pub use operation::{Operation, OperationPhase, OperationState};
 
 /// Unmodelled fields of an Argo CD object, kept verbatim for round trips.
 pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;
