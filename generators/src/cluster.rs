@@ -52,12 +52,11 @@ pub(crate) fn generate(
                 if !selector.matches(|k| cluster.labels.get(k).map(String::as_str)) {
                     continue;
                 }
-                match by_name.get(cluster.name.as_str()) {
-                    Some(&i) => selected[i] = cluster,
-                    None => {
-                        by_name.insert(&cluster.name, selected.len());
-                        selected.push(cluster);
-                    }
+                if let Some(&i) = by_name.get(cluster.name.as_str()) {
+                    selected[i] = cluster;
+                } else {
+                    by_name.insert(&cluster.name, selected.len());
+                    selected.push(cluster);
                 }
             }
             ClusterEntry::Invalid { labels, error, .. } => {

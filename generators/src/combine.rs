@@ -511,7 +511,7 @@ impl Interpolation {
                 format!("the interpolated generator is invalid: {e}"),
             )
         })?;
-        entry.selector = self.selector.clone();
+        entry.selector.clone_from(&self.selector);
         Ok(entry)
     }
 }

@@ -1,4 +1,4 @@
-//! The ApplicationSet conformance cases (`tests/conformance/cases/*.yaml`): their schema,
+//! The `ApplicationSet` conformance cases (`tests/conformance/cases/*.yaml`): their schema,
 //! in-memory sources built from a case's inputs, and the comparison of generated
 //! Applications with a case's expectation.
 //!
@@ -11,6 +11,7 @@
 //! error or of a validation error.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use argosy_crds::ApplicationSet;
 use k8s_openapi::api::core::v1::Secret;
@@ -24,10 +25,14 @@ use crate::source::{RepoSource, Sources};
 /// One conformance case file.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Case {
+    /// The case's name.
     pub name: String,
+    /// The Argo CD test or documentation page the case was derived from.
     #[serde(default)]
     pub source: String,
+    /// The `ApplicationSet` and the world it is generated in.
     pub input: CaseInput,
+    /// What generation must produce.
     pub expected: Expected,
 }
 
@@ -35,6 +40,7 @@ pub struct Case {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseInput {
+    /// The `ApplicationSet` under test.
     pub application_set: ApplicationSet,
     /// Cluster Secrets present (`stringData` or `data`).
     #[serde(default)]
@@ -47,6 +53,7 @@ pub struct CaseInput {
 /// The files of one revision.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GitTree {
+    /// Repo-relative path -> file content.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
 }
@@ -54,8 +61,10 @@ pub struct GitTree {
 /// What must come out: Applications, or an error.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Expected {
+    /// The Applications (compared by name; empty fields ignored).
     #[serde(default)]
     pub applications: Option<Vec<Value>>,
+    /// A substring of the generation error or of a validation error.
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -66,17 +75,20 @@ pub struct Expected {
 pub struct CaseError(String);
 
 impl Case {
+    /// Reads a case file.
     pub fn from_yaml(text: &str) -> Result<Case, CaseError> {
         serde_yaml_ng::from_str(text).map_err(|e| CaseError(e.to_string()))
     }
 
-    /// The case's clusters (the cluster Secrets in the ApplicationSet's namespace).
+    /// The case's clusters (the cluster Secrets in the `ApplicationSet`'s namespace).
+    #[must_use]
     pub fn clusters(&self) -> MemoryClusters {
         let namespace = self.input.application_set.metadata.namespace.as_deref();
         MemoryClusters::from_secrets(&self.input.clusters, namespace)
     }
 
     /// The case's repositories, served from memory.
+    #[must_use]
     pub fn repos(&self) -> MemoryRepos {
         let mut repos = MemoryRepos::default();
         for (url, revisions) in &self.input.git {
@@ -183,10 +195,11 @@ pub fn compare(
 }
 
 fn validation_summary(g: &Generated) -> String {
-    g.validation_errors
-        .iter()
-        .map(|v| format!("\nvalidation error: {}", v.message))
-        .collect()
+    let mut out = String::new();
+    for v in &g.validation_errors {
+        let _ = write!(out, "\nvalidation error: {}", v.message);
+    }
+    out
 }
 
 fn name_of(app: &Value) -> String {

@@ -34,23 +34,45 @@ use crate::{cluster, combine, git, list};
 pub enum GeneratorError {
     /// The generator cannot run as written (structure, selector, missing fields).
     #[error("{path}: {message}")]
-    InvalidSpec { path: String, message: String },
+    InvalidSpec {
+        /// Field path of the generator.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The generator ran, but its input is unusable (a file, an element, a Secret).
     #[error("{path}: {message}")]
-    Generator { path: String, message: String },
+    Generator {
+        /// Field path of the generator.
+        path: String,
+        /// What is wrong with the input.
+        message: String,
+    },
     /// A repository could not be read.
     #[error("{path}: {source}")]
     Repo {
+        /// Field path of the generator.
         path: String,
+        /// Why the repository could not be read.
         #[source]
         source: RepoError,
     },
     /// A template in the generator (`values`, matrix interpolation) failed to render.
     #[error("{path}: {message}")]
-    Render { path: String, message: String },
+    Render {
+        /// Field path of the generator.
+        path: String,
+        /// The template error.
+        message: String,
+    },
     /// A generator kind Argosy does not implement.
     #[error("{path}: {kind} generator is not supported by this version of Argosy")]
-    Unsupported { path: String, kind: &'static str },
+    Unsupported {
+        /// Field path of the generator.
+        path: String,
+        /// The generator's key (`pullRequest`, `scmProvider`, ...).
+        kind: &'static str,
+    },
 }
 
 impl GeneratorError {
@@ -76,6 +98,7 @@ impl GeneratorError {
     }
 
     /// A static category for metrics and events.
+    #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
             Self::InvalidSpec { .. } | Self::Unsupported { .. } => "InvalidSpec",
@@ -86,12 +109,13 @@ impl GeneratorError {
     }
 
     /// False only for failures outside the user's control (reading a repository).
+    #[must_use]
     pub fn is_user_error(&self) -> bool {
         !matches!(self, Self::Repo { .. })
     }
 }
 
-/// Everything one generation shares: the ApplicationSet, the sources, the template mode
+/// Everything one generation shares: the `ApplicationSet`, the sources, the template mode
 /// and the data fetched so far.
 pub(crate) struct Context<'a> {
     pub appset: &'a ApplicationSet,

@@ -84,7 +84,7 @@ impl Tree {
     }
 }
 
-/// Argo CD reads the AppProject of `spec.template.spec.project` before running the Git
+/// Argo CD reads the `AppProject` of `spec.template.spec.project` before running the Git
 /// generator (unless the project is templated) and fails when it does not exist.
 fn check_project(ctx: &Context<'_>, path: &str) -> Result<(), GeneratorError> {
     let project = ctx
@@ -311,7 +311,7 @@ mod tests {
         Fixture::default().repo(REPO, "HEAD", files)
     }
 
-    fn dirs(items: Value) -> Value {
+    fn dirs(items: &Value) -> Value {
         json!({"git": {"repoURL": REPO, "revision": "HEAD", "directories": items}})
     }
 
@@ -342,7 +342,7 @@ mod tests {
     fn directory_filter_exclude_wins() {
         let f = fixture(&[("d/e/k", ""), ("d/f/k", ""), ("d/g/k", "")]);
         let set = appset(json!({"generators": []}));
-        let generator = dirs(json!([{"path": "d/*"}, {"path": "d/[fg]", "exclude": true}]));
+        let generator = dirs(&json!([{"path": "d/*"}, {"path": "d/[fg]", "exclude": true}]));
         let params = f.run(&set, generator).unwrap();
         assert_eq!(paths(&params, "path"), ["d/e"]);
         assert_eq!(params[0]["path[1]"], "e");
@@ -350,9 +350,9 @@ mod tests {
         // A malformed pattern is an error (Argo CD skips it, which can empty the result
         // and delete every Application), naming the field and the pattern.
         let err = f
-            .run(&set, dirs(json!([{"path": "d/*"}, {"path": "d/["}])))
+            .run(&set, dirs(&json!([{"path": "d/*"}, {"path": "d/["}])))
             .unwrap_err()
-            .to_string();
+            .clone();
         assert!(err.contains("directories[1].path"), "{err}");
         assert!(err.contains("invalid pattern \"d/[\""), "{err}");
     }
@@ -418,7 +418,7 @@ mod tests {
     fn missing_project_and_missing_repo_are_errors() {
         let f = fixture(&[("a/b", "")]);
         let set = appset(json!({"generators": [], "template": {"spec": {"project": "nope"}}}));
-        let err = f.run(&set, dirs(json!([{"path": "*"}]))).unwrap_err();
+        let err = f.run(&set, dirs(&json!([{"path": "*"}]))).unwrap_err();
         assert!(err.contains("error getting project nope"), "{err}");
 
         let set = appset(json!({"generators": []}));

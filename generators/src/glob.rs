@@ -190,6 +190,7 @@ fn get_esc(chunk: &[char]) -> Result<(char, &[char]), BadPattern> {
 }
 
 /// Whether `path` (a tracked file) is selected by the Git pathspec `pattern`.
+#[must_use]
 pub fn pathspec_match(pattern: &str, path: &str) -> bool {
     let pattern = pattern.strip_prefix("./").unwrap_or(pattern);
     if pattern.is_empty() {

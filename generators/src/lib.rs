@@ -1,6 +1,6 @@
-//! ApplicationSet generators and the pure generate -> render pipeline of Argosy.
+//! `ApplicationSet` generators and the pure generate -> render pipeline of Argosy.
 //!
-//! [`generate_applications`] takes an ApplicationSet and its [`Sources`] (clusters,
+//! [`generate_applications`] takes an `ApplicationSet` and its [`Sources`] (clusters,
 //! repositories, projects) and returns the Applications it wants, or an error that must
 //! stop the controller from changing anything. Everything here is pure over the
 //! [`source`] traits; the controller, the CLI and the tests plug in their own sources.
@@ -11,6 +11,13 @@
 //! provenance), [`selector`] and [`glob`] (selectors and path patterns), [`source`] and
 //! [`memory`] (the IO boundary and in-memory sources), [`conformance`] (the conformance
 //! case format and comparison).
+
+#![warn(clippy::pedantic)]
+#![warn(missing_docs)]
+// The errors of every public function are the variants of its error type (`GenerateError`,
+// `GeneratorError`, `RepoError`, ...), each documented there; the conformance helpers that
+// return a `String` say in their summary what it holds.
+#![allow(clippy::missing_errors_doc)]
 
 mod cluster;
 mod combine;

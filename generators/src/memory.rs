@@ -96,12 +96,13 @@ impl RepoSnapshot for MemorySnapshot {
     }
 }
 
-/// A fixed set of AppProject names.
+/// A fixed set of `AppProject` names.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryProjects(pub BTreeSet<String>);
 
 impl MemoryProjects {
     /// Just the stock `default` project.
+    #[must_use]
     pub fn default_only() -> Self {
         Self(BTreeSet::from(["default".to_owned()]))
     }

@@ -26,17 +26,22 @@ pub use argosy_templates::Params;
 /// One parameter set and where its parameters came from.
 #[derive(Debug, Clone, Default)]
 pub struct ParamSet {
+    /// The parameters the template is rendered with.
     pub params: Params,
+    /// Where they came from.
     pub provenance: Provenance,
 }
 
 impl ParamSet {
+    /// A parameter set from its parameters and their provenance.
+    #[must_use]
     pub fn new(params: Params, provenance: Provenance) -> Self {
         Self { params, provenance }
     }
 
     /// Where the top-level parameter `key` came from (None if it is not a parameter or
     /// the provenance was not recorded).
+    #[must_use]
     pub fn origin(&self, key: &str) -> Option<ParamOrigin> {
         if self.params.contains_key(key) {
             self.provenance.origin(key)
@@ -46,6 +51,7 @@ impl ParamSet {
     }
 
     /// The origin of every top-level parameter, by key.
+    #[must_use]
     pub fn origins(&self) -> BTreeMap<String, ParamOrigin> {
         self.params
             .keys()
@@ -62,8 +68,11 @@ pub struct Provenance(Option<Arc<Node>>);
 /// Repository identity shared by every parameter set of one Git generator run.
 #[derive(Debug, PartialEq, Eq)]
 pub struct GitRef {
+    /// The repository URL (`repoURL`).
     pub repo: String,
+    /// The revision as written in the generator (branch, tag, `HEAD` or commit).
     pub revision: String,
+    /// The commit the revision resolved to.
     pub commit: String,
 }
 
@@ -132,6 +141,8 @@ struct Part {
 }
 
 impl CombinedPart {
+    /// What child generator `child` contributes with its parameter set `set`.
+    #[must_use]
     pub fn new(child: usize, set: &ParamSet) -> Self {
         Self(Arc::new(Part {
             child,
@@ -145,11 +156,15 @@ impl CombinedPart {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Combination {
+    /// The matrix generator (every combination of its two children's sets).
     Matrix,
+    /// The merge generator (its children's sets merged by `mergeKeys`).
     Merge,
 }
 
 impl Combination {
+    /// The generator's key in the `ApplicationSet` (`matrix`, `merge`).
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Combination::Matrix => "matrix",
@@ -163,40 +178,69 @@ impl Combination {
 #[serde(tag = "from", rename_all = "camelCase")]
 pub enum ParamOrigin {
     /// `list.elements[index]` (or `elementsYaml`, counted after `elements`).
-    ListElement { generator: String, index: usize },
+    ListElement {
+        /// Field path of the generator.
+        generator: String,
+        /// Index of the element.
+        index: usize,
+    },
     /// A field of a cluster Secret (`secret` is None for the implicit in-cluster).
     ClusterSecret {
+        /// Field path of the generator.
         generator: String,
+        /// `namespace/name` of the Secret.
         secret: Option<String>,
+        /// Which part of the Secret.
         field: ClusterField,
     },
     /// `flatList: true`: the list of all selected clusters.
-    ClusterList { generator: String },
+    ClusterList {
+        /// Field path of the generator.
+        generator: String,
+    },
     /// A directory matched by the Git directory generator.
     GitDirectory {
+        /// Field path of the generator.
         generator: String,
+        /// The repository URL.
         repo: String,
+        /// The revision as written in the generator.
         revision: String,
+        /// The commit the revision resolved to.
         commit: String,
+        /// The directory, repo-relative.
         path: String,
     },
     /// A file (array element `index`) matched by the Git files generator, or the path
     /// parameters derived from its name.
     GitFile {
+        /// Field path of the generator.
         generator: String,
+        /// The repository URL.
         repo: String,
+        /// The revision as written in the generator.
         revision: String,
+        /// The commit the revision resolved to.
         commit: String,
+        /// The file, repo-relative.
         file: String,
+        /// Index of the object among those the file holds.
         index: usize,
     },
     /// The generator's `values`, interpolated against the rest of the parameter set.
-    Values { generator: String },
+    Values {
+        /// Field path of the generator.
+        generator: String,
+    },
     /// Supplied by child `child` of a matrix or merge generator.
     Combined {
+        /// Field path of the matrix or merge generator.
         generator: String,
+        /// Matrix or merge.
         kind: Combination,
+        /// Index of the child generator that supplied the parameter.
         child: usize,
+        /// Where the child got it.
         origin: Box<ParamOrigin>,
     },
 }
@@ -205,17 +249,25 @@ pub enum ParamOrigin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ClusterField {
+    /// `name`.
     Name,
+    /// `nameNormalized`: the name, sanitized.
     NameNormalized,
+    /// `server`.
     Server,
+    /// `project`.
     Project,
     /// goTemplate `metadata` map (labels and annotations).
     Metadata,
+    /// `metadata.labels.<key>`: the label `key`.
     Label(String),
+    /// `metadata.annotations.<key>`: the annotation `key`.
     Annotation(String),
 }
 
 impl Provenance {
+    /// Element `index` of the list generator at `generator`.
+    #[must_use]
     pub fn list_element(generator: &Arc<str>, index: usize) -> Self {
         Self::node(Node::ListElement {
             generator: generator.clone(),
@@ -223,6 +275,9 @@ impl Provenance {
         })
     }
 
+    /// A cluster of the clusters generator at `generator`, from Secret `secret`
+    /// (`namespace/name`; None for the implicit in-cluster).
+    #[must_use]
     pub fn cluster(generator: &Arc<str>, secret: Option<Arc<str>>) -> Self {
         Self::node(Node::Cluster {
             generator: generator.clone(),
@@ -230,12 +285,16 @@ impl Provenance {
         })
     }
 
+    /// The `flatList` parameter set of the clusters generator at `generator`.
+    #[must_use]
     pub fn cluster_list(generator: &Arc<str>) -> Self {
         Self::node(Node::ClusterList {
             generator: generator.clone(),
         })
     }
 
+    /// Directory `path` matched by the Git generator at `generator` in `git`.
+    #[must_use]
     pub fn git_directory(generator: &Arc<str>, git: &Arc<GitRef>, path: &str) -> Self {
         Self::node(Node::GitDirectory {
             generator: generator.clone(),
@@ -244,6 +303,8 @@ impl Provenance {
         })
     }
 
+    /// Object `index` of file `file` matched by the Git generator at `generator` in `git`.
+    #[must_use]
     pub fn git_file(generator: &Arc<str>, git: &Arc<GitRef>, file: &str, index: usize) -> Self {
         Self::node(Node::GitFile {
             generator: generator.clone(),
@@ -268,6 +329,7 @@ impl Provenance {
     }
 
     /// A combination of exactly two parts (a matrix result), in precedence order.
+    #[must_use]
     pub fn pair(
         generator: &Arc<str>,
         kind: Combination,
@@ -438,6 +500,7 @@ impl fmt::Display for ParamOrigin {
 }
 
 /// Go's `fmt.Sprintf("%v", v)` for a JSON-decoded value (numbers are float64 in Go).
+#[must_use]
 pub fn go_string(value: &Value) -> String {
     let mut out = String::new();
     write_go(&mut out, value);
@@ -571,6 +634,7 @@ pub fn flatten(params: &Params, mut emit: impl FnMut(String, String)) {
 pub use argosy_templates::sanitize_name;
 
 /// Go's `path.Base`.
+#[must_use]
 pub fn go_base(path: &str) -> &str {
     if path.is_empty() {
         return ".";
@@ -583,6 +647,7 @@ pub fn go_base(path: &str) -> &str {
 }
 
 /// Go's `path.Dir` for the clean, relative paths Git lists (`a/b/c` -> `a/b`, `c` -> `.`).
+#[must_use]
 pub fn go_dir(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) => "/",
@@ -599,11 +664,11 @@ mod tests {
     #[test]
     fn go_float_formatting() {
         for (f, s) in [
-            (1000000.0, "1e+06"),
-            (123456.0, "123456"),
+            (1_000_000.0, "1e+06"),
+            (123_456.0, "123456"),
             (2.5, "2.5"),
             (0.5, "0.5"),
-            (1234567.0, "1.234567e+06"),
+            (1_234_567.0, "1.234567e+06"),
             (0.0001, "0.0001"),
             (0.00001, "1e-05"),
             (-3.0, "-3"),
@@ -620,7 +685,7 @@ mod tests {
     fn go_string_of_values() {
         assert_eq!(go_string(&json!(true)), "true");
         assert_eq!(go_string(&json!(null)), "<nil>");
-        assert_eq!(go_string(&json!(1000000)), "1e+06");
+        assert_eq!(go_string(&json!(1_000_000)), "1e+06");
         assert_eq!(go_string(&json!(["a", 1])), "[a 1]");
         assert_eq!(go_string(&json!({"b": 1, "a": "x"})), "map[a:x b:1]");
     }

@@ -1,14 +1,14 @@
-//! The pure generate -> render pipeline: from an ApplicationSet and its sources to the
+//! The pure generate -> render pipeline: from an `ApplicationSet` and its sources to the
 //! Applications it wants (Argo CD's `GenerateApplications` plus validation).
 //!
 //! For each top-level generator entry: run it, compile its merged template once, render
-//! every parameter set (`render_application` with the ApplicationSet's finalizer policy,
-//! then `templatePatch`), force the Application into the ApplicationSet's namespace and
+//! every parameter set (`render_application` with the `ApplicationSet`'s finalizer policy,
+//! then `templatePatch`), force the Application into the `ApplicationSet`'s namespace and
 //! decode it. Any generator or render error fails the whole generation: the caller must
 //! then create, update and delete nothing. Validation problems ([`crate::validate`]) only
 //! exclude the Applications concerned.
 //!
-//! Built for 100,000 Applications per ApplicationSet: parameter sets are rendered in
+//! Built for 100,000 Applications per `ApplicationSet`: parameter sets are rendered in
 //! rounds of a few thousand spread over the cores (a top-level matrix produces its combinations
 //! round by round, in place when its second child does not depend on the first), and their
 //! maps are dropped once rendered unless [`PipelineOptions::keep_params`] asks for them.
@@ -31,7 +31,7 @@ use crate::selector::Selector;
 use crate::source::Sources;
 use crate::validate::{ValidationError, validate};
 
-/// Settings of the pipeline that are not part of the ApplicationSet.
+/// Settings of the pipeline that are not part of the `ApplicationSet`.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
     /// Requeue interval of Git generators without `requeueAfterSeconds` (Argo CD's
@@ -52,7 +52,7 @@ impl Default for PipelineOptions {
     }
 }
 
-/// What an ApplicationSet generates.
+/// What an `ApplicationSet` generates.
 #[derive(Debug)]
 pub struct Generated {
     /// The valid Applications, sorted by name.
@@ -69,6 +69,7 @@ pub struct Generated {
 /// One generated Application and how it came about.
 #[derive(Debug)]
 pub struct GeneratedApp {
+    /// The rendered Application, in the `ApplicationSet`'s namespace.
     pub application: Application,
     /// Field path of the generator kind, e.g. `spec.generators[0].matrix`.
     pub generator_path: String,
@@ -80,13 +81,18 @@ pub struct GeneratedApp {
 /// Generation failed; nothing may be created, updated or deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
+    /// `spec.goTemplateOptions` has an unknown option.
     #[error("spec.goTemplateOptions: {}", one_line(.0))]
     Options(#[source] TemplateError),
+    /// A generator failed.
     #[error(transparent)]
     Generator(#[from] GeneratorError),
+    /// A field of `spec.template` failed to render.
     #[error("spec.template.{}: {} (parameters from {generator})", source.path, one_line(&source.source))]
     Render {
+        /// Field path of the generator whose parameters were used.
         generator: String,
+        /// The field and its template error.
         #[source]
         source: RenderError,
     },
@@ -94,15 +100,24 @@ pub enum GenerateError {
         "spec.templatePatch: {} (parameters from {generator})",
         one_line(source)
     )]
+    /// `spec.templatePatch` failed to render or apply.
     TemplatePatch {
+        /// Field path of the generator whose parameters were used.
         generator: String,
+        /// Why the patch failed.
         #[source]
         source: PatchError,
     },
     #[error(
         "spec.template: the rendered Application is invalid: {message} (parameters from {generator})"
     )]
-    InvalidApplication { generator: String, message: String },
+    /// The rendered document does not decode as an Application.
+    InvalidApplication {
+        /// Field path of the generator whose parameters were used.
+        generator: String,
+        /// The offending field and the decoding error.
+        message: String,
+    },
 }
 
 /// Error messages quote templates, which may span lines; conditions and events want one.
@@ -113,6 +128,7 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
 impl GenerateError {
     /// A static category for metrics and events: `InvalidSpec`, `GeneratorError`,
     /// `RepoError` or `RenderError`.
+    #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
             Self::Options(_) => "InvalidSpec",
@@ -124,6 +140,7 @@ impl GenerateError {
     }
 
     /// Argo CD's `ErrorOccurred` condition reason for this error.
+    #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Generator(_) => "ApplicationGenerationFromParamsError",
@@ -132,6 +149,7 @@ impl GenerateError {
     }
 
     /// False only for failures outside the user's control (reading a repository).
+    #[must_use]
     pub fn is_user_error(&self) -> bool {
         match self {
             Self::Generator(e) => e.is_user_error(),
@@ -340,7 +358,7 @@ impl Renderer<'_> {
         serde_json::from_value(app).map_err(|_| self.invalid_application(params))
     }
 
-    /// The rendered, patched Application document, in the ApplicationSet's namespace.
+    /// The rendered, patched Application document, in the `ApplicationSet`'s namespace.
     fn render_value(&self, params: &Params) -> Result<Value, GenerateError> {
         let generator = || self.generator.to_owned();
         let mut app =
@@ -385,15 +403,15 @@ impl Renderer<'_> {
     }
 }
 
-/// Generated Applications always live in the ApplicationSet's namespace, whatever the
+/// Generated Applications always live in the `ApplicationSet`'s namespace, whatever the
 /// template says: that is the tenancy boundary.
 fn set_namespace(app: &mut Value, namespace: &str) {
     if let Value::Object(obj) = app {
         let meta = obj
             .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()));
+            .or_insert_with(|| Value::Object(serde_json::Map::default()));
         if !meta.is_object() {
-            *meta = Value::Object(Default::default());
+            *meta = Value::Object(serde_json::Map::default());
         }
         if let Value::Object(meta) = meta {
             meta.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
@@ -407,7 +425,7 @@ mod tests {
     use crate::testing::{Fixture, appset};
     use serde_json::json;
 
-    fn list_appset(extra: Value) -> ApplicationSet {
+    fn list_appset(extra: &Value) -> ApplicationSet {
         let mut spec = json!({
             "goTemplate": true,
             "generators": [{"list": {"elements": [
@@ -458,7 +476,7 @@ mod tests {
 
     #[test]
     fn renders_sorts_validates_and_keeps_the_first_duplicate() {
-        let generated = run(&list_appset(json!({})), &PipelineOptions::default()).unwrap();
+        let generated = run(&list_appset(&json!({})), &PipelineOptions::default()).unwrap();
         let apps: Vec<_> = generated
             .applications
             .iter()
@@ -505,7 +523,7 @@ mod tests {
             keep_params: true,
             ..PipelineOptions::default()
         };
-        let generated = run(&list_appset(json!({})), &options).unwrap();
+        let generated = run(&list_appset(&json!({})), &options).unwrap();
         let app = &generated.applications[0];
         assert_eq!(app.params.params["name"], "a");
         assert_eq!(
@@ -516,7 +534,7 @@ mod tests {
 
     #[test]
     fn errors_are_one_line_and_categorised() {
-        let set = list_appset(json!({"templatePatch": "spec:\n  project: {{ .nope\n"}));
+        let set = list_appset(&json!({"templatePatch": "spec:\n  project: {{ .nope\n"}));
         let err = run(&set, &PipelineOptions::default()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("spec.templatePatch: "), "{msg}");
@@ -524,11 +542,11 @@ mod tests {
         assert_eq!(err.category(), "RenderError");
         assert_eq!(err.reason(), "RenderTemplateParamsError");
 
-        let set = list_appset(json!({"goTemplateOptions": ["missingkey=nope"]}));
+        let set = list_appset(&json!({"goTemplateOptions": ["missingkey=nope"]}));
         let err = run(&set, &PipelineOptions::default()).unwrap_err();
         assert_eq!(err.category(), "InvalidSpec");
 
-        let set = list_appset(json!({"generators": [{"pullRequest": {}}]}));
+        let set = list_appset(&json!({"generators": [{"pullRequest": {}}]}));
         let err = run(&set, &PipelineOptions::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -539,7 +557,7 @@ mod tests {
 
     #[test]
     fn invalid_destination_and_project_are_validation_errors() {
-        let set = list_appset(json!({"template": {
+        let set = list_appset(&json!({"template": {
             "metadata": {"name": "{{.name}}-{{.ns}}"},
             "spec": {"project": "{{ if eq .ns \"x\" }}missing{{ else }}default{{ end }}",
                      "destination": {"server": "https://unknown", "namespace": "n"}}
@@ -637,7 +655,7 @@ mod tests {
 
     #[test]
     fn an_undecodable_application_names_the_field() {
-        let set = list_appset(json!({"template": {
+        let set = list_appset(&json!({"template": {
             "metadata": {"name": "{{.name}}-{{.ns}}"},
             "spec": {"project": "default", "destination": "{{.ns}}"}
         }}));

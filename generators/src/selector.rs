@@ -78,6 +78,7 @@ impl Selector {
     }
 
     /// True when the selector has no requirement (matches everything).
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
     }

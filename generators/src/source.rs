@@ -20,14 +20,18 @@ pub enum ClusterEntry {
     /// selector matches it fails loudly instead of silently dropping the cluster (and
     /// with it the cluster's Applications).
     Invalid {
+        /// `namespace/name` of the Secret.
         secret: String,
+        /// The Secret's labels.
         labels: BTreeMap<String, String>,
+        /// Why it did not parse.
         error: ClusterSecretError,
     },
 }
 
 impl ClusterEntry {
     /// Parses a cluster Secret; one that does not parse is kept as [`ClusterEntry::Invalid`].
+    #[must_use]
     pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Self {
         match Cluster::from_secret(secret) {
             Ok(cluster) => ClusterEntry::Valid(cluster),
@@ -42,6 +46,7 @@ impl ClusterEntry {
 
 /// Where cluster Secrets come from (the controller namespace's cluster Secrets).
 pub trait ClusterSource: Send + Sync {
+    /// Every cluster Secret, parsed or not.
     fn clusters(&self) -> Vec<ClusterEntry>;
 }
 
@@ -66,8 +71,9 @@ pub trait RepoSnapshot: Send + Sync {
     }
 }
 
-/// Which AppProjects exist (for the git generator's and the validator's project checks).
+/// Which `AppProject`s exist (for the git generator's and the validator's project checks).
 pub trait ProjectSource: Send + Sync {
+    /// Whether the `AppProject` `name` exists.
     fn project_exists(&self, name: &str) -> bool;
 }
 
@@ -75,14 +81,19 @@ pub trait ProjectSource: Send + Sync {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("repository {repo}: {message}")]
 pub struct RepoError {
+    /// The repository: its URL, or the commit of the snapshot being read.
     pub repo: String,
+    /// What went wrong.
     pub message: String,
 }
 
 /// The three sources together, as the pipeline takes them.
 #[derive(Clone, Copy)]
 pub struct Sources<'a> {
+    /// The cluster Secrets.
     pub clusters: &'a dyn ClusterSource,
+    /// The Git repositories.
     pub repos: &'a dyn RepoSource,
+    /// The `AppProject`s.
     pub projects: &'a dyn ProjectSource,
 }

@@ -1,4 +1,4 @@
-//! Unit-test helpers: an ApplicationSet builder and in-memory sources.
+//! Unit-test helpers: an `ApplicationSet` builder and in-memory sources.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use crate::generator::{Context, Depth, transform};
 use crate::memory::{MemoryClusters, MemoryProjects, MemoryRepos};
 use crate::source::{ClusterEntry, Sources};
 
-/// An ApplicationSet `test` in `argocd` with `spec`; a template using project `default`
+/// An `ApplicationSet` `test` in `argocd` with `spec`; a template using project `default`
 /// is added when `spec` has none.
 pub fn appset(mut spec: Value) -> ApplicationSet {
     if spec.get("template").is_none() {

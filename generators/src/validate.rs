@@ -1,7 +1,7 @@
 //! Validation of generated Applications (Argo CD's `validateGeneratedApplications`).
 //!
 //! Checks, in order, with at most one error per Application: a name is set, the name is not
-//! already taken by an earlier Application of this generation, the AppProject exists, and
+//! already taken by an earlier Application of this generation, the `AppProject` exists, and
 //! the destination resolves to exactly one known cluster (the implicit in-cluster
 //! included). An invalid Application is neither created nor updated, but it still counts
 //! as present, so that an existing Application of that name is not deleted.
@@ -24,6 +24,7 @@ use crate::source::ClusterEntry;
 pub struct ValidationError {
     /// The Application's name (empty when it has none).
     pub application: String,
+    /// What is wrong, in Argo CD's words.
     pub message: String,
 }
 
@@ -34,11 +35,11 @@ pub(crate) struct Validated {
 }
 
 pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Validated {
-    let appset = ctx.appset.metadata.name.as_deref().unwrap_or_default();
-    let clusters = ctx.destinations();
     fn name(app: &GeneratedApp) -> &str {
         app.application.metadata.name.as_deref().unwrap_or_default()
     }
+    let appset = ctx.appset.metadata.name.as_deref().unwrap_or_default();
+    let clusters = ctx.destinations();
     // Sorted by name, generation order among equal names: the first of a run of equal
     // names is the one generated first. No hash set needed, and the order is reused below.
     let mut order: Vec<usize> = (0..apps.len()).collect();

@@ -1,5 +1,5 @@
 //! Error types. Messages follow Argo CD's and Go's wording, because users and conformance cases
-//! match on substrings of the ApplicationSet's error condition.
+//! match on substrings of the `ApplicationSet`'s error condition.
 
 use std::fmt;
 
@@ -11,11 +11,21 @@ pub enum TemplateError {
     Invalid(String),
     /// Go template syntax error; `message` is Go's, e.g. `template: :1: function "x" not defined`.
     #[error("failed to parse template {template}: {message}")]
-    Parse { template: String, message: String },
+    Parse {
+        /// The template source.
+        template: String,
+        /// Go's parse error.
+        message: String,
+    },
     /// Go template execution error; `message` is Go's, e.g.
     /// `template: :1:7: executing "" at <.a.b>: map has no entry for key "b"`.
     #[error("failed to execute go template {template}: {message}")]
-    Execute { template: String, message: String },
+    Execute {
+        /// The template source.
+        template: String,
+        /// Go's execution error.
+        message: String,
+    },
     /// An unknown `goTemplateOptions` entry (`unrecognized option: X`).
     #[error("{0}")]
     BadOption(String),
@@ -25,7 +35,9 @@ pub enum TemplateError {
 /// `spec.source.helm.valueFiles[1]`, empty for the document itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderError {
+    /// Path of the field whose template failed.
     pub path: String,
+    /// Why it failed.
     pub source: TemplateError,
 }
 
@@ -56,8 +68,18 @@ pub enum PatchError {
         "error while converting template to json {}: {message}",
         crate::go::quote(patch)
     )]
-    Convert { patch: String, message: String },
+    Convert {
+        /// The rendered patch text.
+        patch: String,
+        /// The YAML parser's error.
+        message: String,
+    },
     /// The rendered patch does not decode as an Application.
     #[error("invalid templatePatch {}: {message}", crate::go::quote(patch))]
-    Invalid { patch: String, message: String },
+    Invalid {
+        /// The rendered patch (converted to JSON when it was YAML).
+        patch: String,
+        /// A JSON syntax error, or why it does not decode (`encoding/json`'s wording).
+        message: String,
+    },
 }

@@ -1,4 +1,4 @@
-//! ApplicationSet template rendering, compatible with Argo CD's ApplicationSet controller.
+//! `ApplicationSet` template rendering, compatible with Argo CD's `ApplicationSet` controller.
 //!
 //! Argo CD renders an Application template field by field: every string value and every map key
 //! of the template is rendered on its own, in one of two modes (spec §2):
@@ -15,7 +15,7 @@
 //! [`render_application`] adds Argo's finalizer rule and [`apply_template_patch`] implements
 //! `templatePatch` (spec §2.4, module `patch`).
 //!
-//! Outside ApplicationSets, [`Library::Helm`] adds Helm's `include` and `required`, enough to
+//! Outside `ApplicationSet`s, [`Library::Helm`] adds Helm's `include` and `required`, enough to
 //! render Argosy's own Helm chart in tests without a `helm` binary.
 //!
 //! Templates are compiled once and rendered many times: compilation does all parsing and function
@@ -26,13 +26,19 @@
 //! limits, and the total work and memory of a render at fixed budgets, so hostile templates fail
 //! with an error instead of exhausting memory, stack or time.
 //!
-//! Known differences from Argo CD (each rare in ApplicationSets):
+//! Known differences from Argo CD (each rare in `ApplicationSet`s):
 //! * parameter maps are read-only to `set`/`unset`/`merge` (they return a modified copy), where Go
 //!   would modify the shared parameter set;
 //! * `fromYaml` and YAML `templatePatch`es are parsed as YAML 1.2 (`yes`/`on` stay strings);
 //! * regex classes `\d \w \s \b` are Unicode-aware;
 //! * complex-number literals, `%x` on floats and the functions the `funcs` module lists as absent
 //!   (dates, randomness, crypto, `urlParse`, `call`, `tpl`) are not supported.
+
+#![warn(clippy::pedantic)]
+#![warn(missing_docs)]
+// The errors of every public function are the variants of its error type (`TemplateError`,
+// `RenderError`, `PatchError`), each documented there.
+#![allow(clippy::missing_errors_doc)]
 
 mod error;
 mod fast;
@@ -56,7 +62,7 @@ pub const MAX_OUTPUT_BYTES: usize = 10 * 1024 * 1024;
 /// Largest list a template function may build (`until`, `seq`, `concat`, ...).
 pub const MAX_LIST_LEN: usize = 1_000_000;
 
-/// Which template language the ApplicationSet uses (`spec.goTemplate`).
+/// Which template language the `ApplicationSet` uses (`spec.goTemplate`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// valyala/fasttemplate substitution of flat string parameters.
@@ -77,12 +83,12 @@ pub struct GoOptions {
 /// The functions a Go template may call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Library {
-    /// Argo CD's ApplicationSet function map: Go's builtins, Sprig (see the `funcs` module for
+    /// Argo CD's `ApplicationSet` function map: Go's builtins, Sprig (see the `funcs` module for
     /// what is absent) and Argo's additions.
     #[default]
     ArgoCd,
     /// Argo CD's plus Helm's `include` (execute a `define`d template into a string) and
-    /// `required`, for rendering Helm charts (Argosy's own, in tests). Not for ApplicationSets:
+    /// `required`, for rendering Helm charts (Argosy's own, in tests). Not for `ApplicationSet`s:
     /// Argo CD would reject their templates with these functions.
     Helm,
 }
@@ -101,7 +107,7 @@ pub enum MissingKey {
 }
 
 impl Mode {
-    /// The mode for an ApplicationSet's `goTemplate` flag and `goTemplateOptions` list.
+    /// The mode for an `ApplicationSet`'s `goTemplate` flag and `goTemplateOptions` list.
     ///
     /// Options only matter in Go mode (Argo ignores them otherwise). An unknown option is an
     /// error, as Go's `template.Option` panics on it and the controller turns that into an error.
@@ -153,10 +159,10 @@ impl StringTemplate {
                 None => Compiled::Const(src.to_string()),
             },
             Mode::Go(opts) => {
-                if !src.contains("{{") {
-                    Compiled::Const(src.to_string())
-                } else {
+                if src.contains("{{") {
                     Compiled::Go(go::GoTemplate::compile(src, opts)?)
+                } else {
+                    Compiled::Const(src.to_string())
                 }
             }
         };

@@ -4,7 +4,7 @@
 //! YAML otherwise, checked to decode as an Application, and applied as a Kubernetes strategic
 //! merge patch with the Application's patch strategies: maps merge recursively, `null` deletes a
 //! key, `$patch: replace`/`delete` directives apply, `metadata.finalizers` merges as a set and
-//! `metadata.ownerReferences` by `uid` (ObjectMeta's merge keys); every other list — Argo's
+//! `metadata.ownerReferences` by `uid` (`ObjectMeta`'s merge keys); every other list — Argo's
 //! Application types declare no merge keys — is replaced. Finally `spec.project` is restored to
 //! its pre-patch value, so a patch cannot move an Application to another project.
 
@@ -149,18 +149,18 @@ fn clean(v: &Json) -> Json {
     }
 }
 
-/// The strategic merge of `patch` into `original`; `path` is the dotted path of `original`.
-fn merge(original: &Json, patch: &Json, path: &str) -> Json {
-    let (Json::Object(orig), Json::Object(p)) = (original, patch) else {
+/// The strategic merge of `patch` into `original`; `field_path` is the dotted path of `original`.
+fn merge(original: &Json, patch: &Json, field_path: &str) -> Json {
+    let (Json::Object(orig), Json::Object(patch_map)) = (original, patch) else {
         return clean(patch);
     };
-    match p.get("$patch").and_then(Json::as_str) {
+    match patch_map.get("$patch").and_then(Json::as_str) {
         Some("replace") => return clean(patch),
         Some("delete") => return Json::Object(Map::new()),
         _ => {}
     }
     let mut out = orig.clone();
-    for (k, pv) in p {
+    for (k, pv) in patch_map {
         if k.starts_with('$') {
             continue;
         }
@@ -168,10 +168,10 @@ fn merge(original: &Json, patch: &Json, path: &str) -> Json {
             out.remove(k);
             continue;
         }
-        let child = if path.is_empty() {
+        let child = if field_path.is_empty() {
             k.clone()
         } else {
-            format!("{path}.{k}")
+            format!("{field_path}.{k}")
         };
         let merged = match (out.get(k), pv) {
             (Some(ov @ Json::Object(_)), Json::Object(_)) => {
@@ -189,12 +189,12 @@ fn merge(original: &Json, patch: &Json, path: &str) -> Json {
     Json::Object(out)
 }
 
-/// Lists with a merge strategy in ObjectMeta; every other list is replaced.
-fn merge_list(path: &str, original: &[Json], patch: &[Json]) -> Json {
+/// Lists with a merge strategy in `ObjectMeta`; every other list is replaced.
+fn merge_list(path: &str, original: &[Json], patch_items: &[Json]) -> Json {
     match path {
         "metadata.finalizers" => {
             let mut out = original.to_vec();
-            for item in patch {
+            for item in patch_items {
                 if !out.contains(item) {
                     out.push(item.clone());
                 }
@@ -204,7 +204,7 @@ fn merge_list(path: &str, original: &[Json], patch: &[Json]) -> Json {
         "metadata.ownerReferences" => {
             let uid = |v: &Json| v.get("uid").cloned();
             let mut out = original.to_vec();
-            for item in patch {
+            for item in patch_items {
                 match out
                     .iter_mut()
                     .find(|o| uid(o).is_some() && uid(o) == uid(item))
@@ -215,7 +215,7 @@ fn merge_list(path: &str, original: &[Json], patch: &[Json]) -> Json {
             }
             Json::Array(out)
         }
-        _ => Json::Array(patch.iter().map(clean).collect()),
+        _ => Json::Array(patch_items.iter().map(clean).collect()),
     }
 }
 

@@ -162,6 +162,7 @@ impl ValueTemplate {
     }
 
     /// The document as compiled.
+    #[must_use]
     pub fn source(&self) -> &Json {
         &self.source
     }
@@ -179,7 +180,7 @@ pub fn render_application(template: &ValueTemplate, params: &Params) -> Result<J
 }
 
 /// Like [`render_application`], but the finalizer rule reads `preserve_resources_on_deletion`
-/// from the caller: in Argo it is the ApplicationSet's `spec.syncPolicy.preserveResourcesOnDeletion`,
+/// from the caller: in Argo it is the `ApplicationSet`'s `spec.syncPolicy.preserveResourcesOnDeletion`,
 /// not a field of the generated Application.
 pub fn render_application_with_policy(
     template: &ValueTemplate,

@@ -7,7 +7,7 @@
 //! (`|-`), and long plain or quoted scalars folded at column 80.
 //!
 //! [`parse`] reads the first YAML document into JSON, stringifying non-string keys. It parses YAML
-//! 1.2 (serde_yaml_ng), so yaml.v2's YAML 1.1 booleans (`yes`, `on`, ...) stay strings.
+//! 1.2 (`serde_yaml_ng`), so yaml.v2's YAML 1.1 booleans (`yes`, `on`, ...) stay strings.
 
 use std::cmp::Ordering;
 
@@ -609,8 +609,8 @@ mod tests {
 
     use super::*;
 
-    fn y(v: Json) -> String {
-        to_yaml(&v)
+    fn y(v: &Json) -> String {
+        to_yaml(v)
     }
 
     #[test]
@@ -634,7 +634,7 @@ mod tests {
             "<<",
             ".inf",
         ] {
-            assert_eq!(y(json!({ "k": s })), format!("k: \"{s}\"\n"), "{s:?}");
+            assert_eq!(y(&json!({ "k": s })), format!("k: \"{s}\"\n"), "{s:?}");
         }
         for s in [
             "hello",
@@ -647,57 +647,57 @@ mod tests {
             "yes-please",
             "-x",
         ] {
-            assert_eq!(y(json!({ "k": s })), format!("k: {s}\n"), "{s:?}");
+            assert_eq!(y(&json!({ "k": s })), format!("k: {s}\n"), "{s:?}");
         }
     }
 
     #[test]
     fn indicators_and_edge_spaces_use_single_quotes() {
-        assert_eq!(y(json!({"k": "hello: world"})), "k: 'hello: world'\n");
-        assert_eq!(y(json!({"k": "- item"})), "k: '- item'\n");
-        assert_eq!(y(json!({"k": "#x"})), "k: '#x'\n");
-        assert_eq!(y(json!({"k": "a #b"})), "k: 'a #b'\n");
-        assert_eq!(y(json!({"k": "*alias"})), "k: '*alias'\n");
-        assert_eq!(y(json!({"k": " lead"})), "k: ' lead'\n");
-        assert_eq!(y(json!({"k": "trail "})), "k: 'trail '\n");
-        assert_eq!(y(json!({"k": "'q"})), "k: '''q'\n");
-        assert_eq!(y(json!({"k": "{a}"})), "k: '{a}'\n");
+        assert_eq!(y(&json!({"k": "hello: world"})), "k: 'hello: world'\n");
+        assert_eq!(y(&json!({"k": "- item"})), "k: '- item'\n");
+        assert_eq!(y(&json!({"k": "#x"})), "k: '#x'\n");
+        assert_eq!(y(&json!({"k": "a #b"})), "k: 'a #b'\n");
+        assert_eq!(y(&json!({"k": "*alias"})), "k: '*alias'\n");
+        assert_eq!(y(&json!({"k": " lead"})), "k: ' lead'\n");
+        assert_eq!(y(&json!({"k": "trail "})), "k: 'trail '\n");
+        assert_eq!(y(&json!({"k": "'q"})), "k: '''q'\n");
+        assert_eq!(y(&json!({"k": "{a}"})), "k: '{a}'\n");
     }
 
     #[test]
     fn special_characters_use_double_quotes_with_escapes() {
-        assert_eq!(y(json!({"k": "tab\there"})), "k: \"tab\\there\"\n");
-        assert_eq!(y(json!({"k": "smile 😀"})), "k: \"smile \\U0001F600\"\n");
-        assert_eq!(y(json!({"k": "a \"q\" \\"})), "k: a \"q\" \\\n");
+        assert_eq!(y(&json!({"k": "tab\there"})), "k: \"tab\\there\"\n");
+        assert_eq!(y(&json!({"k": "smile 😀"})), "k: \"smile \\U0001F600\"\n");
+        assert_eq!(y(&json!({"k": "a \"q\" \\"})), "k: a \"q\" \\\n");
     }
 
     #[test]
     fn multi_line_strings_are_literal_blocks() {
-        assert_eq!(y(json!({"k": "a\nb"})), "k: |-\n  a\n  b\n");
-        assert_eq!(y(json!({"k": "a\n\nb\n"})), "k: |\n  a\n\n  b\n");
-        assert_eq!(y(json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
-        assert_eq!(y(json!({"k": " a\nb"})), "k: |2-\n   a\n  b\n");
+        assert_eq!(y(&json!({"k": "a\nb"})), "k: |-\n  a\n  b\n");
+        assert_eq!(y(&json!({"k": "a\n\nb\n"})), "k: |\n  a\n\n  b\n");
+        assert_eq!(y(&json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
+        assert_eq!(y(&json!({"k": " a\nb"})), "k: |2-\n   a\n  b\n");
         assert_eq!(
-            y(json!({"m": {"k": "x\ny"}})),
+            y(&json!({"m": {"k": "x\ny"}})),
             "m:\n  k: |-\n    x\n    y\n"
         );
         // A space before a line break rules the block style out.
-        assert_eq!(y(json!({"k": "a \nb"})), "k: \"a \\nb\"\n");
+        assert_eq!(y(&json!({"k": "a \nb"})), "k: \"a \\nb\"\n");
         // Keys cannot be blocks.
-        assert_eq!(y(json!({"a\nb": 1})), "\"a\\nb\": 1\n");
-        assert_eq!(y(json!("top\nlevel")), "|-\n  top\n  level\n");
+        assert_eq!(y(&json!({"a\nb": 1})), "\"a\\nb\": 1\n");
+        assert_eq!(y(&json!("top\nlevel")), "|-\n  top\n  level\n");
     }
 
     #[test]
     fn long_scalars_fold_at_column_80() {
         let words = vec!["word"; 30].join(" ");
-        let out = y(json!({ "key": words }));
+        let out = y(&json!({ "key": words }));
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines.len() > 1, "{out}");
         assert!(lines[1].starts_with("  word"), "{out}");
         assert_eq!(parse(&out).unwrap(), json!({ "key": words }));
         let url = "x".repeat(120);
-        assert_eq!(y(json!({ "k": url })), format!("k: {url}\n"));
+        assert_eq!(y(&json!({ "k": url })), format!("k: {url}\n"));
     }
 
     #[test]
@@ -707,17 +707,17 @@ mod tests {
             "a": {"nested": {"deep": 1.5}, "empty": {}, "list": []},
         });
         assert_eq!(
-            y(v),
+            y(&v),
             "a:\n  empty: {}\n  list: []\n  nested:\n    deep: 1.5\nb:\n- 1\n- two\n- x: 1\n  \"y\":\n  - true\n  - null\n- - 3\n  - 4\n- []\n- {}\n"
         );
-        assert_eq!(y(json!([])), "[]\n");
-        assert_eq!(y(json!({})), "{}\n");
-        assert_eq!(y(json!([{"a": 1}])), "- a: 1\n");
+        assert_eq!(y(&json!([])), "[]\n");
+        assert_eq!(y(&json!({})), "{}\n");
+        assert_eq!(y(&json!([{"a": 1}])), "- a: 1\n");
     }
 
     #[test]
     fn keys_sort_naturally() {
-        let out = y(json!({"a10": 1, "a2": 2, "b": 3, "A": 4, "_x": 5, "1": 6}));
+        let out = y(&json!({"a10": 1, "a2": 2, "b": 3, "A": 4, "_x": 5, "1": 6}));
         // Non-letters sort before letters; "_x" holds the number 0, which is less than 1.
         assert_eq!(out, "_x: 5\n\"1\": 6\nA: 4\na2: 2\na10: 1\nb: 3\n");
     }
@@ -725,7 +725,7 @@ mod tests {
     #[test]
     fn numbers_round_trip_through_go_json() {
         assert_eq!(
-            y(json!({"f": 1000000.0, "g": 1.5, "h": 1e21, "i": 1234567.5, "j": 7})),
+            y(&json!({"f": 1_000_000.0, "g": 1.5, "h": 1e21, "i": 1_234_567.5, "j": 7})),
             "f: 1000000\ng: 1.5\nh: 1e+21\ni: 1.2345675e+06\nj: 7\n"
         );
     }

@@ -1,10 +1,12 @@
 //! Go `text/template` builtins: `and or not len index print printf println eq ne lt le gt ge
 //! html js urlquery` (`slice` is Sprig's, which replaces Go's in Argo's function map).
 
+use std::fmt::Write as _;
+
 use super::{Eval, FnResult, Func, Param, fixed, str_arg, variadic};
-use crate::go::Budget;
 use crate::go::fmt::{is_print, sprint, sprintf, sprintln};
 use crate::go::value::{Elem, Value};
+use crate::go::{Budget, go_int};
 
 use Param::{Any, Reflect, Str};
 
@@ -45,7 +47,7 @@ fn not<'a>(_: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
 fn len<'a>(_: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
     let v = args.first().unwrap_or(&Value::Missing);
     match v.len() {
-        Some(n) => Ok(Value::Int(n as i64)),
+        Some(n) => Ok(Value::Int(go_int(n))),
         None if v.is_nil() => Err("len of nil pointer".to_string()),
         None => Err(format!("len of type {}", v.go_type())),
     }
@@ -146,6 +148,8 @@ fn basic_kind(v: &Value<'_>) -> Kind {
 }
 
 /// `a == b` with Go template rules: basic kinds must match (int and int64 are both "int").
+// Go compares float64s exactly.
+#[allow(clippy::float_cmp)]
 fn equal(a: &Value<'_>, b: &Value<'_>) -> Result<bool, String> {
     let (k1, k2) = (basic_kind(a), basic_kind(b));
     if k1 != k2 {
@@ -278,7 +282,7 @@ fn js<'a>(b: &mut Budget, args: &[Value<'a>]) -> FnResult<'a> {
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
             c if (c as u32) < 0x20 || (!c.is_ascii() && !is_print(c)) => {
-                out.push_str(&format!("\\u{:04X}", c as u32));
+                let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),
         }
@@ -292,10 +296,12 @@ pub(super) fn query_escape(s: &str) -> String {
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
+                out.push(b as char);
             }
             b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
         }
     }
     out

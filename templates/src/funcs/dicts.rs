@@ -209,7 +209,7 @@ fn conversion(v: &Value<'_>, want: &str) -> String {
 
 const MAP_TYPE: &str = "map[string]interface {}";
 
-fn as_map<'a>(v: Value<'a>) -> Result<Value<'a>, String> {
+fn as_map(v: Value<'_>) -> Result<Value<'_>, String> {
     match &v {
         Value::JMap(_) => Ok(v),
         Value::Map(m) if m.borrow().elem == Elem::Any => Ok(v),

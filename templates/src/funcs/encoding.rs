@@ -2,6 +2,8 @@
 //! JSON in both directions with Go's `encoding/json` output (sorted keys, `<>&` escaped except in
 //! `toRawJson`, float64 without a trailing `.0`).
 
+use std::fmt::Write as _;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value as Json;
@@ -100,16 +102,19 @@ fn b32dec<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
             };
             bits |= (v as u64) << (35 - 5 * i);
         }
+        // The group's 40 bits are the low five bytes of `bits`.
         let bytes = data.len() * 5 / 8;
-        for i in 0..bytes {
-            out.push((bits >> (32 - 8 * i)) as u8);
-        }
+        out.extend_from_slice(&bits.to_be_bytes()[3..3 + bytes]);
     }
     s(String::from_utf8_lossy(&out))
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 fn sha1sum<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -146,9 +151,15 @@ fn json_string(out: &mut String, text: &str, escape_html: bool) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
-            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '<' | '>' | '&' if escape_html => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }

@@ -5,8 +5,8 @@
 use super::math::to_int64;
 use super::{FnResult, Func, Param, arg, fixed, int_arg, variadic};
 use crate::MAX_LIST_LEN;
-use crate::go::Budget;
 use crate::go::value::{Elem, Value};
+use crate::go::{Budget, go_int};
 
 use Param::{Any, Int};
 
@@ -59,7 +59,7 @@ fn items<'a>(v: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String> {
     }
 }
 
-fn any_list<'a>(items: Vec<Value<'a>>) -> FnResult<'a> {
+fn any_list(items: Vec<Value<'_>>) -> FnResult<'_> {
     Ok(Value::list(Elem::Any, items))
 }
 
@@ -113,11 +113,7 @@ fn reverse<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     any_list(l)
 }
 
-fn contains<'a>(
-    haystack: &[Value<'a>],
-    needle: &Value<'_>,
-    b: &mut Budget,
-) -> Result<bool, String> {
+fn contains(haystack: &[Value<'_>], needle: &Value<'_>, b: &mut Budget) -> Result<bool, String> {
     for h in haystack {
         if needle.deep_equal(h, b, 0)? {
             return Ok(true);
@@ -174,7 +170,7 @@ fn slice<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
         return Ok(Value::Nil);
     }
     let start = a.get(1).map_or(0, to_int64);
-    let end = a.get(2).map_or(len as i64, to_int64);
+    let end = a.get(2).map_or(go_int(len), to_int64);
     let (Ok(from), Ok(to)) = (usize::try_from(start), usize::try_from(end)) else {
         return Err("reflect: slice index out of range".to_string());
     };
@@ -235,18 +231,19 @@ fn compact<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 /// Sprig's `untilStep`, bounded to [`MAX_LIST_LEN`] elements.
-fn int_range(start: i64, stop: i64, step: i64) -> Result<Vec<i64>, String> {
-    let count = if (stop < start && step < 0) || (stop > start && step > 0) {
-        (i128::from(stop) - i128::from(start))
+fn int_range(start: i64, end: i64, step: i64) -> Result<Vec<i64>, String> {
+    let count = if (end < start && step < 0) || (end > start && step > 0) {
+        (i128::from(end) - i128::from(start))
             .unsigned_abs()
             .div_ceil(i128::from(step).unsigned_abs())
     } else {
         0
     };
-    if count > MAX_LIST_LEN as u128 {
-        return Err(format!("result exceeds {MAX_LIST_LEN} elements"));
-    }
-    Ok((0..count as i64).map(|i| start + i * step).collect())
+    let count = match i64::try_from(count) {
+        Ok(count) if count <= go_int(MAX_LIST_LEN) => count,
+        _ => return Err(format!("result exceeds {MAX_LIST_LEN} elements")),
+    };
+    Ok((0..count).map(|i| start + i * step).collect())
 }
 
 fn int_list<'a>(v: Vec<i64>) -> FnResult<'a> {

@@ -63,6 +63,9 @@ fn trim_zero_decimal(s: &str) -> &str {
 }
 
 /// `cast.ToInt64`.
+// A float converts like Go's `int64(f)`: truncated toward zero (out of range Go's result is
+// platform-defined; Rust's `as` saturates).
+#[allow(clippy::cast_possible_truncation)]
 pub(crate) fn to_int64(v: &Value<'_>) -> i64 {
     match v {
         Value::Int(i) | Value::Int64(i) => *i,
@@ -74,6 +77,8 @@ pub(crate) fn to_int64(v: &Value<'_>) -> i64 {
 }
 
 /// `cast.ToFloat64`.
+// An integer converts like Go's `float64(i)`: rounded to the nearest float.
+#[allow(clippy::cast_precision_loss)]
 pub(crate) fn to_float64(v: &Value<'_>) -> f64 {
     match v {
         Value::Int(i) | Value::Int64(i) => *i as f64,
@@ -183,6 +188,8 @@ fn ceil<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 }
 
 /// Sprig's `round value places [roundOn]`.
+// `places` converts like Sprig's `float64(places)`: rounded to the nearest float.
+#[allow(clippy::cast_precision_loss)]
 fn round<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let round_on = match a.get(2) {
         Some(Value::Float(f)) => *f,
@@ -213,7 +220,7 @@ fn dec(f: f64) -> Option<Dec> {
     let text = format_float(f, 'e', None);
     let (mant, exp) = text.split_once('e')?;
     let exp: i32 = exp.parse().ok()?;
-    let frac_digits = mant.split_once('.').map_or(0, |(_, f)| f.len()) as i32;
+    let frac_digits = i32::try_from(mant.split_once('.').map_or(0, |(_, f)| f.len())).ok()?;
     let m: i128 = mant.replace('.', "").parse().ok()?;
     Some(Dec {
         m,
@@ -233,10 +240,10 @@ fn dec_to_f64(d: Dec) -> f64 {
 
 fn dec_add(x: Dec, y: Dec) -> Option<Dec> {
     let e = x.e.min(y.e);
-    let a = scale(x.m, x.e - e)?;
-    let b = scale(y.m, y.e - e)?;
+    let x_m = scale(x.m, x.e - e)?;
+    let y_m = scale(y.m, y.e - e)?;
     Some(Dec {
-        m: a.checked_add(b)?,
+        m: x_m.checked_add(y_m)?,
         e,
     })
 }

@@ -15,7 +15,12 @@
 //! one is a parse error (`function "now" not defined`).
 //!
 //! [`Library::Helm`] adds Helm's `include` and `required` (module `helm`) on top, for rendering
-//! Helm charts; ApplicationSet templates never see them.
+//! Helm charts; `ApplicationSet` templates never see them.
+
+// Every template function has the table's `Imp` signature, whose `FnResult` lets any function
+// fail; many cannot, and the helpers they end with (`any_list`, `int_list`, ...) return the
+// same type.
+#![allow(clippy::unnecessary_wraps)]
 
 mod builtins;
 mod dicts;

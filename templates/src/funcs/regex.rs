@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use regex::Regex;
 
 use super::{FnResult, Func, Param, fixed, int_arg, str_arg};
-use crate::go::Budget;
 use crate::go::value::Value;
+use crate::go::{Budget, go_int};
 
 use Param::{Int, Str};
 
@@ -111,7 +111,7 @@ fn regex_split<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let mut parts = Vec::new();
     let (mut beg, mut end) = (0, 0);
     for m in re.find_iter(text).take(limit(n)) {
-        if n > 0 && parts.len() as i64 == n - 1 {
+        if n > 0 && go_int(parts.len()) == n - 1 {
             break;
         }
         end = m.start();

@@ -96,6 +96,9 @@ impl Version {
     }
 
     /// The methods a template can call on a version (`(semver "1.2.3").Major`).
+    // Go's `Major()` etc. return `uint64`; the engine has no unsigned value, so a segment above
+    // `i64::MAX` (never seen in real versions) wraps, where Go would print it unchanged.
+    #[allow(clippy::cast_possible_wrap)]
     pub(crate) fn method<'a>(&self, name: &str) -> Option<Value<'a>> {
         Some(match name {
             "Major" => Value::Int64(self.major as i64),
@@ -124,18 +127,18 @@ fn compare_pre(a: &str, b: &str) -> Ordering {
         (false, true) => return Ordering::Less,
         _ => {}
     }
-    let (mut x, mut y) = (a.split('.'), b.split('.'));
+    let (mut a_parts, mut b_parts) = (a.split('.'), b.split('.'));
     loop {
-        match (x.next(), y.next()) {
+        match (a_parts.next(), b_parts.next()) {
             (None, None) => return Ordering::Equal,
             (None, Some(_)) => return Ordering::Less,
             (Some(_), None) => return Ordering::Greater,
-            (Some(p), Some(q)) => {
-                let ord = match (p.parse::<u64>(), q.parse::<u64>()) {
-                    (Ok(m), Ok(n)) => m.cmp(&n),
+            (Some(a_part), Some(b_part)) => {
+                let ord = match (a_part.parse::<u64>(), b_part.parse::<u64>()) {
+                    (Ok(a_num), Ok(b_num)) => a_num.cmp(&b_num),
                     (Ok(_), Err(_)) => Ordering::Less,
                     (Err(_), Ok(_)) => Ordering::Greater,
-                    (Err(_), Err(_)) => p.cmp(q),
+                    (Err(_), Err(_)) => a_part.cmp(b_part),
                 };
                 if ord != Ordering::Equal {
                     return ord;

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use super::{FnResult, Func, Param, arg, checked_size, fixed, int_arg, str_arg, variadic};
-use crate::go::Budget;
 use crate::go::fmt::{quote as go_quote, to_string};
 use crate::go::value::{Elem, Value};
+use crate::go::{Budget, go_int};
 
 use Param::{Any, Int, Str};
 
@@ -72,7 +72,11 @@ fn s<'a>(v: impl Into<String>) -> FnResult<'a> {
 }
 
 /// Go's byte slicing `s[from..to]`, lossy where it cuts a UTF-8 sequence.
-fn byte_slice(text: &str, from: usize, to: usize) -> String {
+/// `text[from:to]` on bytes, invalid UTF-8 replaced; empty when the bounds are out of range.
+fn byte_slice(text: &str, from: i64, to: i64) -> String {
+    let (Ok(from), Ok(to)) = (usize::try_from(from), usize::try_from(to)) else {
+        return String::new();
+    };
     String::from_utf8_lossy(text.as_bytes().get(from..to).unwrap_or(&[])).into_owned()
 }
 
@@ -82,7 +86,7 @@ fn hello<'a>(_: &mut Budget, _: &[Value<'a>]) -> FnResult<'a> {
 
 /// goutils `AbbreviateFull`.
 fn abbreviate_full(text: &str, offset: i64, width: i64) -> String {
-    let len = text.len() as i64;
+    let len = go_int(text.len());
     if text.is_empty() || width < 4 || len <= width {
         return text.to_string();
     }
@@ -91,17 +95,17 @@ fn abbreviate_full(text: &str, offset: i64, width: i64) -> String {
         offset = len - (width - 3);
     }
     if offset <= 4 {
-        return byte_slice(text, 0, (width - 3) as usize) + "...";
+        return byte_slice(text, 0, width - 3) + "...";
     }
     if width < 7 {
         // goutils returns an error here, which Sprig discards.
         return String::new();
     }
     if offset + width - 3 < len {
-        let tail = byte_slice(text, offset as usize, text.len());
+        let tail = byte_slice(text, offset, len);
         return "...".to_string() + &abbreviate_full(&tail, 0, width - 3);
     }
-    "...".to_string() + &byte_slice(text, (len - (width - 3)) as usize, text.len())
+    "...".to_string() + &byte_slice(text, len - (width - 3), len)
 }
 
 fn abbrev<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -118,12 +122,12 @@ fn abbrevboth<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 
 fn trunc<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let (c, text) = (int_arg(a, 0), str_arg(a, 1));
-    let len = text.len() as i64;
+    let len = go_int(text.len());
     if c < 0 && len + c > 0 {
-        return s(byte_slice(text, (len + c) as usize, text.len()));
+        return s(byte_slice(text, len + c, len));
     }
     if c >= 0 && len > c {
-        return s(byte_slice(text, 0, c as usize));
+        return s(byte_slice(text, 0, c));
     }
     s(text)
 }
@@ -190,7 +194,7 @@ fn untitle<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 
 fn substr<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let (start, end, text) = (int_arg(a, 0), int_arg(a, 1), str_arg(a, 2));
-    let len = text.len() as i64;
+    let len = go_int(text.len());
     let (from, to) = if start < 0 {
         (0, end)
     } else if end < 0 || end > len {
@@ -203,7 +207,7 @@ fn substr<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
             "runtime error: slice bounds out of range [{from}:{to}] with length {len}"
         ));
     }
-    s(byte_slice(text, from as usize, to as usize))
+    s(byte_slice(text, from, to))
 }
 
 fn repeat<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
@@ -522,7 +526,7 @@ fn wrap<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
 
 fn wrap_with<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let (text, sep) = (str_arg(a, 2), str_arg(a, 1));
-    checked_size(text.len() as i64, sep.len().max(1))?;
+    checked_size(go_int(text.len()), sep.len().max(1))?;
     s(wrap_custom(text, int_arg(a, 0), sep, true))
 }
 
@@ -568,7 +572,7 @@ fn indent_by(spaces: i64, text: &str) -> Result<String, String> {
     }
     let lines = text.matches('\n').count() + 1;
     let n = checked_size(spaces, lines)?;
-    checked_size((text.len() + n * lines) as i64, 1)?;
+    checked_size(go_int(text.len() + n * lines), 1)?;
     let pad = " ".repeat(n);
     Ok(pad.clone() + &text.replace('\n', &format!("\n{pad}")))
 }
@@ -588,7 +592,7 @@ fn replace<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     } else {
         src.matches(old).count()
     };
-    checked_size((src.len() + count * new.len()) as i64, 1)?;
+    checked_size(go_int(src.len() + count * new.len()), 1)?;
     s(src.replace(old, new))
 }
 

@@ -41,7 +41,7 @@ fn every_registered_function_is_found() {
 
 #[test]
 fn strings_basic() {
-    assert_eq!(t(r#"{{ hello }}"#), "Hello!");
+    assert_eq!(t(r"{{ hello }}"), "Hello!");
     assert_eq!(
         t(r#"{{ upper "abc" }}|{{ lower "ABC" }}|{{ trim "  a b  " }}"#),
         "ABC|abc|a b"
@@ -157,7 +157,7 @@ fn strings_quoting_and_joining() {
     assert_eq!(go_ok(r#"{{ cat "a" .n 2 "b" }}"#, p.clone()), "a 2 b");
     assert_eq!(
         go_ok(
-            r#"{{ toString .f }}|{{ toString 3 }}|{{ toString .missing }}"#,
+            r"{{ toString .f }}|{{ toString 3 }}|{{ toString .missing }}",
             p
         ),
         "1.5|3|<nil>"
@@ -211,14 +211,14 @@ fn lists_building() {
         t(r#"{{ append (list 1) 2 }}|{{ push (list) "x" }}|{{ prepend (list 2) 1 }}"#),
         "[1 2]|[x]|[1 2]"
     );
-    assert_eq!(t(r#"{{ concat (list 1) (list 2 3) }}"#), "[1 2 3]");
+    assert_eq!(t(r"{{ concat (list 1) (list 2 3) }}"), "[1 2 3]");
     assert_err(
         r#"{{ append "s" 1 }}"#,
         json!({"x": 1}),
         "Cannot push on type string",
     );
     assert_err(
-        r#"{{ concat (list 1) 2 }}"#,
+        r"{{ concat (list 1) 2 }}",
         json!({"x": 1}),
         "Cannot concat type int as list",
     );
@@ -409,7 +409,7 @@ fn dicts_dig_and_deep_copy() {
         ),
         "2|1"
     );
-    assert_eq!(go_ok(r#"{{ mustDeepCopy (list 1 2) }}"#, p), "[1 2]");
+    assert_eq!(go_ok(r"{{ mustDeepCopy (list 1 2) }}", p), "[1 2]");
 }
 
 #[test]
@@ -513,7 +513,7 @@ fn defaults_and_flow() {
     );
     assert_eq!(
         go_ok(
-            r#"{{ all .v .m }} {{ all .v .e }} {{ any .e .z }} {{ any .e .v }}"#,
+            r"{{ all .v .m }} {{ all .v .e }} {{ any .e .z }} {{ any .e .v }}",
             p.clone()
         ),
         "true false false true"
@@ -591,7 +591,7 @@ fn encodings() {
 
 #[test]
 fn json_functions() {
-    let p = json!({"m": {"b": [1, 2.5, 1000000], "a": "<x>&", "n": null}, "s": "{\"k\": [1, {\"z\": true}]}"});
+    let p = json!({"m": {"b": [1, 2.5, 1_000_000], "a": "<x>&", "n": null}, "s": "{\"k\": [1, {\"z\": true}]}"});
     assert_eq!(
         go_ok("{{ toJson .m }}", p.clone()),
         r#"{"a":"\u003cx\u003e\u0026","b":[1,2.5,1000000],"n":null}"#

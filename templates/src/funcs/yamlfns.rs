@@ -1,5 +1,7 @@
-//! Argo CD's additions to the function map (`applicationset/utils`): `normalize` (SanitizeName),
-//! `slugify` (SanitizeName + gosimple/slug), `toYaml`, `fromYaml`, `fromYamlArray`.
+//! Argo CD's additions to the function map (`applicationset/utils`): `normalize` (`SanitizeName`),
+//! `slugify` (`SanitizeName` + gosimple/slug), `toYaml`, `fromYaml`, `fromYamlArray`.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
@@ -131,7 +133,7 @@ fn unmarshal_error(j: &Json, into: &str) -> String {
 
 fn from_yaml<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     match yaml::parse(str_arg(a, 0))? {
-        Json::Null => Ok(Value::map(Elem::Any, Default::default())),
+        Json::Null => Ok(Value::map(Elem::Any, BTreeMap::default())),
         j @ Json::Object(_) => Ok(Value::from_owned_json(j)),
         other => Err(unmarshal_error(&other, "map[string]interface {}")),
     }

@@ -17,11 +17,12 @@
 //!
 //! Errors are formatted like Go's: `template: :LINE:COL: executing "NAME" at <NODE>: MESSAGE`.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use super::ast::{Arg, Branch, Cmd, ListNode, Node, Number, Pipe, Program, TemplateCall};
 use super::value::{Elem, Str, Value};
-use super::{Budget, MAX_EXEC_DEPTH, fmt, quote};
+use super::{Budget, MAX_EXEC_DEPTH, fmt, go_int, quote};
 use crate::funcs::{Eval, Func, Param};
 use crate::{MAX_LIST_LEN, MAX_OUTPUT_BYTES, MissingKey, Params};
 
@@ -239,8 +240,8 @@ impl<'a> Exec<'a> {
                 for i in 0..n {
                     let Some(elem) = val.seq_get(i) else { break };
                     ran = true;
-                    let index = Value::Int(i as i64);
-                    if self.iteration(b, node, inner, index, Slot { v: elem, boxed })?
+                    let index = Value::Int(go_int(i));
+                    if self.iteration(b, node, inner, index, &Slot { v: elem, boxed })?
                         == Flow::Break
                     {
                         break;
@@ -251,7 +252,7 @@ impl<'a> Exec<'a> {
                 let boxed = val.elem() == Elem::Any;
                 for (k, elem) in val.map_entries().unwrap_or_default() {
                     ran = true;
-                    if self.iteration(b, node, inner, Value::Str(k), Slot { v: elem, boxed })?
+                    if self.iteration(b, node, inner, Value::Str(k), &Slot { v: elem, boxed })?
                         == Flow::Break
                     {
                         break;
@@ -269,7 +270,7 @@ impl<'a> Exec<'a> {
                 for i in 0..*n {
                     ran = true;
                     let v = Value::Int(i);
-                    if self.iteration(b, node, inner, v.clone(), Slot::plain(v))? == Flow::Break {
+                    if self.iteration(b, node, inner, v.clone(), &Slot::plain(v))? == Flow::Break {
                         break;
                     }
                 }
@@ -298,7 +299,7 @@ impl<'a> Exec<'a> {
         node: &'a Node,
         inner: usize,
         index: Value<'a>,
-        elem: Slot<'a>,
+        elem: &Slot<'a>,
     ) -> R<Flow> {
         self.spend(b.pipe.pos, node)?;
         let decl = &b.pipe.decl;
@@ -322,7 +323,7 @@ impl<'a> Exec<'a> {
                 }
             }
         }
-        let flow = self.walk_list(&elem, &b.list)?;
+        let flow = self.walk_list(elem, &b.list)?;
         self.vars.truncate(inner);
         Ok(flow)
     }
@@ -426,7 +427,7 @@ impl<'a> Exec<'a> {
         Ok(value)
     }
 
-    fn not_a_function(&self, cmd: &Cmd, first: &Arg, fin: &Option<Value<'a>>) -> R<()> {
+    fn not_a_function(&self, cmd: &Cmd, first: &Arg, fin: Option<&Value<'a>>) -> R<()> {
         if cmd.args.len() > 1 || fin.is_some() {
             return Err(self.err(
                 first.pos(),
@@ -459,7 +460,7 @@ impl<'a> Exec<'a> {
             Arg::Variable { name, fields, .. } => {
                 let slot = self.var_value(name, first)?;
                 if fields.is_empty() {
-                    self.not_a_function(cmd, first, &fin)?;
+                    self.not_a_function(cmd, first, fin.as_ref())?;
                     return Ok(slot.v);
                 }
                 Ok(self.field_chain(slot, fields, first, has_args)?.v)
@@ -468,24 +469,24 @@ impl<'a> Exec<'a> {
                 self.call(dot, func, first, At::Cmd(cmd), &cmd.args[1..], fin)
             }
             Arg::Pipe(p) => {
-                self.not_a_function(cmd, first, &fin)?;
+                self.not_a_function(cmd, first, fin.as_ref())?;
                 self.eval_pipeline(dot, p)
             }
             Arg::Dot(_) => {
-                self.not_a_function(cmd, first, &fin)?;
+                self.not_a_function(cmd, first, fin.as_ref())?;
                 Ok(dot.v.clone())
             }
             Arg::Nil(pos) => Err(self.err(*pos, first, "nil is not a command")),
             Arg::Bool(_, b) => {
-                self.not_a_function(cmd, first, &fin)?;
+                self.not_a_function(cmd, first, fin.as_ref())?;
                 Ok(Value::Bool(*b))
             }
             Arg::Number(pos, n) => {
-                self.not_a_function(cmd, first, &fin)?;
+                self.not_a_function(cmd, first, fin.as_ref())?;
                 self.ideal_constant(n, *pos, first)
             }
             Arg::Str { text, .. } => {
-                self.not_a_function(cmd, first, &fin)?;
+                self.not_a_function(cmd, first, fin.as_ref())?;
                 Ok(Value::Str(Str::Borrowed(text)))
             }
         }
@@ -552,13 +553,13 @@ impl<'a> Exec<'a> {
     ) -> R<Slot<'a>> {
         let n = idents.len();
         for (i, name) in idents.iter().enumerate() {
-            recv = self.field(recv, name, at, has_args && i + 1 == n)?;
+            recv = self.field(&recv, name, at, has_args && i + 1 == n)?;
         }
         Ok(recv)
     }
 
     /// Go's `evalField` on a map, a semver version or anything else.
-    fn field(&self, recv: Slot<'a>, name: &str, at: &Arg, has_args: bool) -> R<Slot<'a>> {
+    fn field(&self, recv: &Slot<'a>, name: &str, at: &Arg, has_args: bool) -> R<Slot<'a>> {
         let fail = |msg: String| self.err(at.pos(), at, &msg);
         match &recv.v {
             Value::Missing => {
@@ -714,7 +715,7 @@ impl<'a> Exec<'a> {
             Arg::Nil(_) => match p {
                 Param::Any => Ok(Value::Nil),
                 Param::Reflect => Ok(Value::Missing),
-                Param::Map => Ok(Value::map(Elem::Any, Default::default())),
+                Param::Map => Ok(Value::map(Elem::Any, BTreeMap::default())),
                 _ => Err(self.err(
                     arg.pos(),
                     arg,
@@ -765,13 +766,13 @@ impl<'a> Exec<'a> {
         let ok = match (&p, &v) {
             (Param::Any, Value::Missing) => return Ok(Value::Nil),
             (Param::Reflect, Value::Nil) => return Ok(Value::Missing),
-            (Param::Map, Value::Missing) => return Ok(Value::map(Elem::Any, Default::default())),
-            (Param::Any | Param::Reflect, _) => true,
-            (Param::Str, Value::Str(_)) => true,
-            (Param::Int, Value::Int(_)) => true,
-            (Param::Float, Value::Float(_)) => true,
-            (Param::Bool, Value::Bool(_)) => true,
-            (Param::Map, Value::JMap(_)) => true,
+            (Param::Map, Value::Missing) => return Ok(Value::map(Elem::Any, BTreeMap::default())),
+            (Param::Any | Param::Reflect, _)
+            | (Param::Str, Value::Str(_))
+            | (Param::Int, Value::Int(_))
+            | (Param::Float, Value::Float(_))
+            | (Param::Bool, Value::Bool(_))
+            | (Param::Map, Value::JMap(_)) => true,
             (Param::Map, Value::Map(m)) => m.borrow().elem == Elem::Any,
             _ => false,
         };

@@ -2,8 +2,10 @@
 //! `strconv` shortest `'g'` form, so `1000000` prints `1e+06`), `Sprint`/`Sprintln`, `Sprintf`
 //! with flags, width and precision, `strconv.Quote`, and `encoding/json` float text.
 
+use std::fmt::Write as _;
+
 use super::value::Value;
-use super::{Budget, MAX_VALUE_DEPTH};
+use super::{Budget, MAX_VALUE_DEPTH, go_int};
 use crate::MAX_OUTPUT_BYTES;
 
 type R = Result<(), String>;
@@ -36,9 +38,15 @@ fn push_quoted_char(out: &mut String, c: char, quote: char, ascii_only: bool) {
             out.push(c);
         }
         c if is_print(c) && (c.is_ascii() || !ascii_only) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        c if (c as u32) < 0x80 => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if (c as u32) < 0x10000 => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\U{:08x}", c as u32);
+        }
     }
 }
 
@@ -112,7 +120,7 @@ fn fmt_e(d: &Digits, prec: usize, e: char) -> String {
     s.push(e);
     let exp = if d.d.is_empty() { 0 } else { d.dp - 1 };
     s.push(if exp < 0 { '-' } else { '+' });
-    s.push_str(&format!("{:02}", exp.unsigned_abs()));
+    let _ = write!(s, "{:02}", exp.unsigned_abs());
     s
 }
 
@@ -121,8 +129,8 @@ fn fmt_f(d: &Digits, prec: usize) -> String {
     if d.neg {
         s.push('-');
     }
-    if d.dp > 0 {
-        for i in 0..d.dp as usize {
+    if let Ok(dp @ 1..) = usize::try_from(d.dp) {
+        for i in 0..dp {
             s.push(d.d.get(i).map_or('0', |&b| b as char));
         }
     } else {
@@ -130,13 +138,13 @@ fn fmt_f(d: &Digits, prec: usize) -> String {
     }
     if prec > 0 {
         s.push('.');
-        for i in 1..=prec as i64 {
-            let j = i64::from(d.dp) + i - 1;
-            let c = if j >= 0 {
-                d.d.get(j as usize).map_or('0', |&b| b as char)
-            } else {
-                '0'
-            };
+        for i in 1..=prec {
+            // Digit `dp + i - 1`; the ones before the first digit are zeros.
+            let j = i64::from(d.dp) + go_int(i) - 1;
+            let c = usize::try_from(j)
+                .ok()
+                .and_then(|j| d.d.get(j))
+                .map_or('0', |&b| b as char);
             s.push(c);
         }
     }
@@ -152,19 +160,18 @@ pub(crate) fn format_float(f: f64, fmt: char, prec: Option<usize>) -> String {
         return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
     }
     let upper = fmt.is_ascii_uppercase();
-    let e = if upper { 'E' } else { 'e' };
+    let exp_letter = if upper { 'E' } else { 'e' };
     let out = match (fmt.to_ascii_lowercase(), prec) {
-        ('e', Some(p)) => fmt_e(&rounded(f, p + 1), p, e),
+        ('e', Some(p)) => fmt_e(&rounded(f, p + 1), p, exp_letter),
         ('e', None) => {
             let d = shortest(f);
             let p = d.d.len().saturating_sub(1);
-            fmt_e(&d, p, e)
+            fmt_e(&d, p, exp_letter)
         }
         ('f', Some(p)) => format!("{f:.p$}"),
         ('f', None) => {
             let d = shortest(f);
-            let p = (d.d.len() as i64 - i64::from(d.dp)).max(0) as usize;
-            fmt_f(&d, p)
+            fmt_f(&d, digits_after_point(d.d.len(), d.dp))
         }
         (_, prec) => {
             let (d, mut p, eprec) = match prec {
@@ -177,7 +184,7 @@ pub(crate) fn format_float(f: f64, fmt: char, prec: Option<usize>) -> String {
                     let p = p.max(1);
                     let d = rounded(f, p);
                     let n = d.d.len();
-                    let eprec = if p > n && n as i64 >= i64::from(d.dp) {
+                    let eprec = if p > n && go_int(n) >= i64::from(d.dp) {
                         n
                     } else {
                         p
@@ -186,18 +193,24 @@ pub(crate) fn format_float(f: f64, fmt: char, prec: Option<usize>) -> String {
                 }
             };
             let exp = i64::from(d.dp) - 1;
-            if exp < -4 || exp >= eprec as i64 {
+            if exp < -4 || exp >= go_int(eprec) {
                 p = p.min(d.d.len());
-                fmt_e(&d, p.saturating_sub(1), e)
+                fmt_e(&d, p.saturating_sub(1), exp_letter)
             } else {
-                if p as i64 > i64::from(d.dp) {
+                if go_int(p) > i64::from(d.dp) {
                     p = d.d.len();
                 }
-                fmt_f(&d, (p as i64 - i64::from(d.dp)).max(0) as usize)
+                fmt_f(&d, digits_after_point(p, d.dp))
             }
         }
     };
     if upper { out.to_uppercase() } else { out }
+}
+
+/// How many of `digits` significant digits fall after the decimal point when the point is
+/// after digit `dp` (none when all are before it).
+fn digits_after_point(digits: usize, dp: i32) -> usize {
+    usize::try_from(go_int(digits) - i64::from(dp)).unwrap_or(0)
 }
 
 /// `%v` of a float64.
@@ -221,6 +234,8 @@ pub(crate) fn json_float(f: f64) -> String {
 }
 
 /// Flags, width and precision of one `%` directive.
+// The five flags are Go's `fmt` flags (`+ - # space 0`), each independently on or off.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Default, Clone)]
 struct Spec {
     plus: bool,
@@ -347,11 +362,11 @@ impl Printer<'_> {
                     if spec.sharp && (spec.space || i == 0) {
                         hex.push_str(if verb == 'x' { "0x" } else { "0X" });
                     }
-                    hex.push_str(&if verb == 'x' {
-                        format!("{b:02x}")
+                    let _ = if verb == 'x' {
+                        write!(hex, "{b:02x}")
                     } else {
-                        format!("{b:02X}")
-                    });
+                        write!(hex, "{b:02X}")
+                    };
                 }
                 self.pad(&hex, spec)
             }
@@ -385,7 +400,7 @@ impl Printer<'_> {
                 return self.pad(&q, spec);
             }
             'U' => {
-                return self.pad(&format!("U+{:04X}", i), spec);
+                return self.pad(&format!("U+{i:04X}"), spec);
             }
             _ => return self.bad_verb(v, verb, depth),
         };
@@ -595,21 +610,7 @@ pub(crate) fn sprintf(
             p.push(c.encode_utf8(&mut buf))?;
             continue;
         }
-        let mut spec = Spec::default();
-        while let Some(&f) = chars.get(i) {
-            match f {
-                '+' => spec.plus = true,
-                '-' => {
-                    spec.minus = true;
-                    spec.zero = false;
-                }
-                '#' => spec.sharp = true,
-                ' ' => spec.space = true,
-                '0' => spec.zero = !spec.minus,
-                _ => break,
-            }
-            i += 1;
-        }
+        let mut spec = Spec::flags(&chars, &mut i);
         // Explicit argument index `[n]`.
         let mut arg_index = |i: &mut usize, arg: &mut usize| {
             if chars.get(*i) == Some(&'[') {
@@ -633,7 +634,7 @@ pub(crate) fn sprintf(
                         spec.minus = true;
                         spec.zero = false;
                     }
-                    spec.width = Some(n.unsigned_abs() as usize);
+                    spec.width = Some(usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX));
                 }
                 _ => p.push("%!(BADWIDTH)")?,
             }
@@ -648,7 +649,7 @@ pub(crate) fn sprintf(
                 i += 1;
                 match args.get(arg) {
                     Some(Value::Int(n) | Value::Int64(n)) if *n >= 0 => {
-                        spec.prec = Some(*n as usize)
+                        spec.prec = Some(usize::try_from(*n).unwrap_or(usize::MAX));
                     }
                     _ => p.push("%!(BADPREC)")?,
                 }
@@ -679,20 +680,49 @@ pub(crate) fn sprintf(
         arg += 1;
     }
     if !reordered && arg < args.len() {
-        p.push("%!(EXTRA ")?;
-        for (k, a) in args[arg..].iter().enumerate() {
-            if k > 0 {
-                p.push(", ")?;
-            }
-            if a.is_nil() {
-                p.push("<nil>")?;
-            } else {
-                p.push(&a.go_type())?;
-                p.push("=")?;
-                p.value(a, 'v', &Spec::default(), 0)?;
-            }
-        }
-        p.push(")")?;
+        p.extra(&args[arg..])?;
     }
     Ok(p.out)
+}
+
+impl Spec {
+    /// Reads the flags at `chars[*i..]`.
+    fn flags(chars: &[char], i: &mut usize) -> Spec {
+        let mut spec = Spec::default();
+        while let Some(&f) = chars.get(*i) {
+            match f {
+                '+' => spec.plus = true,
+                '-' => {
+                    spec.minus = true;
+                    spec.zero = false;
+                }
+                '#' => spec.sharp = true,
+                ' ' => spec.space = true,
+                '0' => spec.zero = !spec.minus,
+                _ => break,
+            }
+            *i += 1;
+        }
+        spec
+    }
+}
+
+impl Printer<'_> {
+    /// `%!(EXTRA type=value, ...)` for the arguments no verb used.
+    fn extra(&mut self, args: &[Value<'_>]) -> R {
+        self.push("%!(EXTRA ")?;
+        for (k, a) in args.iter().enumerate() {
+            if k > 0 {
+                self.push(", ")?;
+            }
+            if a.is_nil() {
+                self.push("<nil>")?;
+            } else {
+                self.push(&a.go_type())?;
+                self.push("=")?;
+                self.value(a, 'v', &Spec::default(), 0)?;
+            }
+        }
+        self.push(")")
+    }
 }

@@ -210,29 +210,26 @@ impl<'s> Lexer<'s> {
     }
 
     fn lex_text(&mut self) -> State {
-        match self.rest().find(LEFT) {
-            Some(x) => {
-                let delim = self.pos + x;
-                let mut text_end = delim;
-                if x > 0 && has_left_trim_marker(&self.input[delim + LEFT.len()..]) {
-                    let text = &self.input[self.start..delim];
-                    text_end = self.start + text.trim_end_matches(is_space).len();
-                }
-                if text_end > self.start {
-                    self.emit_range(Tok::Text, self.start, text_end);
-                }
-                self.pos = delim;
-                self.start = delim;
-                State::LeftDelim
+        if let Some(x) = self.rest().find(LEFT) {
+            let delim = self.pos + x;
+            let mut text_end = delim;
+            if x > 0 && has_left_trim_marker(&self.input[delim + LEFT.len()..]) {
+                let text = &self.input[self.start..delim];
+                text_end = self.start + text.trim_end_matches(is_space).len();
             }
-            None => {
-                self.pos = self.input.len();
-                if self.pos > self.start {
-                    self.emit(Tok::Text);
-                }
-                self.emit(Tok::Eof);
-                State::Done
+            if text_end > self.start {
+                self.emit_range(Tok::Text, self.start, text_end);
             }
+            self.pos = delim;
+            self.start = delim;
+            State::LeftDelim
+        } else {
+            self.pos = self.input.len();
+            if self.pos > self.start {
+                self.emit(Tok::Text);
+            }
+            self.emit(Tok::Eof);
+            State::Done
         }
     }
 
@@ -303,12 +300,11 @@ impl<'s> Lexer<'s> {
 
     /// Go's `atTerminator`: what may follow an identifier, field or variable.
     fn at_terminator(&self) -> bool {
-        match self.peek() {
-            None => true,
-            Some(c) if is_space(c) => true,
-            Some('.' | ',' | '|' | ':' | ')' | '(') => true,
-            Some(_) => self.rest().starts_with(RIGHT),
-        }
+        self.peek().is_none_or(|c| {
+            is_space(c)
+                || matches!(c, '.' | ',' | '|' | ':' | ')' | '(')
+                || self.rest().starts_with(RIGHT)
+        })
     }
 
     fn lex_inside_action(&mut self) -> State {

@@ -68,6 +68,12 @@ impl Budget {
     }
 }
 
+/// Go's `int` of a Rust length or index. Lengths never exceed `isize::MAX`, so this never
+/// saturates in practice.
+pub(crate) fn go_int(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// A parsed Go template.
 #[derive(Debug)]
 pub(crate) struct GoTemplate {

@@ -278,24 +278,21 @@ impl<'s> Parser<'s> {
                     ("with", Tok::With) => Some(("with", Tok::With)),
                     _ => None,
                 };
-                match chained {
-                    Some((ctx, _)) => {
-                        self.next_item();
-                        let branch = self.parse_control(ctx)?;
-                        let node = if ctx == "if" {
-                            Node::If(Box::new(branch))
-                        } else {
-                            Node::With(Box::new(branch))
-                        };
-                        Some(ListNode { nodes: vec![node] })
+                if let Some((ctx, _)) = chained {
+                    self.next_item();
+                    let branch = self.parse_control(ctx)?;
+                    let node = if ctx == "if" {
+                        Node::If(Box::new(branch))
+                    } else {
+                        Node::With(Box::new(branch))
+                    };
+                    Some(ListNode { nodes: vec![node] })
+                } else {
+                    let (list, end) = self.item_list()?;
+                    if let End::Else = end {
+                        return Err(self.errorf("expected end; found {{else}}"));
                     }
-                    None => {
-                        let (list, end) = self.item_list()?;
-                        if let End::Else = end {
-                            return Err(self.errorf("expected end; found {{else}}"));
-                        }
-                        Some(list)
-                    }
+                    Some(list)
                 }
             }
         };
@@ -335,11 +332,11 @@ impl<'s> Parser<'s> {
         const CONTEXT: &str = "template clause";
         let it = self.next_non_space();
         let name = self.template_name(&it, CONTEXT)?;
-        let pipe = if self.next_non_space().typ != Tok::RightDelim {
+        let pipe = if self.next_non_space().typ == Tok::RightDelim {
+            None
+        } else {
             self.backup();
             Some(self.pipeline(CONTEXT, Tok::RightDelim)?)
-        } else {
-            None
         };
         Ok(Node::Template(Box::new(TemplateCall {
             pos: it.pos,
@@ -663,6 +660,14 @@ pub(crate) fn parse_int_literal(text: &str) -> Option<(bool, u64)> {
 }
 
 /// Go's `newNumber`: every interpretation of a number literal.
+// The conversions between a constant's int, uint and float forms are Go's own (`parse.go`'s
+// `float64(i)`, `int64(f)`, `uint64(f)`); the float-to-integer ones only run on integral floats
+// inside the target's range.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 fn number(text: &str, typ: Tok) -> Result<Number, String> {
     let mut n = Number {
         text: text.into(),
@@ -677,7 +682,7 @@ fn number(text: &str, typ: Tok) -> Result<Number, String> {
             .ok_or_else(|| format!("malformed character constant: {text}"))?;
         n.int = Some(c as i64);
         n.uint = Some(c as u64);
-        n.float = Some(c as u32 as f64);
+        n.float = Some(f64::from(u32::from(c)));
         return Ok(n);
     }
     if typ == Tok::Complex || text.ends_with('i') {

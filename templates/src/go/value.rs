@@ -90,7 +90,7 @@ pub(crate) enum Value<'a> {
     Version(Rc<Version>),
 }
 
-/// A JSON object's entries in key order (serde_json keeps them sorted unless another crate in the
+/// A JSON object's entries in key order (`serde_json` keeps them sorted unless another crate in the
 /// build enables `preserve_order`, so sort only when needed).
 pub(crate) fn sorted_entries(m: &JsonMap<String, Json>) -> Vec<(&String, &Json)> {
     let mut v: Vec<_> = m.iter().collect();
@@ -321,6 +321,8 @@ impl<'a> Value<'a> {
     }
 
     /// `reflect.DeepEqual`: same dynamic type and deeply equal contents.
+    // Go compares float64s exactly.
+    #[allow(clippy::float_cmp)]
     pub(crate) fn deep_equal(
         &self,
         other: &Value<'_>,

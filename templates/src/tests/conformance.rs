@@ -10,7 +10,7 @@ fn yaml(text: &str) -> Json {
     serde_yaml_ng::from_str(text).unwrap()
 }
 
-const SPEC: &str = r#"
+const SPEC: &str = r"
 project: default
 source:
   repoURL: https://github.com/argoproj/argocd-example-apps.git
@@ -19,7 +19,7 @@ source:
 destination:
   server: https://kubernetes.default.svc
   namespace: guestbook
-"#;
+";
 
 /// Renders a template with `metadata` (YAML) and the standard spec against one element.
 fn render(metadata: &str, element: Json, mode: &Mode) -> Result<Json, crate::RenderError> {
@@ -77,14 +77,14 @@ fn template_004_gotemplate_basic() {
 #[test]
 fn template_005_gotemplate_nested_if_range_index() {
     let element = yaml(
-        r#"
+        r"
 replicas: 3
 image: {name: busybox, version: latest}
 hpa: {enabled: true, minReplicas: 1, maxReplicas: 5}
 hpa2: {enabled: false, maxReplicas: 5}
 volumes: [{name: volume-one, emptyDir: {}}, {name: volume-two, emptyDir: {}}]
 admin: {admin-ca: value admin ca, admin-jks: value admin jks}
-"#,
+",
     );
     let app = render(
         r#"
@@ -245,7 +245,7 @@ fn template_022_templatepatch_json() {
 #[test]
 fn template_023_templatepatch_yaml() {
     let mode = go_mode(MissingKey::Default);
-    let patch = r#"
+    let patch = r"
 spec:
   source:
     helm:
@@ -258,7 +258,7 @@ spec:
     automated:
       prune: {{ .prune }}
 {{- end }}
-"#;
+";
     let t = ValueTemplate::compile(
         &json!({"metadata": {"name": "{{ .cluster }}-deployment"}, "spec": yaml(SPEC)}),
         &mode,
@@ -318,7 +318,7 @@ fn template_024_templatepatch_cannot_change_project() {
 fn template_027_gotemplate_number_formatting() {
     let app = render(
         "name: render-test\nannotations:\n  small: '{{.small}}'\n  big: '{{.big}}'\n  ratio: '{{.ratio}}'\n  flag: '{{.flag}}'\n  big-printf: '{{printf \"%.0f\" .big}}'\n",
-        json!({"small": 123456, "big": 1000000, "ratio": 2.5, "flag": true}),
+        json!({"small": 123_456, "big": 1_000_000, "ratio": 2.5, "flag": true}),
         &go_mode(MissingKey::Default),
     )
     .unwrap();

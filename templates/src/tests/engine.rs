@@ -26,8 +26,8 @@ fn substituted_values_are_not_rendered_again() {
 
 #[test]
 fn number_formatting_follows_go_percent_v() {
-    let p = json!({"small": 123456, "big": 1000000, "ratio": 2.5, "huge": 1e21,
-                   "seven": 1234567, "tiny": 0.00001, "neg": -0.5, "zero": 0, "flag": true});
+    let p = json!({"small": 123_456, "big": 1_000_000, "ratio": 2.5, "huge": 1e21,
+                   "seven": 1_234_567, "tiny": 0.00001, "neg": -0.5, "zero": 0, "flag": true});
     assert_eq!(go_ok("{{.small}}", p.clone()), "123456");
     assert_eq!(go_ok("{{.big}}", p.clone()), "1e+06");
     assert_eq!(go_ok("{{.ratio}}", p.clone()), "2.5");
@@ -571,10 +571,7 @@ fn error_context_is_truncated_like_go() {
         err.ends_with(r#"template: :1:3: executing "" at <fail "boom">: error calling fail: boom"#),
         "{err}"
     );
-    let long = go_err(
-        r#"{{ range $i, $element := 5.5 }}{{ end }}"#,
-        json!({"x": 1}),
-    );
+    let long = go_err(r"{{ range $i, $element := 5.5 }}{{ end }}", json!({"x": 1}));
     assert!(
         long.contains("at <{{range $i, $element...>: range can't iterate over 5.5"),
         "{long}"
@@ -591,12 +588,12 @@ fn guards_against_runaway_templates() {
     );
     assert_err("{{ until 100000000 }}", p.clone(), "exceeds");
     assert_err(
-        r#"{{ range 100000 }}{{ range 100000 }}{{ end }}{{ end }}"#,
+        r"{{ range 100000 }}{{ range 100000 }}{{ end }}{{ end }}",
         p.clone(),
         "work budget",
     );
     assert_err(
-        r#"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}"#,
+        r"{{ range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}",
         p.clone(),
         "memory budget",
     );
@@ -695,14 +692,14 @@ fn arbitrary_input_never_panics() {
         "template", "block", "break", "index", "len", "printf", "\"%d\"", ",", "/*", "*/", "\n",
         "é", "dict", "toYaml", "fromYaml", "slice", "add", "0x", "'", "\"", "\\",
     ];
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..3000 {
         let mut src = String::new();
         for _ in 0..12 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            src.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            src.push_str(pieces[usize::try_from(seed % pieces.len() as u64).unwrap()]);
         }
         // Any result is fine; a panic fails the test.
         let _ = go(&src, p.clone());

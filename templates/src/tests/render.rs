@@ -117,7 +117,7 @@ fn duplicate_rendered_keys_keep_one_entry() {
     )
     .unwrap();
     let out = t.render(&params(json!({"a": "k", "b": "k"}))).unwrap();
-    assert_eq!(out.as_object().map(|m| m.len()), Some(1));
+    assert_eq!(out.as_object().map(serde_json::Map::len), Some(1));
 }
 
 #[test]
