@@ -21,8 +21,6 @@ use std::time::Duration;
 
 use argosy_crds::application::{ApplicationDestination, ApplicationSource};
 use argosy_crds::{Application, ApplicationSet};
-use argosy_generators::pipeline::generate_applications;
-use argosy_generators::source::Sources as GeneratorSources;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -38,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::application::{Context as SyncContext, compare_app};
 use crate::fleet::{self, FleetSummary};
+use crate::query::{ControllerQueries, QueryError};
 use crate::registry::ClusterRegistry;
 use crate::webhook::tokens_equal;
 
@@ -63,21 +61,14 @@ pub struct Sources {
     pub applications: Store<Application>,
     pub appsets: Store<ApplicationSet>,
     pub clusters: ClusterRegistry,
-    /// The ApplicationSet controller's context (generators' sources and options).
-    pub appset: Arc<crate::appset::Context>,
-    /// The sync engine's context; `None` with `--sync-engine argocd` (no connection
-    /// states, no diff).
-    pub sync: Option<Arc<SyncContext>>,
+    /// The controllers, through the read-only questions the dashboard may ask.
+    pub controllers: Arc<dyn ControllerQueries>,
     pub shutdown: Shutdown,
 }
 
 impl Sources {
     fn summary(&self, group_by: &str) -> FleetSummary {
-        let connections = self
-            .sync
-            .as_ref()
-            .map(|ctx| fleet::connections(ctx.cluster_states()))
-            .unwrap_or_default();
+        let connections = fleet::connections(self.controllers.cluster_states());
         fleet::summarize(
             &self.applications.state(),
             &self.clusters.valid_clusters(),
@@ -350,12 +341,16 @@ async fn app_diff(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<DiffView>, DashboardError> {
     let app = sources.app(&namespace, &name)?;
-    let ctx = sources.sync.as_ref().ok_or(DashboardError::SyncEngineOff)?;
-    let comparison = compare_app(&app, ctx)
+    let comparison = sources
+        .controllers
+        .compare(app)
         .await
-        .map_err(|message| DashboardError::Compare {
-            app: format!("{namespace}/{name}"),
-            message,
+        .map_err(|error| match error {
+            QueryError::SyncEngineOff => DashboardError::SyncEngineOff,
+            other => DashboardError::Compare {
+                app: format!("{namespace}/{name}"),
+                message: other.to_string(),
+            },
         })?;
     let diffs = argosy_sync_engine::diff::resource_diffs(&comparison)
         .into_iter()
@@ -405,25 +400,20 @@ async fn appset_preview(
             kind: "ApplicationSet",
             key: key.clone(),
         })?;
-    let ctx = sources.appset.clone();
-    let generated = tokio::task::spawn_blocking(move || {
-        let generator_sources = GeneratorSources {
-            clusters: &ctx.clusters,
-            repos: ctx.repos.as_ref(),
-            projects: &ctx.projects,
-        };
-        generate_applications(&appset, generator_sources, &ctx.config.pipeline)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|source| DashboardError::GenerationTask {
-        appset: key.clone(),
-        source,
-    })?
-    .map_err(|message| DashboardError::Generate {
-        appset: key,
-        message,
-    })?;
+    let generated = sources
+        .controllers
+        .generate(appset)
+        .await
+        .map_err(|error| match error {
+            QueryError::GenerationTask(source) => DashboardError::GenerationTask {
+                appset: key.clone(),
+                source,
+            },
+            other => DashboardError::Generate {
+                appset: key.clone(),
+                message: other.to_string(),
+            },
+        })?;
     let applications = generated
         .applications
         .into_iter()
@@ -622,8 +612,10 @@ mod tests {
             applications: apps.as_reader(),
             appsets: writer([appset()]).as_reader(),
             clusters,
-            appset: Arc::new(appset_ctx),
-            sync: None,
+            controllers: Arc::new(crate::query::Controllers {
+                appset: Arc::new(appset_ctx),
+                sync: None,
+            }),
             shutdown: futures::future::pending::<()>().boxed().shared(),
         };
         Fixture {

@@ -9,7 +9,8 @@
 //!   store's first list; [`fanout`]: the one Application watch handed to both controllers;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`metrics`]: Prometheus metrics on `/metrics`; [`queue`]: bounded trigger queues;
-//! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected);
+//! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected), which asks the
+//!   controllers only through [`query::ControllerQueries`];
 //! * [`fleet`]: the fleet summary (clusters, ApplicationSets, groups, app matrix);
 //! * [`application`]: the Application controller, which drives the sync engine
 //!   (`argosy_sync_engine`: render, diff, apply, prune, health) for each Application.
@@ -23,6 +24,7 @@ pub mod fanout;
 pub mod fleet;
 pub mod http;
 pub mod metrics;
+pub mod query;
 pub mod queue;
 pub mod registry;
 pub mod run;

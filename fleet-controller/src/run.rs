@@ -138,20 +138,10 @@ pub async fn run_with(
     // Every write from here on passes the fence (the lease manager above keeps the one
     // unfenced client: it must be able to take the Lease).
     let fence = match &leader {
-        Some(rx) => {
-            let fence = Fence::leased(args.identity.clone());
-            tokio::spawn(fence::follow(
-                fence.clone(),
-                client.clone(),
-                args.namespace.clone(),
-                args.lease_name.clone(),
-                args.lease_duration,
-                rx.clone(),
-            ));
-            fence
-        }
+        Some(_) => Fence::leased(args.identity.clone()),
         None => Fence::open(),
     };
+    let lease_client = client.clone();
     let client = fence.wrap(client);
 
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
@@ -210,6 +200,26 @@ pub async fn run_with(
     let clusters = ClusterRegistry::new(secrets.clone(), secrets_ready, args.namespace.clone());
     let projects = ProjectRegistry::new(projects, projects_ready, args.namespace.clone());
     let shutdown = futures::FutureExt::shared(shutdown);
+    // Keeps the fence current. It ends with the shutdown: its copy of the leadership
+    // receiver must go too, or the lease manager never sees the last receiver dropped
+    // and never releases the Lease.
+    if let Some(rx) = &leader {
+        let follow = fence::follow(
+            fence.clone(),
+            lease_client,
+            args.namespace.clone(),
+            args.lease_name.clone(),
+            args.lease_duration,
+            rx.clone(),
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = follow => {}
+                () = stop => {}
+            }
+        });
+    }
 
     let metrics = Metrics::new();
     // One repository cache for generators and the sync engine.
@@ -352,8 +362,10 @@ pub async fn run_with(
             applications: applications.clone(),
             appsets: appset_store.clone(),
             clusters: clusters.clone(),
-            appset: ctx.clone(),
-            sync: sync_ctx.clone(),
+            controllers: Arc::new(crate::query::Controllers {
+                appset: ctx.clone(),
+                sync: sync_ctx.clone(),
+            }),
             shutdown: futures::FutureExt::shared(futures::FutureExt::boxed(shutdown.clone())),
         };
         let routes = crate::webhook::router(args.webhook.clone(), on_push)
@@ -381,6 +393,9 @@ pub async fn run_with(
         _ = futures::future::join(run, sync_run) => {}
         _ = app_reflector => {}
     }
+    // Nothing writes from here on: close the fence before the Lease is released, so no
+    // stray write can overlap with the next leader's.
+    fence.set_leader(false);
     // The Lease is released once every holder of a leadership receiver is gone: the
     // contexts, and the HTTP listener's routes (which hold both contexts).
     drop(leader);

@@ -20,6 +20,7 @@ use argosy_generators::pipeline::{Generated, PipelineOptions, generate_applicati
 use argosy_generators::source::Sources;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
+use tracing::Instrument as _;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -176,6 +177,12 @@ impl Error {
 
 /// Reconciles one ApplicationSet.
 pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Every log line of this reconcile (generate, plan, write) carries the ApplicationSet.
+    let span = tracing::info_span!("reconcile", appset = %ObjectRef::from_obj(appset.as_ref()));
+    reconcile_appset(appset, ctx).instrument(span).await
+}
+
+async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = appset
         .metadata
         .namespace
@@ -216,7 +223,10 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
 
     let generated = {
         let (appset, ctx) = (appset.clone(), ctx.clone());
+        // A span does not follow work onto another thread by itself.
+        let span = tracing::info_span!("generate");
         tokio::task::spawn_blocking(move || {
+            let _in_span = span.enter();
             let sources = Sources {
                 clusters: &ctx.clusters,
                 repos: ctx.repos.as_ref(),
@@ -302,13 +312,16 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
         .into_iter()
         .map(|g| g.application)
         .collect();
-    let the_plan = plan::plan(desired, &keep, &live, &policy);
+    let the_plan =
+        tracing::info_span!("plan").in_scope(|| plan::plan(desired, &keep, &live, &policy));
 
     if !ctx.is_leader() {
         // Followers keep their caches warm; the new leader reconciles everything.
         return Ok(Action::await_change());
     }
-    let write_error = writer::execute(&appset, &the_plan, &live, &ctx).await;
+    let write_error = writer::execute(&appset, &the_plan, &live, &ctx)
+        .instrument(tracing::info_span!("write"))
+        .await;
     let validation_errors: Vec<String> = generated
         .validation_errors
         .iter()
