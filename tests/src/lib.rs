@@ -20,6 +20,9 @@ pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod helm;
+/// Import cycles between the modules of each crate of the workspace: the check CI
+/// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
+pub mod modgraph;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, ControlPlane, HARNESS_USER_AGENT,
