@@ -6,174 +6,30 @@
 //! User errors (bad template, unknown generator) requeue slowly; API errors go through
 //! [`error_policy`] with per-object exponential backoff, so nothing loops hot.
 
+mod context;
 pub mod plan;
 pub mod status;
 pub mod triggers;
 mod writer;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use argosy_crds::{Application, ApplicationSet};
-use argosy_generators::pipeline::{Generated, PipelineOptions, generate_applications};
+use argosy_generators::pipeline::{Generated, generate_applications};
 use argosy_generators::source::Sources;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Client;
-use tracing::Instrument as _;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
+use tracing::Instrument as _;
 
-use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
-use argosy_sync_engine::repo::GitRepos;
+pub use context::{Config, Context, Error};
 use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};
 
 /// Requeue after a user error (bad spec, unreachable repo): slow, like Argo CD's 3 minutes,
 /// but starting sooner so a fixed typo is picked up quickly.
 const USER_ERROR_REQUEUE: [u64; 4] = [10, 30, 90, 180];
-
-/// Controller settings (from `argosy run` flags).
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Namespace of cluster Secrets and AppProjects (Argo CD's namespace).
-    pub controller_namespace: String,
-    /// Namespaces whose ApplicationSets are reconciled.
-    pub appset_namespaces: BTreeSet<String>,
-    pub budget: DeletionBudget,
-    /// Forces one `applicationsSync` policy for every ApplicationSet (Argo CD's `--policy`).
-    pub policy_override: Option<ApplicationsSync>,
-    pub pipeline: PipelineOptions,
-    /// Concurrent Application writes per reconcile.
-    pub concurrent_writes: usize,
-}
-
-/// Shared state of all reconciles.
-pub struct Context {
-    pub client: Client,
-    pub clusters: ClusterRegistry,
-    pub projects: ProjectRegistry,
-    pub applications: Store<Application>,
-    /// The Application store's initial list (see [`crate::registry::StoreReady`]).
-    applications_ready: StoreReady,
-    pub repos: Arc<GitRepos>,
-    pub events: crate::events::EventPublisher,
-    /// `true` while this replica holds the Lease; only then does it write. `None`:
-    /// no leader election, always write.
-    pub leader: Option<tokio::sync::watch::Receiver<bool>>,
-    pub config: Config,
-    /// Consecutive failures per ApplicationSet, for backoff.
-    failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
-}
-
-impl Context {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        client: Client,
-        clusters: ClusterRegistry,
-        projects: ProjectRegistry,
-        applications: Store<Application>,
-        applications_ready: StoreReady,
-        repos: Arc<GitRepos>,
-        events: crate::events::EventPublisher,
-        leader: Option<tokio::sync::watch::Receiver<bool>>,
-        config: Config,
-    ) -> Self {
-        Self {
-            client,
-            clusters,
-            projects,
-            applications,
-            applications_ready,
-            repos,
-            events,
-            leader,
-            config,
-            failures: Mutex::default(),
-        }
-    }
-
-    fn is_leader(&self) -> bool {
-        self.leader.as_ref().is_none_or(|rx| *rx.borrow())
-    }
-
-    /// Waits until every cache has its initial list. Generating from a half-synced Secret
-    /// store would look like "no clusters" and plan deletions.
-    async fn caches_ready(&self) -> Result<(), Error> {
-        let ready = async {
-            self.clusters.ready().await
-                && self.projects.ready().await
-                && self.applications_ready.wait().await
-        };
-        match tokio::time::timeout(Duration::from_secs(60), ready).await {
-            Ok(true) => Ok(()),
-            _ => Err(Error::CacheNotReady(
-                "cluster Secret, AppProject and Application",
-            )),
-        }
-    }
-
-    /// Counts a failure and returns the backoff for this one.
-    fn backoff(&self, key: ObjectRef<ApplicationSet>, steps: &[u64]) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = failures.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
-        let idx = usize::try_from(*n - 1)
-            .unwrap_or(usize::MAX)
-            .min(steps.len() - 1);
-        Duration::from_secs(steps[idx])
-    }
-
-    fn reset_backoff(&self, key: &ObjectRef<ApplicationSet>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-}
-
-/// A reconcile step that failed talking to the API server (user errors are not errors
-/// here: they become conditions).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("ApplicationSet has no {0}")]
-    MissingMetadata(&'static str),
-    #[error("waiting for the {0} cache to sync")]
-    CacheNotReady(&'static str),
-    #[error("generation task: {0}")]
-    GenerationTask(#[source] tokio::task::JoinError),
-    #[error("applying Application {name}: {source}")]
-    ApplyApplication {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("deleting Application {name}: {source}")]
-    DeleteApplication {
-        name: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("patching ApplicationSet: {0}")]
-    PatchApplicationSet(#[source] kube::Error),
-    #[error("patching ApplicationSet status: {0}")]
-    PatchStatus(#[source] kube::Error),
-}
-
-impl Error {
-    /// A static category for metrics labels and Event reasons.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Error::MissingMetadata(_) => "InvalidObject",
-            Error::CacheNotReady(_) => "CacheNotReady",
-            Error::GenerationTask(_) => "InternalError",
-            Error::ApplyApplication { .. } => "UpdateApplicationError",
-            Error::DeleteApplication { .. } => "DeleteApplicationError",
-            Error::PatchApplicationSet(_) => "PatchApplicationSetError",
-            Error::PatchStatus(_) => "PatchStatusError",
-        }
-    }
-}
 
 /// Reconciles one ApplicationSet.
 pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action, Error> {

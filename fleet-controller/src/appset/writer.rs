@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde_json::json;
 use std::fmt::Debug;
 
+use super::context::{Context, Error};
 use super::plan::{ApplicationsSync, Plan};
 use super::status::APPROVE_DELETIONS_ANNOTATION;
-use super::{Context, Error};
 use argosy_sync_engine::ssa::FIELD_MANAGER;
 
 /// Applies creates/updates, then (if all succeeded) deletes. Returns the first error by name.
