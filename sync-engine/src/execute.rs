@@ -582,3 +582,500 @@ pub fn api_error(e: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan;
+    use crate::resource::{TRACKING_ANNOTATION, role_of, wave_of};
+    use crate::writer::fake::{FakeWriter, merge};
+    use serde_json::json;
+
+    const APP: &str = "app";
+    const OPERATION: &str = "2026-01-01T00:00:00Z";
+
+    fn api_version(kind: &str) -> &'static str {
+        match kind {
+            "Deployment" => "apps/v1",
+            "Job" => "batch/v1",
+            _ => "v1",
+        }
+    }
+
+    /// A manifest of `kind`/`name` in namespace `ns` tracked by [`APP`], with `extra`
+    /// merged in.
+    fn manifest(kind: &str, name: &str, extra: Value) -> Value {
+        let mut object = json!({"apiVersion": api_version(kind), "kind": kind,
+            "metadata": {"name": name, "namespace": "ns"}});
+        merge(&mut object, extra);
+        let key = ObjKey::of(&object).unwrap();
+        object["metadata"]["annotations"][TRACKING_ANNOTATION] = json!(key.tracking_id(APP));
+        object
+    }
+
+    fn desired(kind: &str, name: &str, extra: Value) -> DesiredObject {
+        let object = manifest(kind, name, extra);
+        DesiredObject {
+            key: ObjKey::of(&object).unwrap(),
+            role: role_of(&object),
+            wave: wave_of(&object),
+            options: ResourceOptions::of(&object, &[]),
+            object,
+        }
+    }
+
+    fn live(objects: &[Value]) -> BTreeMap<ObjKey, Value> {
+        objects
+            .iter()
+            .map(|o| (ObjKey::of(o).unwrap(), o.clone()))
+            .collect()
+    }
+
+    fn annotated(key: &str, value: &str) -> Value {
+        json!({"metadata": {"annotations": {key: value}}})
+    }
+
+    fn wave(n: i32) -> Value {
+        annotated("argocd.argoproj.io/sync-wave", &n.to_string())
+    }
+
+    fn sync_options(options: &str) -> Value {
+        annotated("argocd.argoproj.io/sync-options", options)
+    }
+
+    /// Every kind of these tests, served namespaced.
+    fn reach() -> BTreeMap<(String, String), Reach> {
+        ["ConfigMap", "Deployment", "Job"]
+            .into_iter()
+            .map(|kind| {
+                let api_version = api_version(kind);
+                let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+                let resource = ApiResource {
+                    group: group.into(),
+                    version: version.into(),
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    plural: format!("{}s", kind.to_lowercase()),
+                };
+                let reach = Reach {
+                    resource,
+                    scope: Scope::Namespaced,
+                };
+                ((group.to_owned(), kind.to_owned()), reach)
+            })
+            .collect()
+    }
+
+    /// The plan a reconcile makes: compare, then order (hooks included).
+    fn plan_for(
+        desired: &[DesiredObject],
+        live: &BTreeMap<ObjKey, Value>,
+        prune: bool,
+    ) -> SyncPlan {
+        let states = plan::compare(desired, live, APP, &[]);
+        let options = |key: &ObjKey| {
+            live.get(key)
+                .map(|l| ResourceOptions::of(l, &[]))
+                .unwrap_or_default()
+        };
+        plan::steps(desired, &states, prune, true, &options)
+    }
+
+    /// One sync pass through `writer`, pruning.
+    async fn sync(
+        writer: &FakeWriter,
+        desired: &[DesiredObject],
+        live: &mut BTreeMap<ObjKey, Value>,
+        done_hooks: &BTreeSet<ObjKey>,
+    ) -> (SyncPlan, Executed) {
+        let plan = plan_for(desired, live, true);
+        let reach = reach();
+        let mut target = Target {
+            desired,
+            reach: &reach,
+            live,
+            operation_id: OPERATION,
+            done_hooks,
+            concurrency: 4,
+        };
+        let executed = run(writer, &mut target, &plan).await;
+        (plan, executed)
+    }
+
+    fn healthy_deployment() -> Value {
+        json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+            "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}})
+    }
+
+    fn key(kind: &str, name: &str) -> ObjKey {
+        ObjKey::of(&manifest(kind, name, json!({}))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn waves_apply_in_order() {
+        let desired = vec![
+            desired("ConfigMap", "late", wave(1)),
+            desired("Deployment", "web", json!({"spec": {"replicas": 1}})),
+        ];
+        let writer = FakeWriter::default().respond("web", healthy_deployment());
+        let (_, executed) = sync(&writer, &desired, &mut BTreeMap::new(), &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            ["apply Deployment/web", "apply ConfigMap/late"]
+        );
+        assert_eq!(executed.waiting, None);
+        assert_eq!(executed.failure(), None);
+        assert_eq!(executed.count(false), 2);
+    }
+
+    #[tokio::test]
+    async fn a_wave_that_is_not_healthy_holds_the_next() {
+        let desired = vec![
+            desired("ConfigMap", "late", wave(1)),
+            desired("Deployment", "web", json!({"spec": {"replicas": 1}})),
+        ];
+        let writer = FakeWriter::default();
+        let mut live = BTreeMap::new();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply Deployment/web"]);
+        assert_eq!(
+            executed.waiting.as_deref(),
+            Some("waiting for Deployment.apps ns/web to become healthy")
+        );
+        assert!(!executed.results.contains_key(&key("ConfigMap", "late")));
+        // The applied object is what the next pass compares with.
+        assert!(live.contains_key(&key("Deployment", "web")));
+
+        // Next pass: the Deployment rolled out; only the later wave is applied.
+        merge(
+            live.get_mut(&key("Deployment", "web")).unwrap(),
+            healthy_deployment(),
+        );
+        let writer = FakeWriter::default();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply ConfigMap/late"]);
+        assert_eq!(executed.waiting, None);
+    }
+
+    #[tokio::test]
+    async fn pre_sync_hook_runs_before_the_sync_wave() {
+        let desired = vec![
+            desired("ConfigMap", "cfg", json!({})),
+            desired(
+                "Job",
+                "migrate",
+                annotated("argocd.argoproj.io/hook", "PreSync"),
+            ),
+        ];
+        let writer = FakeWriter::default();
+        let mut live = BTreeMap::new();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["create Job/migrate"]);
+        assert_eq!(
+            executed.waiting.as_deref(),
+            Some("waiting for hook Job.batch ns/migrate to complete")
+        );
+        let created = &live[&key("Job", "migrate")];
+        assert_eq!(
+            crate::resource::annotation(created, HOOK_OPERATION_ANNOTATION),
+            Some(OPERATION)
+        );
+
+        // Next pass: the Job completed; the sync wave follows.
+        merge(
+            live.get_mut(&key("Job", "migrate")).unwrap(),
+            json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+        );
+        let writer = FakeWriter::default();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply ConfigMap/cfg"]);
+        assert_eq!(
+            executed.results[&key("Job", "migrate")],
+            Outcome::HookSucceeded
+        );
+        assert_eq!(executed.waiting, None);
+    }
+
+    #[tokio::test]
+    async fn before_hook_creation_deletes_the_previous_hook_first() {
+        let hook = annotated("argocd.argoproj.io/hook", "PreSync");
+        let desired = vec![desired("Job", "migrate", hook.clone())];
+        let previous = manifest(
+            "Job",
+            "migrate",
+            json!({"metadata": {"annotations": {
+                "argocd.argoproj.io/hook": "PreSync",
+                HOOK_OPERATION_ANNOTATION: "an earlier operation"}},
+                "status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+        );
+        let writer = FakeWriter::default();
+        let mut live = live(std::slice::from_ref(&previous));
+        sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            ["delete Job/migrate", "create Job/migrate"]
+        );
+
+        // The old copy cannot be deleted: no new one is created, the sync fails.
+        let writer = FakeWriter::default().fail("delete Job/migrate", 403, "forbidden");
+        let mut live = self::live(&[previous]);
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["delete Job/migrate"]);
+        // kube's own text of the error, as before the writer trait.
+        assert_eq!(
+            executed.failure().as_deref(),
+            Some(
+                "hook failed: Job.batch ns/migrate: deleting the previous hook: ApiError: \
+                 forbidden: Test (Status { status: Some(Failure), code: 403, message: \
+                 \"forbidden\", metadata: None, reason: \"Test\", details: None })"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn sync_fail_hooks_run_only_after_a_failure_and_hook_succeeded_deletes() {
+        let desired = vec![
+            desired("ConfigMap", "a", json!({})),
+            desired(
+                "Job",
+                "page",
+                json!({"metadata": {"annotations": {
+                    "argocd.argoproj.io/hook": "SyncFail",
+                    "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}}),
+            ),
+        ];
+        let writer = FakeWriter::default().fail("apply ConfigMap/a", 500, "boom");
+        let mut live = BTreeMap::new();
+        let (plan, mut executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply ConfigMap/a"]);
+        assert!(executed.failure().is_some());
+
+        let reach = reach();
+        let done = BTreeSet::new();
+        let mut target = Target {
+            desired: &desired,
+            reach: &reach,
+            live: &mut live,
+            operation_id: OPERATION,
+            done_hooks: &done,
+            concurrency: 4,
+        };
+        let hooks = run_sync_fail_hooks(&writer, &mut target, &plan, &mut executed).await;
+        assert_eq!(hooks, SyncFailHooks::Running);
+        assert_eq!(writer.requests(), ["apply ConfigMap/a", "create Job/page"]);
+
+        // It completed: HookSucceeded deletes it.
+        merge(
+            target.live.get_mut(&key("Job", "page")).unwrap(),
+            json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+        );
+        let hooks = run_sync_fail_hooks(&writer, &mut target, &plan, &mut executed).await;
+        assert_eq!(hooks, SyncFailHooks::Done);
+        assert_eq!(
+            writer.requests(),
+            ["apply ConfigMap/a", "create Job/page", "delete Job/page"]
+        );
+        assert_eq!(
+            executed.results[&key("Job", "page")],
+            Outcome::HookSucceeded
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_fails_the_sync_and_later_waves_wait() {
+        let desired = vec![
+            desired("ConfigMap", "a", json!({})),
+            desired("ConfigMap", "b", json!({})),
+            desired("ConfigMap", "late", wave(1)),
+        ];
+        let writer = FakeWriter::default().fail("apply ConfigMap/a", 422, "data is invalid");
+        let (_, executed) = sync(&writer, &desired, &mut BTreeMap::new(), &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            ["apply ConfigMap/a", "apply ConfigMap/b"]
+        );
+        assert_eq!(
+            executed.results[&key("ConfigMap", "a")],
+            Outcome::Failed("data is invalid (422)".into())
+        );
+        assert_eq!(
+            executed.failure().as_deref(),
+            Some("1 resource(s) failed to sync: ConfigMap ns/a: data is invalid (422)")
+        );
+        assert!(!executed.results.contains_key(&key("ConfigMap", "late")));
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_what_the_plan_prunes() {
+        let cfg = desired("ConfigMap", "cfg", json!({"data": {"k": "v"}}));
+        let mut foreign = manifest("ConfigMap", "foreign", json!({}));
+        foreign["metadata"]["annotations"][TRACKING_ANNOTATION] =
+            json!(key("ConfigMap", "foreign").tracking_id("other-app"));
+        let objects = [
+            cfg.object.clone(),
+            manifest("ConfigMap", "old", json!({})),
+            foreign,
+        ];
+        let desired = vec![cfg];
+
+        let writer = FakeWriter::default();
+        let (plan, executed) = sync(&writer, &desired, &mut live(&objects), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["delete ConfigMap/old"]);
+        assert_eq!(executed.results[&key("ConfigMap", "old")], Outcome::Pruned);
+        assert!(plan.prune_skipped.is_empty());
+
+        // A sync without prune deletes nothing.
+        let writer = FakeWriter::default();
+        let live = live(&objects);
+        let plan = plan_for(&desired, &live, false);
+        let reach = reach();
+        let mut live = live;
+        let mut target = Target {
+            desired: &desired,
+            reach: &reach,
+            live: &mut live,
+            operation_id: OPERATION,
+            done_hooks: &BTreeSet::new(),
+            concurrency: 4,
+        };
+        run(&writer, &mut target, &plan).await;
+        assert_eq!(writer.requests(), Vec::<String>::new());
+        assert_eq!(plan.prune_skipped, [key("ConfigMap", "old")]);
+    }
+
+    #[tokio::test]
+    async fn prune_false_objects_are_not_deleted() {
+        let objects = [
+            manifest("ConfigMap", "keep", sync_options("Prune=false")),
+            manifest("ConfigMap", "old", json!({})),
+        ];
+        let writer = FakeWriter::default();
+        let (plan, executed) = sync(&writer, &[], &mut live(&objects), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["delete ConfigMap/old"]);
+        assert_eq!(plan.prune_skipped, [key("ConfigMap", "keep")]);
+        assert!(!executed.results.contains_key(&key("ConfigMap", "keep")));
+    }
+
+    #[tokio::test]
+    async fn prune_last_prunes_after_the_last_wave() {
+        let desired = vec![desired("ConfigMap", "late", wave(1))];
+        let objects = [
+            manifest("ConfigMap", "last", sync_options("PruneLast=true")),
+            manifest("ConfigMap", "old", json!({})),
+        ];
+        let writer = FakeWriter::default();
+        sync(&writer, &desired, &mut live(&objects), &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            [
+                "delete ConfigMap/old",
+                "apply ConfigMap/late",
+                "delete ConfigMap/last"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn replace_true_creates_or_replaces_instead_of_applying() {
+        let desired = vec![desired(
+            "ConfigMap",
+            "r",
+            json!({"metadata": {"annotations": {
+                "argocd.argoproj.io/sync-options": "Replace=true"}}, "data": {"k": "new"}}),
+        )];
+        let writer = FakeWriter::default();
+        let (_, executed) = sync(&writer, &desired, &mut BTreeMap::new(), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["create ConfigMap/r"]);
+        assert!(matches!(
+            executed.results[&key("ConfigMap", "r")],
+            Outcome::Applied(_)
+        ));
+
+        // Live at resourceVersion 7 with other data: PUT over it at that version.
+        let mut old = desired[0].object.clone();
+        old["data"]["k"] = json!("old");
+        old["metadata"]["resourceVersion"] = json!("7");
+        let writer = FakeWriter::default().fail("replace ConfigMap/r@7", 409, "conflict");
+        let (_, executed) = sync(&writer, &desired, &mut live(&[old]), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["replace ConfigMap/r@7"]);
+        assert_eq!(
+            executed.results[&key("ConfigMap", "r")],
+            Outcome::Failed("conflict (409)".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn finalize_deletes_tracked_objects_except_delete_false() {
+        let mut foreign = manifest("ConfigMap", "foreign", json!({}));
+        foreign["metadata"]["annotations"][TRACKING_ANNOTATION] =
+            json!(key("ConfigMap", "foreign").tracking_id("other-app"));
+        let tracked: Vec<(ObjKey, Value)> = live(&[
+            manifest("ConfigMap", "a", json!({})),
+            manifest("ConfigMap", "kept", sync_options("Delete=false")),
+            manifest("Deployment", "web", json!({})),
+            foreign,
+        ])
+        .into_iter()
+        .collect();
+        let writer = FakeWriter::default();
+        let outcome = finalize(&writer, &reach(), &tracked, APP).await;
+        assert_eq!(
+            writer.requests(),
+            ["delete ConfigMap/a", "delete Deployment/web"]
+        );
+        assert_eq!(
+            outcome.deleted,
+            [key("ConfigMap", "a"), key("Deployment", "web")]
+        );
+        assert_eq!(outcome.kept, [key("ConfigMap", "kept")]);
+        assert_eq!(outcome.not_tracked, [key("ConfigMap", "foreign")]);
+        assert!(outcome.failures().is_empty());
+    }
+
+    #[tokio::test]
+    async fn finalize_reports_a_failed_delete_and_deletes_the_rest() {
+        let tracked: Vec<(ObjKey, Value)> = live(&[
+            manifest("ConfigMap", "a", json!({})),
+            manifest("ConfigMap", "b", json!({})),
+            manifest("ConfigMap", "gone", json!({})),
+        ])
+        .into_iter()
+        .collect();
+        let writer = FakeWriter::default()
+            .fail("delete ConfigMap/a", 403, "forbidden")
+            .fail("delete ConfigMap/gone", 404, "not found");
+        let outcome = finalize(&writer, &reach(), &tracked, APP).await;
+        assert_eq!(
+            writer.requests(),
+            [
+                "delete ConfigMap/a",
+                "delete ConfigMap/b",
+                "delete ConfigMap/gone"
+            ]
+        );
+        assert_eq!(outcome.failures(), ["ConfigMap ns/a: forbidden (403)"]);
+        // Already gone counts as deleted.
+        assert_eq!(
+            outcome.deleted,
+            [key("ConfigMap", "b"), key("ConfigMap", "gone")]
+        );
+    }
+
+    #[tokio::test]
+    async fn ensure_namespace_creates_only_a_missing_namespace() {
+        let writer = FakeWriter::default().with_namespace("there");
+        ensure_namespace(&writer, "there").await.unwrap();
+        ensure_namespace(&writer, "new").await.unwrap();
+        assert_eq!(
+            writer.requests(),
+            [
+                "get Namespace/there",
+                "get Namespace/new",
+                "apply Namespace/new"
+            ]
+        );
+        let writer = FakeWriter::default().fail("apply Namespace/new", 403, "forbidden");
+        let e = ensure_namespace(&writer, "new").await.unwrap_err();
+        assert_eq!(e.to_string(), "creating namespace new: forbidden (403)");
+    }
+}
