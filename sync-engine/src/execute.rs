@@ -1,24 +1,74 @@
 //! Cluster writes of a sync: server-side apply (field manager `argosy`), replace, prune
-//! and hooks, step by step as [`crate::plan::steps`] ordered them.
+//! and hooks, step by step as [`crate::plan::steps`] ordered them; and the deletions of
+//! an Application's finalizer ([`finalize`]).
 //!
 //! A step starts only when everything before it is healthy (hooks: complete), as Argo
 //! CD's waves do; otherwise the executor stops and says what it waits for, and the next
 //! reconcile continues. Applies inside a step run concurrently.
+//!
+//! Every request goes through a [`ClusterWriter`] (in production the cluster's
+//! [`crate::clients::ClusterConn`]), so the order of the writes is tested without a
+//! cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams,
-    PropagationPolicy,
-};
+use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::clients::{ClusterConn, Scope};
+use crate::clients::Scope;
 use crate::health::{self, HealthCode};
 use crate::plan::{DesiredObject, SyncPlan};
-use crate::resource::{ObjKey, Role};
-use crate::ssa::FIELD_MANAGER;
+use crate::resource::{ObjKey, ResourceOptions, Role, is_tracked_by};
+pub use crate::writer::ClusterWriter;
+
+/// Why one write of a sync or finalizer failed, named by its step. The text is what the
+/// Application's status shows for the resource.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// The object's kind has no entry in the reach map (sync steps).
+    #[error("kind not served by the cluster")]
+    KindNotServed,
+    /// Server-side apply failed.
+    #[error("{}", api_error(.0))]
+    Apply(#[source] kube::Error),
+    /// `Replace=true`: the create or PUT failed (or the manifest is not an object).
+    #[error("{}", api_error(.0))]
+    Replace(#[source] kube::Error),
+    /// The API server's answer to an apply could not be read back as JSON.
+    #[error("reading the applied object: {0}")]
+    ReadApplied(#[source] serde_json::Error),
+    /// Deleting an object Git no longer has failed.
+    #[error("{}", api_error(.0))]
+    Prune(#[source] kube::Error),
+    /// A hook of a previous operation could not be deleted before creating this one's.
+    #[error("deleting the previous hook: {0}")]
+    DeletePreviousHook(#[source] kube::Error),
+    /// A hook manifest is not a Kubernetes object.
+    #[error("invalid hook manifest: {0}")]
+    InvalidHookManifest(#[source] serde_json::Error),
+    /// Creating this operation's hook failed.
+    #[error("creating the hook: {0}")]
+    CreateHook(#[source] kube::Error),
+    /// A completed hook with `HookSucceeded` could not be deleted.
+    #[error("{0}")]
+    DeleteSucceededHook(#[source] kube::Error),
+    /// The hook ran and failed (`job failed`, `pod failed`).
+    #[error("{0}")]
+    HookFailed(String),
+    /// Reading the destination namespace failed (`CreateNamespace=true`).
+    #[error("reading namespace {name}: {}", api_error(.source))]
+    ReadNamespace { name: String, source: kube::Error },
+    /// Creating the destination namespace failed (`CreateNamespace=true`).
+    #[error("creating namespace {name}: {}", api_error(.source))]
+    CreateNamespace { name: String, source: kube::Error },
+    /// The kind of an object to delete on finalization is not served any more.
+    #[error("kind not served")]
+    DeleteKindNotServed,
+    /// Deleting an object on finalization failed.
+    #[error("{}", api_error(.0))]
+    Delete(#[source] kube::Error),
+}
 
 /// Annotation put on hooks Argosy creates: the operation that created them.
 pub const HOOK_OPERATION_ANNOTATION: &str = "argosy.io/sync-operation";
@@ -95,9 +145,8 @@ impl Executed {
     }
 }
 
-/// Everything the executor needs.
+/// Everything the executor needs besides the writer.
 pub struct Target<'a> {
-    pub conn: &'a ClusterConn,
     pub desired: &'a [DesiredObject],
     /// Kind reach by `(group, kind)`.
     pub reach: &'a BTreeMap<(String, String), Reach>,
@@ -110,17 +159,13 @@ pub struct Target<'a> {
     pub concurrency: usize,
 }
 
-fn api_for(conn: &ClusterConn, reach: &Reach, namespace: &str) -> Api<DynamicObject> {
-    match reach.scope {
-        Scope::Namespaced if !namespace.is_empty() => {
-            Api::namespaced_with(conn.client.clone(), namespace, &reach.resource)
-        }
-        _ => Api::all_with(conn.client.clone(), &reach.resource),
-    }
-}
-
-/// Runs the plan's steps in order until one must wait or everything is done.
-pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
+/// Runs the plan's steps in order until one must wait or everything is done, writing
+/// through `writer`.
+pub async fn run(
+    writer: &impl ClusterWriter,
+    target: &mut Target<'_>,
+    plan: &SyncPlan,
+) -> Executed {
     let mut out = Executed::default();
     let mut earlier: Vec<usize> = Vec::new();
     let mut earlier_hooks: Vec<usize> = Vec::new();
@@ -134,7 +179,7 @@ pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
             if target.done_hooks.contains(&target.desired[i].key) {
                 continue;
             }
-            match run_hook(target, &target.desired[i]).await {
+            match run_hook(writer, target, &target.desired[i]).await {
                 Ok(true) => {
                     out.results
                         .insert(target.desired[i].key.clone(), Outcome::HookSucceeded);
@@ -154,7 +199,7 @@ pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
             .map(|&i| {
                 let d = &target.desired[i];
                 let live = target.live.get(&d.key).cloned();
-                Box::pin(apply_one(target.conn, target.reach, d, live))
+                Box::pin(apply_one(writer, target.reach, d, live))
             })
             .collect();
         let applied: Vec<(ObjKey, Outcome)> = futures::stream::iter(applies)
@@ -173,7 +218,7 @@ pub async fn run(target: &mut Target<'_>, plan: &SyncPlan) -> Executed {
             return out;
         }
         for key in &step.prune {
-            let outcome = prune_one(target, key).await;
+            let outcome = prune_one(writer, target, key).await;
             if outcome == Outcome::Pruned {
                 target.live.remove(key);
             }
@@ -213,6 +258,7 @@ pub enum SyncFailHooks {
 /// has not created yet and reports on the others (completed ones go into `out`). Called
 /// again on each pass of the operation until they are done.
 pub async fn run_sync_fail_hooks(
+    writer: &impl ClusterWriter,
     target: &mut Target<'_>,
     plan: &SyncPlan,
     out: &mut Executed,
@@ -223,7 +269,7 @@ pub async fn run_sync_fail_hooks(
         if target.done_hooks.contains(&hook.key) {
             continue;
         }
-        match run_hook(target, hook).await {
+        match run_hook(writer, target, hook).await {
             Ok(true) => {
                 out.results.insert(hook.key.clone(), Outcome::HookSucceeded);
             }
@@ -306,7 +352,11 @@ fn hook_state(live: &Value) -> HookState {
 
 /// Creates a hook for this operation (deleting a previous run's copy first), or reports
 /// on the one it already created: `Ok(true)` once it completed, `Ok(false)` while it runs.
-async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<bool, String> {
+async fn run_hook(
+    writer: &impl ClusterWriter,
+    target: &mut Target<'_>,
+    hook: &DesiredObject,
+) -> Result<bool, ExecuteError> {
     let Role::Hook { delete_policy, .. } = &hook.role else {
         return Ok(true);
     };
@@ -314,9 +364,8 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<bool,
         .reach
         .get(&(hook.key.group.clone(), hook.key.kind.clone()))
     else {
-        return Err("kind not served by the cluster".into());
+        return Err(ExecuteError::KindNotServed);
     };
-    let api = api_for(target.conn, reach, &hook.key.namespace);
     let current = target.live.get(&hook.key).cloned();
     let ours = current.as_ref().is_some_and(|c| {
         crate::resource::annotation(c, HOOK_OPERATION_ANNOTATION) == Some(target.operation_id)
@@ -327,18 +376,18 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<bool,
         match state {
             Some(HookState::Succeeded) => {
                 if delete_policy.on_success {
-                    let _ = api
-                        .delete(&hook.key.name, &background())
+                    writer
+                        .delete(reach, &hook.key)
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(ExecuteError::DeleteSucceededHook)?;
                 }
                 return Ok(true);
             }
             Some(HookState::Failed(why)) => {
                 if delete_policy.on_failure {
-                    let _ = api.delete(&hook.key.name, &background()).await;
+                    let _ = writer.delete(reach, &hook.key).await;
                 }
-                return Err(why);
+                return Err(ExecuteError::HookFailed(why));
             }
             // Still running: the gate before the next step waits for it.
             _ => return Ok(false),
@@ -346,71 +395,64 @@ async fn run_hook(target: &mut Target<'_>, hook: &DesiredObject) -> Result<bool,
     }
     if current.is_some() {
         // A previous operation's hook (BeforeHookCreation is the default policy).
-        api.delete(&hook.key.name, &background())
+        writer
+            .delete(reach, &hook.key)
             .await
-            .map_err(|e| format!("deleting the previous hook: {e}"))?;
+            .map_err(ExecuteError::DeletePreviousHook)?;
     }
     let mut object = hook.object.clone();
     object["metadata"]["annotations"][HOOK_OPERATION_ANNOTATION] =
         Value::String(target.operation_id.to_owned());
     let created: DynamicObject =
-        serde_json::from_value(object).map_err(|e| format!("invalid hook manifest: {e}"))?;
-    let created = api
-        .create(&PostParams::default(), &created)
+        serde_json::from_value(object).map_err(ExecuteError::InvalidHookManifest)?;
+    let created = writer
+        .create(reach, &hook.key, &created)
         .await
-        .map_err(|e| format!("creating the hook: {e}"))?;
+        .map_err(ExecuteError::CreateHook)?;
     if let Ok(v) = serde_json::to_value(&created) {
         target.live.insert(hook.key.clone(), v);
     }
     Ok(false)
 }
 
-fn background() -> DeleteParams {
-    DeleteParams {
-        // Foreground deletion waits on the garbage collector's finalizer; background
-        // deletes at once and lets the collector clean up dependents.
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..DeleteParams::default()
-    }
-}
-
 async fn apply_one(
-    conn: &ClusterConn,
+    writer: &impl ClusterWriter,
     reach: &BTreeMap<(String, String), Reach>,
     d: &DesiredObject,
     live: Option<Value>,
 ) -> (ObjKey, Outcome) {
     let key = d.key.clone();
     let Some(reach) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) else {
-        return (
-            key,
-            Outcome::Failed("kind not served by the cluster".into()),
-        );
+        return (key, failed(ExecuteError::KindNotServed));
     };
-    let api = api_for(conn, reach, &d.key.namespace);
     let result = if d.options.replace {
-        replace(&api, d, live).await
+        replace(writer, reach, d, live)
+            .await
+            .map_err(ExecuteError::Replace)
     } else {
-        api.patch(
-            &d.key.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&d.object),
-        )
-        .await
+        writer
+            .apply(reach, &d.key, &d.object)
+            .await
+            .map_err(ExecuteError::Apply)
     };
     let outcome = match result {
         Ok(o) => match serde_json::to_value(&o) {
             Ok(v) => Outcome::Applied(v),
-            Err(e) => Outcome::Failed(format!("reading the applied object: {e}")),
+            Err(e) => failed(ExecuteError::ReadApplied(e)),
         },
-        Err(e) => Outcome::Failed(api_error(&e)),
+        Err(e) => failed(e),
     };
     (key, outcome)
 }
 
+fn failed(e: ExecuteError) -> Outcome {
+    Outcome::Failed(e.to_string())
+}
+
 /// `Replace=true`: PUT over the live object (or create it), like `kubectl replace`.
 async fn replace(
-    api: &Api<DynamicObject>,
+    writer: &impl ClusterWriter,
+    reach: &Reach,
     d: &DesiredObject,
     live: Option<Value>,
 ) -> kube::Result<DynamicObject> {
@@ -423,73 +465,113 @@ async fn replace(
     }) {
         Some(rv) => {
             object.metadata.resource_version = Some(rv);
-            api.replace(&d.key.name, &PostParams::default(), &object)
-                .await
+            writer.replace(reach, &d.key, &object).await
         }
-        None => api.create(&PostParams::default(), &object).await,
+        None => writer.create(reach, &d.key, &object).await,
     }
 }
 
-async fn prune_one(target: &Target<'_>, key: &ObjKey) -> Outcome {
+async fn prune_one(writer: &impl ClusterWriter, target: &Target<'_>, key: &ObjKey) -> Outcome {
     let Some(reach) = target.reach.get(&(key.group.clone(), key.kind.clone())) else {
-        return Outcome::Failed("kind not served by the cluster".into());
+        return failed(ExecuteError::KindNotServed);
     };
-    let api = api_for(target.conn, reach, &key.namespace);
-    match api.delete(&key.name, &background()).await {
-        Ok(_) => Outcome::Pruned,
+    match writer.delete(reach, key).await {
+        Ok(()) => Outcome::Pruned,
         Err(kube::Error::Api(e)) if e.code == 404 => Outcome::Pruned,
-        Err(e) => Outcome::Failed(api_error(&e)),
+        Err(e) => failed(ExecuteError::Prune(e)),
     }
 }
 
-/// Deletes every tracked object of a deleted Application (its finalizer), except those
-/// marked `Delete=false`. Returns the objects still left.
-pub async fn delete_all(
-    conn: &ClusterConn,
+/// What the finalizer of a deleted Application did on its cluster.
+#[derive(Debug, Default)]
+pub struct FinalizeOutcome {
+    /// Deleted (or found already gone), in the order they were given.
+    pub deleted: Vec<ObjKey>,
+    /// Kept because they are marked `Delete=false`.
+    pub kept: Vec<ObjKey>,
+    /// Left alone: their tracking id does not name the app and themselves.
+    pub not_tracked: Vec<ObjKey>,
+    /// Could not be deleted: the finalizer stays and the next pass tries again.
+    pub failed: Vec<(ObjKey, ExecuteError)>,
+}
+
+impl FinalizeOutcome {
+    /// One line per object that could not be deleted: `KEY: why`.
+    pub fn failures(&self) -> Vec<String> {
+        self.failed
+            .iter()
+            .map(|(key, e)| format!("{key}: {e}"))
+            .collect()
+    }
+}
+
+/// The cluster side of a deleted Application's finalizer: deletes every object in
+/// `tracked` (live objects by key) whose tracking id names `app`, except those marked
+/// `Delete=false`, at most 16 requests at once. An object already gone counts as
+/// deleted; a failed deletion does not stop the others.
+pub async fn finalize(
+    writer: &impl ClusterWriter,
     reach: &BTreeMap<(String, String), Reach>,
     tracked: &[(ObjKey, Value)],
-) -> Vec<String> {
-    let deletions: Vec<_> = tracked
-        .iter()
-        .filter(|(_, live)| !crate::resource::ResourceOptions::of(live, &[]).no_delete)
-        .map(|(key, _)| Box::pin(delete_one(conn, reach, key)))
-        .collect();
-    let results: Vec<Option<String>> = futures::stream::iter(deletions)
-        .buffer_unordered(16)
+    app: &str,
+) -> FinalizeOutcome {
+    let mut out = FinalizeOutcome::default();
+    let mut deletions = Vec::new();
+    for (key, live) in tracked {
+        if !is_tracked_by(live, app) {
+            out.not_tracked.push(key.clone());
+        } else if ResourceOptions::of(live, &[]).no_delete {
+            out.kept.push(key.clone());
+        } else {
+            deletions.push(Box::pin(delete_one(writer, reach, key)));
+        }
+    }
+    let results: Vec<(ObjKey, Result<(), ExecuteError>)> = futures::stream::iter(deletions)
+        .buffered(16)
         .collect()
         .await;
-    results.into_iter().flatten().collect()
+    for (key, result) in results {
+        match result {
+            Ok(()) => out.deleted.push(key),
+            Err(e) => out.failed.push((key, e)),
+        }
+    }
+    out
 }
 
 async fn delete_one(
-    conn: &ClusterConn,
+    writer: &impl ClusterWriter,
     reach: &BTreeMap<(String, String), Reach>,
     key: &ObjKey,
-) -> Option<String> {
+) -> (ObjKey, Result<(), ExecuteError>) {
     let Some(reach) = reach.get(&(key.group.clone(), key.kind.clone())) else {
-        return Some(format!("{key}: kind not served"));
+        return (key.clone(), Err(ExecuteError::DeleteKindNotServed));
     };
-    let api = api_for(conn, reach, &key.namespace);
-    match api.delete(&key.name, &background()).await {
-        Ok(_) => None,
-        Err(kube::Error::Api(e)) if e.code == 404 => None,
-        Err(e) => Some(format!("{key}: {}", api_error(&e))),
-    }
+    let result = match writer.delete(reach, key).await {
+        Ok(()) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(ExecuteError::Delete(e)),
+    };
+    (key.clone(), result)
 }
 
 /// Makes sure namespace `name` exists (`CreateNamespace=true`).
-pub async fn ensure_namespace(conn: &ClusterConn, name: &str) -> Result<(), String> {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(conn.client.clone());
-    let ns =
-        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    match api.get_opt(name).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => api
-            .patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("creating namespace {name}: {}", api_error(&e))),
-        Err(e) => Err(format!("reading namespace {name}: {}", api_error(&e))),
+pub async fn ensure_namespace(writer: &impl ClusterWriter, name: &str) -> Result<(), ExecuteError> {
+    match writer.namespace_exists(name).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            writer
+                .apply_namespace(name)
+                .await
+                .map_err(|source| ExecuteError::CreateNamespace {
+                    name: name.to_owned(),
+                    source,
+                })
+        }
+        Err(source) => Err(ExecuteError::ReadNamespace {
+            name: name.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -498,5 +580,502 @@ pub fn api_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan;
+    use crate::resource::{TRACKING_ANNOTATION, role_of, wave_of};
+    use crate::writer::fake::{FakeWriter, merge};
+    use serde_json::json;
+
+    const APP: &str = "app";
+    const OPERATION: &str = "2026-01-01T00:00:00Z";
+
+    fn api_version(kind: &str) -> &'static str {
+        match kind {
+            "Deployment" => "apps/v1",
+            "Job" => "batch/v1",
+            _ => "v1",
+        }
+    }
+
+    /// A manifest of `kind`/`name` in namespace `ns` tracked by [`APP`], with `extra`
+    /// merged in.
+    fn manifest(kind: &str, name: &str, extra: Value) -> Value {
+        let mut object = json!({"apiVersion": api_version(kind), "kind": kind,
+            "metadata": {"name": name, "namespace": "ns"}});
+        merge(&mut object, extra);
+        let key = ObjKey::of(&object).unwrap();
+        object["metadata"]["annotations"][TRACKING_ANNOTATION] = json!(key.tracking_id(APP));
+        object
+    }
+
+    fn desired(kind: &str, name: &str, extra: Value) -> DesiredObject {
+        let object = manifest(kind, name, extra);
+        DesiredObject {
+            key: ObjKey::of(&object).unwrap(),
+            role: role_of(&object),
+            wave: wave_of(&object),
+            options: ResourceOptions::of(&object, &[]),
+            object,
+        }
+    }
+
+    fn live(objects: &[Value]) -> BTreeMap<ObjKey, Value> {
+        objects
+            .iter()
+            .map(|o| (ObjKey::of(o).unwrap(), o.clone()))
+            .collect()
+    }
+
+    fn annotated(key: &str, value: &str) -> Value {
+        json!({"metadata": {"annotations": {key: value}}})
+    }
+
+    fn wave(n: i32) -> Value {
+        annotated("argocd.argoproj.io/sync-wave", &n.to_string())
+    }
+
+    fn sync_options(options: &str) -> Value {
+        annotated("argocd.argoproj.io/sync-options", options)
+    }
+
+    /// Every kind of these tests, served namespaced.
+    fn reach() -> BTreeMap<(String, String), Reach> {
+        ["ConfigMap", "Deployment", "Job"]
+            .into_iter()
+            .map(|kind| {
+                let api_version = api_version(kind);
+                let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+                let resource = ApiResource {
+                    group: group.into(),
+                    version: version.into(),
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    plural: format!("{}s", kind.to_lowercase()),
+                };
+                let reach = Reach {
+                    resource,
+                    scope: Scope::Namespaced,
+                };
+                ((group.to_owned(), kind.to_owned()), reach)
+            })
+            .collect()
+    }
+
+    /// The plan a reconcile makes: compare, then order (hooks included).
+    fn plan_for(
+        desired: &[DesiredObject],
+        live: &BTreeMap<ObjKey, Value>,
+        prune: bool,
+    ) -> SyncPlan {
+        let states = plan::compare(desired, live, APP, &[]);
+        let options = |key: &ObjKey| {
+            live.get(key)
+                .map(|l| ResourceOptions::of(l, &[]))
+                .unwrap_or_default()
+        };
+        plan::steps(desired, &states, prune, true, &options)
+    }
+
+    /// One sync pass through `writer`, pruning.
+    async fn sync(
+        writer: &FakeWriter,
+        desired: &[DesiredObject],
+        live: &mut BTreeMap<ObjKey, Value>,
+        done_hooks: &BTreeSet<ObjKey>,
+    ) -> (SyncPlan, Executed) {
+        let plan = plan_for(desired, live, true);
+        let reach = reach();
+        let mut target = Target {
+            desired,
+            reach: &reach,
+            live,
+            operation_id: OPERATION,
+            done_hooks,
+            concurrency: 4,
+        };
+        let executed = run(writer, &mut target, &plan).await;
+        (plan, executed)
+    }
+
+    fn healthy_deployment() -> Value {
+        json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
+            "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1, "readyReplicas": 1}})
+    }
+
+    fn key(kind: &str, name: &str) -> ObjKey {
+        ObjKey::of(&manifest(kind, name, json!({}))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn waves_apply_in_order() {
+        let desired = vec![
+            desired("ConfigMap", "late", wave(1)),
+            desired("Deployment", "web", json!({"spec": {"replicas": 1}})),
+        ];
+        let writer = FakeWriter::default().respond("web", healthy_deployment());
+        let (_, executed) = sync(&writer, &desired, &mut BTreeMap::new(), &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            ["apply Deployment/web", "apply ConfigMap/late"]
+        );
+        assert_eq!(executed.waiting, None);
+        assert_eq!(executed.failure(), None);
+        assert_eq!(executed.count(false), 2);
+    }
+
+    #[tokio::test]
+    async fn a_wave_that_is_not_healthy_holds_the_next() {
+        let desired = vec![
+            desired("ConfigMap", "late", wave(1)),
+            desired("Deployment", "web", json!({"spec": {"replicas": 1}})),
+        ];
+        let writer = FakeWriter::default();
+        let mut live = BTreeMap::new();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply Deployment/web"]);
+        assert_eq!(
+            executed.waiting.as_deref(),
+            Some("waiting for Deployment.apps ns/web to become healthy")
+        );
+        assert!(!executed.results.contains_key(&key("ConfigMap", "late")));
+        // The applied object is what the next pass compares with.
+        assert!(live.contains_key(&key("Deployment", "web")));
+
+        // Next pass: the Deployment rolled out; only the later wave is applied.
+        merge(
+            live.get_mut(&key("Deployment", "web")).unwrap(),
+            healthy_deployment(),
+        );
+        let writer = FakeWriter::default();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply ConfigMap/late"]);
+        assert_eq!(executed.waiting, None);
+    }
+
+    #[tokio::test]
+    async fn pre_sync_hook_runs_before_the_sync_wave() {
+        let desired = vec![
+            desired("ConfigMap", "cfg", json!({})),
+            desired(
+                "Job",
+                "migrate",
+                annotated("argocd.argoproj.io/hook", "PreSync"),
+            ),
+        ];
+        let writer = FakeWriter::default();
+        let mut live = BTreeMap::new();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["create Job/migrate"]);
+        assert_eq!(
+            executed.waiting.as_deref(),
+            Some("waiting for hook Job.batch ns/migrate to complete")
+        );
+        let created = &live[&key("Job", "migrate")];
+        assert_eq!(
+            crate::resource::annotation(created, HOOK_OPERATION_ANNOTATION),
+            Some(OPERATION)
+        );
+
+        // Next pass: the Job completed; the sync wave follows.
+        merge(
+            live.get_mut(&key("Job", "migrate")).unwrap(),
+            json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+        );
+        let writer = FakeWriter::default();
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply ConfigMap/cfg"]);
+        assert_eq!(
+            executed.results[&key("Job", "migrate")],
+            Outcome::HookSucceeded
+        );
+        assert_eq!(executed.waiting, None);
+    }
+
+    #[tokio::test]
+    async fn before_hook_creation_deletes_the_previous_hook_first() {
+        let hook = annotated("argocd.argoproj.io/hook", "PreSync");
+        let desired = vec![desired("Job", "migrate", hook.clone())];
+        let previous = manifest(
+            "Job",
+            "migrate",
+            json!({"metadata": {"annotations": {
+                "argocd.argoproj.io/hook": "PreSync",
+                HOOK_OPERATION_ANNOTATION: "an earlier operation"}},
+                "status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+        );
+        let writer = FakeWriter::default();
+        let mut live = live(std::slice::from_ref(&previous));
+        sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            ["delete Job/migrate", "create Job/migrate"]
+        );
+
+        // The old copy cannot be deleted: no new one is created, the sync fails.
+        let writer = FakeWriter::default().fail("delete Job/migrate", 403, "forbidden");
+        let mut live = self::live(&[previous]);
+        let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["delete Job/migrate"]);
+        // kube's own text of the error, as before the writer trait.
+        assert_eq!(
+            executed.failure().as_deref(),
+            Some(
+                "hook failed: Job.batch ns/migrate: deleting the previous hook: ApiError: \
+                 forbidden: Test (Status { status: Some(Failure), code: 403, message: \
+                 \"forbidden\", metadata: None, reason: \"Test\", details: None })"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn sync_fail_hooks_run_only_after_a_failure_and_hook_succeeded_deletes() {
+        let desired = vec![
+            desired("ConfigMap", "a", json!({})),
+            desired(
+                "Job",
+                "page",
+                json!({"metadata": {"annotations": {
+                    "argocd.argoproj.io/hook": "SyncFail",
+                    "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}}}),
+            ),
+        ];
+        let writer = FakeWriter::default().fail("apply ConfigMap/a", 500, "boom");
+        let mut live = BTreeMap::new();
+        let (plan, mut executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["apply ConfigMap/a"]);
+        assert!(executed.failure().is_some());
+
+        let reach = reach();
+        let done = BTreeSet::new();
+        let mut target = Target {
+            desired: &desired,
+            reach: &reach,
+            live: &mut live,
+            operation_id: OPERATION,
+            done_hooks: &done,
+            concurrency: 4,
+        };
+        let hooks = run_sync_fail_hooks(&writer, &mut target, &plan, &mut executed).await;
+        assert_eq!(hooks, SyncFailHooks::Running);
+        assert_eq!(writer.requests(), ["apply ConfigMap/a", "create Job/page"]);
+
+        // It completed: HookSucceeded deletes it.
+        merge(
+            target.live.get_mut(&key("Job", "page")).unwrap(),
+            json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+        );
+        let hooks = run_sync_fail_hooks(&writer, &mut target, &plan, &mut executed).await;
+        assert_eq!(hooks, SyncFailHooks::Done);
+        assert_eq!(
+            writer.requests(),
+            ["apply ConfigMap/a", "create Job/page", "delete Job/page"]
+        );
+        assert_eq!(
+            executed.results[&key("Job", "page")],
+            Outcome::HookSucceeded
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_fails_the_sync_and_later_waves_wait() {
+        let desired = vec![
+            desired("ConfigMap", "a", json!({})),
+            desired("ConfigMap", "b", json!({})),
+            desired("ConfigMap", "late", wave(1)),
+        ];
+        let writer = FakeWriter::default().fail("apply ConfigMap/a", 422, "data is invalid");
+        let (_, executed) = sync(&writer, &desired, &mut BTreeMap::new(), &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            ["apply ConfigMap/a", "apply ConfigMap/b"]
+        );
+        assert_eq!(
+            executed.results[&key("ConfigMap", "a")],
+            Outcome::Failed("data is invalid (422)".into())
+        );
+        assert_eq!(
+            executed.failure().as_deref(),
+            Some("1 resource(s) failed to sync: ConfigMap ns/a: data is invalid (422)")
+        );
+        assert!(!executed.results.contains_key(&key("ConfigMap", "late")));
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_what_the_plan_prunes() {
+        let cfg = desired("ConfigMap", "cfg", json!({"data": {"k": "v"}}));
+        let mut foreign = manifest("ConfigMap", "foreign", json!({}));
+        foreign["metadata"]["annotations"][TRACKING_ANNOTATION] =
+            json!(key("ConfigMap", "foreign").tracking_id("other-app"));
+        let objects = [
+            cfg.object.clone(),
+            manifest("ConfigMap", "old", json!({})),
+            foreign,
+        ];
+        let desired = vec![cfg];
+
+        let writer = FakeWriter::default();
+        let (plan, executed) = sync(&writer, &desired, &mut live(&objects), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["delete ConfigMap/old"]);
+        assert_eq!(executed.results[&key("ConfigMap", "old")], Outcome::Pruned);
+        assert!(plan.prune_skipped.is_empty());
+
+        // A sync without prune deletes nothing.
+        let writer = FakeWriter::default();
+        let live = live(&objects);
+        let plan = plan_for(&desired, &live, false);
+        let reach = reach();
+        let mut live = live;
+        let mut target = Target {
+            desired: &desired,
+            reach: &reach,
+            live: &mut live,
+            operation_id: OPERATION,
+            done_hooks: &BTreeSet::new(),
+            concurrency: 4,
+        };
+        run(&writer, &mut target, &plan).await;
+        assert_eq!(writer.requests(), Vec::<String>::new());
+        assert_eq!(plan.prune_skipped, [key("ConfigMap", "old")]);
+    }
+
+    #[tokio::test]
+    async fn prune_false_objects_are_not_deleted() {
+        let objects = [
+            manifest("ConfigMap", "keep", sync_options("Prune=false")),
+            manifest("ConfigMap", "old", json!({})),
+        ];
+        let writer = FakeWriter::default();
+        let (plan, executed) = sync(&writer, &[], &mut live(&objects), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["delete ConfigMap/old"]);
+        assert_eq!(plan.prune_skipped, [key("ConfigMap", "keep")]);
+        assert!(!executed.results.contains_key(&key("ConfigMap", "keep")));
+    }
+
+    #[tokio::test]
+    async fn prune_last_prunes_after_the_last_wave() {
+        let desired = vec![desired("ConfigMap", "late", wave(1))];
+        let objects = [
+            manifest("ConfigMap", "last", sync_options("PruneLast=true")),
+            manifest("ConfigMap", "old", json!({})),
+        ];
+        let writer = FakeWriter::default();
+        sync(&writer, &desired, &mut live(&objects), &BTreeSet::new()).await;
+        assert_eq!(
+            writer.requests(),
+            [
+                "delete ConfigMap/old",
+                "apply ConfigMap/late",
+                "delete ConfigMap/last"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn replace_true_creates_or_replaces_instead_of_applying() {
+        let desired = vec![desired(
+            "ConfigMap",
+            "r",
+            json!({"metadata": {"annotations": {
+                "argocd.argoproj.io/sync-options": "Replace=true"}}, "data": {"k": "new"}}),
+        )];
+        let writer = FakeWriter::default();
+        let (_, executed) = sync(&writer, &desired, &mut BTreeMap::new(), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["create ConfigMap/r"]);
+        assert!(matches!(
+            executed.results[&key("ConfigMap", "r")],
+            Outcome::Applied(_)
+        ));
+
+        // Live at resourceVersion 7 with other data: PUT over it at that version.
+        let mut old = desired[0].object.clone();
+        old["data"]["k"] = json!("old");
+        old["metadata"]["resourceVersion"] = json!("7");
+        let writer = FakeWriter::default().fail("replace ConfigMap/r@7", 409, "conflict");
+        let (_, executed) = sync(&writer, &desired, &mut live(&[old]), &BTreeSet::new()).await;
+        assert_eq!(writer.requests(), ["replace ConfigMap/r@7"]);
+        assert_eq!(
+            executed.results[&key("ConfigMap", "r")],
+            Outcome::Failed("conflict (409)".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn finalize_deletes_tracked_objects_except_delete_false() {
+        let mut foreign = manifest("ConfigMap", "foreign", json!({}));
+        foreign["metadata"]["annotations"][TRACKING_ANNOTATION] =
+            json!(key("ConfigMap", "foreign").tracking_id("other-app"));
+        let tracked: Vec<(ObjKey, Value)> = live(&[
+            manifest("ConfigMap", "a", json!({})),
+            manifest("ConfigMap", "kept", sync_options("Delete=false")),
+            manifest("Deployment", "web", json!({})),
+            foreign,
+        ])
+        .into_iter()
+        .collect();
+        let writer = FakeWriter::default();
+        let outcome = finalize(&writer, &reach(), &tracked, APP).await;
+        assert_eq!(
+            writer.requests(),
+            ["delete ConfigMap/a", "delete Deployment/web"]
+        );
+        assert_eq!(
+            outcome.deleted,
+            [key("ConfigMap", "a"), key("Deployment", "web")]
+        );
+        assert_eq!(outcome.kept, [key("ConfigMap", "kept")]);
+        assert_eq!(outcome.not_tracked, [key("ConfigMap", "foreign")]);
+        assert!(outcome.failures().is_empty());
+    }
+
+    #[tokio::test]
+    async fn finalize_reports_a_failed_delete_and_deletes_the_rest() {
+        let tracked: Vec<(ObjKey, Value)> = live(&[
+            manifest("ConfigMap", "a", json!({})),
+            manifest("ConfigMap", "b", json!({})),
+            manifest("ConfigMap", "gone", json!({})),
+        ])
+        .into_iter()
+        .collect();
+        let writer = FakeWriter::default()
+            .fail("delete ConfigMap/a", 403, "forbidden")
+            .fail("delete ConfigMap/gone", 404, "not found");
+        let outcome = finalize(&writer, &reach(), &tracked, APP).await;
+        assert_eq!(
+            writer.requests(),
+            [
+                "delete ConfigMap/a",
+                "delete ConfigMap/b",
+                "delete ConfigMap/gone"
+            ]
+        );
+        assert_eq!(outcome.failures(), ["ConfigMap ns/a: forbidden (403)"]);
+        // Already gone counts as deleted.
+        assert_eq!(
+            outcome.deleted,
+            [key("ConfigMap", "b"), key("ConfigMap", "gone")]
+        );
+    }
+
+    #[tokio::test]
+    async fn ensure_namespace_creates_only_a_missing_namespace() {
+        let writer = FakeWriter::default().with_namespace("there");
+        ensure_namespace(&writer, "there").await.unwrap();
+        ensure_namespace(&writer, "new").await.unwrap();
+        assert_eq!(
+            writer.requests(),
+            [
+                "get Namespace/there",
+                "get Namespace/new",
+                "apply Namespace/new"
+            ]
+        );
+        let writer = FakeWriter::default().fail("apply Namespace/new", 403, "forbidden");
+        let e = ensure_namespace(&writer, "new").await.unwrap_err();
+        assert_eq!(e.to_string(), "creating namespace new: forbidden (403)");
     }
 }

@@ -14,8 +14,10 @@
 //! * [`clients`]: clients for the destination clusters, built from cluster Secrets;
 //! * [`live`]: the watches of the live objects, indexed by tracking id;
 //! * [`echo`]: telling the watch echo of the engine's own writes from real changes;
-//! * [`execute`]: running a sync plan against a cluster; [`fence`]: the gate that lets a
-//!   write out only while this replica holds the leader Lease;
+//! * [`execute`]: running a sync plan against a cluster, and an Application's finalizer,
+//!   through [`writer::ClusterWriter`] (the writes as a trait, implemented by
+//!   [`clients::ClusterConn`]); [`fence`]: the gate that lets a write out only while this
+//!   replica holds the leader Lease;
 //! * [`status`]: the Application status the engine reports;
 //! * [`ready`]: the wait for a reflector store's first list.
 
@@ -35,3 +37,4 @@ pub mod resource;
 pub mod ssa;
 pub mod status;
 pub mod target;
+pub mod writer;

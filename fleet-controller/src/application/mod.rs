@@ -344,9 +344,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             if options.iter().any(|o| o == "CreateNamespace=true") {
                 let ns = &app.spec.destination.namespace;
                 if !ns.is_empty()
-                    && let Err(e) = execute::ensure_namespace(&conn, ns).await
+                    && let Err(e) = execute::ensure_namespace(&*conn, ns).await
                 {
-                    conditions.push((ConditionType::SyncError, e));
+                    conditions.push((ConditionType::SyncError, e.to_string()));
                 }
             }
             let live_options = |key: &ObjKey| {
@@ -361,7 +361,6 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 Default::default()
             };
             let mut target = Target {
-                conn: &conn,
                 desired: &desired,
                 reach: &reach,
                 live: &mut live,
@@ -379,7 +378,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 Some(_) => execute::Executed::default(),
                 None => {
                     announce_writes(&ctx, &conn.server, &reach, &desired);
-                    let executed = execute::run(&mut target, &sync_plan).await;
+                    let executed = execute::run(&*conn, &mut target, &sync_plan).await;
                     settle_writes(&ctx, &conn.server, &reach, &desired, &executed);
                     executed
                 }
@@ -387,9 +386,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             remember_applied(&ctx, &instance, &executed);
             let failure = failed_before.or_else(|| executed.failure());
             let sync_fail = match failure {
-                Some(_) if !sync_plan.sync_fail.is_empty() => {
-                    Some(execute::run_sync_fail_hooks(&mut target, &sync_plan, &mut executed).await)
-                }
+                Some(_) if !sync_plan.sync_fail.is_empty() => Some(
+                    execute::run_sync_fail_hooks(&*conn, &mut target, &sync_plan, &mut executed)
+                        .await,
+                ),
                 _ => None,
             };
             let ending = Ending {
@@ -1533,7 +1533,9 @@ async fn delete_tracked(
     add_deployed_kinds(&conn, existing, &mut reach).await;
     watch_kinds(ctx, &conn, &reach).await?;
     let tracked = ctx.live.tracked(&conn.server, instance);
-    Ok(execute::delete_all(&conn, &reach, &tracked).await)
+    Ok(execute::finalize(&*conn, &reach, &tracked, instance)
+        .await
+        .failures())
 }
 
 #[cfg(test)]
