@@ -20,7 +20,8 @@ use crate::clients::Scope;
 use crate::health::{self, HealthCode};
 use crate::plan::{DesiredObject, SyncPlan};
 use crate::resource::{ObjKey, ResourceOptions, Role, is_tracked_by};
-pub use crate::writer::ClusterWriter;
+pub pub use crate::writer::Reach;
+use crate::writer::ClusterWriter;
 
 /// Why one write of a sync or finalizer failed, named by its step. The text is what the
 /// Application's status shows for the resource.
@@ -72,13 +73,6 @@ pub enum ExecuteError {
 
 /// Annotation put on hooks Argosy creates: the operation that created them.
 pub const HOOK_OPERATION_ANNOTATION: &str = "argosy.io/sync-operation";
-
-/// How an object kind is reached on its cluster.
-#[derive(Clone, Debug)]
-pub struct Reach {
-    pub resource: ApiResource,
-    pub scope: Scope,
-}
 
 /// What happened to one object.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,14 +9,22 @@ use std::future::Future;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{
-    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy,
+    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams,
+    PropagationPolicy,
 };
 use serde_json::Value;
 
 use crate::clients::{ClusterConn, Scope};
-use crate::execute::Reach;
 use crate::resource::ObjKey;
 use crate::ssa::FIELD_MANAGER;
+
+/// How an object kind is reached on its cluster.
+#[derive(Clone, Debug)]
+pub struct Reach {
+    pub resource: ApiResource,
+    pub scope: Scope,
+}
+
 
 /// The cluster requests of a sync and of an Application's finalizer. Each method is one
 /// request and returns the API server's answer as is: the callers decide what a 404 or
@@ -156,8 +164,7 @@ pub(crate) mod fake {
     use kube::api::DynamicObject;
     use serde_json::{Value, json};
 
-    use super::ClusterWriter;
-    use crate::execute::Reach;
+    use super::{ClusterWriter, Reach};
     use crate::resource::ObjKey;
 
     /// The recording fake; see the module.
