@@ -20,7 +20,7 @@ use crate::clients::Scope;
 use crate::health::{self, HealthCode};
 use crate::plan::{DesiredObject, SyncPlan};
 use crate::resource::{ObjKey, ResourceOptions, Role, is_tracked_by};
-pub pub use crate::writer::Reach;
+pub use crate::writer::Reach;
 use crate::writer::ClusterWriter;
 
 /// Why one write of a sync or finalizer failed, named by its step. The text is what the
