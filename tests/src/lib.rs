@@ -19,6 +19,7 @@
 pub mod argocd;
 pub mod bench;
 pub mod control_plane;
+pub mod fixtures;
 pub mod helm;
 
 pub use control_plane::{
