@@ -4,6 +4,9 @@
 //! `ClusterSource`/`ProjectSource` traits and never talk to the API server.
 //! [`StoreReady`] is the wait for a store's initial list that many tasks may share.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use argosy_crds::cluster::is_cluster_secret;
 use argosy_crds::{AppProject, Cluster};
 use argosy_generators::source::{ClusterEntry, ClusterSource, ProjectSource};
@@ -12,12 +15,78 @@ use kube::runtime::reflector::Store;
 
 pub use argosy_sync_engine::ready::{ReadySignal, StoreReady};
 
-/// Cluster Secrets of the controller namespace, parsed on read.
+/// Cluster Secrets of the controller namespace, each parsed once per version.
+///
+/// Every Application reconcile and every dashboard stream tick lists the clusters, so
+/// decoding (base64, the `config` JSON, TLS data) on each read cost far more than the
+/// reads themselves; the parse of a Secret is kept until the watch delivers a new version.
 #[derive(Clone)]
 pub struct ClusterRegistry {
     secrets: Store<Secret>,
     ready: StoreReady,
     namespace: String,
+    /// Shared by the clones, like the store they read.
+    parsed: Arc<Mutex<ParsedSecrets>>,
+}
+
+/// The parse of each cluster Secret of the store, by Secret name.
+///
+/// Filled lazily on read rather than from the watch's event stream, so the reflector's
+/// wiring stays as it is; an entry is used only while the Secret in the store still has
+/// the uid and resourceVersion it was parsed from, and entries of Secrets no longer in the
+/// store are dropped on the read that no longer sees them.
+#[derive(Default)]
+struct ParsedSecrets {
+    entries: HashMap<String, Parsed>,
+    /// Number of the current read, to tell which entries it saw.
+    pass: u64,
+    /// Secrets decoded so far: the tests' evidence that the cache is used.
+    #[cfg(test)]
+    decodes: u64,
+}
+
+struct Parsed {
+    /// The Secret's uid and resourceVersion when it was parsed.
+    version: (Option<String>, String),
+    entry: ClusterEntry,
+    /// The last read that saw the Secret.
+    seen: u64,
+}
+
+impl ParsedSecrets {
+    /// The parse of `secret`, from the cache when its version is the one parsed.
+    fn entry(&mut self, secret: &Secret) -> ClusterEntry {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        // Without a resourceVersion (objects not from an API server) a change cannot be
+        // told from no change: such a Secret is parsed on every read, as before.
+        let Some(resource_version) = secret.metadata.resource_version.clone() else {
+            return self.decode(secret);
+        };
+        let version = (secret.metadata.uid.clone(), resource_version);
+        let pass = self.pass;
+        if let Some(parsed) = self.entries.get_mut(&name)
+            && parsed.version == version
+        {
+            parsed.seen = pass;
+            return parsed.entry.clone();
+        }
+        let entry = self.decode(secret);
+        let parsed = Parsed {
+            version,
+            entry: entry.clone(),
+            seen: pass,
+        };
+        self.entries.insert(name, parsed);
+        entry
+    }
+
+    fn decode(&mut self, secret: &Secret) -> ClusterEntry {
+        #[cfg(test)]
+        {
+            self.decodes += 1;
+        }
+        ClusterEntry::from_secret(secret)
+    }
 }
 
 impl ClusterRegistry {
@@ -26,6 +95,7 @@ impl ClusterRegistry {
             ready,
             secrets,
             namespace: namespace.into(),
+            parsed: Arc::default(),
         }
     }
 
@@ -44,17 +114,33 @@ impl ClusterRegistry {
             })
             .collect()
     }
+
+    /// How many Secrets this registry (and its clones) decoded so far.
+    #[cfg(test)]
+    fn decodes(&self) -> u64 {
+        self.parsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .decodes
+    }
 }
 
 impl ClusterSource for ClusterRegistry {
     fn clusters(&self) -> Vec<ClusterEntry> {
-        self.secrets
-            .state()
+        let secrets = self.secrets.state();
+        // A panic while the cache was held leaves it consistent (entries are inserted
+        // whole), so a poisoned lock is still usable.
+        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        parsed.pass += 1;
+        let entries = secrets
             .iter()
             .filter(|s| s.metadata.namespace.as_deref() == Some(self.namespace.as_str()))
             .filter(|s| is_cluster_secret(s))
-            .map(|s| ClusterEntry::from_secret(s))
-            .collect()
+            .map(|s| parsed.entry(s))
+            .collect();
+        let pass = parsed.pass;
+        parsed.entries.retain(|_, p| p.seen == pass);
+        entries
     }
 }
 
@@ -113,6 +199,111 @@ mod tests {
             "stringData": {"name": name, "server": format!("https://{name}.example")},
         }))
         .expect("a Secret")
+    }
+
+    /// A cluster Secret as the API server returns it, with a uid and a resourceVersion;
+    /// `config` is the raw `config` value (`None`: no config).
+    fn stored_secret(name: &str, uid: &str, version: &str, config: Option<&str>) -> Secret {
+        let mut secret = cluster_secret(name);
+        secret.metadata.uid = Some(uid.to_owned());
+        secret.metadata.resource_version = Some(version.to_owned());
+        if let (Some(config), Some(data)) = (config, secret.string_data.as_mut()) {
+            data.insert("config".to_owned(), config.to_owned());
+        }
+        secret
+    }
+
+    /// What `valid_clusters` returned before the cache: every Secret decoded afresh.
+    fn decoded_afresh(store: &Store<Secret>) -> Vec<Cluster> {
+        let mut clusters: Vec<Cluster> = store
+            .state()
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some("argocd"))
+            .filter(|s| is_cluster_secret(s))
+            .filter_map(|s| Cluster::from_secret(s).ok())
+            .collect();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters
+    }
+
+    fn sorted(mut clusters: Vec<Cluster>) -> Vec<Cluster> {
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters
+    }
+
+    #[test]
+    fn each_secret_version_is_decoded_once() {
+        let (store, mut writer) = reflector::store::<Secret>();
+        let mut apply = |secret| writer.apply_watcher_event(&watcher::Event::Apply(secret));
+        apply(stored_secret("edge-1", "u1", "10", None));
+        apply(stored_secret(
+            "edge-2",
+            "u2",
+            "11",
+            Some(r#"{"bearerToken": "t"}"#),
+        ));
+        // Invalid: listed by `clusters()`, left out of `valid_clusters()`, cached too.
+        apply(stored_secret("broken", "u3", "12", Some("{not json")));
+        let registry = ClusterRegistry::new(store.clone(), StoreReady::already(), "argocd");
+
+        let first = sorted(registry.valid_clusters());
+        assert_eq!(first.len(), 2);
+        assert_eq!(first, decoded_afresh(&store));
+        assert_eq!(
+            registry.decodes(),
+            3,
+            "every Secret decoded on the first read"
+        );
+        // Again, and through a clone (the controllers share one registry by cloning it).
+        assert_eq!(sorted(registry.valid_clusters()), first);
+        assert_eq!(sorted(registry.clone().valid_clusters()), first);
+        assert_eq!(registry.clusters().len(), 3);
+        assert_eq!(
+            registry.decodes(),
+            3,
+            "unchanged Secrets are not decoded again"
+        );
+
+        // A new resourceVersion is decoded again, and only that Secret.
+        let mut changed = stored_secret("edge-1", "u1", "20", None);
+        if let Some(data) = changed.string_data.as_mut() {
+            data.insert("server".to_owned(), "https://moved.example".to_owned());
+        }
+        apply(changed);
+        let second = sorted(registry.valid_clusters());
+        assert_eq!(registry.decodes(), 4);
+        assert_eq!(second, decoded_afresh(&store));
+        assert_eq!(second[0].server, "https://moved.example");
+        // Deleted and recreated under the same name and version number: a new uid.
+        apply(stored_secret("edge-2", "u9", "11", None));
+        assert_eq!(sorted(registry.valid_clusters()), decoded_afresh(&store));
+        assert_eq!(registry.decodes(), 5);
+
+        // A deleted Secret leaves the cache on the next read.
+        writer.apply_watcher_event(&watcher::Event::Delete(stored_secret(
+            "broken", "u3", "12", None,
+        )));
+        assert_eq!(registry.clusters().len(), 2);
+        assert_eq!(registry.decodes(), 5);
+        let cached = registry
+            .parsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len();
+        assert_eq!(cached, 2);
+    }
+
+    /// Secrets without a resourceVersion (not from an API server) cannot be told apart
+    /// from their next version: they are decoded on every read, as before the cache.
+    #[test]
+    fn secrets_without_a_version_are_decoded_on_every_read() {
+        let (store, mut writer) = reflector::store::<Secret>();
+        writer.apply_watcher_event(&watcher::Event::Apply(cluster_secret("edge-1")));
+        let registry = ClusterRegistry::new(store, StoreReady::already(), "argocd");
+        assert_eq!(registry.valid_clusters().len(), 1);
+        assert_eq!(registry.valid_clusters().len(), 1);
+        assert_eq!(registry.decodes(), 2);
     }
 
     /// Every waiter wakes when the initial list completes: several registries over the

@@ -17,7 +17,8 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, apply_json, init_tracing, install_crds, prepare_namespace, run_args,
     start_controller, wait_for,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use argosy_tests::fixtures::{AppBuilder, ClusterSecretBuilder};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{ApiResource, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -101,20 +102,17 @@ fn commit(repo: &Path, branch: &str, manual_value: &str) -> String {
 }
 
 fn application(name: &str, server: &str, automated: bool) -> Value {
-    let mut app = json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE, "labels": {"tier": name}},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": REPO_URL, "path": name, "targetRevision": "main"},
-            "destination": {"server": server, "namespace": "shop"},
-        },
-    });
+    let app = AppBuilder::new(name)
+        .label("tier", name)
+        .source(REPO_URL, name)
+        .revision("main")
+        .server(server)
+        .destination_namespace("shop");
     if automated {
-        app["spec"]["syncPolicy"] = json!({"automated": {"prune": true, "selfHeal": true}});
+        app.automated(true, true).json()
+    } else {
+        app.json()
     }
-    app
 }
 
 async fn live_value(workload: &Client, name: &str) -> Option<String> {
@@ -144,18 +142,10 @@ async fn app_commands_drive_the_sync_engine() -> Result<()> {
             &serde_json::from_value(json!({"metadata": {"name": "shop"}}))?,
         )
         .await?;
-    apply_json(
-        &mgmt,
-        &ApiResource::erase::<Secret>(&()),
-        json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "workload-1", "namespace": ARGOCD_NAMESPACE,
-                         "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
-            "stringData": {"name": "workload-1", "server": workload.server,
-                           "config": workload.argocd_cluster_config().to_string()},
-        }),
-    )
-    .await?;
+    ClusterSecretBuilder::new("workload-1", &workload.server)
+        .raw_config(workload.argocd_cluster_config().to_string())
+        .apply(&mgmt)
+        .await?;
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("shop.git");
     let first = commit(&repo, "main", "v1");

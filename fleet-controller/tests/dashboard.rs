@@ -15,7 +15,7 @@ use argosy_crds::{Application, ApplicationSet};
 use argosy_sync_engine::clients::ClusterState;
 use argosy_sync_engine::fence::Fence;
 use argosy_sync_engine::repo::GitRequest;
-use k8s_openapi::api::core::v1::Secret;
+use argosy_tests::fixtures::ClusterSecretBuilder;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{reflector::Store, watcher};
 use serde_json::{Value, json};
@@ -53,12 +53,7 @@ async fn scrape() -> String {
         "spec": {"generators": [], "template": {"metadata": {}, "spec": {}}},
     }))
     .unwrap();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "cluster-prod", "namespace": "argocd",
-                     "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
-        "stringData": {"name": "prod", "server": SERVER},
-    }))
-    .unwrap();
+    let secret = ClusterSecretBuilder::new("prod", SERVER).build().unwrap();
     let state = ClusterState {
         last_success: Some("2025-01-01T00:00:00Z".parse().unwrap()),
         server_version: Some("v1.31.2".into()),

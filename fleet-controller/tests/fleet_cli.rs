@@ -17,14 +17,15 @@ use argosy_crds::Cluster;
 use argosy_sync_engine::clients::ClusterClients;
 use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, init_tracing, install_crds,
-    prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, apply_json, appset_resource, init_tracing, install_crds, prepare_namespace,
+    run_args, start_controller, wait_for,
 };
+use argosy_tests::fixtures::{AppBuilder, AppSetBuilder};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use kube::Api;
 use kube::api::ListParams;
 use kube::config::Kubeconfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const REPO_URL: &str = "https://git.example/fleet.git";
 const MANAGER: &str = "system:serviceaccount:kube-system:argosy-manager";
@@ -258,22 +259,19 @@ async fn clusters_are_added_listed_summarized_and_removed() -> Result<()> {
     apply_json(
         &mgmt,
         &appset_resource(),
-        appset_manifest(
-            "web",
-            json!({
-                "generators": [{"clusters": {"selector": {"matchLabels": {"fleet": "yes"}}}}],
-                "template": {
-                    "metadata": {"name": "{{name}}-web"},
-                    "spec": {
-                        "project": "default",
-                        "source": {"repoURL": REPO_URL, "path": "web", "targetRevision": "main"},
-                        "destination": {"server": "{{server}}", "namespace": "web"},
-                        "syncPolicy": {"automated": {"prune": true, "selfHeal": true},
-                                       "syncOptions": ["CreateNamespace=true"]},
-                    },
-                },
-            }),
-        ),
+        AppSetBuilder::new("web")
+            .cluster_generator(&[("fleet", "yes")])
+            .template(
+                "{{name}}-web",
+                &AppBuilder::new("")
+                    .source(REPO_URL, "web")
+                    .revision("main")
+                    .server("{{server}}")
+                    .destination_namespace("web")
+                    .automated(true, true)
+                    .sync_option("CreateNamespace=true"),
+            )
+            .json(),
     )
     .await?;
     let mut args = run_args("fleet-cli-test", dir.path().join("controller-cache"));

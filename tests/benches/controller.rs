@@ -27,6 +27,7 @@ use argosy_tests::argocd::{
     prepare_namespace, run_args,
 };
 use argosy_tests::bench::{CpuSnapshot, machine, peak_rss_mib_of, update_benchmarks_md};
+use argosy_tests::fixtures::AppBuilder;
 use argosy_tests::{ControlPlane, MANAGEMENT};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
@@ -82,17 +83,19 @@ async fn controller_process(kubeconfig: PathBuf) -> Result<()> {
 }
 
 fn app_object(i: usize, namespace: &str) -> Application {
-    serde_json::from_value(json!({
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": format!("app-{i:05}"), "namespace": namespace,
-                     "labels": {"customer": format!("customer-{}", i % 500)},
-                     "finalizers": ["resources-finalizer.argocd.argoproj.io"]},
-        "spec": {"project": "default",
-                 "source": {"repoURL": "https://git.example.com/fleet.git", "targetRevision": "HEAD", "path": format!("apps/app-{i:05}")},
-                 "destination": {"server": "https://kubernetes.default.svc", "namespace": format!("ns-{}", i % 100)}}
-    }))
-    .expect("benchmark Application")
+    AppBuilder::new(format!("app-{i:05}"))
+        .namespace(namespace)
+        .label("customer", format!("customer-{}", i % 500))
+        .finalizer("resources-finalizer.argocd.argoproj.io")
+        .source(
+            "https://git.example.com/fleet.git",
+            format!("apps/app-{i:05}"),
+        )
+        .revision("HEAD")
+        .server("https://kubernetes.default.svc")
+        .destination_namespace(format!("ns-{}", i % 100))
+        .build()
+        .expect("benchmark Application")
 }
 
 async fn bench() -> Result<()> {

@@ -44,6 +44,7 @@ use argosy_tests::argocd::{
     run_args,
 };
 use argosy_tests::bench::{CpuSnapshot, CpuUsed, machine, peak_rss_mib_of, update_benchmarks_md};
+use argosy_tests::fixtures::{AppBuilder, free_port};
 use argosy_tests::{ControlPlane, MANAGEMENT};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
@@ -450,18 +451,15 @@ impl Engine {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let start = Instant::now();
         futures::stream::iter((0..APPS).map(|i| {
-            let app: DynamicObject = serde_json::from_value(json!({
-                "apiVersion": "argoproj.io/v1alpha1",
-                "kind": "Application",
-                "metadata": {"name": app_name(i), "namespace": ARGOCD_NAMESPACE},
-                "spec": {
-                    "project": "default",
-                    "source": {"repoURL": REPO_URL, "targetRevision": "main",
-                               "path": format!("apps/{}", app_name(i))},
-                    "destination": {"server": servers[i % CLUSTERS], "namespace": namespace_of(i)},
-                    "syncPolicy": {"automated": {"prune": true, "selfHeal": true}},
-                },
-            }))
+            let app: DynamicObject = serde_json::from_value(
+                AppBuilder::new(app_name(i))
+                    .source(REPO_URL, format!("apps/{}", app_name(i)))
+                    .revision("main")
+                    .server(&servers[i % CLUSTERS])
+                    .destination_namespace(namespace_of(i))
+                    .automated(true, true)
+                    .json(),
+            )
             .expect("benchmark Application");
             let (api, params) = (self.apps.clone(), params.clone());
             async move { api.patch(&app_name(i), &params, &Patch::Apply(&app)).await }
@@ -759,12 +757,6 @@ async fn synced_count(apps: Api<DynamicObject>) -> Result<SyncedCount> {
         .await
         .context("listing the Applications")??;
     Ok(count)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn total(writes: &[(String, String, usize)]) -> usize {

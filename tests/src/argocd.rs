@@ -114,7 +114,8 @@ pub async fn prepare_namespace(client: &Client) -> Result<()> {
 }
 
 /// Server-side applies a declarative cluster Secret `cluster-<name>` in the `argocd`
-/// namespace with `labels` (plus the secret-type label) and the given `config` JSON.
+/// namespace with `labels` (plus the secret-type label) and the given `config` JSON
+/// (see [`crate::fixtures::ClusterSecretBuilder`] for the other settings).
 pub async fn cluster_secret(
     client: &Client,
     name: &str,
@@ -122,27 +123,15 @@ pub async fn cluster_secret(
     labels: &[(&str, &str)],
     config: &str,
 ) -> Result<()> {
-    use base64::Engine as _;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let mut all_labels: std::collections::BTreeMap<&str, &str> = labels.iter().copied().collect();
-    all_labels.insert("argocd.argoproj.io/secret-type", "cluster");
-    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": { "name": format!("cluster-{name}"), "namespace": ARGOCD_NAMESPACE, "labels": all_labels },
-        "type": "Opaque",
-        "data": { "name": b64(name), "server": b64(server), "config": b64(config) },
-    }))?;
-    let api: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(client.clone(), ARGOCD_NAMESPACE);
-    api.patch(
-        &format!("cluster-{name}"),
-        &PatchParams::apply(TEST_FIELD_MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await
-    .with_context(|| format!("applying cluster Secret {name}"))?;
-    Ok(())
+    labels
+        .iter()
+        .fold(
+            crate::fixtures::ClusterSecretBuilder::new(name, server),
+            |secret, (key, value)| secret.label(*key, *value),
+        )
+        .raw_config(config)
+        .apply(client)
+        .await
 }
 
 /// `ApiResource` of Applications, for dynamic access.

@@ -38,14 +38,13 @@
 //! when it prints the tail of each apiserver log to help diagnose).
 //! `ARGOSY_KEEP_TEMP=1` keeps the temp dir (logs, audit logs, etcd data).
 
-use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -56,6 +55,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::fixtures::free_port;
 
 /// Name of the management cluster.
 pub const MANAGEMENT: &str = "mgmt";
@@ -484,25 +485,6 @@ impl Binaries {
             openssl: find("openssl")?,
         })
     }
-}
-
-/// A free port on 127.0.0.1, never handed out twice by this process.
-fn free_port() -> Result<u16> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    for _ in 0..64 {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
-        let port = listener.local_addr().context("local_addr")?.port();
-        drop(listener);
-        if HANDED_OUT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(port)
-        {
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port found")
 }
 
 /// The last `lines` lines of a log file, for error messages.

@@ -25,6 +25,7 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, cluster_secret,
     init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
 };
+use argosy_tests::fixtures::free_port;
 use base64::Engine as _;
 use kube::api::DynamicObject;
 use kube::{Api, Client};
@@ -63,12 +64,6 @@ fn files_under(dir: &Path, prefix: &str) -> Result<BTreeMap<String, TreeEntry>> 
         }
     }
     Ok(out)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Where this test's artifacts go (inside the target dir; not committed).

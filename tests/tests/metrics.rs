@@ -10,40 +10,24 @@ use anyhow::{Context as _, Result, bail};
 use argosy_crds::Application;
 use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, TEST_FIELD_MANAGER, apply_json, appset_manifest, appset_resource,
-    init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, apply_json, appset_resource, init_tracing, install_crds, prepare_namespace,
+    run_args, start_controller, wait_for,
 };
-use base64::Engine as _;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, ClusterSecretBuilder, free_port};
+use kube::Api;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TOKEN: &str = "bearer-token-5f1c0a9e77";
 
-async fn cluster_secret(client: &Client, name: &str, server: &str) -> Result<()> {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let config = json!({ "bearerToken": TOKEN }).to_string();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": format!("cluster-{name}"),
-            "namespace": ARGOCD_NAMESPACE,
-            "labels": { "argocd.argoproj.io/secret-type": "cluster", "env": "prod" },
-        },
-        "data": { "name": b64(name), "server": b64(server), "config": b64(&config) },
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), ARGOCD_NAMESPACE)
-        .patch(
-            &format!("cluster-{name}"),
-            &PatchParams::apply(TEST_FIELD_MANAGER).force(),
-            &Patch::Apply(&secret),
+/// An Application of Argo CD's guestbook example, deployed to namespace `guestbook`.
+fn guestbook(name: &str) -> AppBuilder {
+    AppBuilder::new(name)
+        .source(
+            "https://github.com/argoproj/argocd-example-apps.git",
+            "guestbook",
         )
-        .await
-        .with_context(|| format!("applying cluster Secret {name}"))?;
-    Ok(())
+        .destination_namespace("guestbook")
 }
 
 /// The body of `GET /metrics` (plain HTTP/1.1 over TCP: the tests crate has no HTTP client).
@@ -92,30 +76,33 @@ async fn metrics_show_the_clusters_real_objects() -> Result<()> {
     let client = cp.management().client().await?;
     install_crds(&client).await?;
     prepare_namespace(&client).await?;
-    cluster_secret(&client, "east", "https://east.clusters.example.com").await?;
-    cluster_secret(&client, "west", "https://west.clusters.example.com").await?;
+    for (name, server) in [
+        ("east", "https://east.clusters.example.com"),
+        ("west", "https://west.clusters.example.com"),
+    ] {
+        ClusterSecretBuilder::new(name, server)
+            .label("env", "prod")
+            .bearer_token(TOKEN)
+            .apply(&client)
+            .await?;
+    }
     // An Application no ApplicationSet owns, with a status (Applications have no status
     // subresource, as in Argo CD).
     apply_json(
         &client,
         &kube::api::ApiResource::erase::<Application>(&()),
-        json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "metadata": { "name": "standalone", "namespace": ARGOCD_NAMESPACE },
-            "spec": {
-                "project": "default",
-                "source": { "repoURL": "https://github.com/argoproj/argocd-example-apps.git", "path": "guestbook" },
-                "destination": { "server": "https://kubernetes.default.svc", "namespace": "guestbook" },
-            },
-            "status": { "sync": { "status": "Synced" }, "health": { "status": "Healthy" } },
-        }),
+        {
+            let mut app = guestbook("standalone")
+                .server("https://kubernetes.default.svc")
+                .json();
+            app["status"] =
+                json!({ "sync": { "status": "Synced" }, "health": { "status": "Healthy" } });
+            app
+        },
     )
     .await?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let repo_cache = tempfile::tempdir()?;
     let mut args = run_args("metrics", repo_cache.path().to_owned());
     args.listen = Some(([127, 0, 0, 1], port).into());
@@ -124,23 +111,10 @@ async fn metrics_show_the_clusters_real_objects() -> Result<()> {
     apply_json(
         &client,
         &appset_resource(),
-        appset_manifest(
-            "guestbook",
-            json!({
-                "generators": [{ "clusters": { "selector": { "matchLabels": { "env": "prod" } } } }],
-                "template": {
-                    "metadata": { "name": "{{name}}-guestbook" },
-                    "spec": {
-                        "project": "default",
-                        "source": {
-                            "repoURL": "https://github.com/argoproj/argocd-example-apps.git",
-                            "path": "guestbook",
-                        },
-                        "destination": { "server": "{{server}}", "namespace": "guestbook" },
-                    },
-                },
-            }),
-        ),
+        AppSetBuilder::new("guestbook")
+            .cluster_generator(&[("env", "prod")])
+            .template("{{name}}-guestbook", &guestbook("").server("{{server}}"))
+            .json(),
     )
     .await?;
 

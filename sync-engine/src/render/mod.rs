@@ -1,0 +1,619 @@
+//! Rendering: an Application source at one Git commit -> the Kubernetes objects it declares.
+//!
+//! Owns source-type detection (as Argo CD does it), the three renderers (plain
+//! directories, `kustomize build`, `helm template`), the safety rules around them (the
+//! source path and every symlink stay inside the repository, size and object limits, a
+//! timeout and an output cap for the tools) and the cache of rendered results.
+//!
+//! Directories are read straight from the [`RepoSnapshot`]. Kustomize and Helm need files
+//! on disk: the commit's tree is written once to `<work_dir>/trees/<key>/repo` and reused.
+//! Application options (Kustomize images, prefixes, labels...) are applied through a
+//! wrapper kustomization next to that tree, so the user's files are never edited and the
+//! tree stays shareable between Applications.
+//!
+//! Modules: `paths` (the snapshot as a tree, source paths and symlinks confined to the
+//! repository, the tree on disk), `manifests` (parsing), `directory`, `kustomize` and `helm`
+//! (one renderer per source type), `tools` (running the binaries). This module holds the
+//! public types, the [`Renderer`] with its dispatch by source type, and the result cache.
+
+mod directory;
+mod helm;
+mod kustomize;
+mod manifests;
+mod paths;
+mod tools;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argosy_crds::application::ApplicationSource;
+use argosy_generators::source::{RepoError, RepoSnapshot};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use paths::Tree;
+use tools::Tools;
+
+/// Bounds on what one render may read, produce and take.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest manifest file a directory source may contain.
+    pub max_file_bytes: u64,
+    /// Largest total of manifest bytes (directory files read, or tool output).
+    pub max_total_bytes: u64,
+    /// Most objects one render may produce (after `List` expansion).
+    pub max_objects: usize,
+    /// Largest commit tree written to disk for Kustomize or Helm.
+    pub max_tree_bytes: u64,
+    /// How long `kustomize`/`helm` may run before being killed.
+    pub tool_timeout: Duration,
+    /// How many rendered results the cache keeps (least recently used go first).
+    pub cache_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 10 << 20,
+            max_total_bytes: 64 << 20,
+            max_objects: 20_000,
+            max_tree_bytes: 512 << 20,
+            tool_timeout: Duration::from_secs(60),
+            cache_entries: 512,
+        }
+    }
+}
+
+/// How a source is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum SourceType {
+    Directory,
+    Kustomize,
+    Helm,
+}
+
+/// The objects of one source at one commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub commit: String,
+    pub source_type: SourceType,
+    pub objects: Vec<Value>,
+}
+
+/// The Application a source is rendered for: Helm needs its name (the default release
+/// name) and destination namespace, as `argocd` passes them to `helm template`.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderTarget<'a> {
+    pub app_name: &'a str,
+    pub namespace: &'a str,
+}
+
+/// Why a source could not be rendered. Messages name the file, link or option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    ReadRepo(#[from] RepoError),
+    #[error("source path {path:?}: {reason}")]
+    SourcePath { path: String, reason: &'static str },
+    #[error("symlink {link}: {reason}")]
+    Symlink { link: String, reason: &'static str },
+    #[error("{what} is not supported")]
+    Unsupported { what: String },
+    #[error("{field}: {message}")]
+    Options { field: String, message: String },
+    #[error("{file} is {size} bytes, over the {limit}-byte limit for one manifest file")]
+    FileTooLarge { file: String, size: u64, limit: u64 },
+    #[error("{what} exceeds the {limit}-byte limit")]
+    TooLarge { what: String, limit: u64 },
+    #[error("the source renders more than {limit} objects")]
+    TooManyObjects { limit: usize },
+    #[error("{file}: {message}")]
+    ParseManifest { file: String, message: String },
+    #[error("writing the tree of commit {commit} to disk: {message}")]
+    Materialize { commit: String, message: String },
+    #[error(
+        "Kustomize application at {path} needs the `kustomize` or `kubectl` binary, which is not installed"
+    )]
+    KustomizeUnavailable { path: String },
+    #[error("Helm chart at {path} needs the `helm` binary, which is not installed")]
+    HelmUnavailable { path: String },
+    #[error("{tool} failed: {message}")]
+    Tool { tool: &'static str, message: String },
+    #[error("{tool} did not finish within {timeout:?} and was killed")]
+    ToolTimeout {
+        tool: &'static str,
+        timeout: Duration,
+    },
+}
+
+impl RenderError {
+    /// A bounded label for metrics and Events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::ReadRepo(_) => "repo",
+            Self::SourcePath { .. } => "source_path",
+            Self::Symlink { .. } => "symlink",
+            Self::Unsupported { .. } => "unsupported",
+            Self::Options { .. } => "options",
+            Self::FileTooLarge { .. } | Self::TooLarge { .. } | Self::TooManyObjects { .. } => {
+                "limit"
+            }
+            Self::ParseManifest { .. } => "manifest",
+            Self::Materialize { .. } => "materialize",
+            Self::KustomizeUnavailable { .. } | Self::HelmUnavailable { .. } => "tool_unavailable",
+            Self::Tool { .. } => "tool",
+            Self::ToolTimeout { .. } => "tool_timeout",
+        }
+    }
+}
+
+/// Renders sources, caching results by (repo URL, commit, path, options).
+pub struct Renderer {
+    work_dir: PathBuf,
+    limits: Limits,
+    tools: Tools,
+    cache: Mutex<Lru>,
+}
+
+impl Renderer {
+    /// Finds the `kustomize` (else `kubectl`) and `helm` binaries on `PATH`, once.
+    pub fn new(work_dir: PathBuf, limits: Limits) -> Self {
+        Self::with_tools(work_dir, limits, Tools::detect())
+    }
+
+    fn with_tools(work_dir: PathBuf, limits: Limits, tools: Tools) -> Self {
+        let cache = Mutex::new(Lru::new(limits.cache_entries));
+        Self {
+            work_dir,
+            limits,
+            tools,
+            cache,
+        }
+    }
+
+    /// Blocking (runs binaries, reads blobs): callers use `spawn_blocking`.
+    pub fn render(
+        &self,
+        repo_url: &str,
+        snapshot: &dyn RepoSnapshot,
+        source: &ApplicationSource,
+        target: RenderTarget<'_>,
+    ) -> Result<Arc<Rendered>, RenderError> {
+        if !source.chart.is_empty() {
+            return Err(RenderError::Unsupported {
+                what: format!("Helm repository chart {:?}", source.chart),
+            });
+        }
+        if source.extra.get("plugin").is_some_and(|p| !p.is_null()) {
+            return Err(RenderError::Unsupported {
+                what: "config management plugin source".to_owned(),
+            });
+        }
+        let tree = Tree { snap: snapshot };
+        let app = tree.app_dir(&source.path)?;
+        let source_type = detect(source, &tree, &app)?;
+        let key = cache_key(
+            repo_url,
+            snapshot.commit(),
+            &app,
+            source_type,
+            source,
+            target,
+        );
+        if let Some(hit) = self.cache.lock().ok().and_then(|mut c| c.get(&key)) {
+            return Ok(hit);
+        }
+        let objects = match source_type {
+            SourceType::Directory => self.directory(&tree, &app, source.directory.as_ref())?,
+            SourceType::Kustomize => self.kustomize(&tree, &app, source.kustomize.as_ref())?,
+            SourceType::Helm => self.helm(&tree, &app, source.helm.as_ref(), target)?,
+        };
+        if objects.len() > self.limits.max_objects {
+            return Err(RenderError::TooManyObjects {
+                limit: self.limits.max_objects,
+            });
+        }
+        let rendered = Arc::new(Rendered {
+            commit: snapshot.commit().to_owned(),
+            source_type,
+            objects,
+        });
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, rendered.clone());
+        }
+        Ok(rendered)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Source type detection.
+
+/// Argo CD's rules: exactly one of `helm`/`kustomize`/`directory` set wins; otherwise a
+/// kustomization file in the source directory means Kustomize, else a `*Chart.yaml`
+/// means Helm, else plain manifests.
+fn detect(
+    source: &ApplicationSource,
+    tree: &Tree<'_>,
+    app: &str,
+) -> Result<SourceType, RenderError> {
+    let explicit: Vec<SourceType> = [
+        (source.kustomize.is_some(), SourceType::Kustomize),
+        (source.helm.is_some(), SourceType::Helm),
+        (source.directory.is_some(), SourceType::Directory),
+    ]
+    .into_iter()
+    .filter_map(|(set, t)| set.then_some(t))
+    .collect();
+    match explicit.as_slice() {
+        [one] => return Ok(*one),
+        [] => {}
+        many => {
+            return Err(RenderError::Options {
+                field: "source".to_owned(),
+                message: format!("multiple application sources defined: {many:?}"),
+            });
+        }
+    }
+    let names: Vec<&str> = tree
+        .files_under(app)
+        .map(|(_, rel)| rel)
+        .filter(|rel| !rel.contains('/'))
+        .collect();
+    Ok(if names.iter().any(|n| KUSTOMIZATION_FILES.contains(n)) {
+        SourceType::Kustomize
+    } else if names.iter().any(|n| n.ends_with("Chart.yaml")) {
+        SourceType::Helm
+    } else {
+        SourceType::Directory
+    })
+}
+
+const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Parses an option block, naming the block in the error.
+fn options<T: for<'de> Deserialize<'de> + Default>(
+    field: &str,
+    value: Option<&Value>,
+) -> Result<T, RenderError> {
+    match value {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| RenderError::Options {
+            field: field.to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn display_path(app: &str) -> String {
+    if app.is_empty() {
+        ".".to_owned()
+    } else {
+        app.to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The result cache.
+
+/// The cache key: everything a rendering depends on. The Application's name and
+/// namespace only matter to Helm, so other sources are shared between Applications
+/// (an ApplicationSet's many Applications of one path render once).
+fn cache_key(
+    repo_url: &str,
+    commit: &str,
+    app: &str,
+    source_type: SourceType,
+    source: &ApplicationSource,
+    target: RenderTarget<'_>,
+) -> String {
+    let helm_target =
+        (source_type == SourceType::Helm).then_some((target.app_name, target.namespace));
+    let key = json!([
+        repo_url,
+        commit,
+        app,
+        source_type,
+        source.directory,
+        source.kustomize,
+        source.helm,
+        helm_target,
+    ]);
+    hex::encode(sha2::Sha256::digest(key.to_string().as_bytes()))
+}
+
+/// A least-recently-used map with a fixed number of entries; eviction scans the entries,
+/// which at a few hundred is cheaper than keeping an order list.
+struct Lru {
+    capacity: usize,
+    clock: u64,
+    /// Key -> (result, clock value of its last use).
+    entries: HashMap<String, (Arc<Rendered>, u64)>,
+}
+
+impl Lru {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            clock: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<Arc<Rendered>> {
+        self.clock += 1;
+        let (rendered, used) = self.entries.get_mut(key)?;
+        *used = self.clock;
+        Some(rendered.clone())
+    }
+
+    fn insert(&mut self, key: String, value: Arc<Rendered>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.entries.insert(key, (value, self.clock));
+    }
+}
+
+/// Snapshots, sources and renderers for the tests of every module.
+#[cfg(test)]
+mod testing {
+    pub(super) use std::collections::{BTreeMap, BTreeSet};
+    pub(super) use std::path::{Path, PathBuf};
+    pub(super) use std::sync::Arc;
+
+    pub(super) use argosy_crds::application::ApplicationSource;
+    pub(super) use argosy_generators::memory::MemoryRepos;
+    pub(super) use argosy_generators::source::{RepoError, RepoSnapshot, RepoSource};
+    pub(super) use serde_json::{Value, json};
+
+    pub(super) use super::tools::{KustomizeCommand, Tools};
+    pub(super) use super::{Limits, RenderError, RenderTarget, Rendered, Renderer, SourceType};
+    pub(super) use crate::repo::{GitRepos, TreeEntry, write_tree_commit};
+
+    pub(super) const URL: &str = "https://example.com/repo.git";
+    pub(super) const TARGET: RenderTarget<'static> = RenderTarget {
+        app_name: "app",
+        namespace: "ns",
+    };
+
+    /// A [`MemoryRepos`] tree where the paths in `links` are symlinks (content = target).
+    pub(super) struct Linked {
+        inner: Arc<dyn RepoSnapshot>,
+        links: BTreeSet<String>,
+    }
+
+    impl RepoSnapshot for Linked {
+        fn commit(&self) -> &str {
+            self.inner.commit()
+        }
+        fn files(&self) -> &[String] {
+            self.inner.files()
+        }
+        fn read(&self, path: &str) -> Result<Vec<u8>, RepoError> {
+            self.inner.read(path)
+        }
+        fn is_symlink(&self, path: &str) -> bool {
+            self.links.contains(path)
+        }
+    }
+
+    pub(super) fn snapshot(files: &[(&str, &str)], links: &[(&str, &str)]) -> Linked {
+        let mut repos = MemoryRepos::default();
+        let tree = files
+            .iter()
+            .chain(links)
+            .map(|(p, c)| ((*p).to_owned(), c.as_bytes().to_vec()))
+            .collect();
+        repos.insert(URL, "HEAD", tree);
+        Linked {
+            inner: repos.snapshot(URL, "HEAD").unwrap(),
+            links: links.iter().map(|(p, _)| (*p).to_owned()).collect(),
+        }
+    }
+
+    pub(super) fn source(path: &str, extra: Value) -> ApplicationSource {
+        let mut v = json!({"repoURL": URL, "path": path});
+        if let (Some(v), Value::Object(extra)) = (v.as_object_mut(), extra) {
+            v.extend(extra);
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    pub(super) fn renderer(limits: Limits) -> (tempfile::TempDir, Renderer) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Renderer::with_tools(dir.path().to_path_buf(), limits, Tools::default());
+        (dir, r)
+    }
+
+    pub(super) fn render(
+        snap: &dyn RepoSnapshot,
+        src: &ApplicationSource,
+    ) -> Result<Arc<Rendered>, RenderError> {
+        renderer(Limits::default()).1.render(URL, snap, src, TARGET)
+    }
+
+    pub(super) fn names(r: &Rendered) -> Vec<String> {
+        r.objects
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    }
+
+    pub(super) fn cm(name: &str) -> String {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n")
+    }
+
+    pub(super) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// A real bare repository read through [`GitRepos`], as the controller reads it.
+    pub(super) fn git_snapshot(dir: &Path, entries: &[(&str, TreeEntry)]) -> Arc<dyn RepoSnapshot> {
+        std::fs::create_dir_all(dir).unwrap();
+        let repo = dir.join("repo.git");
+        let entries = entries
+            .iter()
+            .map(|(p, e)| ((*p).to_owned(), e.clone()))
+            .collect();
+        write_tree_commit(&repo, "HEAD", &entries).unwrap();
+        let repos = GitRepos::new(BTreeMap::from([(URL.to_owned(), repo)]), dir.join("cache"));
+        repos.snapshot(URL, "HEAD").unwrap()
+    }
+
+    pub(super) fn file(s: &str) -> TreeEntry {
+        TreeEntry::File(s.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testing::*;
+
+    #[test]
+    fn source_type_detection() {
+        let snap = snapshot(
+            &[
+                ("k/kustomization.yaml", "resources: []"),
+                ("k/Chart.yaml", "name: x"),
+                ("h/Chart.yaml", "name: x"),
+                ("h/templates/a.yaml", &cm("a")),
+                ("d/a.yaml", &cm("a")),
+                ("d/sub/kustomization.yaml", "resources: []"),
+            ],
+            &[],
+        );
+        let tree = Tree { snap: &snap };
+        let ty = |path: &str, extra: Value| detect(&source(path, extra), &tree, path);
+        assert_eq!(ty("k", json!({})).unwrap(), SourceType::Kustomize);
+        assert_eq!(ty("h", json!({})).unwrap(), SourceType::Helm);
+        assert_eq!(ty("d", json!({})).unwrap(), SourceType::Directory);
+        assert_eq!(
+            ty("k", json!({"directory": {}})).unwrap(),
+            SourceType::Directory
+        );
+        assert_eq!(ty("d", json!({"helm": {}})).unwrap(), SourceType::Helm);
+        let err = ty("d", json!({"helm": {}, "kustomize": {}}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "source: multiple application sources defined: [Kustomize, Helm]"
+        );
+
+        let err = render(&snap, &source("h", json!({}))).unwrap_err();
+        assert_eq!(err.category(), "tool_unavailable");
+        assert_eq!(
+            err.to_string(),
+            "Helm chart at h needs the `helm` binary, which is not installed"
+        );
+        let err = render(&snap, &source("k", json!({}))).unwrap_err();
+        assert_eq!(err.category(), "tool_unavailable");
+        for (extra, want) in [
+            (
+                json!({"chart": "nginx"}),
+                "Helm repository chart \"nginx\" is not supported",
+            ),
+            (
+                json!({"plugin": {"name": "x"}}),
+                "config management plugin source is not supported",
+            ),
+            (
+                json!({"directory": {"jsonnet": {"tlas": [{"name": "a", "value": "b"}]}}}),
+                "directory.jsonnet is not supported",
+            ),
+        ] {
+            let err = render(&snap, &source("d", extra)).unwrap_err();
+            assert_eq!(err.category(), "unsupported");
+            assert_eq!(err.to_string(), want);
+        }
+        // The empty `jsonnet: {}` Argo CD's UI writes is no Jsonnet; a .jsonnet file is.
+        let src = source(
+            "d",
+            json!({"directory": {"jsonnet": {"tlas": [], "libs": []}}}),
+        );
+        assert!(render(&snap, &src).is_ok());
+        let jsonnet = snapshot(&[("j/a.jsonnet", "{}")], &[]);
+        let err = render(&jsonnet, &source("j", json!({})))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "Jsonnet file j/a.jsonnet is not supported");
+    }
+
+    #[test]
+    fn results_are_cached_per_commit_path_and_options() {
+        let snap = snapshot(&[("app/a.yaml", &cm("a"))], &[]);
+        let (_dir, r) = renderer(Limits {
+            cache_entries: 1,
+            ..Limits::default()
+        });
+        let one = r
+            .render(URL, &snap, &source("app", json!({})), TARGET)
+            .unwrap();
+        let again = r
+            .render(URL, &snap, &source("app", json!({})), TARGET)
+            .unwrap();
+        assert!(Arc::ptr_eq(&one, &again));
+        // Another Application of the same directory shares the result...
+        let other = RenderTarget {
+            app_name: "other",
+            namespace: "x",
+        };
+        assert!(Arc::ptr_eq(
+            &one,
+            &r.render(URL, &snap, &source("app", json!({})), other)
+                .unwrap()
+        ));
+        // ...other options do not, and evict it (one entry).
+        let recurse = r
+            .render(
+                URL,
+                &snap,
+                &source("app", json!({"directory": {"recurse": true}})),
+                TARGET,
+            )
+            .unwrap();
+        assert!(!Arc::ptr_eq(&one, &recurse));
+        let after = r
+            .render(URL, &snap, &source("app", json!({})), TARGET)
+            .unwrap();
+        assert!(!Arc::ptr_eq(&one, &after));
+        assert_eq!(one, after);
+    }
+
+    #[test]
+    fn lru_evicts_the_least_recently_used() {
+        let entry = || {
+            Arc::new(Rendered {
+                commit: String::new(),
+                source_type: SourceType::Directory,
+                objects: vec![],
+            })
+        };
+        let mut lru = Lru::new(2);
+        lru.insert("a".into(), entry());
+        lru.insert("b".into(), entry());
+        assert!(lru.get("a").is_some());
+        lru.insert("c".into(), entry());
+        assert!(lru.get("b").is_none());
+        assert!(lru.get("a").is_some() && lru.get("c").is_some());
+    }
+}
