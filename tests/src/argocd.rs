@@ -27,7 +27,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::TestCluster;
+use crate::control_plane::TestCluster;
 
 /// Namespace of Argo CD (cluster Secrets, AppProjects, ApplicationSets) in these tests.
 pub const ARGOCD_NAMESPACE: &str = "argocd";
@@ -111,27 +111,6 @@ pub async fn prepare_namespace(client: &Client) -> Result<()> {
         .await
         .context("creating AppProject default")?;
     Ok(())
-}
-
-/// Server-side applies a declarative cluster Secret `cluster-<name>` in the `argocd`
-/// namespace with `labels` (plus the secret-type label) and the given `config` JSON
-/// (see [`crate::fixtures::ClusterSecretBuilder`] for the other settings).
-pub async fn cluster_secret(
-    client: &Client,
-    name: &str,
-    server: &str,
-    labels: &[(&str, &str)],
-    config: &str,
-) -> Result<()> {
-    labels
-        .iter()
-        .fold(
-            crate::fixtures::ClusterSecretBuilder::new(name, server),
-            |secret, (key, value)| secret.label(*key, *value),
-        )
-        .raw_config(config)
-        .apply(client)
-        .await
 }
 
 /// `ApiResource` of Applications, for dynamic access.

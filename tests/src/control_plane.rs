@@ -56,7 +56,7 @@ use kube::{Api, Client, Config};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::fixtures::free_port;
+use crate::ports::free_port;
 
 /// Name of the management cluster.
 pub const MANAGEMENT: &str = "mgmt";

@@ -17,26 +17,7 @@ use kube::{Api, Client};
 use serde_json::{Map, Value, json};
 
 use crate::argocd::{ARGOCD_NAMESPACE, TEST_FIELD_MANAGER};
-
-/// A free port on 127.0.0.1, never handed out twice by this process (two servers of
-/// one test binary asking in a row could otherwise get the same port).
-pub fn free_port() -> Result<u16> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    for _ in 0..64 {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
-        let port = listener.local_addr().context("local_addr")?.port();
-        drop(listener);
-        if HANDED_OUT
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(port)
-        {
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port found")
-}
+pub use crate::ports::free_port;
 
 /// An `argoproj.io/v1alpha1` Application, in [`ARGOCD_NAMESPACE`] and project `default`
 /// unless told otherwise.
@@ -349,4 +330,25 @@ impl ClusterSecretBuilder {
             .with_context(|| format!("applying cluster Secret {}", self.name))?;
         Ok(())
     }
+}
+
+/// Server-side applies a declarative cluster Secret `cluster-<name>` in the `argocd`
+/// namespace with `labels` (plus the secret-type label) and the given `config` JSON
+/// (see [`ClusterSecretBuilder`] for the other settings).
+pub async fn cluster_secret(
+    client: &Client,
+    name: &str,
+    server: &str,
+    labels: &[(&str, &str)],
+    config: &str,
+) -> Result<()> {
+    labels
+        .iter()
+        .fold(
+            ClusterSecretBuilder::new(name, server),
+            |secret, (key, value)| secret.label(*key, *value),
+        )
+        .raw_config(config)
+        .apply(client)
+        .await
 }

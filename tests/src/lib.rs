@@ -24,6 +24,7 @@ pub mod helm;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
 pub mod modgraph;
+pub mod ports;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, ControlPlane, HARNESS_USER_AGENT,

@@ -23,7 +23,10 @@
 //!   of types, generic parameters) is not a module path of this crate and ignored.
 //!
 //! Declaring `mod x;` alone is no edge, nor are visibilities (`pub(super)`) and doc
-//! comments. `#[cfg]` is ignored: all code counts, tests included.
+//! comments. Code under `#[cfg(test)]` (test modules, test-only items and imports) is
+//! left out, as `cargo modules dependencies` leaves it out unless asked: a test of a
+//! module's kind that calls its parent's entry point is not a layering problem of the
+//! code that ships. Every other `#[cfg]` is ignored: all of that code counts.
 //!
 //! Cycles are the strongly connected components (Tarjan) of more than one file;
 //! each is reported with a shortest cycle inside it and, for every edge of the
@@ -308,6 +311,9 @@ impl Tree {
         path_dir: &Path,
     ) -> anyhow::Result<()> {
         for item in items {
+            if is_cfg_test(item_attrs(item)) {
+                continue;
+            }
             let syn::Item::Mod(m) = item else {
                 let mut uses = UseCollector::default();
                 uses.visit_item(item);
@@ -549,6 +555,34 @@ fn rel_root(p: &Path, base: &Path) -> PathBuf {
 }
 
 /// The string of a `#[path = "..."]` attribute.
+/// Whether `attrs` hold `#[cfg(test)]` (exactly: test-only code, left out of the graph).
+fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("cfg")
+            && a.parse_args::<syn::Ident>()
+                .is_ok_and(|ident| ident == "test")
+    })
+}
+
+/// The attributes of an item, for the kinds that can carry `#[cfg(test)]`.
+fn item_attrs(item: &syn::Item) -> &[syn::Attribute] {
+    match item {
+        syn::Item::Const(i) => &i.attrs,
+        syn::Item::Enum(i) => &i.attrs,
+        syn::Item::Fn(i) => &i.attrs,
+        syn::Item::Impl(i) => &i.attrs,
+        syn::Item::Macro(i) => &i.attrs,
+        syn::Item::Mod(i) => &i.attrs,
+        syn::Item::Static(i) => &i.attrs,
+        syn::Item::Struct(i) => &i.attrs,
+        syn::Item::Trait(i) => &i.attrs,
+        syn::Item::Type(i) => &i.attrs,
+        syn::Item::Union(i) => &i.attrs,
+        syn::Item::Use(i) => &i.attrs,
+        _ => &[],
+    }
+}
+
 fn path_attribute(attrs: &[syn::Attribute]) -> Option<String> {
     attrs.iter().find_map(|a| match &a.meta {
         syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
@@ -732,6 +766,23 @@ fn is_colon_pair(a: &TokenTree, b: &TokenTree) -> bool {
 }
 
 impl<'ast> Visit<'ast> for RefCollector<'_> {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        if !is_cfg_test(item_attrs(item)) {
+            visit::visit_item(self, item);
+        }
+    }
+
+    fn visit_impl_item(&mut self, item: &'ast syn::ImplItem) {
+        let test_only = match item {
+            syn::ImplItem::Fn(f) => is_cfg_test(&f.attrs),
+            syn::ImplItem::Const(c) => is_cfg_test(&c.attrs),
+            _ => false,
+        };
+        if !test_only {
+            visit::visit_impl_item(self, item);
+        }
+    }
+
     fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
         for attr in &m.attrs {
             self.visit_attribute(attr);
@@ -1049,6 +1100,44 @@ mod tests {
             ),
         ]);
         assert!(report.cycles.is_empty(), "{report}");
+    }
+
+    /// A kind's tests that go through its parent's dispatcher (and a shared test-only
+    /// helper module) are test code: no edge, no cycle. The same reference outside
+    /// `#[cfg(test)]` is one.
+    #[test]
+    fn test_only_code_makes_no_edge() {
+        let report = check(&[
+            (
+                "src/lib.rs",
+                "mod kind;
+#[cfg(test)]
+mod testing;
+pub fn assess() { kind::check(); }
+",
+            ),
+            (
+                "src/kind.rs",
+                "pub fn check() {}
+#[cfg(test)]
+mod tests {
+                     #[test] fn t() { crate::testing::run(); crate::assess(); }
+}
+",
+            ),
+            ("src/testing.rs", "pub fn run() { crate::assess(); }
+"),
+        ]);
+        assert!(report.cycles.is_empty(), "{report}");
+        let report = check(&[
+            ("src/lib.rs", "mod kind;
+pub fn assess() { kind::check(); }
+"),
+            ("src/kind.rs", "pub fn check() {}
+pub fn again() { crate::assess(); }
+"),
+        ]);
+        assert_eq!(report.cycles.len(), 1, "{report}");
     }
 
     #[test]

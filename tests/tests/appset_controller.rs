@@ -199,7 +199,7 @@ impl Env {
         labels: &[(&str, &str)],
         config: &str,
     ) -> Result<()> {
-        argosy_tests::argocd::cluster_secret(&self.client, name, server, labels, config).await
+        argosy_tests::fixtures::cluster_secret(&self.client, name, server, labels, config).await
     }
 
     /// Successful and failed writes by `user_agent` received since `since`.

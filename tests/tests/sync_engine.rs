@@ -19,9 +19,10 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, ControllerHandle, TEST_FIELD_MANAGER, application_resource, apply_json,
-    appset_resource, cluster_secret, init_tracing, install_crds, prepare_namespace, run_args,
+    appset_resource, init_tracing, install_crds, prepare_namespace, run_args,
     start_controller, wait_for,
 };
+use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::{ControlPlane, TestCluster};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};

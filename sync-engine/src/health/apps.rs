@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::conditions::status_conditions;
 use super::fields::{Malformed, boolean, field, int, name, opt_int, string};
-use super::{Health, HealthCode};
+use super::verdict::{Health, HealthCode};
 
 pub(super) fn deployment(obj: &Value, _version: &str) -> Result<Health, Malformed> {
     use HealthCode::*;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::fields::{Malformed, string};
-use super::{Health, HealthCode};
+use super::verdict::{Health, HealthCode};
 
 /// A child Application reports its own aggregated health (Argo CD's documented Lua check
 /// for app-of-apps); Progressing until it has one.

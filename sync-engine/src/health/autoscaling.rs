@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::conditions::{Condition, conditions, status_conditions};
 use super::fields::{Malformed, field};
-use super::{Health, HealthCode};
+use super::verdict::{Health, HealthCode};
 
 /// Argo's message for an HPA that has not reported that it can scale.
 const HPA_WAITING: &str = "Waiting to Autoscale";

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::conditions::status_conditions;
 use super::fields::{Malformed, boolean, list, opt_time};
-use super::{Health, HealthCode};
+use super::verdict::{Health, HealthCode};
 
 pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
     use HealthCode::*;

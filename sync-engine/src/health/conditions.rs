@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::fields::{Malformed, int, list, opt_int, string};
-use super::{Health, HealthCode};
+use super::verdict::{Health, HealthCode};
 
 /// One entry of a `conditions` list; absent strings are empty.
 pub(super) struct Condition<'a> {

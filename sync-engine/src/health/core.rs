@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::conditions::status_conditions;
 use super::fields::{Malformed, field, int, list, string};
-use super::{Health, HealthCode};
+use super::verdict::{Health, HealthCode};
 
 /// Pods carrying this annotation are judged like `restartPolicy: Always` pods.
 const IGNORE_RESTART_POLICY: &str = "argocd.argoproj.io/ignore-restart-policy";

@@ -25,74 +25,14 @@ mod conditions;
 mod core;
 mod fields;
 mod networking;
+mod verdict;
+
+pub use verdict::{Health, HealthCode, worst};
 
 use serde_json::Value;
 
 use conditions::custom_resource;
 use fields::{Malformed, field, list};
-
-/// Ordered from best to worst as Argo CD orders them (gitops-engine `healthOrder`):
-/// Healthy < Suspended < Progressing < Missing < Degraded < Unknown.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub enum HealthCode {
-    Healthy,
-    Suspended,
-    Progressing,
-    Missing,
-    Degraded,
-    Unknown,
-}
-
-impl HealthCode {
-    const ALL: [HealthCode; 6] = [
-        HealthCode::Healthy,
-        HealthCode::Suspended,
-        HealthCode::Progressing,
-        HealthCode::Missing,
-        HealthCode::Degraded,
-        HealthCode::Unknown,
-    ];
-
-    /// The code as Argo CD writes it in `status.health.status`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            HealthCode::Healthy => "Healthy",
-            HealthCode::Suspended => "Suspended",
-            HealthCode::Progressing => "Progressing",
-            HealthCode::Missing => "Missing",
-            HealthCode::Degraded => "Degraded",
-            HealthCode::Unknown => "Unknown",
-        }
-    }
-
-    fn parse(s: &str) -> Option<HealthCode> {
-        Self::ALL.into_iter().find(|code| code.as_str() == s)
-    }
-}
-
-/// The health of one object: its code and a human-readable message (may be empty).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Health {
-    pub code: HealthCode,
-    pub message: String,
-}
-
-impl Health {
-    fn new(code: HealthCode, message: impl Into<String>) -> Health {
-        Health {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// Worst of the given codes; Healthy for an empty iterator (Argo: an app whose resources
-/// have no health notion is Healthy).
-pub fn worst(codes: impl IntoIterator<Item = HealthCode>) -> HealthCode {
-    codes.into_iter().max().unwrap_or(HealthCode::Healthy)
-}
 
 /// Argo CD's hook finalizer: an object held by it is a hook still being watched, so its
 /// deletion timestamp does not make it "Pending deletion".

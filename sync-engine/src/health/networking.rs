@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::Health;
+use super::verdict::Health;
 use super::core::load_balancer;
 use super::fields::Malformed;
 

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::manifests::{expand_list, json_file, yaml_file};
 use super::paths::Tree;
-use super::{RenderError, Renderer, options};
+use super::error::RenderError;
+use super::{Renderer, options};
 
 /// `spec.source.directory`.
 #[derive(Debug, Default, Deserialize)]

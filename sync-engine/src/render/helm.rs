@@ -7,7 +7,8 @@ use serde_json::Value;
 use super::manifests::tool_output;
 use super::paths::{Resolved, Tree, join};
 use super::tools::run_tool;
-use super::{RenderError, RenderTarget, Renderer, display_path, options};
+use super::error::RenderError;
+use super::{RenderTarget, Renderer, display_path, options};
 
 /// `spec.source.helm`, the options Argo CD passes to `helm template`.
 #[derive(Debug, Default, Deserialize)]

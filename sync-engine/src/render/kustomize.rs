@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::manifests::tool_output;
 use super::paths::{Resolved, Tree, join};
 use super::tools::run_tool;
-use super::{RenderError, Renderer, display_path, options};
+use super::error::RenderError;
+use super::{Renderer, display_path, options};
 
 /// `spec.source.kustomize`: the options Argo CD applies with `kustomize edit`.
 #[derive(Debug, Default, Deserialize)]

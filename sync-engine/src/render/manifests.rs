@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::RenderError;
+use super::error::RenderError;
 
 /// One object per JSON file, as in Argo CD.
 pub(super) fn json_file(file: &str, data: &[u8]) -> Result<Vec<Value>, RenderError> {

@@ -17,8 +17,10 @@
 //! public types, the [`Renderer`] with its dispatch by source type, and the result cache.
 
 mod directory;
+mod error;
 mod helm;
 mod kustomize;
+mod limits;
 mod manifests;
 mod paths;
 mod tools;
@@ -34,38 +36,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest;
 
+pub use error::RenderError;
+pub use limits::Limits;
 use paths::Tree;
 use tools::Tools;
-
-/// Bounds on what one render may read, produce and take.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest manifest file a directory source may contain.
-    pub max_file_bytes: u64,
-    /// Largest total of manifest bytes (directory files read, or tool output).
-    pub max_total_bytes: u64,
-    /// Most objects one render may produce (after `List` expansion).
-    pub max_objects: usize,
-    /// Largest commit tree written to disk for Kustomize or Helm.
-    pub max_tree_bytes: u64,
-    /// How long `kustomize`/`helm` may run before being killed.
-    pub tool_timeout: Duration,
-    /// How many rendered results the cache keeps (least recently used go first).
-    pub cache_entries: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_file_bytes: 10 << 20,
-            max_total_bytes: 64 << 20,
-            max_objects: 20_000,
-            max_tree_bytes: 512 << 20,
-            tool_timeout: Duration::from_secs(60),
-            cache_entries: 512,
-        }
-    }
-}
 
 /// How a source is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -91,64 +65,6 @@ pub struct RenderTarget<'a> {
     pub namespace: &'a str,
 }
 
-/// Why a source could not be rendered. Messages name the file, link or option at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    #[error(transparent)]
-    ReadRepo(#[from] RepoError),
-    #[error("source path {path:?}: {reason}")]
-    SourcePath { path: String, reason: &'static str },
-    #[error("symlink {link}: {reason}")]
-    Symlink { link: String, reason: &'static str },
-    #[error("{what} is not supported")]
-    Unsupported { what: String },
-    #[error("{field}: {message}")]
-    Options { field: String, message: String },
-    #[error("{file} is {size} bytes, over the {limit}-byte limit for one manifest file")]
-    FileTooLarge { file: String, size: u64, limit: u64 },
-    #[error("{what} exceeds the {limit}-byte limit")]
-    TooLarge { what: String, limit: u64 },
-    #[error("the source renders more than {limit} objects")]
-    TooManyObjects { limit: usize },
-    #[error("{file}: {message}")]
-    ParseManifest { file: String, message: String },
-    #[error("writing the tree of commit {commit} to disk: {message}")]
-    Materialize { commit: String, message: String },
-    #[error(
-        "Kustomize application at {path} needs the `kustomize` or `kubectl` binary, which is not installed"
-    )]
-    KustomizeUnavailable { path: String },
-    #[error("Helm chart at {path} needs the `helm` binary, which is not installed")]
-    HelmUnavailable { path: String },
-    #[error("{tool} failed: {message}")]
-    Tool { tool: &'static str, message: String },
-    #[error("{tool} did not finish within {timeout:?} and was killed")]
-    ToolTimeout {
-        tool: &'static str,
-        timeout: Duration,
-    },
-}
-
-impl RenderError {
-    /// A bounded label for metrics and Events.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Self::ReadRepo(_) => "repo",
-            Self::SourcePath { .. } => "source_path",
-            Self::Symlink { .. } => "symlink",
-            Self::Unsupported { .. } => "unsupported",
-            Self::Options { .. } => "options",
-            Self::FileTooLarge { .. } | Self::TooLarge { .. } | Self::TooManyObjects { .. } => {
-                "limit"
-            }
-            Self::ParseManifest { .. } => "manifest",
-            Self::Materialize { .. } => "materialize",
-            Self::KustomizeUnavailable { .. } | Self::HelmUnavailable { .. } => "tool_unavailable",
-            Self::Tool { .. } => "tool",
-            Self::ToolTimeout { .. } => "tool_timeout",
-        }
-    }
-}
 
 /// Renders sources, caching results by (repo URL, commit, path, options).
 pub struct Renderer {
@@ -369,6 +285,13 @@ impl Lru {
 }
 
 /// Snapshots, sources and renderers for the tests of every module.
+impl Renderer {
+    /// The snapshot's tree on disk for the tools (see [`paths::materialize`]).
+    fn materialize(&self, tree: &Tree<'_>) -> Result<std::path::PathBuf, RenderError> {
+        paths::materialize(&self.work_dir, self.limits.max_tree_bytes, tree)
+    }
+}
+
 #[cfg(test)]
 mod testing {
     pub(super) use std::collections::{BTreeMap, BTreeSet};

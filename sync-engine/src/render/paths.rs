@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use argosy_generators::source::RepoSnapshot;
 use sha2::Digest;
 
-use super::{RenderError, Renderer};
+use super::error::RenderError;
 
 /// Symlinks followed while resolving one path before giving up (Linux's limit).
 const MAX_LINK_HOPS: usize = 40;
@@ -136,74 +136,76 @@ pub(super) fn join(dir: &str, name: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // The tree on disk, for the tools.
 
-impl Renderer {
-    /// Writes the snapshot's tree once per commit to `<work_dir>/trees/<key>/repo`
-    /// (atomically: built in a temporary directory, then renamed) and returns the
-    /// `<key>` directory. Symlinks are written as symlinks, after checking that they
-    /// resolve inside the repository, so a tool following them stays in the tree; one
-    /// leading out fails the render wherever it is, like Argo CD's out-of-bounds
-    /// symlink check of the whole checkout.
-    pub(super) fn materialize(&self, tree: &Tree<'_>) -> Result<PathBuf, RenderError> {
-        let commit = tree.snap.commit();
-        let err = |message: String| RenderError::Materialize {
-            commit: commit.to_owned(),
-            message,
-        };
-        // The key is the commit, but only when it is safe as a directory name.
-        let key = if !commit.is_empty() && commit.chars().all(|c| c.is_ascii_hexdigit()) {
-            commit.to_owned()
+/// Writes the snapshot's tree once per commit to `<work_dir>/trees/<key>/repo`
+/// (atomically: built in a temporary directory, then renamed) and returns the
+/// `<key>` directory; a tree over `max_tree_bytes` is refused. Symlinks are written as
+/// symlinks, after checking that they resolve inside the repository, so a tool following
+/// them stays in the tree; one leading out fails the render wherever it is, like Argo CD's
+/// out-of-bounds symlink check of the whole checkout.
+pub(super) fn materialize(
+    work_dir: &Path,
+    max_tree_bytes: u64,
+    tree: &Tree<'_>,
+) -> Result<PathBuf, RenderError> {
+    let commit = tree.snap.commit();
+    let err = |message: String| RenderError::Materialize {
+        commit: commit.to_owned(),
+        message,
+    };
+    // The key is the commit, but only when it is safe as a directory name.
+    let key = if !commit.is_empty() && commit.chars().all(|c| c.is_ascii_hexdigit()) {
+        commit.to_owned()
+    } else {
+        hex::encode(&sha2::Sha256::digest(commit.as_bytes())[..16])
+    };
+    let trees = work_dir.join("trees");
+    let dir = trees.join(key);
+    if dir.join("repo").is_dir() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&trees).map_err(|e| err(format!("{}: {e}", trees.display())))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(&trees)
+        .map_err(|e| err(format!("{}: {e}", trees.display())))?;
+    let root = staging.path().join("repo");
+    let mut total = 0u64;
+    for file in tree.snap.files() {
+        if file
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c == ".git")
+        {
+            return Err(err(format!("refusing the tree entry {file:?}")));
+        }
+        let dest = root.join(file);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| err(format!("{file}: {e}")))?;
+        }
+        let data = tree.snap.read(file)?;
+        total += data.len() as u64;
+        if total > max_tree_bytes {
+            return Err(RenderError::TooLarge {
+                what: format!("the tree of commit {commit}"),
+                limit: max_tree_bytes,
+            });
+        }
+        if tree.snap.is_symlink(file) {
+            tree.link_target(file)?;
+            let target = String::from_utf8(data).map_err(|_| RenderError::Symlink {
+                link: file.clone(),
+                reason: "has a target that is not UTF-8",
+            })?;
+            std::os::unix::fs::symlink(target, &dest)
+                .map_err(|e| err(format!("{file}: {e}")))?;
         } else {
-            hex::encode(&sha2::Sha256::digest(commit.as_bytes())[..16])
-        };
-        let trees = self.work_dir.join("trees");
-        let dir = trees.join(key);
-        if dir.join("repo").is_dir() {
-            return Ok(dir);
+            std::fs::write(&dest, data).map_err(|e| err(format!("{file}: {e}")))?;
         }
-        std::fs::create_dir_all(&trees).map_err(|e| err(format!("{}: {e}", trees.display())))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".staging-")
-            .tempdir_in(&trees)
-            .map_err(|e| err(format!("{}: {e}", trees.display())))?;
-        let root = staging.path().join("repo");
-        let mut total = 0u64;
-        for file in tree.snap.files() {
-            if file
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == ".." || c == ".git")
-            {
-                return Err(err(format!("refusing the tree entry {file:?}")));
-            }
-            let dest = root.join(file);
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| err(format!("{file}: {e}")))?;
-            }
-            let data = tree.snap.read(file)?;
-            total += data.len() as u64;
-            if total > self.limits.max_tree_bytes {
-                return Err(RenderError::TooLarge {
-                    what: format!("the tree of commit {commit}"),
-                    limit: self.limits.max_tree_bytes,
-                });
-            }
-            if tree.snap.is_symlink(file) {
-                tree.link_target(file)?;
-                let target = String::from_utf8(data).map_err(|_| RenderError::Symlink {
-                    link: file.clone(),
-                    reason: "has a target that is not UTF-8",
-                })?;
-                std::os::unix::fs::symlink(target, &dest)
-                    .map_err(|e| err(format!("{file}: {e}")))?;
-            } else {
-                std::fs::write(&dest, data).map_err(|e| err(format!("{file}: {e}")))?;
-            }
-        }
-        match std::fs::rename(staging.path(), &dir) {
-            Ok(()) => Ok(dir),
-            // Another render of the same commit got there first: its tree is as good.
-            Err(_) if dir.join("repo").is_dir() => Ok(dir),
-            Err(e) => Err(err(format!("{}: {e}", dir.display()))),
-        }
+    }
+    match std::fs::rename(staging.path(), &dir) {
+        Ok(()) => Ok(dir),
+        // Another render of the same commit got there first: its tree is as good.
+        Err(_) if dir.join("repo").is_dir() => Ok(dir),
+        Err(e) => Err(err(format!("{}: {e}", dir.display()))),
     }
 }
 

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{Limits, RenderError};
+use super::error::RenderError;
+use super::limits::Limits;
 
 /// The binaries found on `PATH` when the renderer was built.
 #[derive(Debug, Clone, Default)]
