@@ -586,20 +586,20 @@ mod tests {
         let clusters = ClusterRegistry::new(secrets, StoreReady::already(), NS);
         let cache = tempfile::tempdir().unwrap();
         let client = crate::testing::offline_client(NS);
-        let appset_ctx = crate::appset::Context::new(
-            client.clone(),
-            clusters.clone(),
-            ProjectRegistry::new(
+        let appset_ctx = crate::appset::Context::new(crate::appset::ContextParts {
+            client: client.clone(),
+            clusters: clusters.clone(),
+            projects: ProjectRegistry::new(
                 writer([default_project()]).as_reader(),
                 StoreReady::already(),
                 NS,
             ),
-            apps.as_reader(),
-            StoreReady::already(),
-            Arc::new(GitRepos::new(BTreeMap::new(), cache.path().to_owned())),
-            EventPublisher::new(client, "test", "test"),
-            None,
-            crate::appset::Config {
+            applications: apps.as_reader(),
+            applications_ready: StoreReady::already(),
+            repos: Arc::new(GitRepos::new(BTreeMap::new(), cache.path().to_owned())),
+            events: EventPublisher::new(client, "test", "test"),
+            leader: None,
+            config: crate::appset::Config {
                 controller_namespace: NS.into(),
                 appset_namespaces: BTreeSet::from([NS.to_owned()]),
                 budget: DeletionBudget::default(),
@@ -607,7 +607,7 @@ mod tests {
                 pipeline: Default::default(),
                 concurrent_writes: 1,
             },
-        );
+        });
         let sources = Sources {
             applications: apps.as_reader(),
             appsets: writer([appset()]).as_reader(),

@@ -234,20 +234,20 @@ pub async fn run_with(
     // ApplicationSets to re-check after a push.
     let (appset_trigger, appset_triggers) =
         trigger_queue::<()>(TRIGGER_CAPACITY, metrics.queue_dropped("appset_triggers"));
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        clusters.clone(),
-        projects.clone(),
-        applications.clone(),
+    let ctx = Arc::new(Context::new(appset::ContextParts {
+        client: client.clone(),
+        clusters: clusters.clone(),
+        projects: projects.clone(),
+        applications: applications.clone(),
         applications_ready,
-        repos.clone(),
-        EventPublisher::new(
+        repos: repos.clone(),
+        events: EventPublisher::new(
             client.clone(),
             "argosy-applicationset-controller",
             args.identity.clone(),
         ),
-        leader.clone(),
-        appset::Config {
+        leader: leader.clone(),
+        config: appset::Config {
             controller_namespace: args.namespace.clone(),
             appset_namespaces,
             budget: args.budget,
@@ -258,7 +258,7 @@ pub async fn run_with(
             },
             concurrent_writes: args.concurrent_writes,
         },
-    ));
+    }));
 
     let controller = Controller::new(appsets_api, watcher::Config::default());
     let appset_store = controller.store();
@@ -280,15 +280,17 @@ pub async fn run_with(
             sync_controller(
                 &client,
                 &args,
-                cluster_clients.clone(),
-                applications.clone(),
-                app_events.clone(),
-                clusters.clone(),
-                projects.clone(),
-                leader.clone(),
-                repos.clone(),
-                metrics.clone(),
-                (app_trigger.clone(), app_triggers),
+                SyncWiring {
+                    clusters: cluster_clients.clone(),
+                    applications: applications.clone(),
+                    app_events: app_events.clone(),
+                    cluster_registry: clusters.clone(),
+                    projects: projects.clone(),
+                    leader: leader.clone(),
+                    repos: repos.clone(),
+                    metrics: metrics.clone(),
+                    triggers: (app_trigger.clone(), app_triggers),
+                },
                 shutdown.clone(),
             )
         })
@@ -457,10 +459,8 @@ const SHARED_BUFFER: usize = 1024;
 /// The sync engine's Application controller: reconciles every Application of the
 /// shared store, re-triggered by changes to the objects it deployed. Also returns its
 /// context (the dashboard's diffs and connection states read it).
-#[allow(clippy::too_many_arguments)]
-fn sync_controller(
-    client: &Client,
-    args: &RunArgs,
+/// What the sync engine's controller is wired to (built once by [`run_with`]).
+struct SyncWiring {
     clusters: Arc<ClusterClients>,
     applications: reflector::Store<Application>,
     app_events: async_broadcast::Receiver<Arc<Application>>,
@@ -469,12 +469,30 @@ fn sync_controller(
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     repos: Arc<GitRepos>,
     metrics: Metrics,
-    (trigger_tx, trigger_rx): (TriggerSender<String>, tokio::sync::mpsc::Receiver<String>),
+    /// Apps to re-check (by app instance), from the live cache and push webhooks.
+    triggers: (TriggerSender<String>, tokio::sync::mpsc::Receiver<String>),
+}
+
+fn sync_controller(
+    client: &Client,
+    args: &RunArgs,
+    wiring: SyncWiring,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (
     Arc<application::Context>,
     impl std::future::Future<Output = ()> + Send,
 ) {
+    let SyncWiring {
+        clusters,
+        applications,
+        app_events,
+        cluster_registry,
+        projects,
+        leader,
+        repos,
+        metrics,
+        triggers: (trigger_tx, trigger_rx),
+    } = wiring;
     let controller_namespace = args.namespace.clone();
     let live = Arc::new(LiveCache::new(
         Arc::new(move |instance: &str| {

@@ -30,6 +30,28 @@ pub struct Config {
     pub concurrent_writes: usize,
 }
 
+/// What a [`Context`] is made of (the process wires these up once).
+pub struct ContextParts {
+    /// The management cluster's client (fenced: every write passes the fence).
+    pub client: Client,
+    /// Cluster Secrets, as the generators see them.
+    pub clusters: ClusterRegistry,
+    /// AppProjects, as the generators see them.
+    pub projects: ProjectRegistry,
+    /// The Application store (shared with the sync engine).
+    pub applications: Store<Application>,
+    /// The Application store's initial list.
+    pub applications_ready: StoreReady,
+    /// The repository cache (shared with the sync engine).
+    pub repos: Arc<GitRepos>,
+    /// Where Events go.
+    pub events: crate::events::EventPublisher,
+    /// `true` while this replica holds the Lease; `None`: no leader election.
+    pub leader: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The controller's settings.
+    pub config: Config,
+}
+
 /// Shared state of all reconciles.
 pub struct Context {
     pub client: Client,
@@ -49,18 +71,19 @@ pub struct Context {
 }
 
 impl Context {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        client: Client,
-        clusters: ClusterRegistry,
-        projects: ProjectRegistry,
-        applications: Store<Application>,
-        applications_ready: StoreReady,
-        repos: Arc<GitRepos>,
-        events: crate::events::EventPublisher,
-        leader: Option<tokio::sync::watch::Receiver<bool>>,
-        config: Config,
-    ) -> Self {
+    /// The context of the controller over `parts`.
+    pub fn new(parts: ContextParts) -> Self {
+        let ContextParts {
+            client,
+            clusters,
+            projects,
+            applications,
+            applications_ready,
+            repos,
+            events,
+            leader,
+            config,
+        } = parts;
         Self {
             client,
             clusters,
