@@ -9,11 +9,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Extra;
+use crate::extra::Extra;
 use crate::operation::{
     HealthStatusCode, Operation, OperationState, RevisionHistory, SyncStatusCode,
 };
 use crate::resource::argo_resource;
+pub use crate::source::ApplicationSource;
 
 /// An Argo CD Application.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -97,33 +98,6 @@ pub struct ApplicationSpec {
     pub ignore_differences: Vec<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i64>,
-    #[serde(flatten)]
-    #[schemars(skip)]
-    pub extra: Extra,
-}
-
-/// One source: a Git path (plain manifests, Kustomize or Helm) or a Helm chart.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-pub struct ApplicationSource {
-    #[serde(rename = "repoURL", default)]
-    pub repo_url: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub path: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub target_revision: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub chart: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub helm: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub kustomize: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub directory: Option<Value>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Extra;
+use crate::extra::Extra;
 use crate::resource::argo_resource;
 
 /// An Argo CD ApplicationSet.

@@ -4,8 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::Extra;
 use crate::application::ApplicationDestination;
+use crate::extra::Extra;
 use crate::resource::argo_resource;
 
 /// An Argo CD AppProject.

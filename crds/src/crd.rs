@@ -14,8 +14,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use schemars::JsonSchema;
 use serde_json::json;
 
+use crate::application::Application;
+use crate::applicationset::ApplicationSet;
+use crate::appproject::AppProject;
 use crate::consts::{GROUP, VERSION};
-use crate::{AppProject, Application, ApplicationSet};
 
 /// The three Argo CD CRDs, in apply order.
 pub fn all() -> Vec<CustomResourceDefinition> {

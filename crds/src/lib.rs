@@ -24,8 +24,10 @@ pub mod consts;
 pub mod crd;
 pub mod destination;
 pub mod duration;
+mod extra;
 pub mod operation;
 mod resource;
+mod source;
 
 pub use application::{Application, ApplicationSpec, ApplicationStatus};
 pub use applicationset::{ApplicationSet, ApplicationSetSpec, ApplicationSetStatus, Generator};
@@ -33,7 +35,5 @@ pub use appproject::{AppProject, AppProjectSpec};
 pub use cluster::{Cluster, ClusterSecretError};
 pub use destination::{DestinationError, resolve as resolve_destination, server_key};
 pub use duration::{DurationError, GoDuration};
+pub use extra::Extra;
 pub use operation::{Operation, OperationPhase, OperationState};
-
-/// Unmodelled fields of an Argo CD object, kept verbatim for round trips.
-pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;

@@ -19,9 +19,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::Extra;
-use crate::application::ApplicationSource;
 use crate::duration::{DurationError, GoDuration};
+use crate::extra::Extra;
+use crate::source::ApplicationSource;
 
 /// Why a retry delay could not be computed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -15,14 +15,22 @@ use argosy_crds::applicationset::{CombinationGenerator, Generator};
 use argosy_templates::{StringTemplate, ValueTemplate};
 use serde_json::Value;
 
-use crate::generator::{Context, Depth, GeneratorError, transform};
+use crate::context::{Context, Depth};
+use crate::error::GeneratorError;
 use crate::params::{Combination, CombinedPart, ParamSet, Params, Provenance, go_string};
+
+/// Runs one matrix/merge child entry (at field path `path`, one level below `depth`) to
+/// its parameter sets. The dispatch passes its `child_params` in, so that the
+/// combination generators do not depend on the dispatch that runs them.
+pub(crate) type RunChild =
+    fn(&Context<'_>, &Generator, &str, Depth) -> Result<Vec<ParamSet>, GeneratorError>;
 
 /// A matrix generator being read: its first child's parameter sets have been generated,
 /// the combinations are produced on demand, one first-child set at a time.
 pub(crate) struct Matrix<'g> {
     path: Arc<str>,
     depth: Depth,
+    run_child: RunChild,
     second: &'g Generator,
     first: std::vec::IntoIter<ParamSet>,
     interpolation: Option<Interpolation>,
@@ -37,6 +45,7 @@ impl<'g> Matrix<'g> {
         m: &'g CombinationGenerator,
         path: &Arc<str>,
         depth: Depth,
+        run_child: RunChild,
     ) -> Result<Self, GeneratorError> {
         let [first, second] = m.generators.as_slice() else {
             let message = if m.generators.len() < 2 {
@@ -46,11 +55,12 @@ impl<'g> Matrix<'g> {
             };
             return Err(GeneratorError::spec(path, message));
         };
-        let first_sets = child_params(ctx, first, &format!("{path}.generators[0]"), depth)?;
+        let first_sets = run_child(ctx, first, &format!("{path}.generators[0]"), depth)?;
         let interpolation = Interpolation::compile(ctx, second, &format!("{path}.generators[1]"))?;
         Ok(Matrix {
             path: path.clone(),
             depth,
+            run_child,
             second,
             first: first_sets.into_iter(),
             interpolation,
@@ -77,12 +87,12 @@ impl<'g> Matrix<'g> {
                 Some(interp) if !a.params.is_empty() => {
                     let entry = interp.render(&a.params)?;
                     interpolated =
-                        with_parts(1, child_params(ctx, &entry, &second_path, self.depth)?);
+                        with_parts(1, (self.run_child)(ctx, &entry, &second_path, self.depth)?);
                     &interpolated
                 }
                 _ => {
                     if self.shared.is_none() {
-                        let sets = child_params(ctx, self.second, &second_path, self.depth)?;
+                        let sets = (self.run_child)(ctx, self.second, &second_path, self.depth)?;
                         self.shared = Some(with_parts(1, sets));
                     }
                     self.shared.as_deref().unwrap_or_default()
@@ -116,7 +126,7 @@ impl<'g> Matrix<'g> {
             let path = format!("{}.generators[1]", self.path);
             self.shared = Some(with_parts(
                 1,
-                child_params(ctx, self.second, &path, self.depth)?,
+                (self.run_child)(ctx, self.second, &path, self.depth)?,
             ));
         }
         Ok(Some(SharedMatrix {
@@ -281,6 +291,7 @@ pub(crate) fn merge(
     m: &CombinationGenerator,
     path: &Arc<str>,
     depth: Depth,
+    run_child: RunChild,
 ) -> Result<Vec<ParamSet>, GeneratorError> {
     if m.generators.len() < 2 {
         return Err(GeneratorError::spec(
@@ -290,7 +301,7 @@ pub(crate) fn merge(
     }
     let mut children = Vec::with_capacity(m.generators.len());
     for (i, entry) in m.generators.iter().enumerate() {
-        children.push(child_params(
+        children.push(run_child(
             ctx,
             entry,
             &format!("{path}.generators[{i}]"),
@@ -345,27 +356,6 @@ pub(crate) fn merge(
             ParamSet::new(params, provenance)
         })
         .collect())
-}
-
-/// The parameter sets of one matrix/merge child.
-fn child_params(
-    ctx: &Context<'_>,
-    entry: &Generator,
-    path: &str,
-    depth: Depth,
-) -> Result<Vec<ParamSet>, GeneratorError> {
-    let mut outputs = transform(ctx, entry, path, None, depth.child())?;
-    match (outputs.pop(), outputs.is_empty()) {
-        (None, _) => Err(GeneratorError::spec(
-            path,
-            "child generator generated no parameters (no generator is set, or a combination generator is nested more than once)",
-        )),
-        (Some(output), true) => output.into_params(ctx),
-        _ => Err(GeneratorError::spec(
-            path,
-            "found more than one generator in matrix.Generators",
-        )),
-    }
 }
 
 /// Merge keys of every set of one child, which must be unique: `{key: value}` as JSON,
@@ -579,128 +569,4 @@ fn insert_at(root: &mut Value, location: &[Step], value: Value) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{Fixture, appset, run_generator};
-    use serde_json::json;
-
-    #[test]
-    fn merge_override_is_deep_and_src_wins() {
-        let mut dst = json!({"a": "1", "m": {"x": "1", "y": "1"}, "l": [1, 2], "e": {}, "t": true});
-        let src =
-            json!({"a": "", "m": {"y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null});
-        // The matrix direction: src is the first child and wins.
-        let mut laid = src.as_object().unwrap().clone();
-        let undo = overlay(&mut laid, dst.as_object().unwrap());
-        merge_override(dst.as_object_mut().unwrap(), src.as_object().unwrap());
-        assert_eq!(
-            dst,
-            json!({"a": "", "m": {"x": "1", "y": "2"}, "l": [3], "e": {"k": "v"}, "t": false, "n": null})
-        );
-        assert_eq!(Value::Object(laid.clone()), dst);
-        undo.revert(&mut laid);
-        assert_eq!(Value::Object(laid), src);
-    }
-
-    #[test]
-    fn matrix_cartesian_product_and_errors() {
-        let set = appset(json!({"generators": []}));
-        let generator = json!({"matrix": {"generators": [
-            {"list": {"elements": [{"a": "1"}, {"a": "2"}]}},
-            {"list": {"elements": [{"b": "{{a}}x"}]}}
-        ]}});
-        let params = run_generator(&set, generator).unwrap();
-        assert_eq!(
-            params,
-            [json!({"a": "1", "b": "1x"}), json!({"a": "2", "b": "2x"})]
-        );
-
-        let generator = json!({"matrix": {"generators": [
-            {"list": {"elements": [{"a": "1"}]}},
-            {"list": {"elements": [{"a": "2"}]}}
-        ]}});
-        let err = run_generator(&set, generator).unwrap_err();
-        assert!(
-            err.contains("found duplicate key a with different value"),
-            "{err}"
-        );
-
-        let generator = json!({"matrix": {"generators": [{"list": {"elements": []}}]}});
-        let err = run_generator(&set, generator).unwrap_err();
-        assert!(err.contains("found less than two generators"), "{err}");
-
-        let generator = json!({"matrix": {"generators": [
-            {"list": {"elements": [{"a": "1"}]}, "clusters": {}},
-            {"list": {"elements": []}}
-        ]}});
-        let err = run_generator(&set, generator).unwrap_err();
-        assert!(err.contains("found more than one generator"), "{err}");
-    }
-
-    #[test]
-    fn matrix_gotemplate_first_child_wins_and_values_are_pre_resolved() {
-        let set = appset(
-            json!({"goTemplate": true, "goTemplateOptions": ["missingkey=error"], "generators": []}),
-        );
-        let f = Fixture::default().cluster("c1", "https://c1", &[("env", "dev")]);
-        let generator = json!({"matrix": {"generators": [
-            {"list": {"elements": [{"env": "dev", "server": "first"}]}},
-            {"clusters": {
-                "selector": {"matchLabels": {"env": "{{.env}}"}},
-                "values": {"from-a": "{{.env}}", "from-cluster": "{{.name}}"}
-            }}
-        ]}});
-        let params = f.run(&set, generator).unwrap();
-        assert_eq!(params.len(), 1);
-        assert_eq!(params[0]["server"], "first");
-        assert_eq!(
-            params[0]["values"],
-            json!({"from-a": "dev", "from-cluster": "c1"})
-        );
-    }
-
-    #[test]
-    fn nesting_limit_drops_third_level() {
-        let set = appset(json!({"generators": []}));
-        let generator = json!({"matrix": {"generators": [
-            {"matrix": {"generators": [
-                {"matrix": {"generators": [{"list": {"elements": [{"a": "1"}]}}, {"list": {"elements": [{"b": "1"}]}}]}},
-                {"list": {"elements": [{"c": "1"}]}}
-            ]}},
-            {"list": {"elements": [{"d": "1"}]}}
-        ]}});
-        let err = run_generator(&set, generator).unwrap_err();
-        assert!(
-            err.contains("child generator generated no parameters"),
-            "{err}"
-        );
-        assert!(
-            err.contains("spec.generators[0].matrix.generators[0].matrix.generators[0]"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn merge_later_generators_override_matching_sets() {
-        let set = appset(json!({"generators": []}));
-        let generator = json!({"merge": {"mergeKeys": ["b"], "generators": [
-            {"list": {"elements": [{"a": "1", "b": "same", "c": "1"}, {"a": "x", "b": "other"}]}},
-            {"list": {"elements": [{"a": "2", "b": "same"}, {"a": "3", "b": "unmatched"}]}}
-        ]}});
-        let params = run_generator(&set, generator).unwrap();
-        assert_eq!(
-            params,
-            [
-                json!({"a": "2", "b": "same", "c": "1"}),
-                json!({"a": "x", "b": "other"})
-            ]
-        );
-
-        let generator = json!({"merge": {"mergeKeys": ["b"], "generators": [
-            {"list": {"elements": [{"b": "1"}, {"b": "1"}]}},
-            {"list": {"elements": []}}
-        ]}});
-        let err = run_generator(&set, generator).unwrap_err();
-        assert!(err.contains("not unique by the given mergeKeys"), "{err}");
-    }
-}
+mod tests;

@@ -3,214 +3,28 @@
 //! For one entry of `spec.generators` (or of a matrix/merge child list) this module runs
 //! every generator kind that is set, merges the generator-level template into
 //! `spec.template`, and hands out the parameter sets through the post-selector. It also
-//! owns what the kinds share: the per-generation [`Context`] (cluster list and repository
-//! trees are fetched once per generation, however often a matrix re-runs a child),
-//! `values` interpolation, the nesting limit and requeue computation, and the one error
-//! type every generator reports, [`GeneratorError`], which names the generator's field
-//! path.
+//! runs the children of matrix/merge (`child_params`, handed to `combine`) and computes
+//! the requeue interval.
+//!
+//! What the kinds share lives below them, in leaf modules: the per-generation
+//! [`Context`] and the nesting [`Depth`] (`context`), `values` interpolation (`values`)
+//! and the one error type every generator reports, [`GeneratorError`] (`error`), which
+//! names the generator's field path.
 
-use std::cell::{OnceCell, RefCell};
-use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argosy_crds::ApplicationSet;
 use argosy_crds::applicationset::{
     ApplicationSetTemplate, CombinationGenerator, Generator, json_is_empty,
 };
-use argosy_templates::{Mode, StringTemplate};
 use serde_json::Value;
 
+use crate::context::{Context, Depth};
+use crate::error::GeneratorError;
 use crate::params::{ParamSet, Params, flatten};
 use crate::selector::{Selector, Validation};
-use crate::source::{ClusterEntry, RepoError, Sources};
-use crate::validate::Destinations;
 use crate::{cluster, combine, git, list};
-
-/// A generator failed; every variant names the generator's field path, e.g.
-/// `spec.generators[0].matrix.generators[1].git`.
-#[derive(Debug, thiserror::Error)]
-pub enum GeneratorError {
-    /// The generator cannot run as written (structure, selector, missing fields).
-    #[error("{path}: {message}")]
-    InvalidSpec {
-        /// Field path of the generator.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The generator ran, but its input is unusable (a file, an element, a Secret).
-    #[error("{path}: {message}")]
-    Generator {
-        /// Field path of the generator.
-        path: String,
-        /// What is wrong with the input.
-        message: String,
-    },
-    /// A repository could not be read.
-    #[error("{path}: {source}")]
-    Repo {
-        /// Field path of the generator.
-        path: String,
-        /// Why the repository could not be read.
-        #[source]
-        source: RepoError,
-    },
-    /// A template in the generator (`values`, matrix interpolation) failed to render.
-    #[error("{path}: {message}")]
-    Render {
-        /// Field path of the generator.
-        path: String,
-        /// The template error.
-        message: String,
-    },
-    /// A generator kind Argosy does not implement.
-    #[error("{path}: {kind} generator is not supported by this version of Argosy")]
-    Unsupported {
-        /// Field path of the generator.
-        path: String,
-        /// The generator's key (`pullRequest`, `scmProvider`, ...).
-        kind: &'static str,
-    },
-}
-
-impl GeneratorError {
-    pub(crate) fn spec(path: &str, message: impl Into<String>) -> Self {
-        Self::InvalidSpec {
-            path: path.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn data(path: &str, message: impl Into<String>) -> Self {
-        Self::Generator {
-            path: path.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn render(path: &str, message: impl Into<String>) -> Self {
-        Self::Render {
-            path: path.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    /// A static category for metrics and events.
-    #[must_use]
-    pub fn category(&self) -> &'static str {
-        match self {
-            Self::InvalidSpec { .. } | Self::Unsupported { .. } => "InvalidSpec",
-            Self::Generator { .. } => "GeneratorError",
-            Self::Repo { .. } => "RepoError",
-            Self::Render { .. } => "RenderError",
-        }
-    }
-
-    /// False only for failures outside the user's control (reading a repository).
-    #[must_use]
-    pub fn is_user_error(&self) -> bool {
-        !matches!(self, Self::Repo { .. })
-    }
-}
-
-/// Everything one generation shares: the `ApplicationSet`, the sources, the template mode
-/// and the data fetched so far.
-pub(crate) struct Context<'a> {
-    pub appset: &'a ApplicationSet,
-    pub sources: Sources<'a>,
-    pub mode: Mode,
-    pub go_template: bool,
-    /// Dropped once no generator will need it again (see [`Context::release_clusters`]).
-    clusters: RefCell<Option<Rc<Vec<ClusterEntry>>>>,
-    destinations: OnceCell<Destinations>,
-    trees: RefCell<HashMap<(String, String), Arc<git::Tree>>>,
-    strict_mode: OnceCell<Result<Mode, String>>,
-}
-
-impl<'a> Context<'a> {
-    pub fn new(appset: &'a ApplicationSet, sources: Sources<'a>, mode: Mode) -> Self {
-        Self {
-            appset,
-            sources,
-            mode,
-            go_template: appset.spec.go_template,
-            clusters: RefCell::new(None),
-            destinations: OnceCell::new(),
-            trees: RefCell::new(HashMap::new()),
-            strict_mode: OnceCell::new(),
-        }
-    }
-
-    /// The cluster Secrets, listed once per generation (again after a release).
-    pub fn clusters(&self) -> Rc<Vec<ClusterEntry>> {
-        if let Some(clusters) = self.clusters.borrow().as_ref() {
-            return clusters.clone();
-        }
-        let clusters = Rc::new(self.sources.clusters.clusters());
-        *self.clusters.borrow_mut() = Some(clusters.clone());
-        clusters
-    }
-
-    /// The clusters Applications may be sent to, for validation.
-    pub fn destinations(&self) -> &Destinations {
-        self.destinations
-            .get_or_init(|| Destinations::new(&self.clusters()))
-    }
-
-    /// Drops the cluster list (keeping what validation needs) when rendering is about to
-    /// start and nothing will list clusters again: with 10,000 clusters that memory is
-    /// better spent on the Applications.
-    pub fn release_clusters(&self) {
-        if self.clusters.borrow().is_some() {
-            self.destinations();
-            *self.clusters.borrow_mut() = None;
-        }
-    }
-
-    /// A repository tree, resolved once per `(repo, revision)` per generation.
-    pub fn tree(&self, repo: &str, revision: &str) -> Result<Arc<git::Tree>, RepoError> {
-        let key = (repo.to_owned(), revision.to_owned());
-        if let Some(tree) = self.trees.borrow().get(&key) {
-            return Ok(tree.clone());
-        }
-        let tree = Arc::new(git::Tree::new(self.sources.repos.snapshot(repo, revision)?));
-        self.trees.borrow_mut().insert(key, tree.clone());
-        Ok(tree)
-    }
-
-    /// The goTemplate mode with `missingkey=error` appended (matrix `values` pre-resolution).
-    pub fn strict_mode(&self) -> Result<&Mode, String> {
-        self.strict_mode
-            .get_or_init(|| {
-                let mut options = self.appset.spec.go_template_options.clone();
-                options.push("missingkey=error".to_owned());
-                Mode::from_spec(true, &options).map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-}
-
-/// How deep an entry sits: combination generators may be nested only once. At
-/// [`Depth::Leaf`] their fields are dropped, as Argo CD's `ApplicationSetTerminalGenerator`
-/// has none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Depth {
-    Top,
-    Nested,
-    Leaf,
-}
-
-impl Depth {
-    pub fn child(self) -> Depth {
-        match self {
-            Depth::Top => Depth::Nested,
-            Depth::Nested | Depth::Leaf => Depth::Leaf,
-        }
-    }
-}
 
 /// One generator kind set in an entry.
 enum Kind<'g> {
@@ -406,10 +220,14 @@ pub(crate) fn transform<'g>(
             Kind::List(g) => ready(list::generate(ctx, g, &kind_path)?),
             Kind::Clusters(g) => ready(cluster::generate(ctx, g, &kind_path)?),
             Kind::Git(g) => ready(git::generate(ctx, g, &kind_path)?),
-            Kind::Matrix(g) => {
-                Sets::Matrix(Box::new(combine::Matrix::new(ctx, g, &kind_path, depth)?))
-            }
-            Kind::Merge(g) => ready(combine::merge(ctx, g, &kind_path, depth)?),
+            Kind::Matrix(g) => Sets::Matrix(Box::new(combine::Matrix::new(
+                ctx,
+                g,
+                &kind_path,
+                depth,
+                child_params,
+            )?)),
+            Kind::Merge(g) => ready(combine::merge(ctx, g, &kind_path, depth, child_params)?),
             Kind::Unsupported(kind) => {
                 return Err(GeneratorError::Unsupported {
                     path: kind_path.to_string(),
@@ -425,6 +243,27 @@ pub(crate) fn transform<'g>(
         });
     }
     Ok(outputs)
+}
+
+/// The parameter sets of one matrix/merge child.
+fn child_params(
+    ctx: &Context<'_>,
+    entry: &Generator,
+    path: &str,
+    depth: Depth,
+) -> Result<Vec<ParamSet>, GeneratorError> {
+    let mut outputs = transform(ctx, entry, path, None, depth.child())?;
+    match (outputs.pop(), outputs.is_empty()) {
+        (None, _) => Err(GeneratorError::spec(
+            path,
+            "child generator generated no parameters (no generator is set, or a combination generator is nested more than once)",
+        )),
+        (Some(output), true) => output.into_params(ctx),
+        _ => Err(GeneratorError::spec(
+            path,
+            "found more than one generator in matrix.Generators",
+        )),
+    }
 }
 
 /// The post-selector test: parameters flattened with dots and formatted with `%v`.
@@ -495,63 +334,6 @@ fn fill_empty(dst: &mut Value, src: &Value) {
                 }
             }
         }
-    }
-}
-
-/// A generator's `values`, each compiled once and rendered against every parameter set.
-pub(crate) struct ValuesTemplate {
-    /// Compile errors are kept and only reported when a parameter set needs the value,
-    /// as Argo CD only parses a value when rendering it.
-    entries: Vec<(String, Result<StringTemplate, String>)>,
-    go_template: bool,
-}
-
-impl ValuesTemplate {
-    pub fn compile(ctx: &Context<'_>, values: &BTreeMap<String, String>) -> Self {
-        Self {
-            entries: values
-                .iter()
-                .map(|(k, v)| {
-                    let compiled = StringTemplate::compile(v, &ctx.mode).map_err(|e| e.to_string());
-                    (k.clone(), compiled)
-                })
-                .collect(),
-            go_template: ctx.go_template,
-        }
-    }
-
-    /// Renders every value against `params` (values cannot see each other), then adds
-    /// them as `values.<k>` (fasttemplate) or a `values` map (goTemplate).
-    pub fn apply(&self, params: &mut Params, path: &str) -> Result<(), GeneratorError> {
-        if self.entries.is_empty() {
-            return Ok(());
-        }
-        let mut rendered = Vec::with_capacity(self.entries.len());
-        for (key, template) in &self.entries {
-            let value = match template {
-                Ok(t) => t.render(params).map_err(|e| e.to_string()),
-                Err(e) => Err(e.clone()),
-            };
-            let value = value.map_err(|e| {
-                GeneratorError::render(
-                    &format!("{path}.values.{key}"),
-                    format!("failed to replace templated string: {e}"),
-                )
-            })?;
-            rendered.push((key, value));
-        }
-        if self.go_template {
-            let map = rendered
-                .into_iter()
-                .map(|(k, v)| (k.clone(), Value::String(v)))
-                .collect();
-            params.insert("values".to_owned(), Value::Object(map));
-        } else {
-            for (k, v) in rendered {
-                params.insert(format!("values.{k}"), Value::String(v));
-            }
-        }
-        Ok(())
     }
 }
 

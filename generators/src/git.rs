@@ -11,19 +11,20 @@
 //! files, filename; file content (flattened and stringified in fasttemplate mode); then
 //! `values`, interpolated against all of that.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use argosy_crds::applicationset::{GitGenerator, GitPathItem};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::generator::{Context, GeneratorError, ValuesTemplate};
+use crate::context::Context;
+use crate::error::GeneratorError;
 use crate::glob::{go_path_match, pathspec_match};
 use crate::params::{
     GitRef, ParamSet, Params, Provenance, flatten, go_base, go_dir, sanitize_name,
 };
 use crate::source::RepoSnapshot;
+use crate::values::ValuesTemplate;
 
 pub(crate) fn generate(
     ctx: &Context<'_>,
@@ -60,27 +61,6 @@ pub(crate) fn generate(
         generator.files(tree.snapshot.as_ref())
     } else {
         generator.directories(tree.directories())
-    }
-}
-
-/// A repository snapshot with its directory list, computed once per generation even when
-/// a matrix runs the generator once per parameter set of its sibling.
-pub(crate) struct Tree {
-    pub snapshot: Arc<dyn RepoSnapshot>,
-    directories: OnceLock<Vec<String>>,
-}
-
-impl Tree {
-    pub fn new(snapshot: Arc<dyn RepoSnapshot>) -> Self {
-        Self {
-            snapshot,
-            directories: OnceLock::new(),
-        }
-    }
-
-    fn directories(&self) -> &[String] {
-        self.directories
-            .get_or_init(|| directories(self.snapshot.files()))
     }
 }
 
@@ -246,29 +226,6 @@ impl Gen<'_, '_> {
     }
 }
 
-/// Every directory holding a tracked file, intermediate ones included, hidden ones
-/// (and their subtrees) excluded, in the repo-server's walk order.
-fn directories(files: &[String]) -> Vec<String> {
-    let mut dirs = BTreeSet::new();
-    for file in files {
-        let Some((parent, _)) = file.rsplit_once('/') else {
-            continue;
-        };
-        let mut end = 0;
-        for segment in parent.split('/') {
-            if segment.starts_with('.') {
-                break;
-            }
-            end += segment.len();
-            dirs.insert(&file[..end]);
-            end += 1;
-        }
-    }
-    let mut dirs: Vec<String> = dirs.into_iter().map(str::to_owned).collect();
-    dirs.sort_by(|a, b| a.split('/').cmp(b.split('/')));
-    dirs
-}
-
 /// The parameter objects of a file: an object (an empty file is an empty object) or a
 /// list of objects. Only the first YAML document is read, like `sigs.k8s.io/yaml`.
 fn parse_objects(text: &str) -> Result<Vec<Params>, String> {
@@ -300,130 +257,4 @@ fn parse_objects(text: &str) -> Result<Vec<Params>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{Fixture, appset};
-    use serde_json::json;
-
-    const REPO: &str = "https://git.example/repo.git";
-
-    fn fixture(files: &[(&str, &str)]) -> Fixture {
-        Fixture::default().repo(REPO, "HEAD", files)
-    }
-
-    fn dirs(items: &Value) -> Value {
-        json!({"git": {"repoURL": REPO, "revision": "HEAD", "directories": items}})
-    }
-
-    fn paths(params: &[Value], key: &str) -> Vec<String> {
-        params
-            .iter()
-            .map(|p| p[key].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    #[test]
-    fn candidate_directories() {
-        let files: Vec<String> = [
-            "a/b/c.yaml",
-            "a/x.yaml",
-            "a-b/y",
-            ".hidden/z/f",
-            "d/.cache/f",
-            "top",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        assert_eq!(directories(&files), ["a", "a/b", "a-b", "d"]);
-    }
-
-    #[test]
-    fn directory_filter_exclude_wins() {
-        let f = fixture(&[("d/e/k", ""), ("d/f/k", ""), ("d/g/k", "")]);
-        let set = appset(json!({"generators": []}));
-        let generator = dirs(&json!([{"path": "d/*"}, {"path": "d/[fg]", "exclude": true}]));
-        let params = f.run(&set, generator).unwrap();
-        assert_eq!(paths(&params, "path"), ["d/e"]);
-        assert_eq!(params[0]["path[1]"], "e");
-        assert_eq!(params[0]["path.basenameNormalized"], "e");
-        // A malformed pattern is an error (Argo CD skips it, which can empty the result
-        // and delete every Application), naming the field and the pattern.
-        let err = f
-            .run(&set, dirs(&json!([{"path": "d/*"}, {"path": "d/["}])))
-            .unwrap_err()
-            .clone();
-        assert!(err.contains("directories[1].path"), "{err}");
-        assert!(err.contains("invalid pattern \"d/[\""), "{err}");
-    }
-
-    #[test]
-    fn gotemplate_directory_params_with_prefix() {
-        let f = fixture(&[("apps/my_app/k", "")]);
-        let set = appset(json!({"goTemplate": true, "generators": []}));
-        let generator = json!({"git": {"repoURL": REPO, "revision": "HEAD",
-            "directories": [{"path": "apps/*"}], "pathParamPrefix": "repo",
-            "values": {"v": "{{.repo.path.basename}}"}}});
-        let params = f.run(&set, generator).unwrap();
-        assert_eq!(
-            params[0],
-            json!({"repo": {"path": {"path": "apps/my_app", "basename": "my_app",
-                "basenameNormalized": "my-app", "segments": ["apps", "my_app"]}},
-                "values": {"v": "my_app"}})
-        );
-    }
-
-    #[test]
-    fn files_fasttemplate_flattened_and_path_params() {
-        let f = fixture(&[
-            (
-                "c/prod/config.json",
-                r#"{"cluster": {"name": "prod"}, "n": 1000000, "on": true}"#,
-            ),
-            ("c/list/config.json", "- {name: a}\n- {name: b}\n"),
-            ("c/empty/config.json", ""),
-            ("c/skip/config.json", "{}"),
-        ]);
-        let set = appset(json!({"generators": []}));
-        let generator = json!({"git": {"repoURL": REPO, "revision": "HEAD",
-            "files": [{"path": "c/**/config.json"}, {"path": "c/skip/*", "exclude": true}]}});
-        let params = f.run(&set, generator).unwrap();
-        assert_eq!(
-            paths(&params, "path"),
-            ["c/empty", "c/list", "c/list", "c/prod"]
-        );
-        assert_eq!(params[1]["name"], "a");
-        let prod = &params[3];
-        assert_eq!(prod["cluster.name"], "prod");
-        assert_eq!(prod["n"], "1e+06");
-        assert_eq!(prod["on"], "true");
-        assert_eq!(prod["path.filename"], "config.json");
-        assert_eq!(prod["path[0]"], "c");
-        assert_eq!(params[0].as_object().unwrap().len(), 7, "{}", params[0]);
-    }
-
-    #[test]
-    fn invalid_file_names_the_file() {
-        let f = fixture(&[("x/config.json", "invalid json file\n")]);
-        let set = appset(json!({"generators": []}));
-        let generator = json!({"git": {"repoURL": REPO, "revision": "HEAD", "files": [{"path": "**/config.json"}]}});
-        let err = f.run(&set, generator).unwrap_err();
-        assert!(
-            err.contains("unable to process file 'x/config.json'"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn missing_project_and_missing_repo_are_errors() {
-        let f = fixture(&[("a/b", "")]);
-        let set = appset(json!({"generators": [], "template": {"spec": {"project": "nope"}}}));
-        let err = f.run(&set, dirs(&json!([{"path": "*"}]))).unwrap_err();
-        assert!(err.contains("error getting project nope"), "{err}");
-
-        let set = appset(json!({"generators": []}));
-        let generator = json!({"git": {"repoURL": "https://missing", "revision": "HEAD", "directories": [{"path": "*"}]}});
-        let err = f.run(&set, generator).unwrap_err();
-        assert!(err.contains("repository https://missing"), "{err}");
-    }
-}
+mod tests;

@@ -19,9 +19,13 @@
 // return a `String` say in their summary what it holds.
 #![allow(clippy::missing_errors_doc)]
 
+mod app;
 mod cluster;
 mod combine;
 pub mod conformance;
+mod context;
+mod destinations;
+mod error;
 mod generator;
 mod git;
 pub mod glob;
@@ -33,12 +37,13 @@ pub mod selector;
 pub mod source;
 #[cfg(test)]
 mod testing;
+mod tree;
 pub mod validate;
+mod values;
 
-pub use generator::GeneratorError;
+pub use app::GeneratedApp;
+pub use error::GeneratorError;
 pub use params::{ParamOrigin, ParamSet, Params, Provenance};
-pub use pipeline::{
-    GenerateError, Generated, GeneratedApp, PipelineOptions, generate_applications,
-};
+pub use pipeline::{GenerateError, Generated, PipelineOptions, generate_applications};
 pub use source::Sources;
 pub use validate::ValidationError;

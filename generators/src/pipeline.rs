@@ -22,10 +22,11 @@ use argosy_templates::{
 };
 use serde_json::Value;
 
+pub use crate::app::GeneratedApp;
 use crate::combine::SharedMatrix;
-use crate::generator::{
-    Context, Depth, GeneratorError, Output, post_select, requeue_after, transform,
-};
+use crate::context::{Context, Depth};
+use crate::error::GeneratorError;
+use crate::generator::{Output, post_select, requeue_after, transform};
 use crate::params::{ParamSet, Params};
 use crate::selector::Selector;
 use crate::source::Sources;
@@ -64,18 +65,6 @@ pub struct Generated {
     pub invalid_app_names: Vec<String>,
     /// When to regenerate: the minimum non-zero interval over the top-level generators.
     pub requeue_after: Option<Duration>,
-}
-
-/// One generated Application and how it came about.
-#[derive(Debug)]
-pub struct GeneratedApp {
-    /// The rendered Application, in the `ApplicationSet`'s namespace.
-    pub application: Application,
-    /// Field path of the generator kind, e.g. `spec.generators[0].matrix`.
-    pub generator_path: String,
-    /// The parameters it was rendered with and their provenance; empty unless
-    /// [`PipelineOptions::keep_params`].
-    pub params: ParamSet,
 }
 
 /// Generation failed; nothing may be created, updated or deleted.

@@ -7,7 +7,8 @@ use argosy_crds::{ApplicationSet, Cluster, ClusterSecretError};
 use argosy_templates::Mode;
 use serde_json::{Value, json};
 
-use crate::generator::{Context, Depth, transform};
+use crate::context::{Context, Depth};
+use crate::generator::transform;
 use crate::memory::{MemoryClusters, MemoryProjects, MemoryRepos};
 use crate::source::{ClusterEntry, Sources};
 

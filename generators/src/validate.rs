@@ -9,15 +9,12 @@
 //! Duplicates: as the Argo CD version Argosy follows, only the later Applications carrying
 //! an already generated name are rejected; the first one is kept.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
-use argosy_crds::application::ApplicationDestination;
-use argosy_crds::consts::{IN_CLUSTER_NAME, IN_CLUSTER_SERVER};
 use serde::Serialize;
 
-use crate::generator::Context;
-use crate::pipeline::GeneratedApp;
-use crate::source::ClusterEntry;
+use crate::app::GeneratedApp;
+use crate::context::Context;
 
 /// A generated Application that cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,83 +106,9 @@ fn permute(apps: &mut [GeneratedApp], mut order: Vec<usize>) {
     }
 }
 
-/// The known clusters, by server and by name (Argo CD's `GetDestinationCluster`).
-pub(crate) struct Destinations {
-    servers: HashSet<String>,
-    names: BTreeMap<String, Vec<String>>,
-}
-
-impl Destinations {
-    pub fn new(entries: &[ClusterEntry]) -> Self {
-        let mut d = Self {
-            servers: HashSet::new(),
-            names: BTreeMap::new(),
-        };
-        for entry in entries {
-            if let ClusterEntry::Valid(c) = entry {
-                d.add(&c.name, &c.server);
-            }
-        }
-        // The local cluster exists without a Secret unless a Secret stands for it.
-        if !d.servers.contains(IN_CLUSTER_SERVER) {
-            d.add(IN_CLUSTER_NAME, IN_CLUSTER_SERVER);
-        }
-        d
-    }
-
-    fn add(&mut self, name: &str, server: &str) {
-        let server = normalize(server).to_owned();
-        self.names
-            .entry(name.to_owned())
-            .or_default()
-            .push(server.clone());
-        self.servers.insert(server);
-    }
-
-    fn check(&self, dest: &ApplicationDestination) -> Result<(), String> {
-        match (dest.name.as_str(), dest.server.as_str()) {
-            ("", "") => Err("Destination server missing from app spec".to_owned()),
-            (name, server) if !name.is_empty() && !server.is_empty() => Err(format!(
-                "application destination can't have both name and server defined: {name} {server}"
-            )),
-            ("", server) => {
-                if self.servers.contains(normalize(server)) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "error getting cluster by server {server:?}: cluster {server:?} not found"
-                    ))
-                }
-            }
-            (name, _) => match self.names.get(name).map(Vec::as_slice) {
-                None | Some([]) => Err(format!("there are no clusters with this name: {name}")),
-                Some([_]) => Ok(()),
-                Some(servers) => Err(format!(
-                    "there are {} clusters with the same name: [{}]",
-                    servers.len(),
-                    servers.join(" ")
-                )),
-            },
-        }
-    }
-}
-
-fn normalize(server: &str) -> &str {
-    server.trim_end_matches('/')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argosy_crds::Cluster;
-
-    fn dest(name: &str, server: &str) -> ApplicationDestination {
-        ApplicationDestination {
-            name: name.to_owned(),
-            server: server.to_owned(),
-            namespace: String::new(),
-        }
-    }
 
     #[test]
     fn permute_moves_each_element_into_place() {
@@ -211,47 +134,5 @@ mod tests {
             .map(|a| a.application.metadata.name.as_deref().unwrap_or_default())
             .collect();
         assert_eq!(names, ["a", "b", "c", "d", "e", "f"]);
-    }
-
-    #[test]
-    fn destinations() {
-        let c = |name: &str, server: &str| {
-            ClusterEntry::Valid(Cluster {
-                name: name.to_owned(),
-                server: server.to_owned(),
-                ..Cluster::default()
-            })
-        };
-        let d = Destinations::new(&[
-            c("a", "https://a/"),
-            c("dup", "https://d1"),
-            c("dup", "https://d2"),
-        ]);
-        assert!(d.check(&dest("", "https://a")).is_ok());
-        assert!(d.check(&dest("a", "")).is_ok());
-        assert!(d.check(&dest("in-cluster", "")).is_ok());
-        assert!(d.check(&dest("", IN_CLUSTER_SERVER)).is_ok());
-        assert!(d.check(&dest("", "")).unwrap_err().contains("missing"));
-        assert!(
-            d.check(&dest("a", "https://a"))
-                .unwrap_err()
-                .contains("both")
-        );
-        assert!(
-            d.check(&dest("", "https://x"))
-                .unwrap_err()
-                .contains("not found")
-        );
-        assert!(d.check(&dest("x", "")).unwrap_err().contains("no clusters"));
-        assert!(
-            d.check(&dest("dup", ""))
-                .unwrap_err()
-                .contains("2 clusters")
-        );
-
-        // A Secret for the local server replaces the implicit in-cluster.
-        let d = Destinations::new(&[c("local", IN_CLUSTER_SERVER)]);
-        assert!(d.check(&dest("local", "")).is_ok());
-        assert!(d.check(&dest("in-cluster", "")).is_err());
     }
 }

@@ -66,7 +66,7 @@ pub enum PatchError {
     /// The rendered patch is neither JSON (it starts with `{`) nor YAML.
     #[error(
         "error while converting template to json {}: {message}",
-        crate::go::quote(patch)
+        crate::go::strconv::quote(patch)
     )]
     Convert {
         /// The rendered patch text.
@@ -75,7 +75,10 @@ pub enum PatchError {
         message: String,
     },
     /// The rendered patch does not decode as an Application.
-    #[error("invalid templatePatch {}: {message}", crate::go::quote(patch))]
+    #[error(
+        "invalid templatePatch {}: {message}",
+        crate::go::strconv::quote(patch)
+    )]
     Invalid {
         /// The rendered patch (converted to JSON when it was YAML).
         patch: String,

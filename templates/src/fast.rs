@@ -9,9 +9,9 @@
 //! * Substituted values are not rendered again, so output is linear in template and parameter
 //!   size and needs no cap.
 
-use crate::Params;
 use crate::error::TemplateError;
-use crate::go::quote;
+use crate::go::strconv::quote;
+use crate::params::Params;
 
 const START: &str = "{{";
 const END: &str = "}}";

@@ -44,153 +44,23 @@ mod error;
 mod fast;
 mod funcs;
 mod go;
+mod limits;
+mod mode;
+mod params;
 mod patch;
 mod render;
+mod template;
 mod yaml;
 
 pub use error::{PatchError, RenderError, TemplateError};
 /// Argo CD's `SanitizeName` (the `normalize` function, `nameNormalized` parameters).
 pub use funcs::yamlfns::sanitize_name;
+pub use limits::{MAX_LIST_LEN, MAX_OUTPUT_BYTES};
+pub use mode::{GoOptions, Library, MissingKey, Mode};
+pub use params::Params;
 pub use patch::apply_template_patch;
 pub use render::{ValueTemplate, render_application, render_application_with_policy};
-
-/// One parameter set, as produced by a generator (JSON types; maps are key-ordered).
-pub type Params = serde_json::Map<String, serde_json::Value>;
-
-/// Largest string a single render (or a single function call inside it) may produce.
-pub const MAX_OUTPUT_BYTES: usize = 10 * 1024 * 1024;
-/// Largest list a template function may build (`until`, `seq`, `concat`, ...).
-pub const MAX_LIST_LEN: usize = 1_000_000;
-
-/// Which template language the `ApplicationSet` uses (`spec.goTemplate`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Mode {
-    /// valyala/fasttemplate substitution of flat string parameters.
-    Fast,
-    /// Go `text/template` with Sprig and Argo's functions.
-    Go(GoOptions),
-}
-
-/// `spec.goTemplateOptions`, as understood by Go's `template.Option`, and the function library.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GoOptions {
-    /// What a missing map key evaluates to.
-    pub missing_key: MissingKey,
-    /// Which functions templates may call ([`Mode::from_spec`] always picks Argo CD's).
-    pub library: Library,
-}
-
-/// The functions a Go template may call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Library {
-    /// Argo CD's `ApplicationSet` function map: Go's builtins, Sprig (see the `funcs` module for
-    /// what is absent) and Argo's additions.
-    #[default]
-    ArgoCd,
-    /// Argo CD's plus Helm's `include` (execute a `define`d template into a string) and
-    /// `required`, for rendering Helm charts (Argosy's own, in tests). Not for `ApplicationSet`s:
-    /// Argo CD would reject their templates with these functions.
-    Helm,
-}
-
-/// Go's `missingkey=` option.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub enum MissingKey {
-    /// `missingkey=default` (or `invalid`): the missing value prints as `<no value>`.
-    #[default]
-    Default,
-    /// `missingkey=zero`: the zero value of the map's element type; for the `interface{}`
-    /// values of a parameter set that is nil, which also prints as `<no value>`.
-    Zero,
-    /// `missingkey=error`: execution fails with `map has no entry for key "k"`.
-    Error,
-}
-
-impl Mode {
-    /// The mode for an `ApplicationSet`'s `goTemplate` flag and `goTemplateOptions` list.
-    ///
-    /// Options only matter in Go mode (Argo ignores them otherwise). An unknown option is an
-    /// error, as Go's `template.Option` panics on it and the controller turns that into an error.
-    pub fn from_spec(go_template: bool, options: &[String]) -> Result<Mode, TemplateError> {
-        if !go_template {
-            return Ok(Mode::Fast);
-        }
-        let mut opts = GoOptions::default();
-        for opt in options {
-            if opt.is_empty() {
-                return Err(TemplateError::BadOption("empty option string".to_string()));
-            }
-            opts.missing_key = match opt.split_once('=') {
-                Some(("missingkey", "invalid" | "default")) => MissingKey::Default,
-                Some(("missingkey", "zero")) => MissingKey::Zero,
-                Some(("missingkey", "error")) => MissingKey::Error,
-                _ => {
-                    return Err(TemplateError::BadOption(format!(
-                        "unrecognized option: {opt}"
-                    )));
-                }
-            };
-        }
-        Ok(Mode::Go(opts))
-    }
-}
-
-/// One template string, compiled once and rendered many times.
-#[derive(Debug)]
-pub struct StringTemplate {
-    inner: Compiled,
-}
-
-#[derive(Debug)]
-enum Compiled {
-    /// Renders to itself whatever the parameters (no template syntax in it).
-    Const(String),
-    Fast(fast::FastTemplate),
-    Go(go::GoTemplate),
-}
-
-impl StringTemplate {
-    /// Compiles `src` in `mode`. Fails on syntax errors (an unterminated fasttemplate tag, a Go
-    /// parse error), with Argo's messages (`invalid template: ...`, `failed to parse template ...`).
-    pub fn compile(src: &str, mode: &Mode) -> Result<Self, TemplateError> {
-        let inner = match mode {
-            Mode::Fast => match fast::FastTemplate::compile(src)? {
-                Some(t) => Compiled::Fast(t),
-                None => Compiled::Const(src.to_string()),
-            },
-            Mode::Go(opts) => {
-                if src.contains("{{") {
-                    Compiled::Go(go::GoTemplate::compile(src, opts)?)
-                } else {
-                    Compiled::Const(src.to_string())
-                }
-            }
-        };
-        Ok(StringTemplate { inner })
-    }
-
-    /// Renders against one parameter set.
-    pub fn render(&self, params: &Params) -> Result<String, TemplateError> {
-        match &self.inner {
-            Compiled::Const(s) => Ok(s.clone()),
-            Compiled::Fast(t) => Ok(t.render(params)),
-            Compiled::Go(t) => t.render(params),
-        }
-    }
-
-    /// The fixed output of a template without any template syntax.
-    pub(crate) fn constant(&self) -> Option<&str> {
-        match &self.inner {
-            Compiled::Const(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-/// Compiles and renders `src` once (Argo's `Render.Replace`).
-pub fn render_string(src: &str, params: &Params, mode: &Mode) -> Result<String, TemplateError> {
-    StringTemplate::compile(src, mode)?.render(params)
-}
+pub use template::{StringTemplate, render_string};
 
 #[cfg(test)]
 mod tests;

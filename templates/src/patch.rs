@@ -12,7 +12,9 @@ use serde_json::{Map, Value as Json};
 
 use crate::error::PatchError;
 use crate::funcs::yamlfns::json_kind;
-use crate::{Mode, Params, render_string};
+use crate::mode::Mode;
+use crate::params::Params;
+use crate::template::render_string;
 
 /// Renders `patch` against `params` in `mode` and applies it to `app`.
 pub fn apply_template_patch(

@@ -9,7 +9,9 @@
 use serde_json::{Map, Value as Json};
 
 use crate::error::{RenderError, TemplateError};
-use crate::{Mode, Params, StringTemplate};
+use crate::mode::Mode;
+use crate::params::Params;
+use crate::template::StringTemplate;
 
 /// The finalizer Argo adds to generated Applications unless told to preserve resources.
 const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
@@ -74,7 +76,7 @@ fn child_path(parent: &str, key: &str) -> String {
     match (parent.is_empty(), plain) {
         (true, true) => key.to_string(),
         (false, true) => format!("{parent}.{key}"),
-        (_, false) => format!("{parent}[{}]", crate::go::quote(key)),
+        (_, false) => format!("{parent}[{}]", crate::go::strconv::quote(key)),
     }
 }
 

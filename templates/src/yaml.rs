@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
-use crate::go::fmt::{format_float, json_float};
+use crate::go::strconv::{format_float, json_float};
 
 const BEST_WIDTH: usize = 80;
 const INDENT: usize = 2;
@@ -354,7 +354,7 @@ fn resolves_non_string(s: &str) -> bool {
     }
     let plain = s.replace('_', "");
     if is_timestamp(s)
-        || crate::go::parse::parse_int_literal(&plain).is_some()
+        || crate::go::strconv::parse_int_literal(&plain).is_some()
         || is_yaml_float(&plain)
     {
         return true;
@@ -550,7 +550,7 @@ pub(crate) fn parse(text: &str) -> Result<Json, String> {
 
 fn to_json(v: serde_yaml_ng::Value, depth: usize) -> Result<Json, String> {
     use serde_yaml_ng::Value as Y;
-    if depth > crate::go::MAX_VALUE_DEPTH {
+    if depth > crate::go::budget::MAX_VALUE_DEPTH {
         return Err("error converting YAML to JSON: document nested too deeply".to_string());
     }
     Ok(match v {

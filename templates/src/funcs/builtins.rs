@@ -3,10 +3,11 @@
 
 use std::fmt::Write as _;
 
-use super::{Eval, FnResult, Func, Param, fixed, str_arg, variadic};
-use crate::go::fmt::{is_print, sprint, sprintf, sprintln};
+use super::func::{Eval, FnResult, Func, Param, fixed, str_arg, variadic};
+use crate::go::budget::{Budget, go_int};
+use crate::go::fmt::{sprint, sprintf, sprintln};
+use crate::go::strconv::is_print;
 use crate::go::value::{Elem, Value};
-use crate::go::{Budget, go_int};
 
 use Param::{Any, Reflect, Str};
 

@@ -10,10 +10,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::{FnResult, Func, Param, arg, fixed, str_arg, variadic};
+use super::func::{FnResult, Func, Param, arg, fixed, str_arg, variadic};
+use crate::go::budget::{Budget, MAX_VALUE_DEPTH};
 use crate::go::fmt::to_string;
 use crate::go::value::{Dict, DictRef, Elem, Value};
-use crate::go::{Budget, MAX_VALUE_DEPTH};
 
 use Param::{Any, Map, Str};
 

@@ -9,9 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value as Json;
 use sha1::Digest;
 
-use super::{FnResult, Func, Param, arg, fixed, str_arg};
-use crate::go::Budget;
-use crate::go::fmt::json_float;
+use super::func::{FnResult, Func, Param, arg, fixed, str_arg};
+use crate::go::budget::Budget;
+use crate::go::strconv::json_float;
 use crate::go::value::Value;
 
 use Param::{Any, Str};

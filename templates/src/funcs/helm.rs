@@ -1,8 +1,8 @@
 //! Helm's own functions beyond Sprig: `include` and `required` (only in
 //! [`Library::Helm`](crate::Library::Helm)).
 
-use super::{Eval, FnResult, Func, Param, arg, fixed, str_arg};
-use crate::go::Budget;
+use super::func::{Eval, FnResult, Func, Param, arg, fixed, str_arg};
+use crate::go::budget::Budget;
 use crate::go::value::Value;
 
 use Param::{Any, Str};

@@ -2,11 +2,11 @@
 //! membership tests use `reflect.DeepEqual`, so `has 3 .list` is false for a JSON list (whose
 //! numbers are float64) exactly as in Argo.
 
+use super::func::{FnResult, Func, Param, arg, fixed, int_arg, variadic};
 use super::math::to_int64;
-use super::{FnResult, Func, Param, arg, fixed, int_arg, variadic};
-use crate::MAX_LIST_LEN;
+use crate::go::budget::{Budget, go_int};
 use crate::go::value::{Elem, Value};
-use crate::go::{Budget, go_int};
+use crate::limits::MAX_LIST_LEN;
 
 use Param::{Any, Int};
 

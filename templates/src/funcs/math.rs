@@ -4,10 +4,11 @@
 //! Sprig; they are computed here in exact decimal on the operands' shortest representations (so
 //! `addf 0.1 0.2` is `0.3`), falling back to float64 arithmetic beyond 38 digits.
 
-use super::{FnResult, Func, Param, fixed, int_arg, str_arg, variadic};
-use crate::go::Budget;
-use crate::go::fmt::{format_float, to_string};
-use crate::go::parse::parse_int_literal;
+use super::func::{FnResult, Func, Param, fixed, int_arg, str_arg, variadic};
+use crate::go::budget::Budget;
+use crate::go::fmt::to_string;
+use crate::go::strconv::format_float;
+use crate::go::strconv::parse_int_literal;
 use crate::go::value::Value;
 
 use Param::{Any, Float, Int, Str};

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use super::{FnResult, Func, Param, fixed, int_arg, str_arg};
+use super::func::{FnResult, Func, Param, fixed, int_arg, str_arg};
+use crate::go::budget::{Budget, go_int};
 use crate::go::value::Value;
-use crate::go::{Budget, go_int};
 
 use Param::{Int, Str};
 
@@ -50,7 +50,7 @@ fn compile(pattern: &str) -> Result<Regex, String> {
         let re = Regex::new(pattern).map_err(|e| {
             format!(
                 "regexp: Compile({}): error parsing regexp: {e}",
-                crate::go::quote(pattern)
+                crate::go::strconv::quote(pattern)
             )
         })?;
         let mut cache = cache.borrow_mut();

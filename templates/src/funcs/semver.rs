@@ -3,10 +3,10 @@
 //! `,`/space for AND and `||` for OR, and pre-releases matching only constraints that name one.
 
 use std::cmp::Ordering;
-use std::fmt;
 
-use super::{FnResult, Func, Param, fixed, str_arg};
-use crate::go::Budget;
+use super::func::{FnResult, Func, Param, fixed, str_arg};
+use super::version::Version;
+use crate::go::budget::Budget;
 use crate::go::value::Value;
 
 use Param::Str;
@@ -16,85 +16,9 @@ pub(crate) const FUNCS: &[Func] = &[
     fixed("semverCompare", &[Str, Str], semver_compare),
 ];
 
-const INVALID: &str = "Invalid Semantic Version";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Version {
-    major: u64,
-    minor: u64,
-    patch: u64,
-    pre: String,
-    metadata: String,
-    original: String,
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
-        if !self.pre.is_empty() {
-            write!(f, "-{}", self.pre)?;
-        }
-        if !self.metadata.is_empty() {
-            write!(f, "+{}", self.metadata)?;
-        }
-        Ok(())
-    }
-}
-
-fn ident_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-}
-
+// The template-visible methods live here, beside the `semver` functions, because they
+// produce engine values: `version` stays a leaf that `go::value` can hold.
 impl Version {
-    /// Masterminds' `NewVersion`.
-    pub(crate) fn parse(input: &str) -> Result<Version, String> {
-        let body = input.strip_prefix('v').unwrap_or(input);
-        let (body, metadata) = match body.split_once('+') {
-            Some((b, m)) => (b, m),
-            None => (body, ""),
-        };
-        let (core, pre) = match body.split_once('-') {
-            Some((c, p)) => (c, p),
-            None => (body, ""),
-        };
-        if (!pre.is_empty() || body.contains('-')) && !ident_ok(pre) {
-            return Err(INVALID.to_string());
-        }
-        if (!metadata.is_empty() || input.contains('+')) && !ident_ok(metadata) {
-            return Err(INVALID.to_string());
-        }
-        let nums: Vec<&str> = core.split('.').collect();
-        if nums.is_empty()
-            || nums.len() > 3
-            || nums
-                .iter()
-                .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(INVALID.to_string());
-        }
-        let num = |i: usize| -> Result<u64, String> {
-            nums.get(i).map_or(Ok(0), |n| {
-                n.parse()
-                    .map_err(|e| format!("Error parsing version segment: {e}"))
-            })
-        };
-        for part in pre.split('.').filter(|_| !pre.is_empty()) {
-            if part.len() > 1 && part.starts_with('0') && part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("Version segment starts with 0".to_string());
-            }
-        }
-        Ok(Version {
-            major: num(0)?,
-            minor: num(1)?,
-            patch: num(2)?,
-            pre: pre.to_string(),
-            metadata: metadata.to_string(),
-            original: input.to_string(),
-        })
-    }
-
     /// The methods a template can call on a version (`(semver "1.2.3").Major`).
     // Go's `Major()` etc. return `uint64`; the engine has no unsigned value, so a segment above
     // `i64::MAX` (never seen in real versions) wraps, where Go would print it unchanged.
@@ -110,41 +34,6 @@ impl Version {
             "String" => Value::string(self.to_string()),
             _ => return None,
         })
-    }
-
-    /// Precedence, ignoring build metadata.
-    fn compare(&self, other: &Version) -> Ordering {
-        (self.major, self.minor, self.patch)
-            .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| compare_pre(&self.pre, &other.pre))
-    }
-}
-
-fn compare_pre(a: &str, b: &str) -> Ordering {
-    match (a.is_empty(), b.is_empty()) {
-        (true, true) => return Ordering::Equal,
-        (true, false) => return Ordering::Greater,
-        (false, true) => return Ordering::Less,
-        _ => {}
-    }
-    let (mut a_parts, mut b_parts) = (a.split('.'), b.split('.'));
-    loop {
-        match (a_parts.next(), b_parts.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(a_part), Some(b_part)) => {
-                let ord = match (a_part.parse::<u64>(), b_part.parse::<u64>()) {
-                    (Ok(a_num), Ok(b_num)) => a_num.cmp(&b_num),
-                    (Ok(_), Err(_)) => Ordering::Less,
-                    (Err(_), Ok(_)) => Ordering::Greater,
-                    (Err(_), Err(_)) => a_part.cmp(b_part),
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-        }
     }
 }
 

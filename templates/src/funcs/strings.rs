@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{FnResult, Func, Param, arg, checked_size, fixed, int_arg, str_arg, variadic};
-use crate::go::fmt::{quote as go_quote, to_string};
+use super::func::{FnResult, Func, Param, arg, checked_size, fixed, int_arg, str_arg, variadic};
+use crate::go::budget::{Budget, go_int};
+use crate::go::fmt::to_string;
+use crate::go::strconv::quote as go_quote;
 use crate::go::value::{Elem, Value};
-use crate::go::{Budget, go_int};
 
 use Param::{Any, Int, Str};
 

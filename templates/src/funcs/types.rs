@@ -1,8 +1,8 @@
 //! Defaults, flow control and reflection: `default empty coalesce all any ternary fail typeOf
 //! typeIs typeIsLike kindOf kindIs deepEqual`.
 
-use super::{FnResult, Func, Param, arg, bool_arg, fixed, str_arg, variadic};
-use crate::go::Budget;
+use super::func::{FnResult, Func, Param, arg, bool_arg, fixed, str_arg, variadic};
+use crate::go::budget::Budget;
 use crate::go::value::Value;
 
 use Param::{Any, Bool, Str};

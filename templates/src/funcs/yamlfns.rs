@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::{FnResult, Func, Param, arg, fixed, str_arg, variadic};
-use crate::go::Budget;
+use super::func::{FnResult, Func, Param, arg, fixed, str_arg, variadic};
+use crate::go::budget::Budget;
 use crate::go::value::{Elem, Value};
 use crate::yaml;
 

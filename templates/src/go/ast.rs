@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::quote;
-use crate::funcs::Func;
+use super::strconv::quote;
+use crate::funcs::func::Func;
 
 /// A parsed template string: its main body and the templates it `define`s.
 #[derive(Debug)]

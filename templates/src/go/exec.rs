@@ -12,7 +12,7 @@
 //!   with Go's errors (`wrong type for value; expected int; got float64`, `invalid value; expected
 //!   string`, `wrong number of args for f: want 2 got 1`);
 //! * `and`/`or` short-circuit; `range` visits map keys in order and integers as `0..n`;
-//! * Helm's `include` (with [`crate::Library::Helm`]) executes a `define`d template like
+//! * Helm's `include` (with [`crate::mode::Library::Helm`]) executes a `define`d template like
 //!   `{{template}}` does, with a fresh variable scope, into a string instead of the output.
 //!
 //! Errors are formatted like Go's: `template: :LINE:COL: executing "NAME" at <NODE>: MESSAGE`.
@@ -21,10 +21,14 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use super::ast::{Arg, Branch, Cmd, ListNode, Node, Number, Pipe, Program, TemplateCall};
+use super::budget::{Budget, MAX_EXEC_DEPTH, go_int};
+use super::fmt;
+use super::strconv::quote;
 use super::value::{Elem, Str, Value};
-use super::{Budget, MAX_EXEC_DEPTH, fmt, go_int, quote};
-use crate::funcs::{Eval, Func, Param};
-use crate::{MAX_LIST_LEN, MAX_OUTPUT_BYTES, MissingKey, Params};
+use crate::funcs::func::{Eval, Func, Param};
+use crate::limits::{MAX_LIST_LEN, MAX_OUTPUT_BYTES};
+use crate::mode::MissingKey;
+use crate::params::Params;
 
 type R<T> = Result<T, String>;
 

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::fmt::{char_u, quote};
+use super::strconv::{char_u, quote};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tok {

@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 
-use super::MAX_PARSE_DEPTH;
 use super::ast::{Arg, Branch, Cmd, ListNode, Node, Number, Pipe, Program, TemplateCall};
+use super::budget::MAX_PARSE_DEPTH;
 use super::lex::{Item, Tok, lex};
-use crate::{Library, funcs};
+use super::strconv::{parse_int_literal, quote};
+use crate::funcs;
+use crate::mode::Library;
 
 type PResult<T> = Result<T, String>;
 
@@ -157,7 +159,7 @@ impl<'s> Parser<'s> {
             Some(existing) if !is_empty_list(existing) && !is_empty_list(&list) => Err(self
                 .errorf(&format!(
                     "template: multiple definition of template {}",
-                    super::quote(&name)
+                    quote(&name)
                 ))),
             Some(_) if is_empty_list(&list) => Ok(()),
             _ => {
@@ -483,7 +485,7 @@ impl<'s> Parser<'s> {
             Arg::Bool(..) | Arg::Str { .. } | Arg::Number(..) | Arg::Nil(_) | Arg::Dot(_) => {
                 return Err(self.errorf(&format!(
                     "unexpected . after term {}",
-                    super::quote(&node.to_string())
+                    quote(&node.to_string())
                 )));
             }
             other => Arg::Chain {
@@ -501,18 +503,14 @@ impl<'s> Parser<'s> {
             Tok::Identifier => match funcs::lookup(&it.val, self.library) {
                 Some(func) => Arg::Func { pos, func },
                 None => {
-                    return Err(
-                        self.errorf(&format!("function {} not defined", super::quote(&it.val)))
-                    );
+                    return Err(self.errorf(&format!("function {} not defined", quote(&it.val))));
                 }
             },
             Tok::Dot => Arg::Dot(pos),
             Tok::Nil => Arg::Nil(pos),
             Tok::Variable => {
                 if !self.vars.iter().any(|v| **v == *it.val) {
-                    return Err(
-                        self.errorf(&format!("undefined variable {}", super::quote(&it.val)))
-                    );
+                    return Err(self.errorf(&format!("undefined variable {}", quote(&it.val))));
                 }
                 Arg::Variable {
                     pos,
@@ -628,37 +626,6 @@ pub(crate) fn unquote(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`-style integer parsing (sign, base prefixes, `_`, leading-0
-/// octal), returning the magnitude and sign.
-pub(crate) fn parse_int_literal(text: &str) -> Option<(bool, u64)> {
-    let (neg, body) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d.to_string(), true)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d.to_string(), true)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d.to_string(), true)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, lower[1..].to_string(), true)
-    } else {
-        (10, lower.clone(), false)
-    };
-    // Underscores may only separate digits (or follow a base prefix).
-    if (digits.starts_with('_') && !prefixed) || digits.ends_with('_') || digits.contains("__") {
-        return None;
-    }
-    let digits = digits.replace('_', "");
-    if digits.is_empty() || digits.starts_with('+') || digits.starts_with('-') {
-        return None;
-    }
-    u64::from_str_radix(&digits, radix).ok().map(|u| (neg, u))
-}
-
 /// Go's `newNumber`: every interpretation of a number literal.
 // The conversions between a constant's int, uint and float forms are Go's own (`parse.go`'s
 // `float64(i)`, `int64(f)`, `uint64(f)`); the float-to-integer ones only run on integral floats
@@ -721,7 +688,7 @@ fn number(text: &str, typ: Tok) -> Result<Number, String> {
         }
     }
     if n.int.is_none() && n.uint.is_none() && n.float.is_none() {
-        return Err(format!("illegal number syntax: {}", super::quote(text)));
+        return Err(format!("illegal number syntax: {}", quote(text)));
     }
     Ok(n)
 }

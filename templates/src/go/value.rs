@@ -17,8 +17,9 @@ use std::rc::Rc;
 
 use serde_json::{Map as JsonMap, Number, Value as Json};
 
-use super::{Budget, MAX_VALUE_DEPTH};
-use crate::funcs::semver::Version;
+use super::budget::{Budget, MAX_VALUE_DEPTH};
+use super::strconv::float_v;
+use crate::funcs::version::Version;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Str<'a> {
@@ -293,11 +294,10 @@ impl<'a> Value<'a> {
             Value::Missing | Value::Nil => Json::Null,
             Value::Bool(b) => Json::Bool(*b),
             Value::Int(i) | Value::Int64(i) => Json::Number(Number::from(*i)),
-            Value::Float(f) => {
-                Json::Number(Number::from_f64(*f).ok_or_else(|| {
-                    format!("json: unsupported value: {}", super::fmt::float_v(*f))
-                })?)
-            }
+            Value::Float(f) => Json::Number(
+                Number::from_f64(*f)
+                    .ok_or_else(|| format!("json: unsupported value: {}", float_v(*f)))?,
+            ),
             Value::Str(s) => {
                 budget.alloc(s.len())?;
                 Json::String(s.to_string())
