@@ -4,7 +4,6 @@
 use std::path::Path;
 
 #[test]
-#[ignore = "enabled once fleet-controller's cycles are removed"]
 fn workspace_has_no_module_cycles() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let report = argosy_tests::modgraph::check_workspace(&root).expect("reading the workspace");
