@@ -13,15 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::DynamicObject;
 use serde_json::Value;
 
-use crate::clients::Scope;
 use crate::health::{self, HealthCode};
 use crate::plan::{DesiredObject, SyncPlan};
 use crate::resource::{ObjKey, ResourceOptions, Role, is_tracked_by};
-pub use crate::writer::Reach;
 use crate::writer::ClusterWriter;
+pub use crate::writer::Reach;
 
 /// Why one write of a sync or finalizer failed, named by its step. The text is what the
 /// Application's status shows for the resource.
@@ -580,9 +579,11 @@ pub fn api_error(e: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::Scope;
     use crate::plan;
     use crate::resource::{TRACKING_ANNOTATION, role_of, wave_of};
     use crate::writer::fake::{FakeWriter, merge};
+    use kube::api::ApiResource;
     use serde_json::json;
 
     const APP: &str = "app";

@@ -25,7 +25,6 @@ pub struct Reach {
     pub scope: Scope,
 }
 
-
 /// The cluster requests of a sync and of an Application's finalizer. Each method is one
 /// request and returns the API server's answer as is: the callers decide what a 404 or
 /// a conflict means for their step.

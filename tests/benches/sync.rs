@@ -40,11 +40,10 @@ use anyhow::{Context as _, Result, bail, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, install_crds, prepare_namespace,
-    run_args,
+    ARGOCD_NAMESPACE, application_resource, install_crds, prepare_namespace, run_args,
 };
-use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::bench::{CpuSnapshot, CpuUsed, machine, peak_rss_mib_of, update_benchmarks_md};
+use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::fixtures::{AppBuilder, free_port};
 use argosy_tests::{ControlPlane, MANAGEMENT};
 use futures::{StreamExt, TryStreamExt};

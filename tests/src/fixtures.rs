@@ -5,11 +5,9 @@
 //! in the manifest only when it was set (or has an Argo CD default the tests always
 //! wrote), so that a test keeps asserting what it asserted before.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, TcpListener};
-use std::sync::{Mutex, PoisonError};
+use std::collections::BTreeMap;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use argosy_crds::Application;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};

@@ -1125,17 +1125,26 @@ mod tests {
 }
 ",
             ),
-            ("src/testing.rs", "pub fn run() { crate::assess(); }
-"),
+            (
+                "src/testing.rs",
+                "pub fn run() { crate::assess(); }
+",
+            ),
         ]);
         assert!(report.cycles.is_empty(), "{report}");
         let report = check(&[
-            ("src/lib.rs", "mod kind;
+            (
+                "src/lib.rs",
+                "mod kind;
 pub fn assess() { kind::check(); }
-"),
-            ("src/kind.rs", "pub fn check() {}
+",
+            ),
+            (
+                "src/kind.rs",
+                "pub fn check() {}
 pub fn again() { crate::assess(); }
-"),
+",
+            ),
         ]);
         assert_eq!(report.cycles.len(), 1, "{report}");
     }

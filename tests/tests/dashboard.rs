@@ -22,7 +22,8 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, init_tracing,
+    install_crds, prepare_namespace, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::fixtures::free_port;

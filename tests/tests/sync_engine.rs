@@ -19,8 +19,8 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, ControllerHandle, TEST_FIELD_MANAGER, application_resource, apply_json,
-    appset_resource, init_tracing, install_crds, prepare_namespace, run_args,
-    start_controller, wait_for,
+    appset_resource, init_tracing, install_crds, prepare_namespace, run_args, start_controller,
+    wait_for,
 };
 use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::{ControlPlane, TestCluster};

@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use super::verdict::Health;
 use super::core::load_balancer;
 use super::fields::Malformed;
+use super::verdict::Health;
 
 pub(super) fn ingress(obj: &Value, _version: &str) -> Result<Health, Malformed> {
     load_balancer(obj)

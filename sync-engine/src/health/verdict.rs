@@ -15,7 +15,7 @@ pub enum HealthCode {
 }
 
 impl HealthCode {
-    const ALL: [HealthCode; 6] = [
+    pub(super) const ALL: [HealthCode; 6] = [
         HealthCode::Healthy,
         HealthCode::Suspended,
         HealthCode::Progressing,
@@ -62,4 +62,3 @@ impl Health {
 pub fn worst(codes: impl IntoIterator<Item = HealthCode>) -> HealthCode {
     codes.into_iter().max().unwrap_or(HealthCode::Healthy)
 }
-

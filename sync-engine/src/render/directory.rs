@@ -5,9 +5,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::RenderError;
 use super::manifests::{expand_list, json_file, yaml_file};
 use super::paths::Tree;
-use super::error::RenderError;
 use super::{Renderer, options};
 
 /// `spec.source.directory`.

@@ -4,10 +4,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::error::RenderError;
 use super::manifests::tool_output;
 use super::paths::{Resolved, Tree, join};
 use super::tools::run_tool;
-use super::error::RenderError;
 use super::{RenderTarget, Renderer, display_path, options};
 
 /// `spec.source.helm`, the options Argo CD passes to `helm template`.

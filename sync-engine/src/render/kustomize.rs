@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::error::RenderError;
 use super::manifests::tool_output;
 use super::paths::{Resolved, Tree, join};
 use super::tools::run_tool;
-use super::error::RenderError;
 use super::{Renderer, display_path, options};
 
 /// `spec.source.kustomize`: the options Argo CD applies with `kustomize edit`.

@@ -28,10 +28,9 @@ mod tools;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use argosy_crds::application::ApplicationSource;
-use argosy_generators::source::{RepoError, RepoSnapshot};
+use argosy_generators::source::RepoSnapshot;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -64,7 +63,6 @@ pub struct RenderTarget<'a> {
     pub app_name: &'a str,
     pub namespace: &'a str,
 }
-
 
 /// Renders sources, caching results by (repo URL, commit, path, options).
 pub struct Renderer {

@@ -3,7 +3,7 @@
 //! out of the repository is refused before anything touches the disk; and that tree
 //! written to disk for the tools, within the tree size limit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use argosy_generators::source::RepoSnapshot;
 use sha2::Digest;
@@ -195,8 +195,7 @@ pub(super) fn materialize(
                 link: file.clone(),
                 reason: "has a target that is not UTF-8",
             })?;
-            std::os::unix::fs::symlink(target, &dest)
-                .map_err(|e| err(format!("{file}: {e}")))?;
+            std::os::unix::fs::symlink(target, &dest).map_err(|e| err(format!("{file}: {e}")))?;
         } else {
             std::fs::write(&dest, data).map_err(|e| err(format!("{file}: {e}")))?;
         }
