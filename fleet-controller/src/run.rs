@@ -556,7 +556,15 @@ async fn leader_channel(
         return Ok((None, None));
     }
     let seconds = args.lease_duration.as_secs().max(2);
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+    // Unfenced (it must be able to take the Lease), but never overwriting a Lease another
+    // replica validly holds.
+    let lease_client = fence::guard_lease(
+        client.clone(),
+        &args.namespace,
+        &args.lease_name,
+        &args.identity,
+    );
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(lease_client, &args.lease_name)
         .with_namespace(&args.namespace)
         .with_identity(&args.identity)
         .with_duration(seconds)
