@@ -137,10 +137,10 @@ pub async fn run_with(
     let (leader, lease_task) = leader_channel(&client, &args).await?;
     // Every write from here on passes the fence (the lease manager above keeps the one
     // unfenced client: it must be able to take the Lease).
-    let fence = match &leader {
+    let (fence, follow_task) = match &leader {
         Some(rx) => {
             let fence = Fence::leased(args.identity.clone());
-            tokio::spawn(fence::follow(
+            let task = tokio::spawn(fence::follow(
                 fence.clone(),
                 client.clone(),
                 args.namespace.clone(),
@@ -148,9 +148,9 @@ pub async fn run_with(
                 args.lease_duration,
                 rx.clone(),
             ));
-            fence
+            (fence, Some(task))
         }
-        None => Fence::open(),
+        None => (Fence::open(), None),
     };
     let client = fence.wrap(client);
 
@@ -386,6 +386,14 @@ pub async fn run_with(
     drop(leader);
     drop(ctx);
     drop(sync_ctx);
+    // The fence's follower holds a leadership receiver too (and never ends by itself):
+    // without stopping it the Lease would never be released. Nothing writes any more;
+    // close the fence for good all the same.
+    if let Some(task) = follow_task {
+        task.abort();
+        let _ = task.await;
+        fence.set_leader(false);
+    }
     if let Some(task) = http_task
         && tokio::time::timeout(Duration::from_secs(5), task)
             .await
