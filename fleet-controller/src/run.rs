@@ -137,11 +137,21 @@ pub async fn run_with(
     let (leader, lease_task) = leader_channel(&client, &args).await?;
     // Every write from here on passes the fence (the lease manager above keeps the one
     // unfenced client: it must be able to take the Lease).
-    let fence = match &leader {
-        Some(_) => Fence::leased(args.identity.clone()),
-        None => Fence::open(),
+    let (fence, follow_task) = match &leader {
+        Some(rx) => {
+            let fence = Fence::leased(args.identity.clone());
+            let task = tokio::spawn(fence::follow(
+                fence.clone(),
+                client.clone(),
+                args.namespace.clone(),
+                args.lease_name.clone(),
+                args.lease_duration,
+                rx.clone(),
+            ));
+            (fence, Some(task))
+        }
+        None => (Fence::open(), None),
     };
-    let lease_client = client.clone();
     let client = fence.wrap(client);
 
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
@@ -200,27 +210,6 @@ pub async fn run_with(
     let clusters = ClusterRegistry::new(secrets.clone(), secrets_ready, args.namespace.clone());
     let projects = ProjectRegistry::new(projects, projects_ready, args.namespace.clone());
     let shutdown = futures::FutureExt::shared(shutdown);
-    // Keeps the fence current. It ends with the shutdown: its copy of the leadership
-    // receiver must go too, or the lease manager never sees the last receiver dropped
-    // and never releases the Lease.
-    if let Some(rx) = &leader {
-        let follow = fence::follow(
-            fence.clone(),
-            lease_client,
-            args.namespace.clone(),
-            args.lease_name.clone(),
-            args.lease_duration,
-            rx.clone(),
-        );
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = follow => {}
-                () = stop => {}
-            }
-        });
-    }
-
     let metrics = Metrics::new();
     // One repository cache for generators and the sync engine.
     let repos = Arc::new(
@@ -395,14 +384,19 @@ pub async fn run_with(
         _ = futures::future::join(run, sync_run) => {}
         _ = app_reflector => {}
     }
-    // Nothing writes from here on: close the fence before the Lease is released, so no
-    // stray write can overlap with the next leader's.
-    fence.set_leader(false);
     // The Lease is released once every holder of a leadership receiver is gone: the
     // contexts, and the HTTP listener's routes (which hold both contexts).
     drop(leader);
     drop(ctx);
     drop(sync_ctx);
+    // The fence's follower holds a leadership receiver too (and never ends by itself):
+    // without stopping it the Lease would never be released. Nothing writes any more;
+    // close the fence for good all the same.
+    if let Some(task) = follow_task {
+        task.abort();
+        let _ = task.await;
+        fence.set_leader(false);
+    }
     if let Some(task) = http_task
         && tokio::time::timeout(Duration::from_secs(5), task)
             .await
@@ -589,7 +583,15 @@ async fn leader_channel(
         return Ok((None, None));
     }
     let seconds = args.lease_duration.as_secs().max(2);
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+    // Unfenced (it must be able to take the Lease), but never overwriting a Lease another
+    // replica validly holds.
+    let lease_client = fence::guard_lease(
+        client.clone(),
+        &args.namespace,
+        &args.lease_name,
+        &args.identity,
+    );
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(lease_client, &args.lease_name)
         .with_namespace(&args.namespace)
         .with_identity(&args.identity)
         .with_duration(seconds)

@@ -8,7 +8,9 @@
 //! management client and [`crate::clients::ClusterClients`] wraps every destination
 //! cluster's client, so no write path can miss it (reads — `GET`, lists and watches — pass
 //! untouched: followers keep their caches warm). The lease manager's own client is the one
-//! client that is not wrapped: it must be able to take the Lease.
+//! client that is not wrapped: it must be able to take the Lease. It gets a narrower guard
+//! instead ([`guard_lease`]): its patches of the Lease are compare-and-swap, and never
+//! overwrite a Lease another replica validly holds.
 //!
 //! The fence is open while both of these hold:
 //! * the lease manager says this replica leads ([`Fence::set_leader`]), and
@@ -189,6 +191,132 @@ impl Leased {
     }
 }
 
+/// `client` for the lease manager: its patches of the Lease `namespace/name` become
+/// compare-and-swap operations that never overwrite a Lease validly held by another
+/// replica.
+///
+/// kube-lease-manager renews blindly: it patches `renewTime` and `leaseDurationSeconds`
+/// without a resourceVersion, trusting its cached view of the holder. After another
+/// replica took the Lease, that renewal rewrites the new holder's duration with our own
+/// (shorter) one, and once that runs out the old leader "acquires the expired Lease" and
+/// writes again: a split brain the write fence would then let through, since the Lease
+/// says so. Here every patch of the Lease first reads it: held by someone else and not
+/// expired, the patch is answered with a `409 Conflict` without being sent (the lease
+/// manager backs off and re-reads); otherwise the patch is sent with the read
+/// resourceVersion as a precondition, so a takeover between the read and the write makes
+/// the API server refuse it with a Conflict too.
+///
+/// Expiry is judged like the lease manager judges it: `renewTime + leaseDurationSeconds`
+/// against the local wall clock. Other requests pass untouched.
+pub fn guard_lease(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    identity: &str,
+) -> kube::Client {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let path = format!("/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}");
+    let namespace = namespace.to_owned();
+    let name = name.to_owned();
+    let identity = identity.to_owned();
+    let default_namespace = client.default_namespace().to_owned();
+    let service = tower::service_fn(move |request: http::Request<Body>| {
+        let client = client.clone();
+        let guarded = request.method() == http::Method::PATCH && request.uri().path() == path;
+        let (namespace, name, identity) = (namespace.clone(), name.clone(), identity.clone());
+        async move {
+            if !guarded {
+                return client.send(request).await.map_err(tower::BoxError::from);
+            }
+            let api: kube::Api<Lease> = kube::Api::namespaced(client.clone(), &namespace);
+            let Some(live) = api.get_opt(&name).await? else {
+                // Nothing to protect: the API server answers 404 and the manager recreates it.
+                return client.send(request).await.map_err(tower::BoxError::from);
+            };
+            let spec = live.spec.unwrap_or_default();
+            if let Some(holder) = held_by_other(&spec, &identity, jiff_now()) {
+                tracing::debug!(%holder, "not writing the Lease another replica holds");
+                return Ok(conflict(&format!(
+                    "the Lease {namespace}/{name} is held by {holder}"
+                )));
+            }
+            let (mut parts, body) = request.into_parts();
+            let body = body.collect_bytes().await?;
+            let body = with_resource_version(&body, live.metadata.resource_version.as_deref());
+            // The body changed size; let the client compute the length again.
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            client
+                .send(http::Request::from_parts(parts, Body::from(body)))
+                .await
+                .map_err(tower::BoxError::from)
+        }
+    });
+    kube::Client::new(service, default_namespace)
+}
+
+fn jiff_now() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now()
+}
+
+/// The holder of a Lease that is held by someone other than `identity` and has not
+/// expired at `now`. A Lease without renewTime or duration counts as expired (as the
+/// lease manager counts it).
+fn held_by_other(
+    spec: &k8s_openapi::api::coordination::v1::LeaseSpec,
+    identity: &str,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<String> {
+    let holder = spec.holder_identity.as_deref()?;
+    if holder == identity {
+        return None;
+    }
+    let renewed = spec.renew_time.as_ref()?.0;
+    let duration =
+        k8s_openapi::jiff::SignedDuration::from_secs(i64::from(spec.lease_duration_seconds?));
+    let expiry = renewed.checked_add(duration).ok()?;
+    (now < expiry).then(|| holder.to_owned())
+}
+
+/// `patch` (a JSON object) with `metadata.resourceVersion` set to `version`: the API
+/// server then applies it only to that version. Anything else is returned unchanged.
+fn with_resource_version(patch: &[u8], version: Option<&str>) -> Vec<u8> {
+    let Some(version) = version else {
+        return patch.to_vec();
+    };
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(patch) else {
+        return patch.to_vec();
+    };
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        return patch.to_vec();
+    };
+    metadata.insert("resourceVersion".to_owned(), version.into());
+    serde_json::to_vec(&object).unwrap_or_else(|_| patch.to_vec())
+}
+
+/// The API server's answer to a write whose precondition failed.
+fn conflict(message: &str) -> http::Response<Body> {
+    let status = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Conflict",
+        "code": 409,
+    });
+    let mut response = http::Response::new(Body::from(status.to_string().into_bytes()));
+    *response.status_mut() = http::StatusCode::CONFLICT;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// Keeps `fence` current until both sources end: the lease manager's leadership channel
 /// `leader`, and a watch (through `client`, which must not be fenced) on the Lease
 /// `namespace/name`, whose own `leaseDurationSeconds` (else `duration`) bounds how long a
@@ -269,6 +397,9 @@ pub fn is_fenced(error: &kube::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use k8s_openapi::jiff::Timestamp;
 
     const LEASE: Duration = Duration::from_secs(10);
 
@@ -341,6 +472,131 @@ mod tests {
         ] {
             assert!(is_write(&write));
         }
+    }
+
+    fn lease_spec(holder: &str, renewed: &str, seconds: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.to_owned()),
+            renew_time: Some(MicroTime(renewed.parse().expect("a timestamp"))),
+            lease_duration_seconds: Some(seconds),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn only_an_unexpired_lease_of_another_replica_is_protected() {
+        let now: Timestamp = "2026-01-01T00:00:10Z".parse().expect("a timestamp");
+        let other = lease_spec("other", "2026-01-01T00:00:00Z", 3600);
+        assert_eq!(held_by_other(&other, "me", now).as_deref(), Some("other"));
+        assert_eq!(held_by_other(&other, "other", now), None, "our own Lease");
+        let expired = lease_spec("other", "2026-01-01T00:00:00Z", 5);
+        assert_eq!(held_by_other(&expired, "me", now), None);
+        assert_eq!(held_by_other(&LeaseSpec::default(), "me", now), None);
+        let unrenewed = LeaseSpec {
+            renew_time: None,
+            ..other
+        };
+        assert_eq!(held_by_other(&unrenewed, "me", now), None);
+    }
+
+    #[test]
+    fn a_patch_gets_the_resource_version_as_precondition() {
+        let patch = br#"{"kind":"Lease","spec":{"renewTime":"x"}}"#;
+        let out: serde_json::Value =
+            serde_json::from_slice(&with_resource_version(patch, Some("42"))).expect("JSON");
+        assert_eq!(out["metadata"]["resourceVersion"], "42");
+        assert_eq!(out["spec"]["renewTime"], "x");
+        assert_eq!(with_resource_version(patch, None), patch.to_vec());
+        assert_eq!(
+            with_resource_version(b"not json", Some("1")),
+            b"not json".to_vec()
+        );
+    }
+
+    /// A fake API server holding one Lease: answers GETs with it and records patches.
+    fn fake_lease_server(
+        lease: serde_json::Value,
+    ) -> (kube::Client, Arc<Mutex<Vec<serde_json::Value>>>) {
+        let patches = Arc::new(Mutex::new(Vec::new()));
+        let seen = patches.clone();
+        let client = kube::Client::new(
+            tower::service_fn(move |request: http::Request<Body>| {
+                let lease = lease.clone();
+                let seen = seen.clone();
+                async move {
+                    if request.method() == http::Method::PATCH {
+                        let body = request.into_body().collect_bytes().await?;
+                        seen.lock()
+                            .expect("not poisoned")
+                            .push(serde_json::from_slice(&body)?);
+                    }
+                    Ok::<_, tower::BoxError>(http::Response::new(Body::from(
+                        lease.to_string().into_bytes(),
+                    )))
+                }
+            }),
+            "default",
+        );
+        (client, patches)
+    }
+
+    const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/l";
+
+    fn renewal() -> http::Request<Body> {
+        http::Request::patch(LEASE_PATH)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/strategic-merge-patch+json",
+            )
+            .body(Body::from(
+                br#"{"spec":{"leaseDurationSeconds":5}}"#.to_vec(),
+            ))
+            .expect("a request")
+    }
+
+    #[tokio::test]
+    async fn the_lease_manager_does_not_overwrite_a_lease_held_by_another() {
+        let renewed = MicroTime(Timestamp::now());
+        let (inner, patches) = fake_lease_server(serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "l", "namespace": "ns", "resourceVersion": "7"},
+            "spec": {"holderIdentity": "other", "renewTime": renewed, "leaseDurationSeconds": 3600},
+        }));
+        let client = guard_lease(inner, "ns", "l", "me");
+        // Through `Api`, which turns the answer into an error as the lease manager sees it.
+        let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(client, "ns");
+        let patch = kube::api::Patch::Strategic(serde_json::json!({
+            "spec": {"leaseDurationSeconds": 5},
+        }));
+        let error = api
+            .patch("l", &kube::api::PatchParams::default(), &patch)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, kube::Error::Api(status) if status.code == 409 && status.reason == "Conflict"),
+            "{error:?}"
+        );
+        assert!(
+            patches.lock().expect("not poisoned").is_empty(),
+            "nothing was sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_lease_managers_own_renewal_is_conditional_on_the_version_it_read() {
+        let renewed = MicroTime(Timestamp::now());
+        let (inner, patches) = fake_lease_server(serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "l", "namespace": "ns", "resourceVersion": "7"},
+            "spec": {"holderIdentity": "me", "renewTime": renewed, "leaseDurationSeconds": 5},
+        }));
+        let client = guard_lease(inner, "ns", "l", "me");
+        client.send(renewal()).await.expect("renewed");
+        let sent = patches.lock().expect("not poisoned").clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["metadata"]["resourceVersion"], "7");
+        assert_eq!(sent[0]["spec"]["leaseDurationSeconds"], 5);
     }
 
     /// A wrapped client refuses a write before it leaves the process (the inner client

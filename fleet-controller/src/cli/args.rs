@@ -184,6 +184,31 @@ pub struct RunFlags {
     /// it neither is served: 404).
     #[arg(long)]
     pub dashboard_token_file: Option<PathBuf>,
+    /// Format of the log lines on stderr: text for people, json (one object per line) for
+    /// log collectors. The level filter stays in ARGOSY_LOG.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colored on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The log format the command asks for: `--log-format` of `argosy run`; text for every
+    /// other command (their logs are for the person at the terminal).
+    pub fn log_format(&self) -> LogFormat {
+        match &self.command {
+            Command::Run(flags) => flags.log_format,
+            _ => LogFormat::Text,
+        }
+    }
 }
 
 /// The output format of `argosy generate`.

@@ -24,7 +24,7 @@ pub mod inputs;
 use crate::cli::cmd::app::AppCommand;
 use crate::run::{RunArgs, SyncSettings};
 use crate::webhook::WebhookConfig;
-pub use args::{Cli, Command, Format};
+pub use args::{Cli, Command, Format, LogFormat};
 use defaults::{default_cache_dir, default_identity};
 
 /// The trimmed content of a secret file (never printed).
@@ -226,6 +226,39 @@ mod tests {
     use super::*;
     use crate::cli::cmd::fleet::ClusterCommand;
     use clap::Parser as _;
+
+    #[test]
+    fn log_format_is_a_run_flag_defaulting_to_text() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args);
+        let cli = parse(&["argosy", "run"]).expect("argosy run parses");
+        assert_eq!(cli.log_format(), LogFormat::Text);
+        let cli = parse(&["argosy", "run", "--log-format", "json"]).expect("json parses");
+        assert_eq!(cli.log_format(), LogFormat::Json);
+        let cli = parse(&["argosy", "run", "--log-format=text"]).expect("text parses");
+        assert_eq!(cli.log_format(), LogFormat::Text);
+        // Other commands log text and do not take the flag.
+        assert_eq!(
+            parse(&["argosy", "crds"])
+                .expect("crds parses")
+                .log_format(),
+            LogFormat::Text
+        );
+        assert!(parse(&["argosy", "crds", "--log-format", "json"]).is_err());
+    }
+
+    #[test]
+    fn an_unknown_log_format_is_a_clear_usage_error() {
+        let error = Cli::try_parse_from(["argosy", "run", "--log-format", "bogus"])
+            .expect_err("bogus is no log format");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        let message = error.to_string();
+        assert!(message.contains("invalid value 'bogus'"), "{message}");
+        assert!(message.contains("--log-format"), "{message}");
+        assert!(
+            message.contains("text") && message.contains("json"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn app_namespace_is_global_and_defaults_to_argocd() {
