@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use argosy_crds::Application;
 use argosy_crds::cluster::Cluster;
 use argosy_crds::consts::RESOURCES_FINALIZER;
+use argosy_crds::operation::RetryStrategy;
 use argosy_generators::source::{ProjectSource, RepoSource};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::events::{EventPublisher, EventType};
@@ -407,7 +409,16 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 SyncOutcome::Failed(why) => {
                     conditions.push((ConditionType::SyncError, why.clone()));
                     clear_operation = sync.manual;
-                    requeue = retry_delay(&app, &state).unwrap_or(ctx.config.resync);
+                    let retries = state.get("retryCount").and_then(Value::as_i64).unwrap_or(0);
+                    // Requeues are capped at the resync period: the controller's delay
+                    // queue refuses times years away (a huge backoff is legal).
+                    requeue = match retry_delay(&app, retries) {
+                        Ok(delay) => delay.unwrap_or(ctx.config.resync).min(ctx.config.resync),
+                        Err(why) => {
+                            conditions.push((ConditionType::SyncError, why));
+                            ctx.config.resync
+                        }
+                    };
                     event = Some((EventType::Warning, "SyncFailed", why));
                 }
                 SyncOutcome::Succeeded => {
@@ -963,9 +974,14 @@ fn decide(
     }
     if failed {
         // Same revision failed before: only the retry policy brings it back.
-        return match retry_delay(app, op_state.unwrap_or(&Value::Null)) {
-            Some(_) => request(true),
-            None => Decision::Nothing,
+        let retries = op_state
+            .and_then(|o| o.get("retryCount"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        return match retry_delay(app, retries) {
+            Ok(Some(_)) => request(true),
+            Ok(None) => Decision::Nothing,
+            Err(why) => Decision::Refuse(why),
         };
     }
     if !auto.self_heal {
@@ -988,45 +1004,23 @@ fn decide(
     request(false)
 }
 
-/// Backoff before retrying a failed sync, or `None` when retries are exhausted or off.
-fn retry_delay(app: &Application, op_state: &Value) -> Option<Duration> {
-    let retry = app.spec.sync_policy.as_ref()?.retry.as_ref()?;
-    let limit = retry.get("limit").and_then(Value::as_i64).unwrap_or(0);
-    let count = op_state
-        .get("retryCount")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if limit >= 0 && count >= limit {
-        return None;
-    }
-    let backoff = retry.get("backoff");
-    let seconds = |key: &str, default: f64| {
-        backoff
-            .and_then(|b| b.get(key))
-            .and_then(|d| d.as_str().map(parse_duration).or_else(|| d.as_f64()))
-            .unwrap_or(default)
+/// Backoff before retrying a failed sync that was retried `retry_count` times already,
+/// `Ok(None)` when retries are off or exhausted, or why the retry policy cannot be read
+/// (a bad `limit`, an unparsable or out-of-range backoff duration): a condition for the
+/// user, never a guessed delay.
+fn retry_delay(app: &Application, retry_count: i64) -> Result<Option<Duration>, String> {
+    let Some(raw) = app.spec.sync_policy.as_ref().and_then(|p| p.retry.as_ref()) else {
+        return Ok(None);
     };
-    let base = seconds("duration", 5.0);
-    let factor = backoff
-        .and_then(|b| b.get("factor"))
-        .and_then(Value::as_f64)
-        .unwrap_or(2.0);
-    let max = seconds("maxDuration", 180.0);
-    let delay = (base * factor.powi(count.clamp(0, 30) as i32)).min(max);
-    Some(Duration::from_secs_f64(delay.max(1.0)))
-}
-
-/// `5s`, `2m`, `1h` (Argo CD's duration strings); a bare number is seconds.
-fn parse_duration(s: &str) -> f64 {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-    let n: f64 = number.parse().unwrap_or(5.0);
-    match unit {
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => n,
+    let retry = RetryStrategy::deserialize(raw)
+        .map_err(|e| format!("syncPolicy.retry is invalid: {e}; the failed sync is not retried"))?;
+    if !retry.may_retry(retry_count) {
+        return Ok(None);
     }
+    retry
+        .delay(retry_count)
+        .map(Some)
+        .map_err(|e| format!("syncPolicy.{e}; the failed sync is not retried"))
 }
 
 enum SyncOutcome {
@@ -1607,6 +1601,54 @@ mod tests {
             !ctx.triggers_reconcile(&kept),
             "the other app's write still is"
         );
+    }
+
+    /// A backoff duration past Go's range is reported, never a panic (it used to overflow
+    /// `Duration::from_secs_f64`).
+    #[tokio::test]
+    async fn an_overflowing_retry_backoff_is_a_condition_not_a_panic() {
+        let cache = tempfile::tempdir().expect("a temp dir");
+        let ctx = offline_context(cache.path());
+        let mut app = application("argocd", "huge");
+        app.spec = serde_json::from_value(json!({
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "web"},
+            "syncPolicy": {"automated": {}, "retry": {"limit": 5,
+                "backoff": {"duration": "99999999999999999999999h", "factor": 2}}}}))
+        .expect("a spec");
+        let existing = json!({"operationState": {"phase": "Failed", "retryCount": 1,
+            "syncResult": {"revision": "abc", "source": {}}}});
+        let deployed = Deployed::new(vec![json!({})], vec!["abc".into()], false);
+        let (key, object) = config_map("a", "1");
+        let desired = [DesiredObject {
+            key: key.clone(),
+            object,
+            role: Role::Resource,
+            wave: 0,
+            options: ResourceOptions::default(),
+        }];
+        let states = [ResourceState {
+            key,
+            sync: plan::ResourceSync::OutOfSync,
+            differences: vec![],
+            requires_pruning: false,
+            missing: false,
+            wave: 0,
+        }];
+        let decision = decide(
+            &app, &ctx, "huge", &existing, &desired, &states, &deployed, None,
+        );
+        let Decision::Refuse(why) = decision else {
+            panic!("a failed sync with an unreadable backoff is not retried");
+        };
+        assert!(why.contains("retry.backoff.duration"), "{why}");
+        assert!(retry_delay(&app, 1).is_err());
+        // Within Go's range but huge: saturates instead of overflowing.
+        app.spec.sync_policy.as_mut().expect("a policy").retry =
+            Some(json!({"limit": -1, "backoff": {"duration": "2562047h", "factor": 1000}}));
+        let delay = retry_delay(&app, 30)
+            .expect("a delay")
+            .expect("retries left");
+        assert!(delay >= Duration::from_secs(3 * 60));
     }
 
     fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
