@@ -17,6 +17,7 @@ use argosy_crds::Application;
 use argosy_crds::cluster::Cluster;
 use argosy_crds::consts::RESOURCES_FINALIZER;
 use argosy_crds::operation::RetryStrategy;
+use argosy_crds::{DestinationError, resolve_destination};
 use argosy_generators::source::{ProjectSource, RepoSource};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
@@ -502,27 +503,18 @@ fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule
     rules
 }
 
+/// The cluster the app's destination means, by the one resolver every part of Argosy
+/// uses (so the engine, the dashboard and the CLI agree).
 fn destination_cluster(app: &Application, ctx: &Context) -> Result<Cluster, Problem> {
-    let dest = &app.spec.destination;
-    let mut clusters = ctx.clusters.valid_clusters();
-    if !clusters.iter().any(Cluster::is_in_cluster) {
-        clusters.push(Cluster::in_cluster());
-    }
-    let server = dest.server.trim_end_matches('/');
-    clusters
-        .into_iter()
-        .find(|c| {
-            if !dest.server.is_empty() {
-                c.server.trim_end_matches('/') == server
-            } else {
-                !dest.name.is_empty() && c.name == dest.name
-            }
-        })
-        .ok_or_else(|| {
-            Problem::spec(format!(
-                "destination cluster {} is not registered (no cluster Secret with this server/name)",
-                if dest.server.is_empty() { &dest.name } else { &dest.server }
-            ))
+    let clusters = ctx.clusters.valid_clusters();
+    resolve_destination(&app.spec.destination, &clusters)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| match e {
+            DestinationError::UnknownServer { server: unknown }
+            | DestinationError::UnknownName { name: unknown } => Problem::spec(format!(
+                "destination cluster {unknown} is not registered (no cluster Secret with this server/name)"
+            )),
+            other => Problem::spec(format!("destination: {other}")),
         })
 }
 
