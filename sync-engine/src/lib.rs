@@ -16,10 +16,13 @@
 //! * [`echo`]: telling the watch echo of the engine's own writes from real changes;
 //! * [`execute`]: running a sync plan against a cluster; [`fence`]: the gate that lets a
 //!   write out only while this replica holds the leader Lease;
+//! * [`decide`]: the pure decision whether to sync (automation, self-heal backoff, retries);
+//!   [`operation`]: the pure operation state machine (`operationState` from pass to pass);
 //! * [`status`]: the Application status the engine reports;
 //! * [`ready`]: the wait for a reflector store's first list.
 
 pub mod clients;
+pub mod decide;
 pub mod diff;
 pub mod echo;
 pub mod execute;
@@ -27,6 +30,7 @@ pub mod fence;
 pub mod health;
 pub mod jq;
 pub mod live;
+pub mod operation;
 pub mod plan;
 pub mod ready;
 pub mod render;

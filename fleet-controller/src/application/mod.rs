@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argosy_crds::Application;
+use argosy_crds::OperationState;
 use argosy_crds::cluster::Cluster;
 use argosy_crds::consts::RESOURCES_FINALIZER;
-use argosy_crds::operation::RetryStrategy;
 use argosy_crds::{DestinationError, resolve_destination};
 use argosy_generators::source::{ProjectSource, RepoSource};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -30,15 +30,17 @@ use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
 use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
+use argosy_sync_engine::decide::{self, DecideInput, Decision, SelfHeal, SyncRequest};
 use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::echo::{Echoes, version_of};
 use argosy_sync_engine::execute::{self, Executed, Reach, Target};
 use argosy_sync_engine::health::{self, Health, HealthCode};
 use argosy_sync_engine::live::LiveCache;
+use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
 use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
 use argosy_sync_engine::repo::GitRepos;
-use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions, Role};
+use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions};
 use argosy_sync_engine::ssa::FIELD_MANAGER;
 use argosy_sync_engine::status::{self, AppSync, ConditionType, Report, ResourceReport};
 use argosy_sync_engine::target::{Deployed, Wanted, is_reference_only};
@@ -66,7 +68,7 @@ pub struct Context {
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     pub config: Config,
     /// Self-heal attempts per app instance (backoff between repeated reverts).
-    self_heal: Mutex<HashMap<String, (u32, Instant)>>,
+    self_heal: Mutex<HashMap<String, SelfHeal>>,
     /// The resourceVersion of each app's last status write, until the cache has it: a
     /// reconcile must not act on the state from before its own previous write (a cleared
     /// `operation` would run again, a completed hook twice).
@@ -211,20 +213,43 @@ struct Observed {
     warnings: Vec<String>,
 }
 
-/// The requested operation (`argosy app sync`/`rollback`, or Argo CD's CLI).
+/// The requested operation (`argosy app sync`/`rollback`, or Argo CD's CLI): as written
+/// (what the render reads) and typed (what the decision and the state read).
 #[derive(Clone, Debug, Default, PartialEq)]
-struct Operation {
-    prune: bool,
+struct Requested {
     raw: Value,
+    typed: argosy_crds::Operation,
+    /// Why it cannot be read; the operation then fails at once (Error phase).
+    invalid: Option<String>,
 }
 
-fn operation_of(app: &Application) -> Option<Operation> {
+fn operation_of(app: &Application) -> Option<Requested> {
     let raw = app.operation.as_ref()?;
-    let sync = raw.get("sync")?;
-    Some(Operation {
-        prune: sync.get("prune").and_then(Value::as_bool).unwrap_or(false),
-        raw: raw.clone(),
+    raw.get("sync")?;
+    Some(match argosy_crds::Operation::deserialize(raw) {
+        Ok(typed) => Requested {
+            raw: raw.clone(),
+            typed,
+            invalid: None,
+        },
+        Err(e) => Requested {
+            raw: raw.clone(),
+            typed: argosy_crds::Operation::default(),
+            invalid: Some(format!("operation is invalid: {e}")),
+        },
     })
+}
+
+/// `status.operationState`, typed; one that cannot be read is reported and treated as
+/// absent (a new operation starts over it).
+fn recorded_state(app: &Application, warnings: &mut Vec<String>) -> Option<OperationState> {
+    match app.status.as_ref()?.operation_state()? {
+        Ok(state) => Some(state),
+        Err(e) => {
+            warnings.push(format!("status.operationState cannot be read: {e}"));
+            None
+        }
+    }
 }
 
 fn now() -> String {
@@ -278,18 +303,16 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             let mut report = Report::unknown(&existing, problem.condition, problem.message.clone());
             // A requested operation that cannot even start fails now (as in Argo CD)
             // rather than blocking every later request until someone clears it.
-            let failed_operation = operation.as_ref().map(|op| {
-                let at = now();
-                json!({"operation": op.raw, "phase": "Error", "startedAt": at,
-                       "finishedAt": at, "message": problem.message})
-            });
-            report.operation_state = failed_operation.clone();
+            let failed_operation = operation
+                .as_ref()
+                .map(|op| operation::errored(op.typed.clone(), problem.message.clone(), &now()));
+            report.operation_state = failed_operation.as_ref().map(state_json);
             if write_status(&app, &ctx, &existing, &report, failed_operation.is_some()).await? {
                 warn(&ctx, &app, problem.condition.as_str(), &problem.message).await;
             }
             if let Some(state) = &failed_operation {
                 ctx.metrics.app_synced(&app, "Error");
-                tracing::info!(app = %instance, state = %state["message"], "operation failed before it started");
+                tracing::info!(app = %instance, state = %state.message, "operation failed before it started");
             }
             return Ok(Action::requeue(problem.retry));
         }
@@ -308,48 +331,37 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let ignore = ignore_rules(&app, &mut warnings);
+    let recorded = recorded_state(&app, &mut warnings);
     let states = plan::compare(&desired, &live, &instance, &ignore);
-    let decision = decide(
-        &app,
-        &ctx,
-        &instance,
-        &existing,
-        &desired,
-        &states,
-        &deployed,
-        operation.as_ref(),
-    );
+    let input = DecideInput {
+        operation: operation.as_ref().map(|o| &o.typed),
+        recorded: recorded.as_ref(),
+        policy: app.spec.sync_policy.as_ref(),
+        desired: &desired,
+        states: &states,
+        deployed: &deployed,
+    };
+    let heal = lock(&ctx.self_heal)
+        .get(&instance)
+        .copied()
+        .unwrap_or_default();
+    let (decision, heal) = decide::decide(&input, heal, Instant::now());
+    lock(&ctx.self_heal).insert(instance.clone(), heal);
 
-    let mut conditions: Vec<(ConditionType, String)> = warnings
-        .into_iter()
-        .map(|w| (ConditionType::Warning, w))
-        .collect();
-    let mut operation_state = None;
-    let mut history_entry = None;
-    let mut clear_operation = false;
-    let mut requeue = ctx.config.resync;
-    let mut event: Option<(EventType, &'static str, String)> = None;
-
+    let mut outcome = Outcome::new(warnings, ctx.config.resync);
     match decision {
         Decision::Nothing => {}
-        Decision::Wait(after) => requeue = requeue.min(after),
-        Decision::Refuse(why) => {
-            conditions.push((ConditionType::SyncError, why));
-        }
+        Decision::Wait(after) => outcome.requeue = outcome.requeue.min(after),
+        Decision::Refuse(why) => outcome.conditions.push((ConditionType::SyncError, why)),
         Decision::Sync(sync) => {
-            let started = existing
-                .pointer("/operationState/startedAt")
-                .and_then(Value::as_str)
-                .filter(|_| sync.continues)
-                .map(str::to_owned)
-                .unwrap_or_else(now);
+            let started = operation::started_at(recorded.as_ref(), sync.continues, &now());
             let options = sync_options(&app);
             if options.iter().any(|o| o == "CreateNamespace=true") {
                 let ns = &app.spec.destination.namespace;
                 if !ns.is_empty()
                     && let Err(e) = execute::ensure_namespace(&conn, ns).await
                 {
-                    conditions.push((ConditionType::SyncError, e));
+                    outcome.conditions.push((ConditionType::SyncError, e));
                 }
             }
             let live_options = |key: &ObjKey| {
@@ -359,10 +371,15 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             };
             let sync_plan = plan::steps(&desired, &states, sync.prune, sync.hooks, &live_options);
             let done_hooks = if sync.continues {
-                completed_hooks(&existing)
+                operation::completed_hooks(recorded.as_ref())
             } else {
                 Default::default()
             };
+            let sync_fail_hooks: std::collections::BTreeSet<ObjKey> = sync_plan
+                .sync_fail
+                .iter()
+                .filter_map(|&i| desired.get(i).map(|d| d.key.clone()))
+                .collect();
             let mut target = Target {
                 conn: &conn,
                 desired: &desired,
@@ -374,10 +391,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             };
             // An operation that already failed and waits for its SyncFail hooks does not
             // apply again; it only follows the hooks.
-            let failed_before = sync
-                .continues
-                .then(|| recorded_sync_failure(&existing))
-                .flatten();
+            let failed_before = recorded
+                .as_ref()
+                .filter(|_| sync.continues)
+                .and_then(operation::recorded_sync_failure);
             let mut executed = match failed_before {
                 Some(_) => execute::Executed::default(),
                 None => {
@@ -395,56 +412,35 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 }
                 _ => None,
             };
-            let ending = Ending {
+            let pass = operation::Pass {
+                request: &sync,
+                executed: &executed,
                 failure,
                 sync_fail,
-                waiting: executed.waiting.clone(),
+                sync_fail_hooks: &sync_fail_hooks,
+                deployed: &deployed,
             };
-            let (state, outcome) =
-                operation_state_of(&sync, &executed, ending, &deployed, &started, &existing);
-            match outcome {
-                SyncOutcome::Running(why) => {
-                    requeue = Duration::from_secs(2);
-                    tracing::debug!(app = %instance, %why, "sync waiting");
-                }
-                SyncOutcome::Failed(why) => {
-                    conditions.push((ConditionType::SyncError, why.clone()));
-                    clear_operation = sync.manual;
-                    let retries = state.get("retryCount").and_then(Value::as_i64).unwrap_or(0);
-                    // Requeues are capped at the resync period: the controller's delay
-                    // queue refuses times years away (a huge backoff is legal).
-                    requeue = match retry_delay(&app, retries) {
-                        Ok(delay) => delay.unwrap_or(ctx.config.resync).min(ctx.config.resync),
-                        Err(why) => {
-                            conditions.push((ConditionType::SyncError, why));
-                            ctx.config.resync
-                        }
-                    };
-                    event = Some((EventType::Warning, "SyncFailed", why));
-                }
-                SyncOutcome::Succeeded => {
-                    clear_operation = sync.manual;
-                    history_entry = Some(status::history_entry(&deployed, &started, &now()));
-                    event = Some((
-                        EventType::Normal,
-                        "Synced",
-                        format!(
-                            "synced to {}: {} applied, {} pruned",
-                            deployed.short(),
-                            executed.count(false),
-                            executed.count(true)
-                        ),
-                    ));
-                }
-            }
-            operation_state = Some(state);
+            let (state, progress) = operation::next(recorded.as_ref(), pass, &started, &now());
+            outcome.progressed(
+                &app, &ctx, &sync, &state, progress, &executed, &deployed, &started,
+            );
+            outcome.operation_state = Some(state);
         }
     }
     if !pending_kinds.is_empty() {
-        requeue = Duration::from_secs(2);
+        outcome.requeue = Duration::from_secs(2);
     }
 
     let states = plan::compare(&desired, &live, &instance, &ignore);
+    let Outcome {
+        conditions,
+        operation_state,
+        history_entry,
+        clear_operation,
+        requeue,
+        event,
+    } = outcome;
+    let phase = operation_state.as_ref().map(|s| s.phase.clone());
     let report = build_report(
         &app,
         &states,
@@ -454,25 +450,109 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         &deployed,
         &source_types,
         conditions,
-        operation_state,
+        operation_state.as_ref().map(state_json),
         history_entry,
     );
     if report.sync == AppSync::Synced {
         lock(&ctx.self_heal).remove(&instance);
     }
     write_status(&app, &ctx, &existing, &report, clear_operation).await?;
-    if let Some(phase) = report
-        .operation_state
-        .as_ref()
-        .and_then(|o| o.get("phase"))
-        .and_then(Value::as_str)
-    {
-        ctx.metrics.app_synced(&app, phase);
+    if let Some(phase) = phase {
+        ctx.metrics.app_synced(&app, phase.as_str());
     }
     if let Some((kind, reason, note)) = event {
         publish(&ctx, &app, kind, reason, &note).await;
     }
     Ok(Action::requeue(requeue))
+}
+
+/// What a reconcile reports and does after deciding: built up by the decision and the
+/// operation's progress, then written once.
+struct Outcome {
+    conditions: Vec<(ConditionType, String)>,
+    /// The new `operationState`, when an operation ran or progressed.
+    operation_state: Option<OperationState>,
+    /// The history entry of a completed sync.
+    history_entry: Option<Value>,
+    /// Clear `Application.operation` (a manual operation completed).
+    clear_operation: bool,
+    requeue: Duration,
+    event: Option<(EventType, &'static str, String)>,
+}
+
+impl Outcome {
+    /// Nothing done yet: the observation's warnings as conditions, the periodic resync.
+    fn new(warnings: Vec<String>, resync: Duration) -> Outcome {
+        Outcome {
+            conditions: warnings
+                .into_iter()
+                .map(|w| (ConditionType::Warning, w))
+                .collect(),
+            operation_state: None,
+            history_entry: None,
+            clear_operation: false,
+            requeue: resync,
+            event: None,
+        }
+    }
+
+    /// Follows the operation's progress after a sync pass.
+    #[allow(clippy::too_many_arguments)]
+    fn progressed(
+        &mut self,
+        app: &Application,
+        ctx: &Context,
+        sync: &SyncRequest,
+        state: &OperationState,
+        progress: Progress,
+        executed: &Executed,
+        deployed: &Deployed,
+        started: &str,
+    ) {
+        let resync = ctx.config.resync;
+        match progress {
+            Progress::Running(why) => {
+                self.requeue = Duration::from_secs(2);
+                tracing::debug!(app = ?app.metadata.name, %why, "sync waiting");
+            }
+            Progress::Failed(why) => {
+                self.conditions
+                    .push((ConditionType::SyncError, why.clone()));
+                self.clear_operation = sync.manual;
+                // Requeues are capped at the resync period: the controller's delay queue
+                // refuses times years away (a huge backoff is legal).
+                let policy = app.spec.sync_policy.as_ref();
+                self.requeue = match decide::retry_after(policy, state.retry_count) {
+                    Ok(delay) => delay.unwrap_or(resync).min(resync),
+                    Err(e) => {
+                        self.conditions
+                            .push((ConditionType::SyncError, e.to_string()));
+                        resync
+                    }
+                };
+                self.event = Some((EventType::Warning, "SyncFailed", why));
+            }
+            Progress::Succeeded => {
+                self.clear_operation = sync.manual;
+                self.history_entry = Some(status::history_entry(deployed, started, &now()));
+                self.event = Some((
+                    EventType::Normal,
+                    "Synced",
+                    format!(
+                        "synced to {}: {} applied, {} pruned",
+                        deployed.short(),
+                        executed.count(false),
+                        executed.count(true)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// `operationState` as written to the status (Argo CD's shape).
+fn state_json(state: &OperationState) -> Value {
+    serde_json::to_value(state).unwrap_or(Value::Null)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -523,8 +603,11 @@ async fn observe(
     ctx: &Context,
     instance: &str,
     existing: &Value,
-    operation: Option<&Operation>,
+    operation: Option<&Requested>,
 ) -> Result<Observed, Problem> {
+    if let Some(why) = operation.and_then(|o| o.invalid.clone()) {
+        return Err(Problem::spec(why));
+    }
     let wanted = Wanted::of(app, operation.map(|o| &o.raw)).map_err(Problem::spec)?;
     let project = if app.spec.project.is_empty() {
         "default"
@@ -869,306 +952,6 @@ fn fold_string_data(secret: &mut Value) {
             .unwrap_or_else(|| v.to_string());
         secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
-}
-
-/// What this reconcile should do about the comparison.
-enum Decision {
-    Nothing,
-    /// Self-heal is backing off; look again after this long.
-    Wait(Duration),
-    Refuse(String),
-    Sync(SyncRequest),
-}
-
-struct SyncRequest {
-    prune: bool,
-    hooks: bool,
-    manual: bool,
-    /// Continues a Running operation (keeps its start time and hook identity).
-    continues: bool,
-    initiated_by: Value,
-    operation: Value,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    app: &Application,
-    ctx: &Context,
-    instance: &str,
-    existing: &Value,
-    desired: &[DesiredObject],
-    states: &[ResourceState],
-    deployed: &Deployed,
-    operation: Option<&Operation>,
-) -> Decision {
-    let op_state = existing.get("operationState");
-    let phase = op_state
-        .and_then(|o| o.get("phase"))
-        .and_then(Value::as_str);
-    let running = phase == Some("Running");
-    if let Some(op) = operation {
-        return Decision::Sync(SyncRequest {
-            prune: op.prune,
-            hooks: true,
-            manual: true,
-            continues: running,
-            initiated_by: op
-                .raw
-                .get("initiatedBy")
-                .cloned()
-                .unwrap_or(json!({"username": "argosy"})),
-            operation: op.raw.clone(),
-        });
-    }
-    let Some(auto) = app
-        .spec
-        .sync_policy
-        .as_ref()
-        .and_then(|p| p.automated.as_ref())
-        .filter(|a| a.enabled != Some(false))
-    else {
-        return Decision::Nothing;
-    };
-    let out_of_sync = states
-        .iter()
-        .any(|s| s.sync == plan::ResourceSync::OutOfSync && (!s.requires_pruning || auto.prune));
-    if !out_of_sync && !running {
-        return Decision::Nothing;
-    }
-    let wants_resources = desired.iter().any(|d| d.role == Role::Resource);
-    let has_live = states.iter().any(|s| !s.missing);
-    if !wants_resources && has_live && !auto.allow_empty {
-        return Decision::Refuse(
-            "the source rendered no resources; automated sync will not prune every resource of the app (syncPolicy.automated.allowEmpty is false)".into(),
-        );
-    }
-    let target_changed = !deployed.is_recorded_in(op_state.and_then(|o| o.get("syncResult")));
-    let (revision_key, revision) = deployed.revision_field();
-    let mut automated_sync = json!({"prune": auto.prune});
-    automated_sync[revision_key] = revision;
-    let request = |hooks: bool| {
-        Decision::Sync(SyncRequest {
-            prune: auto.prune,
-            hooks,
-            manual: false,
-            continues: running,
-            initiated_by: json!({"automated": true}),
-            operation: json!({"sync": automated_sync,
-                              "initiatedBy": {"automated": true}}),
-        })
-    };
-    if running {
-        return request(true);
-    }
-    let failed = matches!(phase, Some("Failed") | Some("Error"));
-    if target_changed {
-        return request(true);
-    }
-    if failed {
-        // Same revision failed before: only the retry policy brings it back.
-        let retries = op_state
-            .and_then(|o| o.get("retryCount"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        return match retry_delay(app, retries) {
-            Ok(Some(_)) => request(true),
-            Ok(None) => Decision::Nothing,
-            Err(why) => Decision::Refuse(why),
-        };
-    }
-    if !auto.self_heal {
-        return Decision::Nothing;
-    }
-    let mut attempts = lock(&ctx.self_heal);
-    let entry = attempts
-        .entry(instance.to_owned())
-        .or_insert((0, Instant::now()));
-    let backoff = Duration::from_secs(if entry.0 == 0 {
-        0
-    } else {
-        (1u64 << entry.0.min(6)).min(60)
-    });
-    let since = entry.1.elapsed();
-    if entry.0 > 0 && since < backoff {
-        return Decision::Wait(backoff - since);
-    }
-    *entry = (entry.0 + 1, Instant::now());
-    request(false)
-}
-
-/// Backoff before retrying a failed sync that was retried `retry_count` times already,
-/// `Ok(None)` when retries are off or exhausted, or why the retry policy cannot be read
-/// (a bad `limit`, an unparsable or out-of-range backoff duration): a condition for the
-/// user, never a guessed delay.
-fn retry_delay(app: &Application, retry_count: i64) -> Result<Option<Duration>, String> {
-    let Some(raw) = app.spec.sync_policy.as_ref().and_then(|p| p.retry.as_ref()) else {
-        return Ok(None);
-    };
-    let retry = RetryStrategy::deserialize(raw)
-        .map_err(|e| format!("syncPolicy.retry is invalid: {e}; the failed sync is not retried"))?;
-    if !retry.may_retry(retry_count) {
-        return Ok(None);
-    }
-    retry
-        .delay(retry_count)
-        .map(Some)
-        .map_err(|e| format!("syncPolicy.{e}; the failed sync is not retried"))
-}
-
-enum SyncOutcome {
-    Running(String),
-    Failed(String),
-    Succeeded,
-}
-
-/// Hooks the running operation already completed, from its recorded sync result.
-fn completed_hooks(existing: &Value) -> std::collections::BTreeSet<ObjKey> {
-    existing
-        .pointer("/operationState/syncResult/resources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|r| r.get("hookPhase").and_then(Value::as_str) == Some("Succeeded"))
-        .filter_map(|r| {
-            let text = |k: &str| {
-                r.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            Some(ObjKey {
-                group: text("group"),
-                kind: r.get("kind")?.as_str()?.to_owned(),
-                namespace: text("namespace"),
-                name: r.get("name")?.as_str()?.to_owned(),
-            })
-        })
-        .collect()
-}
-
-/// While a failed operation waits for its SyncFail hooks, its phase is `Running` and its
-/// message is the failure followed by this.
-const SYNC_FAIL_RUNNING: &str = "; running SyncFail hooks";
-
-/// The failure of an operation that waits for its SyncFail hooks, from its recorded state.
-fn recorded_sync_failure(existing: &Value) -> Option<String> {
-    let state = existing.get("operationState")?;
-    if state.get("phase").and_then(Value::as_str) != Some("Running") {
-        return None;
-    }
-    let message = state.get("message").and_then(Value::as_str)?;
-    message.strip_suffix(SYNC_FAIL_RUNNING).map(str::to_owned)
-}
-
-/// How one pass of an operation ended.
-struct Ending {
-    /// Why the sync failed (this pass or an earlier one).
-    failure: Option<String>,
-    /// The SyncFail hooks, when the sync failed and has any.
-    sync_fail: Option<execute::SyncFailHooks>,
-    /// A later step waits for an earlier one.
-    waiting: Option<String>,
-}
-
-impl Ending {
-    fn phase(self) -> (&'static str, String, SyncOutcome) {
-        use execute::SyncFailHooks;
-        match (self.failure, self.sync_fail, self.waiting) {
-            (Some(failure), Some(SyncFailHooks::Running), _) => {
-                let message = format!("{failure}{SYNC_FAIL_RUNNING}");
-                ("Running", message.clone(), SyncOutcome::Running(message))
-            }
-            (Some(failure), Some(SyncFailHooks::Failed(hook)), _) => {
-                let message = format!("{failure}; SyncFail hook failed: {hook}");
-                ("Failed", message.clone(), SyncOutcome::Failed(message))
-            }
-            (Some(failure), _, _) => ("Failed", failure.clone(), SyncOutcome::Failed(failure)),
-            (None, _, Some(why)) => ("Running", why.clone(), SyncOutcome::Running(why)),
-            (None, _, None) => (
-                "Succeeded",
-                "successfully synced (all tasks run)".to_owned(),
-                SyncOutcome::Succeeded,
-            ),
-        }
-    }
-}
-
-fn operation_state_of(
-    sync: &SyncRequest,
-    executed: &Executed,
-    ending: Ending,
-    deployed: &Deployed,
-    started: &str,
-    existing: &Value,
-) -> (Value, SyncOutcome) {
-    // A continuing operation keeps what earlier passes recorded (completed hooks above all).
-    let mut by_key: BTreeMap<(String, String, String, String), Value> = BTreeMap::new();
-    if sync.continues {
-        for r in existing
-            .pointer("/operationState/syncResult/resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let text = |k: &str| {
-                r.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            by_key.insert(
-                (text("group"), text("kind"), text("namespace"), text("name")),
-                r.clone(),
-            );
-        }
-    }
-    for (key, outcome) in &executed.results {
-        let (status, message) = match outcome {
-            execute::Outcome::Applied(_) => ("Synced", String::new()),
-            execute::Outcome::Pruned => ("Pruned", String::new()),
-            execute::Outcome::Failed(e) => ("SyncFailed", e.clone()),
-            execute::Outcome::HookSucceeded => ("Synced", String::new()),
-        };
-        let mut entry = json!({"group": key.group, "kind": key.kind, "namespace": key.namespace,
-                               "name": key.name, "status": status, "message": message});
-        if *outcome == execute::Outcome::HookSucceeded {
-            entry["hookPhase"] = json!("Succeeded");
-        }
-        by_key.insert(
-            (
-                key.group.clone(),
-                key.kind.clone(),
-                key.namespace.clone(),
-                key.name.clone(),
-            ),
-            entry,
-        );
-    }
-    let resources: Vec<Value> = by_key.into_values().collect();
-    let previous_retries = existing
-        .pointer("/operationState/retryCount")
-        .and_then(Value::as_i64)
-        .filter(|_| sync.continues || !sync.manual)
-        .unwrap_or(0);
-    let (phase, message, outcome) = ending.phase();
-    let mut state = json!({
-        "operation": sync.operation,
-        "phase": phase,
-        "message": message,
-        "startedAt": started,
-        "syncResult": {"resources": resources},
-    });
-    if let Some(result) = state["syncResult"].as_object_mut() {
-        result.extend(deployed.fields());
-    }
-    state["operation"]["initiatedBy"] = sync.initiated_by.clone();
-    if phase != "Running" {
-        state["finishedAt"] = json!(now());
-    }
-    if phase == "Failed" {
-        state["retryCount"] = json!(previous_retries + 1);
-    }
-    (state, outcome)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1526,7 +1309,6 @@ async fn delete_tracked(
 mod tests {
     use super::*;
     use crate::registry::StoreReady;
-    use execute::SyncFailHooks;
     use kube::runtime::reflector;
 
     /// A context whose clients never reach an API server.
@@ -1574,7 +1356,7 @@ mod tests {
                 versions: BTreeMap::new(),
             };
             lock(&ctx.applied).insert(instance.to_owned(), applied);
-            lock(&ctx.self_heal).insert(instance.to_owned(), (1, Instant::now()));
+            lock(&ctx.self_heal).insert(instance.to_owned(), SelfHeal::default());
         }
         assert!(!ctx.triggers_reconcile(&gone), "its write is under way");
 
@@ -1593,54 +1375,6 @@ mod tests {
             !ctx.triggers_reconcile(&kept),
             "the other app's write still is"
         );
-    }
-
-    /// A backoff duration past Go's range is reported, never a panic (it used to overflow
-    /// `Duration::from_secs_f64`).
-    #[tokio::test]
-    async fn an_overflowing_retry_backoff_is_a_condition_not_a_panic() {
-        let cache = tempfile::tempdir().expect("a temp dir");
-        let ctx = offline_context(cache.path());
-        let mut app = application("argocd", "huge");
-        app.spec = serde_json::from_value(json!({
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": "web"},
-            "syncPolicy": {"automated": {}, "retry": {"limit": 5,
-                "backoff": {"duration": "99999999999999999999999h", "factor": 2}}}}))
-        .expect("a spec");
-        let existing = json!({"operationState": {"phase": "Failed", "retryCount": 1,
-            "syncResult": {"revision": "abc", "source": {}}}});
-        let deployed = Deployed::new(vec![json!({})], vec!["abc".into()], false);
-        let (key, object) = config_map("a", "1");
-        let desired = [DesiredObject {
-            key: key.clone(),
-            object,
-            role: Role::Resource,
-            wave: 0,
-            options: ResourceOptions::default(),
-        }];
-        let states = [ResourceState {
-            key,
-            sync: plan::ResourceSync::OutOfSync,
-            differences: vec![],
-            requires_pruning: false,
-            missing: false,
-            wave: 0,
-        }];
-        let decision = decide(
-            &app, &ctx, "huge", &existing, &desired, &states, &deployed, None,
-        );
-        let Decision::Refuse(why) = decision else {
-            panic!("a failed sync with an unreadable backoff is not retried");
-        };
-        assert!(why.contains("retry.backoff.duration"), "{why}");
-        assert!(retry_delay(&app, 1).is_err());
-        // Within Go's range but huge: saturates instead of overflowing.
-        app.spec.sync_policy.as_mut().expect("a policy").retry =
-            Some(json!({"limit": -1, "backoff": {"duration": "2562047h", "factor": 1000}}));
-        let delay = retry_delay(&app, 30)
-            .expect("a delay")
-            .expect("retries left");
-        assert!(delay >= Duration::from_secs(3 * 60));
     }
 
     fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
@@ -1669,57 +1403,5 @@ mod tests {
             !versions_behind(&applied, &live),
             "an unparsable version does not stall"
         );
-    }
-
-    fn ending(failure: Option<&str>, sync_fail: Option<SyncFailHooks>) -> Ending {
-        Ending {
-            failure: failure.map(str::to_owned),
-            sync_fail,
-            waiting: None,
-        }
-    }
-
-    #[test]
-    fn a_failed_sync_waits_for_its_sync_fail_hooks_then_fails_with_its_error() {
-        let (phase, message, _) =
-            ending(Some("1 resource(s) failed"), Some(SyncFailHooks::Running)).phase();
-        assert_eq!(phase, "Running");
-        // The next pass finds the failure again in the recorded state.
-        let existing = json!({"operationState": {"phase": phase, "message": message}});
-        assert_eq!(
-            recorded_sync_failure(&existing).as_deref(),
-            Some("1 resource(s) failed")
-        );
-
-        let (phase, message, _) =
-            ending(Some("1 resource(s) failed"), Some(SyncFailHooks::Done)).phase();
-        assert_eq!(
-            (phase, message.as_str()),
-            ("Failed", "1 resource(s) failed")
-        );
-        let existing = json!({"operationState": {"phase": phase, "message": message}});
-        assert_eq!(recorded_sync_failure(&existing), None);
-
-        let (phase, message, _) = ending(
-            Some("1 resource(s) failed"),
-            Some(SyncFailHooks::Failed("Job/notify: job failed".into())),
-        )
-        .phase();
-        assert_eq!(phase, "Failed");
-        assert!(message.ends_with("SyncFail hook failed: Job/notify: job failed"));
-    }
-
-    #[test]
-    fn waves_waiting_and_success_are_not_failures() {
-        let waiting = Ending {
-            failure: None,
-            sync_fail: None,
-            waiting: Some("waiting for web".into()),
-        };
-        let (phase, message, _) = waiting.phase();
-        assert_eq!((phase, message.as_str()), ("Running", "waiting for web"));
-        let existing = json!({"operationState": {"phase": phase, "message": message}});
-        assert_eq!(recorded_sync_failure(&existing), None);
-        assert_eq!(ending(None, None).phase().0, "Succeeded");
     }
 }
