@@ -67,19 +67,11 @@ pub struct Context {
     pub events: EventPublisher,
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     pub config: Config,
-    /// Self-heal attempts per app instance (backoff between repeated reverts).
-    self_heal: Mutex<HashMap<String, SelfHeal>>,
-    /// The resourceVersion of each app's last status write, until the cache has it: a
-    /// reconcile must not act on the state from before its own previous write (a cleared
-    /// `operation` would run again, a completed hook twice).
-    written: Mutex<HashMap<String, u64>>,
-    /// The resourceVersions of the objects each app's last sync applied, until the live
-    /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
-    /// for drift and apply again.
-    applied: Mutex<HashMap<String, AppliedVersions>>,
-    /// Status writes under way or awaiting their watch event (by `namespace/name`), whose
-    /// echo triggers no reconcile.
-    status_echoes: Mutex<Echoes<String>>,
+    /// What the engine remembers per app between reconciles (see [`AppRecord`]).
+    records: Mutex<HashMap<AppKey, AppRecord>>,
+    /// Status writes under way or awaiting their watch event, whose echo triggers no
+    /// reconcile (kept apart: [`Echoes`] tracks its own lifecycle per key).
+    status_echoes: Mutex<Echoes<AppKey>>,
     pub metrics: Metrics,
 }
 
@@ -108,9 +100,7 @@ impl Context {
             events,
             leader,
             config,
-            self_heal: Mutex::default(),
-            written: Mutex::default(),
-            applied: Mutex::default(),
+            records: Mutex::default(),
             status_echoes: Mutex::default(),
             metrics: Metrics::default(),
         }
@@ -120,6 +110,17 @@ impl Context {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Runs `f` on `key`'s record; a record left with nothing in it is dropped.
+    fn record<R>(&self, key: &AppKey, f: impl FnOnce(&mut AppRecord) -> R) -> R {
+        let mut records = lock(&self.records);
+        let record = records.entry(key.clone()).or_default();
+        let result = f(record);
+        if record.is_empty() {
+            records.remove(key);
+        }
+        result
     }
 
     fn is_leader(&self) -> bool {
@@ -137,6 +138,45 @@ impl Context {
             }
         }
         states
+    }
+}
+
+/// An Application in the engine's records: its namespace and name (one key for every
+/// record, so no two spellings of the same app can diverge).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct AppKey {
+    namespace: String,
+    name: String,
+}
+
+impl AppKey {
+    fn of(app: &Application) -> AppKey {
+        AppKey {
+            namespace: app.metadata.namespace.clone().unwrap_or_default(),
+            name: app.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What the engine remembers about one app between reconciles. These records exist so a
+/// reconcile never acts on a cache that has not caught up with the engine's own writes.
+#[derive(Debug, Default)]
+struct AppRecord {
+    /// Self-heal attempts (backoff between repeated reverts); reset when Synced.
+    self_heal: SelfHeal,
+    /// The resourceVersion of the app's last status write, until the cache has it: a
+    /// reconcile must not act on the state from before its own previous write (a cleared
+    /// `operation` would run again, a completed hook twice).
+    written: Option<u64>,
+    /// The resourceVersions of the objects the app's last sync applied, until the live
+    /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
+    /// for drift and apply again.
+    applied: Option<AppliedVersions>,
+}
+
+impl AppRecord {
+    fn is_empty(&self) -> bool {
+        self.self_heal == SelfHeal::default() && self.written.is_none() && self.applied.is_none()
     }
 }
 
@@ -279,17 +319,18 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     let name = app.metadata.name.clone().unwrap_or_default();
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
     let instance = resource::app_instance(&namespace, &name, &ctx.config.controller_namespace);
+    let key = AppKey::of(&app);
     let existing = app
         .status
         .as_ref()
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or(Value::Null);
-    if cache_is_behind(&ctx, &app, &name) {
+    if cache_is_behind(&ctx, &app, &key) {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     if app.metadata.deletion_timestamp.is_some() {
         // A deleted app is not synced again: nothing to wait for.
-        lock(&ctx.applied).remove(&instance);
+        ctx.record(&key, |r| r.applied = None);
         return finalize(&app, &ctx, &instance, &existing).await;
     }
     // Destinations and projects are looked up in caches: wait for their first list.
@@ -327,7 +368,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         pending_kinds,
         mut warnings,
     } = observed;
-    if live_is_behind(&ctx, &instance, &live) {
+    if live_is_behind(&ctx, &key, &live) {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let ignore = ignore_rules(&app, &mut warnings);
@@ -341,12 +382,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         states: &states,
         deployed: &deployed,
     };
-    let heal = lock(&ctx.self_heal)
-        .get(&instance)
-        .copied()
-        .unwrap_or_default();
+    let heal = ctx.record(&key, |r| r.self_heal);
     let (decision, heal) = decide::decide(&input, heal, Instant::now());
-    lock(&ctx.self_heal).insert(instance.clone(), heal);
+    ctx.record(&key, |r| r.self_heal = heal);
 
     let mut outcome = Outcome::new(warnings, ctx.config.resync);
     match decision {
@@ -404,7 +442,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                     executed
                 }
             };
-            remember_applied(&ctx, &instance, &executed);
+            remember_applied(&ctx, &key, &executed);
             let failure = failed_before.or_else(|| executed.failure());
             let sync_fail = match failure {
                 Some(_) if !sync_plan.sync_fail.is_empty() => {
@@ -454,7 +492,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         history_entry,
     );
     if report.sync == AppSync::Synced {
-        lock(&ctx.self_heal).remove(&instance);
+        ctx.record(&key, |r| r.self_heal = SelfHeal::default());
     }
     write_status(&app, &ctx, &existing, &report, clear_operation).await?;
     if let Some(phase) = phase {
@@ -1045,7 +1083,7 @@ async fn write_status(
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    let key = cache_key(app, &name);
+    let key = AppKey::of(app);
     lock(&ctx.status_echoes).writing(key.clone());
     let result = api.patch(&name, &params, &Patch::Merge(&body)).await;
     let version = result.as_ref().ok().and_then(resource_version);
@@ -1062,7 +1100,7 @@ async fn write_status(
         source,
     })?;
     if let Some(version) = version {
-        lock(&ctx.written).insert(key, version);
+        ctx.record(&key, |r| r.written = Some(version));
     }
     Ok(true)
 }
@@ -1071,53 +1109,42 @@ fn resource_version(app: &Application) -> Option<u64> {
     version_of(app.metadata.resource_version.as_deref())
 }
 
-fn cache_key(app: &Application, name: &str) -> String {
-    format!(
-        "{}/{name}",
-        app.metadata.namespace.as_deref().unwrap_or_default()
-    )
-}
-
 impl Context {
     /// Whether an Application watch event should trigger a reconcile: not the echo of
     /// this controller's own status write (see [`argosy_sync_engine::echo`]).
     pub fn triggers_reconcile(&self, app: &Application) -> bool {
-        let name = app.metadata.name.as_deref().unwrap_or_default();
-        lock(&self.status_echoes).event(&cache_key(app, name), resource_version(app))
+        lock(&self.status_echoes).event(&AppKey::of(app), resource_version(app))
     }
 
     /// Drops what this engine remembers about `app`, which was deleted: no reconcile of it
     /// will come to clear its records (an app generated per pull request comes and goes;
     /// without this each one would leave its entries behind for good).
     pub fn forget_deleted(&self, app: &Application) {
-        let (Some(namespace), Some(name)) = (&app.metadata.namespace, &app.metadata.name) else {
+        if app.metadata.namespace.is_none() || app.metadata.name.is_none() {
             return;
-        };
-        let key = cache_key(app, name);
-        let instance = resource::app_instance(namespace, name, &self.config.controller_namespace);
-        lock(&self.written).remove(&key);
+        }
+        let key = AppKey::of(app);
+        lock(&self.records).remove(&key);
         lock(&self.status_echoes).forget(&key);
-        lock(&self.applied).remove(&instance);
-        lock(&self.self_heal).remove(&instance);
     }
 }
 
 /// True while the cached `app` is older than this controller's last write to it.
 /// (resourceVersions are etcd revisions, increasing integers on every API server Argosy
 /// supports; one that does not parse disables the check rather than stalling the app.)
-fn cache_is_behind(ctx: &Context, app: &Application, name: &str) -> bool {
-    let key = cache_key(app, name);
-    let mut written = lock(&ctx.written);
-    let Some(&wrote) = written.get(&key) else {
-        return false;
-    };
-    match resource_version(app) {
-        Some(seen) if seen < wrote => true,
-        _ => {
-            written.remove(&key);
-            false
+fn cache_is_behind(ctx: &Context, app: &Application, key: &AppKey) -> bool {
+    ctx.record(key, |record| {
+        let Some(wrote) = record.written else {
+            return false;
+        };
+        match resource_version(app) {
+            Some(seen) if seen < wrote => true,
+            _ => {
+                record.written = None;
+                false
+            }
         }
-    }
+    })
 }
 
 /// How long a reconcile waits for the live watches to show what the app's last sync
@@ -1125,6 +1152,7 @@ fn cache_is_behind(ctx: &Context, app: &Application, name: &str) -> bool {
 const LIVE_CATCH_UP: Duration = Duration::from_secs(10);
 
 /// What one sync applied: each object's resourceVersion in the apply response.
+#[derive(Debug)]
 struct AppliedVersions {
     at: Instant,
     versions: BTreeMap<ObjKey, u64>,
@@ -1142,14 +1170,14 @@ fn applied_versions(executed: &Executed) -> BTreeMap<ObjKey, u64> {
         .collect()
 }
 
-fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
+fn remember_applied(ctx: &Context, key: &AppKey, executed: &Executed) {
     let versions = applied_versions(executed);
     if !versions.is_empty() {
         let applied = AppliedVersions {
             at: Instant::now(),
             versions,
         };
-        lock(&ctx.applied).insert(instance.to_owned(), applied);
+        ctx.record(key, |r| r.applied = Some(applied));
     }
 }
 
@@ -1188,16 +1216,18 @@ fn settle_writes(
 
 /// True while the live cache lacks, or holds an older copy of, an object the app's last
 /// sync applied (within [`LIVE_CATCH_UP`]). Clears the record once the cache caught up.
-fn live_is_behind(ctx: &Context, instance: &str, live: &BTreeMap<ObjKey, Value>) -> bool {
-    let mut applied = lock(&ctx.applied);
-    let Some(record) = applied.get(instance) else {
-        return false;
-    };
-    let behind = record.at.elapsed() < LIVE_CATCH_UP && versions_behind(&record.versions, live);
-    if !behind {
-        applied.remove(instance);
-    }
-    behind
+fn live_is_behind(ctx: &Context, key: &AppKey, live: &BTreeMap<ObjKey, Value>) -> bool {
+    ctx.record(key, |record| {
+        let Some(applied) = &record.applied else {
+            return false;
+        };
+        let behind =
+            applied.at.elapsed() < LIVE_CATCH_UP && versions_behind(&applied.versions, live);
+        if !behind {
+            record.applied = None;
+        }
+        behind
+    })
 }
 
 /// Whether `live` misses an object of `applied` or has it at a lower resourceVersion
@@ -1347,25 +1377,27 @@ mod tests {
         let cache = tempfile::tempdir().expect("a temp dir");
         let ctx = offline_context(cache.path());
         let (gone, kept) = (application("argocd", "gone"), application("team", "kept"));
-        for (app, instance) in [(&gone, "gone"), (&kept, "team_kept")] {
-            let key = cache_key(app, app.metadata.name.as_deref().unwrap_or_default());
-            lock(&ctx.written).insert(key.clone(), 7);
-            lock(&ctx.status_echoes).writing(key);
-            let applied = AppliedVersions {
-                at: Instant::now(),
-                versions: BTreeMap::new(),
-            };
-            lock(&ctx.applied).insert(instance.to_owned(), applied);
-            lock(&ctx.self_heal).insert(instance.to_owned(), SelfHeal::default());
+        for app in [&gone, &kept] {
+            let key = AppKey::of(app);
+            lock(&ctx.status_echoes).writing(key.clone());
+            ctx.record(&key, |r| {
+                r.written = Some(7);
+                r.applied = Some(AppliedVersions {
+                    at: Instant::now(),
+                    versions: BTreeMap::new(),
+                });
+                r.self_heal = SelfHeal {
+                    attempts: 1,
+                    last: Some(Instant::now()),
+                };
+            });
         }
         assert!(!ctx.triggers_reconcile(&gone), "its write is under way");
 
         ctx.forget_deleted(&gone);
-        assert_eq!(lock(&ctx.written).keys().collect::<Vec<_>>(), ["team/kept"]);
-        assert_eq!(lock(&ctx.applied).keys().collect::<Vec<_>>(), ["team_kept"]);
         assert_eq!(
-            lock(&ctx.self_heal).keys().collect::<Vec<_>>(),
-            ["team_kept"]
+            lock(&ctx.records).keys().collect::<Vec<_>>(),
+            [&AppKey::of(&kept)]
         );
         assert!(
             ctx.triggers_reconcile(&gone),
@@ -1375,6 +1407,23 @@ mod tests {
             !ctx.triggers_reconcile(&kept),
             "the other app's write still is"
         );
+    }
+
+    /// The cache is behind the app's own status write until it shows that version; then
+    /// the record is dropped (nothing else in it).
+    #[tokio::test]
+    async fn the_app_cache_is_behind_until_it_has_the_written_version() {
+        let cache = tempfile::tempdir().expect("a temp dir");
+        let ctx = offline_context(cache.path());
+        let mut app = application("team", "web");
+        let key = AppKey::of(&app);
+        ctx.record(&key, |r| r.written = Some(9));
+        assert!(cache_is_behind(&ctx, &app, &key), "the cache has version 7");
+        app.metadata.resource_version = Some("9".into());
+        assert!(!cache_is_behind(&ctx, &app, &key));
+        assert!(lock(&ctx.records).is_empty(), "an empty record is dropped");
+        app.metadata.resource_version = Some("3".into());
+        assert!(!cache_is_behind(&ctx, &app, &key), "nothing written since");
     }
 
     fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
