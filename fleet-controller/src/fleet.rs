@@ -13,6 +13,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use argosy_crds::{Application, Cluster, resolve_destination, server_key};
+use argosy_sync_engine::status::Unreachable;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -433,14 +434,16 @@ fn owning_appset(app: &Application) -> Option<&str> {
         .map(|r| r.name.as_str())
 }
 
-/// The message of the sync engine's "cluster <server> is unreachable" condition, if set
-/// (`server` is a [`server_key`]; the message holds the server as the engine connected).
+/// The message of the sync engine's unreachable-cluster condition for `server` (a
+/// [`server_key`]; the message holds the server as the engine connected to it), if set.
 fn unreachable_condition(app: &Application, server: &str) -> Option<String> {
-    let names_server = |message: &str| {
-        message
-            .strip_prefix("cluster ")
-            .and_then(|rest| rest.split_once(" is unreachable"))
-            .is_some_and(|(s, _)| server_key(s) == server)
+    let names_server = |condition: &Value| {
+        condition.get("type").and_then(Value::as_str) == Some(Unreachable::CONDITION.as_str())
+            && condition
+                .get("message")
+                .and_then(Value::as_str)
+                .and_then(Unreachable::from_message)
+                .is_some_and(|u| server_key(&u.server) == server)
     };
     app.status
         .as_ref()?
@@ -448,8 +451,8 @@ fn unreachable_condition(app: &Application, server: &str) -> Option<String> {
         .get("conditions")?
         .as_array()?
         .iter()
-        .filter_map(|c| c.get("message").and_then(Value::as_str))
-        .find(|message| names_server(message))
+        .find(|c| names_server(c))
+        .and_then(|c| c.get("message").and_then(Value::as_str))
         .map(str::to_owned)
 }
 

@@ -712,10 +712,14 @@ async fn observe(
         .await
         .map_err(|e| Problem::comparison(e.to_string()))?;
     if let Some(why) = ctx.live.unreachable(&conn.server) {
-        return Err(Problem::comparison(format!(
-            "cluster {} is unreachable: {why}",
-            conn.server
-        )));
+        let unreachable = status::Unreachable {
+            server: conn.server.clone(),
+            reason: why,
+        };
+        return Err(Problem {
+            condition: status::Unreachable::CONDITION,
+            ..Problem::comparison(unreachable.to_string())
+        });
     }
 
     tracing::debug!(app = instance, server = %conn.server, "connected");
