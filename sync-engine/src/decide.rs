@@ -49,6 +49,14 @@ impl SelfHeal {
     }
 }
 
+impl SelfHeal {
+    /// The state to keep after the reconcile's final comparison: a Synced app starts
+    /// over (its next drift is healed at once), one still out of sync keeps counting.
+    pub fn after_compare(self, synced: bool) -> SelfHeal {
+        if synced { SelfHeal::default() } else { self }
+    }
+}
+
 /// What [`decide`] looks at.
 pub struct DecideInput<'a> {
     /// `Application.operation` as written (goes into `operationState.operation`), with its
@@ -370,6 +378,13 @@ mod tests {
         assert!(matches!(second, Decision::Sync(_)));
         assert_eq!(heal.attempts, 2);
         assert_eq!(heal.backoff(), Duration::from_secs(4));
+        // Seen Synced, the count starts over: the next drift is healed at once.
+        let reset = heal.after_compare(true);
+        assert_eq!(reset, SelfHeal::default());
+        assert_eq!(heal.after_compare(false), heal);
+        let (again, heal) = case.decide(reset, later + Duration::from_millis(1));
+        assert!(matches!(again, Decision::Sync(_)));
+        assert_eq!(heal.attempts, 1);
         // Without selfHeal, drift is left alone.
         case.policy = policy(json!({"automated": {}}));
         assert_eq!(case.decide(SelfHeal::default(), later).0, Decision::Nothing);

@@ -491,9 +491,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         operation_state.as_ref().map(state_json),
         history_entry,
     );
-    if report.sync == AppSync::Synced {
-        ctx.record(&key, |r| r.self_heal = SelfHeal::default());
-    }
+    let synced = report.sync == AppSync::Synced;
+    ctx.record(&key, |r| r.self_heal = r.self_heal.after_compare(synced));
     write_status(&app, &ctx, &existing, &report, clear_operation).await?;
     if let Some(phase) = phase {
         ctx.metrics.app_synced(&app, phase.as_str());
