@@ -59,8 +59,8 @@ impl SelfHeal {
 
 /// What [`decide`] looks at.
 pub struct DecideInput<'a> {
-    /// `Application.operation` as written (goes into `operationState.operation`), with its
-    /// typed reading; `None` when no operation is requested.
+    /// `Application.operation`, typed (it becomes `operationState.operation`); `None`
+    /// when no operation is requested.
     pub operation: Option<&'a Operation>,
     /// `status.operationState` as recorded by the last pass.
     pub recorded: Option<&'a OperationState>,

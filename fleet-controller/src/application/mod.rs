@@ -1429,6 +1429,30 @@ mod tests {
         assert!(!cache_is_behind(&ctx, &app, &key), "nothing written since");
     }
 
+    /// A requested operation is read typed once; one that does not read fails at once
+    /// (the caller reports it as an Error phase) instead of running with guessed fields.
+    #[test]
+    fn a_requested_operation_is_typed_or_refused() {
+        let mut app = application("team", "web");
+        assert_eq!(operation_of(&app), None);
+        app.operation = Some(json!({"sync": {"prune": true, "revision": "v2"}}));
+        let requested = operation_of(&app).expect("an operation");
+        assert_eq!(requested.invalid, None);
+        assert!(requested.typed.sync.as_ref().is_some_and(|s| s.prune));
+        app.operation = Some(json!({"sync": {"prune": "yes"}}));
+        let requested = operation_of(&app).expect("an operation");
+        assert!(
+            requested
+                .invalid
+                .as_deref()
+                .is_some_and(|w| w.starts_with("operation is invalid")),
+            "{requested:?}"
+        );
+        // Not a sync: nothing this engine runs.
+        app.operation = Some(json!({"info": []}));
+        assert_eq!(operation_of(&app), None);
+    }
+
     fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
         let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "web", "resourceVersion": version}});
