@@ -12,7 +12,8 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use argosy_crds::{Application, Cluster};
+use argosy_crds::{Application, Cluster, resolve_destination, server_key};
+use argosy_sync_engine::status::Unreachable;
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -156,10 +157,15 @@ pub fn summarize<A: Borrow<Application>>(
     group_by: &str,
 ) -> FleetSummary {
     let apps: Vec<&Application> = apps.iter().map(Borrow::borrow).collect();
+    // Everything is keyed by `server_key` (no trailing `/`), as the resolver compares.
+    let connections: BTreeMap<String, &Connection> = connections
+        .iter()
+        .map(|(server, c)| (server_key(server), c))
+        .collect();
     let mut by_server: BTreeMap<String, ClusterAcc> = BTreeMap::new();
     for cluster in clusters {
         by_server.insert(
-            cluster.server.clone(),
+            server_key(&cluster.server),
             ClusterAcc {
                 name: cluster.name.clone(),
                 labels: cluster.labels.clone(),
@@ -185,7 +191,7 @@ pub fn summarize<A: Borrow<Application>>(
     // Clusters (and matrix columns) by name, as people look for them.
     let mut cluster_summaries: Vec<ClusterSummary> = by_server
         .iter()
-        .map(|(server, acc)| cluster_summary(server, acc, connections.get(server)))
+        .map(|(server, acc)| cluster_summary(server, acc, connections.get(server).copied()))
         .collect();
     cluster_summaries.sort_by(|a, b| (&a.name, &a.server).cmp(&(&b.name, &b.server)));
     let group_of = |server: &str| -> String {
@@ -371,17 +377,16 @@ fn cell(app: &Application) -> Cell {
     }
 }
 
-/// The server an Application deploys to: `destination.server`, or the server of the
-/// cluster named by `destination.name` (the name itself when no cluster has it).
+/// The server an Application deploys to, as [`server_key`]: the cluster the resolver
+/// finds, else (an unregistered or ambiguous destination) `destination.server`, else
+/// `destination.name`.
 fn destination_server(app: &Application, clusters: &[Cluster]) -> String {
     let destination = &app.spec.destination;
-    if !destination.server.is_empty() {
-        return destination.server.clone();
+    match resolve_destination(destination, clusters) {
+        Ok(cluster) => server_key(&cluster.server),
+        Err(_) if !destination.server.is_empty() => server_key(&destination.server),
+        Err(_) => destination.name.clone(),
     }
-    clusters
-        .iter()
-        .find(|c| c.name == destination.name)
-        .map_or_else(|| destination.name.clone(), |c| c.server.clone())
 }
 
 fn unregistered_name(app: &Application, server: &str) -> String {
@@ -429,17 +434,25 @@ fn owning_appset(app: &Application) -> Option<&str> {
         .map(|r| r.name.as_str())
 }
 
-/// The message of the sync engine's "cluster <server> is unreachable" condition, if set.
+/// The message of the sync engine's unreachable-cluster condition for `server` (a
+/// [`server_key`]; the message holds the server as the engine connected to it), if set.
 fn unreachable_condition(app: &Application, server: &str) -> Option<String> {
-    let prefix = format!("cluster {server} is unreachable");
+    let names_server = |condition: &Value| {
+        condition.get("type").and_then(Value::as_str) == Some(Unreachable::CONDITION.as_str())
+            && condition
+                .get("message")
+                .and_then(Value::as_str)
+                .and_then(Unreachable::from_message)
+                .is_some_and(|u| server_key(&u.server) == server)
+    };
     app.status
         .as_ref()?
         .extra
         .get("conditions")?
         .as_array()?
         .iter()
-        .filter_map(|c| c.get("message").and_then(Value::as_str))
-        .find(|message| message.starts_with(&prefix))
+        .find(|c| names_server(c))
+        .and_then(|c| c.get("message").and_then(Value::as_str))
         .map(str::to_owned)
 }
 
@@ -696,6 +709,32 @@ mod tests {
         assert_eq!(acme.key, "acme");
         let names: Vec<&str> = acme.cells[ACME].iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["standalone", "web-acme", "worker-acme"]);
+    }
+
+    /// `server: https://x:6443/` is the registered `https://x:6443`, not a cluster of its
+    /// own.
+    #[test]
+    fn a_trailing_slash_groups_with_the_registered_server() {
+        let clusters = vec![cluster("x", "https://x:6443", "acme")];
+        let apps = [
+            app("plain", "https://x:6443", "Synced", "Healthy", None),
+            app("slash", "https://x:6443/", "Synced", "Healthy", None),
+        ];
+        let connections = BTreeMap::from([(
+            "https://x:6443/".to_owned(),
+            Connection {
+                last_success: None,
+                error: Some("connection refused".into()),
+                server_version: None,
+            },
+        )]);
+        let summary = summarize(&apps, &clusters, &connections, "customer");
+        assert_eq!(summary.clusters.len(), 1, "{:?}", summary.clusters);
+        let x = by_server(&summary, "https://x:6443");
+        assert!(x.registered);
+        assert_eq!(x.apps.total, 2);
+        assert_eq!(summary.matrix.columns, ["https://x:6443"]);
+        assert_ne!(x.connection, ConnectionState::Unknown);
     }
 
     #[test]

@@ -18,10 +18,13 @@
 //!   through [`writer::ClusterWriter`] (the writes as a trait, implemented by
 //!   [`clients::ClusterConn`]); [`fence`]: the gate that lets a write out only while this
 //!   replica holds the leader Lease;
+//! * [`decide`]: the pure decision whether to sync (automation, self-heal backoff, retries);
+//!   [`operation`]: the pure operation state machine (`operationState` from pass to pass);
 //! * [`status`]: the Application status the engine reports;
 //! * [`ready`]: the wait for a reflector store's first list.
 
 pub mod clients;
+pub mod decide;
 pub mod diff;
 pub mod echo;
 pub mod execute;
@@ -29,6 +32,7 @@ pub mod fence;
 pub mod health;
 pub mod jq;
 pub mod live;
+pub mod operation;
 pub mod plan;
 pub mod ready;
 pub mod render;

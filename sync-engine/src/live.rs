@@ -30,7 +30,7 @@ pub type Trigger = Arc<dyn Fn(&str) + Send + Sync>;
 /// Why live state could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("cluster {server} is unreachable: {reason}")]
+    #[error("{}", crate::status::Unreachable { server: server.clone(), reason: reason.clone() })]
     Unreachable { server: String, reason: String },
     #[error("listing {kind} on cluster {server} did not finish within {seconds} s")]
     ListTimeout {

@@ -6,6 +6,8 @@
 //! them unchanged. `reconciledAt` is only refreshed together with a real change: a
 //! timestamp bumped on every reconcile would be a write per app per resync.
 
+use std::fmt;
+
 use serde_json::{Map, Value, json};
 
 use crate::health::{Health, HealthCode};
@@ -53,6 +55,52 @@ impl ConditionType {
             ConditionType::SyncError => "SyncError",
             ConditionType::Warning => "Warning",
         }
+    }
+}
+
+/// The destination cluster cannot be reached: reported as a ComparisonError condition.
+///
+/// A condition has only a type and a message in Argo CD's status shape, so this type is
+/// the one writer of that message ([`fmt::Display`]) and the one reader
+/// ([`Unreachable::from_message`]); the dashboard and the CLI recognise the condition
+/// through it instead of matching a text of their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreachable {
+    /// The cluster's server, as the engine connected to it.
+    pub server: String,
+    /// Why (the failing request or watch).
+    pub reason: String,
+}
+
+impl Unreachable {
+    const PREFIX: &'static str = "cluster ";
+    const SEPARATOR: &'static str = " is unreachable: ";
+
+    /// The condition type it is reported under.
+    pub const CONDITION: ConditionType = ConditionType::ComparisonError;
+
+    /// Reads a condition message this type wrote.
+    pub fn from_message(message: &str) -> Option<Unreachable> {
+        let (server, reason) = message
+            .strip_prefix(Self::PREFIX)?
+            .split_once(Self::SEPARATOR)?;
+        (!server.is_empty() && !server.contains(' ')).then(|| Unreachable {
+            server: server.to_owned(),
+            reason: reason.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}{}",
+            Self::PREFIX,
+            self.server,
+            Self::SEPARATOR,
+            self.reason
+        )
     }
 }
 
@@ -267,6 +315,25 @@ pub fn history_entry(deployed: &Deployed, started: &str, now: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unreachable_condition_reads_back() {
+        let u = Unreachable {
+            server: "https://x:6443/".into(),
+            reason: "connection refused: is it up?".into(),
+        };
+        let message = u.to_string();
+        assert_eq!(
+            message,
+            "cluster https://x:6443/ is unreachable: connection refused: is it up?"
+        );
+        assert_eq!(Unreachable::from_message(&message), Some(u));
+        assert_eq!(Unreachable::from_message("cluster x is fine"), None);
+        assert_eq!(
+            Unreachable::from_message("the cluster x is unreachable: no"),
+            None
+        );
+    }
 
     fn report() -> Report {
         Report {

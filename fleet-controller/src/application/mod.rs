@@ -14,28 +14,33 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argosy_crds::Application;
+use argosy_crds::OperationState;
 use argosy_crds::cluster::Cluster;
 use argosy_crds::consts::RESOURCES_FINALIZER;
+use argosy_crds::{DestinationError, resolve_destination};
 use argosy_generators::source::{ProjectSource, RepoSource};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
 use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
+use argosy_sync_engine::decide::{self, DecideInput, Decision, SelfHeal, SyncRequest};
 use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::echo::{Echoes, version_of};
 use argosy_sync_engine::execute::{self, Executed, Reach, Target};
 use argosy_sync_engine::health::{self, Health, HealthCode};
 use argosy_sync_engine::live::LiveCache;
+use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
 use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
 use argosy_sync_engine::repo::GitRepos;
-use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions, Role};
+use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions};
 use argosy_sync_engine::ssa::FIELD_MANAGER;
 use argosy_sync_engine::status::{self, AppSync, ConditionType, Report, ResourceReport};
 use argosy_sync_engine::target::{Deployed, Wanted, is_reference_only};
@@ -62,19 +67,11 @@ pub struct Context {
     pub events: EventPublisher,
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     pub config: Config,
-    /// Self-heal attempts per app instance (backoff between repeated reverts).
-    self_heal: Mutex<HashMap<String, (u32, Instant)>>,
-    /// The resourceVersion of each app's last status write, until the cache has it: a
-    /// reconcile must not act on the state from before its own previous write (a cleared
-    /// `operation` would run again, a completed hook twice).
-    written: Mutex<HashMap<String, u64>>,
-    /// The resourceVersions of the objects each app's last sync applied, until the live
-    /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
-    /// for drift and apply again.
-    applied: Mutex<HashMap<String, AppliedVersions>>,
-    /// Status writes under way or awaiting their watch event (by `namespace/name`), whose
-    /// echo triggers no reconcile.
-    status_echoes: Mutex<Echoes<String>>,
+    /// What the engine remembers per app between reconciles (see [`AppRecord`]).
+    records: Mutex<HashMap<AppKey, AppRecord>>,
+    /// Status writes under way or awaiting their watch event, whose echo triggers no
+    /// reconcile (kept apart: [`Echoes`] tracks its own lifecycle per key).
+    status_echoes: Mutex<Echoes<AppKey>>,
     pub metrics: Metrics,
 }
 
@@ -103,9 +100,7 @@ impl Context {
             events,
             leader,
             config,
-            self_heal: Mutex::default(),
-            written: Mutex::default(),
-            applied: Mutex::default(),
+            records: Mutex::default(),
             status_echoes: Mutex::default(),
             metrics: Metrics::default(),
         }
@@ -115,6 +110,17 @@ impl Context {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Runs `f` on `key`'s record; a record left with nothing in it is dropped.
+    fn record<R>(&self, key: &AppKey, f: impl FnOnce(&mut AppRecord) -> R) -> R {
+        let mut records = lock(&self.records);
+        let record = records.entry(key.clone()).or_default();
+        let result = f(record);
+        if record.is_empty() {
+            records.remove(key);
+        }
+        result
     }
 
     fn is_leader(&self) -> bool {
@@ -132,6 +138,45 @@ impl Context {
             }
         }
         states
+    }
+}
+
+/// An Application in the engine's records: its namespace and name (one key for every
+/// record, so no two spellings of the same app can diverge).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct AppKey {
+    namespace: String,
+    name: String,
+}
+
+impl AppKey {
+    fn of(app: &Application) -> AppKey {
+        AppKey {
+            namespace: app.metadata.namespace.clone().unwrap_or_default(),
+            name: app.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What the engine remembers about one app between reconciles. These records exist so a
+/// reconcile never acts on a cache that has not caught up with the engine's own writes.
+#[derive(Debug, Default)]
+struct AppRecord {
+    /// Self-heal attempts (backoff between repeated reverts); reset when Synced.
+    self_heal: SelfHeal,
+    /// The resourceVersion of the app's last status write, until the cache has it: a
+    /// reconcile must not act on the state from before its own previous write (a cleared
+    /// `operation` would run again, a completed hook twice).
+    written: Option<u64>,
+    /// The resourceVersions of the objects the app's last sync applied, until the live
+    /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
+    /// for drift and apply again.
+    applied: Option<AppliedVersions>,
+}
+
+impl AppRecord {
+    fn is_empty(&self) -> bool {
+        self.self_heal == SelfHeal::default() && self.written.is_none() && self.applied.is_none()
     }
 }
 
@@ -208,20 +253,43 @@ struct Observed {
     warnings: Vec<String>,
 }
 
-/// The requested operation (`argosy app sync`/`rollback`, or Argo CD's CLI).
+/// The requested operation (`argosy app sync`/`rollback`, or Argo CD's CLI): as written
+/// (what the render reads) and typed (what the decision and the state read).
 #[derive(Clone, Debug, Default, PartialEq)]
-struct Operation {
-    prune: bool,
+struct Requested {
     raw: Value,
+    typed: argosy_crds::Operation,
+    /// Why it cannot be read; the operation then fails at once (Error phase).
+    invalid: Option<String>,
 }
 
-fn operation_of(app: &Application) -> Option<Operation> {
+fn operation_of(app: &Application) -> Option<Requested> {
     let raw = app.operation.as_ref()?;
-    let sync = raw.get("sync")?;
-    Some(Operation {
-        prune: sync.get("prune").and_then(Value::as_bool).unwrap_or(false),
-        raw: raw.clone(),
+    raw.get("sync")?;
+    Some(match argosy_crds::Operation::deserialize(raw) {
+        Ok(typed) => Requested {
+            raw: raw.clone(),
+            typed,
+            invalid: None,
+        },
+        Err(e) => Requested {
+            raw: raw.clone(),
+            typed: argosy_crds::Operation::default(),
+            invalid: Some(format!("operation is invalid: {e}")),
+        },
     })
+}
+
+/// `status.operationState`, typed; one that cannot be read is reported and treated as
+/// absent (a new operation starts over it).
+fn recorded_state(app: &Application, warnings: &mut Vec<String>) -> Option<OperationState> {
+    match app.status.as_ref()?.operation_state()? {
+        Ok(state) => Some(state),
+        Err(e) => {
+            warnings.push(format!("status.operationState cannot be read: {e}"));
+            None
+        }
+    }
 }
 
 fn now() -> String {
@@ -251,17 +319,18 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     let name = app.metadata.name.clone().unwrap_or_default();
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
     let instance = resource::app_instance(&namespace, &name, &ctx.config.controller_namespace);
+    let key = AppKey::of(&app);
     let existing = app
         .status
         .as_ref()
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or(Value::Null);
-    if cache_is_behind(&ctx, &app, &name) {
+    if cache_is_behind(&ctx, &app, &key) {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     if app.metadata.deletion_timestamp.is_some() {
         // A deleted app is not synced again: nothing to wait for.
-        lock(&ctx.applied).remove(&instance);
+        ctx.record(&key, |r| r.applied = None);
         return finalize(&app, &ctx, &instance, &existing).await;
     }
     // Destinations and projects are looked up in caches: wait for their first list.
@@ -275,18 +344,16 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             let mut report = Report::unknown(&existing, problem.condition, problem.message.clone());
             // A requested operation that cannot even start fails now (as in Argo CD)
             // rather than blocking every later request until someone clears it.
-            let failed_operation = operation.as_ref().map(|op| {
-                let at = now();
-                json!({"operation": op.raw, "phase": "Error", "startedAt": at,
-                       "finishedAt": at, "message": problem.message})
-            });
-            report.operation_state = failed_operation.clone();
+            let failed_operation = operation
+                .as_ref()
+                .map(|op| operation::errored(op.typed.clone(), problem.message.clone(), &now()));
+            report.operation_state = failed_operation.as_ref().map(state_json);
             if write_status(&app, &ctx, &existing, &report, failed_operation.is_some()).await? {
                 warn(&ctx, &app, problem.condition.as_str(), &problem.message).await;
             }
             if let Some(state) = &failed_operation {
                 ctx.metrics.app_synced(&app, "Error");
-                tracing::info!(app = %instance, state = %state["message"], "operation failed before it started");
+                tracing::info!(app = %instance, state = %state.message, "operation failed before it started");
             }
             return Ok(Action::requeue(problem.retry));
         }
@@ -301,52 +368,40 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         pending_kinds,
         mut warnings,
     } = observed;
-    if live_is_behind(&ctx, &instance, &live) {
+    if live_is_behind(&ctx, &key, &live) {
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
     let ignore = ignore_rules(&app, &mut warnings);
+    let recorded = recorded_state(&app, &mut warnings);
     let states = plan::compare(&desired, &live, &instance, &ignore);
-    let decision = decide(
-        &app,
-        &ctx,
-        &instance,
-        &existing,
-        &desired,
-        &states,
-        &deployed,
-        operation.as_ref(),
-    );
+    let input = DecideInput {
+        operation: operation.as_ref().map(|o| &o.typed),
+        recorded: recorded.as_ref(),
+        policy: app.spec.sync_policy.as_ref(),
+        desired: &desired,
+        states: &states,
+        deployed: &deployed,
+    };
+    let heal = ctx.record(&key, |r| r.self_heal);
+    let (decision, heal) = decide::decide(&input, heal, Instant::now());
+    ctx.record(&key, |r| r.self_heal = heal);
 
-    let mut conditions: Vec<(ConditionType, String)> = warnings
-        .into_iter()
-        .map(|w| (ConditionType::Warning, w))
-        .collect();
-    let mut operation_state = None;
-    let mut history_entry = None;
-    let mut clear_operation = false;
-    let mut requeue = ctx.config.resync;
-    let mut event: Option<(EventType, &'static str, String)> = None;
-
+    let mut outcome = Outcome::new(warnings, ctx.config.resync);
     match decision {
         Decision::Nothing => {}
-        Decision::Wait(after) => requeue = requeue.min(after),
-        Decision::Refuse(why) => {
-            conditions.push((ConditionType::SyncError, why));
-        }
+        Decision::Wait(after) => outcome.requeue = outcome.requeue.min(after),
+        Decision::Refuse(why) => outcome.conditions.push((ConditionType::SyncError, why)),
         Decision::Sync(sync) => {
-            let started = existing
-                .pointer("/operationState/startedAt")
-                .and_then(Value::as_str)
-                .filter(|_| sync.continues)
-                .map(str::to_owned)
-                .unwrap_or_else(now);
+            let started = operation::started_at(recorded.as_ref(), sync.continues, &now());
             let options = sync_options(&app);
             if options.iter().any(|o| o == "CreateNamespace=true") {
                 let ns = &app.spec.destination.namespace;
                 if !ns.is_empty()
                     && let Err(e) = execute::ensure_namespace(&*conn, ns).await
                 {
-                    conditions.push((ConditionType::SyncError, e.to_string()));
+                    outcome
+                        .conditions
+                        .push((ConditionType::SyncError, e.to_string()));
                 }
             }
             let live_options = |key: &ObjKey| {
@@ -356,10 +411,15 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             };
             let sync_plan = plan::steps(&desired, &states, sync.prune, sync.hooks, &live_options);
             let done_hooks = if sync.continues {
-                completed_hooks(&existing)
+                operation::completed_hooks(recorded.as_ref())
             } else {
                 Default::default()
             };
+            let sync_fail_hooks: std::collections::BTreeSet<ObjKey> = sync_plan
+                .sync_fail
+                .iter()
+                .filter_map(|&i| desired.get(i).map(|d| d.key.clone()))
+                .collect();
             let mut target = Target {
                 desired: &desired,
                 reach: &reach,
@@ -370,10 +430,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             };
             // An operation that already failed and waits for its SyncFail hooks does not
             // apply again; it only follows the hooks.
-            let failed_before = sync
-                .continues
-                .then(|| recorded_sync_failure(&existing))
-                .flatten();
+            let failed_before = recorded
+                .as_ref()
+                .filter(|_| sync.continues)
+                .and_then(operation::recorded_sync_failure);
             let mut executed = match failed_before {
                 Some(_) => execute::Executed::default(),
                 None => {
@@ -383,7 +443,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                     executed
                 }
             };
-            remember_applied(&ctx, &instance, &executed);
+            remember_applied(&ctx, &key, &executed);
             let failure = failed_before.or_else(|| executed.failure());
             let sync_fail = match failure {
                 Some(_) if !sync_plan.sync_fail.is_empty() => Some(
@@ -392,47 +452,35 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 ),
                 _ => None,
             };
-            let ending = Ending {
+            let pass = operation::Pass {
+                request: &sync,
+                executed: &executed,
                 failure,
                 sync_fail,
-                waiting: executed.waiting.clone(),
+                sync_fail_hooks: &sync_fail_hooks,
+                deployed: &deployed,
             };
-            let (state, outcome) =
-                operation_state_of(&sync, &executed, ending, &deployed, &started, &existing);
-            match outcome {
-                SyncOutcome::Running(why) => {
-                    requeue = Duration::from_secs(2);
-                    tracing::debug!(app = %instance, %why, "sync waiting");
-                }
-                SyncOutcome::Failed(why) => {
-                    conditions.push((ConditionType::SyncError, why.clone()));
-                    clear_operation = sync.manual;
-                    requeue = retry_delay(&app, &state).unwrap_or(ctx.config.resync);
-                    event = Some((EventType::Warning, "SyncFailed", why));
-                }
-                SyncOutcome::Succeeded => {
-                    clear_operation = sync.manual;
-                    history_entry = Some(status::history_entry(&deployed, &started, &now()));
-                    event = Some((
-                        EventType::Normal,
-                        "Synced",
-                        format!(
-                            "synced to {}: {} applied, {} pruned",
-                            deployed.short(),
-                            executed.count(false),
-                            executed.count(true)
-                        ),
-                    ));
-                }
-            }
-            operation_state = Some(state);
+            let (state, progress) = operation::next(recorded.as_ref(), pass, &started, &now());
+            outcome.progressed(
+                &app, &ctx, &sync, &state, progress, &executed, &deployed, &started,
+            );
+            outcome.operation_state = Some(state);
         }
     }
     if !pending_kinds.is_empty() {
-        requeue = Duration::from_secs(2);
+        outcome.requeue = Duration::from_secs(2);
     }
 
     let states = plan::compare(&desired, &live, &instance, &ignore);
+    let Outcome {
+        conditions,
+        operation_state,
+        history_entry,
+        clear_operation,
+        requeue,
+        event,
+    } = outcome;
+    let phase = operation_state.as_ref().map(|s| s.phase.clone());
     let report = build_report(
         &app,
         &states,
@@ -442,25 +490,108 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         &deployed,
         &source_types,
         conditions,
-        operation_state,
+        operation_state.as_ref().map(state_json),
         history_entry,
     );
-    if report.sync == AppSync::Synced {
-        lock(&ctx.self_heal).remove(&instance);
-    }
+    let synced = report.sync == AppSync::Synced;
+    ctx.record(&key, |r| r.self_heal = r.self_heal.after_compare(synced));
     write_status(&app, &ctx, &existing, &report, clear_operation).await?;
-    if let Some(phase) = report
-        .operation_state
-        .as_ref()
-        .and_then(|o| o.get("phase"))
-        .and_then(Value::as_str)
-    {
-        ctx.metrics.app_synced(&app, phase);
+    if let Some(phase) = phase {
+        ctx.metrics.app_synced(&app, phase.as_str());
     }
     if let Some((kind, reason, note)) = event {
         publish(&ctx, &app, kind, reason, &note).await;
     }
     Ok(Action::requeue(requeue))
+}
+
+/// What a reconcile reports and does after deciding: built up by the decision and the
+/// operation's progress, then written once.
+struct Outcome {
+    conditions: Vec<(ConditionType, String)>,
+    /// The new `operationState`, when an operation ran or progressed.
+    operation_state: Option<OperationState>,
+    /// The history entry of a completed sync.
+    history_entry: Option<Value>,
+    /// Clear `Application.operation` (a manual operation completed).
+    clear_operation: bool,
+    requeue: Duration,
+    event: Option<(EventType, &'static str, String)>,
+}
+
+impl Outcome {
+    /// Nothing done yet: the observation's warnings as conditions, the periodic resync.
+    fn new(warnings: Vec<String>, resync: Duration) -> Outcome {
+        Outcome {
+            conditions: warnings
+                .into_iter()
+                .map(|w| (ConditionType::Warning, w))
+                .collect(),
+            operation_state: None,
+            history_entry: None,
+            clear_operation: false,
+            requeue: resync,
+            event: None,
+        }
+    }
+
+    /// Follows the operation's progress after a sync pass.
+    #[allow(clippy::too_many_arguments)]
+    fn progressed(
+        &mut self,
+        app: &Application,
+        ctx: &Context,
+        sync: &SyncRequest,
+        state: &OperationState,
+        progress: Progress,
+        executed: &Executed,
+        deployed: &Deployed,
+        started: &str,
+    ) {
+        let resync = ctx.config.resync;
+        match progress {
+            Progress::Running(why) => {
+                self.requeue = Duration::from_secs(2);
+                tracing::debug!(app = ?app.metadata.name, %why, "sync waiting");
+            }
+            Progress::Failed(why) => {
+                self.conditions
+                    .push((ConditionType::SyncError, why.clone()));
+                self.clear_operation = sync.manual;
+                // Requeues are capped at the resync period: the controller's delay queue
+                // refuses times years away (a huge backoff is legal).
+                let policy = app.spec.sync_policy.as_ref();
+                self.requeue = match decide::retry_after(policy, state.retry_count) {
+                    Ok(delay) => delay.unwrap_or(resync).min(resync),
+                    Err(e) => {
+                        self.conditions
+                            .push((ConditionType::SyncError, e.to_string()));
+                        resync
+                    }
+                };
+                self.event = Some((EventType::Warning, "SyncFailed", why));
+            }
+            Progress::Succeeded => {
+                self.clear_operation = sync.manual;
+                self.history_entry = Some(status::history_entry(deployed, started, &now()));
+                self.event = Some((
+                    EventType::Normal,
+                    "Synced",
+                    format!(
+                        "synced to {}: {} applied, {} pruned",
+                        deployed.short(),
+                        executed.count(false),
+                        executed.count(true)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// `operationState` as written to the status (Argo CD's shape).
+fn state_json(state: &OperationState) -> Value {
+    serde_json::to_value(state).unwrap_or(Value::Null)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -491,27 +622,18 @@ fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule
     rules
 }
 
+/// The cluster the app's destination means, by the one resolver every part of Argosy
+/// uses (so the engine, the dashboard and the CLI agree).
 fn destination_cluster(app: &Application, ctx: &Context) -> Result<Cluster, Problem> {
-    let dest = &app.spec.destination;
-    let mut clusters = ctx.clusters.valid_clusters();
-    if !clusters.iter().any(Cluster::is_in_cluster) {
-        clusters.push(Cluster::in_cluster());
-    }
-    let server = dest.server.trim_end_matches('/');
-    clusters
-        .into_iter()
-        .find(|c| {
-            if !dest.server.is_empty() {
-                c.server.trim_end_matches('/') == server
-            } else {
-                !dest.name.is_empty() && c.name == dest.name
-            }
-        })
-        .ok_or_else(|| {
-            Problem::spec(format!(
-                "destination cluster {} is not registered (no cluster Secret with this server/name)",
-                if dest.server.is_empty() { &dest.name } else { &dest.server }
-            ))
+    let clusters = ctx.clusters.valid_clusters();
+    resolve_destination(&app.spec.destination, &clusters)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| match e {
+            DestinationError::UnknownServer { server: unknown }
+            | DestinationError::UnknownName { name: unknown } => Problem::spec(format!(
+                "destination cluster {unknown} is not registered (no cluster Secret with this server/name)"
+            )),
+            other => Problem::spec(format!("destination: {other}")),
         })
 }
 
@@ -520,8 +642,11 @@ async fn observe(
     ctx: &Context,
     instance: &str,
     existing: &Value,
-    operation: Option<&Operation>,
+    operation: Option<&Requested>,
 ) -> Result<Observed, Problem> {
+    if let Some(why) = operation.and_then(|o| o.invalid.clone()) {
+        return Err(Problem::spec(why));
+    }
     let wanted = Wanted::of(app, operation.map(|o| &o.raw)).map_err(Problem::spec)?;
     let project = if app.spec.project.is_empty() {
         "default"
@@ -588,10 +713,14 @@ async fn observe(
         .await
         .map_err(|e| Problem::comparison(e.to_string()))?;
     if let Some(why) = ctx.live.unreachable(&conn.server) {
-        return Err(Problem::comparison(format!(
-            "cluster {} is unreachable: {why}",
-            conn.server
-        )));
+        let unreachable = status::Unreachable {
+            server: conn.server.clone(),
+            reason: why,
+        };
+        return Err(Problem {
+            condition: status::Unreachable::CONDITION,
+            ..Problem::comparison(unreachable.to_string())
+        });
     }
 
     tracing::debug!(app = instance, server = %conn.server, "connected");
@@ -868,323 +997,6 @@ fn fold_string_data(secret: &mut Value) {
     }
 }
 
-/// What this reconcile should do about the comparison.
-enum Decision {
-    Nothing,
-    /// Self-heal is backing off; look again after this long.
-    Wait(Duration),
-    Refuse(String),
-    Sync(SyncRequest),
-}
-
-struct SyncRequest {
-    prune: bool,
-    hooks: bool,
-    manual: bool,
-    /// Continues a Running operation (keeps its start time and hook identity).
-    continues: bool,
-    initiated_by: Value,
-    operation: Value,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    app: &Application,
-    ctx: &Context,
-    instance: &str,
-    existing: &Value,
-    desired: &[DesiredObject],
-    states: &[ResourceState],
-    deployed: &Deployed,
-    operation: Option<&Operation>,
-) -> Decision {
-    let op_state = existing.get("operationState");
-    let phase = op_state
-        .and_then(|o| o.get("phase"))
-        .and_then(Value::as_str);
-    let running = phase == Some("Running");
-    if let Some(op) = operation {
-        return Decision::Sync(SyncRequest {
-            prune: op.prune,
-            hooks: true,
-            manual: true,
-            continues: running,
-            initiated_by: op
-                .raw
-                .get("initiatedBy")
-                .cloned()
-                .unwrap_or(json!({"username": "argosy"})),
-            operation: op.raw.clone(),
-        });
-    }
-    let Some(auto) = app
-        .spec
-        .sync_policy
-        .as_ref()
-        .and_then(|p| p.automated.as_ref())
-        .filter(|a| a.enabled != Some(false))
-    else {
-        return Decision::Nothing;
-    };
-    let out_of_sync = states
-        .iter()
-        .any(|s| s.sync == plan::ResourceSync::OutOfSync && (!s.requires_pruning || auto.prune));
-    if !out_of_sync && !running {
-        return Decision::Nothing;
-    }
-    let wants_resources = desired.iter().any(|d| d.role == Role::Resource);
-    let has_live = states.iter().any(|s| !s.missing);
-    if !wants_resources && has_live && !auto.allow_empty {
-        return Decision::Refuse(
-            "the source rendered no resources; automated sync will not prune every resource of the app (syncPolicy.automated.allowEmpty is false)".into(),
-        );
-    }
-    let target_changed = !deployed.is_recorded_in(op_state.and_then(|o| o.get("syncResult")));
-    let (revision_key, revision) = deployed.revision_field();
-    let mut automated_sync = json!({"prune": auto.prune});
-    automated_sync[revision_key] = revision;
-    let request = |hooks: bool| {
-        Decision::Sync(SyncRequest {
-            prune: auto.prune,
-            hooks,
-            manual: false,
-            continues: running,
-            initiated_by: json!({"automated": true}),
-            operation: json!({"sync": automated_sync,
-                              "initiatedBy": {"automated": true}}),
-        })
-    };
-    if running {
-        return request(true);
-    }
-    let failed = matches!(phase, Some("Failed") | Some("Error"));
-    if target_changed {
-        return request(true);
-    }
-    if failed {
-        // Same revision failed before: only the retry policy brings it back.
-        return match retry_delay(app, op_state.unwrap_or(&Value::Null)) {
-            Some(_) => request(true),
-            None => Decision::Nothing,
-        };
-    }
-    if !auto.self_heal {
-        return Decision::Nothing;
-    }
-    let mut attempts = lock(&ctx.self_heal);
-    let entry = attempts
-        .entry(instance.to_owned())
-        .or_insert((0, Instant::now()));
-    let backoff = Duration::from_secs(if entry.0 == 0 {
-        0
-    } else {
-        (1u64 << entry.0.min(6)).min(60)
-    });
-    let since = entry.1.elapsed();
-    if entry.0 > 0 && since < backoff {
-        return Decision::Wait(backoff - since);
-    }
-    *entry = (entry.0 + 1, Instant::now());
-    request(false)
-}
-
-/// Backoff before retrying a failed sync, or `None` when retries are exhausted or off.
-fn retry_delay(app: &Application, op_state: &Value) -> Option<Duration> {
-    let retry = app.spec.sync_policy.as_ref()?.retry.as_ref()?;
-    let limit = retry.get("limit").and_then(Value::as_i64).unwrap_or(0);
-    let count = op_state
-        .get("retryCount")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if limit >= 0 && count >= limit {
-        return None;
-    }
-    let backoff = retry.get("backoff");
-    let seconds = |key: &str, default: f64| {
-        backoff
-            .and_then(|b| b.get(key))
-            .and_then(|d| d.as_str().map(parse_duration).or_else(|| d.as_f64()))
-            .unwrap_or(default)
-    };
-    let base = seconds("duration", 5.0);
-    let factor = backoff
-        .and_then(|b| b.get("factor"))
-        .and_then(Value::as_f64)
-        .unwrap_or(2.0);
-    let max = seconds("maxDuration", 180.0);
-    let delay = (base * factor.powi(count.clamp(0, 30) as i32)).min(max);
-    Some(Duration::from_secs_f64(delay.max(1.0)))
-}
-
-/// `5s`, `2m`, `1h` (Argo CD's duration strings); a bare number is seconds.
-fn parse_duration(s: &str) -> f64 {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-    let n: f64 = number.parse().unwrap_or(5.0);
-    match unit {
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => n,
-    }
-}
-
-enum SyncOutcome {
-    Running(String),
-    Failed(String),
-    Succeeded,
-}
-
-/// Hooks the running operation already completed, from its recorded sync result.
-fn completed_hooks(existing: &Value) -> std::collections::BTreeSet<ObjKey> {
-    existing
-        .pointer("/operationState/syncResult/resources")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|r| r.get("hookPhase").and_then(Value::as_str) == Some("Succeeded"))
-        .filter_map(|r| {
-            let text = |k: &str| {
-                r.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            Some(ObjKey {
-                group: text("group"),
-                kind: r.get("kind")?.as_str()?.to_owned(),
-                namespace: text("namespace"),
-                name: r.get("name")?.as_str()?.to_owned(),
-            })
-        })
-        .collect()
-}
-
-/// While a failed operation waits for its SyncFail hooks, its phase is `Running` and its
-/// message is the failure followed by this.
-const SYNC_FAIL_RUNNING: &str = "; running SyncFail hooks";
-
-/// The failure of an operation that waits for its SyncFail hooks, from its recorded state.
-fn recorded_sync_failure(existing: &Value) -> Option<String> {
-    let state = existing.get("operationState")?;
-    if state.get("phase").and_then(Value::as_str) != Some("Running") {
-        return None;
-    }
-    let message = state.get("message").and_then(Value::as_str)?;
-    message.strip_suffix(SYNC_FAIL_RUNNING).map(str::to_owned)
-}
-
-/// How one pass of an operation ended.
-struct Ending {
-    /// Why the sync failed (this pass or an earlier one).
-    failure: Option<String>,
-    /// The SyncFail hooks, when the sync failed and has any.
-    sync_fail: Option<execute::SyncFailHooks>,
-    /// A later step waits for an earlier one.
-    waiting: Option<String>,
-}
-
-impl Ending {
-    fn phase(self) -> (&'static str, String, SyncOutcome) {
-        use execute::SyncFailHooks;
-        match (self.failure, self.sync_fail, self.waiting) {
-            (Some(failure), Some(SyncFailHooks::Running), _) => {
-                let message = format!("{failure}{SYNC_FAIL_RUNNING}");
-                ("Running", message.clone(), SyncOutcome::Running(message))
-            }
-            (Some(failure), Some(SyncFailHooks::Failed(hook)), _) => {
-                let message = format!("{failure}; SyncFail hook failed: {hook}");
-                ("Failed", message.clone(), SyncOutcome::Failed(message))
-            }
-            (Some(failure), _, _) => ("Failed", failure.clone(), SyncOutcome::Failed(failure)),
-            (None, _, Some(why)) => ("Running", why.clone(), SyncOutcome::Running(why)),
-            (None, _, None) => (
-                "Succeeded",
-                "successfully synced (all tasks run)".to_owned(),
-                SyncOutcome::Succeeded,
-            ),
-        }
-    }
-}
-
-fn operation_state_of(
-    sync: &SyncRequest,
-    executed: &Executed,
-    ending: Ending,
-    deployed: &Deployed,
-    started: &str,
-    existing: &Value,
-) -> (Value, SyncOutcome) {
-    // A continuing operation keeps what earlier passes recorded (completed hooks above all).
-    let mut by_key: BTreeMap<(String, String, String, String), Value> = BTreeMap::new();
-    if sync.continues {
-        for r in existing
-            .pointer("/operationState/syncResult/resources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let text = |k: &str| {
-                r.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            by_key.insert(
-                (text("group"), text("kind"), text("namespace"), text("name")),
-                r.clone(),
-            );
-        }
-    }
-    for (key, outcome) in &executed.results {
-        let (status, message) = match outcome {
-            execute::Outcome::Applied(_) => ("Synced", String::new()),
-            execute::Outcome::Pruned => ("Pruned", String::new()),
-            execute::Outcome::Failed(e) => ("SyncFailed", e.clone()),
-            execute::Outcome::HookSucceeded => ("Synced", String::new()),
-        };
-        let mut entry = json!({"group": key.group, "kind": key.kind, "namespace": key.namespace,
-                               "name": key.name, "status": status, "message": message});
-        if *outcome == execute::Outcome::HookSucceeded {
-            entry["hookPhase"] = json!("Succeeded");
-        }
-        by_key.insert(
-            (
-                key.group.clone(),
-                key.kind.clone(),
-                key.namespace.clone(),
-                key.name.clone(),
-            ),
-            entry,
-        );
-    }
-    let resources: Vec<Value> = by_key.into_values().collect();
-    let previous_retries = existing
-        .pointer("/operationState/retryCount")
-        .and_then(Value::as_i64)
-        .filter(|_| sync.continues || !sync.manual)
-        .unwrap_or(0);
-    let (phase, message, outcome) = ending.phase();
-    let mut state = json!({
-        "operation": sync.operation,
-        "phase": phase,
-        "message": message,
-        "startedAt": started,
-        "syncResult": {"resources": resources},
-    });
-    if let Some(result) = state["syncResult"].as_object_mut() {
-        result.extend(deployed.fields());
-    }
-    state["operation"]["initiatedBy"] = sync.initiated_by.clone();
-    if phase != "Running" {
-        state["finishedAt"] = json!(now());
-    }
-    if phase == "Failed" {
-        state["retryCount"] = json!(previous_retries + 1);
-    }
-    (state, outcome)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn build_report(
     app: &Application,
@@ -1276,7 +1088,7 @@ async fn write_status(
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
-    let key = cache_key(app, &name);
+    let key = AppKey::of(app);
     lock(&ctx.status_echoes).writing(key.clone());
     let result = api.patch(&name, &params, &Patch::Merge(&body)).await;
     let version = result.as_ref().ok().and_then(resource_version);
@@ -1293,7 +1105,7 @@ async fn write_status(
         source,
     })?;
     if let Some(version) = version {
-        lock(&ctx.written).insert(key, version);
+        ctx.record(&key, |r| r.written = Some(version));
     }
     Ok(true)
 }
@@ -1302,53 +1114,42 @@ fn resource_version(app: &Application) -> Option<u64> {
     version_of(app.metadata.resource_version.as_deref())
 }
 
-fn cache_key(app: &Application, name: &str) -> String {
-    format!(
-        "{}/{name}",
-        app.metadata.namespace.as_deref().unwrap_or_default()
-    )
-}
-
 impl Context {
     /// Whether an Application watch event should trigger a reconcile: not the echo of
     /// this controller's own status write (see [`argosy_sync_engine::echo`]).
     pub fn triggers_reconcile(&self, app: &Application) -> bool {
-        let name = app.metadata.name.as_deref().unwrap_or_default();
-        lock(&self.status_echoes).event(&cache_key(app, name), resource_version(app))
+        lock(&self.status_echoes).event(&AppKey::of(app), resource_version(app))
     }
 
     /// Drops what this engine remembers about `app`, which was deleted: no reconcile of it
     /// will come to clear its records (an app generated per pull request comes and goes;
     /// without this each one would leave its entries behind for good).
     pub fn forget_deleted(&self, app: &Application) {
-        let (Some(namespace), Some(name)) = (&app.metadata.namespace, &app.metadata.name) else {
+        if app.metadata.namespace.is_none() || app.metadata.name.is_none() {
             return;
-        };
-        let key = cache_key(app, name);
-        let instance = resource::app_instance(namespace, name, &self.config.controller_namespace);
-        lock(&self.written).remove(&key);
+        }
+        let key = AppKey::of(app);
+        lock(&self.records).remove(&key);
         lock(&self.status_echoes).forget(&key);
-        lock(&self.applied).remove(&instance);
-        lock(&self.self_heal).remove(&instance);
     }
 }
 
 /// True while the cached `app` is older than this controller's last write to it.
 /// (resourceVersions are etcd revisions, increasing integers on every API server Argosy
 /// supports; one that does not parse disables the check rather than stalling the app.)
-fn cache_is_behind(ctx: &Context, app: &Application, name: &str) -> bool {
-    let key = cache_key(app, name);
-    let mut written = lock(&ctx.written);
-    let Some(&wrote) = written.get(&key) else {
-        return false;
-    };
-    match resource_version(app) {
-        Some(seen) if seen < wrote => true,
-        _ => {
-            written.remove(&key);
-            false
+fn cache_is_behind(ctx: &Context, app: &Application, key: &AppKey) -> bool {
+    ctx.record(key, |record| {
+        let Some(wrote) = record.written else {
+            return false;
+        };
+        match resource_version(app) {
+            Some(seen) if seen < wrote => true,
+            _ => {
+                record.written = None;
+                false
+            }
         }
-    }
+    })
 }
 
 /// How long a reconcile waits for the live watches to show what the app's last sync
@@ -1356,6 +1157,7 @@ fn cache_is_behind(ctx: &Context, app: &Application, name: &str) -> bool {
 const LIVE_CATCH_UP: Duration = Duration::from_secs(10);
 
 /// What one sync applied: each object's resourceVersion in the apply response.
+#[derive(Debug)]
 struct AppliedVersions {
     at: Instant,
     versions: BTreeMap<ObjKey, u64>,
@@ -1373,14 +1175,14 @@ fn applied_versions(executed: &Executed) -> BTreeMap<ObjKey, u64> {
         .collect()
 }
 
-fn remember_applied(ctx: &Context, instance: &str, executed: &Executed) {
+fn remember_applied(ctx: &Context, key: &AppKey, executed: &Executed) {
     let versions = applied_versions(executed);
     if !versions.is_empty() {
         let applied = AppliedVersions {
             at: Instant::now(),
             versions,
         };
-        lock(&ctx.applied).insert(instance.to_owned(), applied);
+        ctx.record(key, |r| r.applied = Some(applied));
     }
 }
 
@@ -1419,16 +1221,18 @@ fn settle_writes(
 
 /// True while the live cache lacks, or holds an older copy of, an object the app's last
 /// sync applied (within [`LIVE_CATCH_UP`]). Clears the record once the cache caught up.
-fn live_is_behind(ctx: &Context, instance: &str, live: &BTreeMap<ObjKey, Value>) -> bool {
-    let mut applied = lock(&ctx.applied);
-    let Some(record) = applied.get(instance) else {
-        return false;
-    };
-    let behind = record.at.elapsed() < LIVE_CATCH_UP && versions_behind(&record.versions, live);
-    if !behind {
-        applied.remove(instance);
-    }
-    behind
+fn live_is_behind(ctx: &Context, key: &AppKey, live: &BTreeMap<ObjKey, Value>) -> bool {
+    ctx.record(key, |record| {
+        let Some(applied) = &record.applied else {
+            return false;
+        };
+        let behind =
+            applied.at.elapsed() < LIVE_CATCH_UP && versions_behind(&applied.versions, live);
+        if !behind {
+            record.applied = None;
+        }
+        behind
+    })
 }
 
 /// Whether `live` misses an object of `applied` or has it at a lower resourceVersion
@@ -1542,7 +1346,6 @@ async fn delete_tracked(
 mod tests {
     use super::*;
     use crate::registry::StoreReady;
-    use execute::SyncFailHooks;
     use kube::runtime::reflector;
 
     /// A context whose clients never reach an API server.
@@ -1581,25 +1384,27 @@ mod tests {
         let cache = tempfile::tempdir().expect("a temp dir");
         let ctx = offline_context(cache.path());
         let (gone, kept) = (application("argocd", "gone"), application("team", "kept"));
-        for (app, instance) in [(&gone, "gone"), (&kept, "team_kept")] {
-            let key = cache_key(app, app.metadata.name.as_deref().unwrap_or_default());
-            lock(&ctx.written).insert(key.clone(), 7);
-            lock(&ctx.status_echoes).writing(key);
-            let applied = AppliedVersions {
-                at: Instant::now(),
-                versions: BTreeMap::new(),
-            };
-            lock(&ctx.applied).insert(instance.to_owned(), applied);
-            lock(&ctx.self_heal).insert(instance.to_owned(), (1, Instant::now()));
+        for app in [&gone, &kept] {
+            let key = AppKey::of(app);
+            lock(&ctx.status_echoes).writing(key.clone());
+            ctx.record(&key, |r| {
+                r.written = Some(7);
+                r.applied = Some(AppliedVersions {
+                    at: Instant::now(),
+                    versions: BTreeMap::new(),
+                });
+                r.self_heal = SelfHeal {
+                    attempts: 1,
+                    last: Some(Instant::now()),
+                };
+            });
         }
         assert!(!ctx.triggers_reconcile(&gone), "its write is under way");
 
         ctx.forget_deleted(&gone);
-        assert_eq!(lock(&ctx.written).keys().collect::<Vec<_>>(), ["team/kept"]);
-        assert_eq!(lock(&ctx.applied).keys().collect::<Vec<_>>(), ["team_kept"]);
         assert_eq!(
-            lock(&ctx.self_heal).keys().collect::<Vec<_>>(),
-            ["team_kept"]
+            lock(&ctx.records).keys().collect::<Vec<_>>(),
+            [&AppKey::of(&kept)]
         );
         assert!(
             ctx.triggers_reconcile(&gone),
@@ -1609,6 +1414,47 @@ mod tests {
             !ctx.triggers_reconcile(&kept),
             "the other app's write still is"
         );
+    }
+
+    /// The cache is behind the app's own status write until it shows that version; then
+    /// the record is dropped (nothing else in it).
+    #[tokio::test]
+    async fn the_app_cache_is_behind_until_it_has_the_written_version() {
+        let cache = tempfile::tempdir().expect("a temp dir");
+        let ctx = offline_context(cache.path());
+        let mut app = application("team", "web");
+        let key = AppKey::of(&app);
+        ctx.record(&key, |r| r.written = Some(9));
+        assert!(cache_is_behind(&ctx, &app, &key), "the cache has version 7");
+        app.metadata.resource_version = Some("9".into());
+        assert!(!cache_is_behind(&ctx, &app, &key));
+        assert!(lock(&ctx.records).is_empty(), "an empty record is dropped");
+        app.metadata.resource_version = Some("3".into());
+        assert!(!cache_is_behind(&ctx, &app, &key), "nothing written since");
+    }
+
+    /// A requested operation is read typed once; one that does not read fails at once
+    /// (the caller reports it as an Error phase) instead of running with guessed fields.
+    #[test]
+    fn a_requested_operation_is_typed_or_refused() {
+        let mut app = application("team", "web");
+        assert_eq!(operation_of(&app), None);
+        app.operation = Some(json!({"sync": {"prune": true, "revision": "v2"}}));
+        let requested = operation_of(&app).expect("an operation");
+        assert_eq!(requested.invalid, None);
+        assert!(requested.typed.sync.as_ref().is_some_and(|s| s.prune));
+        app.operation = Some(json!({"sync": {"prune": "yes"}}));
+        let requested = operation_of(&app).expect("an operation");
+        assert!(
+            requested
+                .invalid
+                .as_deref()
+                .is_some_and(|w| w.starts_with("operation is invalid")),
+            "{requested:?}"
+        );
+        // Not a sync: nothing this engine runs.
+        app.operation = Some(json!({"info": []}));
+        assert_eq!(operation_of(&app), None);
     }
 
     fn config_map(name: &str, version: &str) -> (ObjKey, Value) {
@@ -1637,57 +1483,5 @@ mod tests {
             !versions_behind(&applied, &live),
             "an unparsable version does not stall"
         );
-    }
-
-    fn ending(failure: Option<&str>, sync_fail: Option<SyncFailHooks>) -> Ending {
-        Ending {
-            failure: failure.map(str::to_owned),
-            sync_fail,
-            waiting: None,
-        }
-    }
-
-    #[test]
-    fn a_failed_sync_waits_for_its_sync_fail_hooks_then_fails_with_its_error() {
-        let (phase, message, _) =
-            ending(Some("1 resource(s) failed"), Some(SyncFailHooks::Running)).phase();
-        assert_eq!(phase, "Running");
-        // The next pass finds the failure again in the recorded state.
-        let existing = json!({"operationState": {"phase": phase, "message": message}});
-        assert_eq!(
-            recorded_sync_failure(&existing).as_deref(),
-            Some("1 resource(s) failed")
-        );
-
-        let (phase, message, _) =
-            ending(Some("1 resource(s) failed"), Some(SyncFailHooks::Done)).phase();
-        assert_eq!(
-            (phase, message.as_str()),
-            ("Failed", "1 resource(s) failed")
-        );
-        let existing = json!({"operationState": {"phase": phase, "message": message}});
-        assert_eq!(recorded_sync_failure(&existing), None);
-
-        let (phase, message, _) = ending(
-            Some("1 resource(s) failed"),
-            Some(SyncFailHooks::Failed("Job/notify: job failed".into())),
-        )
-        .phase();
-        assert_eq!(phase, "Failed");
-        assert!(message.ends_with("SyncFail hook failed: Job/notify: job failed"));
-    }
-
-    #[test]
-    fn waves_waiting_and_success_are_not_failures() {
-        let waiting = Ending {
-            failure: None,
-            sync_fail: None,
-            waiting: Some("waiting for web".into()),
-        };
-        let (phase, message, _) = waiting.phase();
-        assert_eq!((phase, message.as_str()), ("Running", "waiting for web"));
-        let existing = json!({"operationState": {"phase": phase, "message": message}});
-        assert_eq!(recorded_sync_failure(&existing), None);
-        assert_eq!(ending(None, None).phase().0, "Succeeded");
     }
 }

@@ -122,14 +122,18 @@ async fn send_patch<K: Resource, P: Serialize + Debug>(
 
 /// Argo CD's bug #5817 workaround: an Application whose destination cluster is gone can
 /// never be cleaned up by the sync engine, so its resources finalizer is removed first.
+///
+/// Only a destination that names no cluster at all counts as gone: an ambiguous one (two
+/// Secrets for a server, two clusters with a name) still means a cluster that holds the
+/// app's resources, so its finalizer stays.
 fn destination_known(app: &Application, known: &[argosy_crds::Cluster]) -> bool {
-    let dest = &app.spec.destination;
-    let in_cluster = argosy_crds::Cluster::in_cluster();
-    std::iter::once(&in_cluster).chain(known).any(|c| {
-        (!dest.server.is_empty()
-            && c.server.trim_end_matches('/') == dest.server.trim_end_matches('/'))
-            || (!dest.name.is_empty() && c.name == dest.name)
-    })
+    use argosy_crds::DestinationError;
+    !matches!(
+        argosy_crds::resolve_destination(&app.spec.destination, known),
+        Err(DestinationError::UnknownServer { .. }
+            | DestinationError::UnknownName { .. }
+            | DestinationError::Missing)
+    )
 }
 
 async fn strip_resources_finalizer(

@@ -23,12 +23,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
+use argosy_crds::operation::{OperationPhase, SyncOperation};
 use argosy_crds::{AppProject, Application};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::application;
@@ -353,7 +355,7 @@ fn user() -> String {
 /// True while an operation is requested or running (Argo CD refuses a second one).
 fn in_progress(app: &Value) -> bool {
     app.get("operation").is_some_and(|o| !o.is_null())
-        || format::text(app, "/status/operationState/phase") == "Running"
+        || OperationPhase::from(format::text(app, "/status/operationState/phase")).running()
 }
 
 /// The `operation` of `argosy app sync`: refused while another one is in progress.
@@ -459,7 +461,7 @@ pub fn progress(app: &Value, requested: &Value) -> Progress {
     let ours = state_is(app, requested);
     let phase = state.map(|s| format::text(s, "/phase")).unwrap_or_default();
     match (ours, phase) {
-        (true, "Succeeded" | "Failed" | "Error") => Progress::Done {
+        (true, phase) if OperationPhase::from(phase).completed() => Progress::Done {
             phase: phase.to_owned(),
             message: state
                 .map(|s| format::text(s, "/message"))
@@ -472,9 +474,19 @@ pub fn progress(app: &Value, requested: &Value) -> Progress {
 }
 
 /// True when `app`'s `status.operationState` is the operation whose `sync` is `requested`.
+///
+/// Both are compared in the form Argo CD writes (Go's `omitempty`: `prune: false` and
+/// other empty fields left out), which is how the engine records the operation too.
 fn state_is(app: &Value, requested: &Value) -> bool {
+    let written = |sync: &Value| {
+        SyncOperation::deserialize(sync)
+            .ok()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or_else(|| sync.clone())
+    };
+    let requested = written(requested);
     app.pointer("/status/operationState/operation/sync")
-        .is_some_and(|sync| ssa::contains(sync, requested, Lists::Atomic))
+        .is_some_and(|sync| ssa::contains(&written(sync), &requested, Lists::Atomic))
 }
 
 /// What a timed-out wait last saw: how far the operation got and the app's conditions.
@@ -825,6 +837,13 @@ mod tests {
                 message: "boom".into()
             }
         );
+        // Recorded as Argo CD (and the engine) write it: `prune: false` left out.
+        let omitted = app(json!({"status": {"operationState": {
+            "phase": "Succeeded", "operation": {"sync": {"revision": "v2"}}}}}));
+        assert!(matches!(
+            progress(&omitted, &requested),
+            Progress::Done { .. }
+        ));
         // Cleared, but the last operation is another one: ours was removed.
         let other = app(json!({"status": {"operationState": {
             "phase": "Succeeded", "operation": {"sync": {"revision": "v1", "prune": false}}}}}));

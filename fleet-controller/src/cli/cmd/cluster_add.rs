@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use argosy_crds::cluster::{Cluster, secret_id};
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
+use argosy_crds::server_key;
 use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -394,7 +395,7 @@ pub async fn add(
             error,
         })?;
     let wanted = secret_name(&name);
-    let same_server = |s: &str| s.trim_end_matches('/') == endpoint.server.trim_end_matches('/');
+    let same_server = |s: &str| server_key(s) == server_key(&endpoint.server);
     let matching: Vec<String> = existing
         .items
         .iter()

@@ -19,7 +19,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
-use argosy_crds::{Application, ApplicationSet, Cluster};
+use argosy_crds::{Application, ApplicationSet, Cluster, resolve_destination, server_key};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
@@ -455,10 +455,10 @@ fn find_cluster<'a>(
     name: &str,
     namespace: &str,
 ) -> Result<(&'a str, &'a Cluster), FleetCliError> {
-    let server = name.trim_end_matches('/');
+    let server = server_key(name);
     let found: Vec<&(String, Cluster)> = secrets
         .iter()
-        .filter(|(_, c)| c.name == name || c.server.trim_end_matches('/') == server)
+        .filter(|(_, c)| c.name == name || server_key(&c.server) == server)
         .collect();
     match found.as_slice() {
         [(secret, cluster)] => Ok((secret, cluster)),
@@ -480,15 +480,12 @@ fn find_cluster<'a>(
 /// `namespace/name` of the Applications whose destination is `cluster` (by server, or by
 /// name when the destination names its cluster).
 pub fn apps_targeting(apps: &[Application], cluster: &Cluster) -> Vec<String> {
-    let server = cluster.server.trim_end_matches('/');
+    let server = server_key(&cluster.server);
     apps.iter()
         .filter(|app| {
-            let d = &app.spec.destination;
-            if d.server.is_empty() {
-                !d.name.is_empty() && d.name == cluster.name
-            } else {
-                d.server.trim_end_matches('/') == server
-            }
+            // The resolver adds the implicit in-cluster cluster: compare what it found.
+            resolve_destination(&app.spec.destination, std::slice::from_ref(cluster))
+                .is_ok_and(|found| server_key(&found.server) == server)
         })
         .map(|app| {
             format!(

@@ -1,0 +1,497 @@
+//! What one reconcile should do about an Application's comparison: nothing, wait, refuse,
+//! or sync. Pure: the self-heal attempt counter is a value passed in and handed back (the
+//! controller stores it per app), and time comes in as `now`.
+
+use std::time::{Duration, Instant};
+
+use argosy_crds::application::SyncPolicy;
+use argosy_crds::operation::{
+    Operation, OperationError, OperationInitiator, OperationPhase, OperationState, RetryStrategy,
+    SyncOperation,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::plan::{DesiredObject, ResourceState, ResourceSync};
+use crate::resource::Role;
+use crate::target::Deployed;
+
+/// Why the retry policy of a failed sync cannot be followed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// `syncPolicy.retry` does not have Argo CD's shape.
+    #[error("syncPolicy.retry is invalid: {0}; the failed sync is not retried")]
+    RetrySpec(#[source] serde_json::Error),
+    /// A backoff duration does not parse (or is out of Go's range).
+    #[error("syncPolicy.{0}; the failed sync is not retried")]
+    RetryBackoff(#[source] OperationError),
+}
+
+/// Self-heal attempts of one app: how many reverts in a row, and when the last was.
+/// Reset when the app is seen Synced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SelfHeal {
+    /// Reverts since the app was last Synced.
+    pub attempts: u32,
+    /// When the last revert started.
+    pub last: Option<Instant>,
+}
+
+impl SelfHeal {
+    /// The wait after `attempts` reverts: none before the first, then 2 s doubling up
+    /// to 60 s (a controller fighting another writer backs off instead of spinning).
+    pub fn backoff(self) -> Duration {
+        if self.attempts == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs((1u64 << self.attempts.min(6)).min(60))
+        }
+    }
+}
+
+impl SelfHeal {
+    /// The state to keep after the reconcile's final comparison: a Synced app starts
+    /// over (its next drift is healed at once), one still out of sync keeps counting.
+    pub fn after_compare(self, synced: bool) -> SelfHeal {
+        if synced { SelfHeal::default() } else { self }
+    }
+}
+
+/// What [`decide`] looks at.
+pub struct DecideInput<'a> {
+    /// `Application.operation`, typed (it becomes `operationState.operation`); `None`
+    /// when no operation is requested.
+    pub operation: Option<&'a Operation>,
+    /// `status.operationState` as recorded by the last pass.
+    pub recorded: Option<&'a OperationState>,
+    /// `spec.syncPolicy`.
+    pub policy: Option<&'a SyncPolicy>,
+    /// What the source renders.
+    pub desired: &'a [DesiredObject],
+    /// The comparison of desired and live objects.
+    pub states: &'a [ResourceState],
+    /// The sources and revisions this pass rendered.
+    pub deployed: &'a Deployed,
+}
+
+/// What this reconcile should do about the comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Nothing to do.
+    Nothing,
+    /// Self-heal is backing off; look again after this long.
+    Wait(Duration),
+    /// A sync is due but refused, for this reason (reported as a SyncError condition).
+    Refuse(String),
+    /// Sync.
+    Sync(Box<SyncRequest>),
+}
+
+/// A sync to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncRequest {
+    /// Delete tracked objects gone from the source.
+    pub prune: bool,
+    /// Run hooks (a self-heal revert does not).
+    pub hooks: bool,
+    /// Requested through `Application.operation` (cleared once it completes).
+    pub manual: bool,
+    /// Continues a Running operation (keeps its start time and hook identity).
+    pub continues: bool,
+    /// The operation as recorded in `operationState.operation` (with `initiatedBy`).
+    pub operation: Operation,
+}
+
+/// Decides what to do; returns the self-heal state to keep (a revert counts an attempt;
+/// the caller resets it when the app is Synced).
+pub fn decide(input: &DecideInput<'_>, heal: SelfHeal, now: Instant) -> (Decision, SelfHeal) {
+    let phase = input.recorded.map(|s| &s.phase);
+    let running = phase.is_some_and(OperationPhase::running);
+    if let Some(op) = input.operation {
+        let mut operation = op.clone();
+        if operation.initiated_by.is_none() {
+            operation.initiated_by = Some(OperationInitiator {
+                username: "argosy".into(),
+                ..OperationInitiator::default()
+            });
+        }
+        let request = SyncRequest {
+            prune: op.sync.as_ref().is_some_and(|s| s.prune),
+            hooks: true,
+            manual: true,
+            continues: running,
+            operation,
+        };
+        return (Decision::Sync(Box::new(request)), heal);
+    }
+    let Some(auto) = input
+        .policy
+        .and_then(|p| p.automated.as_ref())
+        .filter(|a| a.enabled != Some(false))
+    else {
+        return (Decision::Nothing, heal);
+    };
+    let out_of_sync = input
+        .states
+        .iter()
+        .any(|s| s.sync == ResourceSync::OutOfSync && (!s.requires_pruning || auto.prune));
+    if !out_of_sync && !running {
+        return (Decision::Nothing, heal);
+    }
+    let wants_resources = input.desired.iter().any(|d| d.role == Role::Resource);
+    let has_live = input.states.iter().any(|s| !s.missing);
+    if !wants_resources && has_live && !auto.allow_empty {
+        return (
+            Decision::Refuse(
+                "the source rendered no resources; automated sync will not prune every resource of the app (syncPolicy.automated.allowEmpty is false)".into(),
+            ),
+            heal,
+        );
+    }
+    let recorded_result = input
+        .recorded
+        .and_then(|s| s.sync_result.as_ref())
+        .and_then(|r| serde_json::to_value(r).ok());
+    let target_changed = !input.deployed.is_recorded_in(recorded_result.as_ref());
+    let request = |hooks: bool| {
+        Decision::Sync(Box::new(automated_request(
+            input.deployed,
+            auto.prune,
+            hooks,
+            running,
+        )))
+    };
+    if running || target_changed {
+        return (request(true), heal);
+    }
+    if phase.is_some_and(|p| matches!(p, OperationPhase::Failed | OperationPhase::Error)) {
+        // The same revision failed before: only the retry policy brings it back.
+        let retries = input.recorded.map_or(0, |s| s.retry_count);
+        let decision = match retry_after(input.policy, retries) {
+            Ok(Some(_)) => request(true),
+            Ok(None) => Decision::Nothing,
+            Err(e) => Decision::Refuse(e.to_string()),
+        };
+        return (decision, heal);
+    }
+    if !auto.self_heal {
+        return (Decision::Nothing, heal);
+    }
+    if let Some(last) = heal.last {
+        let since = now.saturating_duration_since(last);
+        if heal.attempts > 0 && since < heal.backoff() {
+            return (Decision::Wait(heal.backoff() - since), heal);
+        }
+    }
+    let next = SelfHeal {
+        attempts: heal.attempts.saturating_add(1),
+        last: Some(now),
+    };
+    (request(false), next)
+}
+
+/// The operation of an automated sync to what this pass rendered.
+fn automated_request(
+    deployed: &Deployed,
+    prune: bool,
+    hooks: bool,
+    continues: bool,
+) -> SyncRequest {
+    let mut sync = SyncOperation {
+        prune,
+        ..SyncOperation::default()
+    };
+    match deployed.revision_field() {
+        (_, Value::String(revision)) => sync.revision = revision,
+        (_, revisions) => {
+            sync.revisions = Vec::<String>::deserialize(revisions).unwrap_or_default()
+        }
+    }
+    SyncRequest {
+        prune,
+        hooks,
+        manual: false,
+        continues,
+        operation: Operation {
+            sync: Some(sync),
+            initiated_by: Some(OperationInitiator {
+                automated: true,
+                ..OperationInitiator::default()
+            }),
+            ..Operation::default()
+        },
+    }
+}
+
+/// The wait before retrying a failed sync that was retried `retry_count` times already;
+/// `Ok(None)` when retries are off or exhausted; an error when the policy cannot be read
+/// (a bad `limit`, an unparsable or out-of-range backoff), never a guessed delay.
+pub fn retry_after(
+    policy: Option<&SyncPolicy>,
+    retry_count: i64,
+) -> Result<Option<Duration>, DecideError> {
+    let Some(raw) = policy.and_then(|p| p.retry.as_ref()) else {
+        return Ok(None);
+    };
+    let retry = RetryStrategy::deserialize(raw).map_err(DecideError::RetrySpec)?;
+    if !retry.may_retry(retry_count) {
+        return Ok(None);
+    }
+    retry
+        .delay(retry_count)
+        .map(Some)
+        .map_err(DecideError::RetryBackoff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::{ObjKey, ResourceOptions};
+    use serde_json::json;
+
+    fn key(name: &str) -> ObjKey {
+        ObjKey {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: "web".into(),
+            name: name.into(),
+        }
+    }
+
+    fn desired(name: &str) -> DesiredObject {
+        DesiredObject {
+            key: key(name),
+            object: json!({}),
+            role: Role::Resource,
+            wave: 0,
+            options: ResourceOptions::default(),
+        }
+    }
+
+    fn state(name: &str, sync: ResourceSync) -> ResourceState {
+        ResourceState {
+            key: key(name),
+            sync,
+            differences: vec![],
+            requires_pruning: false,
+            missing: false,
+            wave: 0,
+        }
+    }
+
+    fn policy(value: Value) -> SyncPolicy {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn deployed(revision: &str) -> Deployed {
+        Deployed::new(vec![json!({"repoURL": "r"})], vec![revision.into()], false)
+    }
+
+    /// A recorded operation in `phase` that synced `revision`, retried `retries` times.
+    fn recorded(phase: &str, revision: &str, retries: i64) -> OperationState {
+        serde_json::from_value(json!({"phase": phase, "retryCount": retries,
+            "syncResult": {"revision": revision, "source": {"repoURL": "r"}}}))
+        .unwrap()
+    }
+
+    struct Case {
+        policy: SyncPolicy,
+        recorded: Option<OperationState>,
+        operation: Option<Operation>,
+        desired: Vec<DesiredObject>,
+        states: Vec<ResourceState>,
+        deployed: Deployed,
+    }
+
+    impl Case {
+        fn new(policy_json: Value, sync: ResourceSync) -> Case {
+            Case {
+                policy: policy(policy_json),
+                recorded: None,
+                operation: None,
+                desired: vec![desired("a")],
+                states: vec![state("a", sync)],
+                deployed: deployed("abc"),
+            }
+        }
+
+        fn decide(&self, heal: SelfHeal, now: Instant) -> (Decision, SelfHeal) {
+            let input = DecideInput {
+                operation: self.operation.as_ref(),
+                recorded: self.recorded.as_ref(),
+                policy: Some(&self.policy),
+                desired: &self.desired,
+                states: &self.states,
+                deployed: &self.deployed,
+            };
+            decide(&input, heal, now)
+        }
+    }
+
+    #[test]
+    fn automated_sync_when_out_of_sync_and_none_when_synced() {
+        let now = Instant::now();
+        let case = Case::new(
+            json!({"automated": {"prune": true}}),
+            ResourceSync::OutOfSync,
+        );
+        let (decision, _) = case.decide(SelfHeal::default(), now);
+        let Decision::Sync(request) = decision else {
+            panic!("{decision:?}")
+        };
+        assert!(request.prune && request.hooks && !request.manual && !request.continues);
+        let op = serde_json::to_value(&request.operation).unwrap();
+        assert_eq!(
+            op,
+            json!({"sync": {"revision": "abc", "prune": true}, "initiatedBy": {"automated": true}})
+        );
+
+        let case = Case::new(json!({"automated": {}}), ResourceSync::Synced);
+        assert_eq!(case.decide(SelfHeal::default(), now).0, Decision::Nothing);
+        let case = Case::new(json!({}), ResourceSync::OutOfSync);
+        assert_eq!(case.decide(SelfHeal::default(), now).0, Decision::Nothing);
+    }
+
+    #[test]
+    fn self_heal_backs_off_between_reverts() {
+        let start = Instant::now();
+        let mut case = Case::new(
+            json!({"automated": {"selfHeal": true}}),
+            ResourceSync::OutOfSync,
+        );
+        // The revision was synced already: a difference now is drift.
+        case.recorded = Some(recorded("Succeeded", "abc", 0));
+        let (first, heal) = case.decide(SelfHeal::default(), start);
+        assert!(matches!(
+            first,
+            Decision::Sync(r) if !r.hooks
+        ));
+        assert_eq!(heal.attempts, 1);
+        // A second revert within the backoff waits...
+        let soon = start + Duration::from_millis(500);
+        let (wait, same) = case.decide(heal, soon);
+        assert_eq!(wait, Decision::Wait(Duration::from_millis(1500)));
+        assert_eq!(same, heal);
+        // ...after it, syncs and counts.
+        let later = start + Duration::from_secs(2);
+        let (second, heal) = case.decide(heal, later);
+        assert!(matches!(second, Decision::Sync(_)));
+        assert_eq!(heal.attempts, 2);
+        assert_eq!(heal.backoff(), Duration::from_secs(4));
+        // Seen Synced, the count starts over: the next drift is healed at once.
+        let reset = heal.after_compare(true);
+        assert_eq!(reset, SelfHeal::default());
+        assert_eq!(heal.after_compare(false), heal);
+        let (again, heal) = case.decide(reset, later + Duration::from_millis(1));
+        assert!(matches!(again, Decision::Sync(_)));
+        assert_eq!(heal.attempts, 1);
+        // Without selfHeal, drift is left alone.
+        case.policy = policy(json!({"automated": {}}));
+        assert_eq!(case.decide(SelfHeal::default(), later).0, Decision::Nothing);
+    }
+
+    #[test]
+    fn retry_limits() {
+        let now = Instant::now();
+        let mut case = Case::new(
+            json!({"automated": {}, "retry": {"limit": 2}}),
+            ResourceSync::OutOfSync,
+        );
+        case.recorded = Some(recorded("Failed", "abc", 1));
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Sync(_)
+        ));
+        case.recorded = Some(recorded("Failed", "abc", 2));
+        assert_eq!(case.decide(SelfHeal::default(), now).0, Decision::Nothing);
+        // limit: -1 retries forever.
+        case.policy = policy(json!({"automated": {}, "retry": {"limit": -1}}));
+        case.recorded = Some(recorded("Failed", "abc", 1000));
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Sync(_)
+        ));
+        // No retry policy: a failed revision stays failed until the target changes.
+        case.policy = policy(json!({"automated": {}}));
+        assert_eq!(case.decide(SelfHeal::default(), now).0, Decision::Nothing);
+        case.deployed = deployed("def");
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Sync(_)
+        ));
+    }
+
+    #[test]
+    fn an_overflowing_backoff_is_refused_not_a_panic() {
+        let mut case = Case::new(
+            json!({"automated": {}, "retry": {"limit": 5,
+                "backoff": {"duration": "99999999999999999999999h", "factor": 2}}}),
+            ResourceSync::OutOfSync,
+        );
+        case.recorded = Some(recorded("Failed", "abc", 1));
+        let Decision::Refuse(why) = case.decide(SelfHeal::default(), Instant::now()).0 else {
+            panic!("not retried")
+        };
+        assert!(why.contains("retry.backoff.duration"), "{why}");
+        // Huge but within Go's range: saturates at maxDuration.
+        let policy = policy(json!({"retry": {"limit": -1,
+            "backoff": {"duration": "2562047h", "factor": 1000}}}));
+        let delay = retry_after(Some(&policy), 30).unwrap().unwrap();
+        assert_eq!(delay, Duration::from_secs(180));
+        // Argo's `1m30s`, not 1 s.
+        let policy = policy_of("1m30s");
+        assert_eq!(
+            retry_after(Some(&policy), 0).unwrap(),
+            Some(Duration::from_secs(90))
+        );
+    }
+
+    fn policy_of(duration: &str) -> SyncPolicy {
+        policy(json!({"retry": {"limit": 1, "backoff": {"duration": duration}}}))
+    }
+
+    #[test]
+    fn an_empty_render_does_not_prune_everything_without_allow_empty() {
+        let mut case = Case::new(
+            json!({"automated": {"prune": true}}),
+            ResourceSync::OutOfSync,
+        );
+        case.desired.clear();
+        case.states[0].requires_pruning = true;
+        assert!(matches!(
+            case.decide(SelfHeal::default(), Instant::now()).0,
+            Decision::Refuse(_)
+        ));
+        case.policy = policy(json!({"automated": {"prune": true, "allowEmpty": true}}));
+        assert!(matches!(
+            case.decide(SelfHeal::default(), Instant::now()).0,
+            Decision::Sync(r) if r.prune
+        ));
+    }
+
+    #[test]
+    fn a_manual_operation_runs_without_an_automated_policy() {
+        let mut case = Case::new(json!({}), ResourceSync::Synced);
+        case.operation = Some(serde_json::from_value(json!({"sync": {"prune": true}})).unwrap());
+        let (decision, heal) = case.decide(SelfHeal::default(), Instant::now());
+        let Decision::Sync(request) = decision else {
+            panic!("{decision:?}")
+        };
+        assert!(request.manual && request.prune && !request.continues);
+        assert_eq!(
+            request
+                .operation
+                .initiated_by
+                .map(|i| i.username)
+                .as_deref(),
+            Some("argosy")
+        );
+        assert_eq!(heal, SelfHeal::default());
+        // A Running operation continues.
+        case.recorded = Some(recorded("Running", "abc", 0));
+        let Decision::Sync(request) = case.decide(SelfHeal::default(), Instant::now()).0 else {
+            panic!("continues")
+        };
+        assert!(request.continues);
+    }
+}
