@@ -25,6 +25,7 @@ use kube::runtime::controller::Action;
 use kube::{Client, Resource};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
@@ -302,7 +303,18 @@ fn now() -> String {
 /// One pass over an Application (timed for `/metrics`).
 pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_app(&app, &ctx).await;
+    // Every log line of this pass (observe, plan, execute, write) carries the app and
+    // its destination.
+    let span = tracing::info_span!(
+        "reconcile",
+        app = %format!(
+            "{}/{}",
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            app.metadata.name.as_deref().unwrap_or_default()
+        ),
+        cluster = %destination_label(&app),
+    );
+    let result = reconcile_app(&app, &ctx).instrument(span).await;
     ctx.metrics.app_reconciled(
         &app,
         result.as_ref().map(|_| ()).map_err(Error::category),
@@ -338,7 +350,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
     let operation = operation_of(&app);
-    let observed = match observe(&app, &ctx, &instance, &existing, operation.as_ref()).await {
+    let observed = match observe(&app, &ctx, &instance, &existing, operation.as_ref())
+        .instrument(tracing::info_span!("observe"))
+        .await
+    {
         Ok(o) => o,
         Err(problem) => {
             let mut report = Report::unknown(&existing, problem.condition, problem.message.clone());
@@ -373,7 +388,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     }
     let ignore = ignore_rules(&app, &mut warnings);
     let recorded = recorded_state(&app, &mut warnings);
-    let states = plan::compare(&desired, &live, &instance, &ignore);
+    let states =
+        tracing::info_span!("plan").in_scope(|| plan::compare(&desired, &live, &instance, &ignore));
     let input = DecideInput {
         operation: operation.as_ref().map(|o| &o.typed),
         recorded: recorded.as_ref(),
@@ -438,7 +454,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 Some(_) => execute::Executed::default(),
                 None => {
                     announce_writes(&ctx, &conn.server, &reach, &desired);
-                    let executed = execute::run(&*conn, &mut target, &sync_plan).await;
+                    let executed = execute::run(&*conn, &mut target, &sync_plan)
+                        .instrument(tracing::info_span!("execute", server = %conn.server))
+                        .await;
                     settle_writes(&ctx, &conn.server, &reach, &desired, &executed);
                     executed
                 }
@@ -448,6 +466,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             let sync_fail = match failure {
                 Some(_) if !sync_plan.sync_fail.is_empty() => Some(
                     execute::run_sync_fail_hooks(&*conn, &mut target, &sync_plan, &mut executed)
+                        .instrument(tracing::info_span!("execute", server = %conn.server))
                         .await,
                 ),
                 _ => None,
@@ -495,7 +514,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     );
     let synced = report.sync == AppSync::Synced;
     ctx.record(&key, |r| r.self_heal = r.self_heal.after_compare(synced));
-    write_status(&app, &ctx, &existing, &report, clear_operation).await?;
+    write_status(&app, &ctx, &existing, &report, clear_operation)
+        .instrument(tracing::info_span!("write"))
+        .await?;
     if let Some(phase) = phase {
         ctx.metrics.app_synced(&app, phase.as_str());
     }
@@ -596,6 +617,16 @@ fn state_json(state: &OperationState) -> Value {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The destination as the app names it (server, else cluster name), for log spans.
+fn destination_label(app: &Application) -> &str {
+    let destination = &app.spec.destination;
+    if destination.server.is_empty() {
+        &destination.name
+    } else {
+        &destination.server
+    }
 }
 
 fn sync_options(app: &Application) -> Vec<String> {
