@@ -45,7 +45,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const NEGATIVE_DISCOVERY_TTL: Duration = Duration::from_secs(5);
 /// The plugin Argo CD runs for `awsAuthConfig` (shipped in Argo CD's images).
 const AWS_AUTH_COMMAND: &str = "argocd-k8s-auth";
-/// ExecCredential version used when a Secret's `execProviderConfig` names none.
+/// `ExecCredential` version used when a Secret's `execProviderConfig` names none.
 const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
 /// Replaces a credential in messages.
 const REDACTED: &str = "<redacted>";
@@ -56,41 +56,73 @@ const PLUGIN_OUTPUT_WITHHELD: &str = " (plugin output withheld)";
 /// step and never contain a credential.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
+    /// A field of the cluster's `config` is invalid.
     #[error("cluster {server}: config.{field}: {reason}")]
     ReadConfig {
+        /// API server URL of the cluster.
         server: String,
+        /// The `config` field at fault.
         field: &'static str,
+        /// What is wrong.
         reason: String,
     },
+    /// The cluster asks for a credential plugin, and this controller does not run them.
     #[error(
         "cluster {server}: config.{field} asks to run a credential plugin, and credential plugins are not allowed in this controller"
     )]
-    ExecRefused { server: String, field: &'static str },
+    ExecRefused {
+        /// API server URL of the cluster.
+        server: String,
+        /// The `config` field at fault.
+        field: &'static str,
+    },
+    /// The Kubernetes client could not be built from the settings.
     #[error("cluster {server}: building the client: {reason}")]
-    BuildClient { server: String, reason: String },
+    BuildClient {
+        /// API server URL of the cluster.
+        server: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The API server did not answer the version request.
     #[error("cluster {server}: reading the server version: {failure}")]
     ServerVersion {
+        /// API server URL of the cluster.
         server: String,
+        /// How the request failed.
         failure: RequestFailure,
     },
+    /// An `apiVersion` that is neither `GROUP/VERSION` nor `VERSION`.
     #[error("apiVersion {api_version:?} is not GROUP/VERSION or VERSION")]
-    ParseApiVersion { api_version: String },
+    ParseApiVersion {
+        /// The `apiVersion` concerned.
+        api_version: String,
+    },
+    /// API discovery of a group version failed.
     #[error("cluster {server}: discovering {api_version}: {failure}")]
     Discovery {
+        /// API server URL of the cluster.
         server: String,
+        /// The `apiVersion` concerned.
         api_version: String,
+        /// How the request failed.
         failure: RequestFailure,
     },
+    /// The cluster does not serve the kind in that API version.
     #[error("cluster {server}: kind {kind} is not served in {api_version} (is its CRD installed?)")]
     UnknownKind {
+        /// API server URL of the cluster.
         server: String,
+        /// The `apiVersion` concerned.
         api_version: String,
+        /// The kind looked up.
         kind: String,
     },
 }
 
 impl ClientError {
     /// A static category for metrics labels and Event reasons.
+    #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
             ClientError::ReadConfig { .. } => "InvalidClusterConfig",
@@ -153,6 +185,7 @@ struct Slot {
 
 impl ClusterClients {
     /// `in_cluster` is the controller's own client, used for `https://kubernetes.default.svc`.
+    #[must_use]
     pub fn new(in_cluster: kube::Client, allow_exec_plugins: bool) -> Self {
         Self {
             in_cluster,

@@ -3,7 +3,7 @@
 //! [`Comparison`] the engine already made.
 //!
 //! Both sides show what the engine compares, so a diff shows the differences that make a
-//! resource OutOfSync and not the API server's additions: `status` and server-populated
+//! resource `OutOfSync` and not the API server's additions: `status` and server-populated
 //! metadata are left out (metadata keeps name, namespace, labels and annotations), and the
 //! live object is cut down to the fields the desired one sets plus the fields Argosy's
 //! apply owns (`managedFields`) but Git no longer sets, which the next sync removes.
@@ -20,9 +20,11 @@ use crate::ssa;
 
 /// The engine's comparison of an Application with its spec (what `argosy app diff` shows).
 pub struct Comparison {
+    /// The desired objects, normalized.
     pub desired: Vec<DesiredObject>,
     /// Live objects at the desired keys and every live object the app tracks.
     pub live: BTreeMap<ObjKey, Value>,
+    /// The comparison of each resource.
     pub states: Vec<ResourceState>,
     /// What the comparison could not cover (invalid ignore rules, kinds not served yet).
     pub warnings: Vec<String>,
@@ -31,12 +33,14 @@ pub struct Comparison {
 /// The diff of one out-of-sync resource.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceDiff {
+    /// The resource.
     pub key: ObjKey,
     /// `===== group/Kind namespace/name ======` and a unified diff (`--- live`, `+++ desired`).
     pub text: String,
 }
 
 /// One diff per out-of-sync resource of `comparison`, in its order.
+#[must_use]
 pub fn resource_diffs(comparison: &Comparison) -> Vec<ResourceDiff> {
     comparison
         .states

@@ -70,6 +70,7 @@ pub enum GitRequest {
 
 impl GitRequest {
     /// Argo CD's `request_type` label.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LsRemote => "ls-remote",
@@ -157,6 +158,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl GitRepos {
     /// `local` maps repo URLs to local repository paths; other URLs are cloned into `cache_dir`.
+    #[must_use]
     pub fn new(local: BTreeMap<String, PathBuf>, cache_dir: PathBuf) -> Self {
         Self {
             local,
@@ -177,6 +179,7 @@ impl GitRepos {
     }
 
     /// Checks each remote repository's refs at most once per `interval`.
+    #[must_use]
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;
         self
@@ -583,6 +586,7 @@ fn cache_key(url: &str) -> String {
 }
 
 /// Removes `user:password@` from a URL before it appears in a message.
+#[must_use]
 pub fn redact_url(url: &str) -> String {
     match credentials(url) {
         Some(userinfo) => url.replacen(userinfo, "***", 1),
@@ -602,6 +606,7 @@ fn credentials(url: &str) -> Option<&str> {
 /// `repoURL`s, and the cache's keys): scheme and host lowercased, credentials dropped, a
 /// trailing `/` and `.git` removed, and scp-like `user@host:path` read as `ssh://host/path`.
 /// The path keeps its case: only hosts are case-insensitive in general.
+#[must_use]
 pub fn normalize_repo_url(url: &str) -> String {
     let url = url.trim();
     let (scheme, rest) = match url.split_once("://") {
@@ -697,7 +702,7 @@ pub fn write_tree_commit(
         .ok()
         .flatten()
         .and_then(|mut r| r.peel_to_id().ok())
-        .map(|id| id.detach())
+        .map(gix::Id::detach)
         .into_iter()
         .collect();
     let commit = repo

@@ -1,4 +1,4 @@
-//! `autoscaling`: HorizontalPodAutoscaler, v1 (conditions in an annotation) and v2.
+//! `autoscaling`: `HorizontalPodAutoscaler`, v1 (conditions in an annotation) and v2.
 
 use serde_json::Value;
 
@@ -33,8 +33,8 @@ pub(super) fn hpa(obj: &Value, version: &str) -> Result<Health, Malformed> {
     hpa_conditions(&conditions(entries, PATH)?)
 }
 
-/// Degraded on a scaling failure; Healthy when every condition is a True AbleToScale or
-/// ScalingLimited (so also when there is none, as in Argo); otherwise still waiting.
+/// Degraded on a scaling failure; Healthy when every condition is a True `AbleToScale` or
+/// `ScalingLimited` (so also when there is none, as in Argo); otherwise still waiting.
 fn hpa_conditions(conditions: &[Condition<'_>]) -> Result<Health, Malformed> {
     const DEGRADED: [(&str, &str); 4] = [
         ("AbleToScale", "FailedGetScale"),

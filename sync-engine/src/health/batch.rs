@@ -1,4 +1,4 @@
-//! `batch`: Job and CronJob (the latter as Argo CD's shipped Lua check).
+//! `batch`: Job and `CronJob` (the latter as Argo CD's shipped Lua check).
 
 use serde_json::Value;
 
@@ -7,7 +7,7 @@ use super::fields::{Malformed, boolean, list, opt_time};
 use super::verdict::{Health, HealthCode};
 
 pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Suspended, Healthy, Progressing};
     let mut failed = None;
     let mut complete = false;
     let mut suspended = false;
@@ -38,9 +38,9 @@ pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
     })
 }
 
-/// Argo CD's shipped CronJob check, with `spec.suspend` first (as its earlier check had).
+/// Argo CD's shipped `CronJob` check, with `spec.suspend` first (as its earlier check had).
 pub(super) fn cron_job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Suspended, Progressing, Healthy, Degraded};
     if boolean(obj, "spec.suspend")? {
         return Ok(Health::new(Suspended, "CronJob is Suspended"));
     }

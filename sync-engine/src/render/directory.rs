@@ -104,7 +104,7 @@ impl Renderer {
             total += size;
             if total > self.limits.max_total_bytes {
                 return Err(RenderError::TooLarge {
-                    what: format!("the manifests of {:?} (at {path})", app),
+                    what: format!("the manifests of {app:?} (at {path})"),
                     limit: self.limits.max_total_bytes,
                 });
             }

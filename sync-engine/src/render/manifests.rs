@@ -140,8 +140,8 @@ mod tests {
     fn lists_are_expanded() {
         let list = format!(
             "apiVersion: v1\nkind: List\nitems:\n- {}\n- {}",
-            r#"{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}"#,
-            r#"{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}"#
+            r"{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}",
+            r"{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}"
         );
         let typed = "apiVersion: v1\nkind: ConfigMapList\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n";
         let null = "apiVersion: v1\nkind: ConfigMapList\nitems: null\n";
