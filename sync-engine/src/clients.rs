@@ -515,9 +515,9 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     insert_some(
         &mut kube_cluster,
         "certificate-authority-data",
-        &tls.ca_data,
+        tls.ca_data.as_deref(),
     );
-    insert_some(&mut kube_cluster, "tls-server-name", &tls.server_name);
+    insert_some(&mut kube_cluster, "tls-server-name", tls.server_name.as_deref());
     if let Some(proxy) = config.proxy_url.as_deref().filter(|p| !p.is_empty()) {
         check_proxy_url(proxy).map_err(|reason| ClientError::ReadConfig {
             server: server(),
@@ -531,7 +531,7 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     }
 
     let mut user = Map::new();
-    insert_some(&mut user, "client-certificate-data", &tls.cert_data);
+    insert_some(&mut user, "client-certificate-data", tls.cert_data.as_deref());
     if let Some(key) = &tls.key_data {
         user.insert("client-key-data".into(), json!(key.expose()));
     }
@@ -552,7 +552,7 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
             user.insert("exec".into(), exec);
         }
         None => {
-            insert_some(&mut user, "username", &config.username);
+            insert_some(&mut user, "username", config.username.as_deref());
             if let Some(password) = &config.password {
                 user.insert("password".into(), json!(password.expose()));
             }
@@ -586,7 +586,7 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     })
 }
 
-fn insert_some(map: &mut Map<String, Value>, key: &str, value: &Option<String>) {
+fn insert_some(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(value) = value {
         map.insert(key.to_owned(), json!(value));
     }
@@ -690,6 +690,7 @@ impl Redactor {
 
     /// `text` without credentials and without a credential plugin's output.
     fn apply(&self, text: &str) -> String {
+        const PARSE_FAILED: &str = "failed to parse auth exec output";
         // kube quotes a failed plugin's whole output (`: Output { status, stdout, .. }`) and
         // serde's view of an unparsable one; stdout is where plugins print credentials.
         let mut text = text.to_owned();
@@ -697,7 +698,6 @@ impl Redactor {
             text.truncate(at);
             text.push_str(PLUGIN_OUTPUT_WITHHELD);
         }
-        const PARSE_FAILED: &str = "failed to parse auth exec output";
         if let Some(at) = text.find(PARSE_FAILED) {
             text.truncate(at + PARSE_FAILED.len());
             text.push_str(PLUGIN_OUTPUT_WITHHELD);

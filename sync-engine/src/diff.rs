@@ -11,6 +11,7 @@
 //! so a changed key is still visible (Argo CD masks them the same way).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
@@ -63,7 +64,8 @@ pub fn resource_diffs(comparison: &Comparison) -> Vec<ResourceDiff> {
             if unified.is_empty() {
                 // The engine's comparison is finer than text (a number against its
                 // string form, a list item's defaulted key): name its paths.
-                text.push_str(&format!("differs at: {}\n", state.differences.join(", ")));
+                // Writing to a String cannot fail.
+                let _ = writeln!(text, "differs at: {}", state.differences.join(", "));
             } else {
                 text.push_str(&unified);
             }
@@ -176,6 +178,8 @@ fn mask_secret_data(live: Option<&mut Value>, desired: Option<&mut Value>) {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
 
@@ -331,13 +335,13 @@ mod tests {
         for text in [&live, &want] {
             assert!(!text.contains("YWRtaW4=") && !text.contains("b2xk") && !text.contains("bmV3"));
         }
-        let line = |text: &str, key: &str| {
+        let line_of = |text: &str, key: &str| {
             text.lines()
                 .find(|l| l.trim_start().starts_with(key))
                 .unwrap()
                 .to_owned()
         };
-        assert_eq!(line(&live, "user:"), line(&want, "user:"));
-        assert_ne!(line(&live, "password:"), line(&want, "password:"));
+        assert_eq!(line_of(&live, "user:"), line_of(&want, "user:"));
+        assert_ne!(line_of(&live, "password:"), line_of(&want, "password:"));
     }
 }

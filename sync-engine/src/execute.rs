@@ -207,7 +207,7 @@ pub async fn run(
         }
         // Collected first: a lazily mapped stream of borrowing futures trips rustc's
         // higher-ranked `Send` inference for the reconcile future.
-        let applies: Vec<_> = step
+        let pending: Vec<_> = step
             .apply
             .iter()
             .map(|&i| {
@@ -216,7 +216,7 @@ pub async fn run(
                 Box::pin(apply_one(writer, target.reach, d, live))
             })
             .collect();
-        let applied: Vec<(ObjKey, Outcome)> = futures::stream::iter(applies)
+        let applied: Vec<(ObjKey, Outcome)> = futures::stream::iter(pending)
             .buffer_unordered(target.concurrency.max(1))
             .collect()
             .await;
@@ -437,7 +437,7 @@ async fn apply_one(
 ) -> (ObjKey, Outcome) {
     let key = d.key.clone();
     let Some(reach) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) else {
-        return (key, failed(ExecuteError::KindNotServed));
+        return (key, failed(&ExecuteError::KindNotServed));
     };
     let result = if d.options.replace {
         replace(writer, reach, d, live)
@@ -452,14 +452,14 @@ async fn apply_one(
     let outcome = match result {
         Ok(o) => match serde_json::to_value(&o) {
             Ok(v) => Outcome::Applied(v),
-            Err(e) => failed(ExecuteError::ReadApplied(e)),
+            Err(e) => failed(&ExecuteError::ReadApplied(e)),
         },
-        Err(e) => failed(e),
+        Err(e) => failed(&e),
     };
     (key, outcome)
 }
 
-fn failed(e: ExecuteError) -> Outcome {
+fn failed(e: &ExecuteError) -> Outcome {
     Outcome::Failed(e.to_string())
 }
 
@@ -487,12 +487,12 @@ async fn replace(
 
 async fn prune_one(writer: &impl ClusterWriter, target: &Target<'_>, key: &ObjKey) -> Outcome {
     let Some(reach) = target.reach.get(&(key.group.clone(), key.kind.clone())) else {
-        return failed(ExecuteError::KindNotServed);
+        return failed(&ExecuteError::KindNotServed);
     };
     match writer.delete(reach, key).await {
         Ok(()) => Outcome::Pruned,
         Err(kube::Error::Api(e)) if e.code == 404 => Outcome::Pruned,
-        Err(e) => failed(ExecuteError::Prune(e)),
+        Err(e) => failed(&ExecuteError::Prune(e)),
     }
 }
 

@@ -146,7 +146,7 @@ fn to_path(text: &str) -> Option<Path> {
         .into_iter()
         .map(|step| match step {
             Value::String(key) => Some(Step::Key(key)),
-            Value::Number(n) => n.as_u64().map(|i| Step::Index(i as usize)),
+            Value::Number(n) => n.as_u64().and_then(|i| usize::try_from(i).ok()).map(Step::Index),
             _ => None,
         })
         .collect()
@@ -183,7 +183,7 @@ pub fn set(doc: &mut Value, path: &[Step], value: Value) -> bool {
     };
     if doc.is_null() {
         *doc = match first {
-            Step::Key(_) => Value::Object(Default::default()),
+            Step::Key(_) => Value::Object(serde_json::Map::default()),
             Step::Index(_) => Value::Array(Vec::new()),
         };
     }

@@ -24,7 +24,8 @@
 #![warn(clippy::pedantic)]
 #![warn(missing_docs)]
 // The errors of every public function are the variants of its error type (`RenderError`,
-// `RepoError`, `ClientError`, `WriteError`, ...), each documented there.
+// `RepoError`, `ClientError`, `LiveError`, `ExecuteError`), each documented there, or the
+// API server's answer (`kube::Error`), passed on as is.
 #![allow(clippy::missing_errors_doc)]
 
 pub mod clients;

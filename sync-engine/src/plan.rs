@@ -299,11 +299,11 @@ fn remove_fields(want: &mut Value, fields: &Value) {
 
 /// `/spec/replicas` -> `/f:spec/f:replicas` (the same path inside a fieldsV1 tree).
 fn fields_pointer(pointer: &str) -> String {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|p| format!("/f:{p}"))
-        .collect()
+    pointer.split('/').skip(1).fold(String::new(), |mut out, p| {
+        out.push_str("/f:");
+        out.push_str(p);
+        out
+    })
 }
 
 fn remove_pointer(doc: &mut Value, pointer: &str) {
@@ -385,9 +385,6 @@ pub fn steps(
     with_hooks: bool,
     live_options: &dyn Fn(&ObjKey) -> ResourceOptions,
 ) -> SyncPlan {
-    let by_key: BTreeMap<&ObjKey, &ResourceState> = states.iter().map(|s| (&s.key, s)).collect();
-    let mut waves: BTreeMap<(Phase, i32), Step> = BTreeMap::new();
-    let mut sync_fail = Vec::new();
     fn step(waves: &mut BTreeMap<(Phase, i32), Step>, phase: Phase, wave: i32) -> &mut Step {
         waves.entry((phase, wave)).or_insert_with(|| Step {
             phase: Some(phase),
@@ -395,9 +392,11 @@ pub fn steps(
             ..Step::default()
         })
     }
+    let by_key: BTreeMap<&ObjKey, &ResourceState> = states.iter().map(|s| (&s.key, s)).collect();
+    let mut waves: BTreeMap<(Phase, i32), Step> = BTreeMap::new();
+    let mut sync_fail = Vec::new();
     for (i, d) in desired.iter().enumerate() {
         match &d.role {
-            Role::Skip => {}
             Role::Resource => {
                 let out_of_sync = by_key
                     .get(&d.key)
@@ -419,7 +418,8 @@ pub fn steps(
                 };
                 step(&mut waves, phase, d.wave).hooks.push(i);
             }
-            Role::Hook { .. } => {}
+            // Skipped manifests, and hooks when hooks are not run.
+            Role::Skip | Role::Hook { .. } => {}
         }
     }
     sync_fail.sort_by(|a, b| {

@@ -256,11 +256,11 @@ impl GitRepos {
             }
         };
         let result = sync_remote(url, &state.dir, &observe);
-        let mut stats = lock(&remote.stats);
-        count(&mut stats, &result);
+        let mut counters = lock(&remote.stats);
+        count(&mut counters, &result);
         match result {
             Ok(_) => {
-                stats.last_error = None;
+                counters.last_error = None;
                 state.checked_at = Some(Instant::now());
                 Ok(state.dir.clone())
             }
@@ -268,7 +268,7 @@ impl GitRepos {
                 let error = Self::err(url, &e);
                 // The caller reports the error; this records which step failed.
                 tracing::debug!(repo = %error.repo, category = e.category(), "{}", error.message);
-                stats.last_error = Some(error.to_string());
+                counters.last_error = Some(error.to_string());
                 state.checked_at = None;
                 Err(error)
             }
@@ -505,7 +505,7 @@ fn sync_remote(
         .map_err(|e| SyncError::ListRefs(format!("connecting: {}", chain(&e))))
         .and_then(|connection| {
             connection
-                .prepare_fetch(gix::progress::Discard, Default::default())
+                .prepare_fetch(gix::progress::Discard, gix::remote::ref_map::Options::default())
                 .map_err(|e| SyncError::ListRefs(chain(&e)))
         });
     observe(GitRequest::LsRemote, prepared.is_ok(), started.elapsed());
@@ -581,8 +581,13 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// A filesystem-safe cache directory name for a URL.
 fn cache_key(url: &str) -> String {
     use sha2::Digest;
+    use std::fmt::Write as _;
     let digest = sha2::Sha256::digest(url.as_bytes());
-    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    digest.iter().take(12).fold(String::new(), |mut out, b| {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Removes `user:password@` from a URL before it appears in a message.
@@ -790,7 +795,7 @@ mod tests {
         };
         let mut cache = SnapshotCache::default();
         let first = cache.slot(key(0));
-        for i in 1..SNAPSHOT_CACHE_SIZE as u8 {
+        for i in 1..u8::try_from(SNAPSHOT_CACHE_SIZE).unwrap() {
             cache.slot(key(i));
         }
         // Touch the oldest: the second oldest is now the one to go.

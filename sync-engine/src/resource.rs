@@ -128,6 +128,8 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Sync options of one resource (its annotation) on top of the Application's.
+// Each bool is one independent Argo CD sync option; there is no state machine to model.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResourceOptions {
     /// `Prune=false`: never prune it.
@@ -318,6 +320,8 @@ pub fn kind_rank(kind: &str) -> usize {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use serde_json::json;

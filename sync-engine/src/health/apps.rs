@@ -189,6 +189,8 @@ pub(super) fn replica_set(obj: &Value, _version: &str) -> Result<Health, Malform
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use crate::health::testing::{check, obj};

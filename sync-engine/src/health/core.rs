@@ -153,6 +153,8 @@ fn container_failure(status: &Value) -> Result<Option<String>, Malformed> {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use crate::health::testing::{check, obj};
@@ -168,6 +170,8 @@ mod tests {
     }
 
     #[test]
+    // One table of cases, one per line; splitting it would only scatter them.
+    #[allow(clippy::too_many_lines)]
     fn pods() {
         let ready = json!([{"type": "Ready", "status": "True"}]);
         let not_ready = json!([{"type": "Ready", "status": "False"}]);

@@ -108,6 +108,9 @@ impl Renderer {
                     limit: self.limits.max_total_bytes,
                 });
             }
+            // Case-sensitive, as Argo CD's manifest-file pattern is; the filter above admits
+            // only lower-case extensions anyway.
+            #[allow(clippy::case_sensitive_file_extension_comparisons)]
             let found = if name.ends_with(".json") {
                 json_file(path, &data)?
             } else {
