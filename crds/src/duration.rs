@@ -519,7 +519,10 @@ mod tests {
             // huge string; issue 15011.
             ("0.100000000000000000000h", 6 * M),
             // This value tests the first overflow check in leadingFraction.
-            ("0.830103483285477580700h", 49 * M + 48 * S + 372_539_827 * NS),
+            (
+                "0.830103483285477580700h",
+                49 * M + 48 * S + 372_539_827 * NS,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(

@@ -517,7 +517,11 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
         "certificate-authority-data",
         tls.ca_data.as_deref(),
     );
-    insert_some(&mut kube_cluster, "tls-server-name", tls.server_name.as_deref());
+    insert_some(
+        &mut kube_cluster,
+        "tls-server-name",
+        tls.server_name.as_deref(),
+    );
     if let Some(proxy) = config.proxy_url.as_deref().filter(|p| !p.is_empty()) {
         check_proxy_url(proxy).map_err(|reason| ClientError::ReadConfig {
             server: server(),
@@ -531,7 +535,11 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     }
 
     let mut user = Map::new();
-    insert_some(&mut user, "client-certificate-data", tls.cert_data.as_deref());
+    insert_some(
+        &mut user,
+        "client-certificate-data",
+        tls.cert_data.as_deref(),
+    );
     if let Some(key) = &tls.key_data {
         user.insert("client-key-data".into(), json!(key.expose()));
     }

@@ -146,7 +146,10 @@ fn to_path(text: &str) -> Option<Path> {
         .into_iter()
         .map(|step| match step {
             Value::String(key) => Some(Step::Key(key)),
-            Value::Number(n) => n.as_u64().and_then(|i| usize::try_from(i).ok()).map(Step::Index),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(Step::Index),
             _ => None,
         })
         .collect()

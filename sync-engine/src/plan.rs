@@ -299,11 +299,14 @@ fn remove_fields(want: &mut Value, fields: &Value) {
 
 /// `/spec/replicas` -> `/f:spec/f:replicas` (the same path inside a fieldsV1 tree).
 fn fields_pointer(pointer: &str) -> String {
-    pointer.split('/').skip(1).fold(String::new(), |mut out, p| {
-        out.push_str("/f:");
-        out.push_str(p);
-        out
-    })
+    pointer
+        .split('/')
+        .skip(1)
+        .fold(String::new(), |mut out, p| {
+            out.push_str("/f:");
+            out.push_str(p);
+            out
+        })
 }
 
 fn remove_pointer(doc: &mut Value, pointer: &str) {

@@ -505,7 +505,10 @@ fn sync_remote(
         .map_err(|e| SyncError::ListRefs(format!("connecting: {}", chain(&e))))
         .and_then(|connection| {
             connection
-                .prepare_fetch(gix::progress::Discard, gix::remote::ref_map::Options::default())
+                .prepare_fetch(
+                    gix::progress::Discard,
+                    gix::remote::ref_map::Options::default(),
+                )
                 .map_err(|e| SyncError::ListRefs(chain(&e)))
         });
     observe(GitRequest::LsRemote, prepared.is_ok(), started.elapsed());

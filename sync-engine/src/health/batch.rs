@@ -7,7 +7,7 @@ use super::fields::{Malformed, boolean, list, opt_time};
 use super::verdict::{Health, HealthCode};
 
 pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::{Degraded, Suspended, Healthy, Progressing};
+    use HealthCode::{Degraded, Healthy, Progressing, Suspended};
     let mut failed = None;
     let mut complete = false;
     let mut suspended = false;
@@ -40,7 +40,7 @@ pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
 
 /// Argo CD's shipped `CronJob` check, with `spec.suspend` first (as its earlier check had).
 pub(super) fn cron_job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::{Suspended, Progressing, Healthy, Degraded};
+    use HealthCode::{Degraded, Healthy, Progressing, Suspended};
     if boolean(obj, "spec.suspend")? {
         return Ok(Health::new(Suspended, "CronJob is Suspended"));
     }

@@ -51,7 +51,7 @@ pub(super) fn namespace(obj: &Value, _version: &str) -> Result<Health, Malformed
 }
 
 pub(super) fn pod(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::{Degraded, Progressing, Healthy, Unknown};
+    use HealthCode::{Degraded, Healthy, Progressing, Unknown};
     // The API server defaults restartPolicy to Always; a live pod always has it.
     let restart_policy = match string(obj, "spec.restartPolicy")? {
         "" => "Always",

@@ -213,7 +213,10 @@ mod tests {
         );
         for i in 1..12 {
             let p = i - 1;
-            let _ = writeln!(bomb, "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]");
+            let _ = writeln!(
+                bomb,
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"
+            );
         }
         let snap = snapshot(&[("app/bomb.yaml", &bomb)], &[]);
         let err = render(&snap, &source("app", json!({})))
