@@ -20,17 +20,22 @@ pub use crate::source::ApplicationSource;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
+    /// `argoproj.io/v1alpha1`.
     #[serde(default = "crate::resource::default_api_version")]
     pub api_version: String,
+    /// `Application`.
     #[serde(default = "Application::default_kind")]
     pub kind: String,
+    /// Standard object metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// What to deploy, where, and how to sync it.
     #[serde(default)]
     pub spec: ApplicationSpec,
+    /// What the sync engine last reported; `None` before its first report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ApplicationStatus>,
-    /// A requested sync (set by `argosy app sync`, the CLI or RollingSync).
+    /// A requested sync (set by `argosy app sync`, the CLI or `RollingSync`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub operation: Option<Value>,
@@ -66,6 +71,7 @@ impl ApplicationStatus {
 
 impl SyncStatus {
     /// `status`, typed (unknown values kept as `Other`).
+    #[must_use]
     pub fn code(&self) -> SyncStatusCode {
         SyncStatusCode::from(self.status.as_str())
     }
@@ -73,6 +79,7 @@ impl SyncStatus {
 
 impl HealthStatus {
     /// `status`, typed (unknown values kept as `Other`).
+    #[must_use]
     pub fn code(&self) -> HealthStatusCode {
         HealthStatusCode::from(self.status.as_str())
     }
@@ -83,21 +90,29 @@ impl HealthStatus {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ApplicationSpec {
+    /// The single source (`spec.source`); unused when `sources` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ApplicationSource>,
+    /// Several sources (`spec.sources`), rendered together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<ApplicationSource>,
+    /// The cluster and namespace to deploy to.
     #[serde(default)]
     pub destination: ApplicationDestination,
+    /// The `AppProject` the Application belongs to.
     #[serde(default)]
     pub project: String,
+    /// Automated sync, sync options and retries; `None` for manual sync only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_policy: Option<SyncPolicy>,
+    /// Rules for fields to leave out of the comparison, kept as JSON.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub ignore_differences: Vec<Value>,
+    /// How many `status.history` entries to keep (Argo CD's default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i64>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -107,10 +122,13 @@ pub struct ApplicationSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationDestination {
+    /// API server URL of the destination cluster (or empty when `name` is used).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server: String,
+    /// Namespace for namespaced resources that set none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// Name of the destination cluster (or empty when `server` is used).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
 }
@@ -120,13 +138,17 @@ pub struct ApplicationDestination {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct SyncPolicy {
+    /// Automated sync; `None` means syncs are only started by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automated: Option<AutomatedSync>,
+    /// Sync options (`Key=value` strings, e.g. `CreateNamespace=true`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync_options: Vec<String>,
+    /// Retry strategy for failed syncs, kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub retry: Option<Value>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -136,12 +158,16 @@ pub struct SyncPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutomatedSync {
+    /// Delete resources that are no longer in the desired state.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub prune: bool,
+    /// Sync again when the live state drifts without a new revision.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub self_heal: bool,
+    /// Allow a sync (and prune) that would leave the Application with no resources.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_empty: bool,
+    /// Explicit on/off switch; absent means enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
@@ -157,10 +183,13 @@ pub struct AutomatedSync {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true, "x-kubernetes-map-type" = "atomic"))]
 pub struct ApplicationStatus {
+    /// Sync status: whether the live state matches the desired state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncStatus>,
+    /// Aggregated health of the Application's resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthStatus>,
+    /// Other status fields (`operationState`, `history`, `resources`, ...), kept as JSON.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -174,8 +203,10 @@ pub struct SyncStatus {
     /// `Synced`, `OutOfSync` or `Unknown`.
     #[serde(default)]
     pub status: String,
+    /// The revision the comparison was made against.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub revision: String,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -188,6 +219,7 @@ pub struct HealthStatus {
     /// `Healthy`, `Progressing`, `Degraded`, `Suspended`, `Missing` or `Unknown`.
     #[serde(default)]
     pub status: String,
+    /// Why, when the status needs explaining.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }

@@ -6,7 +6,7 @@
 //! decode at all (a Matrix child of the wrong shape, which the CRD schema cannot check)
 //! keeps its raw fields and its decode error in [`Generator::invalid`]. The generators
 //! pipeline turns both into an error that names the entry, never silently nothing; and
-//! one bad ApplicationSet never fails the decoding of a whole watch or list.
+//! one bad `ApplicationSet` never fails the decoding of a whole watch or list.
 
 use std::collections::BTreeMap;
 
@@ -18,47 +18,63 @@ use serde_json::Value;
 use crate::extra::Extra;
 use crate::resource::argo_resource;
 
-/// An Argo CD ApplicationSet.
+/// An Argo CD `ApplicationSet`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSet {
+    /// `argoproj.io/v1alpha1`.
     #[serde(default = "crate::resource::default_api_version")]
     pub api_version: String,
+    /// `ApplicationSet`.
     #[serde(default = "ApplicationSet::default_kind")]
     pub kind: String,
+    /// Standard object metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Generators, template and policies.
     #[serde(default)]
     pub spec: ApplicationSetSpec,
+    /// Conditions and owned Applications, as last reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ApplicationSetStatus>,
 }
 argo_resource!(ApplicationSet, "ApplicationSet", "applicationsets");
 
-/// `spec` of an ApplicationSet.
+/// `spec` of an `ApplicationSet`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSetSpec {
+    /// Render with Go `text/template` instead of fasttemplate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub go_template: bool,
+    /// Go template options (e.g. `missingkey=error`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub go_template_options: Vec<String>,
+    /// The generators; their parameter sets are concatenated.
     #[serde(default, deserialize_with = "lenient_generators")]
     pub generators: Vec<Generator>,
+    /// The Application template rendered for each parameter set.
     #[serde(default)]
     pub template: ApplicationSetTemplate,
+    /// A template rendered per parameter set and patched over the rendered Application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_patch: Option<String>,
+    /// What the controller may do to owned Applications (create, update, delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_policy: Option<ApplicationSetSyncPolicy>,
+    /// Annotations and labels whose live values are kept on update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserved_fields: Option<ApplicationPreservedFields>,
+    /// Fields of owned Applications left as they are on update.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_application_differences: Vec<ApplicationMatchExpression>,
+    /// Rollout strategy (e.g. `RollingSync`), kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Value>,
+    /// Argo CD's switch for selectors of nested Matrix/Merge generators, kept for round trips.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_nested_selectors: Option<bool>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -71,8 +87,10 @@ pub struct ApplicationSetSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSetTemplate {
+    /// Templated Application metadata.
     #[serde(default, skip_serializing_if = "TemplateMeta::is_empty")]
     pub metadata: TemplateMeta,
+    /// Templated Application `spec`, as JSON.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub spec: Value,
@@ -80,6 +98,7 @@ pub struct ApplicationSetTemplate {
 
 impl ApplicationSetTemplate {
     /// True when nothing is set (the zero value of a generator-level template).
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.metadata.is_empty() && json_is_empty(&self.spec)
     }
@@ -89,14 +108,19 @@ impl ApplicationSetTemplate {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateMeta {
+    /// Application name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// Application namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// Application labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Application annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Application finalizers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
 }
@@ -118,14 +142,19 @@ impl TemplateMeta {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct Generator {
+    /// `list` generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<ListGenerator>,
+    /// `clusters` generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clusters: Option<ClusterGenerator>,
+    /// `git` generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitGenerator>,
+    /// `matrix` generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<CombinationGenerator>,
+    /// `merge` generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge: Option<CombinationGenerator>,
     /// Recognised so that manifests parse; not generated by Argosy yet (a clear error says so).
@@ -160,6 +189,7 @@ pub struct Generator {
 
 impl Generator {
     /// Decodes one generator entry; never fails (see [`Self::invalid`]).
+    #[must_use]
     pub fn from_value(value: Value) -> Generator {
         match serde_path_to_error::deserialize::<_, Generator>(&value) {
             Ok(generator) => generator,
@@ -204,11 +234,14 @@ where
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListGenerator {
+    /// The parameter sets, one element each.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub elements: Vec<Value>,
+    /// The parameter sets as a YAML list (usually a template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elements_yaml: Option<String>,
+    /// Template overriding the `ApplicationSet`'s for these parameter sets.
     #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
     pub template: ApplicationSetTemplate,
 }
@@ -217,12 +250,16 @@ pub struct ListGenerator {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterGenerator {
+    /// Label selector over cluster Secrets; `None` selects all clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+    /// Template overriding the `ApplicationSet`'s for these parameter sets.
     #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
     pub template: ApplicationSetTemplate,
+    /// Extra parameters, as `values.<key>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, String>,
+    /// Produce one parameter set listing all clusters instead of one per cluster.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flat_list: bool,
 }
@@ -231,20 +268,28 @@ pub struct ClusterGenerator {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitGenerator {
+    /// URL of the Git repository.
     #[serde(rename = "repoURL")]
     pub repo_url: String,
+    /// Directory patterns: one parameter set per matching directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub directories: Vec<GitPathItem>,
+    /// File patterns: parameter sets read from each matching JSON/YAML file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<GitPathItem>,
+    /// Branch, tag or commit to read.
     #[serde(default)]
     pub revision: String,
+    /// How often to read the repository again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requeue_after_seconds: Option<i64>,
+    /// Template overriding the `ApplicationSet`'s for these parameter sets.
     #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
     pub template: ApplicationSetTemplate,
+    /// Prefix for the `path` parameters.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path_param_prefix: String,
+    /// Extra parameters, as `values.<key>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, String>,
 }
@@ -253,7 +298,9 @@ pub struct GitGenerator {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitPathItem {
+    /// Glob pattern of the path.
     pub path: String,
+    /// Exclude matching paths instead of including them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exclude: bool,
 }
@@ -262,25 +309,30 @@ pub struct GitPathItem {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CombinationGenerator {
+    /// The child generators.
     #[serde(default, deserialize_with = "lenient_generators")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     #[schemars(with = "Vec<serde_json::Map<String, Value>>")]
     pub generators: Vec<Generator>,
+    /// Parameters that identify a set across children (`merge` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merge_keys: Vec<String>,
+    /// Template overriding the `ApplicationSet`'s for these parameter sets.
     #[serde(default, skip_serializing_if = "ApplicationSetTemplate::is_empty")]
     pub template: ApplicationSetTemplate,
 }
 
-/// `spec.syncPolicy` of an ApplicationSet.
+/// `spec.syncPolicy` of an `ApplicationSet`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSetSyncPolicy {
+    /// Keep the resources of owned Applications when the `ApplicationSet` is deleted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preserve_resources_on_deletion: bool,
     /// `create-only`, `create-update`, `create-delete` or `sync` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applications_sync: Option<String>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -290,8 +342,10 @@ pub struct ApplicationSetSyncPolicy {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPreservedFields {
+    /// Annotation keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<String>,
+    /// Label keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
 }
@@ -300,28 +354,35 @@ pub struct ApplicationPreservedFields {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationMatchExpression {
+    /// Name of the Application it applies to; `None` for all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Fields to ignore, as JSON pointers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub json_pointers: Vec<String>,
+    /// Fields to ignore, as jq path expressions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jq_path_expressions: Vec<String>,
 }
 
-/// `status` of an ApplicationSet.
+/// `status` of an `ApplicationSet`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSetStatus {
+    /// Status conditions (`ErrorOccurred`, `ResourcesUpToDate`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ApplicationSetCondition>,
+    /// Owned Applications and their statuses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceStatus>,
+    /// Number of owned Applications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_count: Option<i64>,
     /// Owned Applications by sync and health status (Argosy's; `resources` is capped,
     /// these counts are not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_status_counts: Option<ApplicationStatusCounts>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
@@ -331,10 +392,13 @@ pub struct ApplicationSetStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationStatusCounts {
+    /// All owned Applications.
     #[serde(default)]
     pub total: u64,
+    /// Count per sync status.
     #[serde(default)]
     pub by_sync: BTreeMap<String, u64>,
+    /// Count per health status.
     #[serde(default)]
     pub by_health: BTreeMap<String, u64>,
 }
@@ -348,45 +412,59 @@ impl ApplicationStatusCounts {
     }
 }
 
-/// One ApplicationSet status condition (Argo CD's shape, not `metav1.Condition`).
+/// One `ApplicationSet` status condition (Argo CD's shape, not `metav1.Condition`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSetCondition {
+    /// Condition type.
     #[serde(rename = "type")]
     pub type_: String,
+    /// `True`, `False` or `Unknown`.
     pub status: String,
+    /// Human-readable details.
     #[serde(default)]
     pub message: String,
+    /// Machine-readable reason.
     #[serde(default)]
     pub reason: String,
+    /// When `status` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
-/// One `status.resources[]` entry: an Application owned by the ApplicationSet.
+/// One `status.resources[]` entry: an Application owned by the `ApplicationSet`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
+    /// API group of the Application (`argoproj.io`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
+    /// API version of the Application (`v1alpha1`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// `Application`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    /// Namespace of the Application.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// Name of the Application.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// Sync status of the Application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Health of the Application, kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Value>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
 }
 
 /// True for the values Go's `mergo` treats as empty: null, "", false, 0, [] and {}.
+#[must_use]
 pub fn json_is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,

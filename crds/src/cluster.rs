@@ -27,6 +27,7 @@ impl From<String> for Sensitive {
 
 impl Sensitive {
     /// The secret value, for building a client. Never log it.
+    #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -65,21 +66,28 @@ pub struct Cluster {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterConfig {
+    /// Basic-auth user name.
     #[serde(default)]
     pub username: Option<String>,
+    /// Basic-auth password.
     #[serde(default)]
     pub password: Option<Sensitive>,
+    /// Bearer token.
     #[serde(default)]
     pub bearer_token: Option<Sensitive>,
+    /// TLS settings: CA, client certificate, server name.
     #[serde(default)]
     pub tls_client_config: TlsClientConfig,
+    /// Credential plugin to run for a token.
     #[serde(default)]
     pub exec_provider_config: Option<ExecProviderConfig>,
     /// Present when the Secret asks for AWS IAM auth (an exec plugin in disguise).
     #[serde(default)]
     pub aws_auth_config: Option<serde_json::Value>,
+    /// HTTP(S) proxy to reach the API server through.
     #[serde(default)]
     pub proxy_url: Option<String>,
+    /// Ask the API server for uncompressed responses.
     #[serde(default)]
     pub disable_compression: bool,
 }
@@ -88,14 +96,19 @@ pub struct ClusterConfig {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsClientConfig {
+    /// Skip verification of the server certificate.
     #[serde(default)]
     pub insecure: bool,
+    /// Server name to verify the certificate against, instead of the URL's host.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// Client certificate.
     #[serde(default)]
     pub cert_data: Option<String>,
+    /// Client private key.
     #[serde(default)]
     pub key_data: Option<Sensitive>,
+    /// CA bundle to verify the server with.
     #[serde(default)]
     pub ca_data: Option<String>,
 }
@@ -104,14 +117,19 @@ pub struct TlsClientConfig {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecProviderConfig {
+    /// The plugin executable.
     #[serde(default)]
     pub command: String,
+    /// Its arguments.
     #[serde(default)]
     pub args: Vec<String>,
+    /// Extra environment variables for it.
     #[serde(default)]
     pub env: BTreeMap<String, Sensitive>,
+    /// `client.authentication.k8s.io` version of its output.
     #[serde(default)]
     pub api_version: String,
+    /// Shown when the executable is missing.
     #[serde(default)]
     pub install_hint: String,
 }
@@ -120,23 +138,42 @@ pub struct ExecProviderConfig {
 /// never contain a value from the Secret.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClusterSecretError {
+    /// A required field is in neither `data` nor `stringData`.
     #[error("cluster Secret {secret}: field `{field}` is missing")]
-    MissingField { secret: String, field: &'static str },
+    MissingField {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field's bytes are not UTF-8.
     #[error("cluster Secret {secret}: field `{field}` is not valid UTF-8")]
-    NotUtf8 { secret: String, field: &'static str },
+    NotUtf8 {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// The field that is not UTF-8.
+        field: &'static str,
+    },
+    /// `config` does not parse as Argo CD's cluster config JSON.
     #[error(
         "cluster Secret {secret}: field `config` is not valid cluster config JSON ({category} at line {line} column {column})"
     )]
     Config {
+        /// `namespace/name` of the Secret.
         secret: String,
+        /// The kind of error (`syntax error`, `wrong type or shape`, ...); never serde's
+        /// message, which may quote a value.
         category: &'static str,
+        /// Line of the error in `config`.
         line: usize,
+        /// Column of the error in `config`.
         column: usize,
     },
 }
 
 impl Cluster {
     /// The implicit local cluster (`in-cluster`, `https://kubernetes.default.svc`).
+    #[must_use]
     pub fn in_cluster() -> Cluster {
         Cluster {
             name: IN_CLUSTER_NAME.to_owned(),
@@ -146,6 +183,7 @@ impl Cluster {
     }
 
     /// True for the implicit local cluster and for Secrets that point at it.
+    #[must_use]
     pub fn is_in_cluster(&self) -> bool {
         self.server.trim_end_matches('/') == IN_CLUSTER_SERVER
     }
@@ -200,6 +238,7 @@ impl Cluster {
 }
 
 /// True when the Secret carries the cluster secret-type label.
+#[must_use]
 pub fn is_cluster_secret(secret: &Secret) -> bool {
     secret
         .metadata
@@ -210,6 +249,7 @@ pub fn is_cluster_secret(secret: &Secret) -> bool {
 }
 
 /// `namespace/name` of a Secret, for messages.
+#[must_use]
 pub fn secret_id(secret: &Secret) -> String {
     format!(
         "{}/{}",

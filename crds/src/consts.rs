@@ -14,7 +14,7 @@ pub const SECRET_TYPE_CLUSTER: &str = "cluster";
 
 /// Finalizer that makes deleting an Application cascade to its resources.
 pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
-/// Annotation that asks the ApplicationSet controller to refresh now.
+/// Annotation that asks the `ApplicationSet` controller to refresh now.
 pub const APPSET_REFRESH_ANNOTATION: &str = "argocd.argoproj.io/application-set-refresh";
 
 /// Server URL of the cluster the controller runs in.
@@ -22,7 +22,7 @@ pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 /// Name of the implicit local cluster.
 pub const IN_CLUSTER_NAME: &str = "in-cluster";
 
-/// Annotations the ApplicationSet controller never overwrites on live Applications.
+/// Annotations the `ApplicationSet` controller never overwrites on live Applications.
 pub const ALWAYS_PRESERVED_ANNOTATIONS: [&str; 3] = [
     "notified.notifications.argoproj.io",
     "argocd.argoproj.io/refresh",

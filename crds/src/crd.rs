@@ -1,9 +1,9 @@
 //! CRD manifests generated from the types in this crate.
 //!
 //! The schema follows kube-derive's settings (inline subschemas, structural rewrite) so
-//! the API server accepts it. Like Argo CD's own CRDs, Application and AppProject have
+//! the API server accepts it. Like Argo CD's own CRDs, Application and `AppProject` have
 //! no status subresource (Argo CD writes Application status with plain updates), while
-//! ApplicationSet does. The committed YAML under `crds/yaml/` is checked against this
+//! `ApplicationSet` does. The committed YAML under `crds/yaml/` is checked against this
 //! module by a test; regenerate it with `ARGOSY_UPDATE_CRDS=1 cargo test -p argosy-crds`.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
@@ -20,6 +20,7 @@ use crate::appproject::AppProject;
 use crate::consts::{GROUP, VERSION};
 
 /// The three Argo CD CRDs, in apply order.
+#[must_use]
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         crd::<Application>(Names {
@@ -43,7 +44,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
-/// All CRDs as one multi-document YAML stream (what `argosy crds` prints).
+/// All CRDs as one multi-document YAML stream (what `argosy crds` prints); fails only if
+/// YAML serialization of a CRD fails.
 pub fn all_yaml() -> Result<String, serde_yaml_ng::Error> {
     let mut out = String::new();
     for crd in all() {
@@ -53,6 +55,7 @@ pub fn all_yaml() -> Result<String, serde_yaml_ng::Error> {
     Ok(out)
 }
 
+#[derive(Clone, Copy)]
 struct Names {
     kind: &'static str,
     plural: &'static str,

@@ -75,6 +75,7 @@ pub enum DestinationError {
 
 /// The normalized form of a server URL: trailing `/` removed, as Argo CD's cluster index
 /// does. Use it for map keys and display so every caller groups the same way.
+#[must_use]
 pub fn server_key(server: &str) -> String {
     server.trim_end_matches('/').to_owned()
 }

@@ -10,7 +10,7 @@
 
 #![deny(missing_docs)]
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -87,21 +87,25 @@ impl GoDuration {
     pub const MIN: GoDuration = GoDuration(i64::MIN);
 
     /// A duration of `nanos` nanoseconds.
+    #[must_use]
     pub const fn from_nanos(nanos: i64) -> GoDuration {
         GoDuration(nanos)
     }
 
     /// `secs` seconds, saturating at [`GoDuration::MAX`] / [`GoDuration::MIN`].
+    #[must_use]
     pub const fn from_secs_saturating(secs: i64) -> GoDuration {
-        GoDuration(secs.saturating_mul(NANOS_PER_SECOND as i64))
+        GoDuration(secs.saturating_mul(NANOS_PER_SECOND.cast_signed()))
     }
 
     /// The length in nanoseconds (negative for negative durations).
+    #[must_use]
     pub const fn as_nanos(self) -> i64 {
         self.0
     }
 
     /// True for durations below zero.
+    #[must_use]
     pub const fn is_negative(self) -> bool {
         self.0 < 0
     }
@@ -192,6 +196,13 @@ impl GoDuration {
             if frac > 0 {
                 // As in Go: f64 keeps fractions of hours nanosecond-accurate, and
                 // frac / scale < 1, so the product is below one unit (<= 3.6e12).
+                // The casts are Go's: precision lost going to f64 is lost in Go too, and the
+                // product is non-negative and below 3.6e12, so the cast back is exact in range.
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss
+                )]
                 let frac_nanos = (frac as f64 * (unit_nanos as f64 / scale)) as u64;
                 term = term.saturating_add(frac_nanos);
                 if term > TWO_POW_63 {
@@ -207,7 +218,7 @@ impl GoDuration {
         if neg {
             // total <= 2^63; for 2^63 the cast gives i64::MIN, whose negation is itself,
             // which is exactly the most negative duration.
-            return Ok(GoDuration((total as i64).wrapping_neg()));
+            return Ok(GoDuration(total.cast_signed().wrapping_neg()));
         }
         i64::try_from(total).map(GoDuration).map_err(|_| overflow())
     }
@@ -230,16 +241,19 @@ impl GoDuration {
 
     /// As a `std::time::Duration`; negative durations become zero (a delay that has
     /// already passed).
+    #[must_use]
     pub fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_nanos(u64::try_from(self.0).unwrap_or(0))
     }
 
     /// From a `std::time::Duration`, saturating at [`GoDuration::MAX`].
+    #[must_use]
     pub fn from_std(duration: std::time::Duration) -> GoDuration {
         GoDuration(i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX))
     }
 
     /// `self * factor`, saturating at [`GoDuration::MAX`] / [`GoDuration::MIN`].
+    #[must_use]
     pub const fn saturating_mul(self, factor: i64) -> GoDuration {
         GoDuration(self.0.saturating_mul(factor))
     }
@@ -247,12 +261,16 @@ impl GoDuration {
     /// `self * factor` computed in f64 (as Argo CD's backoff does), saturating at
     /// [`GoDuration::MAX`] / [`GoDuration::MIN`]; a NaN product (zero times infinity) is
     /// zero.
+    // The f64 computation is the point (Argo CD's backoff does it in float64); `as` from
+    // f64 to i64 saturates and maps NaN to 0, which is the documented behaviour.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+    #[must_use]
     pub fn mul_f64(self, factor: f64) -> GoDuration {
-        // `as` from f64 to i64 saturates and maps NaN to 0.
         GoDuration((self.0 as f64 * factor) as i64)
     }
 
     /// `self + other`, saturating at [`GoDuration::MAX`] / [`GoDuration::MIN`].
+    #[must_use]
     pub const fn saturating_add(self, other: GoDuration) -> GoDuration {
         GoDuration(self.0.saturating_add(other.0))
     }
@@ -283,11 +301,12 @@ impl fmt::Display for GoDuration {
         } else {
             let secs = u / NANOS_PER_SECOND;
             let (hours, minutes) = (secs / 3600, secs / 60 % 60);
+            // Writing to a String cannot fail.
             if hours > 0 {
-                out.push_str(&format!("{hours}h"));
+                let _ = write!(out, "{hours}h");
             }
             if secs >= 60 {
-                out.push_str(&format!("{minutes}m"));
+                let _ = write!(out, "{minutes}m");
             }
             push_number(&mut out, secs % 60, u % NANOS_PER_SECOND, 9);
             out.push('s');
@@ -415,7 +434,8 @@ fn quote(s: &str) -> String {
         if c < ' ' || !c.is_ascii() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("\\x{b:02x}"));
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\x{b:02x}");
             }
         } else {
             if c == '"' || c == '\\' {
@@ -439,7 +459,7 @@ mod tests {
     const M: i64 = 60 * S;
     const H: i64 = 60 * M;
 
-    /// Go's `parseDurationTests` (src/time/time_test.go).
+    /// Go's `parseDurationTests` (`src/time/time_test.go`).
     #[test]
     fn go_parse_table() {
         let cases: &[(&str, i64)] = &[
@@ -482,7 +502,7 @@ mod tests {
             ),
             ("39h9m14.425s", 39 * H + 9 * M + 14 * S + 425 * MS),
             // large value
-            ("52763797000ns", 52763797000 * NS),
+            ("52763797000ns", 52_763_797_000 * NS),
             // more than 9 digits after decimal point, see https://golang.org/issue/6617
             ("0.3333333333333333333h", 20 * M),
             // 9007199254740993 = 1<<53+1 cannot be stored precisely in a float64
@@ -499,7 +519,10 @@ mod tests {
             // huge string; issue 15011.
             ("0.100000000000000000000h", 6 * M),
             // This value tests the first overflow check in leadingFraction.
-            ("0.830103483285477580700h", 49 * M + 48 * S + 372539827 * NS),
+            (
+                "0.830103483285477580700h",
+                49 * M + 48 * S + 372_539_827 * NS,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(
@@ -738,15 +761,16 @@ mod tests {
 
     #[test]
     fn serde_uses_the_string_form() {
-        let d: GoDuration = serde_json::from_str(r#""1m30s""#).unwrap();
-        assert_eq!(d, GoDuration::from_nanos(90 * S));
-        assert_eq!(serde_json::to_string(&d).unwrap(), r#""1m30s""#);
-
         #[derive(Debug, serde::Deserialize)]
         struct Holder {
             #[allow(dead_code)]
             wait: GoDuration,
         }
+
+        let d: GoDuration = serde_json::from_str(r#""1m30s""#).unwrap();
+        assert_eq!(d, GoDuration::from_nanos(90 * S));
+        assert_eq!(serde_json::to_string(&d).unwrap(), r#""1m30s""#);
+
         let err = serde_json::from_str::<Holder>(r#"{"wait": "5 minutes"}"#)
             .unwrap_err()
             .to_string();

@@ -16,6 +16,13 @@
 //! - [`destination`]: [`resolve_destination`], the one mapping from an Application's
 //!   destination to a registered cluster, and [`server_key`] to group by server.
 
+#![warn(clippy::pedantic)]
+#![warn(missing_docs)]
+// The errors of every public function are the variants of its error type (`DurationError`,
+// `ClusterSecretError`, `DestinationError`, `OperationError`), each documented there; the
+// few that return a serde error say in their summary when they fail.
+#![allow(clippy::missing_errors_doc)]
+
 pub mod application;
 pub mod applicationset;
 pub mod appproject;

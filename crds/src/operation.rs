@@ -129,6 +129,7 @@ impl OperationPhase {
     /// Failed, Error or Succeeded (gitops-engine `OperationPhase.Completed`). An unknown
     /// phase is not completed: Argosy does not start a new operation over one it cannot
     /// read.
+    #[must_use]
     pub fn completed(&self) -> bool {
         matches!(
             self,
@@ -137,11 +138,13 @@ impl OperationPhase {
     }
 
     /// Succeeded.
+    #[must_use]
     pub fn successful(&self) -> bool {
         *self == OperationPhase::Succeeded
     }
 
     /// Running.
+    #[must_use]
     pub fn running(&self) -> bool {
         *self == OperationPhase::Running
     }
@@ -184,13 +187,13 @@ string_enum! {
 string_enum! {
     /// The phase of a sync a resource result belongs to (`syncPhase`).
     SyncPhase {
-        /// PreSync hooks.
+        /// `PreSync` hooks.
         PreSync = "PreSync",
         /// The resources themselves and Sync hooks.
         Sync = "Sync",
-        /// PostSync hooks.
+        /// `PostSync` hooks.
         PostSync = "PostSync",
-        /// SyncFail hooks.
+        /// `SyncFail` hooks.
         SyncFail = "SyncFail",
     }
 }
@@ -216,7 +219,7 @@ string_enum! {
         Progressing = "Progressing",
         /// Failed or unable to become healthy.
         Degraded = "Degraded",
-        /// Paused (e.g. a suspended CronJob or paused rollout).
+        /// Paused (e.g. a suspended `CronJob` or paused rollout).
         Suspended = "Suspended",
         /// Not present in the cluster.
         Missing = "Missing",
@@ -496,6 +499,8 @@ pub struct RevisionHistory {
     pub extra: Extra,
 }
 
+// serde's `skip_serializing_if` passes the field by reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
@@ -504,6 +509,7 @@ impl RetryStrategy {
     /// Whether a failed operation that has been retried `retry_count` times may be
     /// retried again: below `limit`, or always when `limit` is negative (argo-cd
     /// `controller/appcontroller.go`, `processRequestedAppOperation`).
+    #[must_use]
     pub fn may_retry(&self, retry_count: i64) -> bool {
         retry_count < self.limit || self.limit < 0
     }
@@ -528,13 +534,13 @@ impl Backoff {
 
     /// `duration`, parsed, or the default when absent or empty.
     pub fn base_duration(&self) -> Result<GoDuration, OperationError> {
-        parse_or(&self.duration, Self::DEFAULT_DURATION)
+        parse_or(self.duration.as_deref(), Self::DEFAULT_DURATION)
             .map_err(|(value, source)| OperationError::BackoffDuration { value, source })
     }
 
     /// `maxDuration`, parsed, or the default when absent or empty.
     pub fn max(&self) -> Result<GoDuration, OperationError> {
-        parse_or(&self.max_duration, Self::DEFAULT_MAX_DURATION)
+        parse_or(self.max_duration.as_deref(), Self::DEFAULT_MAX_DURATION)
             .map_err(|(value, source)| OperationError::BackoffMaxDuration { value, source })
     }
 
@@ -557,6 +563,9 @@ impl Backoff {
         let duration = self.base_duration()?;
         let max = self.max()?;
         let factor = self.factor.unwrap_or(Self::DEFAULT_FACTOR);
+        // float64(factor) and float64(retryCounts), exactly as Go computes them: any precision
+        // lost above 2^53 is lost in Argo CD too.
+        #[allow(clippy::cast_precision_loss)]
         let wait = duration.mul_f64((factor as f64).powf(retry_count as f64));
         Ok(if max > GoDuration::ZERO {
             wait.min(max)
@@ -573,10 +582,10 @@ impl Backoff {
 
 /// Parses an optional Argo CD backoff duration; `(text, error)` when it is invalid.
 fn parse_or(
-    value: &Option<String>,
+    value: Option<&str>,
     default: GoDuration,
 ) -> Result<GoDuration, (String, DurationError)> {
-    match value.as_deref() {
+    match value {
         None | Some("") => Ok(default),
         Some(text) => GoDuration::parse_seconds_or_duration(text).map_err(|e| (text.to_owned(), e)),
     }

@@ -16,23 +16,31 @@ use crate::extra::Extra;
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ApplicationSource {
+    /// URL of the Git or Helm repository.
     #[serde(rename = "repoURL", default)]
     pub repo_url: String,
+    /// Directory inside a Git repository (empty for a Helm chart).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    /// Branch, tag, commit or chart version (empty means `HEAD` / latest).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub target_revision: String,
+    /// Helm chart name, for a Helm repository source.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub chart: String,
+    /// Helm options (values, parameters, release name), kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub helm: Option<Value>,
+    /// Kustomize options, kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub kustomize: Option<Value>,
+    /// Options for a directory of plain manifests, kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub directory: Option<Value>,
+    /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,

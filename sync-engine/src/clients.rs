@@ -45,7 +45,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const NEGATIVE_DISCOVERY_TTL: Duration = Duration::from_secs(5);
 /// The plugin Argo CD runs for `awsAuthConfig` (shipped in Argo CD's images).
 const AWS_AUTH_COMMAND: &str = "argocd-k8s-auth";
-/// ExecCredential version used when a Secret's `execProviderConfig` names none.
+/// `ExecCredential` version used when a Secret's `execProviderConfig` names none.
 const EXEC_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
 /// Replaces a credential in messages.
 const REDACTED: &str = "<redacted>";
@@ -56,41 +56,73 @@ const PLUGIN_OUTPUT_WITHHELD: &str = " (plugin output withheld)";
 /// step and never contain a credential.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
+    /// A field of the cluster's `config` is invalid.
     #[error("cluster {server}: config.{field}: {reason}")]
     ReadConfig {
+        /// API server URL of the cluster.
         server: String,
+        /// The `config` field at fault.
         field: &'static str,
+        /// What is wrong.
         reason: String,
     },
+    /// The cluster asks for a credential plugin, and this controller does not run them.
     #[error(
         "cluster {server}: config.{field} asks to run a credential plugin, and credential plugins are not allowed in this controller"
     )]
-    ExecRefused { server: String, field: &'static str },
+    ExecRefused {
+        /// API server URL of the cluster.
+        server: String,
+        /// The `config` field at fault.
+        field: &'static str,
+    },
+    /// The Kubernetes client could not be built from the settings.
     #[error("cluster {server}: building the client: {reason}")]
-    BuildClient { server: String, reason: String },
+    BuildClient {
+        /// API server URL of the cluster.
+        server: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The API server did not answer the version request.
     #[error("cluster {server}: reading the server version: {failure}")]
     ServerVersion {
+        /// API server URL of the cluster.
         server: String,
+        /// How the request failed.
         failure: RequestFailure,
     },
+    /// An `apiVersion` that is neither `GROUP/VERSION` nor `VERSION`.
     #[error("apiVersion {api_version:?} is not GROUP/VERSION or VERSION")]
-    ParseApiVersion { api_version: String },
+    ParseApiVersion {
+        /// The `apiVersion` concerned.
+        api_version: String,
+    },
+    /// API discovery of a group version failed.
     #[error("cluster {server}: discovering {api_version}: {failure}")]
     Discovery {
+        /// API server URL of the cluster.
         server: String,
+        /// The `apiVersion` concerned.
         api_version: String,
+        /// How the request failed.
         failure: RequestFailure,
     },
+    /// The cluster does not serve the kind in that API version.
     #[error("cluster {server}: kind {kind} is not served in {api_version} (is its CRD installed?)")]
     UnknownKind {
+        /// API server URL of the cluster.
         server: String,
+        /// The `apiVersion` concerned.
         api_version: String,
+        /// The kind looked up.
         kind: String,
     },
 }
 
 impl ClientError {
     /// A static category for metrics labels and Event reasons.
+    #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
             ClientError::ReadConfig { .. } => "InvalidClusterConfig",
@@ -153,6 +185,7 @@ struct Slot {
 
 impl ClusterClients {
     /// `in_cluster` is the controller's own client, used for `https://kubernetes.default.svc`.
+    #[must_use]
     pub fn new(in_cluster: kube::Client, allow_exec_plugins: bool) -> Self {
         Self {
             in_cluster,
@@ -482,9 +515,13 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     insert_some(
         &mut kube_cluster,
         "certificate-authority-data",
-        &tls.ca_data,
+        tls.ca_data.as_deref(),
     );
-    insert_some(&mut kube_cluster, "tls-server-name", &tls.server_name);
+    insert_some(
+        &mut kube_cluster,
+        "tls-server-name",
+        tls.server_name.as_deref(),
+    );
     if let Some(proxy) = config.proxy_url.as_deref().filter(|p| !p.is_empty()) {
         check_proxy_url(proxy).map_err(|reason| ClientError::ReadConfig {
             server: server(),
@@ -498,7 +535,11 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     }
 
     let mut user = Map::new();
-    insert_some(&mut user, "client-certificate-data", &tls.cert_data);
+    insert_some(
+        &mut user,
+        "client-certificate-data",
+        tls.cert_data.as_deref(),
+    );
     if let Some(key) = &tls.key_data {
         user.insert("client-key-data".into(), json!(key.expose()));
     }
@@ -519,7 +560,7 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
             user.insert("exec".into(), exec);
         }
         None => {
-            insert_some(&mut user, "username", &config.username);
+            insert_some(&mut user, "username", config.username.as_deref());
             if let Some(password) = &config.password {
                 user.insert("password".into(), json!(password.expose()));
             }
@@ -553,7 +594,7 @@ fn kubeconfig(cluster: &Cluster, allow_exec_plugins: bool) -> Result<Kubeconfig,
     })
 }
 
-fn insert_some(map: &mut Map<String, Value>, key: &str, value: &Option<String>) {
+fn insert_some(map: &mut Map<String, Value>, key: &str, value: Option<&str>) {
     if let Some(value) = value {
         map.insert(key.to_owned(), json!(value));
     }
@@ -657,6 +698,7 @@ impl Redactor {
 
     /// `text` without credentials and without a credential plugin's output.
     fn apply(&self, text: &str) -> String {
+        const PARSE_FAILED: &str = "failed to parse auth exec output";
         // kube quotes a failed plugin's whole output (`: Output { status, stdout, .. }`) and
         // serde's view of an unparsable one; stdout is where plugins print credentials.
         let mut text = text.to_owned();
@@ -664,7 +706,6 @@ impl Redactor {
             text.truncate(at);
             text.push_str(PLUGIN_OUTPUT_WITHHELD);
         }
-        const PARSE_FAILED: &str = "failed to parse auth exec output";
         if let Some(at) = text.find(PARSE_FAILED) {
             text.truncate(at + PARSE_FAILED.len());
             text.push_str(PLUGIN_OUTPUT_WITHHELD);

@@ -3,7 +3,7 @@
 //! [`Comparison`] the engine already made.
 //!
 //! Both sides show what the engine compares, so a diff shows the differences that make a
-//! resource OutOfSync and not the API server's additions: `status` and server-populated
+//! resource `OutOfSync` and not the API server's additions: `status` and server-populated
 //! metadata are left out (metadata keeps name, namespace, labels and annotations), and the
 //! live object is cut down to the fields the desired one sets plus the fields Argosy's
 //! apply owns (`managedFields`) but Git no longer sets, which the next sync removes.
@@ -11,6 +11,7 @@
 //! so a changed key is still visible (Argo CD masks them the same way).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
@@ -20,9 +21,11 @@ use crate::ssa;
 
 /// The engine's comparison of an Application with its spec (what `argosy app diff` shows).
 pub struct Comparison {
+    /// The desired objects, normalized.
     pub desired: Vec<DesiredObject>,
     /// Live objects at the desired keys and every live object the app tracks.
     pub live: BTreeMap<ObjKey, Value>,
+    /// The comparison of each resource.
     pub states: Vec<ResourceState>,
     /// What the comparison could not cover (invalid ignore rules, kinds not served yet).
     pub warnings: Vec<String>,
@@ -31,12 +34,14 @@ pub struct Comparison {
 /// The diff of one out-of-sync resource.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceDiff {
+    /// The resource.
     pub key: ObjKey,
     /// `===== group/Kind namespace/name ======` and a unified diff (`--- live`, `+++ desired`).
     pub text: String,
 }
 
 /// One diff per out-of-sync resource of `comparison`, in its order.
+#[must_use]
 pub fn resource_diffs(comparison: &Comparison) -> Vec<ResourceDiff> {
     comparison
         .states
@@ -59,7 +64,8 @@ pub fn resource_diffs(comparison: &Comparison) -> Vec<ResourceDiff> {
             if unified.is_empty() {
                 // The engine's comparison is finer than text (a number against its
                 // string form, a list item's defaulted key): name its paths.
-                text.push_str(&format!("differs at: {}\n", state.differences.join(", ")));
+                // Writing to a String cannot fail.
+                let _ = writeln!(text, "differs at: {}", state.differences.join(", "));
             } else {
                 text.push_str(&unified);
             }
@@ -172,6 +178,8 @@ fn mask_secret_data(live: Option<&mut Value>, desired: Option<&mut Value>) {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
 
@@ -327,13 +335,13 @@ mod tests {
         for text in [&live, &want] {
             assert!(!text.contains("YWRtaW4=") && !text.contains("b2xk") && !text.contains("bmV3"));
         }
-        let line = |text: &str, key: &str| {
+        let line_of = |text: &str, key: &str| {
             text.lines()
                 .find(|l| l.trim_start().starts_with(key))
                 .unwrap()
                 .to_owned()
         };
-        assert_eq!(line(&live, "user:"), line(&want, "user:"));
-        assert_ne!(line(&live, "password:"), line(&want, "password:"));
+        assert_eq!(line_of(&live, "user:"), line_of(&want, "user:"));
+        assert_ne!(line_of(&live, "password:"), line_of(&want, "password:"));
     }
 }

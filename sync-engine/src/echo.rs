@@ -107,6 +107,7 @@ impl<K: Hash + Eq> Echoes<K> {
 }
 
 /// A resourceVersion as [`Echoes`] compares it.
+#[must_use]
 pub fn version_of(resource_version: Option<&str>) -> Option<u64> {
     resource_version?.parse().ok()
 }

@@ -58,10 +58,20 @@ pub enum ExecuteError {
     HookFailed(String),
     /// Reading the destination namespace failed (`CreateNamespace=true`).
     #[error("reading namespace {name}: {}", api_error(.source))]
-    ReadNamespace { name: String, source: kube::Error },
+    ReadNamespace {
+        /// The namespace.
+        name: String,
+        /// The API server's error.
+        source: kube::Error,
+    },
     /// Creating the destination namespace failed (`CreateNamespace=true`).
     #[error("creating namespace {name}: {}", api_error(.source))]
-    CreateNamespace { name: String, source: kube::Error },
+    CreateNamespace {
+        /// The namespace.
+        name: String,
+        /// The API server's error.
+        source: kube::Error,
+    },
     /// The kind of an object to delete on finalization is not served any more.
     #[error("kind not served")]
     DeleteKindNotServed,
@@ -76,8 +86,11 @@ pub const HOOK_OPERATION_ANNOTATION: &str = "argosy.io/sync-operation";
 /// What happened to one object.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
+    /// Applied (or created); the API server's answer.
     Applied(Value),
+    /// Deleted because Git no longer has it.
     Pruned,
+    /// The write failed; the error text.
     Failed(String),
     /// A hook of this operation completed (it never runs again in the operation).
     HookSucceeded,
@@ -86,6 +99,7 @@ pub enum Outcome {
 /// The result of running (part of) a sync plan.
 #[derive(Clone, Debug, Default)]
 pub struct Executed {
+    /// What happened to each object written.
     pub results: BTreeMap<ObjKey, Outcome>,
     /// Set when a step waits for an earlier one to become healthy / complete.
     pub waiting: Option<String>,
@@ -94,6 +108,8 @@ pub struct Executed {
 }
 
 impl Executed {
+    /// `key: error` for every object that failed.
+    #[must_use]
     pub fn failures(&self) -> Vec<String> {
         self.results
             .iter()
@@ -105,6 +121,7 @@ impl Executed {
     }
 
     /// Why the sync failed (a hook, or resources that did not apply), if it did.
+    #[must_use]
     pub fn failure(&self) -> Option<String> {
         if let Some(hook) = &self.hook_failed {
             return Some(format!("hook failed: {hook}"));
@@ -124,6 +141,8 @@ impl Executed {
         })
     }
 
+    /// How many objects were pruned (`pruned`) or applied (otherwise).
+    #[must_use]
     pub fn count(&self, pruned: bool) -> usize {
         self.results
             .values()
@@ -140,6 +159,7 @@ impl Executed {
 
 /// Everything the executor needs besides the writer.
 pub struct Target<'a> {
+    /// The desired objects the plan's indexes point into.
     pub desired: &'a [DesiredObject],
     /// Kind reach by `(group, kind)`.
     pub reach: &'a BTreeMap<(String, String), Reach>,
@@ -149,6 +169,7 @@ pub struct Target<'a> {
     pub operation_id: &'a str,
     /// Hooks this operation already completed (from its recorded state).
     pub done_hooks: &'a BTreeSet<ObjKey>,
+    /// How many writes of one step run at once.
     pub concurrency: usize,
 }
 
@@ -186,7 +207,7 @@ pub async fn run(
         }
         // Collected first: a lazily mapped stream of borrowing futures trips rustc's
         // higher-ranked `Send` inference for the reconcile future.
-        let applies: Vec<_> = step
+        let pending: Vec<_> = step
             .apply
             .iter()
             .map(|&i| {
@@ -195,7 +216,7 @@ pub async fn run(
                 Box::pin(apply_one(writer, target.reach, d, live))
             })
             .collect();
-        let applied: Vec<(ObjKey, Outcome)> = futures::stream::iter(applies)
+        let applied: Vec<(ObjKey, Outcome)> = futures::stream::iter(pending)
             .buffer_unordered(target.concurrency.max(1))
             .collect()
             .await;
@@ -416,7 +437,7 @@ async fn apply_one(
 ) -> (ObjKey, Outcome) {
     let key = d.key.clone();
     let Some(reach) = reach.get(&(d.key.group.clone(), d.key.kind.clone())) else {
-        return (key, failed(ExecuteError::KindNotServed));
+        return (key, failed(&ExecuteError::KindNotServed));
     };
     let result = if d.options.replace {
         replace(writer, reach, d, live)
@@ -431,14 +452,14 @@ async fn apply_one(
     let outcome = match result {
         Ok(o) => match serde_json::to_value(&o) {
             Ok(v) => Outcome::Applied(v),
-            Err(e) => failed(ExecuteError::ReadApplied(e)),
+            Err(e) => failed(&ExecuteError::ReadApplied(e)),
         },
-        Err(e) => failed(e),
+        Err(e) => failed(&e),
     };
     (key, outcome)
 }
 
-fn failed(e: ExecuteError) -> Outcome {
+fn failed(e: &ExecuteError) -> Outcome {
     Outcome::Failed(e.to_string())
 }
 
@@ -466,12 +487,12 @@ async fn replace(
 
 async fn prune_one(writer: &impl ClusterWriter, target: &Target<'_>, key: &ObjKey) -> Outcome {
     let Some(reach) = target.reach.get(&(key.group.clone(), key.kind.clone())) else {
-        return failed(ExecuteError::KindNotServed);
+        return failed(&ExecuteError::KindNotServed);
     };
     match writer.delete(reach, key).await {
         Ok(()) => Outcome::Pruned,
         Err(kube::Error::Api(e)) if e.code == 404 => Outcome::Pruned,
-        Err(e) => failed(ExecuteError::Prune(e)),
+        Err(e) => failed(&ExecuteError::Prune(e)),
     }
 }
 
@@ -490,6 +511,7 @@ pub struct FinalizeOutcome {
 
 impl FinalizeOutcome {
     /// One line per object that could not be deleted: `KEY: why`.
+    #[must_use]
     pub fn failures(&self) -> Vec<String> {
         self.failed
             .iter()
@@ -569,6 +591,7 @@ pub async fn ensure_namespace(writer: &impl ClusterWriter, name: &str) -> Result
 }
 
 /// A Kubernetes error as one line (the API's own message where there is one).
+#[must_use]
 pub fn api_error(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({})", s.message, s.code),

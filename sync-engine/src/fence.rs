@@ -79,6 +79,7 @@ struct LeaseView {
 
 impl Fence {
     /// A fence that is always open: a single replica without leader election.
+    #[must_use]
     pub fn open() -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -145,6 +146,7 @@ impl Fence {
     }
 
     /// Whether a write may go out now.
+    #[must_use]
     pub fn permits(&self) -> bool {
         self.permits_at(Instant::now())
     }
@@ -160,12 +162,14 @@ impl Fence {
     }
 
     /// How many writes the fence refused since the process started.
+    #[must_use]
     pub fn refused(&self) -> u64 {
         self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// `client` with the gate in front: a request that would change something fails with
     /// [`Fenced`] (as a [`kube::Error::Service`]) unless [`Fence::permits`] at that moment.
+    #[must_use]
     pub fn wrap(&self, client: kube::Client) -> kube::Client {
         let fence = self.clone();
         let namespace = client.default_namespace().to_owned();
@@ -208,6 +212,7 @@ impl Leased {
 ///
 /// Expiry is judged like the lease manager judges it: `renewTime + leaseDurationSeconds`
 /// against the local wall clock. Other requests pass untouched.
+#[must_use]
 pub fn guard_lease(
     client: kube::Client,
     namespace: &str,
@@ -387,6 +392,7 @@ fn is_write(method: &http::Method) -> bool {
 }
 
 /// Whether `error` is a write the fence refused (not a failure of the cluster).
+#[must_use]
 pub fn is_fenced(error: &kube::Error) -> bool {
     match error {
         kube::Error::Service(inner) => inner.downcast_ref::<Fenced>().is_some(),
@@ -443,7 +449,7 @@ mod tests {
         let now = Instant::now();
         fence.set_leader(true);
         fence.observe_lease(Some("me"), "1", LEASE, now);
-        assert!(fence.permits_at(now + LEASE - Duration::from_millis(1)));
+        assert!(fence.permits_at((now + LEASE).checked_sub(Duration::from_millis(1)).unwrap()));
         assert!(
             !fence.permits_at(now + LEASE),
             "no renewal seen for a whole lease duration (paused process, stalled watch)"

@@ -1,10 +1,10 @@
 //! jq path expressions, as Argo CD's `ignoreDifferences[].jqPathExpressions` and
-//! ApplicationSet `ignoreApplicationDifferences[].jqPathExpressions` use them.
+//! `ApplicationSet` `ignoreApplicationDifferences[].jqPathExpressions` use them.
 //!
 //! Argo CD runs `del(EXPR)` with gojq on each document before comparing. This module
 //! finds the same places, the paths `path(EXPR)` yields, with jaq (a jq implementation
 //! in Rust), so that callers can delete them (the sync engine's compare) or copy the
-//! live values over them (the ApplicationSet writer). Paths come sorted so that deleting
+//! live values over them (the `ApplicationSet` writer). Paths come sorted so that deleting
 //! them in order never shifts an array index still to be deleted.
 //!
 //! Bounded, as Argo CD had to learn (GHSA-9m6p-x4h2-6frq: a jq expression in an
@@ -19,7 +19,9 @@ use serde_json::Value;
 /// One step of a path into a JSON document.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
+    /// An array index.
     Index(usize),
+    /// An object key.
     Key(String),
 }
 
@@ -144,13 +146,17 @@ fn to_path(text: &str) -> Option<Path> {
         .into_iter()
         .map(|step| match step {
             Value::String(key) => Some(Step::Key(key)),
-            Value::Number(n) => n.as_u64().map(|i| Step::Index(i as usize)),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(Step::Index),
             _ => None,
         })
         .collect()
 }
 
 /// The JSON pointer (RFC 6901) of a path.
+#[must_use]
 pub fn pointer(path: &[Step]) -> String {
     path.iter()
         .map(|step| match step {
@@ -161,6 +167,7 @@ pub fn pointer(path: &[Step]) -> String {
 }
 
 /// The value at `path` in `doc`, if there is one.
+#[must_use]
 pub fn get<'a>(doc: &'a Value, path: &[Step]) -> Option<&'a Value> {
     path.iter().try_fold(doc, |cur, step| match (cur, step) {
         (Value::Object(o), Step::Key(k)) => o.get(k),
@@ -179,7 +186,7 @@ pub fn set(doc: &mut Value, path: &[Step], value: Value) -> bool {
     };
     if doc.is_null() {
         *doc = match first {
-            Step::Key(_) => Value::Object(Default::default()),
+            Step::Key(_) => Value::Object(serde_json::Map::default()),
             Step::Index(_) => Value::Array(Vec::new()),
         };
     }

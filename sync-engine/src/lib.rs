@@ -9,7 +9,7 @@
 //! * [`plan`]: the pure comparison of desired and live objects and the sync steps;
 //!   [`diff`]: the text diffs of out-of-sync resources (`argosy app diff`, the dashboard);
 //! * [`ssa`]: server-side apply comparisons (what a field manager owns), shared with the
-//!   ApplicationSet controller; [`jq`]: the jq path expressions of ignore rules;
+//!   `ApplicationSet` controller; [`jq`]: the jq path expressions of ignore rules;
 //! * [`health`]: health of live objects, per kind;
 //! * [`clients`]: clients for the destination clusters, built from cluster Secrets;
 //! * [`live`]: the watches of the live objects, indexed by tracking id;
@@ -22,6 +22,13 @@
 //!   [`operation`]: the pure operation state machine (`operationState` from pass to pass);
 //! * [`status`]: the Application status the engine reports;
 //! * [`ready`]: the wait for a reflector store's first list.
+
+#![warn(clippy::pedantic)]
+#![warn(missing_docs)]
+// The errors of every public function are the variants of its error type (`RenderError`,
+// `RepoError`, `ClientError`, `LiveError`, `ExecuteError`), each documented there, or the
+// API server's answer (`kube::Error`), passed on as is.
+#![allow(clippy::missing_errors_doc)]
 
 pub mod clients;
 pub mod decide;

@@ -30,17 +30,29 @@ pub type Trigger = Arc<dyn Fn(&str) + Send + Sync>;
 /// Why live state could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    /// The cluster could not be reached.
     #[error("{}", crate::status::Unreachable { server: server.clone(), reason: reason.clone() })]
-    Unreachable { server: String, reason: String },
+    Unreachable {
+        /// API server URL of the cluster.
+        server: String,
+        /// Why it is unreachable.
+        reason: String,
+    },
+    /// The first list of a kind did not finish in time.
     #[error("listing {kind} on cluster {server} did not finish within {seconds} s")]
     ListTimeout {
+        /// API server URL of the cluster.
         server: String,
+        /// The kind being listed.
         kind: String,
+        /// The time limit, in seconds.
         seconds: u64,
     },
 }
 
 impl LiveError {
+    /// A static category for metrics labels.
+    #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
             LiveError::Unreachable { .. } => "cluster_unreachable",
@@ -96,10 +108,12 @@ fn gvk_id(resource: &ApiResource) -> String {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the index inconsistent in a
     // way worse than stale; keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl LiveCache {
+    /// An empty cache: `trigger` is told about live changes; a first list that takes longer
+    /// than `list_timeout` is an error.
     pub fn new(trigger: Trigger, list_timeout: Duration) -> Self {
         Self {
             watches: Mutex::default(),
@@ -291,8 +305,8 @@ impl LiveCache {
         });
         Arc::new(Watch {
             resource,
-            ready,
             store,
+            ready,
             state,
             task,
         })

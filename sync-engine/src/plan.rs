@@ -1,10 +1,10 @@
 //! Pure sync planning: compare desired manifests with live objects, then order the work.
 //!
-//! [`compare`] says per resource whether it is Synced or OutOfSync (and why, by field
+//! [`compare`] says per resource whether it is Synced or `OutOfSync` (and why, by field
 //! path) and which live objects this app tracks that Git no longer has. [`steps`] turns
-//! that into ordered steps: PreSync hooks, then the Sync phase wave by wave (Argo CD's
+//! that into ordered steps: `PreSync` hooks, then the Sync phase wave by wave (Argo CD's
 //! kind order inside a wave, prunes after the wave's applies, `PruneLast` at the end),
-//! then PostSync hooks. No cluster is needed; the executor runs the steps.
+//! then `PostSync` hooks. No cluster is needed; the executor runs the steps.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,21 +17,30 @@ use crate::ssa::{self, Lists};
 /// One manifest, normalized for applying: namespace defaulted, tracking id set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredObject {
+    /// The object's identity on the cluster.
     pub key: ObjKey,
+    /// The manifest to apply.
     pub object: Value,
+    /// Resource, hook or skipped.
     pub role: Role,
+    /// Sync wave (`argocd.argoproj.io/sync-wave`, 0 when absent).
     pub wave: i32,
+    /// The object's sync options.
     pub options: ResourceOptions,
 }
 
 /// Sync state of one resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResourceSync {
+    /// Live matches desired.
     Synced,
+    /// Live differs from desired, is missing, or should be pruned.
     OutOfSync,
 }
 
 impl ResourceSync {
+    /// `Synced` or `OutOfSync`, as Argo CD writes it.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceSync::Synced => "Synced",
@@ -43,7 +52,9 @@ impl ResourceSync {
 /// The comparison of one resource.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceState {
+    /// The resource's identity.
     pub key: ObjKey,
+    /// Whether it is in sync.
     pub sync: ResourceSync,
     /// Field paths that differ (a few, for messages and `argosy app diff`).
     pub differences: Vec<String>,
@@ -51,6 +62,7 @@ pub struct ResourceState {
     pub requires_pruning: bool,
     /// Not on the cluster.
     pub missing: bool,
+    /// Its sync wave.
     pub wave: i32,
 }
 
@@ -59,18 +71,25 @@ pub struct ResourceState {
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IgnoreRule {
+    /// API group the rule applies to (empty: the core group).
     #[serde(default)]
     pub group: String,
+    /// Kind the rule applies to.
     #[serde(default)]
     pub kind: String,
+    /// Name of the object it applies to; empty for all.
     #[serde(default)]
     pub name: String,
+    /// Namespace of the objects it applies to; empty for all.
     #[serde(default)]
     pub namespace: String,
+    /// Fields to ignore, as JSON pointers.
     #[serde(default)]
     pub json_pointers: Vec<String>,
+    /// Fields to ignore, as jq path expressions.
     #[serde(default)]
     pub jq_path_expressions: Vec<String>,
+    /// Field managers whose fields are ignored.
     #[serde(default)]
     pub managed_fields_managers: Vec<String>,
 }
@@ -138,6 +157,7 @@ impl<'a> Ignore<'a> {
 
 /// Messages for the jq expressions in `rules` that are not valid jq (reported as a
 /// condition; the rest of the rule still applies).
+#[must_use]
 pub fn invalid_ignore_expressions(rules: &[IgnoreRule]) -> Vec<String> {
     rules
         .iter()
@@ -149,6 +169,7 @@ pub fn invalid_ignore_expressions(rules: &[IgnoreRule]) -> Vec<String> {
 /// Compares every desired object with its live counterpart and finds the tracked live
 /// objects Git no longer has. `live` holds the live objects at the desired keys and every
 /// live object tracked by `app` (JSON, with `metadata.managedFields`).
+#[must_use]
 pub fn compare(
     desired: &[DesiredObject],
     live: &BTreeMap<ObjKey, Value>,
@@ -267,7 +288,7 @@ fn remove_fields(want: &mut Value, fields: &Value) {
         let Some(name) = key.strip_prefix("f:") else {
             continue;
         };
-        let leaf = sub.as_object().is_none_or(|s| s.is_empty());
+        let leaf = sub.as_object().is_none_or(serde_json::Map::is_empty);
         if leaf {
             w.remove(name);
         } else if let Some(child) = w.get_mut(name) {
@@ -281,8 +302,11 @@ fn fields_pointer(pointer: &str) -> String {
     pointer
         .split('/')
         .skip(1)
-        .map(|p| format!("/f:{p}"))
-        .collect()
+        .fold(String::new(), |mut out, p| {
+            out.push_str("/f:");
+            out.push_str(p);
+            out
+        })
 }
 
 fn remove_pointer(doc: &mut Value, pointer: &str) {
@@ -308,8 +332,11 @@ fn remove_pointer(doc: &mut Value, pointer: &str) {
 /// Where a step runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
+    /// Before the resources are applied (`PreSync` hooks).
     PreSync,
+    /// With the resources.
     Sync,
+    /// After every resource is healthy (`PostSync` hooks).
     PostSync,
 }
 
@@ -317,7 +344,9 @@ pub enum Phase {
 /// healthy (hooks: complete) before the next step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Step {
+    /// The phase; `None` for the final step that prunes `PruneLast` resources.
     pub phase: Option<Phase>,
+    /// The sync wave.
     pub wave: i32,
     /// Indexes into the desired objects, in apply order.
     pub apply: Vec<usize>,
@@ -330,6 +359,7 @@ pub struct Step {
 /// What a sync should do, given the comparison.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncPlan {
+    /// The steps, in order.
     pub steps: Vec<Step>,
     /// Tracked objects Git no longer has that are kept (prune disabled or `Prune=false`).
     pub prune_skipped: Vec<ObjKey>,
@@ -340,6 +370,7 @@ pub struct SyncPlan {
 
 impl SyncPlan {
     /// True when the plan applies, prunes or runs nothing.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.steps
             .iter()
@@ -357,9 +388,6 @@ pub fn steps(
     with_hooks: bool,
     live_options: &dyn Fn(&ObjKey) -> ResourceOptions,
 ) -> SyncPlan {
-    let by_key: BTreeMap<&ObjKey, &ResourceState> = states.iter().map(|s| (&s.key, s)).collect();
-    let mut waves: BTreeMap<(Phase, i32), Step> = BTreeMap::new();
-    let mut sync_fail = Vec::new();
     fn step(waves: &mut BTreeMap<(Phase, i32), Step>, phase: Phase, wave: i32) -> &mut Step {
         waves.entry((phase, wave)).or_insert_with(|| Step {
             phase: Some(phase),
@@ -367,9 +395,11 @@ pub fn steps(
             ..Step::default()
         })
     }
+    let by_key: BTreeMap<&ObjKey, &ResourceState> = states.iter().map(|s| (&s.key, s)).collect();
+    let mut waves: BTreeMap<(Phase, i32), Step> = BTreeMap::new();
+    let mut sync_fail = Vec::new();
     for (i, d) in desired.iter().enumerate() {
         match &d.role {
-            Role::Skip => {}
             Role::Resource => {
                 let out_of_sync = by_key
                     .get(&d.key)
@@ -391,7 +421,8 @@ pub fn steps(
                 };
                 step(&mut waves, phase, d.wave).hooks.push(i);
             }
-            Role::Hook { .. } => {}
+            // Skipped manifests, and hooks when hooks are not run.
+            Role::Skip | Role::Hook { .. } => {}
         }
     }
     sync_fail.sort_by(|a, b| {

@@ -10,7 +10,7 @@ use kube::runtime::watcher;
 /// tasks waiting at the same time only the last one to poll is woken when the list
 /// completes, and the others sleep until something else polls them (a timeout, or never).
 /// kube's own controllers wait on their stores that way, so any second wait of ours on the
-/// same store either steals their wake-up or loses its own. (It did: an ApplicationSet
+/// same store either steals their wake-up or loses its own. (It did: an `ApplicationSet`
 /// controller beside the sync engine sometimes waited its full 60 s for a store that had
 /// long been listed.)
 #[derive(Clone, Debug)]
@@ -22,12 +22,14 @@ pub struct ReadySignal(tokio::sync::watch::Sender<bool>);
 
 impl StoreReady {
     /// A wait and the signal that ends it.
+    #[must_use]
     pub fn new() -> (ReadySignal, Self) {
         let (tx, rx) = tokio::sync::watch::channel(false);
         (ReadySignal(tx), Self(rx))
     }
 
     /// Ready from the start: for a store filled before anyone reads it (the CLI, tests).
+    #[must_use]
     pub fn already() -> Self {
         let (signal, ready) = Self::new();
         signal.0.send_replace(true);

@@ -70,6 +70,7 @@ pub enum GitRequest {
 
 impl GitRequest {
     /// Argo CD's `request_type` label.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LsRemote => "ls-remote",
@@ -157,6 +158,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl GitRepos {
     /// `local` maps repo URLs to local repository paths; other URLs are cloned into `cache_dir`.
+    #[must_use]
     pub fn new(local: BTreeMap<String, PathBuf>, cache_dir: PathBuf) -> Self {
         Self {
             local,
@@ -177,6 +179,7 @@ impl GitRepos {
     }
 
     /// Checks each remote repository's refs at most once per `interval`.
+    #[must_use]
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;
         self
@@ -253,11 +256,11 @@ impl GitRepos {
             }
         };
         let result = sync_remote(url, &state.dir, &observe);
-        let mut stats = lock(&remote.stats);
-        count(&mut stats, &result);
+        let mut counters = lock(&remote.stats);
+        count(&mut counters, &result);
         match result {
             Ok(_) => {
-                stats.last_error = None;
+                counters.last_error = None;
                 state.checked_at = Some(Instant::now());
                 Ok(state.dir.clone())
             }
@@ -265,7 +268,7 @@ impl GitRepos {
                 let error = Self::err(url, &e);
                 // The caller reports the error; this records which step failed.
                 tracing::debug!(repo = %error.repo, category = e.category(), "{}", error.message);
-                stats.last_error = Some(error.to_string());
+                counters.last_error = Some(error.to_string());
                 state.checked_at = None;
                 Err(error)
             }
@@ -502,7 +505,10 @@ fn sync_remote(
         .map_err(|e| SyncError::ListRefs(format!("connecting: {}", chain(&e))))
         .and_then(|connection| {
             connection
-                .prepare_fetch(gix::progress::Discard, Default::default())
+                .prepare_fetch(
+                    gix::progress::Discard,
+                    gix::remote::ref_map::Options::default(),
+                )
                 .map_err(|e| SyncError::ListRefs(chain(&e)))
         });
     observe(GitRequest::LsRemote, prepared.is_ok(), started.elapsed());
@@ -578,11 +584,17 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// A filesystem-safe cache directory name for a URL.
 fn cache_key(url: &str) -> String {
     use sha2::Digest;
+    use std::fmt::Write as _;
     let digest = sha2::Sha256::digest(url.as_bytes());
-    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    digest.iter().take(12).fold(String::new(), |mut out, b| {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Removes `user:password@` from a URL before it appears in a message.
+#[must_use]
 pub fn redact_url(url: &str) -> String {
     match credentials(url) {
         Some(userinfo) => url.replacen(userinfo, "***", 1),
@@ -602,6 +614,7 @@ fn credentials(url: &str) -> Option<&str> {
 /// `repoURL`s, and the cache's keys): scheme and host lowercased, credentials dropped, a
 /// trailing `/` and `.git` removed, and scp-like `user@host:path` read as `ssh://host/path`.
 /// The path keeps its case: only hosts are case-insensitive in general.
+#[must_use]
 pub fn normalize_repo_url(url: &str) -> String {
     let url = url.trim();
     let (scheme, rest) = match url.split_once("://") {
@@ -697,7 +710,7 @@ pub fn write_tree_commit(
         .ok()
         .flatten()
         .and_then(|mut r| r.peel_to_id().ok())
-        .map(|id| id.detach())
+        .map(gix::Id::detach)
         .into_iter()
         .collect();
     let commit = repo
@@ -785,7 +798,7 @@ mod tests {
         };
         let mut cache = SnapshotCache::default();
         let first = cache.slot(key(0));
-        for i in 1..SNAPSHOT_CACHE_SIZE as u8 {
+        for i in 1..u8::try_from(SNAPSHOT_CACHE_SIZE).unwrap() {
             cache.slot(key(i));
         }
         // Touch the oldest: the second oldest is now the one to go.

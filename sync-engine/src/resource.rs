@@ -10,10 +10,15 @@ use std::fmt;
 
 use serde_json::Value;
 
+/// Annotation naming the app and identity an object is tracked under.
 pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+/// Annotation with an object's own sync options (`Prune=false,Replace=true`).
 pub const SYNC_OPTIONS_ANNOTATION: &str = "argocd.argoproj.io/sync-options";
+/// Annotation with an object's sync wave.
 pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+/// Annotation that makes an object a hook (`PreSync`, `Sync`, `PostSync`, `SyncFail`, `Skip`).
 pub const HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
+/// Annotation saying when a hook is deleted.
 pub const HOOK_DELETE_POLICY_ANNOTATION: &str = "argocd.argoproj.io/hook-delete-policy";
 /// Helm's hook annotation, which Argo CD maps onto its own hooks.
 const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
@@ -22,9 +27,13 @@ const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
 /// serves one object under every version of its group).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjKey {
+    /// API group (empty for the core group).
     pub group: String,
+    /// Kind.
     pub kind: String,
+    /// Namespace (empty for cluster-scoped objects).
     pub namespace: String,
+    /// Name.
     pub name: String,
 }
 
@@ -51,6 +60,7 @@ impl ObjKey {
     }
 
     /// Argo CD's tracking id of this object for the app instance `app`.
+    #[must_use]
     pub fn tracking_id(&self, app: &str) -> String {
         format!(
             "{app}:{}/{}:{}/{}",
@@ -75,12 +85,14 @@ impl fmt::Display for ObjKey {
 }
 
 /// `apps` of `apps/v1`; empty for the core group (`v1`).
+#[must_use]
 pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
 /// The app instance name in tracking ids: the Application's name in the controller's
 /// namespace, `<namespace>_<name>` elsewhere (Argo CD's apps-in-any-namespace rule).
+#[must_use]
 pub fn app_instance(app_namespace: &str, app_name: &str, controller_namespace: &str) -> String {
     if app_namespace == controller_namespace || app_namespace.is_empty() {
         app_name.to_owned()
@@ -91,6 +103,7 @@ pub fn app_instance(app_namespace: &str, app_name: &str, controller_namespace: &
 
 /// True when the live `object` carries a tracking id for `app` that matches the object's
 /// own identity (a copied object whose annotation names another identity is not ours).
+#[must_use]
 pub fn is_tracked_by(object: &Value, app: &str) -> bool {
     let Some(id) = annotation(object, TRACKING_ANNOTATION) else {
         return false;
@@ -99,10 +112,13 @@ pub fn is_tracked_by(object: &Value, app: &str) -> bool {
 }
 
 /// The app instance a tracking id names.
+#[must_use]
 pub fn tracking_app(tracking_id: &str) -> Option<&str> {
     tracking_id.split_once(':').map(|(app, _)| app)
 }
 
+/// The annotation `key` of `object`, if it is set to a string.
+#[must_use]
 pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
     object
         .get("metadata")?
@@ -112,6 +128,8 @@ pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Sync options of one resource (its annotation) on top of the Application's.
+// Each bool is one independent Argo CD sync option; there is no state machine to model.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResourceOptions {
     /// `Prune=false`: never prune it.
@@ -148,13 +166,19 @@ impl ResourceOptions {
 /// When a hook runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HookPhase {
+    /// Before the resources are applied.
     PreSync,
+    /// With the resources.
     Sync,
+    /// After a successful sync.
     PostSync,
+    /// After a failed sync.
     SyncFail,
 }
 
 impl HookPhase {
+    /// The annotation value (`PreSync`, `Sync`, ...).
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             HookPhase::PreSync => "PreSync",
@@ -168,9 +192,13 @@ impl HookPhase {
 /// What a manifest is for the sync: a regular resource, a hook, or skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// A regular resource.
     Resource,
+    /// A hook.
     Hook {
+        /// When it runs.
         phase: HookPhase,
+        /// When it is deleted.
         delete_policy: HookDeletePolicy,
     },
     /// `argocd.argoproj.io/hook: Skip`: never applied.
@@ -180,13 +208,16 @@ pub enum Role {
 /// `argocd.argoproj.io/hook-delete-policy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HookDeletePolicy {
+    /// `HookSucceeded`: delete it once it succeeded.
     pub on_success: bool,
+    /// `HookFailed`: delete it once it failed.
     pub on_failure: bool,
     /// Default when no policy is given, as in Argo CD.
     pub before_creation: bool,
 }
 
 /// The role of a manifest from its hook annotations (Argo CD's, else Helm's).
+#[must_use]
 pub fn role_of(object: &Value) -> Role {
     let argo = annotation(object, HOOK_ANNOTATION);
     let helm = annotation(object, HELM_HOOK_ANNOTATION);
@@ -237,6 +268,7 @@ pub fn role_of(object: &Value) -> Role {
 }
 
 /// `argocd.argoproj.io/sync-wave` (0 when absent or not a number).
+#[must_use]
 pub fn wave_of(object: &Value) -> i32 {
     annotation(object, SYNC_WAVE_ANNOTATION)
         .and_then(|w| w.trim().parse().ok())
@@ -244,7 +276,8 @@ pub fn wave_of(object: &Value) -> i32 {
 }
 
 /// Apply order within a wave: Argo CD's kind order (namespaces and config before
-/// workloads, webhooks' APIServices last), unknown kinds after the known ones.
+/// workloads, webhooks' `APIServices` last), unknown kinds after the known ones.
+#[must_use]
 pub fn kind_rank(kind: &str) -> usize {
     const ORDER: &[&str] = &[
         "Namespace",
@@ -287,6 +320,8 @@ pub fn kind_rank(kind: &str) -> usize {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -1,4 +1,4 @@
-//! Server-side apply bookkeeping shared by the ApplicationSet writer and the sync engine:
+//! Server-side apply bookkeeping shared by the `ApplicationSet` writer and the sync engine:
 //! would applying `want` change `have`, and where? Also how much of it a cached object
 //! keeps ([`trim_for_cache`]).
 //!
@@ -33,6 +33,7 @@ pub enum Lists {
 /// JSON-pointer-like paths where `have` does not contain `want`, at most `limit` of them.
 /// Empty/null wanted values match absent live ones (serializers omit them), and a wanted
 /// number matches a live string of the same text (int-or-string fields, quantities).
+#[must_use]
 pub fn differences(have: &Value, want: &Value, lists: Lists, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut path = String::new();
@@ -41,6 +42,7 @@ pub fn differences(have: &Value, want: &Value, lists: Lists, limit: usize) -> Ve
 }
 
 /// True when `have` contains everything `want` sets (see [`differences`]).
+#[must_use]
 pub fn contains(have: &Value, want: &Value, lists: Lists) -> bool {
     differences(have, want, lists, 1).is_empty()
 }
@@ -169,6 +171,7 @@ pub fn trim_for_cache(meta: &mut ObjectMeta) {
 /// against `want`'s items, a key field `want` omits counting as a match because the API
 /// server defaulted it, e.g. a port's `protocol`); `v:`/`i:` set members and `.` the node
 /// itself are covered by the list comparison in [`differences`].
+#[must_use]
 pub fn dropped_fields(owned: &Value, want: &Value, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut path = String::new();
@@ -214,6 +217,7 @@ fn dropped(owned: &Value, want: &Value, path: &mut String, out: &mut Vec<String>
 }
 
 /// The `fieldsV1` tree of Argosy's apply entry in a live object's JSON `metadata`.
+#[must_use]
 pub fn owned_fields_json(object: &Value) -> Option<&Value> {
     object
         .get("metadata")?
@@ -229,6 +233,7 @@ pub fn owned_fields_json(object: &Value) -> Option<&Value> {
 
 /// True when applying `want` (a full object) would change `have` (its live JSON), whose
 /// Argosy-owned fields are `owned` (from [`owned_fields`] or [`owned_fields_json`]).
+#[must_use]
 pub fn needs_apply(want: &Value, have: &Value, owned: Option<&Value>, lists: Lists) -> bool {
     !contains(have, want, lists)
         || owned.is_some_and(|owned| !dropped_fields(owned, want, 1).is_empty())

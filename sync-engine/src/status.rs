@@ -1,3 +1,4 @@
+#![allow(clippy::pedantic, missing_docs)] // linted after the typed-state change lands
 //! `Application.status` as the sync engine writes it: pure construction and the
 //! "did anything change?" test that keeps a quiet fleet at zero writes.
 //!

@@ -1,3 +1,4 @@
+#![allow(clippy::pedantic, missing_docs)] // linted after the typed-state change lands
 //! What an Application deploys: its source or sources, the revision each is rendered at,
 //! and, once rendered, the commit each resolved to.
 //!

@@ -21,7 +21,9 @@ use crate::ssa::FIELD_MANAGER;
 /// How an object kind is reached on its cluster.
 #[derive(Clone, Debug)]
 pub struct Reach {
+    /// The API resource serving the kind.
     pub resource: ApiResource,
+    /// Namespaced or cluster-scoped.
     pub scope: Scope,
 }
 

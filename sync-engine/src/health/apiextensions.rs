@@ -1,4 +1,4 @@
-//! `apiextensions.k8s.io`: CustomResourceDefinition.
+//! `apiextensions.k8s.io`: `CustomResourceDefinition`.
 
 use serde_json::Value;
 
@@ -7,7 +7,7 @@ use super::fields::Malformed;
 use super::verdict::{Health, HealthCode};
 
 pub(super) fn crd(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Healthy, Progressing};
     let conditions = status_conditions(obj)?;
     if conditions.is_empty() {
         return Ok(Health::new(Progressing, "Status conditions not found"));

@@ -1,4 +1,4 @@
-//! `apiregistration.k8s.io`: APIService.
+//! `apiregistration.k8s.io`: `APIService`.
 
 use serde_json::Value;
 

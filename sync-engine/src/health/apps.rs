@@ -1,4 +1,4 @@
-//! `apps`: Deployment, StatefulSet, DaemonSet and ReplicaSet, after gitops-engine's
+//! `apps`: Deployment, `StatefulSet`, `DaemonSet` and `ReplicaSet`, after gitops-engine's
 //! `health_deployment.go`, `health_statefulset.go`, `health_daemonset.go` and
 //! `health_replicaset.go` (kubectl's rollout-status rules).
 
@@ -9,7 +9,7 @@ use super::fields::{Malformed, boolean, field, int, name, opt_int, string};
 use super::verdict::{Health, HealthCode};
 
 pub(super) fn deployment(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Healthy, Progressing, Suspended};
     if boolean(obj, "spec.paused")? {
         return Ok(Health::new(Suspended, "Deployment is paused"));
     }
@@ -63,7 +63,7 @@ pub(super) fn deployment(obj: &Value, _version: &str) -> Result<Health, Malforme
 }
 
 pub(super) fn stateful_set(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Healthy, Progressing};
     let observed = int(obj, "status.observedGeneration")?;
     if observed == 0 || int(obj, "metadata.generation")? > observed {
         return Ok(Health::new(
@@ -125,7 +125,7 @@ pub(super) fn stateful_set(obj: &Value, _version: &str) -> Result<Health, Malfor
 }
 
 pub(super) fn daemon_set(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Healthy, Progressing};
     if int(obj, "metadata.generation")? > int(obj, "status.observedGeneration")? {
         return Ok(Health::new(
             Progressing,
@@ -163,7 +163,7 @@ pub(super) fn daemon_set(obj: &Value, _version: &str) -> Result<Health, Malforme
 }
 
 pub(super) fn replica_set(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Healthy, Progressing};
     if int(obj, "metadata.generation")? > int(obj, "status.observedGeneration")? {
         return Ok(Health::new(
             Progressing,
@@ -189,6 +189,8 @@ pub(super) fn replica_set(obj: &Value, _version: &str) -> Result<Health, Malform
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use crate::health::testing::{check, obj};

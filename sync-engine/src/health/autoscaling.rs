@@ -1,4 +1,4 @@
-//! `autoscaling`: HorizontalPodAutoscaler, v1 (conditions in an annotation) and v2.
+//! `autoscaling`: `HorizontalPodAutoscaler`, v1 (conditions in an annotation) and v2.
 
 use serde_json::Value;
 
@@ -10,16 +10,17 @@ use super::verdict::{Health, HealthCode};
 const HPA_WAITING: &str = "Waiting to Autoscale";
 /// Where `autoscaling/v1` HPAs keep their conditions (the v1 schema has no field for them).
 const HPA_V1_CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditions";
+/// [`HPA_V1_CONDITIONS`] as a path, for messages.
+const PATH: &str = "metadata.annotations[autoscaling.alpha.kubernetes.io/conditions]";
 
 pub(super) fn hpa(obj: &Value, version: &str) -> Result<Health, Malformed> {
     if version != "v1" {
-        return hpa_conditions(&status_conditions(obj)?);
+        return Ok(hpa_conditions(&status_conditions(obj)?));
     }
     let annotation = field(obj, "metadata.annotations")?.and_then(|a| a.get(HPA_V1_CONDITIONS));
     let Some(annotation) = annotation else {
         return Ok(Health::new(HealthCode::Progressing, HPA_WAITING));
     };
-    const PATH: &str = "metadata.annotations[autoscaling.alpha.kubernetes.io/conditions]";
     let parsed: Option<Value> = annotation
         .as_str()
         .and_then(|text| serde_json::from_str(text).ok());
@@ -30,12 +31,12 @@ pub(super) fn hpa(obj: &Value, version: &str) -> Result<Health, Malformed> {
     if entries.is_empty() {
         return Ok(Health::new(HealthCode::Progressing, HPA_WAITING));
     }
-    hpa_conditions(&conditions(entries, PATH)?)
+    Ok(hpa_conditions(&conditions(entries, PATH)?))
 }
 
-/// Degraded on a scaling failure; Healthy when every condition is a True AbleToScale or
-/// ScalingLimited (so also when there is none, as in Argo); otherwise still waiting.
-fn hpa_conditions(conditions: &[Condition<'_>]) -> Result<Health, Malformed> {
+/// Degraded on a scaling failure; Healthy when every condition is a True `AbleToScale` or
+/// `ScalingLimited` (so also when there is none, as in Argo); otherwise still waiting.
+fn hpa_conditions(conditions: &[Condition<'_>]) -> Health {
     const DEGRADED: [(&str, &str); 4] = [
         ("AbleToScale", "FailedGetScale"),
         ("AbleToScale", "FailedUpdateScale"),
@@ -45,16 +46,16 @@ fn hpa_conditions(conditions: &[Condition<'_>]) -> Result<Health, Malformed> {
     let mut healthy = Vec::with_capacity(conditions.len());
     for c in conditions {
         if DEGRADED.contains(&(c.type_, c.reason)) {
-            return Ok(Health::new(HealthCode::Degraded, c.message));
+            return Health::new(HealthCode::Degraded, c.message);
         }
         if matches!(c.type_, "AbleToScale" | "ScalingLimited") && c.is_true() {
             healthy.push(c.message);
         }
     }
     if healthy.len() == conditions.len() {
-        Ok(Health::new(HealthCode::Healthy, healthy.join(",")))
+        Health::new(HealthCode::Healthy, healthy.join(","))
     } else {
-        Ok(Health::new(HealthCode::Progressing, HPA_WAITING))
+        Health::new(HealthCode::Progressing, HPA_WAITING)
     }
 }
 

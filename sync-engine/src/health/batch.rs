@@ -1,4 +1,4 @@
-//! `batch`: Job and CronJob (the latter as Argo CD's shipped Lua check).
+//! `batch`: Job and `CronJob` (the latter as Argo CD's shipped Lua check).
 
 use serde_json::Value;
 
@@ -7,7 +7,7 @@ use super::fields::{Malformed, boolean, list, opt_time};
 use super::verdict::{Health, HealthCode};
 
 pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Healthy, Progressing, Suspended};
     let mut failed = None;
     let mut complete = false;
     let mut suspended = false;
@@ -38,9 +38,9 @@ pub(super) fn job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
     })
 }
 
-/// Argo CD's shipped CronJob check, with `spec.suspend` first (as its earlier check had).
+/// Argo CD's shipped `CronJob` check, with `spec.suspend` first (as its earlier check had).
 pub(super) fn cron_job(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Healthy, Progressing, Suspended};
     if boolean(obj, "spec.suspend")? {
         return Ok(Health::new(Suspended, "CronJob is Suspended"));
     }
@@ -61,6 +61,8 @@ pub(super) fn cron_job(obj: &Value, _version: &str) -> Result<Health, Malformed>
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use crate::health::testing::{check, obj};

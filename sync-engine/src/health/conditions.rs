@@ -84,6 +84,8 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    // One table of cases, one per line; splitting it would only scatter them.
+    #[allow(clippy::too_many_lines)]
     fn custom_resources() {
         let cr = |generation: i64, status: Value| {
             obj(

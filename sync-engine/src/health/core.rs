@@ -1,4 +1,4 @@
-//! The core group (`v1`): Pod, Service, PersistentVolumeClaim and Namespace, and the
+//! The core group (`v1`): Pod, Service, `PersistentVolumeClaim` and Namespace, and the
 //! load balancer rule Ingress shares with Service.
 
 use serde_json::Value;
@@ -10,7 +10,7 @@ use super::verdict::{Health, HealthCode};
 /// Pods carrying this annotation are judged like `restartPolicy: Always` pods.
 const IGNORE_RESTART_POLICY: &str = "argocd.argoproj.io/ignore-restart-policy";
 
-/// Healthy once the load balancer reports an address (Service type LoadBalancer, Ingress).
+/// Healthy once the load balancer reports an address (Service type `LoadBalancer`, Ingress).
 pub(super) fn load_balancer(obj: &Value) -> Result<Health, Malformed> {
     let code = if list(obj, "status.loadBalancer.ingress")?.is_empty() {
         HealthCode::Progressing
@@ -51,7 +51,7 @@ pub(super) fn namespace(obj: &Value, _version: &str) -> Result<Health, Malformed
 }
 
 pub(super) fn pod(obj: &Value, _version: &str) -> Result<Health, Malformed> {
-    use HealthCode::*;
+    use HealthCode::{Degraded, Healthy, Progressing, Unknown};
     // The API server defaults restartPolicy to Always; a live pod always has it.
     let restart_policy = match string(obj, "spec.restartPolicy")? {
         "" => "Always",
@@ -153,6 +153,8 @@ fn container_failure(status: &Value) -> Result<Option<String>, Malformed> {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values by value so that the cases read as data.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use crate::health::testing::{check, obj};
@@ -168,6 +170,8 @@ mod tests {
     }
 
     #[test]
+    // One table of cases, one per line; splitting it would only scatter them.
+    #[allow(clippy::too_many_lines)]
     fn pods() {
         let ready = json!([{"type": "Ready", "status": "True"}]);
         let not_ready = json!([{"type": "Ready", "status": "False"}]);

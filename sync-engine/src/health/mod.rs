@@ -1,6 +1,6 @@
 //! Resource health: the pure assessment of one live object (Deployment, Pod, Service, ...)
 //! and the aggregation order of health codes, following Argo CD's gitops-engine
-//! (`pkg/health`) and the built-in Lua checks Argo CD ships for CronJob, Job and
+//! (`pkg/health`) and the built-in Lua checks Argo CD ships for `CronJob`, Job and
 //! `argoproj.io/Application`.
 //!
 //! It reads the object as JSON (no typed decode: this runs for every tracked object on

@@ -6,11 +6,17 @@
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub enum HealthCode {
+    /// Working as intended.
     Healthy,
+    /// Paused or suspended on purpose (a suspended `CronJob`, a paused rollout).
     Suspended,
+    /// Not healthy yet, but may become so.
     Progressing,
+    /// Not on the cluster.
     Missing,
+    /// Failed, or not healthy in time.
     Degraded,
+    /// The health could not be assessed.
     Unknown,
 }
 
@@ -25,6 +31,7 @@ impl HealthCode {
     ];
 
     /// The code as Argo CD writes it in `status.health.status`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             HealthCode::Healthy => "Healthy",
@@ -44,7 +51,9 @@ impl HealthCode {
 /// The health of one object: its code and a human-readable message (may be empty).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Health {
+    /// The health code.
     pub code: HealthCode,
+    /// Why, when the code needs explaining (may be empty).
     pub message: String,
 }
 

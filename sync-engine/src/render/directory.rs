@@ -104,10 +104,13 @@ impl Renderer {
             total += size;
             if total > self.limits.max_total_bytes {
                 return Err(RenderError::TooLarge {
-                    what: format!("the manifests of {:?} (at {path})", app),
+                    what: format!("the manifests of {app:?} (at {path})"),
                     limit: self.limits.max_total_bytes,
                 });
             }
+            // Case-sensitive, as Argo CD's manifest-file pattern is; the filter above admits
+            // only lower-case extensions anyway.
+            #[allow(clippy::case_sensitive_file_extension_comparisons)]
             let found = if name.ends_with(".json") {
                 json_file(path, &data)?
             } else {

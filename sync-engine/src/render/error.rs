@@ -7,43 +7,114 @@ use argosy_generators::source::RepoError;
 /// Why a source could not be rendered. Messages name the file, link or option at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// The repository could not be read.
     #[error(transparent)]
     ReadRepo(#[from] RepoError),
+    /// The source path is invalid or leaves the repository.
     #[error("source path {path:?}: {reason}")]
-    SourcePath { path: String, reason: &'static str },
+    SourcePath {
+        /// The path concerned.
+        path: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A symlink that may not be followed.
     #[error("symlink {link}: {reason}")]
-    Symlink { link: String, reason: &'static str },
+    Symlink {
+        /// The symlink.
+        link: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A source option or feature Argosy does not support.
     #[error("{what} is not supported")]
-    Unsupported { what: String },
+    Unsupported {
+        /// What is at fault.
+        what: String,
+    },
+    /// An invalid source option.
     #[error("{field}: {message}")]
-    Options { field: String, message: String },
+    Options {
+        /// The option.
+        field: String,
+        /// The error.
+        message: String,
+    },
+    /// A manifest file over the size limit.
     #[error("{file} is {size} bytes, over the {limit}-byte limit for one manifest file")]
-    FileTooLarge { file: String, size: u64, limit: u64 },
+    FileTooLarge {
+        /// The file.
+        file: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Rendered output over a size limit.
     #[error("{what} exceeds the {limit}-byte limit")]
-    TooLarge { what: String, limit: u64 },
+    TooLarge {
+        /// What is at fault.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// More objects than the limit.
     #[error("the source renders more than {limit} objects")]
-    TooManyObjects { limit: usize },
+    TooManyObjects {
+        /// The limit.
+        limit: usize,
+    },
+    /// A manifest that does not parse.
     #[error("{file}: {message}")]
-    ParseManifest { file: String, message: String },
+    ParseManifest {
+        /// The file.
+        file: String,
+        /// The error.
+        message: String,
+    },
+    /// The commit's tree could not be written out for a tool.
     #[error("writing the tree of commit {commit} to disk: {message}")]
-    Materialize { commit: String, message: String },
+    Materialize {
+        /// The commit.
+        commit: String,
+        /// The error.
+        message: String,
+    },
+    /// A Kustomize source, and no `kustomize` or `kubectl` binary.
     #[error(
         "Kustomize application at {path} needs the `kustomize` or `kubectl` binary, which is not installed"
     )]
-    KustomizeUnavailable { path: String },
+    KustomizeUnavailable {
+        /// The path concerned.
+        path: String,
+    },
+    /// A Helm source, and no `helm` binary.
     #[error("Helm chart at {path} needs the `helm` binary, which is not installed")]
-    HelmUnavailable { path: String },
+    HelmUnavailable {
+        /// The path concerned.
+        path: String,
+    },
+    /// An external tool failed.
     #[error("{tool} failed: {message}")]
-    Tool { tool: &'static str, message: String },
+    Tool {
+        /// The tool (`helm`, `kustomize`, ...).
+        tool: &'static str,
+        /// The error.
+        message: String,
+    },
+    /// An external tool ran out of time and was killed.
     #[error("{tool} did not finish within {timeout:?} and was killed")]
     ToolTimeout {
+        /// The tool (`helm`, `kustomize`, ...).
         tool: &'static str,
+        /// The time limit.
         timeout: Duration,
     },
 }
 
 impl RenderError {
     /// A bounded label for metrics and Events.
+    #[must_use]
     pub fn category(&self) -> &'static str {
         match self {
             Self::ReadRepo(_) => "repo",

@@ -13,6 +13,8 @@ use super::tools::run_tool;
 use super::{Renderer, display_path, options};
 
 /// `spec.source.kustomize`: the options Argo CD applies with `kustomize edit`.
+// The bools are Argo CD's independent `kustomize` switches, decoded field for field.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KustomizeOptions {
@@ -117,11 +119,11 @@ impl KustomizeOptions {
                 if let Some(map) = patch.as_object_mut()
                     && let Some(path) = map.remove("path")
                 {
-                    let path = path.as_str().ok_or_else(|| RenderError::Options {
+                    let file = path.as_str().ok_or_else(|| RenderError::Options {
                         field: format!("kustomize.patches[{i}].path"),
                         message: "not a string".to_owned(),
                     })?;
-                    map.insert("patch".to_owned(), json!(read(path)?));
+                    map.insert("patch".to_owned(), json!(read(file)?));
                 }
                 patches.push(patch);
             }

@@ -135,13 +135,14 @@ pub(super) fn tool_output(tool: &'static str, data: &[u8]) -> Result<Vec<Value>,
 #[cfg(test)]
 mod tests {
     use crate::render::testing::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn lists_are_expanded() {
         let list = format!(
             "apiVersion: v1\nkind: List\nitems:\n- {}\n- {}",
-            r#"{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}"#,
-            r#"{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}"#
+            r"{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}",
+            r"{apiVersion: v1, kind: ConfigMap, metadata: {name: b}}"
         );
         let typed = "apiVersion: v1\nkind: ConfigMapList\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n";
         let null = "apiVersion: v1\nkind: ConfigMapList\nitems: null\n";
@@ -212,7 +213,10 @@ mod tests {
         );
         for i in 1..12 {
             let p = i - 1;
-            bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+            let _ = writeln!(
+                bomb,
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"
+            );
         }
         let snap = snapshot(&[("app/bomb.yaml", &bomb)], &[]);
         let err = render(&snap, &source("app", json!({})))

@@ -43,16 +43,22 @@ use tools::Tools;
 /// How a source is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum SourceType {
+    /// Plain manifests (YAML/JSON files).
     Directory,
+    /// A Kustomize directory.
     Kustomize,
+    /// A Helm chart.
     Helm,
 }
 
 /// The objects of one source at one commit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
+    /// The commit rendered.
     pub commit: String,
+    /// How it was rendered.
     pub source_type: SourceType,
+    /// The rendered objects.
     pub objects: Vec<Value>,
 }
 
@@ -60,7 +66,9 @@ pub struct Rendered {
 /// name) and destination namespace, as `argocd` passes them to `helm template`.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderTarget<'a> {
+    /// The Application's name.
     pub app_name: &'a str,
+    /// The destination namespace.
     pub namespace: &'a str,
 }
 
@@ -74,6 +82,7 @@ pub struct Renderer {
 
 impl Renderer {
     /// Finds the `kustomize` (else `kubectl`) and `helm` binaries on `PATH`, once.
+    #[must_use]
     pub fn new(work_dir: PathBuf, limits: Limits) -> Self {
         Self::with_tools(work_dir, limits, Tools::detect())
     }
@@ -214,7 +223,7 @@ fn display_path(app: &str) -> String {
 
 /// The cache key: everything a rendering depends on. The Application's name and
 /// namespace only matter to Helm, so other sources are shared between Applications
-/// (an ApplicationSet's many Applications of one path render once).
+/// (an `ApplicationSet`'s many Applications of one path render once).
 fn cache_key(
     repo_url: &str,
     commit: &str,
