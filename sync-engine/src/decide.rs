@@ -40,6 +40,7 @@ pub struct SelfHeal {
 impl SelfHeal {
     /// The wait after `attempts` reverts: none before the first, then 2 s doubling up
     /// to 60 s (a controller fighting another writer backs off instead of spinning).
+    #[must_use]
     pub fn backoff(self) -> Duration {
         if self.attempts == 0 {
             Duration::ZERO
@@ -52,6 +53,7 @@ impl SelfHeal {
 impl SelfHeal {
     /// The state to keep after the reconcile's final comparison: a Synced app starts
     /// over (its next drift is healed at once), one still out of sync keeps counting.
+    #[must_use]
     pub fn after_compare(self, synced: bool) -> SelfHeal {
         if synced { SelfHeal::default() } else { self }
     }
@@ -81,7 +83,7 @@ pub enum Decision {
     Nothing,
     /// Self-heal is backing off; look again after this long.
     Wait(Duration),
-    /// A sync is due but refused, for this reason (reported as a SyncError condition).
+    /// A sync is due but refused, for this reason (reported as a `SyncError` condition).
     Refuse(String),
     /// Sync.
     Sync(Box<SyncRequest>),
@@ -89,6 +91,8 @@ pub enum Decision {
 
 /// A sync to run.
 #[derive(Clone, Debug, PartialEq)]
+// Each flag is an independent Argo CD sync option (prune, hooks, manual, continuing).
+#[allow(clippy::struct_excessive_bools)]
 pub struct SyncRequest {
     /// Delete tracked objects gone from the source.
     pub prune: bool,
@@ -180,7 +184,7 @@ pub fn decide(input: &DecideInput<'_>, heal: SelfHeal, now: Instant) -> (Decisio
     if let Some(last) = heal.last {
         let since = now.saturating_duration_since(last);
         if heal.attempts > 0 && since < heal.backoff() {
-            return (Decision::Wait(heal.backoff() - since), heal);
+            return (Decision::Wait(heal.backoff().saturating_sub(since)), heal);
         }
     }
     let next = SelfHeal {
@@ -204,7 +208,7 @@ fn automated_request(
     match deployed.revision_field() {
         (_, Value::String(revision)) => sync.revision = revision,
         (_, revisions) => {
-            sync.revisions = Vec::<String>::deserialize(revisions).unwrap_or_default()
+            sync.revisions = Vec::<String>::deserialize(revisions).unwrap_or_default();
         }
     }
     SyncRequest {

@@ -2,11 +2,11 @@
 //! sync pass did, the next `operationState` (pure; the caller supplies the clock).
 //!
 //! Phases: a pass that waits (for a wave to become healthy, a hook to complete) stays
-//! Running and keeps `startedAt`; a failure with SyncFail hooks stays Running until they
+//! Running and keeps `startedAt`; a failure with `SyncFail` hooks stays Running until they
 //! complete, then is Failed with the original failure; otherwise Failed or Succeeded, with
 //! `finishedAt`. Failed counts a retry.
 //!
-//! The SyncFail step is marked the way Argo CD marks it, in the written `syncResult`: its
+//! The `SyncFail` step is marked the way Argo CD marks it, in the written `syncResult`: its
 //! hooks are listed with `hookType`/`syncPhase` `SyncFail` (`hookPhase` Running until they
 //! complete). A Running operation with such entries has already failed; the next pass
 //! does not apply again, it only follows the hooks.
@@ -25,7 +25,7 @@ use crate::execute::{Executed, Outcome, SyncFailHooks};
 use crate::resource::ObjKey;
 use crate::target::Deployed;
 
-/// Appended to the failure in the message of an operation that waits for its SyncFail
+/// Appended to the failure in the message of an operation that waits for its `SyncFail`
 /// hooks (what users read; the engine recognises the step by its typed results).
 const SYNC_FAIL_RUNNING: &str = "; running SyncFail hooks";
 
@@ -40,9 +40,9 @@ pub struct Pass<'a> {
     pub executed: &'a Executed,
     /// Why the sync failed, this pass or (recorded) an earlier one.
     pub failure: Option<String>,
-    /// Where the SyncFail hooks are, when the sync failed and has any.
+    /// Where the `SyncFail` hooks are, when the sync failed and has any.
     pub sync_fail: Option<SyncFailHooks>,
-    /// The plan's SyncFail hooks.
+    /// The plan's `SyncFail` hooks.
     pub sync_fail_hooks: &'a BTreeSet<ObjKey>,
     /// The sources and revisions synced.
     pub deployed: &'a Deployed,
@@ -62,6 +62,7 @@ pub enum Progress {
 
 /// `startedAt` of this pass: the recorded one when it continues a Running operation,
 /// else `now`.
+#[must_use]
 pub fn started_at(recorded: Option<&OperationState>, continues: bool, now: &str) -> String {
     recorded
         .filter(|_| continues)
@@ -70,9 +71,10 @@ pub fn started_at(recorded: Option<&OperationState>, continues: bool, now: &str)
 }
 
 /// The next `operationState` after `pass`.
+#[must_use]
 pub fn next(
     recorded: Option<&OperationState>,
-    pass: Pass<'_>,
+    pass: &Pass<'_>,
     started: &str,
     now: &str,
 ) -> (OperationState, Progress) {
@@ -91,7 +93,7 @@ pub fn next(
     for (key, outcome) in &pass.executed.results {
         by_key.insert(key.clone(), result_of(key, outcome));
     }
-    let (phase, message, progress) = ending(&pass);
+    let (phase, message, progress) = ending(pass);
     if pass.failure.is_some() && pass.sync_fail.is_some() {
         mark_sync_fail(&mut by_key, pass.sync_fail_hooks, phase.running());
     }
@@ -113,12 +115,13 @@ pub fn next(
         message,
         sync_result: Some(sync_result),
         started_at: Some(started.to_owned()),
-        extra: Default::default(),
+        extra: std::collections::BTreeMap::default(),
     };
     (state, progress)
 }
 
 /// The state of an operation that could not even start (the app could not be observed).
+#[must_use]
 pub fn errored(operation: Operation, message: String, now: &str) -> OperationState {
     OperationState {
         operation,
@@ -130,8 +133,9 @@ pub fn errored(operation: Operation, message: String, now: &str) -> OperationSta
     }
 }
 
-/// The failure of an operation that waits for its SyncFail hooks, from its recorded state:
-/// Running, with SyncFail results recorded.
+/// The failure of an operation that waits for its `SyncFail` hooks, from its recorded state:
+/// Running, with `SyncFail` results recorded.
+#[must_use]
 pub fn recorded_sync_failure(recorded: &OperationState) -> Option<String> {
     let in_sync_fail_step = recorded.phase.running()
         && recorded
@@ -188,7 +192,7 @@ fn result_of(key: &ObjKey, outcome: &Outcome) -> ResourceResult {
     }
 }
 
-/// Lists the SyncFail hooks as Argo CD does: completed ones marked as SyncFail hooks, the
+/// Lists the `SyncFail` hooks as Argo CD does: completed ones marked as `SyncFail` hooks, the
 /// others (while the step runs) as Running.
 fn mark_sync_fail(
     by_key: &mut BTreeMap<ObjKey, ResourceResult>,
@@ -309,7 +313,7 @@ mod tests {
                 sync_fail_hooks: &self.hooks,
                 deployed: &self.deployed,
             };
-            next(recorded, pass, &started, now)
+            next(recorded, &pass, &started, now)
         }
     }
 

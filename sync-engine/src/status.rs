@@ -1,4 +1,3 @@
-#![allow(clippy::pedantic, missing_docs)] // linted after the typed-state change lands
 //! `Application.status` as the sync engine writes it: pure construction and the
 //! "did anything change?" test that keeps a quiet fleet at zero writes.
 //!
@@ -19,13 +18,17 @@ use crate::target::Deployed;
 /// App-level sync status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppSync {
+    /// Every resource matches its desired state.
     Synced,
+    /// Some resource differs from its desired state, or is missing.
     OutOfSync,
     /// The comparison could not be made (render error, unreachable cluster).
     Unknown,
 }
 
 impl AppSync {
+    /// The status as Argo CD writes it in `status.sync.status`.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             AppSync::Synced => "Synced",
@@ -49,6 +52,8 @@ pub enum ConditionType {
 }
 
 impl ConditionType {
+    /// The condition type as Argo CD writes it.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionType::ComparisonError => "ComparisonError",
@@ -59,7 +64,7 @@ impl ConditionType {
     }
 }
 
-/// The destination cluster cannot be reached: reported as a ComparisonError condition.
+/// The destination cluster cannot be reached: reported as a `ComparisonError` condition.
 ///
 /// A condition has only a type and a message in Argo CD's status shape, so this type is
 /// the one writer of that message ([`fmt::Display`]) and the one reader
@@ -81,6 +86,7 @@ impl Unreachable {
     pub const CONDITION: ConditionType = ConditionType::ComparisonError;
 
     /// Reads a condition message this type wrote.
+    #[must_use]
     pub fn from_message(message: &str) -> Option<Unreachable> {
         let (server, reason) = message
             .strip_prefix(Self::PREFIX)?
@@ -108,22 +114,30 @@ impl fmt::Display for Unreachable {
 /// One resource line of `status.resources`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResourceReport {
+    /// The resource's key and sync state from the comparison.
     pub state: ResourceState,
+    /// The API version the resource is served at.
     pub version: String,
+    /// Its health, for kinds that have a health notion.
     pub health: Option<Health>,
 }
 
 /// Everything one reconcile learned, to be written as `status`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
+    /// `status.sync.status`.
     pub sync: AppSync,
     /// `("revision", …)` or, for several sources, `("revisions", […])`.
     pub revision: Option<(&'static str, Value)>,
     /// `status.sync.comparedTo` (source and destination as in the spec).
     pub compared_to: Value,
+    /// `status.health.status`: the worst health of the resources.
     pub health: HealthCode,
+    /// `status.health.message`.
     pub health_message: String,
+    /// `status.resources`, one line per resource.
     pub resources: Vec<ResourceReport>,
+    /// `status.conditions`: type and message.
     pub conditions: Vec<(ConditionType, String)>,
     /// `("sourceType", …)` or, for several sources, `("sourceTypes", […])`.
     pub source_type: Option<(&'static str, Value)>,
@@ -136,6 +150,7 @@ pub struct Report {
 impl Report {
     /// A report for an app whose comparison could not be made: everything Unknown,
     /// resources as last known.
+    #[must_use]
     pub fn unknown(existing: &Value, condition: ConditionType, message: String) -> Report {
         Report {
             sync: AppSync::Unknown,
@@ -160,7 +175,8 @@ impl Report {
     }
 }
 
-/// App sync status from its resources: OutOfSync if any is.
+/// App sync status from its resources: `OutOfSync` if any is.
+#[must_use]
 pub fn app_sync(resources: &[ResourceState]) -> AppSync {
     if resources.iter().any(|r| r.sync == ResourceSync::OutOfSync) {
         AppSync::OutOfSync
@@ -306,6 +322,7 @@ fn changes(existing: &Value, patch: &Value) -> bool {
 }
 
 /// The history entry of a completed sync.
+#[must_use]
 pub fn history_entry(deployed: &Deployed, started: &str, now: &str) -> Value {
     let mut entry = deployed.fields();
     entry.insert("deployStartedAt".into(), json!(started));

@@ -1,4 +1,3 @@
-#![allow(clippy::pedantic, missing_docs)] // linted after the typed-state change lands
 //! What an Application deploys: its source or sources, the revision each is rendered at,
 //! and, once rendered, the commit each resolved to.
 //!
@@ -74,6 +73,7 @@ impl Wanted {
 
 /// True when a source only names a repository for others to reference (`ref` without a
 /// path or chart): it is resolved but renders nothing, as in Argo CD.
+#[must_use]
 pub fn is_reference_only(source: &ApplicationSource) -> bool {
     source.path.is_empty()
         && source.chart.is_empty()
@@ -90,6 +90,7 @@ pub struct Deployed {
 
 impl Deployed {
     /// `sources[i]` resolved to commit `revisions[i]`; `multi` as in [`Wanted`].
+    #[must_use]
     pub fn new(sources: Vec<Value>, revisions: Vec<String>, multi: bool) -> Deployed {
         Deployed {
             sources,
@@ -99,6 +100,7 @@ impl Deployed {
     }
 
     /// `("revision", "abc…")` or `("revisions", ["abc…", "def…"])`.
+    #[must_use]
     pub fn revision_field(&self) -> (&'static str, Value) {
         if self.multi {
             ("revisions", json!(self.revisions))
@@ -111,6 +113,7 @@ impl Deployed {
     }
 
     /// `("source", {...})` or `("sources", [...])`.
+    #[must_use]
     pub fn source_field(&self) -> (&'static str, Value) {
         if self.multi {
             ("sources", Value::Array(self.sources.clone()))
@@ -124,6 +127,7 @@ impl Deployed {
 
     /// `("sourceType", "Kustomize")` or `("sourceTypes", ["Kustomize", "Directory"])`,
     /// from the types of the rendered sources.
+    #[must_use]
     pub fn source_type_field(&self, types: &[&'static str]) -> (&'static str, Value) {
         if self.multi {
             ("sourceTypes", json!(types))
@@ -136,6 +140,7 @@ impl Deployed {
     }
 
     /// Both fields, as a `syncResult` or a history entry holds them.
+    #[must_use]
     pub fn fields(&self) -> Map<String, Value> {
         [self.revision_field(), self.source_field()]
             .into_iter()
@@ -145,6 +150,7 @@ impl Deployed {
 
     /// True when `recorded` (a `syncResult` or history entry) holds exactly these
     /// sources at these revisions.
+    #[must_use]
     pub fn is_recorded_in(&self, recorded: Option<&Value>) -> bool {
         let Some(recorded) = recorded else {
             return false;
@@ -155,6 +161,7 @@ impl Deployed {
     }
 
     /// Short commit ids for messages: `abc1234`, or `abc1234, def5678`.
+    #[must_use]
     pub fn short(&self) -> String {
         self.revisions
             .iter()
@@ -165,6 +172,8 @@ impl Deployed {
 }
 
 #[cfg(test)]
+// The fixture builders take `json!` values, built in place for each call.
+#[allow(clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
 

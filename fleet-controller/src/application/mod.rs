@@ -479,7 +479,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 sync_fail_hooks: &sync_fail_hooks,
                 deployed: &deployed,
             };
-            let (state, progress) = operation::next(recorded.as_ref(), pass, &started, &now());
+            let (state, progress) = operation::next(recorded.as_ref(), &pass, &started, &now());
             outcome.progressed(
                 &app, &ctx, &sync, &state, progress, &executed, &deployed, &started,
             );
