@@ -219,7 +219,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
             "coordination.k8s.io",
             "leases",
             "argosy-controller",
-            "get,patch",
+            "get,list,watch,patch",
         ),
         rule("coordination.k8s.io", "leases", "", "create"),
     ]);
@@ -307,7 +307,7 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
         "coordination.k8s.io",
         "leases",
         "fleet-lease",
-        "get,patch"
+        "get,list,watch,patch"
     )));
     // The controller's cluster-wide watch of several namespaces: list/watch only.
     let reader = rendered
@@ -873,6 +873,7 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
         "list applications",
         "list applicationsets",
         "get leases",
+        "list leases",
     ] {
         assert!(
             seen.contains(read),
