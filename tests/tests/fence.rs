@@ -17,9 +17,10 @@ use anyhow::{Context as _, Result, bail, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, cluster_secret, init_tracing, install_crds,
+    ARGOCD_NAMESPACE, application_resource, apply_json, init_tracing, install_crds,
     prepare_namespace, run_args, start_controller, wait_for,
 };
+use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::{AuditEvent, ControlPlane, HARNESS_USER_AGENT, MANAGEMENT, TestCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};

@@ -6,7 +6,7 @@
 //! `resourceVersion` read, so two clients cannot both start one) and waiting for their
 //! outcome in `status.operationState`, and `diff`, which runs the sync engine's own
 //! observation and comparison ([`crate::application::compare_app`]) and writes
-//! nothing ([`diff`] formats it).
+//! nothing ([`argosy_sync_engine::diff`] formats it).
 //!
 //! Exit codes: 0 on success (`diff`: in sync); 1 when a command fails or is refused, when
 //! a waited-for operation does not succeed, and when `diff` finds differences; `diff`
