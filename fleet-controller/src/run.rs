@@ -507,29 +507,29 @@ fn sync_controller(
         }
     });
     let ctx = Arc::new(
-        application::Context::new(
-            client.clone(),
-            cluster_registry,
+        application::Context::new(application::ContextParts {
+            client: client.clone(),
+            clusters: cluster_registry,
             projects,
             repos,
-            Arc::new(Renderer::new(
+            renderer: Arc::new(Renderer::new(
                 args.repo_cache.join("render"),
                 Limits::default(),
             )),
-            clusters,
+            clients: clusters,
             live,
-            EventPublisher::new(
+            events: EventPublisher::new(
                 client.clone(),
                 "argosy-application-controller",
                 args.identity.clone(),
             ),
-            leader.clone(),
-            application::Config {
+            leader: leader.clone(),
+            config: application::Config {
                 controller_namespace: args.namespace.clone(),
                 resync: args.sync.resync,
                 concurrency: args.sync.concurrency,
             },
-        )
+        })
         .with_metrics(metrics),
     );
     // The echo of the engine's own status write is not a change to act on. An event whose

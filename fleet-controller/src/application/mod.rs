@@ -56,6 +56,30 @@ pub struct Config {
     pub concurrency: usize,
 }
 
+/// What a [`Context`] is made of (the process, the CLI and tests wire these up).
+pub struct ContextParts {
+    /// The management cluster's client (fenced in the controller).
+    pub client: Client,
+    /// Cluster Secrets (destinations).
+    pub clusters: ClusterRegistry,
+    /// AppProjects.
+    pub projects: ProjectRegistry,
+    /// The repository cache (shared with the ApplicationSet controller).
+    pub repos: Arc<GitRepos>,
+    /// Renders sources to manifests.
+    pub renderer: Arc<Renderer>,
+    /// Clients of the destination clusters.
+    pub clients: Arc<ClusterClients>,
+    /// The live objects, watched per cluster and kind.
+    pub live: Arc<LiveCache>,
+    /// Where Events go.
+    pub events: EventPublisher,
+    /// `true` while this replica holds the Lease; `None`: no leader election.
+    pub leader: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The engine's settings.
+    pub config: Config,
+}
+
 /// Shared state of the Application controller.
 pub struct Context {
     pub client: Client,
@@ -77,19 +101,20 @@ pub struct Context {
 }
 
 impl Context {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        client: Client,
-        clusters: ClusterRegistry,
-        projects: ProjectRegistry,
-        repos: Arc<GitRepos>,
-        renderer: Arc<Renderer>,
-        clients: Arc<ClusterClients>,
-        live: Arc<LiveCache>,
-        events: EventPublisher,
-        leader: Option<tokio::sync::watch::Receiver<bool>>,
-        config: Config,
-    ) -> Self {
+    /// The context of the controller over `parts` (metrics off until [`Self::with_metrics`]).
+    pub fn new(parts: ContextParts) -> Self {
+        let ContextParts {
+            client,
+            clusters,
+            projects,
+            repos,
+            renderer,
+            clients,
+            live,
+            events,
+            leader,
+            config,
+        } = parts;
         Self {
             client,
             clusters,
@@ -481,7 +506,16 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             };
             let (state, progress) = operation::next(recorded.as_ref(), &pass, &started, &now());
             outcome.progressed(
-                &app, &ctx, &sync, &state, progress, &executed, &deployed, &started,
+                &app,
+                &ctx,
+                PassEnd {
+                    sync: &sync,
+                    state: &state,
+                    progress,
+                    executed: &executed,
+                    deployed: &deployed,
+                    started: &started,
+                },
             );
             outcome.operation_state = Some(state);
         }
@@ -501,13 +535,15 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     } = outcome;
     let phase = operation_state.as_ref().map(|s| s.phase.clone());
     let report = build_report(
-        &app,
-        &states,
-        &desired,
-        &live,
-        &reach,
-        &deployed,
-        &source_types,
+        &Observation {
+            app: &app,
+            states: &states,
+            desired: &desired,
+            live: &live,
+            reach: &reach,
+            deployed: &deployed,
+            source_types: &source_types,
+        },
         conditions,
         operation_state.as_ref().map(state_json),
         history_entry,
@@ -527,6 +563,16 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
 }
 
 /// What a reconcile reports and does after deciding: built up by the decision and the
+/// How one sync pass ended, for [`Outcome::progressed`].
+struct PassEnd<'a> {
+    sync: &'a SyncRequest,
+    state: &'a OperationState,
+    progress: Progress,
+    executed: &'a Executed,
+    deployed: &'a Deployed,
+    started: &'a str,
+}
+
 /// operation's progress, then written once.
 struct Outcome {
     conditions: Vec<(ConditionType, String)>,
@@ -557,18 +603,15 @@ impl Outcome {
     }
 
     /// Follows the operation's progress after a sync pass.
-    #[allow(clippy::too_many_arguments)]
-    fn progressed(
-        &mut self,
-        app: &Application,
-        ctx: &Context,
-        sync: &SyncRequest,
-        state: &OperationState,
-        progress: Progress,
-        executed: &Executed,
-        deployed: &Deployed,
-        started: &str,
-    ) {
+    fn progressed(&mut self, app: &Application, ctx: &Context, pass: PassEnd<'_>) {
+        let PassEnd {
+            sync,
+            state,
+            progress,
+            executed,
+            deployed,
+            started,
+        } = pass;
         let resync = ctx.config.resync;
         match progress {
             Progress::Running(why) => {
@@ -1028,19 +1071,32 @@ fn fold_string_data(secret: &mut Value) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one reconcile observed and compared, for [`build_report`].
+struct Observation<'a> {
+    app: &'a Application,
+    states: &'a [ResourceState],
+    desired: &'a [DesiredObject],
+    live: &'a BTreeMap<ObjKey, Value>,
+    reach: &'a BTreeMap<(String, String), Reach>,
+    deployed: &'a Deployed,
+    source_types: &'a [&'static str],
+}
+
 fn build_report(
-    app: &Application,
-    states: &[ResourceState],
-    desired: &[DesiredObject],
-    live: &BTreeMap<ObjKey, Value>,
-    reach: &BTreeMap<(String, String), Reach>,
-    deployed: &Deployed,
-    source_types: &[&'static str],
+    observation: &Observation<'_>,
     conditions: Vec<(ConditionType, String)>,
     operation_state: Option<Value>,
     history_entry: Option<Value>,
 ) -> Report {
+    let Observation {
+        app,
+        states,
+        desired,
+        live,
+        reach,
+        deployed,
+        source_types,
+    } = *observation;
     let mut resources = Vec::with_capacity(states.len());
     let mut codes = Vec::new();
     let mut worst_message = String::new();
@@ -1382,25 +1438,25 @@ mod tests {
     /// A context whose clients never reach an API server.
     fn offline_context(cache: &std::path::Path) -> Context {
         let client = crate::testing::offline_client("argocd");
-        Context::new(
-            client.clone(),
-            ClusterRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
-            ProjectRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
-            Arc::new(GitRepos::new(BTreeMap::new(), cache.join("repos"))),
-            Arc::new(Renderer::new(cache.join("render"), Default::default())),
-            Arc::new(ClusterClients::new(client.clone(), false)),
-            Arc::new(LiveCache::new(
+        Context::new(ContextParts {
+            client: client.clone(),
+            clusters: ClusterRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
+            projects: ProjectRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
+            repos: Arc::new(GitRepos::new(BTreeMap::new(), cache.join("repos"))),
+            renderer: Arc::new(Renderer::new(cache.join("render"), Default::default())),
+            clients: Arc::new(ClusterClients::new(client.clone(), false)),
+            live: Arc::new(LiveCache::new(
                 Arc::new(|_: &str| {}),
                 Duration::from_secs(1),
             )),
-            EventPublisher::new(client, "test", "test"),
-            None,
-            Config {
+            events: EventPublisher::new(client, "test", "test"),
+            leader: None,
+            config: Config {
                 controller_namespace: "argocd".into(),
                 resync: Duration::from_secs(180),
                 concurrency: 1,
             },
-        )
+        })
     }
 
     fn application(namespace: &str, name: &str) -> Application {

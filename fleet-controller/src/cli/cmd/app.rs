@@ -650,29 +650,29 @@ async fn compare(
         .clone()
         .unwrap_or_else(crate::cli::defaults::default_cache_dir);
     let repos: BTreeMap<String, PathBuf> = flags.repos.iter().cloned().collect();
-    let ctx = application::Context::new(
-        client.clone(),
-        ClusterRegistry::new(secrets, StoreReady::already(), ns.clone()),
-        ProjectRegistry::new(projects, StoreReady::already(), ns.clone()),
-        Arc::new(GitRepos::new(repos, repo_cache.clone())),
-        Arc::new(Renderer::new(repo_cache.join("render"), Limits::default())),
-        Arc::new(ClusterClients::new(
+    let ctx = application::Context::new(application::ContextParts {
+        client: client.clone(),
+        clusters: ClusterRegistry::new(secrets, StoreReady::already(), ns.clone()),
+        projects: ProjectRegistry::new(projects, StoreReady::already(), ns.clone()),
+        repos: Arc::new(GitRepos::new(repos, repo_cache.clone())),
+        renderer: Arc::new(Renderer::new(repo_cache.join("render"), Limits::default())),
+        clients: Arc::new(ClusterClients::new(
             client.clone(),
             flags.allow_exec_plugins,
         )),
-        // Nothing to re-trigger: one comparison, then the process ends.
-        Arc::new(LiveCache::new(
+        // Nothing to re-trigger: one comparison and then the process ends.
+        live: Arc::new(LiveCache::new(
             Arc::new(|_: &str| {}),
             Duration::from_secs(30),
         )),
-        EventPublisher::new(client, "argosy-cli", user()),
-        None,
-        application::Config {
+        events: EventPublisher::new(client, "argosy-cli", user()),
+        leader: None,
+        config: application::Config {
             controller_namespace: ns.clone(),
             resync: Duration::from_secs(180),
             concurrency: 1,
         },
-    );
+    });
     application::compare_app(&app, &ctx)
         .await
         .map_err(|reason| AppError::Compare {
