@@ -41,7 +41,6 @@ use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::live::LiveCache;
 use argosy_sync_engine::render::{Limits, Renderer};
 use argosy_sync_engine::repo::GitRepos;
-use argosy_sync_engine::ssa::{self, Lists};
 
 /// How `list` and `get` print.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -475,8 +474,10 @@ pub fn progress(app: &Value, requested: &Value) -> Progress {
 
 /// True when `app`'s `status.operationState` is the operation whose `sync` is `requested`.
 ///
-/// Both are compared in the form Argo CD writes (Go's `omitempty`: `prune: false` and
-/// other empty fields left out), which is how the engine records the operation too.
+/// Both are compared whole, in the form Argo CD writes (Go's `omitempty`: `prune: false`
+/// and other empty fields left out), which is how the engine records the operation too.
+/// Whole, not by containment: a plain `argosy app sync` asks for `{}` in that form, which
+/// every earlier operation (an automated sync with its revision, a pruning sync) contains.
 fn state_is(app: &Value, requested: &Value) -> bool {
     let written = |sync: &Value| {
         SyncOperation::deserialize(sync)
@@ -486,7 +487,7 @@ fn state_is(app: &Value, requested: &Value) -> bool {
     };
     let requested = written(requested);
     app.pointer("/status/operationState/operation/sync")
-        .is_some_and(|sync| ssa::contains(&written(sync), &requested, Lists::Atomic))
+        .is_some_and(|sync| written(sync) == requested)
 }
 
 /// What a timed-out wait last saw: how far the operation got and the app's conditions.
@@ -848,6 +849,11 @@ mod tests {
         let other = app(json!({"status": {"operationState": {
             "phase": "Succeeded", "operation": {"sync": {"revision": "v1", "prune": false}}}}}));
         assert_eq!(progress(&other, &requested), Progress::Gone);
+        // A plain sync (`{}` as written) is not an earlier automated sync of some revision.
+        let plain = json!({"prune": false});
+        let automated = app(json!({"status": {"operationState": {
+            "phase": "Succeeded", "operation": {"sync": {"revision": "abc123", "prune": true}}}}}));
+        assert_eq!(progress(&automated, &plain), Progress::Gone);
     }
 
     #[test]
