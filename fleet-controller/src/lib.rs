@@ -11,6 +11,7 @@
 //! * [`metrics`]: Prometheus metrics on `/metrics`; [`queue`]: bounded trigger queues;
 //! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected), which asks the
 //!   controllers only through [`query::ControllerQueries`];
+//! * [`defaults`]: every default setting, in one place;
 //! * [`fleet`]: the fleet summary (clusters, ApplicationSets, groups, app matrix);
 //! * [`application`]: the Application controller, which drives the sync engine
 //!   (`argosy_sync_engine`: render, diff, apply, prune, health) for each Application.
@@ -19,6 +20,7 @@ pub mod application;
 pub mod appset;
 pub mod cli;
 pub mod dashboard;
+pub mod defaults;
 pub mod events;
 pub mod fanout;
 pub mod fleet;

@@ -28,6 +28,7 @@ use crate::application;
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
+use crate::defaults;
 use crate::metrics::Metrics;
 use crate::queue::{TRIGGER_CAPACITY, TriggerSender, trigger_queue};
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
@@ -94,9 +95,9 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
-            resync: Duration::from_secs(180),
-            concurrency: 16,
-            workers: 16,
+            resync: Duration::from_secs(defaults::RESYNC_SECONDS),
+            concurrency: defaults::SYNC_CONCURRENCY,
+            workers: defaults::SYNC_WORKERS,
             allow_exec_plugins: false,
         }
     }

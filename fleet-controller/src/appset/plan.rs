@@ -65,8 +65,8 @@ pub struct DeletionBudget {
 impl Default for DeletionBudget {
     fn default() -> Self {
         Self {
-            minimum: 5,
-            percent: 20,
+            minimum: crate::defaults::DELETION_BUDGET_MIN,
+            percent: crate::defaults::DELETION_BUDGET_PERCENT,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The command line's shape: every subcommand and flag, defined once with clap. What each
 //! command does lives in [`super::cmd`]; defaults shared by several flags in
-//! [`super::defaults`].
+//! [`crate::defaults`].
 
 use std::path::PathBuf;
 
@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::cmd::app::AppCommand;
 use crate::cli::cmd::fleet::{AppSetCommand, ClusterCommand, StatusFlags};
-use crate::cli::defaults::parse_repo_override;
+use crate::cli::parse::parse_repo_override;
+use crate::defaults;
 use crate::run::SyncEngine;
 
 /// Argosy: deliver the same software to many Kubernetes clusters and customers from Git.
@@ -72,7 +73,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct FleetStatusFlags {
     /// Namespace of cluster Secrets and ApplicationSets (Applications: all namespaces).
-    #[arg(short = 'n', long, default_value = "argocd")]
+    #[arg(short = 'n', long, default_value = defaults::CONTROLLER_NAMESPACE)]
     pub namespace: String,
     #[command(flatten)]
     pub flags: StatusFlags,
@@ -82,7 +83,7 @@ pub struct FleetStatusFlags {
 #[derive(Debug, clap::Args)]
 pub struct AppSetFlags {
     /// Namespace of the ApplicationSets.
-    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
     pub namespace: String,
     #[command(subcommand)]
     pub command: AppSetCommand,
@@ -92,7 +93,7 @@ pub struct AppSetFlags {
 #[derive(Debug, clap::Args)]
 pub struct ClusterFlags {
     /// Namespace of the cluster Secrets (Argo CD's namespace).
-    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
     pub namespace: String,
     #[command(subcommand)]
     pub command: ClusterCommand,
@@ -102,7 +103,7 @@ pub struct ClusterFlags {
 #[derive(Debug, clap::Args)]
 pub struct AppFlags {
     /// Namespace of the Applications.
-    #[arg(short = 'n', long, global = true, default_value = "argocd")]
+    #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
     pub namespace: String,
     #[command(subcommand)]
     pub command: AppCommand,
@@ -112,7 +113,7 @@ pub struct AppFlags {
 #[derive(Debug, clap::Args)]
 pub struct RunFlags {
     /// Namespace of cluster Secrets, AppProjects and the leader Lease (Argo CD's namespace).
-    #[arg(long, env = "ARGOSY_NAMESPACE", default_value = "argocd")]
+    #[arg(long, env = "ARGOSY_NAMESPACE", default_value = defaults::CONTROLLER_NAMESPACE)]
     pub namespace: String,
     /// Namespaces whose ApplicationSets are reconciled (default: --namespace).
     #[arg(long = "appset-namespace")]
@@ -124,28 +125,28 @@ pub struct RunFlags {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
     /// Name of the leader-election Lease.
-    #[arg(long, default_value = "argosy-controller")]
+    #[arg(long, default_value = defaults::LEASE_NAME)]
     pub lease_name: String,
     /// This replica's identity in the Lease (default: hostname and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Lease duration in seconds: how long a crashed leader blocks a takeover.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::LEASE_SECONDS)]
     pub lease_seconds: u64,
     /// Deletion budget per reconcile: a count ("5") or a share of the owned Applications ("20%");
     /// the effective budget is the larger of --deletion-budget-min and --deletion-budget-percent.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::DELETION_BUDGET_MIN)]
     pub deletion_budget_min: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults::DELETION_BUDGET_PERCENT)]
     pub deletion_budget_percent: usize,
     /// Force one applicationsSync policy for all ApplicationSets (create-only, create-update, create-delete, sync).
     #[arg(long)]
     pub policy: Option<String>,
     /// Concurrent Application writes per reconcile.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults::CONCURRENT_WRITES)]
     pub concurrent_writes: usize,
     /// Default requeue of Git generators, in seconds (Argo CD: 180).
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = defaults::GIT_REQUEUE_SECONDS)]
     pub git_requeue_seconds: u64,
     /// Where remote repositories are cloned.
     #[arg(long, env = "ARGOSY_REPO_CACHE")]
@@ -155,13 +156,13 @@ pub struct RunFlags {
     pub repos: Vec<(String, PathBuf)>,
     /// Sync engine: re-check every Application this often, in seconds, even without a change
     /// event (Git polling; Argo CD: 180).
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = defaults::RESYNC_SECONDS)]
     pub resync_seconds: u64,
     /// Sync engine: concurrent applies within one sync step.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = defaults::SYNC_CONCURRENCY)]
     pub sync_concurrency: usize,
     /// Sync engine: Applications reconciled at once.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = defaults::SYNC_WORKERS)]
     pub sync_workers: u16,
     /// Sync engine: allow exec and AWS auth plugins named in cluster Secrets (they run
     /// commands on the controller's host; refused by default).
@@ -169,10 +170,10 @@ pub struct RunFlags {
     pub allow_exec_plugins: bool,
     /// Check remote repositories' refs at most this often, in seconds (a push webhook
     /// checks at once).
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = defaults::REPO_REFRESH_SECONDS)]
     pub repo_refresh_seconds: u64,
     /// Address of the HTTP listener (/healthz, /metrics, /api/webhook).
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = defaults::LISTEN)]
     pub listen: std::net::SocketAddr,
     /// File holding the GitHub webhook secret (GitHub pushes are refused without one).
     #[arg(long)]

@@ -16,16 +16,16 @@ use crate::cli::cmd::generate::{GenerateArgs, OutputFormat};
 
 pub mod args;
 pub mod cmd;
-pub mod defaults;
 pub mod explain;
 pub mod format;
 pub mod inputs;
+pub mod parse;
 
 use crate::cli::cmd::app::AppCommand;
+use crate::defaults::{default_cache_dir, default_identity};
 use crate::run::{RunArgs, SyncSettings};
 use crate::webhook::WebhookConfig;
 pub use args::{Cli, Command, Format, LogFormat};
-use defaults::{default_cache_dir, default_identity};
 
 /// The trimmed content of a secret file (never printed).
 fn read_secret_file(flag: &str, path: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
@@ -222,7 +222,7 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::args::*;
-    use super::defaults::*;
+    use super::parse::parse_repo_override;
     use super::*;
     use crate::cli::cmd::fleet::ClusterCommand;
     use clap::Parser as _;

@@ -117,7 +117,7 @@ pub struct EngineFlags {
     #[arg(long, env = "ARGOSY_NAMESPACE", default_value = "argocd")]
     pub controller_namespace: String,
     /// Serve a repository URL from a local repository: URL=PATH.
-    #[arg(long = "repo", value_parser = crate::cli::defaults::parse_repo_override)]
+    #[arg(long = "repo", value_parser = crate::cli::parse::parse_repo_override)]
     pub repos: Vec<(String, PathBuf)>,
     /// Where remote repositories are cloned.
     #[arg(long, env = "ARGOSY_REPO_CACHE")]
@@ -649,7 +649,7 @@ async fn compare(
     let repo_cache = flags
         .repo_cache
         .clone()
-        .unwrap_or_else(crate::cli::defaults::default_cache_dir);
+        .unwrap_or_else(crate::defaults::default_cache_dir);
     let repos: BTreeMap<String, PathBuf> = flags.repos.iter().cloned().collect();
     let ctx = application::Context::new(application::ContextParts {
         client: client.clone(),

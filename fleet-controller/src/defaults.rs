@@ -1,0 +1,46 @@
+//! The controller's defaults, in one place: the command line's flags (`cli::args`) and the
+//! settings' `Default` impls (`run`, `appset::plan`) read them from here, so a default
+//! cannot drift between the flag and the code that runs without one (tests, embedders).
+
+use std::path::PathBuf;
+
+/// Argo CD's namespace: cluster Secrets, AppProjects, ApplicationSets and the Lease.
+pub const CONTROLLER_NAMESPACE: &str = "argocd";
+/// Name of the leader-election Lease.
+pub const LEASE_NAME: &str = "argosy-controller";
+/// Lease duration in seconds.
+pub const LEASE_SECONDS: u64 = 10;
+/// Deletions one ApplicationSet reconcile may always make.
+pub const DELETION_BUDGET_MIN: usize = 5;
+/// Share of an ApplicationSet's Applications one reconcile may delete, in percent.
+pub const DELETION_BUDGET_PERCENT: usize = 20;
+/// Application writes in flight per ApplicationSet reconcile.
+pub const CONCURRENT_WRITES: usize = 32;
+/// Requeue of ApplicationSets with Git generators, in seconds (Argo CD: 3 minutes).
+pub const GIT_REQUEUE_SECONDS: u64 = 180;
+/// Periodic re-check of every Application, in seconds (Argo CD: 180).
+pub const RESYNC_SECONDS: u64 = 180;
+/// Concurrent applies within one sync step.
+pub const SYNC_CONCURRENCY: usize = 16;
+/// Applications reconciled at once.
+pub const SYNC_WORKERS: u16 = 16;
+/// How often a remote repository's refs are checked at most, in seconds.
+pub const REPO_REFRESH_SECONDS: u64 = 180;
+/// The HTTP listener (`/metrics`, `/healthz`, webhook, dashboard).
+pub const LISTEN: &str = "0.0.0.0:8080";
+
+/// `hostname-pid`, unique per process on a machine and readable in the Lease.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "argosy".into());
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// `$XDG_CACHE_HOME/argosy` or `~/.cache/argosy`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("argosy")
+        .join("repos")
+}
