@@ -56,7 +56,10 @@ pub struct Cluster {
     pub cluster_resources: bool,
     /// Labels of the Secret (all of them, including the secret-type label).
     pub labels: BTreeMap<String, String>,
-    /// Annotations of the Secret (all of them).
+    /// Annotations of the Secret, except `kubectl.kubernetes.io/last-applied-configuration`
+    /// ([`crate::consts::LAST_APPLIED_ANNOTATION`]): a Secret created with `kubectl apply`
+    /// carries its whole data there, bearer token included, and annotations reach
+    /// templates, the dashboard and the CLI. Argo CD's cluster generator drops it too.
     pub annotations: BTreeMap<String, String>,
     /// Connection settings from `data.config`.
     pub config: ClusterConfig,
@@ -231,7 +234,14 @@ impl Cluster {
                 .unwrap_or_default(),
             cluster_resources: text("clusterResources")?.as_deref() == Some("true"),
             labels: secret.metadata.labels.clone().unwrap_or_default(),
-            annotations: secret.metadata.annotations.clone().unwrap_or_default(),
+            annotations: secret
+                .metadata
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(key, _)| key.as_str() != crate::consts::LAST_APPLIED_ANNOTATION)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
             config,
         })
     }
@@ -304,6 +314,29 @@ mod tests {
                 .collect(),
         );
         s
+    }
+
+    /// `kubectl apply` leaves the whole Secret, token included, in an annotation: it never
+    /// becomes one of the cluster's annotations (which templates and the dashboard see).
+    #[test]
+    fn the_last_applied_copy_with_the_token_is_dropped() {
+        let mut s = secret(&[
+            ("server", "https://prod-1.example.com"),
+            ("config", r#"{"bearerToken":"canary-token-123"}"#),
+        ]);
+        s.metadata.annotations = Some(BTreeMap::from([
+            (
+                crate::consts::LAST_APPLIED_ANNOTATION.to_owned(),
+                r#"{"stringData":{"config":"{\"bearerToken\":\"canary-token-123\"}"}}"#.to_owned(),
+            ),
+            ("team".to_owned(), "payments".to_owned()),
+        ]));
+        let cluster = Cluster::from_secret(&s).unwrap();
+        assert_eq!(
+            cluster.annotations,
+            BTreeMap::from([("team".to_owned(), "payments".to_owned())])
+        );
+        assert!(!format!("{:?}", cluster.annotations).contains("canary-token-123"));
     }
 
     #[test]

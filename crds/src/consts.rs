@@ -17,6 +17,10 @@ pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 /// Annotation that asks the `ApplicationSet` controller to refresh now.
 pub const APPSET_REFRESH_ANNOTATION: &str = "argocd.argoproj.io/application-set-refresh";
 
+/// `kubectl apply`'s copy of the whole object it applied. On a cluster Secret it holds the
+/// Secret's data, bearer token included, so it is never read into a [`crate::Cluster`].
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Server URL of the cluster the controller runs in.
 pub const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
 /// Name of the implicit local cluster.
