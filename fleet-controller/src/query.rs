@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use argosy_crds::{Application, ApplicationSet};
-use argosy_generators::pipeline::{Generated, generate_applications};
-use argosy_generators::source::Sources as GeneratorSources;
+use argosy_generators::pipeline::Generated;
 use argosy_sync_engine::clients::ClusterState;
 use argosy_sync_engine::diff::Comparison;
 use futures::FutureExt as _;
@@ -84,12 +83,7 @@ impl ControllerQueries for Controllers {
         async move {
             // Generators read Git and render templates: blocking work, off the async threads.
             tokio::task::spawn_blocking(move || {
-                let sources = GeneratorSources {
-                    clusters: &ctx.clusters,
-                    repos: ctx.repos.as_ref(),
-                    projects: &ctx.projects,
-                };
-                generate_applications(&appset, sources, &ctx.config.pipeline)
+                ctx.generate(&appset)
                     .map_err(|e| QueryError::Generate(e.to_string()))
             })
             .await?

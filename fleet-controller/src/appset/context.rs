@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argosy_crds::{Application, ApplicationSet};
-use argosy_generators::pipeline::PipelineOptions;
+use argosy_generators::pipeline::{Generated, PipelineOptions, generate_applications};
+use argosy_generators::source::Sources;
 use argosy_sync_engine::repo::GitRepos;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -96,6 +97,21 @@ impl Context {
             config,
             failures: Mutex::default(),
         }
+    }
+
+    /// What `appset` generates now, from this context's clusters, repositories and
+    /// projects (blocking: Git reads and template rendering; call it off the async threads).
+    /// The reconcile and the dashboard's preview both generate through here.
+    pub fn generate(
+        &self,
+        appset: &ApplicationSet,
+    ) -> Result<Generated, argosy_generators::pipeline::GenerateError> {
+        let sources = Sources {
+            clusters: &self.clusters,
+            repos: self.repos.as_ref(),
+            projects: &self.projects,
+        };
+        generate_applications(appset, sources, &self.config.pipeline)
     }
 
     pub(super) fn is_leader(&self) -> bool {

@@ -16,8 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use argosy_crds::{Application, ApplicationSet};
-use argosy_generators::pipeline::{Generated, generate_applications};
-use argosy_generators::source::Sources;
+use argosy_generators::pipeline::Generated;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -83,12 +82,7 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         let span = tracing::info_span!("generate");
         tokio::task::spawn_blocking(move || {
             let _in_span = span.enter();
-            let sources = Sources {
-                clusters: &ctx.clusters,
-                repos: ctx.repos.as_ref(),
-                projects: &ctx.projects,
-            };
-            generate_applications(&appset, sources, &ctx.config.pipeline)
+            ctx.generate(&appset)
         })
         .await
         .map_err(Error::GenerationTask)?
