@@ -43,7 +43,7 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, install_crds, prepare_namespace, run_args,
 };
 use argosy_tests::bench::{CpuSnapshot, CpuUsed, machine, peak_rss_mib_of, update_benchmarks_md};
-use argosy_tests::fixtures::cluster_secret;
+use argosy_tests::fixtures::register_cluster;
 use argosy_tests::fixtures::{AppBuilder, free_port};
 use argosy_tests::{ControlPlane, MANAGEMENT};
 use futures::{StreamExt, TryStreamExt};
@@ -412,14 +412,7 @@ impl Engine {
         install_crds(&client).await?;
         prepare_namespace(&client).await?;
         for (c, cluster) in plane.workloads().iter().enumerate() {
-            cluster_secret(
-                &client,
-                &format!("w{c}"),
-                &cluster.server,
-                &[],
-                &cluster.argocd_cluster_config().to_string(),
-            )
-            .await?;
+            register_cluster(&client, &format!("w{c}"), cluster, &[]).await?;
         }
         create_namespaces(&plane, &[""]).await?;
         let dir = tempfile::tempdir()?;

@@ -350,3 +350,21 @@ pub async fn cluster_secret(
         .apply(client)
         .await
 }
+
+/// Registers the harness cluster `cluster` with Argosy as Argo CD would: the cluster Secret
+/// `cluster-<name>` with its server, `labels` and the harness's connection settings.
+pub async fn register_cluster(
+    client: &Client,
+    name: &str,
+    cluster: &crate::control_plane::TestCluster,
+    labels: &[(&str, &str)],
+) -> Result<()> {
+    cluster_secret(
+        client,
+        name,
+        &cluster.server,
+        labels,
+        &cluster.argocd_cluster_config().to_string(),
+    )
+    .await
+}

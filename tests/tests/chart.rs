@@ -758,14 +758,7 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
     let objects = install(&admin, &rendered).await?;
     assert_eq!(objects, 5);
     let workload = cp.workloads()[0].clone();
-    argosy_tests::fixtures::cluster_secret(
-        &admin,
-        "w1",
-        &workload.server,
-        &[],
-        &workload.argocd_cluster_config().to_string(),
-    )
-    .await?;
+    argosy_tests::fixtures::register_cluster(&admin, "w1", &workload, &[]).await?;
     let repo = tempfile::tempdir()?;
     argosy_sync_engine::repo::write_commit(
         repo.path(),

@@ -25,8 +25,8 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, init_tracing,
     install_crds, prepare_namespace, run_args, start_controller, wait_for,
 };
-use argosy_tests::fixtures::cluster_secret;
 use argosy_tests::fixtures::free_port;
+use argosy_tests::fixtures::register_cluster;
 use base64::Engine as _;
 use kube::api::DynamicObject;
 use kube::{Api, Client};
@@ -298,12 +298,11 @@ async fn dashboard_shows_the_fleet_and_an_unreachable_cluster_live() -> Result<(
     .map_err(|e| anyhow::anyhow!(e))?;
     for (i, name, customer, tier) in CLUSTERS {
         let cluster = &cp.workloads()[i];
-        cluster_secret(
+        register_cluster(
             &client,
             name,
-            &cluster.server,
+            cluster,
             &[("customer", customer), ("tier", tier)],
-            &cluster.argocd_cluster_config().to_string(),
         )
         .await?;
     }

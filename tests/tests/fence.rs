@@ -20,7 +20,7 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, init_tracing, install_crds,
     prepare_namespace, run_args, start_controller, wait_for,
 };
-use argosy_tests::fixtures::cluster_secret;
+use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{AuditEvent, ControlPlane, HARNESS_USER_AGENT, MANAGEMENT, TestCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -143,14 +143,7 @@ async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() 
     install_crds(&admin).await?;
     prepare_namespace(&admin).await?;
     let workload = &cp.workloads()[0];
-    cluster_secret(
-        &admin,
-        "w1",
-        &workload.server,
-        &[],
-        &workload.argocd_cluster_config().to_string(),
-    )
-    .await?;
+    register_cluster(&admin, "w1", workload, &[]).await?;
 
     // A Git repository with three waves: the Deployment, then one ConfigMap per wave.
     let dir = tempfile::tempdir()?;

@@ -22,7 +22,7 @@ use argosy_tests::argocd::{
     appset_resource, init_tracing, install_crds, prepare_namespace, run_args, start_controller,
     wait_for,
 };
-use argosy_tests::fixtures::cluster_secret;
+use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{ControlPlane, TestCluster};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
@@ -83,14 +83,7 @@ impl Env {
 
     async fn register(&self, i: usize, name: &str, labels: &[(&str, &str)]) -> Result<()> {
         let cluster = self.workload(i);
-        cluster_secret(
-            &self.client,
-            name,
-            &cluster.server,
-            labels,
-            &cluster.argocd_cluster_config().to_string(),
-        )
-        .await
+        register_cluster(&self.client, name, cluster, labels).await
     }
 
     async fn controller(&self) -> Result<ControllerHandle> {
