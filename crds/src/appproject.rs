@@ -27,17 +27,42 @@ pub struct AppProject {
 }
 argo_resource!(AppProject, "AppProject", "appprojects");
 
-/// `spec` of an `AppProject`.
+/// `spec` of an `AppProject` (Argo CD's field names; `roles`, `syncWindows`,
+/// `signatureKeys` and the rest are kept in `extra`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct AppProjectSpec {
-    /// Repository URLs (or patterns) the project's Applications may deploy from.
+    /// Repository URLs (or globs, `!` to deny) the project's Applications may deploy from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_repos: Vec<String>,
-    /// Cluster/namespace pairs (or patterns) the project's Applications may deploy to.
+    /// Cluster/namespace pairs (or globs, `!` to deny) the project's Applications may
+    /// deploy to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<ApplicationDestination>,
+    /// Cluster-scoped kinds the project may deploy; empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_resource_whitelist: Vec<ClusterResourceRestrictionItem>,
+    /// Cluster-scoped kinds the project may not deploy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_resource_blacklist: Vec<ClusterResourceRestrictionItem>,
+    /// Namespaced kinds the project may deploy. Absent: every kind; an empty list: none
+    /// (Argo CD tells the two apart, so this is an `Option`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_resource_whitelist: Option<Vec<GroupKind>>,
+    /// Namespaced kinds the project may not deploy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespace_resource_blacklist: Vec<GroupKind>,
+    /// Namespaces (globs, or `/regex/`) besides the control plane's whose Applications may
+    /// use this project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_namespaces: Vec<String>,
+    /// Only clusters whose Secret names this project (`project` field) are destinations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permit_only_project_scoped_clusters: bool,
+    /// Reporting of objects in the project's namespaces that no Application tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphaned_resources: Option<OrphanedResources>,
     /// Free-form description.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
@@ -45,4 +70,87 @@ pub struct AppProjectSpec {
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
+}
+
+/// A kind of a namespace white/blacklist (`group` and `kind` are Go `filepath.Match` globs).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupKind {
+    /// API group (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// A kind of a cluster white/blacklist, optionally narrowed to object names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ClusterResourceRestrictionItem {
+    /// API group (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
+    /// Object name glob; empty: every name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// `spec.orphanedResources`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrphanedResources {
+    /// Whether orphaned objects raise an `OrphanedResourceWarning` condition (default
+    /// true when the block is present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<bool>,
+    /// Objects never reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<OrphanedResourceKey>,
+}
+
+/// An object (pattern) `orphanedResources` leaves out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OrphanedResourceKey {
+    /// API group glob.
+    #[serde(default)]
+    pub group: String,
+    /// Kind glob.
+    #[serde(default)]
+    pub kind: String,
+    /// Name glob.
+    #[serde(default)]
+    pub name: String,
+}
+
+impl AppProject {
+    /// The project Argo CD's install creates as `default`, which an Application naming
+    /// `default` gets when no such `AppProject` exists: every repository, every
+    /// destination, every kind; no other namespace may use it.
+    #[must_use]
+    pub fn builtin_default() -> AppProject {
+        let any = || "*".to_owned();
+        AppProject {
+            api_version: crate::resource::default_api_version(),
+            kind: AppProject::default_kind(),
+            metadata: ObjectMeta {
+                name: Some("default".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: AppProjectSpec {
+                source_repos: vec![any()],
+                destinations: vec![ApplicationDestination {
+                    server: any(),
+                    namespace: any(),
+                    name: any(),
+                }],
+                cluster_resource_whitelist: vec![ClusterResourceRestrictionItem {
+                    group: any(),
+                    kind: any(),
+                    name: String::new(),
+                }],
+                ..AppProjectSpec::default()
+            },
+        }
+    }
 }

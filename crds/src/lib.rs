@@ -14,7 +14,10 @@
 //! - [`operation`]: typed `operation` / `status.operationState` / `status.history`, with
 //!   Argo CD's retry backoff computation;
 //! - [`destination`]: [`resolve_destination`], the one mapping from an Application's
-//!   destination to a registered cluster, and [`server_key`] to group by server.
+//!   destination to a registered cluster, and [`server_key`] to group by server;
+//! - [`project`]: [`ProjectPolicy`], the tenant boundary an `AppProject` draws (sources,
+//!   destinations, kinds, source namespaces), checked before anything is written, with
+//!   [`glob`], Argo CD's two glob dialects.
 
 #![warn(clippy::pedantic)]
 #![warn(missing_docs)]
@@ -32,7 +35,9 @@ pub mod crd;
 pub mod destination;
 pub mod duration;
 mod extra;
+pub mod glob;
 pub mod operation;
+pub mod project;
 mod resource;
 mod source;
 
@@ -44,3 +49,4 @@ pub use destination::{DestinationError, resolve as resolve_destination, server_k
 pub use duration::{DurationError, GoDuration};
 pub use extra::Extra;
 pub use operation::{Operation, OperationPhase, OperationState};
+pub use project::{ProjectPolicy, Violation};
