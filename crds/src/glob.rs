@@ -175,9 +175,21 @@ mod tests {
     #[test]
     fn gobwas_star_stops_at_the_separator_and_double_star_does_not() {
         let slash = Some('/');
-        assert!(gob("https://git.example/team/*", slash, "https://git.example/team/app"));
-        assert!(!gob("https://git.example/team/*", slash, "https://git.example/team/a/b"));
-        assert!(gob("https://git.example/team/**", slash, "https://git.example/team/a/b"));
+        assert!(gob(
+            "https://git.example/team/*",
+            slash,
+            "https://git.example/team/app"
+        ));
+        assert!(!gob(
+            "https://git.example/team/*",
+            slash,
+            "https://git.example/team/a/b"
+        ));
+        assert!(gob(
+            "https://git.example/team/**",
+            slash,
+            "https://git.example/team/a/b"
+        ));
         // Unlike gitignore globs: `**` does not match an empty directory level.
         assert!(!gob("a/**/b", slash, "a/b"));
         assert!(gob("a**b", slash, "a/x/b"));

@@ -136,11 +136,15 @@ impl std::fmt::Display for ResourceRule {
             ResourceRule::ClusterNotWhitelisted => {
                 "cluster-scoped kind not in spec.clusterResourceWhitelist"
             }
-            ResourceRule::ClusterBlacklisted => "cluster-scoped kind in spec.clusterResourceBlacklist",
+            ResourceRule::ClusterBlacklisted => {
+                "cluster-scoped kind in spec.clusterResourceBlacklist"
+            }
             ResourceRule::NamespaceNotWhitelisted => {
                 "namespaced kind not in spec.namespaceResourceWhitelist"
             }
-            ResourceRule::NamespaceBlacklisted => "namespaced kind in spec.namespaceResourceBlacklist",
+            ResourceRule::NamespaceBlacklisted => {
+                "namespaced kind in spec.namespaceResourceBlacklist"
+            }
         })
     }
 }
@@ -221,11 +225,50 @@ fn any_matches(rules: &[KindRule], group: &str, kind: &str, name: &str) -> bool 
     rules.iter().any(|r| r.matches(group, kind, name))
 }
 
-/// A source namespace entry: `/regex/` or a glob (Argo CD's `glob.REGEXP` list mode).
+/// A list of namespace patterns, each `/regex/` or a glob (Argo CD's `glob.REGEXP` list
+/// mode, used for `sourceNamespaces` and the `--application-namespaces` flag).
+#[derive(Clone, Debug, Default)]
+pub struct NamespacePatterns(Vec<NamespacePattern>);
+
 #[derive(Clone, Debug)]
 enum NamespacePattern {
+    /// `None`: the expression does not compile, and matches nothing.
     Regex(Option<regex::Regex>),
     Glob(Glob),
+}
+
+impl NamespacePatterns {
+    /// Compiles `patterns`.
+    #[must_use]
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Self {
+        NamespacePatterns(
+            patterns
+                .iter()
+                .map(|p| {
+                    let p = p.as_ref();
+                    match p.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
+                        Some(re) => NamespacePattern::Regex(regex::Regex::new(re).ok()),
+                        None => NamespacePattern::Glob(Glob::gobwas(p, None)),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether any pattern matches `namespace`.
+    #[must_use]
+    pub fn matches(&self, namespace: &str) -> bool {
+        self.0.iter().any(|p| match p {
+            NamespacePattern::Regex(re) => re.as_ref().is_some_and(|re| re.is_match(namespace)),
+            NamespacePattern::Glob(glob) => glob.is_match(namespace),
+        })
+    }
+
+    /// Whether there are no patterns.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A cluster whose Secret names a project.
@@ -248,7 +291,7 @@ pub struct ProjectPolicy {
     /// `None`: every namespaced kind.
     namespace_whitelist: Option<Vec<KindRule>>,
     namespace_blacklist: Vec<KindRule>,
-    source_namespaces: Vec<NamespacePattern>,
+    source_namespaces: NamespacePatterns,
 }
 
 /// Argo CD's `NormalizeGitURL` for comparing repository URLs: lower case, `.git` dropped,
@@ -266,9 +309,9 @@ pub fn normalize_repo_url(url: &str) -> String {
 /// `user@host:path` (SCP-like SSH syntax, no scheme).
 fn is_scp_like(url: &str) -> bool {
     !url.contains("://")
-        && url
-            .split_once('@')
-            .is_some_and(|(user, rest)| !user.is_empty() && !user.contains('/') && rest.contains(':'))
+        && url.split_once('@').is_some_and(|(user, rest)| {
+            !user.is_empty() && !user.contains('/') && rest.contains(':')
+        })
 }
 
 impl ProjectPolicy {
@@ -293,11 +336,15 @@ impl ProjectPolicy {
             } else {
                 cluster.namespaces.clone()
             };
-            destinations.extend(namespaces.into_iter().map(|namespace| ApplicationDestination {
-                server: cluster.server.clone(),
-                namespace,
-                name: String::new(),
-            }));
+            destinations.extend(
+                namespaces
+                    .into_iter()
+                    .map(|namespace| ApplicationDestination {
+                        server: cluster.server.clone(),
+                        namespace,
+                        name: String::new(),
+                    }),
+            );
         }
         ProjectPolicy {
             source_repos: spec
@@ -340,14 +387,7 @@ impl ProjectPolicy {
                 .iter()
                 .map(KindRule::of_group_kind)
                 .collect(),
-            source_namespaces: spec
-                .source_namespaces
-                .iter()
-                .map(|p| match p.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
-                    Some(re) => NamespacePattern::Regex(regex::Regex::new(re).ok()),
-                    None => NamespacePattern::Glob(Glob::gobwas(p, None)),
-                })
-                .collect(),
+            source_namespaces: NamespacePatterns::new(&spec.source_namespaces),
             name,
         }
     }
@@ -368,11 +408,7 @@ impl ProjectPolicy {
         if namespace.is_empty() || namespace == controller_namespace {
             return Ok(());
         }
-        let permitted = self.source_namespaces.iter().any(|p| match p {
-            NamespacePattern::Regex(re) => re.as_ref().is_some_and(|re| re.is_match(namespace)),
-            NamespacePattern::Glob(glob) => glob.is_match(namespace),
-        });
-        if permitted {
+        if self.source_namespaces.matches(namespace) {
             Ok(())
         } else {
             Err(Violation::AppNamespace {
@@ -515,8 +551,10 @@ mod tests {
     use serde_json::json;
 
     fn project(spec: serde_json::Value) -> AppProject {
-        serde_json::from_value(json!({"metadata": {"name": "team-a", "namespace": "argocd"}, "spec": spec}))
-            .expect("an AppProject")
+        serde_json::from_value(
+            json!({"metadata": {"name": "team-a", "namespace": "argocd"}, "spec": spec}),
+        )
+        .expect("an AppProject")
     }
 
     fn cluster(name: &str, server: &str) -> Cluster {
@@ -535,8 +573,14 @@ mod tests {
     fn source_repos_globs_and_negation_as_argo_cd() {
         let p = policy(json!({"sourceRepos": ["https://git.example/team-a/*"]}));
         assert!(p.check_source("https://git.example/team-a/apps").is_ok());
-        assert!(p.check_source("https://GIT.example/team-a/apps.git").is_ok());
-        assert!(p.check_source("https://git.example/team-a/apps/sub").is_err());
+        assert!(
+            p.check_source("https://GIT.example/team-a/apps.git")
+                .is_ok()
+        );
+        assert!(
+            p.check_source("https://git.example/team-a/apps/sub")
+                .is_err()
+        );
         assert!(p.check_source("https://git.example/team-b/apps").is_err());
         // Deny entries: a match forbids...
         let p = policy(json!({"sourceRepos": ["*", "!https://git.example/secret/*"]}));
@@ -550,7 +594,11 @@ mod tests {
         let p = policy(json!({"sourceRepos": ["!https://git.example/secret/*"]}));
         assert!(p.check_source("https://elsewhere.example/x").is_ok());
         // No entries: nothing.
-        assert!(policy(json!({})).check_source("https://git.example/x").is_err());
+        assert!(
+            policy(json!({}))
+                .check_source("https://git.example/x")
+                .is_err()
+        );
         // SSH forms compare after normalization.
         let p = policy(json!({"sourceRepos": ["git@git.example:team-a/*"]}));
         assert!(p.check_source("git@git.example:team-a/apps.git").is_ok());
@@ -561,7 +609,9 @@ mod tests {
     fn destinations_by_server_name_namespace_and_deny() {
         let w1 = cluster("workload-1", "https://10.0.0.1:6443");
         let w2 = cluster("workload-2", "https://10.0.0.2:6443");
-        let p = policy(json!({"destinations": [{"server": "https://10.0.0.1:6443", "namespace": "team-a"}]}));
+        let p = policy(
+            json!({"destinations": [{"server": "https://10.0.0.1:6443", "namespace": "team-a"}]}),
+        );
         assert!(p.check_destination(&w1, "team-a", false).is_ok());
         assert!(p.check_destination(&w1, "kube-system", false).is_err());
         assert!(p.check_destination(&w2, "team-a", false).is_err());
@@ -597,7 +647,9 @@ mod tests {
         let p = ProjectPolicy::new(&project(spec), [&scoped, &other]);
         assert!(p.check_destination(&scoped, "shop", false).is_ok());
         assert_eq!(
-            p.check_destination(&other, "shop", false).unwrap_err().category(),
+            p.check_destination(&other, "shop", false)
+                .unwrap_err()
+                .category(),
             "project_scoped_cluster"
         );
         // Without destinations of its own, the project still reaches its scoped cluster's
@@ -614,14 +666,23 @@ mod tests {
         let p = policy(json!({"destinations": [{"server": "*", "namespace": "team-a"}]}));
         // Cluster-scoped: nothing unless whitelisted.
         let err = p
-            .check_resource("rbac.authorization.k8s.io", "ClusterRoleBinding", "admin", None, &w1)
+            .check_resource(
+                "rbac.authorization.k8s.io",
+                "ClusterRoleBinding",
+                "admin",
+                None,
+                &w1,
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "resource rbac.authorization.k8s.io:ClusterRoleBinding 'admin' is not permitted in project 'team-a' (cluster-scoped kind not in spec.clusterResourceWhitelist)"
         );
         // Namespaced: every kind when no whitelist, in allowed namespaces only.
-        assert!(p.check_resource("apps", "Deployment", "web", Some("team-a"), &w1).is_ok());
+        assert!(
+            p.check_resource("apps", "Deployment", "web", Some("team-a"), &w1)
+                .is_ok()
+        );
         assert_eq!(
             p.check_resource("apps", "Deployment", "web", Some("kube-system"), &w1)
                 .unwrap_err()
@@ -631,17 +692,32 @@ mod tests {
         // An empty namespace whitelist allows no namespaced kind.
         let p = policy(json!({"destinations": [{"server": "*", "namespace": "*"}],
                               "namespaceResourceWhitelist": []}));
-        assert!(p.check_resource("", "ConfigMap", "c", Some("a"), &w1).is_err());
+        assert!(
+            p.check_resource("", "ConfigMap", "c", Some("a"), &w1)
+                .is_err()
+        );
         let p = policy(json!({"destinations": [{"server": "*", "namespace": "*"}],
             "namespaceResourceWhitelist": [{"group": "*", "kind": "*"}],
             "namespaceResourceBlacklist": [{"group": "", "kind": "Secret"}],
             "clusterResourceWhitelist": [{"group": "", "kind": "Namespace", "name": "team-*"}],
             "clusterResourceBlacklist": [{"group": "", "kind": "Namespace", "name": "team-admin"}]}));
-        assert!(p.check_resource("", "ConfigMap", "c", Some("a"), &w1).is_ok());
+        assert!(
+            p.check_resource("", "ConfigMap", "c", Some("a"), &w1)
+                .is_ok()
+        );
         assert!(p.check_resource("", "Secret", "s", Some("a"), &w1).is_err());
-        assert!(p.check_resource("", "Namespace", "team-x", None, &w1).is_ok());
-        assert!(p.check_resource("", "Namespace", "payments", None, &w1).is_err());
-        assert!(p.check_resource("", "Namespace", "team-admin", None, &w1).is_err());
+        assert!(
+            p.check_resource("", "Namespace", "team-x", None, &w1)
+                .is_ok()
+        );
+        assert!(
+            p.check_resource("", "Namespace", "payments", None, &w1)
+                .is_err()
+        );
+        assert!(
+            p.check_resource("", "Namespace", "team-admin", None, &w1)
+                .is_err()
+        );
     }
 
     #[test]
@@ -657,6 +733,9 @@ mod tests {
         assert!(d.check_app_namespace("team-b", "argocd").is_err());
         assert!(d.check_source("https://anything.example/x").is_ok());
         let w1 = cluster("workload-1", "https://10.0.0.1:6443");
-        assert!(d.check_resource("rbac.authorization.k8s.io", "ClusterRole", "x", None, &w1).is_ok());
+        assert!(
+            d.check_resource("rbac.authorization.k8s.io", "ClusterRole", "x", None, &w1)
+                .is_ok()
+        );
     }
 }

@@ -207,6 +207,15 @@ struct Events {
     kube_requests: Family<KubeResultLabels, Counter>,
     kube_duration: Histograms<KubeLabels>,
     queue_dropped: Family<QueueLabels, Counter>,
+    boundary_refusals: Family<BoundaryLabels, Counter>,
+}
+
+/// A refusal of the tenant boundary: the project and the rule (bounded categories).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BoundaryLabels {
+    controller: &'static str,
+    project: String,
+    rule: &'static str,
 }
 
 /// The name of a bounded queue ([`crate::queue`]).
@@ -238,6 +247,7 @@ impl Metrics {
                 git_requests: Family::default(),
                 git_duration: histograms(durations),
                 kube_duration_argocd: histograms(|| Histogram::new(ARGOCD_KUBECTL_BUCKETS)),
+                boundary_refusals: Family::default(),
                 kube_requests: Family::default(),
                 kube_duration: histograms(durations),
                 queue_dropped: Family::default(),
@@ -292,6 +302,24 @@ impl Metrics {
             phase,
         };
         self.inner.app_sync.get_or_create(&labels).inc();
+    }
+
+    /// The sync engine refused to write `app`'s render: `rule` is the first finding's
+    /// category ([`argosy_sync_engine::boundary::BoundaryError::category`]).
+    pub fn sync_refused(&self, app: &Application, rule: &'static str) {
+        self.boundary_refused("application", project(app), rule);
+    }
+
+    /// A refusal of the tenant boundary by `controller` for an object of `project`.
+    pub fn boundary_refused(&self, controller: &'static str, project: &str, rule: &'static str) {
+        self.inner
+            .boundary_refusals
+            .get_or_create(&BoundaryLabels {
+                controller,
+                project: project.to_owned(),
+                rule,
+            })
+            .inc();
     }
 
     /// One reconcile of `appset` ended; `result` is `Ok` or the error's `category()`.
@@ -380,6 +408,11 @@ impl Metrics {
     /// Adds the event metrics to `registry` (they stay shared with this handle).
     fn register(&self, registry: &mut Registry) {
         let m = &self.inner;
+        registry.register(
+            "argosy_boundary_refusals",
+            "Writes refused because an AppProject or a cluster Secret's scope forbids them, by controller, project and rule.",
+            m.boundary_refusals.clone(),
+        );
         registry.register(
             "argocd_app_sync",
             "Sync operations that ended, by phase (Argo CD's metric).",

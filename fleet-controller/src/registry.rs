@@ -11,7 +11,7 @@ use argosy_crds::cluster::is_cluster_secret;
 use argosy_crds::{AppProject, Cluster};
 use argosy_generators::source::{ClusterEntry, ClusterSource, ProjectSource};
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 pub use argosy_sync_engine::ready::{ReadySignal, StoreReady};
 
@@ -174,11 +174,13 @@ impl ProjectRegistry {
 }
 
 impl ProjectSource for ProjectRegistry {
-    fn project_exists(&self, name: &str) -> bool {
-        self.projects.state().iter().any(|p| {
-            p.metadata.namespace.as_deref() == Some(self.namespace.as_str())
-                && p.metadata.name.as_deref() == Some(name)
-        })
+    fn project(&self, name: &str) -> Option<Arc<AppProject>> {
+        self.projects
+            .get(&ObjectRef::new(name).within(&self.namespace))
+    }
+
+    fn control_plane_namespace(&self) -> Option<&str> {
+        Some(&self.namespace)
     }
 }
 

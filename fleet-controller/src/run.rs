@@ -16,6 +16,7 @@ use crate::events::EventPublisher;
 use crate::fanout::Fanout;
 use anyhow::Context as _;
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
+use argosy_crds::project::NamespacePatterns;
 use argosy_crds::{AppProject, Application, ApplicationSet};
 use argosy_generators::pipeline::PipelineOptions;
 use futures::StreamExt;
@@ -56,6 +57,9 @@ pub enum SyncEngine {
 pub struct RunArgs {
     pub namespace: String,
     pub appset_namespaces: Vec<String>,
+    /// Namespaces (globs, `/regexes/`) besides `namespace` whose Applications the sync
+    /// engine reconciles (Argo CD's `--application-namespaces`).
+    pub application_namespaces: Vec<String>,
     pub sync_engine: SyncEngine,
     pub leader_election: bool,
     pub lease_name: String,
@@ -181,10 +185,17 @@ pub async fn run_with(
     .default_backoff()
     .touched_objects();
 
+    // Applications are watched where ApplicationSets write them and where the sync engine
+    // takes them from: one namespace when that is all, else the whole cluster (filtered by
+    // each controller).
     let (apps_api, appsets_api): (Api<Application>, Api<ApplicationSet>) =
         match single(&appset_namespaces) {
-            Some(ns) => (
+            Some(ns) if args.application_namespaces.is_empty() => (
                 Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            Some(ns) => (
+                Api::all(client.clone()),
                 Api::namespaced(client.clone(), ns),
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -256,6 +267,11 @@ pub async fn run_with(
     let became_leader = leadership_gained(leader.clone());
     let all_appsets = appset_store.clone();
     let project_store = appset_store.clone();
+    let (project_apps, project_app_trigger, project_app_namespace) = (
+        applications.clone(),
+        app_trigger.clone(),
+        args.namespace.clone(),
+    );
 
     // Destination cluster clients (their connection state goes to /metrics and the dashboard).
     let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
@@ -291,7 +307,24 @@ pub async fn run_with(
         .watches_stream(secret_events, move |secret| {
             trigger.map(&secret, &all_appsets.state())
         })
-        .watches_stream(project_events, move |_project: AppProject| {
+        .watches_stream(project_events, move |project: AppProject| {
+            // A changed project re-checks its Applications at once (the sync engine's
+            // boundary), not at the next resync.
+            let name = project.metadata.name.as_deref().unwrap_or_default();
+            for app in project_apps.state() {
+                let app_project = if app.spec.project.is_empty() {
+                    "default"
+                } else {
+                    app.spec.project.as_str()
+                };
+                if app_project == name {
+                    project_app_trigger.send(argosy_sync_engine::resource::app_instance(
+                        app.metadata.namespace.as_deref().unwrap_or_default(),
+                        app.metadata.name.as_deref().unwrap_or_default(),
+                        &project_app_namespace,
+                    ));
+                }
+            }
             // A new or changed project can fix (or break) any ApplicationSet of the namespace.
             project_store
                 .state()
@@ -527,6 +560,7 @@ fn sync_controller(
             leader: leader.clone(),
             config: application::Config {
                 controller_namespace: args.namespace.clone(),
+                application_namespaces: NamespacePatterns::new(&args.application_namespaces),
                 resync: args.sync.resync,
                 concurrency: args.sync.concurrency,
             },

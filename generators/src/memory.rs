@@ -3,10 +3,11 @@
 //! Used wherever the inputs are already at hand: `argosy generate` and `argosy test` over
 //! files, the conformance suite and unit tests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use argosy_crds::AppProject;
 use argosy_crds::cluster::is_cluster_secret;
 use k8s_openapi::api::core::v1::Secret;
 
@@ -96,20 +97,38 @@ impl RepoSnapshot for MemorySnapshot {
     }
 }
 
-/// A fixed set of `AppProject` names.
+/// A fixed set of `AppProject`s, by name.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryProjects(pub BTreeSet<String>);
+pub struct MemoryProjects(pub BTreeMap<String, Arc<AppProject>>);
 
 impl MemoryProjects {
-    /// Just the stock `default` project.
+    /// Just the stock `default` project (Argo CD's, which permits everything).
     #[must_use]
     pub fn default_only() -> Self {
-        Self(BTreeSet::from(["default".to_owned()]))
+        Self::default().with(AppProject::builtin_default())
+    }
+
+    /// These projects, plus `default` when they have none of that name.
+    #[must_use]
+    pub fn with_default(projects: impl IntoIterator<Item = AppProject>) -> Self {
+        let mut out = Self::default_only();
+        for project in projects {
+            out = out.with(project);
+        }
+        out
+    }
+
+    /// Adds (or replaces) `project`.
+    #[must_use]
+    pub fn with(mut self, project: AppProject) -> Self {
+        let name = project.metadata.name.clone().unwrap_or_default();
+        self.0.insert(name, Arc::new(project));
+        self
     }
 }
 
 impl ProjectSource for MemoryProjects {
-    fn project_exists(&self, name: &str) -> bool {
-        self.0.contains(name)
+    fn project(&self, name: &str) -> Option<Arc<AppProject>> {
+        self.0.get(name).cloned()
     }
 }

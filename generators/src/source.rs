@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use argosy_crds::{Cluster, ClusterSecretError};
+use argosy_crds::{AppProject, Cluster, ClusterSecretError};
 
 /// One cluster Secret as the generators see it.
 // Not boxed: entries are listed once per generation, and other crates build them.
@@ -71,10 +71,23 @@ pub trait RepoSnapshot: Send + Sync {
     }
 }
 
-/// Which `AppProject`s exist (for the git generator's and the validator's project checks).
+/// The `AppProject`s (for the git generator's project check and the validator's tenant
+/// checks).
 pub trait ProjectSource: Send + Sync {
+    /// The `AppProject` `name`, if it exists.
+    fn project(&self, name: &str) -> Option<Arc<AppProject>>;
+
     /// Whether the `AppProject` `name` exists.
-    fn project_exists(&self, name: &str) -> bool;
+    fn project_exists(&self, name: &str) -> bool {
+        self.project(name).is_some()
+    }
+
+    /// The control plane's namespace, where the projects live (Applications there may use
+    /// any project); `None` when unknown (offline generation), and then the projects'
+    /// `sourceNamespaces` are not checked.
+    fn control_plane_namespace(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A repository could not be read. `message` never contains credentials.

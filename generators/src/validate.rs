@@ -1,9 +1,10 @@
 //! Validation of generated Applications (Argo CD's `validateGeneratedApplications`).
 //!
 //! Checks, in order, with at most one error per Application: a name is set, the name is not
-//! already taken by an earlier Application of this generation, the `AppProject` exists, and
+//! already taken by an earlier Application of this generation, the `AppProject` exists,
 //! the destination resolves to exactly one known cluster (the implicit in-cluster
-//! included). An invalid Application is neither created nor updated, but it still counts
+//! included), and the project permits the Application's namespace, repositories and
+//! destination ([`ProjectPolicy`]). An invalid Application is neither created nor updated, but it still counts
 //! as present, so that an existing Application of that name is not deleted.
 //!
 //! Duplicates: as the Argo CD version Argosy follows, only the later Applications carrying
@@ -11,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use argosy_crds::{AppProject, Application, Cluster, ProjectPolicy, Violation};
 use serde::Serialize;
 
 use crate::app::GeneratedApp;
@@ -58,16 +60,19 @@ pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Valida
             Some(format!(
                 "ApplicationSet {appset} contains applications with duplicate name: {name}"
             ))
-        } else if !ctx.sources.projects.project_exists(&spec.project) {
-            Some(format!(
-                "application references project {} which does not exist",
-                spec.project
-            ))
         } else {
-            clusters
-                .check(&spec.destination)
-                .err()
-                .map(|e| format!("application destination spec is invalid: {e}"))
+            match ctx.sources.projects.project(&spec.project) {
+                None => Some(format!(
+                    "application references project {} which does not exist",
+                    spec.project
+                )),
+                Some(project) => match clusters.resolve(&spec.destination) {
+                    Err(e) => Some(format!("application destination spec is invalid: {e}")),
+                    Ok(cluster) => tenant_check(ctx, &project, &app.application, &cluster)
+                        .err()
+                        .map(|v| v.to_string()),
+                },
+            }
         };
         previous = Some(name);
         keep.push(problem.is_none());
@@ -89,6 +94,38 @@ pub(crate) fn validate(ctx: &Context<'_>, mut apps: Vec<GeneratedApp>) -> Valida
         errors,
         invalid_names: invalid_names.into_iter().collect(),
     }
+}
+
+/// The project's boundary for a generated Application (Argo CD checks only that the project
+/// exists; creating an Application its project forbids would only move the refusal to the
+/// sync engine, with the Application already written): its namespace may use the project,
+/// every source is a permitted repository, the destination a permitted cluster and
+/// namespace. Kinds are checked when the sync engine renders the sources.
+fn tenant_check(
+    ctx: &Context<'_>,
+    project: &AppProject,
+    app: &Application,
+    cluster: &Cluster,
+) -> Result<(), Violation> {
+    let policy = ProjectPolicy::new(project, ctx.destinations().scoped());
+    if let Some(control_plane) = ctx.sources.projects.control_plane_namespace() {
+        let namespace = app
+            .metadata
+            .namespace
+            .as_deref()
+            .or(ctx.appset.metadata.namespace.as_deref())
+            .unwrap_or_default();
+        policy.check_app_namespace(namespace, control_plane)?;
+    }
+    let spec = &app.spec;
+    for source in spec.source.iter().chain(&spec.sources) {
+        policy.check_source(&source.repo_url)?;
+    }
+    policy.check_destination(
+        cluster,
+        &spec.destination.namespace,
+        !spec.destination.name.is_empty(),
+    )
 }
 
 /// Puts element `order[i]` at position `i`, moving each (large) element about once:

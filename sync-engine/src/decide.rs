@@ -74,6 +74,9 @@ pub struct DecideInput<'a> {
     pub states: &'a [ResourceState],
     /// The sources and revisions this pass rendered.
     pub deployed: &'a Deployed,
+    /// Why the rendered objects may not be written (the project or the cluster's scope
+    /// forbids some of them; see [`crate::boundary`]): no sync of any kind then.
+    pub forbidden: Option<&'a str>,
 }
 
 /// What this reconcile should do about the comparison.
@@ -87,6 +90,14 @@ pub enum Decision {
     Refuse(String),
     /// Sync.
     Sync(Box<SyncRequest>),
+    /// A requested or running operation cannot go on: it ends in the Error phase with this
+    /// message, and nothing is written.
+    Fail {
+        /// The operation that fails.
+        operation: Box<Operation>,
+        /// Why.
+        why: String,
+    },
 }
 
 /// A sync to run.
@@ -111,6 +122,21 @@ pub struct SyncRequest {
 pub fn decide(input: &DecideInput<'_>, heal: SelfHeal, now: Instant) -> (Decision, SelfHeal) {
     let phase = input.recorded.map(|s| &s.phase);
     let running = phase.is_some_and(OperationPhase::running);
+    if let Some(why) = input.forbidden {
+        let operation = input.operation.cloned().or_else(|| {
+            running
+                .then(|| input.recorded.map(|s| s.operation.clone()))
+                .flatten()
+        });
+        let decision = match operation {
+            Some(operation) => Decision::Fail {
+                operation: Box::new(operation),
+                why: why.to_owned(),
+            },
+            None => Decision::Refuse(why.to_owned()),
+        };
+        return (decision, heal);
+    }
     if let Some(op) = input.operation {
         let mut operation = op.clone();
         if operation.initiated_by.is_none() {
@@ -305,6 +331,7 @@ mod tests {
         desired: Vec<DesiredObject>,
         states: Vec<ResourceState>,
         deployed: Deployed,
+        forbidden: Option<String>,
     }
 
     impl Case {
@@ -316,6 +343,7 @@ mod tests {
                 desired: vec![desired("a")],
                 states: vec![state("a", sync)],
                 deployed: deployed("abc"),
+                forbidden: None,
             }
         }
 
@@ -327,6 +355,7 @@ mod tests {
                 desired: &self.desired,
                 states: &self.states,
                 deployed: &self.deployed,
+                forbidden: self.forbidden.as_deref(),
             };
             decide(&input, heal, now)
         }
@@ -354,6 +383,34 @@ mod tests {
         assert_eq!(case.decide(SelfHeal::default(), now).0, Decision::Nothing);
         let case = Case::new(json!({}), ResourceSync::OutOfSync);
         assert_eq!(case.decide(SelfHeal::default(), now).0, Decision::Nothing);
+    }
+
+    #[test]
+    fn a_forbidden_render_is_never_synced() {
+        let now = Instant::now();
+        let mut case = Case::new(
+            json!({"automated": {"prune": true, "selfHeal": true}}),
+            ResourceSync::OutOfSync,
+        );
+        case.forbidden = Some("sync refused: resource x".into());
+        assert_eq!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Refuse("sync refused: resource x".into())
+        );
+        // A requested operation fails instead of waiting forever.
+        case.operation = Some(serde_json::from_value(json!({"sync": {}})).unwrap());
+        let (decision, _) = case.decide(SelfHeal::default(), now);
+        assert!(
+            matches!(&decision, Decision::Fail { why, .. } if why == "sync refused: resource x"),
+            "{decision:?}"
+        );
+        // So does a running automated one.
+        case.operation = None;
+        case.recorded = Some(recorded("Running", "abc", 0));
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Fail { .. }
+        ));
     }
 
     #[test]

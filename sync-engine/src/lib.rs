@@ -6,6 +6,8 @@
 //! * [`render`]: an Application's source rendered to manifests (directories, Kustomize, Helm);
 //! * [`target`]: what an Application wants deployed (sources, revisions) and what it got;
 //! * [`resource`]: object keys, tracking ids, sync options, waves and hook roles;
+//! * [`boundary`]: the pure check that a sync stays inside its `AppProject` and its cluster
+//!   Secret's scope (nothing is written otherwise);
 //! * [`plan`]: the pure comparison of desired and live objects and the sync steps;
 //!   [`diff`]: the text diffs of out-of-sync resources (`argosy app diff`, the dashboard);
 //! * [`ssa`]: server-side apply comparisons (what a field manager owns), shared with the
@@ -30,6 +32,7 @@
 // API server's answer (`kube::Error`), passed on as is.
 #![allow(clippy::missing_errors_doc)]
 
+pub mod boundary;
 pub mod clients;
 pub mod decide;
 pub mod diff;

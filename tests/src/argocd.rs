@@ -162,6 +162,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
     RunArgs {
         namespace: ARGOCD_NAMESPACE.to_owned(),
         appset_namespaces: Vec::new(),
+        application_namespaces: Vec::new(),
         sync_engine: SyncEngine::Argocd,
         leader_election: false,
         lease_name: "argosy-applicationset-controller".to_owned(),

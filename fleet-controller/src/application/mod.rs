@@ -17,6 +17,8 @@ use argosy_crds::Application;
 use argosy_crds::OperationState;
 use argosy_crds::cluster::Cluster;
 use argosy_crds::consts::RESOURCES_FINALIZER;
+use argosy_crds::project::NamespacePatterns;
+use argosy_crds::{AppProject, ProjectPolicy};
 use argosy_crds::{DestinationError, resolve_destination};
 use argosy_generators::source::{ProjectSource, RepoSource};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -30,6 +32,7 @@ use tracing::Instrument as _;
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::registry::{ClusterRegistry, ProjectRegistry};
+use argosy_sync_engine::boundary;
 use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
 use argosy_sync_engine::decide::{self, DecideInput, Decision, SelfHeal, SyncRequest};
 use argosy_sync_engine::diff::Comparison;
@@ -50,10 +53,20 @@ use argosy_sync_engine::target::{Deployed, Wanted, is_reference_only};
 #[derive(Clone, Debug)]
 pub struct Config {
     pub controller_namespace: String,
+    /// Other namespaces whose Applications are reconciled (`--application-namespaces`).
+    pub application_namespaces: NamespacePatterns,
     /// Periodic re-check of every app (Git changes without a webhook). Argo CD: 180 s.
     pub resync: Duration,
     /// Concurrent applies within one sync step.
     pub concurrency: usize,
+}
+
+impl Config {
+    /// Whether Applications in `namespace` are reconciled: the control plane's, and those
+    /// `--application-namespaces` names (the project then decides by `sourceNamespaces`).
+    pub fn reconciles_namespace(&self, namespace: &str) -> bool {
+        namespace == self.controller_namespace || self.application_namespaces.matches(namespace)
+    }
 }
 
 /// What a [`Context`] is made of (the process, the CLI and tests wire these up).
@@ -268,6 +281,10 @@ impl Problem {
 /// What one observation found.
 struct Observed {
     conn: Arc<ClusterConn>,
+    /// The destination cluster (its Secret's scope limits what may be written).
+    cluster: Cluster,
+    /// The app's project, compiled (what may be written).
+    policy: ProjectPolicy,
     deployed: Deployed,
     /// The type of each rendered source (reference-only sources render nothing).
     source_types: Vec<&'static str>,
@@ -355,6 +372,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     }
     let name = app.metadata.name.clone().unwrap_or_default();
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
+    if !ctx.config.reconciles_namespace(&namespace) {
+        // Not ours (Argo CD ignores these too): no status, no finalizer, no write.
+        return Ok(Action::await_change());
+    }
     let instance = resource::app_instance(&namespace, &name, &ctx.config.controller_namespace);
     let key = AppKey::of(&app);
     let existing = app
@@ -400,6 +421,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     };
     let Observed {
         conn,
+        cluster,
+        policy,
         deployed,
         source_types,
         desired,
@@ -415,6 +438,14 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     let recorded = recorded_state(&app, &mut warnings);
     let states =
         tracing::info_span!("plan").in_scope(|| plan::compare(&desired, &live, &instance, &ignore));
+    // What the sync would create, update or prune, against the tenant's boundary.
+    let touched: std::collections::BTreeSet<&ObjKey> =
+        desired.iter().map(|d| &d.key).chain(live.keys()).collect();
+    let findings = boundary::check(&policy, &cluster, touched);
+    let forbidden = boundary::summary(&findings);
+    if let Some(first) = findings.first() {
+        ctx.metrics.sync_refused(&app, first.category());
+    }
     let input = DecideInput {
         operation: operation.as_ref().map(|o| &o.typed),
         recorded: recorded.as_ref(),
@@ -422,6 +453,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         desired: &desired,
         states: &states,
         deployed: &deployed,
+        forbidden: forbidden.as_deref(),
     };
     let heal = ctx.record(&key, |r| r.self_heal);
     let (decision, heal) = decide::decide(&input, heal, Instant::now());
@@ -431,7 +463,21 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     match decision {
         Decision::Nothing => {}
         Decision::Wait(after) => outcome.requeue = outcome.requeue.min(after),
-        Decision::Refuse(why) => outcome.conditions.push((ConditionType::SyncError, why)),
+        Decision::Refuse(why) => {
+            if forbidden.as_deref() == Some(why.as_str()) && !has_condition(&existing, &why) {
+                outcome.event = Some((EventType::Warning, "SyncRefused", why.clone()));
+            }
+            outcome.conditions.push((ConditionType::SyncError, why));
+        }
+        Decision::Fail { operation, why } => {
+            let state = operation::errored(*operation, why.clone(), &now());
+            outcome
+                .conditions
+                .push((ConditionType::SyncError, why.clone()));
+            outcome.clear_operation = true;
+            outcome.event = Some((EventType::Warning, "SyncFailed", why));
+            outcome.operation_state = Some(state);
+        }
         Decision::Sync(sync) => {
             let started = operation::started_at(recorded.as_ref(), sync.continues, &now());
             let options = sync_options(&app);
@@ -562,7 +608,6 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     Ok(Action::requeue(requeue))
 }
 
-/// What a reconcile reports and does after deciding: built up by the decision and the
 /// How one sync pass ended, for [`Outcome::progressed`].
 struct PassEnd<'a> {
     sync: &'a SyncRequest,
@@ -573,6 +618,7 @@ struct PassEnd<'a> {
     started: &'a str,
 }
 
+/// What a reconcile reports and does after deciding: built up by the decision and the
 /// operation's progress, then written once.
 struct Outcome {
     conditions: Vec<(ConditionType, String)>,
@@ -658,6 +704,18 @@ fn state_json(state: &OperationState) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
 }
 
+/// Whether the recorded status already carries a condition with this message (an Event
+/// is published when a refusal is new, not on every resync).
+fn has_condition(existing: &Value, message: &str) -> bool {
+    existing
+        .get("conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.get("message").and_then(Value::as_str) == Some(message))
+        })
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -696,6 +754,23 @@ fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule
     rules
 }
 
+/// The app's `AppProject`, compiled with the project-scoped clusters. `default` without an
+/// `AppProject` of that name is Argo CD's built-in default (everything permitted to
+/// Applications of the control plane's namespace); any other missing project is an error.
+fn project_policy(app: &Application, ctx: &Context) -> Result<ProjectPolicy, Problem> {
+    let name = if app.spec.project.is_empty() {
+        "default"
+    } else {
+        &app.spec.project
+    };
+    let project = match ctx.projects.project(name) {
+        Some(project) => project,
+        None if name == "default" => Arc::new(AppProject::builtin_default()),
+        None => return Err(Problem::spec(format!("project {name} does not exist"))),
+    };
+    Ok(ProjectPolicy::new(&project, &ctx.clusters.valid_clusters()))
+}
+
 /// The cluster the app's destination means, by the one resolver every part of Argosy
 /// uses (so the engine, the dashboard and the CLI agree).
 fn destination_cluster(app: &Application, ctx: &Context) -> Result<Cluster, Problem> {
@@ -722,15 +797,27 @@ async fn observe(
         return Err(Problem::spec(why));
     }
     let wanted = Wanted::of(app, operation.map(|o| &o.raw)).map_err(Problem::spec)?;
-    let project = if app.spec.project.is_empty() {
-        "default"
-    } else {
-        &app.spec.project
-    };
-    if project != "default" && !ctx.projects.project_exists(project) {
-        return Err(Problem::spec(format!("project {project} does not exist")));
-    }
     let cluster = destination_cluster(app, ctx)?;
+    let policy = project_policy(app, ctx)?;
+    // The tenant boundary, before any repository is read or cluster contacted.
+    let refused = |v: argosy_crds::Violation| Problem::spec(v.to_string());
+    policy
+        .check_app_namespace(
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            &ctx.config.controller_namespace,
+        )
+        .map_err(refused)?;
+    for (source, _) in &wanted.sources {
+        policy.check_source(&source.repo_url).map_err(refused)?;
+    }
+    let destination = &app.spec.destination;
+    policy
+        .check_destination(
+            &cluster,
+            &destination.namespace,
+            !destination.name.is_empty(),
+        )
+        .map_err(refused)?;
 
     let repos = ctx.repos.clone();
     let renderer = ctx.renderer.clone();
@@ -864,6 +951,8 @@ async fn observe(
     }
     Ok(Observed {
         conn,
+        cluster,
+        policy,
         deployed,
         source_types: renders
             .iter()
@@ -1453,6 +1542,7 @@ mod tests {
             leader: None,
             config: Config {
                 controller_namespace: "argocd".into(),
+                application_namespaces: NamespacePatterns::default(),
                 resync: Duration::from_secs(180),
                 concurrency: 1,
             },

@@ -118,6 +118,11 @@ pub struct RunFlags {
     /// Namespaces whose ApplicationSets are reconciled (default: --namespace).
     #[arg(long = "appset-namespace")]
     pub appset_namespaces: Vec<String>,
+    /// Namespaces besides --namespace whose Applications are synced (Argo CD's flag:
+    /// comma-separated globs or /regexes/); an Application there must also use a project
+    /// whose sourceNamespaces lists its namespace. Applications elsewhere are ignored.
+    #[arg(long = "application-namespaces", value_delimiter = ',')]
+    pub application_namespaces: Vec<String>,
     /// Who syncs Applications: Argosy's built-in engine, or an existing Argo CD.
     #[arg(long, value_enum, default_value_t = SyncEngine::Argosy)]
     pub sync_engine: SyncEngine,

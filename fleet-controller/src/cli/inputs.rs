@@ -4,7 +4,6 @@
 //! Every error names the file (and the document and field where serde can say), in one
 //! line, because this is what a user sees first when their input is wrong.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use argosy_crds::cluster::is_cluster_secret;
@@ -40,7 +39,7 @@ pub enum InputError {
 #[derive(Debug, Default)]
 pub struct Manifests {
     pub application_sets: Vec<(PathBuf, ApplicationSet)>,
-    pub projects: BTreeSet<String>,
+    pub projects: Vec<AppProject>,
 }
 
 /// Reads ApplicationSets (and any AppProjects next to them) from `paths`.
@@ -56,7 +55,7 @@ pub fn load_manifests(paths: &[PathBuf]) -> Result<Manifests, InputError> {
                 }
                 Some("AppProject") => {
                     let project = typed::<AppProject>(&path, doc, value)?;
-                    out.projects.extend(project.metadata.name);
+                    out.projects.push(project);
                 }
                 _ => {}
             }

@@ -89,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = RunArgs {
                 namespace: flags.namespace,
                 appset_namespaces: flags.appset_namespaces,
+                application_namespaces: flags.application_namespaces,
                 sync_engine: flags.sync_engine,
                 leader_election: flags.leader_election,
                 lease_name: flags.lease_name,

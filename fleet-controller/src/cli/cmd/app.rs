@@ -670,6 +670,7 @@ async fn compare(
         leader: None,
         config: application::Config {
             controller_namespace: ns.clone(),
+            application_namespaces: argosy_crds::project::NamespacePatterns::default(),
             resync: Duration::from_secs(180),
             concurrency: 1,
         },

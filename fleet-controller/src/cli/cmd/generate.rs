@@ -45,9 +45,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<String> {
             .collect(),
     );
     let repos = GitRepos::new(args.repos.clone(), args.repo_cache.clone());
-    let mut projects = manifests.projects.clone();
-    projects.insert("default".to_owned());
-    let projects = MemoryProjects(projects);
+    let projects = MemoryProjects::with_default(manifests.projects.iter().cloned());
     let sources = Sources {
         clusters: &clusters,
         repos: &repos,

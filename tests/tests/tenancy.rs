@@ -1,0 +1,368 @@
+//! The tenant boundary on real kube-apiservers (one management and two workload clusters).
+//!
+//! Project `team-a` may deploy from one repository prefix, to namespace `team-a` of
+//! workload-1 only, no cluster-scoped kinds, and admits Applications from namespace
+//! `team-a-apps`. Its Applications that try a ClusterRoleBinding, `kube-system` (as the
+//! destination and as a manifest's own namespace), workload-2, another repository, a
+//! `file://` path, or live in a namespace the project does not admit, each get a condition
+//! naming the rule, and the workload API servers' audit logs show no write by Argosy for
+//! them, while the tenant's legitimate Applications sync. An Application in a namespace
+//! outside `--application-namespaces` is not touched at all. A generated Application the
+//! project forbids is not created. A project that changes re-checks its Applications at
+//! once (the resync period is set far beyond the test).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use argosy::run::SyncEngine;
+use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
+use argosy_tests::argocd::{
+    ARGOCD_NAMESPACE, application_resource, apply_json, appset_manifest, appset_resource,
+    init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
+};
+use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, register_cluster};
+use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+const TEAM_A_REPO: &str = "https://git.example.com/team-a/apps.git";
+const TEAM_B_REPO: &str = "https://git.example.com/team-b/apps.git";
+const PROJECT: &str = "team-a";
+const TENANT_NS: &str = "team-a";
+const APPS_NS: &str = "team-a-apps";
+
+fn project_resource() -> ApiResource {
+    ApiResource::erase::<argosy_crds::AppProject>(&())
+}
+
+fn team_a_project(workload_1: &str, extra_destination: Option<&str>) -> Value {
+    let mut destinations = vec![json!({"server": workload_1, "namespace": TENANT_NS})];
+    if let Some(server) = extra_destination {
+        destinations.push(json!({"server": server, "namespace": TENANT_NS}));
+    }
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+    "metadata": {"name": PROJECT, "namespace": ARGOCD_NAMESPACE},
+    "spec": {
+        "sourceRepos": ["https://git.example.com/team-a/*"],
+        "destinations": destinations,
+        "sourceNamespaces": [APPS_NS],
+    }})
+}
+
+async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    api.patch(
+        name,
+        &PatchParams::apply("argosy-tests").force(),
+        &Patch::Apply(&ns),
+    )
+    .await
+    .with_context(|| format!("creating namespace {name}"))?;
+    Ok(())
+}
+
+fn manifest_configmap(name: &str, namespace: Option<&str>) -> String {
+    let ns = namespace
+        .map(|n| format!("\n  namespace: {n}"))
+        .unwrap_or_default();
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:\n  k: v\n")
+}
+
+const CLUSTER_ROLE_BINDING: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: team-a-is-admin\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: Group\n  name: team-a\n  apiGroup: rbac.authorization.k8s.io\n";
+
+/// An Application of project team-a, automated, to `server`/`namespace`.
+fn tenant_app(name: &str, repo: &str, path: &str, server: &str, namespace: &str) -> AppBuilder {
+    AppBuilder::new(name)
+        .project(PROJECT)
+        .source(repo, path)
+        .server(server)
+        .destination_namespace(namespace)
+        .automated(true, true)
+}
+
+async fn app_json(client: &Client, namespace: &str, name: &str) -> Result<Value> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &application_resource());
+    Ok(serde_json::to_value(api.get(name).await?)?)
+}
+
+/// The message of the app's condition of `kind`, once it has one.
+async fn condition(client: &Client, namespace: &str, name: &str, kind: &str) -> Result<String> {
+    wait_for(
+        &format!("a {kind} condition on {namespace}/{name}"),
+        Duration::from_secs(60),
+        || async {
+            let app = app_json(client, namespace, name).await?;
+            Ok(app
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c.get("type") == Some(&json!(kind)))
+                .and_then(|c| c.get("message").and_then(Value::as_str))
+                .map(str::to_owned))
+        },
+    )
+    .await
+}
+
+async fn wait_synced(client: &Client, namespace: &str, name: &str) -> Result<()> {
+    wait_for(
+        &format!("{namespace}/{name} Synced"),
+        Duration::from_secs(60),
+        || async {
+            let app = app_json(client, namespace, name).await?;
+            Ok((app.pointer("/status/sync/status") == Some(&json!("Synced"))).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Writes by Argosy (every Argosy client sends `User-Agent: argosy/<version>`).
+fn argosy_writes(cp: &ControlPlane, cluster: &str) -> Result<Vec<AuditEvent>> {
+    Ok(cp
+        .audit_writes(cluster)?
+        .into_iter()
+        .filter(|e| e.user_agent.starts_with("argosy/"))
+        .collect())
+}
+
+fn describe(e: &AuditEvent) -> String {
+    format!(
+        "{} {} {}/{}",
+        e.verb,
+        e.resource.as_deref().unwrap_or("?"),
+        e.namespace.as_deref().unwrap_or(""),
+        e.name.as_deref().unwrap_or("")
+    )
+}
+
+async fn configmap_exists(cluster: &TestCluster, namespace: &str, name: &str) -> Result<bool> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client().await?, namespace);
+    Ok(api.get_opt(name).await?.is_some())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_leave_its_project() -> Result<()> {
+    init_tracing();
+    let cp = ControlPlane::start(2)
+        .await
+        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
+    let admin = cp.management().client().await?;
+    install_crds(&admin).await?;
+    prepare_namespace(&admin).await?;
+    let (w1, w2) = (&cp.workloads()[0], &cp.workloads()[1]);
+    register_cluster(&admin, "workload-1", w1, &[("tier", "customer")]).await?;
+    register_cluster(&admin, "workload-2", w2, &[("tier", "customer")]).await?;
+    for ns in [APPS_NS, "team-b-apps", "elsewhere"] {
+        create_namespace(&admin, ns).await?;
+    }
+    for w in [w1, w2] {
+        create_namespace(&w.client().await?, TENANT_NS).await?;
+    }
+
+    // One repository (served for both team prefixes, so only the project tells them apart).
+    let dir = tempfile::tempdir()?;
+    let repo = dir.path().join("apps.git");
+    let files: BTreeMap<String, TreeEntry> = [
+        ("ok/cm.yaml", manifest_configmap("legit", None)),
+        ("ok-ns/cm.yaml", manifest_configmap("legit-ns", None)),
+        ("crb/crb.yaml", CLUSTER_ROLE_BINDING.to_owned()),
+        ("crb/cm.yaml", manifest_configmap("crb-companion", None)),
+        (
+            "sneaky/cm.yaml",
+            manifest_configmap("sneaky", Some("kube-system")),
+        ),
+        ("ks/cm.yaml", manifest_configmap("ks", None)),
+        ("w2/cm.yaml", manifest_configmap("on-w2", None)),
+        ("b/cm.yaml", manifest_configmap("from-b", None)),
+        ("gen/cm.yaml", manifest_configmap("generated", None)),
+    ]
+    .into_iter()
+    .map(|(p, c)| (p.to_owned(), TreeEntry::File(c)))
+    .collect();
+    write_tree_commit(&repo, "refs/heads/main", &files).map_err(|e| anyhow::anyhow!(e))?;
+    apply_json(
+        &admin,
+        &project_resource(),
+        team_a_project(&w1.server, None),
+    )
+    .await?;
+
+    let apps = [
+        tenant_app("legit", TEAM_A_REPO, "ok", &w1.server, TENANT_NS),
+        tenant_app("crb", TEAM_A_REPO, "crb", &w1.server, TENANT_NS),
+        tenant_app("sneaky", TEAM_A_REPO, "sneaky", &w1.server, TENANT_NS),
+        tenant_app("kube-system", TEAM_A_REPO, "ks", &w1.server, "kube-system"),
+        tenant_app("workload-2", TEAM_A_REPO, "w2", &w2.server, TENANT_NS),
+        tenant_app("team-b-repo", TEAM_B_REPO, "b", &w1.server, TENANT_NS),
+        tenant_app("local-path", "file:///etc", ".", &w1.server, TENANT_NS),
+        tenant_app("legit-ns", TEAM_A_REPO, "ok-ns", &w1.server, TENANT_NS).namespace(APPS_NS),
+        tenant_app("foreign-ns", TEAM_A_REPO, "ok", &w1.server, TENANT_NS).namespace("team-b-apps"),
+        tenant_app("ignored", TEAM_A_REPO, "ok", &w1.server, TENANT_NS).namespace("elsewhere"),
+    ];
+    for app in &apps {
+        apply_json(&admin, &application_resource(), app.json()).await?;
+    }
+    // An ApplicationSet of the tenant over both customer clusters: only workload-1's
+    // Application may exist.
+    let template = AppBuilder::new("{{name}}-gen")
+        .project(PROJECT)
+        .source(TEAM_A_REPO, "gen")
+        .server("{{server}}")
+        .destination_namespace(TENANT_NS)
+        .automated(true, true);
+    let appset = AppSetBuilder::new("tenant-fleet")
+        .cluster_generator(&[("tier", "customer")])
+        .template("{{name}}-gen", &template);
+    apply_json(
+        &admin,
+        &appset_resource(),
+        appset_manifest("tenant-fleet", appset.spec()),
+    )
+    .await?;
+
+    let mut args = run_args("tenancy", dir.path().join("cache"));
+    args.sync_engine = SyncEngine::Argosy;
+    args.repos = BTreeMap::from([
+        (TEAM_A_REPO.to_owned(), repo.clone()),
+        (TEAM_B_REPO.to_owned(), repo.clone()),
+    ]);
+    args.application_namespaces = vec!["team-*".to_owned()];
+    // Far beyond the test: whatever re-checks an app in time was triggered by a change.
+    args.sync.resync = Duration::from_secs(3600);
+    let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
+
+    // The tenant's legitimate Applications sync, from both admitted namespaces.
+    wait_synced(&admin, ARGOCD_NAMESPACE, "legit").await?;
+    wait_synced(&admin, APPS_NS, "legit-ns").await?;
+    wait_synced(&admin, ARGOCD_NAMESPACE, "workload-1-gen").await?;
+    ensure!(configmap_exists(w1, TENANT_NS, "legit").await?);
+    ensure!(configmap_exists(w1, TENANT_NS, "legit-ns").await?);
+
+    // Each escape gets a condition naming the rule.
+    let expect = [
+        (
+            ARGOCD_NAMESPACE,
+            "crb",
+            "SyncError",
+            "spec.clusterResourceWhitelist",
+        ),
+        (
+            ARGOCD_NAMESPACE,
+            "crb",
+            "SyncError",
+            "ClusterRoleBinding 'team-a-is-admin'",
+        ),
+        (
+            ARGOCD_NAMESPACE,
+            "sneaky",
+            "SyncError",
+            "namespace kube-system of ConfigMap 'sneaky'",
+        ),
+        (
+            ARGOCD_NAMESPACE,
+            "kube-system",
+            "InvalidSpecError",
+            "spec.destinations",
+        ),
+        (
+            ARGOCD_NAMESPACE,
+            "workload-2",
+            "InvalidSpecError",
+            "spec.destinations",
+        ),
+        (
+            ARGOCD_NAMESPACE,
+            "team-b-repo",
+            "InvalidSpecError",
+            "spec.sourceRepos",
+        ),
+        (
+            ARGOCD_NAMESPACE,
+            "local-path",
+            "InvalidSpecError",
+            "file:///etc",
+        ),
+        (
+            "team-b-apps",
+            "foreign-ns",
+            "InvalidSpecError",
+            "spec.sourceNamespaces",
+        ),
+    ];
+    for (namespace, name, kind, needle) in expect {
+        let message = condition(&admin, namespace, name, kind).await?;
+        ensure!(
+            message.contains(needle),
+            "{namespace}/{name}: the {kind} condition should name {needle:?}, got {message:?}"
+        );
+    }
+    // The generated Application for workload-2 was never created; the ApplicationSet says why.
+    let appsets: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), ARGOCD_NAMESPACE, &appset_resource());
+    let why = wait_for(
+        "the ApplicationSet's refusal",
+        Duration::from_secs(30),
+        || async {
+            let appset = serde_json::to_value(appsets.get("tenant-fleet").await?)?;
+            Ok(appset
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.get("message").and_then(Value::as_str))
+                .find(|m| m.contains("spec.destinations"))
+                .map(str::to_owned))
+        },
+    )
+    .await?;
+    ensure!(why.contains(&w2.server), "{why}");
+    let app_api: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), ARGOCD_NAMESPACE, &application_resource());
+    ensure!(app_api.get_opt("workload-2-gen").await?.is_none());
+    // The Application outside --application-namespaces was not touched: no status, no
+    // finalizer (the legitimate ones have both by now).
+    let ignored = app_json(&admin, "elsewhere", "ignored").await?;
+    ensure!(ignored.get("status").is_none(), "{ignored}");
+
+    // Audit logs: on workload-2 Argosy wrote nothing; on workload-1 only into team-a.
+    let on_w2 = argosy_writes(&cp, &w2.name)?;
+    ensure!(
+        on_w2.is_empty(),
+        "writes on workload-2: {:?}",
+        on_w2.iter().map(describe).collect::<Vec<_>>()
+    );
+    let outside: Vec<String> = argosy_writes(&cp, &w1.name)?
+        .iter()
+        .filter(|e| e.namespace.as_deref() != Some(TENANT_NS))
+        .map(describe)
+        .collect();
+    ensure!(
+        outside.is_empty(),
+        "writes outside team-a on workload-1: {outside:?}"
+    );
+    // The refused apps' other objects were not written either (the sync is refused whole).
+    ensure!(!configmap_exists(w1, TENANT_NS, "crb-companion").await?);
+
+    // The project grows to workload-2: its Application re-checks at once (no resync is
+    // due for an hour) and syncs; the ApplicationSet creates the other one.
+    apply_json(
+        &admin,
+        &project_resource(),
+        team_a_project(&w1.server, Some(&w2.server)),
+    )
+    .await?;
+    wait_synced(&admin, ARGOCD_NAMESPACE, "workload-2").await?;
+    wait_synced(&admin, ARGOCD_NAMESPACE, "workload-2-gen").await?;
+    ensure!(configmap_exists(w2, TENANT_NS, "on-w2").await?);
+
+    controller.stop().await?;
+    Ok(())
+}
