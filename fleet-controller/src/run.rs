@@ -19,6 +19,7 @@ use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::project::NamespacePatterns;
 use argosy_crds::{AppProject, Application, ApplicationSet};
 use argosy_generators::pipeline::PipelineOptions;
+use argosy_sync_engine::url_policy::UrlPolicy;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Controller;
@@ -72,6 +73,8 @@ pub struct RunArgs {
     pub repo_cache: PathBuf,
     /// Repository URLs served from local repositories (mirrors, demos, tests).
     pub repos: std::collections::BTreeMap<String, PathBuf>,
+    /// Which other repository URLs may be read (`--allow-*-repos` flags).
+    pub url_policy: UrlPolicy,
     /// Settings of the built-in sync engine (`--sync-engine argosy`).
     pub sync: SyncSettings,
     /// How often a remote repository's refs are checked (a push webhook checks at once).
@@ -226,6 +229,7 @@ pub async fn run_with(
     // One repository cache for generators and the sync engine.
     let repos = Arc::new(
         GitRepos::new(args.repos.clone(), args.repo_cache.clone())
+            .with_url_policy(args.url_policy)
             .with_refresh_interval(args.repo_refresh)
             .with_observer(Arc::new(metrics.clone())),
     );

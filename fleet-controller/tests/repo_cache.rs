@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use argosy_generators::source::RepoSource;
 use argosy_sync_engine::repo::{GitRepos, RepoStats, write_commit};
+use argosy_sync_engine::url_policy::UrlPolicy;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -203,6 +204,16 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// A repository cache that may fetch from the test's loopback server over plain http (the
+/// URL policy refuses both by default).
+fn loopback_repos(dir: &tempfile::TempDir) -> GitRepos {
+    GitRepos::new(BTreeMap::new(), dir.path().join("cache")).with_url_policy(UrlPolicy {
+        allow_http: true,
+        allow_internal_hosts: true,
+        ..UrlPolicy::default()
+    })
+}
+
 fn served_commit(repos: &GitRepos, url: &str) -> String {
     repos.snapshot(url, "HEAD").unwrap().commit().to_owned()
 }
@@ -221,8 +232,7 @@ fn clones_once_then_serves_from_the_cache_until_refreshed() {
     let (remote, first) = Remote::create(&dir.path().join("served"));
     let server = GitHttpServer::start(&dir.path().join("served"));
     let url = format!("{}/repo.git", server.base);
-    let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"))
-        .with_refresh_interval(Duration::from_secs(3600));
+    let repos = loopback_repos(&dir).with_refresh_interval(Duration::from_secs(3600));
 
     assert_eq!(repos.stats(&url), None, "nothing asked yet");
     assert_eq!(served_commit(&repos, &url), first);
@@ -271,8 +281,7 @@ fn checks_refs_once_per_interval_and_fetches_only_when_they_moved() {
     let (remote, first) = Remote::create(&dir.path().join("served"));
     let server = GitHttpServer::start(&dir.path().join("served"));
     let url = format!("{}/repo.git", server.base);
-    let repos =
-        GitRepos::new(BTreeMap::new(), dir.path().join("cache")).with_refresh_interval(interval);
+    let repos = loopback_repos(&dir).with_refresh_interval(interval);
 
     assert_eq!(served_commit(&repos, &url), first);
     std::thread::sleep(interval);
@@ -306,7 +315,7 @@ fn concurrent_first_requests_clone_once() {
     let (_remote, first) = Remote::create(&dir.path().join("served"));
     let server = GitHttpServer::start(&dir.path().join("served"));
     let url = format!("{}/repo.git", server.base);
-    let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+    let repos = loopback_repos(&dir);
 
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
@@ -325,8 +334,7 @@ fn a_down_server_is_an_error_naming_the_url_until_it_is_back() {
     let (remote, first) = Remote::create(&dir.path().join("served"));
     let mut server = GitHttpServer::start(&dir.path().join("served"));
     let url = format!("{}/repo.git", server.base);
-    let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"))
-        .with_refresh_interval(Duration::from_secs(3600));
+    let repos = loopback_repos(&dir).with_refresh_interval(Duration::from_secs(3600));
     assert_eq!(served_commit(&repos, &url), first);
 
     server.stop();

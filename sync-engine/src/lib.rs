@@ -2,7 +2,8 @@
 //! destination cluster, without the process around it (no CLI, HTTP or metrics; the
 //! `argosy` binary wires it up and owns the writes' fence).
 //!
-//! * [`repo`]: Git through gix, and the cache of remote repositories;
+//! * [`repo`]: Git through gix, and the cache of remote repositories; [`url_policy`]: which
+//!   repository URLs may be read at all;
 //! * [`render`]: an Application's source rendered to manifests (directories, Kustomize, Helm);
 //! * [`target`]: what an Application wants deployed (sources, revisions) and what it got;
 //! * [`resource`]: object keys, tracking ids, sync options, waves and hook roles;
@@ -51,4 +52,5 @@ pub mod resource;
 pub mod ssa;
 pub mod status;
 pub mod target;
+pub mod url_policy;
 pub mod writer;

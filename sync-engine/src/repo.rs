@@ -23,6 +23,7 @@
 //!   checks again until one succeeds. The cache never serves a copy it could not confirm:
 //!   its callers hold (they never delete on error) rather than act on a stale view.
 
+use crate::url_policy::UrlPolicy;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,8 @@ const MIRROR_REFSPECS: [&str; 2] = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:
 
 /// Repositories by URL: local overrides first, else a bare clone in `cache_dir`.
 pub struct GitRepos {
+    /// Which URLs may be read at all (local paths, plain http, internal hosts).
+    url_policy: UrlPolicy,
     local: BTreeMap<String, PathBuf>,
     cache_dir: PathBuf,
     refresh_interval: Duration,
@@ -161,6 +164,7 @@ impl GitRepos {
     #[must_use]
     pub fn new(local: BTreeMap<String, PathBuf>, cache_dir: PathBuf) -> Self {
         Self {
+            url_policy: UrlPolicy::default(),
             local,
             cache_dir,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
@@ -175,6 +179,13 @@ impl GitRepos {
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn GitRequestObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Fetches only what `policy` allows (default: the strict policy, see [`UrlPolicy`]).
+    #[must_use]
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
+        self.url_policy = policy;
         self
     }
 
@@ -219,6 +230,9 @@ impl GitRepos {
         if let Some(p) = self.local.get(url) {
             return Ok(p.clone());
         }
+        self.url_policy
+            .check(url)
+            .map_err(|refusal| Self::err(url, refusal))?;
         if let Some(p) = url.strip_prefix("file://") {
             return Ok(PathBuf::from(p));
         }
@@ -255,6 +269,10 @@ impl GitRepos {
                 observer.git_request(url, kind, ok, took);
             }
         };
+        // Just before the network: the host's addresses, as the resolver answers now.
+        self.url_policy
+            .check_resolved(url)
+            .map_err(|refusal| Self::err(url, refusal))?;
         let result = sync_remote(url, &state.dir, &observe);
         let mut counters = lock(&remote.stats);
         count(&mut counters, &result);
@@ -743,7 +761,8 @@ mod tests {
         let repo_dir = dir.join("r.git");
         write_commit(&repo_dir, "HEAD", &files(pairs)).unwrap();
         let url = format!("file://{}", repo_dir.display());
-        let repos = GitRepos::new(BTreeMap::new(), dir.join("cache"));
+        let repos = GitRepos::new(BTreeMap::new(), dir.join("cache"))
+            .with_url_policy(UrlPolicy::permissive());
         (repo_dir, url, repos)
     }
 
@@ -820,7 +839,8 @@ mod tests {
         ]);
         write_tree_commit(&repo_dir, "HEAD", &entries).unwrap();
         let url = format!("file://{}", repo_dir.display());
-        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"))
+            .with_url_policy(UrlPolicy::permissive());
         let snap = repos.snapshot(&url, "HEAD").unwrap();
         assert_eq!(snap.files(), ["a/link", "b"]);
         assert!(snap.is_symlink("a/link"));
@@ -843,7 +863,8 @@ mod tests {
     #[test]
     fn unreachable_remote_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"));
+        let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"))
+            .with_url_policy(UrlPolicy::permissive());
         let err = repos
             .snapshot("http://user:pw@127.0.0.1:9/repo.git", "HEAD")
             .err()
@@ -871,6 +892,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let recorder = Arc::new(Recorder::default());
         let repos = GitRepos::new(BTreeMap::new(), dir.path().join("cache"))
+            .with_url_policy(UrlPolicy::permissive())
             .with_observer(recorder.clone());
         let url = "http://user:pw@127.0.0.1:9/repo.git";
         assert!(repos.snapshot(url, "HEAD").is_err());

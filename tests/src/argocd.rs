@@ -174,6 +174,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         git_requeue: Duration::from_secs(180),
         repo_cache,
         repos: BTreeMap::new(),
+        url_policy: argosy_sync_engine::url_policy::UrlPolicy::default(),
         sync: SyncSettings::default(),
         repo_refresh: Duration::from_secs(180),
         listen: None,

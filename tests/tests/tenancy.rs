@@ -9,7 +9,8 @@
 //! them, while the tenant's legitimate Applications sync. An Application in a namespace
 //! outside `--application-namespaces` is not touched at all. A generated Application the
 //! project forbids is not created. A project that changes re-checks its Applications at
-//! once (the resync period is set far beyond the test).
+//! once (the resync period is set far beyond the test). Under the permissive `default`
+//! project, the repository URL policy still refuses the metadata address and `file://`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -206,6 +207,24 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
         tenant_app("legit-ns", TEAM_A_REPO, "ok-ns", &w1.server, TENANT_NS).namespace(APPS_NS),
         tenant_app("foreign-ns", TEAM_A_REPO, "ok", &w1.server, TENANT_NS).namespace("team-b-apps"),
         tenant_app("ignored", TEAM_A_REPO, "ok", &w1.server, TENANT_NS).namespace("elsewhere"),
+        // The default project permits every repository: the URL policy still refuses
+        // these before any file is read or connection made.
+        tenant_app(
+            "metadata",
+            "https://169.254.169.254/latest",
+            ".",
+            &w1.server,
+            TENANT_NS,
+        )
+        .project("default"),
+        tenant_app(
+            "own-files",
+            "file:///var/run/secrets",
+            ".",
+            &w1.server,
+            TENANT_NS,
+        )
+        .project("default"),
     ];
     for app in &apps {
         apply_json(&admin, &application_resource(), app.json()).await?;

@@ -173,6 +173,16 @@ pub struct RunFlags {
     /// commands on the controller's host; refused by default).
     #[arg(long)]
     pub allow_exec_plugins: bool,
+    /// Read `file://` and path repository URLs (demos, tests; they read the controller's
+    /// own filesystem, so tenants' Applications must not use them in production).
+    #[arg(long)]
+    pub allow_local_repos: bool,
+    /// Fetch repositories over plain `http://`.
+    #[arg(long)]
+    pub allow_http_repos: bool,
+    /// Fetch repositories from loopback, link-local and cloud metadata hosts.
+    #[arg(long)]
+    pub allow_internal_repo_hosts: bool,
     /// Check remote repositories' refs at most this often, in seconds (a push webhook
     /// checks at once).
     #[arg(long, default_value_t = defaults::REPO_REFRESH_SECONDS)]

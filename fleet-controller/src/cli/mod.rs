@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use argosy_sync_engine::url_policy::UrlPolicy;
 use clap::CommandFactory as _;
 
 use crate::appset::plan::{ApplicationsSync, DeletionBudget};
@@ -104,6 +105,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 git_requeue: std::time::Duration::from_secs(flags.git_requeue_seconds),
                 repo_cache: flags.repo_cache.unwrap_or_else(default_cache_dir),
                 repos: flags.repos.into_iter().collect(),
+                url_policy: UrlPolicy {
+                    allow_local: flags.allow_local_repos,
+                    allow_http: flags.allow_http_repos,
+                    allow_internal_hosts: flags.allow_internal_repo_hosts,
+                },
                 sync: SyncSettings {
                     resync: std::time::Duration::from_secs(flags.resync_seconds.max(1)),
                     concurrency: flags.sync_concurrency.max(1),

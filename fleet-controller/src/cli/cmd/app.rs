@@ -41,6 +41,7 @@ use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::live::LiveCache;
 use argosy_sync_engine::render::{Limits, Renderer};
 use argosy_sync_engine::repo::GitRepos;
+use argosy_sync_engine::url_policy::UrlPolicy;
 
 /// How `list` and `get` print.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -655,7 +656,10 @@ async fn compare(
         client: client.clone(),
         clusters: ClusterRegistry::new(secrets, StoreReady::already(), ns.clone()),
         projects: ProjectRegistry::new(projects, StoreReady::already(), ns.clone()),
-        repos: Arc::new(GitRepos::new(repos, repo_cache.clone())),
+        // On the user's own machine, with the user's own network identity.
+        repos: Arc::new(
+            GitRepos::new(repos, repo_cache.clone()).with_url_policy(UrlPolicy::permissive()),
+        ),
         renderer: Arc::new(Renderer::new(repo_cache.join("render"), Limits::default())),
         clients: Arc::new(ClusterClients::new(
             client.clone(),

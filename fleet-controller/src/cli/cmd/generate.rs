@@ -16,6 +16,7 @@ use argosy_generators::source::{ClusterEntry, Sources};
 
 use crate::cli::inputs::{load_clusters, load_manifests};
 use argosy_sync_engine::repo::GitRepos;
+use argosy_sync_engine::url_policy::UrlPolicy;
 
 /// What `argosy generate` was asked to do.
 #[derive(Debug)]
@@ -44,7 +45,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<String> {
             .map(ClusterEntry::Valid)
             .collect(),
     );
-    let repos = GitRepos::new(args.repos.clone(), args.repo_cache.clone());
+    // The user's own machine and repositories: local paths are what offline generation reads.
+    let repos = GitRepos::new(args.repos.clone(), args.repo_cache.clone())
+        .with_url_policy(UrlPolicy::permissive());
     let projects = MemoryProjects::with_default(manifests.projects.iter().cloned());
     let sources = Sources {
         clusters: &clusters,

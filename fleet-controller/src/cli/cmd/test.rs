@@ -15,6 +15,7 @@ use argosy_generators::memory::MemoryProjects;
 use argosy_generators::{PipelineOptions, Sources, generate_applications};
 
 use argosy_sync_engine::repo::{GitRepos, write_commit};
+use argosy_sync_engine::url_policy::UrlPolicy;
 
 /// The outcome of `argosy test`.
 #[derive(Debug)]
@@ -72,7 +73,8 @@ pub fn run_case(file: &Path) -> Result<(), String> {
         }
         local.insert(url.clone(), dir);
     }
-    let repos = GitRepos::new(local, scratch.path().join("cache"));
+    let repos =
+        GitRepos::new(local, scratch.path().join("cache")).with_url_policy(UrlPolicy::permissive());
     let clusters = case.clusters();
     let projects = MemoryProjects::default_only();
     let sources = Sources {
