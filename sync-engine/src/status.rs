@@ -49,6 +49,8 @@ pub enum ConditionType {
     SyncError,
     /// Something is off but nothing is blocked (e.g. an unsupported ignore expression).
     Warning,
+    /// A deleted Application's resources could not be deleted (yet): its finalizer stays.
+    DeletionError,
 }
 
 impl ConditionType {
@@ -60,6 +62,7 @@ impl ConditionType {
             ConditionType::InvalidSpecError => "InvalidSpecError",
             ConditionType::SyncError => "SyncError",
             ConditionType::Warning => "Warning",
+            ConditionType::DeletionError => "DeletionError",
         }
     }
 }
