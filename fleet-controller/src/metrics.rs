@@ -207,6 +207,13 @@ struct Events {
     kube_requests: Family<KubeResultLabels, Counter>,
     kube_duration: Histograms<KubeLabels>,
     queue_dropped: Family<QueueLabels, Counter>,
+    reconcile_panics: Family<ControllerLabels, Counter>,
+}
+
+/// Which controller (`application`, `applicationset`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: &'static str,
 }
 
 /// The name of a bounded queue ([`crate::queue`]).
@@ -241,6 +248,7 @@ impl Metrics {
                 kube_requests: Family::default(),
                 kube_duration: histograms(durations),
                 queue_dropped: Family::default(),
+                reconcile_panics: Family::default(),
             }),
         }
     }
@@ -251,6 +259,23 @@ impl Metrics {
             .queue_dropped
             .get_or_create(&QueueLabels { queue })
             .clone()
+    }
+
+    /// A reconcile of `controller` (`application`, `applicationset`) panicked and was
+    /// contained ([`crate::contain`]).
+    pub fn reconcile_panicked(&self, controller: &'static str) {
+        self.inner
+            .reconcile_panics
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    /// The number of contained panics of `controller` so far (tests).
+    pub fn reconcile_panics(&self, controller: &'static str) -> u64 {
+        self.inner
+            .reconcile_panics
+            .get_or_create(&ControllerLabels { controller })
+            .get()
     }
 
     /// One reconcile of `app` by the sync engine ended; `result` is `Ok` or the error's
@@ -444,6 +469,11 @@ impl Metrics {
             "argosy_queue_dropped",
             "Triggers dropped because their bounded queue was full, by queue.",
             m.queue_dropped.clone(),
+        );
+        registry.register(
+            "argosy_reconcile_panics",
+            "Reconciles that panicked and were contained, by controller.",
+            m.reconcile_panics.clone(),
         );
     }
 }

@@ -51,6 +51,8 @@ pub enum ConditionType {
     Warning,
     /// A deleted Application's resources could not be deleted (yet): its finalizer stays.
     DeletionError,
+    /// The controller's reconcile failed internally (a contained panic).
+    ReconcileError,
 }
 
 impl ConditionType {
@@ -63,6 +65,7 @@ impl ConditionType {
             ConditionType::SyncError => "SyncError",
             ConditionType::Warning => "Warning",
             ConditionType::DeletionError => "DeletionError",
+            ConditionType::ReconcileError => "ReconcileError",
         }
     }
 }
