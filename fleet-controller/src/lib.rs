@@ -19,6 +19,7 @@
 pub mod application;
 pub mod appset;
 pub mod cli;
+pub mod contain;
 pub mod dashboard;
 pub mod defaults;
 pub mod events;

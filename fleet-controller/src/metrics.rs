@@ -208,6 +208,7 @@ struct Events {
     kube_duration: Histograms<KubeLabels>,
     queue_dropped: Family<QueueLabels, Counter>,
     boundary_refusals: Family<BoundaryLabels, Counter>,
+    reconcile_panics: Family<ControllerLabels, Counter>,
 }
 
 /// A refusal of the tenant boundary: the project and the rule (bounded categories).
@@ -216,6 +217,12 @@ struct BoundaryLabels {
     controller: &'static str,
     project: String,
     rule: &'static str,
+}
+
+/// Which controller (`application`, `applicationset`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: &'static str,
 }
 
 /// The name of a bounded queue ([`crate::queue`]).
@@ -251,6 +258,7 @@ impl Metrics {
                 kube_requests: Family::default(),
                 kube_duration: histograms(durations),
                 queue_dropped: Family::default(),
+                reconcile_panics: Family::default(),
             }),
         }
     }
@@ -261,6 +269,23 @@ impl Metrics {
             .queue_dropped
             .get_or_create(&QueueLabels { queue })
             .clone()
+    }
+
+    /// A reconcile of `controller` (`application`, `applicationset`) panicked and was
+    /// contained ([`crate::contain`]).
+    pub fn reconcile_panicked(&self, controller: &'static str) {
+        self.inner
+            .reconcile_panics
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    /// The number of contained panics of `controller` so far (tests).
+    pub fn reconcile_panics(&self, controller: &'static str) -> u64 {
+        self.inner
+            .reconcile_panics
+            .get_or_create(&ControllerLabels { controller })
+            .get()
     }
 
     /// One reconcile of `app` by the sync engine ended; `result` is `Ok` or the error's
@@ -477,6 +502,11 @@ impl Metrics {
             "argosy_queue_dropped",
             "Triggers dropped because their bounded queue was full, by queue.",
             m.queue_dropped.clone(),
+        );
+        registry.register(
+            "argosy_reconcile_panics",
+            "Reconciles that panicked and were contained, by controller.",
+            m.reconcile_panics.clone(),
         );
     }
 }

@@ -350,7 +350,8 @@ pub async fn run_with(
                     let metrics = metrics.clone();
                     async move {
                         let started = std::time::Instant::now();
-                        let result = appset::reconcile(appset.clone(), ctx).await;
+                        let result =
+                            appset::reconcile_contained(appset.clone(), ctx, &metrics).await;
                         metrics.appset_reconciled(
                             &appset,
                             result.as_ref().map(|_| ()).map_err(|e| e.category()),

@@ -273,6 +273,96 @@ pub fn retry_after(
         .map_err(DecideError::RetryBackoff)
 }
 
+/// What a deleted Application's finalizer found on its destination this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinalizerView {
+    /// No cluster Secret names the destination any more (the registry's first list is
+    /// in): nothing can be deleted there, ever; the text names the destination.
+    Deregistered(String),
+    /// The cluster is registered but could not be read or written (unreachable, a
+    /// failing discovery or watch, a failed delete): the text says why.
+    Blocked(String),
+    /// Every delete went through; `awaiting` names the `Delete=confirm` objects kept
+    /// until the Application approves their deletion.
+    Deleted {
+        /// Kept for approval (`Delete=confirm`).
+        awaiting: Vec<String>,
+    },
+}
+
+/// What the finalizer does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FinalizerStep {
+    /// Everything is gone (or kept by `Delete=false`): remove the finalizer.
+    Release,
+    /// Keep the finalizer, report `why` (a `DeletionError` condition), look again after
+    /// `retry`; `failed` says whether this counts as a failed attempt (backoff grows).
+    Hold {
+        /// The condition's message.
+        why: String,
+        /// When to look again.
+        retry: Duration,
+        /// A failure (backoff grows) rather than a wait for approval.
+        failed: bool,
+    },
+    /// The cluster was deregistered: remove the finalizer without deleting anything and
+    /// warn that the workloads were left behind on it.
+    Abandon {
+        /// The Warning Event's note.
+        why: String,
+    },
+}
+
+/// First wait after a failed finalizer pass; doubles per failure up to
+/// [`FINALIZER_BACKOFF_MAX`].
+pub const FINALIZER_BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// The longest wait between finalizer passes of an unreachable cluster.
+pub const FINALIZER_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How often a finalizer waiting for `Delete=confirm` approval looks again (the
+/// approval annotation itself triggers a reconcile at once).
+pub const FINALIZER_APPROVAL_POLL: Duration = Duration::from_secs(30);
+
+/// Decides the finalizer's next step from what it found and how many passes failed in a
+/// row before this one. Only a deregistered cluster ends the finalizer without deleting:
+/// an unreachable one is temporary, and releasing the Application then would orphan
+/// its workloads for good.
+#[must_use]
+pub fn finalizer_step(view: FinalizerView, failed_before: u32) -> FinalizerStep {
+    match view {
+        FinalizerView::Deregistered(destination) => FinalizerStep::Abandon {
+            why: format!(
+                "destination cluster {destination} is not registered any more: the Application's resources on it were not deleted and are left behind"
+            ),
+        },
+        FinalizerView::Blocked(why) => FinalizerStep::Hold {
+            why: format!(
+                "deleting the app's resources: {why}; the finalizer stays and deletion is retried"
+            ),
+            retry: finalizer_backoff(failed_before),
+            failed: true,
+        },
+        FinalizerView::Deleted { awaiting } if awaiting.is_empty() => FinalizerStep::Release,
+        FinalizerView::Deleted { awaiting } => FinalizerStep::Hold {
+            why: format!(
+                "waiting for deletion confirmation of {} (argosy app confirm-deletion)",
+                awaiting.join(", ")
+            ),
+            retry: FINALIZER_APPROVAL_POLL,
+            failed: false,
+        },
+    }
+}
+
+/// The wait after `failed_before + 1` failed finalizer passes: 5 s doubling, capped at
+/// 5 min; saturating, so any count is safe.
+#[must_use]
+pub fn finalizer_backoff(failed_before: u32) -> Duration {
+    let factor = 1u32.checked_shl(failed_before.min(16)).unwrap_or(u32::MAX);
+    FINALIZER_BACKOFF_BASE
+        .saturating_mul(factor)
+        .min(FINALIZER_BACKOFF_MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,6 +594,62 @@ mod tests {
         assert_eq!(
             retry_after(Some(&policy), 0).unwrap(),
             Some(Duration::from_secs(90))
+        );
+    }
+
+    #[test]
+    fn no_backoff_input_panics() {
+        // Overflowing, huge or negative durations, factors and retry counts: every one is
+        // either a delay or an error, never a panic, and never longer than maxDuration.
+        let cases = [
+            json!({"duration": "99999999999999999999999h"}),
+            json!({"maxDuration": "99999999999999999999999h"}),
+            json!({"duration": "2562047h", "factor": i64::MAX, "maxDuration": "2562047h"}),
+            json!({"duration": "1s", "factor": i64::MIN}),
+            json!({"duration": "-5s", "factor": -3, "maxDuration": "-1s"}),
+            json!({"duration": "9223372036s", "factor": 9_223_372_036_854_775_807_i64, "maxDuration": "0"}),
+        ];
+        for backoff in cases {
+            let policy = policy(json!({"retry": {"limit": -1, "backoff": backoff}}));
+            for count in [0, 1, 62, 63, 64, 1_000_000, i64::MAX, -1, i64::MIN] {
+                let _ = retry_after(Some(&policy), count);
+            }
+        }
+    }
+
+    #[test]
+    fn the_finalizer_holds_for_an_unreachable_cluster_and_ends_only_when_deregistered() {
+        let step = finalizer_step(
+            FinalizerView::Blocked("cluster w1 is unreachable".into()),
+            0,
+        );
+        let FinalizerStep::Hold { why, retry, failed } = step else {
+            panic!("held: {step:?}")
+        };
+        assert!(why.contains("cluster w1 is unreachable") && why.contains("finalizer stays"));
+        assert_eq!(retry, Duration::from_secs(5));
+        assert!(failed);
+        assert_eq!(finalizer_backoff(1), Duration::from_secs(10));
+        assert_eq!(finalizer_backoff(6), Duration::from_secs(300));
+        assert_eq!(finalizer_backoff(u32::MAX), Duration::from_secs(300));
+        let step = finalizer_step(FinalizerView::Deregistered("https://w1".into()), 9);
+        let FinalizerStep::Abandon { why } = step else {
+            panic!("abandoned: {step:?}")
+        };
+        assert!(why.contains("left behind"), "{why}");
+        assert_eq!(
+            finalizer_step(FinalizerView::Deleted { awaiting: vec![] }, 3),
+            FinalizerStep::Release
+        );
+        let step = finalizer_step(
+            FinalizerView::Deleted {
+                awaiting: vec!["Namespace/payments".into()],
+            },
+            0,
+        );
+        assert!(
+            matches!(&step, FinalizerStep::Hold { why, failed: false, .. } if why.contains("deletion confirmation of Namespace/payments")),
+            "{step:?}"
         );
     }
 

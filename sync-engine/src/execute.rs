@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::health::{self, HealthCode};
 use crate::plan::{DesiredObject, SyncPlan};
-use crate::resource::{ObjKey, ResourceOptions, Role, is_tracked_by};
+use crate::resource::{ObjKey, ResourceOptions, Role, is_tracked_by, may_replace, ownership_note};
 use crate::writer::ClusterWriter;
 pub use crate::writer::Reach;
 
@@ -78,6 +78,31 @@ pub enum ExecuteError {
     /// Deleting an object on finalization failed.
     #[error("{}", api_error(.0))]
     Delete(#[source] kube::Error),
+    /// A hook's key holds an object this app does not track: replacing it (or deleting
+    /// it by a hook delete policy) would destroy someone else's object, so the hook does
+    /// not run and the sync fails.
+    #[error(
+        "hook {hook} would replace {key}, which this application does not own ({owner}); it was left untouched"
+    )]
+    HookNotOwned {
+        /// The hook's name.
+        hook: String,
+        /// The object at the hook's key.
+        key: ObjKey,
+        /// Who tracks it ([`crate::resource::ownership_note`]).
+        owner: String,
+    },
+    /// A prune step names an object this app does not track (the plan never does; this
+    /// guards the delete itself).
+    #[error(
+        "would prune {key}, which this application does not own ({owner}); it was left untouched"
+    )]
+    PruneNotOwned {
+        /// The object.
+        key: ObjKey,
+        /// Who tracks it, or that it was not observed.
+        owner: String,
+    },
 }
 
 /// Annotation put on hooks Argosy creates: the operation that created them.
@@ -171,6 +196,11 @@ pub struct Target<'a> {
     pub done_hooks: &'a BTreeSet<ObjKey>,
     /// How many writes of one step run at once.
     pub concurrency: usize,
+    /// The app instance (tracking ids): hooks and prunes touch only objects it tracks.
+    pub app: &'a str,
+    /// The Application approved pruning `Prune=confirm` objects for this operation
+    /// ([`crate::resource::deletion_approved`] against the operation's start).
+    pub prune_approved: bool,
 }
 
 /// Runs the plan's steps in order until one must wait or everything is done, writing
@@ -181,6 +211,10 @@ pub async fn run(
     plan: &SyncPlan,
 ) -> Executed {
     let mut out = Executed::default();
+    if let Some(why) = plan.awaiting_confirmation(target.prune_approved) {
+        out.waiting = Some(why);
+        return out;
+    }
     let mut earlier: Vec<usize> = Vec::new();
     let mut earlier_hooks: Vec<usize> = Vec::new();
     for step in &plan.steps {
@@ -381,6 +415,17 @@ async fn run_hook(
         return Err(ExecuteError::KindNotServed);
     };
     let current = target.live.get(&hook.key).cloned();
+    // Whatever the delete policy, a hook replaces or deletes only what this app tracks:
+    // checked once here, before any branch below can delete.
+    if let Some(c) = &current
+        && !may_replace(c, target.app)
+    {
+        return Err(ExecuteError::HookNotOwned {
+            hook: hook.key.name.clone(),
+            key: hook.key.clone(),
+            owner: ownership_note(c),
+        });
+    }
     let ours = current.as_ref().is_some_and(|c| {
         crate::resource::annotation(c, HOOK_OPERATION_ANNOTATION) == Some(target.operation_id)
     });
@@ -489,6 +534,15 @@ async fn prune_one(writer: &impl ClusterWriter, target: &Target<'_>, key: &ObjKe
     let Some(reach) = target.reach.get(&(key.group.clone(), key.kind.clone())) else {
         return failed(&ExecuteError::KindNotServed);
     };
+    match target.live.get(key) {
+        Some(live) if may_replace(live, target.app) => {}
+        other => {
+            return failed(&ExecuteError::PruneNotOwned {
+                key: key.clone(),
+                owner: other.map_or_else(|| "not observed".to_owned(), ownership_note),
+            });
+        }
+    }
     match writer.delete(reach, key).await {
         Ok(()) => Outcome::Pruned,
         Err(kube::Error::Api(e)) if e.code == 404 => Outcome::Pruned,
@@ -505,6 +559,9 @@ pub struct FinalizeOutcome {
     pub kept: Vec<ObjKey>,
     /// Left alone: their tracking id does not name the app and themselves.
     pub not_tracked: Vec<ObjKey>,
+    /// Marked `Delete=confirm` and not approved yet: kept, and the finalizer stays until
+    /// the Application approves their deletion.
+    pub awaiting_confirmation: Vec<ObjKey>,
     /// Could not be deleted: the finalizer stays and the next pass tries again.
     pub failed: Vec<(ObjKey, ExecuteError)>,
 }
@@ -523,12 +580,15 @@ impl FinalizeOutcome {
 /// The cluster side of a deleted Application's finalizer: deletes every object in
 /// `tracked` (live objects by key) whose tracking id names `app`, except those marked
 /// `Delete=false`, at most 16 requests at once. An object already gone counts as
-/// deleted; a failed deletion does not stop the others.
+/// deleted; a failed deletion does not stop the others. Objects marked `Delete=confirm`
+/// are deleted only when `delete_approved` (the Application's
+/// `argocd.argoproj.io/deletion-approved` is not older than its deletion).
 pub async fn finalize(
     writer: &impl ClusterWriter,
     reach: &BTreeMap<(String, String), Reach>,
     tracked: &[(ObjKey, Value)],
     app: &str,
+    delete_approved: bool,
 ) -> FinalizeOutcome {
     let mut out = FinalizeOutcome::default();
     let mut deletions = Vec::new();
@@ -537,6 +597,8 @@ pub async fn finalize(
             out.not_tracked.push(key.clone());
         } else if ResourceOptions::of(live, &[]).no_delete {
             out.kept.push(key.clone());
+        } else if ResourceOptions::of(live, &[]).delete_confirm && !delete_approved {
+            out.awaiting_confirmation.push(key.clone());
         } else {
             deletions.push(Box::pin(delete_one(writer, reach, key)));
         }
@@ -715,6 +777,8 @@ mod tests {
             operation_id: OPERATION,
             done_hooks,
             concurrency: 4,
+            app: APP,
+            prune_approved: false,
         };
         let executed = run(writer, &mut target, &plan).await;
         (plan, executed)
@@ -850,6 +914,184 @@ mod tests {
         );
     }
 
+    /// A live object at `kind`/`name` that `owner` tracks (`None`: nobody).
+    fn foreign(kind: &str, name: &str, owner: Option<&str>, extra: Value) -> Value {
+        let mut object = manifest(kind, name, extra);
+        let key = ObjKey::of(&object).unwrap();
+        let annotations = object["metadata"]["annotations"].as_object_mut().unwrap();
+        match owner {
+            Some(owner) => {
+                annotations.insert(TRACKING_ANNOTATION.into(), json!(key.tracking_id(owner)));
+            }
+            None => {
+                annotations.remove(TRACKING_ANNOTATION);
+            }
+        }
+        object
+    }
+
+    #[tokio::test]
+    async fn a_hook_never_replaces_or_deletes_an_object_this_app_does_not_track() {
+        let hook = json!({"metadata": {"annotations": {
+            "argocd.argoproj.io/hook": "PreSync",
+            "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation,HookSucceeded,HookFailed"}}});
+        let desired = vec![desired("Job", "migrate", hook)];
+        // Untracked, tracked by another app, and another app's object that even carries
+        // this operation's hook annotation (so it looks like "ours" to the hook logic).
+        let cases = [
+            (
+                foreign("Job", "migrate", None, json!({})),
+                "not tracked by any application",
+            ),
+            (
+                foreign("Job", "migrate", Some("other"), json!({})),
+                "tracked by application other",
+            ),
+            (
+                foreign(
+                    "Job",
+                    "migrate",
+                    Some("other"),
+                    json!({"metadata": {"annotations": {HOOK_OPERATION_ANNOTATION: OPERATION}},
+                        "status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+                ),
+                "tracked by application other",
+            ),
+        ];
+        for (existing, owner) in cases {
+            let writer = FakeWriter::default();
+            let mut live = live(std::slice::from_ref(&existing));
+            let (_, executed) = sync(&writer, &desired, &mut live, &BTreeSet::new()).await;
+            assert_eq!(writer.requests(), Vec::<String>::new(), "{owner}");
+            assert_eq!(
+                executed.failure().as_deref(),
+                Some(
+                    format!(
+                        "hook failed: Job.batch ns/migrate: hook migrate would replace \
+                         Job.batch ns/migrate, which this application does not own ({owner}); \
+                         it was left untouched"
+                    )
+                    .as_str()
+                )
+            );
+            assert_eq!(live[&key("Job", "migrate")], existing, "untouched");
+        }
+    }
+
+    #[tokio::test]
+    async fn prune_refuses_an_object_this_app_does_not_track() {
+        let theirs = foreign("ConfigMap", "theirs", Some("other"), json!({}));
+        let plan = SyncPlan {
+            steps: vec![plan::Step {
+                phase: Some(plan::Phase::Sync),
+                prune: vec![key("ConfigMap", "theirs"), key("ConfigMap", "unseen")],
+                ..plan::Step::default()
+            }],
+            ..SyncPlan::default()
+        };
+        let writer = FakeWriter::default();
+        let reach = reach();
+        let mut live = live(&[theirs]);
+        let mut target = Target {
+            desired: &[],
+            reach: &reach,
+            live: &mut live,
+            operation_id: OPERATION,
+            done_hooks: &BTreeSet::new(),
+            concurrency: 4,
+            app: APP,
+            prune_approved: false,
+        };
+        let executed = run(&writer, &mut target, &plan).await;
+        assert_eq!(writer.requests(), Vec::<String>::new());
+        assert_eq!(
+            executed.failures(),
+            [
+                "ConfigMap ns/theirs: would prune ConfigMap ns/theirs, which this application \
+                 does not own (tracked by application other); it was left untouched",
+                "ConfigMap ns/unseen: would prune ConfigMap ns/unseen, which this application \
+                 does not own (not observed); it was left untouched"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn prune_confirm_waits_for_approval_and_then_prunes() {
+        let desired = vec![desired("ConfigMap", "cfg", json!({"data": {"k": "v"}}))];
+        let objects = [
+            manifest("ConfigMap", "precious", sync_options("Prune=confirm")),
+            manifest("ConfigMap", "old", json!({})),
+        ];
+        let live = live(&objects);
+        let plan = plan_for(&desired, &live, true);
+        assert_eq!(plan.prune_confirm, [key("ConfigMap", "precious")]);
+        let reach = reach();
+        for approved in [false, true] {
+            let writer = FakeWriter::default();
+            let mut live = live.clone();
+            let mut target = Target {
+                desired: &desired,
+                reach: &reach,
+                live: &mut live,
+                operation_id: OPERATION,
+                done_hooks: &BTreeSet::new(),
+                concurrency: 4,
+                app: APP,
+                prune_approved: approved,
+            };
+            let executed = run(&writer, &mut target, &plan).await;
+            if approved {
+                assert_eq!(
+                    writer.requests(),
+                    [
+                        "apply ConfigMap/cfg",
+                        "delete ConfigMap/precious",
+                        "delete ConfigMap/old"
+                    ]
+                );
+                assert_eq!(executed.waiting, None);
+            } else {
+                // The whole sync waits: nothing is applied or pruned meanwhile.
+                assert_eq!(writer.requests(), Vec::<String>::new());
+                assert_eq!(
+                    executed.waiting.as_deref(),
+                    Some(
+                        "waiting for pruning confirmation of ConfigMap ns/precious \
+                         (argosy app confirm-deletion)"
+                    )
+                );
+            }
+        }
+        // Without prune, Prune=confirm objects are simply skipped: nothing to wait for.
+        let plan = plan_for(&desired, &live, false);
+        assert!(plan.prune_confirm.is_empty());
+        assert_eq!(plan.awaiting_confirmation(false), None);
+    }
+
+    #[tokio::test]
+    async fn finalize_waits_for_approval_of_delete_confirm() {
+        let tracked: Vec<(ObjKey, Value)> = live(&[
+            manifest("ConfigMap", "a", json!({})),
+            manifest("ConfigMap", "precious", sync_options("Delete=confirm")),
+        ])
+        .into_iter()
+        .collect();
+        let writer = FakeWriter::default();
+        let outcome = finalize(&writer, &reach(), &tracked, APP, false).await;
+        assert_eq!(writer.requests(), ["delete ConfigMap/a"]);
+        assert_eq!(
+            outcome.awaiting_confirmation,
+            [key("ConfigMap", "precious")]
+        );
+        let writer = FakeWriter::default();
+        let outcome = finalize(&writer, &reach(), &tracked, APP, true).await;
+        assert_eq!(
+            writer.requests(),
+            ["delete ConfigMap/a", "delete ConfigMap/precious"]
+        );
+        assert!(outcome.awaiting_confirmation.is_empty());
+    }
+
     #[tokio::test]
     async fn sync_fail_hooks_run_only_after_a_failure_and_hook_succeeded_deletes() {
         let desired = vec![
@@ -877,6 +1119,8 @@ mod tests {
             operation_id: OPERATION,
             done_hooks: &done,
             concurrency: 4,
+            app: APP,
+            prune_approved: false,
         };
         let hooks = run_sync_fail_hooks(&writer, &mut target, &plan, &mut executed).await;
         assert_eq!(hooks, SyncFailHooks::Running);
@@ -955,6 +1199,8 @@ mod tests {
             operation_id: OPERATION,
             done_hooks: &BTreeSet::new(),
             concurrency: 4,
+            app: APP,
+            prune_approved: false,
         };
         run(&writer, &mut target, &plan).await;
         assert_eq!(writer.requests(), Vec::<String>::new());
@@ -1036,7 +1282,7 @@ mod tests {
         .into_iter()
         .collect();
         let writer = FakeWriter::default();
-        let outcome = finalize(&writer, &reach(), &tracked, APP).await;
+        let outcome = finalize(&writer, &reach(), &tracked, APP, false).await;
         assert_eq!(
             writer.requests(),
             ["delete ConfigMap/a", "delete Deployment/web"]
@@ -1062,7 +1308,7 @@ mod tests {
         let writer = FakeWriter::default()
             .fail("delete ConfigMap/a", 403, "forbidden")
             .fail("delete ConfigMap/gone", 404, "not found");
-        let outcome = finalize(&writer, &reach(), &tracked, APP).await;
+        let outcome = finalize(&writer, &reach(), &tracked, APP, false).await;
         assert_eq!(
             writer.requests(),
             [

@@ -366,9 +366,29 @@ pub struct SyncPlan {
     /// `SyncFail` hooks (indexes into the desired objects, by wave then name): they run
     /// only once the sync has failed.
     pub sync_fail: Vec<usize>,
+    /// Objects the steps prune that are marked `Prune=confirm`: the sync waits for the
+    /// Application's approval before it runs any step ([`SyncPlan::awaiting_confirmation`]).
+    pub prune_confirm: Vec<ObjKey>,
 }
 
 impl SyncPlan {
+    /// Why the sync must wait instead of running, when it prunes `Prune=confirm` objects
+    /// and the Application has not approved that (`approved`: its
+    /// `argocd.argoproj.io/deletion-approved` is not older than the operation's start).
+    /// As in Argo CD the whole sync waits, so nothing is half-applied meanwhile; the
+    /// operation stays Running with this message.
+    #[must_use]
+    pub fn awaiting_confirmation(&self, approved: bool) -> Option<String> {
+        if approved || self.prune_confirm.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = self.prune_confirm.iter().map(ToString::to_string).collect();
+        Some(format!(
+            "waiting for pruning confirmation of {} (argosy app confirm-deletion)",
+            names.join(", ")
+        ))
+    }
+
     /// True when the plan applies, prunes or runs nothing.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -438,12 +458,17 @@ pub fn steps(
         let options = live_options(&s.key);
         if !prune || options.no_prune {
             plan.prune_skipped.push(s.key.clone());
-        } else if options.prune_last {
-            prune_last.push(s.key.clone());
         } else {
-            step(&mut waves, Phase::Sync, s.wave)
-                .prune
-                .push(s.key.clone());
+            if options.prune_confirm {
+                plan.prune_confirm.push(s.key.clone());
+            }
+            if options.prune_last {
+                prune_last.push(s.key.clone());
+            } else {
+                step(&mut waves, Phase::Sync, s.wave)
+                    .prune
+                    .push(s.key.clone());
+            }
         }
     }
     for ((_, _), mut s) in waves {

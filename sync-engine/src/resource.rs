@@ -20,6 +20,10 @@ pub const SYNC_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
 pub const HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
 /// Annotation saying when a hook is deleted.
 pub const HOOK_DELETE_POLICY_ANNOTATION: &str = "argocd.argoproj.io/hook-delete-policy";
+/// Annotation on an Application approving the pruning (`Prune=confirm`) or deletion
+/// (`Delete=confirm`) of its resources: an RFC 3339 time, Argo CD's
+/// `argocd app confirm-deletion`. It approves what waits since before that time.
+pub const DELETION_APPROVED_ANNOTATION: &str = "argocd.argoproj.io/deletion-approved";
 /// Helm's hook annotation, which Argo CD maps onto its own hooks.
 const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
 
@@ -111,6 +115,43 @@ pub fn is_tracked_by(object: &Value, app: &str) -> bool {
     ObjKey::of(object).is_some_and(|key| key.tracking_id(app) == id)
 }
 
+/// Whether a sync of `app` may replace (delete and re-create) or delete the live object
+/// `live` that sits at a hook's or a prune's key. Only objects this app tracks qualify:
+/// those it deployed, and hooks an earlier run created (a created hook carries the app's
+/// tracking id, like every manifest the engine writes). An untracked object, or one
+/// another app tracks, is someone else's: a hook manifest named like an existing
+/// `Namespace payments` must not delete it.
+#[must_use]
+pub fn may_replace(live: &Value, app: &str) -> bool {
+    is_tracked_by(live, app)
+}
+
+/// Who the live object's tracking id names, for messages: `tracked by app other`, or
+/// `not tracked by any application`.
+#[must_use]
+pub fn ownership_note(live: &Value) -> String {
+    match annotation(live, TRACKING_ANNOTATION).and_then(tracking_app) {
+        Some(owner) => format!("tracked by application {owner}"),
+        None => "not tracked by any application".to_owned(),
+    }
+}
+
+/// Whether the Application's `argocd.argoproj.io/deletion-approved` annotation
+/// (`approved`) approves what has waited since `since` (an operation's `startedAt`, or
+/// the Application's `deletionTimestamp`): both RFC 3339, approval at or after `since`.
+/// An unreadable time approves nothing (as in Argo CD, which ignores it).
+#[must_use]
+pub fn deletion_approved(approved: Option<&str>, since: &str) -> bool {
+    use k8s_openapi::jiff::Timestamp;
+    let (Some(approved), Ok(since)) = (approved, since.parse::<Timestamp>()) else {
+        return false;
+    };
+    approved
+        .trim()
+        .parse::<Timestamp>()
+        .is_ok_and(|at| at >= since)
+}
+
 /// The app instance a tracking id names.
 #[must_use]
 pub fn tracking_app(tracking_id: &str) -> Option<&str> {
@@ -140,6 +181,12 @@ pub struct ResourceOptions {
     pub prune_last: bool,
     /// `Replace=true`: replace (PUT) instead of apply.
     pub replace: bool,
+    /// `Prune=confirm`: prune only once the Application approves it
+    /// ([`DELETION_APPROVED_ANNOTATION`] newer than the operation's start).
+    pub prune_confirm: bool,
+    /// `Delete=confirm`: delete on the Application's deletion only once it approves it
+    /// ([`DELETION_APPROVED_ANNOTATION`] newer than its `deletionTimestamp`).
+    pub delete_confirm: bool,
 }
 
 impl ResourceOptions {
@@ -150,9 +197,30 @@ impl ResourceOptions {
         let own = annotation(object, SYNC_OPTIONS_ANNOTATION).unwrap_or_default();
         for option in app_options.iter().map(String::as_str).chain(own.split(',')) {
             match option.trim() {
-                "Prune=false" => out.no_prune = true,
-                "Prune=true" => out.no_prune = false,
-                "Delete=false" => out.no_delete = true,
+                "Prune=false" => {
+                    out.no_prune = true;
+                    out.prune_confirm = false;
+                }
+                "Prune=true" => {
+                    out.no_prune = false;
+                    out.prune_confirm = false;
+                }
+                "Prune=confirm" => {
+                    out.no_prune = false;
+                    out.prune_confirm = true;
+                }
+                "Delete=false" => {
+                    out.no_delete = true;
+                    out.delete_confirm = false;
+                }
+                "Delete=true" => {
+                    out.no_delete = false;
+                    out.delete_confirm = false;
+                }
+                "Delete=confirm" => {
+                    out.no_delete = false;
+                    out.delete_confirm = true;
+                }
                 "PruneLast=true" => out.prune_last = true,
                 "Replace=true" => out.replace = true,
                 "Replace=false" => out.replace = false,
@@ -357,6 +425,61 @@ mod tests {
         let copy = cm(json!({TRACKING_ANNOTATION: "app:/ConfigMap:ns/original"}));
         assert!(!is_tracked_by(&copy, "app"));
         assert!(!is_tracked_by(&cm(json!({})), "app"));
+    }
+
+    #[test]
+    fn only_objects_this_app_tracks_may_be_replaced() {
+        // An existing namespace nobody tracks: a hook named like it must not replace it.
+        let untracked = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "payments"}});
+        assert!(!may_replace(&untracked, "app"));
+        assert_eq!(ownership_note(&untracked), "not tracked by any application");
+        // Another app's object.
+        let theirs = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "payments",
+                "annotations": {TRACKING_ANNOTATION: "other:/Namespace:/payments"}}});
+        assert!(!may_replace(&theirs, "app"));
+        assert_eq!(ownership_note(&theirs), "tracked by application other");
+        // A copy of our tracking id on another object is not ours either.
+        assert!(!may_replace(
+            &cm(json!({TRACKING_ANNOTATION: "app:/ConfigMap:ns/original"})),
+            "app"
+        ));
+        // Our own (a resource we deployed, or a hook an earlier run created).
+        let hook = cm(json!({TRACKING_ANNOTATION: "app:/ConfigMap:ns/c",
+            HOOK_ANNOTATION: "PreSync", "argosy.io/sync-operation": "earlier"}));
+        assert!(may_replace(&hook, "app"));
+    }
+
+    #[test]
+    fn deletion_is_approved_only_at_or_after_the_wait_began() {
+        let since = "2026-01-01T10:00:00Z";
+        assert!(deletion_approved(Some("2026-01-01T10:00:00Z"), since));
+        assert!(deletion_approved(Some("2026-01-01T10:00:01Z"), since));
+        assert!(!deletion_approved(Some("2026-01-01T09:59:59Z"), since));
+        assert!(!deletion_approved(None, since));
+        assert!(!deletion_approved(Some("yes"), since));
+        assert!(!deletion_approved(
+            Some("2026-01-01T10:00:01Z"),
+            "not a time"
+        ));
+    }
+
+    #[test]
+    fn confirm_options_parse_and_reset() {
+        let o = ResourceOptions::of(
+            &cm(json!({SYNC_OPTIONS_ANNOTATION: "Prune=confirm,Delete=confirm"})),
+            &[],
+        );
+        assert!(o.prune_confirm && o.delete_confirm && !o.no_prune && !o.no_delete);
+        // The app level sets it, the resource's own annotation wins.
+        let o = ResourceOptions::of(
+            &cm(json!({SYNC_OPTIONS_ANNOTATION: "Prune=true"})),
+            &["Prune=confirm".into()],
+        );
+        assert!(!o.prune_confirm);
+        let o = ResourceOptions::of(&cm(json!({})), &["Prune=confirm".into()]);
+        assert!(o.prune_confirm);
     }
 
     #[test]

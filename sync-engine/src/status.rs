@@ -49,6 +49,10 @@ pub enum ConditionType {
     SyncError,
     /// Something is off but nothing is blocked (e.g. an unsupported ignore expression).
     Warning,
+    /// A deleted Application's resources could not be deleted (yet): its finalizer stays.
+    DeletionError,
+    /// The controller's reconcile failed internally (a contained panic).
+    ReconcileError,
 }
 
 impl ConditionType {
@@ -60,6 +64,8 @@ impl ConditionType {
             ConditionType::InvalidSpecError => "InvalidSpecError",
             ConditionType::SyncError => "SyncError",
             ConditionType::Warning => "Warning",
+            ConditionType::DeletionError => "DeletionError",
+            ConditionType::ReconcileError => "ReconcileError",
         }
     }
 }

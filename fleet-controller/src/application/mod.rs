@@ -111,6 +111,8 @@ pub struct Context {
     /// reconcile (kept apart: [`Echoes`] tracks its own lifecycle per key).
     status_echoes: Mutex<Echoes<AppKey>>,
     pub metrics: Metrics,
+    /// Consecutive contained panics per app ([`crate::contain`]), for the requeue backoff.
+    panics: crate::contain::PanicBackoff,
 }
 
 impl Context {
@@ -142,6 +144,7 @@ impl Context {
             records: Mutex::default(),
             status_echoes: Mutex::default(),
             metrics: Metrics::default(),
+            panics: crate::contain::PanicBackoff::default(),
         }
     }
 
@@ -188,6 +191,12 @@ struct AppKey {
     name: String,
 }
 
+impl std::fmt::Display for AppKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 impl AppKey {
     fn of(app: &Application) -> AppKey {
         AppKey {
@@ -211,11 +220,16 @@ struct AppRecord {
     /// watches have them: a reconcile must not take the pre-apply copy in the watch cache
     /// for drift and apply again.
     applied: Option<AppliedVersions>,
+    /// Failed finalizer passes in a row (their retries back off).
+    finalize_failures: u32,
 }
 
 impl AppRecord {
     fn is_empty(&self) -> bool {
-        self.self_heal == SelfHeal::default() && self.written.is_none() && self.applied.is_none()
+        self.self_heal == SelfHeal::default()
+            && self.written.is_none()
+            && self.applied.is_none()
+            && self.finalize_failures == 0
     }
 }
 
@@ -356,7 +370,17 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
         ),
         cluster = %destination_label(&app),
     );
-    let result = reconcile_app(&app, &ctx).instrument(span).await;
+    let key = AppKey::of(&app).to_string();
+    let result =
+        match crate::contain::catch(reconcile_app(&app, &ctx).instrument(span.clone())).await {
+            Ok(result) => {
+                ctx.panics.recovered(&key);
+                result
+            }
+            Err(message) => Ok(reconcile_panicked(&app, &ctx, &key, &message)
+                .instrument(span)
+                .await),
+        };
     ctx.metrics.app_reconciled(
         &app,
         result.as_ref().map(|_| ()).map_err(Error::category),
@@ -365,8 +389,33 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
+/// A contained panic of [`reconcile_app`]: counted, reported on the Application (a
+/// `ReconcileError` condition, best effort, and a Warning Event) and retried with backoff.
+async fn reconcile_panicked(app: &Application, ctx: &Context, key: &str, message: &str) -> Action {
+    let retry = ctx.panics.panicked(key);
+    ctx.metrics.reconcile_panicked("application");
+    let why = crate::contain::report(message);
+    tracing::error!(%why, retry = ?retry, "reconcile panicked");
+    let existing = app
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let report = Report::unknown(&existing, ConditionType::ReconcileError, why.clone());
+    if let Err(e) = write_status(app, ctx, &existing, &report, false).await {
+        tracing::warn!(error = %e, "reporting the panic in the status failed");
+    }
+    warn(ctx, app, ConditionType::ReconcileError.as_str(), &why).await;
+    Action::requeue(retry)
+}
+
 async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Action, Error> {
     let (app, ctx) = (app.clone(), ctx.clone());
+    // Test-only: a reconcile that panics, to prove containment (never in the binary).
+    #[cfg(test)]
+    if app.metadata.name.as_deref() == Some(tests::PANICS) {
+        panic!("injected by a test");
+    }
     if !ctx.is_leader() {
         return Ok(Action::await_change());
     }
@@ -514,6 +563,15 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 operation_id: &started,
                 done_hooks: &done_hooks,
                 concurrency: ctx.config.concurrency,
+                app: &instance,
+                prune_approved: resource::deletion_approved(
+                    app.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(resource::DELETION_APPROVED_ANNOTATION))
+                        .map(String::as_str),
+                    &started,
+                ),
             };
             // An operation that already failed and waits for its SyncFail hooks does not
             // apply again; it only follows the hooks.
@@ -1443,7 +1501,12 @@ async fn warn(ctx: &Context, app: &Application, reason: &str, note: &str) {
 }
 
 /// A deleted Application with Argo CD's resources finalizer: delete what it deployed
-/// (except `Delete=false`), then let it go. An unreachable cluster holds the finalizer.
+/// (except `Delete=false`, and `Delete=confirm` until approved), then let it go. While the
+/// destination is registered but cannot be reached, or any delete fails, the finalizer
+/// stays (a `DeletionError` condition, retried with capped backoff): releasing it would
+/// orphan the workloads for good. Only a deregistered cluster (no cluster Secret names
+/// it any more) ends it without deleting, with a Warning Event saying so. The decision is
+/// [`decide::finalizer_step`]; this function only gathers what it needs and acts on it.
 async fn finalize(
     app: &Application,
     ctx: &Context,
@@ -1457,23 +1520,46 @@ async fn finalize(
     {
         return Ok(Action::await_change());
     }
-    let leftover = match delete_tracked(app, ctx, instance, existing).await {
-        Ok(left) => left,
-        Err(problem) => {
-            let report = Report::unknown(existing, problem.condition, problem.message);
-            write_status(app, ctx, existing, &report, false).await?;
-            return Ok(Action::requeue(problem.retry));
-        }
-    };
-    if !leftover.is_empty() {
-        let report = Report::unknown(
-            existing,
-            ConditionType::SyncError,
-            format!("deleting the app's resources: {}", leftover.join("; ")),
-        );
-        write_status(app, ctx, existing, &report, false).await?;
+    // A half-loaded cluster Secret list would look like a deregistered cluster.
+    if !ctx.clusters.ready().await {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
+    let key = AppKey::of(app);
+    let view = finalizer_view(app, ctx, instance, existing).await;
+    let failed_before = ctx.record(&key, |r| r.finalize_failures);
+    match decide::finalizer_step(view, failed_before) {
+        decide::FinalizerStep::Release => {
+            ctx.record(&key, |r| r.finalize_failures = 0);
+            remove_finalizer(app, ctx, finalizers).await
+        }
+        decide::FinalizerStep::Hold { why, retry, failed } => {
+            if failed {
+                ctx.record(&key, |r| {
+                    r.finalize_failures = r.finalize_failures.saturating_add(1);
+                });
+            }
+            tracing::info!(app = instance, %why, retry = ?retry, "finalizer held");
+            let report = Report::unknown(existing, ConditionType::DeletionError, why.clone());
+            if write_status(app, ctx, existing, &report, false).await? {
+                warn(ctx, app, ConditionType::DeletionError.as_str(), &why).await;
+            }
+            Ok(Action::requeue(retry))
+        }
+        decide::FinalizerStep::Abandon { why } => {
+            ctx.record(&key, |r| r.finalize_failures = 0);
+            tracing::warn!(app = instance, %why, "finalizer released without deleting");
+            warn(ctx, app, "ResourcesLeftBehind", &why).await;
+            remove_finalizer(app, ctx, finalizers).await
+        }
+    }
+}
+
+/// Removes Argo CD's resources finalizer (and only it) from `app`.
+async fn remove_finalizer(
+    app: &Application,
+    ctx: &Context,
+    finalizers: Vec<String>,
+) -> Result<Action, Error> {
     let name = app.metadata.name.clone().unwrap_or_default();
     let remaining: Vec<String> = finalizers
         .into_iter()
@@ -1497,25 +1583,111 @@ async fn finalize(
     }
 }
 
-async fn delete_tracked(
+/// Tries the finalizer's deletions and says what it found. Every step that cannot read
+/// the cluster (connection, discovery of a kind the app deployed, watches) blocks: an
+/// unreachable cluster must not look like one without objects to delete.
+async fn finalizer_view(
     app: &Application,
     ctx: &Context,
     instance: &str,
     existing: &Value,
-) -> Result<Vec<String>, Problem> {
-    let cluster = destination_cluster(app, ctx)?;
-    let conn = ctx
-        .clients
-        .connect(&cluster)
-        .await
-        .map_err(|e| Problem::comparison(e.to_string()))?;
-    let mut reach = BTreeMap::new();
-    add_deployed_kinds(&conn, existing, &mut reach).await;
-    watch_kinds(ctx, &conn, &reach).await?;
+) -> decide::FinalizerView {
+    use decide::FinalizerView::{Blocked, Deleted, Deregistered};
+    let clusters = ctx.clusters.valid_clusters();
+    let cluster = match resolve_destination(&app.spec.destination, &clusters) {
+        Ok(c) => c.into_owned(),
+        Err(
+            DestinationError::UnknownServer { server: unknown }
+            | DestinationError::UnknownName { name: unknown },
+        ) => return Deregistered(unknown),
+        Err(other) => return Blocked(format!("destination: {other}")),
+    };
+    let conn = match ctx.clients.connect(&cluster).await {
+        Ok(conn) => conn,
+        Err(e) => return Blocked(e.to_string()),
+    };
+    let unreachable = |ctx: &Context| {
+        ctx.live.unreachable(&conn.server).map(|reason| {
+            status::Unreachable {
+                server: conn.server.clone(),
+                reason,
+            }
+            .to_string()
+        })
+    };
+    if let Some(why) = unreachable(ctx) {
+        return Blocked(why);
+    }
+    let reach = match deployed_kinds(&conn, existing).await {
+        Ok(reach) => reach,
+        Err(why) => return Blocked(why),
+    };
+    if let Err(problem) = watch_kinds(ctx, &conn, &reach).await {
+        return Blocked(problem.message);
+    }
+    if let Some(why) = unreachable(ctx) {
+        return Blocked(why);
+    }
     let tracked = ctx.live.tracked(&conn.server, instance);
-    Ok(execute::finalize(&*conn, &reach, &tracked, instance)
-        .await
-        .failures())
+    let approved = app.metadata.deletion_timestamp.as_ref().is_some_and(|t| {
+        resource::deletion_approved(
+            app.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(resource::DELETION_APPROVED_ANNOTATION))
+                .map(String::as_str),
+            &t.0.to_string(),
+        )
+    });
+    let outcome = execute::finalize(&*conn, &reach, &tracked, instance, approved).await;
+    let failures = outcome.failures();
+    if failures.is_empty() {
+        Deleted {
+            awaiting: outcome
+                .awaiting_confirmation
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    } else {
+        Blocked(failures.join("; "))
+    }
+}
+
+/// The kinds listed in the app's last `status.resources`, resolved on its cluster. Unlike
+/// [`add_deployed_kinds`] a failing lookup is an error: only a kind the cluster answers
+/// it does not serve is left out (it has no objects left to delete).
+async fn deployed_kinds(
+    conn: &ClusterConn,
+    existing: &Value,
+) -> Result<BTreeMap<(String, String), Reach>, String> {
+    let mut reach = BTreeMap::new();
+    for r in existing
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
+        let (group, version, kind) = (text("group"), text("version"), text("kind"));
+        let key = (group.to_owned(), kind.to_owned());
+        if reach.contains_key(&key) || kind.is_empty() {
+            continue;
+        }
+        let api_version = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
+        match conn.resource(&api_version, kind).await {
+            Ok((resource, scope)) => {
+                reach.insert(key, Reach { resource, scope });
+            }
+            Err(argosy_sync_engine::clients::ClientError::UnknownKind { .. }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(reach)
 }
 
 #[cfg(test)]
@@ -1553,6 +1725,29 @@ mod tests {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": namespace, "resourceVersion": "7"}}))
         .expect("an Application")
+    }
+
+    /// The name of an Application whose reconcile panics (see `reconcile_app`).
+    pub(super) const PANICS: &str = "panics-in-test";
+
+    /// A reconcile that panics is contained: the caller gets a requeue with backoff, the
+    /// panic is counted, and the next app reconciles as usual.
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_contained_and_backs_off() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let ctx = Arc::new(offline_context(dir.path()));
+        let app = Arc::new(application("argocd", PANICS));
+        let first = reconcile(app.clone(), ctx.clone())
+            .await
+            .expect("an action");
+        assert_eq!(first, Action::requeue(Duration::from_secs(5)));
+        let second = reconcile(app, ctx.clone()).await.expect("an action");
+        assert_eq!(second, Action::requeue(Duration::from_secs(10)));
+        assert_eq!(ctx.metrics.reconcile_panics("application"), 2);
+        // The same context serves another app afterwards: its reconcile returns (offline,
+        // it cannot write its status) instead of unwinding, and counts no panic.
+        let _offline = reconcile(Arc::new(application("argocd", "fine")), ctx.clone()).await;
+        assert_eq!(ctx.metrics.reconcile_panics("application"), 2);
     }
 
     /// Deleting an app drops its records (and only its): nothing reconciles it again.

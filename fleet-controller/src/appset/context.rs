@@ -69,6 +69,8 @@ pub struct Context {
     pub config: Config,
     /// Consecutive failures per ApplicationSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
+    /// Consecutive contained panics per ApplicationSet ([`crate::contain`]).
+    pub(super) panics: crate::contain::PanicBackoff,
 }
 
 impl Context {
@@ -96,6 +98,7 @@ impl Context {
             leader,
             config,
             failures: Mutex::default(),
+            panics: crate::contain::PanicBackoff::default(),
         }
     }
 

@@ -37,6 +37,37 @@ pub async fn reconcile(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result
     reconcile_appset(appset, ctx).instrument(span).await
 }
 
+/// [`reconcile`] with its panics contained ([`crate::contain`]): a panic is counted in
+/// `metrics`, reported on the ApplicationSet (`ErrorOccurred` with reason
+/// `ReconcileError`, best effort, and a Warning Event) and requeued with backoff; the
+/// other ApplicationSets keep being reconciled.
+pub async fn reconcile_contained(
+    appset: Arc<ApplicationSet>,
+    ctx: Arc<Context>,
+    metrics: &crate::metrics::Metrics,
+) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(appset.as_ref());
+    match crate::contain::catch(reconcile(appset.clone(), ctx.clone())).await {
+        Ok(result) => {
+            ctx.panics.recovered(&key.to_string());
+            result
+        }
+        Err(message) => {
+            metrics.reconcile_panicked("applicationset");
+            let why = crate::contain::report(&message);
+            tracing::error!(appset = %key, %why, "reconcile panicked");
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let status =
+                status::with_internal_error(&appset.status.clone().unwrap_or_default(), &why, &now);
+            // Publishes the Warning Event for the changed ErrorOccurred condition.
+            if let Err(e) = writer::publish_status(&appset, status, &ctx).await {
+                tracing::warn!(appset = %key, error = %e, "reporting the panic in the status failed");
+            }
+            Ok(Action::requeue(ctx.panics.panicked(&key.to_string())))
+        }
+    }
+}
+
 async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = appset
         .metadata

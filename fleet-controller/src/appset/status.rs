@@ -163,6 +163,28 @@ fn held_message(held: &[String], limit: usize) -> String {
     )
 }
 
+/// `status` with `ErrorOccurred` set to `message` (reason `ReconcileError`): what a
+/// contained panic of the reconcile reports; the other conditions are kept as they were.
+#[must_use]
+pub fn with_internal_error(
+    status: &ApplicationSetStatus,
+    message: &str,
+    now: &Time,
+) -> ApplicationSetStatus {
+    let mut out = status.clone();
+    let cond = condition(
+        &status.conditions,
+        "ErrorOccurred",
+        true,
+        "ReconcileError",
+        message,
+        now,
+    );
+    out.conditions.retain(|c| c.type_ != "ErrorOccurred");
+    out.conditions.push(cond);
+    out
+}
+
 fn condition(
     previous: &[ApplicationSetCondition],
     type_: &str,

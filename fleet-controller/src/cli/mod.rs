@@ -289,6 +289,15 @@ mod tests {
             matches!(flags.command, AppCommand::Rollback { id: Some(3), ref wait, .. } if wait.wait)
         );
         assert!(parse(&["argosy", "app", "list", "-o", "wide"]).is_err());
+        let Ok(Command::App(flags)) =
+            parse(&["argosy", "app", "confirm-deletion", "shop", "-n", "team"])
+        else {
+            panic!("app confirm-deletion did not parse");
+        };
+        assert_eq!(flags.namespace, "team");
+        assert!(
+            matches!(flags.command, AppCommand::ConfirmDeletion { ref name } if name == "shop")
+        );
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub enum AppCommand {
         #[command(flatten)]
         wait: WaitFlags,
     },
+    /// Approve pruning (`Prune=confirm`) and deletion (`Delete=confirm`) of the app's
+    /// resources that wait for it: sets `argocd.argoproj.io/deletion-approved` to now, as
+    /// `argocd app confirm-deletion` does.
+    ConfirmDeletion { name: String },
 }
 
 /// `--wait` and `--timeout`.
@@ -158,6 +162,8 @@ pub enum AppError {
     Conflict { name: String },
     #[error("requesting the operation on application {name}: {error}")]
     Request { name: String, error: kube::Error },
+    #[error("approving deletions of application {name}: {error}")]
+    ConfirmDeletion { name: String, error: kube::Error },
     #[error("timed out after {seconds} s waiting for the operation on application {name}{state}")]
     Timeout {
         name: String,
@@ -199,6 +205,7 @@ impl AppError {
             AppError::NoHistory { .. } => "no_history",
             AppError::Conflict { .. } => "conflict",
             AppError::Request { .. } => "request",
+            AppError::ConfirmDeletion { .. } => "confirm_deletion",
             AppError::Timeout { .. } => "timeout",
             AppError::Cancelled { .. } => "cancelled",
             AppError::OperationFailed { .. } => "operation_failed",
@@ -276,6 +283,16 @@ pub async fn run(
             let operation = rollback_operation(&app, id, prune, &user())?;
             apps.request(&app, &operation).await?;
             finish(&apps, &name, &operation, &wait, out).await?;
+        }
+        AppCommand::ConfirmDeletion { name } => {
+            let at = apps.confirm_deletion(&name).await?;
+            emit(
+                out,
+                &format!(
+                    "application {name}: deletions approved at {at} ({})\n",
+                    argosy_sync_engine::resource::DELETION_APPROVED_ANNOTATION
+                ),
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -570,6 +587,32 @@ impl Apps {
             format::text(a, "/metadata/name").cmp(format::text(b, "/metadata/name"))
         });
         Ok(apps)
+    }
+
+    /// Sets Argo CD's deletion approval on `name` to now (RFC 3339, seconds): it approves
+    /// what waits since before this moment. Returns the time written.
+    async fn confirm_deletion(&self, name: &str) -> Result<String, AppError> {
+        let at = k8s_openapi::jiff::Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let body = json!({"metadata": {"annotations": {
+            argosy_sync_engine::resource::DELETION_APPROVED_ANNOTATION: at}}});
+        let params = PatchParams {
+            field_manager: Some("argosy-cli".to_owned()),
+            ..PatchParams::default()
+        };
+        match self.api.patch(name, &params, &Patch::Merge(&body)).await {
+            Ok(_) => Ok(at),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(AppError::NotFound {
+                name: name.to_owned(),
+                namespace: self.namespace.clone(),
+            }),
+            Err(error) => Err(AppError::ConfirmDeletion {
+                name: name.to_owned(),
+                error,
+            }),
+        }
     }
 
     /// Sets `operation` on `app`, only if the app is unchanged since it was read.
