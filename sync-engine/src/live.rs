@@ -61,8 +61,19 @@ impl LiveError {
     }
 }
 
-/// `(server, group/version/kind)`.
-type WatchKey = (String, String);
+/// `(server, group/version/kind, namespace)`: the namespace is empty for a watch of the
+/// whole cluster, else the one namespace a scoped cluster Secret lets Argosy see.
+type WatchKey = (String, String, String);
+
+/// Where a kind is watched on one cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchScope {
+    /// One watch over every namespace (or a cluster-scoped kind).
+    Cluster,
+    /// One watch per namespace: the cluster Secret lists `namespaces`, and the credentials
+    /// may be good for nothing else (a customer who grants namespace-level RBAC only).
+    Namespaces(Vec<String>),
+}
 
 struct Watch {
     resource: ApiResource,
@@ -122,20 +133,43 @@ impl LiveCache {
         }
     }
 
-    /// Makes sure `resource` is watched on `server` and its first list has completed.
-    /// Fails when the cluster is unreachable (the watch keeps retrying on its own).
+    /// Makes sure `resource` is watched on `server` in `scope` and the first lists have
+    /// completed. Fails when the cluster is unreachable (the watches keep retrying on their
+    /// own).
     pub async fn ensure(
         &self,
         server: &str,
         client: &Client,
         resource: &ApiResource,
+        scope: &WatchScope,
     ) -> Result<(), LiveError> {
-        let key = (server.to_owned(), gvk_id(resource));
+        match scope {
+            WatchScope::Cluster => self.ensure_one(server, client, resource, "").await,
+            WatchScope::Namespaces(namespaces) => {
+                futures::future::try_join_all(
+                    namespaces
+                        .iter()
+                        .map(|ns| self.ensure_one(server, client, resource, ns)),
+                )
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn ensure_one(
+        &self,
+        server: &str,
+        client: &Client,
+        resource: &ApiResource,
+        namespace: &str,
+    ) -> Result<(), LiveError> {
+        let key = (server.to_owned(), gvk_id(resource), namespace.to_owned());
         let watch = {
             let mut watches = lock(&self.watches);
             watches
                 .entry(key)
-                .or_insert_with(|| self.start(server, client.clone(), resource.clone()))
+                .or_insert_with(|| self.start(server, client.clone(), resource.clone(), namespace))
                 .clone()
         };
         if let Some(reason) = lock(&watch.state).failing.clone() {
@@ -164,13 +198,13 @@ impl LiveCache {
     pub fn unreachable(&self, server: &str) -> Option<String> {
         lock(&self.watches)
             .iter()
-            .filter(|((s, _), _)| s == server)
+            .filter(|((s, _, _), _)| s == server)
             .find_map(|(_, w)| lock(&w.state).failing.clone())
     }
 
     /// The live object at `key`, as JSON, if its kind is watched on `server`.
     pub fn get(&self, server: &str, resource: &ApiResource, key: &ObjKey) -> Option<Value> {
-        let watch = self.watch(server, resource)?;
+        let watch = self.watch(server, resource, &key.namespace)?;
         let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
         if !key.namespace.is_empty() {
             reference = reference.within(&key.namespace);
@@ -186,7 +220,7 @@ impl LiveCache {
     pub fn tracked(&self, server: &str, app: &str) -> Vec<(ObjKey, Value)> {
         let watches: Vec<Arc<Watch>> = lock(&self.watches)
             .iter()
-            .filter(|((s, _), _)| s == server)
+            .filter(|((s, _, _), _)| s == server)
             .map(|(_, w)| w.clone())
             .collect();
         let mut out = Vec::new();
@@ -214,7 +248,7 @@ impl LiveCache {
     /// `key` (of `resource` on `server`) is about to be applied by the app that tracks it:
     /// its watch events are held back until [`Self::written`] tells the version applied.
     pub fn writing(&self, server: &str, resource: &ApiResource, key: &ObjKey) {
-        if let Some(watch) = self.watch(server, resource) {
+        if let Some(watch) = self.watch(server, resource, &key.namespace) {
             lock(&watch.state).echoes.writing(key.clone());
         }
     }
@@ -229,7 +263,7 @@ impl LiveCache {
         key: &ObjKey,
         resource_version: Option<u64>,
     ) {
-        let Some(watch) = self.watch(server, resource) else {
+        let Some(watch) = self.watch(server, resource, &key.namespace) else {
             return;
         };
         let app = {
@@ -249,19 +283,36 @@ impl LiveCache {
         (self.trigger)(app);
     }
 
-    fn watch(&self, server: &str, resource: &ApiResource) -> Option<Arc<Watch>> {
-        lock(&self.watches)
-            .get(&(server.to_owned(), gvk_id(resource)))
+    /// The watch that sees objects of `resource` in `namespace` on `server`: the
+    /// namespace's own, else the cluster-wide one.
+    fn watch(&self, server: &str, resource: &ApiResource, namespace: &str) -> Option<Arc<Watch>> {
+        let watches = lock(&self.watches);
+        let gvk = gvk_id(resource);
+        let key = |ns: &str| (server.to_owned(), gvk.clone(), ns.to_owned());
+        (!namespace.is_empty())
+            .then(|| watches.get(&key(namespace)))
+            .flatten()
+            .or_else(|| watches.get(&key("")))
             .cloned()
     }
 
     /// Stops every watch of `server` (its cluster Secret is gone).
     pub fn forget(&self, server: &str) {
-        lock(&self.watches).retain(|(s, _), _| s != server);
+        lock(&self.watches).retain(|(s, _, _), _| s != server);
     }
 
-    fn start(&self, server: &str, client: Client, resource: ApiResource) -> Arc<Watch> {
-        let api: Api<DynamicObject> = Api::all_with(client, &resource);
+    fn start(
+        &self,
+        server: &str,
+        client: Client,
+        resource: ApiResource,
+        namespace: &str,
+    ) -> Arc<Watch> {
+        let api: Api<DynamicObject> = if namespace.is_empty() {
+            Api::all_with(client, &resource)
+        } else {
+            Api::namespaced_with(client, namespace, &resource)
+        };
         let mut writer = Writer::new(resource.clone());
         let store = writer.as_reader();
         let (listed, ready) = StoreReady::new();

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use argosy_crds::Application;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Map, Value, json};
 
 use crate::argocd::{ARGOCD_NAMESPACE, TEST_FIELD_MANAGER};
+use crate::control_plane::TestCluster;
 pub use crate::ports::free_port;
 
 /// An `argoproj.io/v1alpha1` Application, in [`ARGOCD_NAMESPACE`] and project `default`
@@ -241,6 +243,8 @@ pub struct ClusterSecretBuilder {
     labels: BTreeMap<String, String>,
     config: Map<String, Value>,
     raw_config: Option<String>,
+    /// Other `data` keys (`namespaces`, `clusterResources`, `project`).
+    fields: BTreeMap<String, String>,
 }
 
 impl ClusterSecretBuilder {
@@ -252,7 +256,28 @@ impl ClusterSecretBuilder {
             labels: BTreeMap::new(),
             config: Map::new(),
             raw_config: None,
+            fields: BTreeMap::new(),
         }
+    }
+
+    /// `namespaces`: the only namespaces Argosy may see and write on this cluster.
+    pub fn namespaces(mut self, namespaces: &[&str]) -> Self {
+        self.fields
+            .insert("namespaces".to_owned(), namespaces.join(","));
+        self
+    }
+
+    /// `clusterResources`: with `namespaces`, whether cluster-scoped kinds are managed too.
+    pub fn cluster_resources(mut self, allowed: bool) -> Self {
+        self.fields
+            .insert("clusterResources".to_owned(), allowed.to_string());
+        self
+    }
+
+    /// `project`: the AppProject this cluster is scoped to.
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.fields.insert("project".to_owned(), project.into());
+        self
     }
 
     /// A label (besides the secret-type label), for cluster generators' selectors.
@@ -301,6 +326,14 @@ impl ClusterSecretBuilder {
             "argocd.argoproj.io/secret-type".to_owned(),
             "cluster".to_owned(),
         );
+        let mut data: BTreeMap<&str, String> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), b64(v)))
+            .collect();
+        data.insert("name", b64(&self.name));
+        data.insert("server", b64(&self.server));
+        data.insert("config", b64(&config));
         serde_json::from_value(json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -310,7 +343,7 @@ impl ClusterSecretBuilder {
                 "labels": labels,
             },
             "type": "Opaque",
-            "data": { "name": b64(&self.name), "server": b64(&self.server), "config": b64(&config) },
+            "data": data,
         }))
         .with_context(|| format!("building cluster Secret {}", self.name))
     }
@@ -367,4 +400,32 @@ pub async fn register_cluster(
         &cluster.argocd_cluster_config().to_string(),
     )
     .await
+}
+
+/// `cluster` as seen with a fresh token of ServiceAccount `namespace/name`
+/// (TokenRequest API: the harness's apiserver has a signing key; there is no
+/// token controller to fill `service-account-token` Secrets).
+pub async fn as_service_account(
+    admin: &Client,
+    cluster: &TestCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<TestCluster> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 3600},
+    }))?;
+    let response = accounts
+        .create_token_request(name, &Default::default(), &request)
+        .await
+        .with_context(|| format!("TokenRequest for {namespace}/{name}"))?;
+    let token = response
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| anyhow::anyhow!("TokenRequest for {namespace}/{name} returned no token"))?;
+    let mut sa = cluster.clone();
+    sa.token = token;
+    Ok(sa)
 }

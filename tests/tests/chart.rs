@@ -21,12 +21,12 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, Ended, TEST_FIELD_MANAGER, appset_resource, init_tracing, prepare_namespace,
     run_args, start_controller, wait_for,
 };
+use argosy_tests::fixtures::as_service_account;
 use argosy_tests::helm::{Chart, Release, Rendered, argosy_chart_dir};
 use argosy_tests::{ControlPlane, MANAGEMENT, TestCluster};
 use clap::Parser as _;
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::discovery::Scope;
@@ -530,34 +530,6 @@ async fn install(client: &Client, rendered: &Rendered) -> Result<usize> {
         assert_eq!(live["metadata"]["name"], manifest["metadata"]["name"]);
     }
     Ok(manifests.len())
-}
-
-/// `cluster` as seen with a fresh token of ServiceAccount `namespace/name`
-/// (TokenRequest API: the harness's apiserver has a signing key; there is no
-/// token controller to fill `service-account-token` Secrets).
-async fn as_service_account(
-    admin: &Client,
-    cluster: &TestCluster,
-    namespace: &str,
-    name: &str,
-) -> Result<TestCluster> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
-    let request: TokenRequest = serde_json::from_value(json!({
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "spec": {"audiences": [], "expirationSeconds": 3600},
-    }))?;
-    let response = accounts
-        .create_token_request(name, &Default::default(), &request)
-        .await
-        .with_context(|| format!("TokenRequest for {namespace}/{name}"))?;
-    let token = response
-        .status
-        .map(|s| s.token)
-        .ok_or_else(|| anyhow!("TokenRequest for {namespace}/{name} returned no token"))?;
-    let mut sa = cluster.clone();
-    sa.token = token;
-    Ok(sa)
 }
 
 async fn apply_appset(client: &Client, namespace: &str, name: &str, apps: &[&str]) -> Result<()> {

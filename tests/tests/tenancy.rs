@@ -385,3 +385,129 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     controller.stop().await?;
     Ok(())
 }
+
+/// A customer who grants Argosy only a namespace: the cluster Secret lists `namespaces:
+/// shop`, its token is a ServiceAccount bound to a Role in `shop`. The app in `shop`
+/// syncs with namespace-scoped watches (the audit log shows no request of that account
+/// refused); an object in another namespace and a ClusterRoleBinding are refused with a
+/// condition naming the cluster Secret's scope, and nothing is written outside `shop`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_secret_limited_to_namespaces_is_honoured() -> Result<()> {
+    init_tracing();
+    let cp = ControlPlane::start(1)
+        .await
+        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
+    let admin = cp.management().client().await?;
+    install_crds(&admin).await?;
+    prepare_namespace(&admin).await?;
+    let workload = &cp.workloads()[0];
+    let workload_admin = workload.client().await?;
+    create_namespace(&workload_admin, "shop").await?;
+    for object in [
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "argosy-shop", "namespace": "shop"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": "argosy", "namespace": "shop"},
+               "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "argosy", "namespace": "shop"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "argosy"},
+               "subjects": [{"kind": "ServiceAccount", "name": "argosy-shop", "namespace": "shop"}]}),
+    ] {
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g.to_owned(), v.to_owned()),
+            None => (String::new(), "v1".to_owned()),
+        };
+        let resource = ApiResource {
+            api_version: object["apiVersion"].as_str().unwrap().to_owned(),
+            group,
+            version,
+            plural: format!("{}s", kind.to_lowercase()),
+            kind,
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(workload_admin.clone(), "shop", &resource);
+        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+        api.patch(
+            &name,
+            &PatchParams::apply("argosy-tests").force(),
+            &Patch::Apply(&object),
+        )
+        .await?;
+    }
+    let account = argosy_tests::fixtures::as_service_account(
+        &workload_admin,
+        workload,
+        "shop",
+        "argosy-shop",
+    )
+    .await?;
+    argosy_tests::fixtures::ClusterSecretBuilder::new("customer", &workload.server)
+        .bearer_token(&account.token)
+        .ca_data(workload.ca_data())
+        .namespaces(&["shop"])
+        .apply(&admin)
+        .await?;
+
+    let dir = tempfile::tempdir()?;
+    let repo = dir.path().join("apps.git");
+    let files: BTreeMap<String, TreeEntry> = [
+        ("shop/cm.yaml", manifest_configmap("catalog", None)),
+        (
+            "escape/cm.yaml",
+            manifest_configmap("escaped", Some("default")),
+        ),
+        ("crb/crb.yaml", CLUSTER_ROLE_BINDING.to_owned()),
+    ]
+    .into_iter()
+    .map(|(p, c)| (p.to_owned(), TreeEntry::File(c)))
+    .collect();
+    write_tree_commit(&repo, "refs/heads/main", &files).map_err(|e| anyhow::anyhow!(e))?;
+    for (name, path) in [("shop", "shop"), ("escape", "escape"), ("crb", "crb")] {
+        let app = tenant_app(name, TEAM_A_REPO, path, &workload.server, "shop").project("default");
+        apply_json(&admin, &application_resource(), app.json()).await?;
+    }
+    let mut args = run_args("scoped", dir.path().join("cache"));
+    args.sync_engine = SyncEngine::Argosy;
+    args.repos = BTreeMap::from([(TEAM_A_REPO.to_owned(), repo)]);
+    let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
+
+    wait_synced(&admin, ARGOCD_NAMESPACE, "shop").await?;
+    ensure!(configmap_exists(workload, "shop", "catalog").await?);
+    let escape = condition(&admin, ARGOCD_NAMESPACE, "escape", "SyncError").await?;
+    ensure!(
+        escape.contains("namespace default of ConfigMap 'escaped' is not managed"),
+        "{escape}"
+    );
+    let crb = condition(&admin, ARGOCD_NAMESPACE, "crb", "SyncError").await?;
+    ensure!(crb.contains("clusterResources is false"), "{crb}");
+
+    let user = "system:serviceaccount:shop:argosy-shop";
+    let requests: Vec<AuditEvent> = cp
+        .audit_events(&workload.name)?
+        .into_iter()
+        .filter(|e| e.username == user)
+        .collect();
+    ensure!(
+        !requests.is_empty(),
+        "the controller used the customer's account"
+    );
+    let refused: Vec<String> = requests
+        .iter()
+        .filter(|e| e.code == Some(403))
+        .map(|e| format!("{} {}", e.verb, e.request_uri))
+        .collect();
+    ensure!(
+        refused.is_empty(),
+        "requests the customer's RBAC refused: {refused:?}"
+    );
+    let outside: Vec<String> = argosy_writes(&cp, &workload.name)?
+        .iter()
+        .filter(|e| e.namespace.as_deref() != Some("shop"))
+        .map(describe)
+        .collect();
+    ensure!(outside.is_empty(), "writes outside shop: {outside:?}");
+    controller.stop().await?;
+    Ok(())
+}

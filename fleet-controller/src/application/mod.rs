@@ -39,7 +39,7 @@ use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::echo::{Echoes, version_of};
 use argosy_sync_engine::execute::{self, Executed, Reach, Target};
 use argosy_sync_engine::health::{self, Health, HealthCode};
-use argosy_sync_engine::live::LiveCache;
+use argosy_sync_engine::live::{LiveCache, WatchScope};
 use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
 use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
@@ -530,7 +530,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         Decision::Sync(sync) => {
             let started = operation::started_at(recorded.as_ref(), sync.continues, &now());
             let options = sync_options(&app);
-            if options.iter().any(|o| o == "CreateNamespace=true") {
+            // The destination namespace passed the project's destinations; a cluster
+            // Secret limited to namespaces without clusterResources forbids creating any.
+            let may_create_namespaces = cluster.namespaces.is_empty() || cluster.cluster_resources;
+            if options.iter().any(|o| o == "CreateNamespace=true") && may_create_namespaces {
                 let ns = &app.spec.destination.namespace;
                 if !ns.is_empty()
                     && let Err(e) = execute::ensure_namespace(&*conn, ns).await
@@ -991,7 +994,7 @@ async fn observe(
     // Kinds of what the app deployed before (to find objects to prune).
     add_deployed_kinds(&conn, existing, &mut reach).await;
     tracing::debug!(app = instance, kinds = reach.len(), "kinds resolved");
-    watch_kinds(ctx, &conn, &reach).await?;
+    watch_kinds(ctx, &conn, &cluster, &reach).await?;
     let mut live: BTreeMap<ObjKey, Value> = ctx
         .live
         .tracked(&conn.server, instance)
@@ -1056,15 +1059,34 @@ pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison,
 }
 
 /// Makes sure every kind in `reach` is watched on the app's cluster, the first lists of
-/// new watches all at once (an app's first reconcile on a cluster waits for them).
+/// new watches all at once (an app's first reconcile on a cluster waits for them). A
+/// cluster whose Secret lists `namespaces` is watched only there, and its cluster-scoped
+/// kinds only with `clusterResources` (its credentials may allow nothing else; the
+/// boundary check refuses writes outside anyway).
 async fn watch_kinds(
     ctx: &Context,
     conn: &ClusterConn,
+    cluster: &Cluster,
     reach: &BTreeMap<(String, String), Reach>,
 ) -> Result<(), Problem> {
-    futures::future::try_join_all(reach.values().map(|r| {
+    let scoped = !cluster.namespaces.is_empty();
+    let watches = reach.values().filter_map(|r| {
+        let scope = match (scoped, &r.scope) {
+            (false, _) => WatchScope::Cluster,
+            (true, argosy_sync_engine::clients::Scope::Namespaced) => {
+                WatchScope::Namespaces(cluster.namespaces.clone())
+            }
+            (true, argosy_sync_engine::clients::Scope::Cluster) if cluster.cluster_resources => {
+                WatchScope::Cluster
+            }
+            (true, argosy_sync_engine::clients::Scope::Cluster) => return None,
+        };
+        Some((r, scope))
+    });
+    futures::future::try_join_all(watches.map(|(r, scope)| async move {
         ctx.live
-            .ensure(&conn.server, &conn.watch_client, &r.resource)
+            .ensure(&conn.server, &conn.watch_client, &r.resource, &scope)
+            .await
     }))
     .await
     .map_err(|e| Problem::comparison(e.to_string()))?;
@@ -1622,7 +1644,7 @@ async fn finalizer_view(
         Ok(reach) => reach,
         Err(why) => return Blocked(why),
     };
-    if let Err(problem) = watch_kinds(ctx, &conn, &reach).await {
+    if let Err(problem) = watch_kinds(ctx, &conn, &cluster, &reach).await {
         return Blocked(problem.message);
     }
     if let Some(why) = unreachable(ctx) {
