@@ -23,7 +23,7 @@ use argosy_tests::argocd::{
 };
 use argosy_tests::fixtures::as_service_account;
 use argosy_tests::helm::{Chart, Release, Rendered, argosy_chart_dir};
-use argosy_tests::{ControlPlane, MANAGEMENT, TestCluster};
+use argosy_tests::{ControlPlane, MANAGEMENT};
 use clap::Parser as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
