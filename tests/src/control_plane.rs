@@ -67,6 +67,12 @@ pub const PROFILING_ENV: &str = "ARGOSY_APISERVER_PROFILING";
 pub const ADMIN_TOKEN: &str = "argosy-admin-token";
 /// User name the apiservers assign to [`ADMIN_TOKEN`] (as seen in audit events).
 pub const ADMIN_USER: &str = "admin";
+/// A second static token (group `system:masters`, user [`CANARY_USER`]) that only cluster
+/// Secrets carry: a test can put it where Argosy keeps credentials and then prove it
+/// surfaces nowhere else (objects, Events, logs, metrics, dashboard, CLI).
+pub const CANARY_TOKEN: &str = "canary-7c1d9e4b2a6f4e0d8b3c5a1f9e2d4c6b";
+/// User name the apiservers assign to [`CANARY_TOKEN`].
+pub const CANARY_USER: &str = "canary";
 /// The audit policy every apiserver runs with: all writes, and every request of a
 /// ServiceAccount, at level Metadata.
 pub const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
@@ -680,7 +686,10 @@ impl ControlPlane {
 
         fs::write(
             root.join("tokens.csv"),
-            format!("{ADMIN_TOKEN},{ADMIN_USER},{ADMIN_USER},system:masters\n"),
+            format!(
+                "{ADMIN_TOKEN},{ADMIN_USER},{ADMIN_USER},system:masters\n\
+                 {CANARY_TOKEN},{CANARY_USER},{CANARY_USER},system:masters\n"
+            ),
         )
         .context("writing tokens.csv")?;
         fs::write(root.join("audit-policy.yaml"), AUDIT_POLICY)

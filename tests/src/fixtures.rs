@@ -59,6 +59,11 @@ impl AppBuilder {
     }
 
     /// The namespace the Application lives in.
+    /// The Application's namespace and name.
+    pub fn namespace_and_name(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -245,6 +250,7 @@ pub struct ClusterSecretBuilder {
     raw_config: Option<String>,
     /// Other `data` keys (`namespaces`, `clusterResources`, `project`).
     fields: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
 }
 
 impl ClusterSecretBuilder {
@@ -257,7 +263,15 @@ impl ClusterSecretBuilder {
             config: Map::new(),
             raw_config: None,
             fields: BTreeMap::new(),
+            annotations: BTreeMap::new(),
         }
+    }
+
+    /// An annotation of the Secret (e.g. the `last-applied-configuration` that
+    /// `kubectl apply` leaves, with the whole Secret in it).
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
     }
 
     /// `namespaces`: the only namespaces Argosy may see and write on this cluster.
@@ -341,6 +355,7 @@ impl ClusterSecretBuilder {
                 "name": self.secret_name(),
                 "namespace": ARGOCD_NAMESPACE,
                 "labels": labels,
+                "annotations": self.annotations,
             },
             "type": "Opaque",
             "data": data,

@@ -27,6 +27,6 @@ pub mod modgraph;
 pub mod ports;
 
 pub use control_plane::{
-    ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, ControlPlane, HARNESS_USER_AGENT,
-    MANAGEMENT, TestCluster, cache_dir,
+    ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane,
+    HARNESS_USER_AGENT, MANAGEMENT, TestCluster, cache_dir,
 };

@@ -9,7 +9,10 @@
 //! them, while the tenant's legitimate Applications sync. An Application in a namespace
 //! outside `--application-namespaces` is not touched at all. A generated Application the
 //! project forbids is not created. A project that changes re-checks its Applications at
-//! once (the resync period is set far beyond the test). Under the permissive `default`
+//! once (the resync period is set far beyond the test). The customers' cluster Secrets
+//! carry a canary token (in `config` and in kubectl's last-applied annotation): it appears
+//! in no Application, ApplicationSet, Event, log line, metric, dashboard answer or
+//! `argosy` CLI output of the whole suite. Under the permissive `default`
 //! project, the repository URL policy still refuses the metadata address and `file://`.
 
 #![allow(clippy::unwrap_used)]
@@ -18,14 +21,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
+use argosy::cli::cmd::app::{AppCommand, Output};
+use argosy::cli::cmd::fleet::StatusFlags;
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, appset_manifest, appset_resource,
-    init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    install_crds, prepare_namespace, run_args, start_controller, wait_for,
 };
-use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, register_cluster};
-use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
+use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, ClusterSecretBuilder};
+use argosy_tests::{AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane, TestCluster};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
@@ -114,7 +119,7 @@ async fn condition(client: &Client, namespace: &str, name: &str, kind: &str) -> 
 }
 
 async fn wait_synced(client: &Client, namespace: &str, name: &str) -> Result<()> {
-    wait_for(
+    let waited = wait_for(
         &format!("{namespace}/{name} Synced"),
         Duration::from_secs(60),
         || async {
@@ -122,7 +127,13 @@ async fn wait_synced(client: &Client, namespace: &str, name: &str) -> Result<()>
             Ok((app.pointer("/status/sync/status") == Some(&json!("Synced"))).then_some(()))
         },
     )
-    .await
+    .await;
+    if waited.is_err() {
+        let app = app_json(client, namespace, name).await?;
+        return waited
+            .with_context(|| format!("status: {}", app.get("status").unwrap_or(&Value::Null)));
+    }
+    waited
 }
 
 /// Writes by Argosy (every Argosy client sends `User-Agent: argosy/<version>`).
@@ -151,7 +162,7 @@ async fn configmap_exists(cluster: &TestCluster, namespace: &str, name: &str) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_cannot_leave_its_project() -> Result<()> {
-    init_tracing();
+    init_capturing_tracing();
     let cp = ControlPlane::start(2)
         .await
         .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
@@ -159,8 +170,22 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     install_crds(&admin).await?;
     prepare_namespace(&admin).await?;
     let (w1, w2) = (&cp.workloads()[0], &cp.workloads()[1]);
-    register_cluster(&admin, "workload-1", w1, &[("tier", "customer")]).await?;
-    register_cluster(&admin, "workload-2", w2, &[("tier", "customer")]).await?;
+    // The customers' credentials are the canary: a token in each cluster Secret's config,
+    // and the whole Secret again in the annotation `kubectl apply` leaves.
+    for (name, cluster) in [("workload-1", w1), ("workload-2", w2)] {
+        let secret = ClusterSecretBuilder::new(name, &cluster.server)
+            .label("tier", "customer")
+            .bearer_token(CANARY_TOKEN)
+            .ca_data(cluster.ca_data());
+        let last_applied = serde_json::to_string(&secret.build()?)?;
+        secret
+            .annotation(
+                "kubectl.kubernetes.io/last-applied-configuration",
+                last_applied,
+            )
+            .apply(&admin)
+            .await?;
+    }
     for ns in [APPS_NS, "team-b-apps", "elsewhere"] {
         create_namespace(&admin, ns).await?;
     }
@@ -256,6 +281,9 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     args.application_namespaces = vec!["team-*".to_owned()];
     // Far beyond the test: whatever re-checks an app in time was triggered by a change.
     args.sync.resync = Duration::from_secs(3600);
+    let port = argosy_tests::ports::free_port()?;
+    args.listen = Some(([127, 0, 0, 1], port).into());
+    args.dashboard_token = Some(DASHBOARD_TOKEN.to_owned().into());
     let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
 
     // The tenant's legitimate Applications sync, from both admitted namespaces.
@@ -382,8 +410,138 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     wait_synced(&admin, ARGOCD_NAMESPACE, "workload-2-gen").await?;
     ensure!(configmap_exists(w2, TENANT_NS, "on-w2").await?);
 
+    // The canary was used (every write above went through it) and surfaced nowhere.
+    ensure!(
+        cp.audit_writes(&w1.name)?
+            .iter()
+            .any(|e| e.username == CANARY_USER),
+        "the cluster Secrets' token was not the one used"
+    );
+    let mut seen = Vec::new();
+    let everything = |resource: &ApiResource| {
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), resource);
+        async move {
+            Ok::<_, anyhow::Error>(serde_json::to_string(
+                &api.list(&Default::default()).await?,
+            )?)
+        }
+    };
+    seen.push(("Applications", everything(&application_resource()).await?));
+    seen.push(("ApplicationSets", everything(&appset_resource()).await?));
+    seen.push((
+        "Events",
+        everything(&ApiResource::erase::<k8s_openapi::api::core::v1::Event>(&())).await?,
+    ));
+    seen.push(("/metrics", http_get(port, "/metrics").await?));
+    seen.push(("/api/v1/fleet", http_get(port, "/api/v1/fleet").await?));
+    seen.push(("/api/v1/events", http_get(port, "/api/v1/events").await?));
+    for app in &apps {
+        let (namespace, name) = app.namespace_and_name();
+        seen.push((
+            "an app's detail",
+            http_get(port, &format!("/api/v1/apps/{namespace}/{name}")).await?,
+        ));
+        seen.push((
+            "an app's diff",
+            http_get(port, &format!("/api/v1/apps/{namespace}/{name}/diff")).await?,
+        ));
+        for output in [Output::Table, Output::Json] {
+            let mut out = Vec::new();
+            let get = AppCommand::Get {
+                name: name.to_owned(),
+                output,
+            };
+            let _ = argosy::cli::cmd::app::run(admin.clone(), namespace, get, &mut out).await;
+            seen.push(("argosy app get", String::from_utf8_lossy(&out).into_owned()));
+        }
+    }
+    let mut out = Vec::new();
+    let list = AppCommand::List {
+        selector: None,
+        output: Output::Json,
+    };
+    argosy::cli::cmd::app::run(admin.clone(), ARGOCD_NAMESPACE, list, &mut out).await?;
+    seen.push((
+        "argosy app list",
+        String::from_utf8_lossy(&out).into_owned(),
+    ));
+    for output in [Output::Table, Output::Json] {
+        let mut out = Vec::new();
+        let flags = StatusFlags {
+            group_by: None,
+            probe: true,
+            output,
+        };
+        argosy::cli::cmd::fleet::status(admin.clone(), ARGOCD_NAMESPACE, &flags, &mut out).await?;
+        seen.push(("argosy status", String::from_utf8_lossy(&out).into_owned()));
+    }
     controller.stop().await?;
+    seen.push(("the controller's log", captured_log()));
+    for (what, text) in &seen {
+        ensure!(
+            !text.is_empty() || what.starts_with("argosy app get"),
+            "{what} is empty"
+        );
+        ensure!(
+            !text.contains(CANARY_TOKEN),
+            "the canary token appears in {what}"
+        );
+    }
     Ok(())
+}
+
+const DASHBOARD_TOKEN: &str = "tenancy-dashboard-token";
+
+/// `GET path` on the controller's HTTP port with the dashboard token, the answer as text
+/// (any status: an error page must not leak either). What arrives within 5 s: the events
+/// endpoint is a server-sent event stream that stays open.
+async fn http_get(port: u16, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {DASHBOARD_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Every log line of this test binary (the controller runs in-process), at debug level
+/// for Argosy's crates; kept in memory only (a failure message names what leaked).
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_capturing_tracing() {
+    let filter = tracing_subscriber::EnvFilter::new(
+        "warn,argosy=debug,argosy_sync_engine=debug,argosy_generators=debug,argosy_crds=debug",
+    );
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(|| LogWriter)
+        .try_init();
+}
+
+fn captured_log() -> String {
+    String::from_utf8_lossy(
+        &LOG.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned()
 }
 
 /// A customer who grants Argosy only a namespace: the cluster Secret lists `namespaces:
@@ -393,7 +551,7 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
 /// condition naming the cluster Secret's scope, and nothing is written outside `shop`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_secret_limited_to_namespaces_is_honoured() -> Result<()> {
-    init_tracing();
+    init_capturing_tracing();
     let cp = ControlPlane::start(1)
         .await
         .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
