@@ -154,6 +154,10 @@ pub async fn client() -> anyhow::Result<Client> {
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // A bad certificate or key is the error to report, not a missing kubeconfig after it.
+    if let Some(files) = &args.http.tls {
+        crate::http::tls::load(&files.cert, &files.key)?;
+    }
     run_with(client().await?, args, shutdown_signal()).await
 }
 

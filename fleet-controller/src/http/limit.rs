@@ -125,11 +125,6 @@ impl LoginLimiter {
         entry.failures = entry.failures.saturating_add(1);
     }
 
-    /// A right credential from `ip` forgets its failures.
-    pub fn succeeded(&mut self, ip: IpAddr) {
-        self.clients.remove(&client_key(ip));
-    }
-
     /// Clients tracked now.
     pub fn len(&self) -> usize {
         self.clients.len()
@@ -171,17 +166,17 @@ impl SharedLimiter {
         f(&mut limiter)
     }
 
-    /// Checks `ip`, then runs `attempt`, counting its outcome: `Ok(true)` for a right
+    /// Checks `ip`, then runs `attempt` and counts it if it fails: `Ok(true)` for a right
     /// credential, `Ok(false)` for a wrong one; `Err` when `ip` is blocked (`attempt` is
-    /// not run).
+    /// not run). A right credential does not reset the count: clients behind one proxy
+    /// share an address, and a scraper's or colleague's logins must not give a guesser
+    /// there fresh attempts.
     pub fn attempt(&self, ip: IpAddr, attempt: impl FnOnce() -> bool) -> Result<bool, LimitError> {
         let now = Instant::now();
         self.with(|limiter| {
             limiter.check(ip, now)?;
             let right = attempt();
-            if right {
-                limiter.succeeded(ip);
-            } else {
+            if !right {
                 limiter.failed(ip, now);
             }
             Ok(right)
@@ -239,19 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn a_success_forgets_the_failures() {
-        let t0 = Instant::now();
-        let mut limiter = LoginLimiter::new(settings(10));
-        limiter.failed(v4(1), t0);
-        limiter.failed(v4(1), t0);
-        limiter.succeeded(v4(1));
-        limiter.failed(v4(1), t0);
-        limiter.failed(v4(1), t0);
-        assert_eq!(limiter.check(v4(1), t0), Ok(()));
-        assert!(!limiter.is_empty());
-    }
-
-    #[test]
     fn memory_is_bounded() {
         let t0 = Instant::now();
         let mut limiter = LoginLimiter::new(settings(4));
@@ -303,6 +285,11 @@ mod tests {
                 .is_err()
         );
         assert!(!ran, "a blocked client's credential was checked");
+        // Right credentials do not reset a client's count (a shared address).
+        assert_eq!(shared.attempt(v4(2), || false), Ok(false));
         assert_eq!(shared.attempt(v4(2), || true), Ok(true));
+        assert_eq!(shared.attempt(v4(2), || false), Ok(false));
+        assert_eq!(shared.attempt(v4(2), || false), Ok(false));
+        assert!(shared.attempt(v4(2), || true).is_err());
     }
 }

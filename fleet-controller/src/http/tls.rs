@@ -21,16 +21,17 @@ const MAX_HANDSHAKES: usize = 128;
 /// A handshake that takes longer is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the certificate or key could not be used.
+/// Why the certificate or key could not be used. (Messages name the flag and file; the
+/// cause follows through `source`, as `main` prints errors with their chain.)
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("--tls-cert {}: {source}", path.display())]
+    #[error("--tls-cert {}: reading", path.display())]
     ReadCert {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("--tls-key {}: {source}", path.display())]
+    #[error("--tls-key {}: reading", path.display())]
     ReadKey {
         path: PathBuf,
         #[source]
@@ -40,7 +41,7 @@ pub enum TlsError {
     ParseCert { path: PathBuf, message: String },
     #[error("--tls-key {}: no PEM private key block ({message})", path.display())]
     ParseKey { path: PathBuf, message: String },
-    #[error("--tls-cert {} / --tls-key {}: {source}", cert.display(), key.display())]
+    #[error("--tls-cert {} / --tls-key {}: building the TLS configuration", cert.display(), key.display())]
     BuildConfig {
         cert: PathBuf,
         key: PathBuf,
