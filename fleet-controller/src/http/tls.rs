@@ -1,8 +1,7 @@
 //! HTTPS for the listener (`--tls-cert`, `--tls-key`): rustls with the aws-lc-rs provider
 //! kube already uses (no second crypto provider), HTTP/1.1 over TLS 1.2 and 1.3.
 //!
-//! Handshakes run in their own tasks, at most [`MAX_HANDSHAKES`] at once and each within
-//! [`HANDSHAKE_TIMEOUT`], so a client that connects and sends nothing cannot hold up the
+//! Handshakes run in their own tasks, at most 128 at once and each within 10 s, so a client that connects and sends nothing cannot hold up the
 //! others (axum accepts connections one at a time).
 
 use std::net::SocketAddr;
