@@ -345,7 +345,8 @@ cat <<EOF
 
   export KUBECONFIG=$MGMT_KUBECONFIG
   kubectl get applications -n argocd -L customer,tier -w      # watch while you try:
-  open http://$listen/login?token=$(cat "$demo/dashboard-token")   # the fleet dashboard
+  open http://$listen/    # the fleet dashboard: paste the token from $demo/dashboard-token
+  curl -s http://$listen/readyz                        # ok once the caches are listed
   $argosy app list                                    # sync and health per app
   $argosy status --group-by customer                  # clusters, customers, ApplicationSets
   curl -s http://$listen/metrics | grep argosy_apps   # Prometheus metrics

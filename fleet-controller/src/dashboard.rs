@@ -8,16 +8,20 @@
 //! * `GET /api/v1/appsets/{namespace}/{name}/preview`: what the ApplicationSet generates now;
 //! * `GET /api/v1/events?groupBy=<label>`: Server-Sent Events, a `fleet` event with the
 //!   summary whenever it changes (checked every second), keep-alive comments in between;
-//! * `GET /`: the page (a shell plus vanilla JS reading the API); `GET /login?token=` and
-//!   `POST /login` (form field `token`) set the session cookie for browsers.
+//! * `GET /`: the page (a shell plus vanilla JS reading the API); `GET /login`: the login
+//!   form; `POST /login` (form field `token`): the session cookie; `POST /logout`: clears it.
 //!
-//! Every route but the login asks for `Authorization: Bearer <token>` or the session
-//! cookie, compared in constant time. Without a configured token none of these routes
-//! exist (404): the page shows deployment state, and nobody should get it by accident.
-//! The cookie holds an HMAC of the token, not the token.
+//! Every route but the login, the logout and the stylesheet asks for
+//! `Authorization: Bearer <token>` or the session cookie. Without a configured token none
+//! of these routes exist (404): the page shows deployment state, and nobody should get it
+//! by accident. A token is never read from a query string: URLs end up in browser
+//! history, proxy logs and `Referer` headers. Tokens are compared in constant time, and a
+//! client that sends too many wrong ones gets 429 for a while ([`crate::http::limit`]).
+//! The cookie is not the token: it carries its own expiry under an HMAC
+//! ([`crate::http::session`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use argosy_crds::application::{ApplicationDestination, ApplicationSource};
 use argosy_crds::{Application, ApplicationSet};
@@ -26,25 +30,24 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use futures::future::{BoxFuture, Shared};
 use futures::{Stream, StreamExt};
-use hmac::{Hmac, Mac};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::fleet::{self, FleetSummary};
+use crate::http::limit::{LimitError, SharedLimiter};
+use crate::http::session::{self, Sessions};
+use crate::http::{ClientAddr, bearer, client_ip, too_many};
 use crate::query::{ControllerQueries, QueryError};
 use crate::registry::ClusterRegistry;
 use crate::webhook::tokens_equal;
 
 /// How often the event stream recomputes the summary.
 const EVENT_INTERVAL: Duration = Duration::from_secs(1);
-/// Name of the browser session cookie.
-const SESSION_COOKIE: &str = "argosy_dashboard";
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
@@ -138,68 +141,69 @@ impl IntoResponse for DashboardError {
     }
 }
 
-/// The token check shared by the middleware and the login.
+/// Who may read the dashboard: the token, the sessions it issues, and the failed-login
+/// limiter (shared with `/metrics`).
 #[derive(Clone)]
-struct Auth {
+pub struct Access {
     token: Arc<str>,
-    /// The cookie value of a logged-in browser: HMAC-SHA256 of a fixed text under the token.
-    session: Arc<str>,
+    sessions: Sessions,
+    limiter: SharedLimiter,
 }
 
-impl Auth {
-    fn new(token: &str) -> Auth {
-        let session = Hmac::<Sha256>::new_from_slice(token.as_bytes())
-            .map(|mut mac| {
-                mac.update(b"argosy dashboard session");
-                hex::encode(mac.finalize().into_bytes())
-            })
-            .unwrap_or_default();
-        Auth {
+impl Access {
+    /// Sessions last `session_ttl`; `secure`: the listener serves TLS (cookies get `Secure`).
+    pub fn new(token: &str, session_ttl: Duration, secure: bool, limiter: SharedLimiter) -> Access {
+        Access {
             token: token.into(),
-            session: session.into(),
+            sessions: Sessions::new(token, session_ttl, secure),
+            limiter,
         }
     }
 
-    fn allows(&self, headers: &HeaderMap) -> bool {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let Some(given) = bearer {
-            return tokens_equal(&self.token, given.trim());
+    /// Whether a request may pass: its bearer token (counted by the limiter) or else its
+    /// session cookie.
+    fn check(&self, headers: &HeaderMap, addr: &ClientAddr) -> Result<bool, LimitError> {
+        if let Some(given) = bearer(headers) {
+            return self
+                .limiter
+                .attempt(client_ip(addr), || tokens_equal(&self.token, given));
         }
-        headers
+        let now = SystemTime::now();
+        Ok(headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .any(|(name, value)| name == SESSION_COOKIE && tokens_equal(&self.session, value))
+            .any(|(name, value)| {
+                name == session::COOKIE && self.sessions.verify(value, now).is_ok()
+            }))
     }
 
-    /// 303 to the page with the session cookie, or the login form again (401).
-    fn login(&self, given: &str) -> Response {
-        if !tokens_equal(&self.token, given.trim()) {
-            return (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response();
+    /// 303 to the page with a new session cookie, the login form again (401), or 429.
+    fn login(&self, given: &str, addr: &ClientAddr) -> Response {
+        let right = self
+            .limiter
+            .attempt(client_ip(addr), || tokens_equal(&self.token, given.trim()));
+        match right {
+            Ok(true) => {
+                let cookie = self.sessions.set_cookie(SystemTime::now());
+                ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+            }
+            Ok(false) => (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response(),
+            Err(blocked) => too_many(&blocked),
         }
-        let cookie = format!(
-            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-            self.session
-        );
-        ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
     }
 }
 
-/// The dashboard routes; no routes at all without a token.
-pub fn routes(token: Option<&str>, sources: Sources) -> Router {
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+/// The dashboard routes; no routes at all without access settings (a token).
+pub fn routes(access: Option<Access>, sources: Sources) -> Router {
+    let Some(access) = access.filter(|a| !a.token.is_empty()) else {
         return Router::new();
     };
-    let auth = Auth::new(token);
     let protected = Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(asset_js))
-        .route("/assets/app.css", get(asset_css))
         .route("/api/v1/fleet", get(fleet_summary))
         .route("/api/v1/apps/{namespace}/{name}", get(app_detail))
         .route("/api/v1/apps/{namespace}/{name}/diff", get(app_diff))
@@ -208,23 +212,33 @@ pub fn routes(token: Option<&str>, sources: Sources) -> Router {
             get(appset_preview),
         )
         .route("/api/v1/events", get(events))
-        .route_layer(middleware::from_fn_with_state(auth.clone(), require_auth))
+        .route_layer(middleware::from_fn_with_state(access.clone(), require_auth))
         .with_state(sources);
+    // The login form, and the stylesheet it uses (it shows nothing of the fleet).
     let login = Router::new()
         .route("/login", get(login_get).post(login_post))
-        .with_state(auth);
+        .route("/logout", post(logout))
+        .route("/assets/app.css", get(asset_css))
+        .with_state(access);
     protected.merge(login)
 }
 
-async fn require_auth(State(auth): State<Auth>, request: Request, next: Next) -> Response {
-    if auth.allows(request.headers()) {
-        return next.run(request).await;
+async fn require_auth(
+    State(access): State<Access>,
+    addr: ClientAddr,
+    request: Request,
+    next: Next,
+) -> Response {
+    match access.check(request.headers(), &addr) {
+        Ok(true) => return next.run(request).await,
+        Ok(false) => {}
+        Err(blocked) => return too_many(&blocked),
     }
     let wants_page = request.uri().path() == "/";
     if wants_page {
         (StatusCode::UNAUTHORIZED, Html(LOGIN_HTML)).into_response()
     } else {
-        let body = serde_json::json!({"error": "missing or wrong dashboard token"});
+        let body = serde_json::json!({"error": "missing or wrong dashboard token, or the session expired"});
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -240,15 +254,27 @@ struct LoginForm {
     token: String,
 }
 
-async fn login_get(State(auth): State<Auth>, Query(form): Query<LoginForm>) -> Response {
-    if form.token.is_empty() {
-        return Html(LOGIN_HTML).into_response();
-    }
-    auth.login(&form.token)
+/// The form only: a token in the query string is ignored, never accepted.
+async fn login_get() -> Html<&'static str> {
+    Html(LOGIN_HTML)
 }
 
-async fn login_post(State(auth): State<Auth>, Form(form): Form<LoginForm>) -> Response {
-    auth.login(&form.token)
+async fn login_post(
+    State(access): State<Access>,
+    addr: ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    access.login(&form.token, &addr)
+}
+
+/// Clears the browser's session cookie. (Sessions are not stored on the server, so a
+/// copied cookie stays valid until it expires; rotating the token ends them all.)
+async fn logout(State(access): State<Access>) -> Response {
+    (
+        [(header::SET_COOKIE, access.sessions.clear_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response()
 }
 
 async fn index() -> Html<&'static str> {
@@ -646,6 +672,23 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
+    fn access() -> Option<Access> {
+        Some(Access::new(
+            TOKEN,
+            Duration::from_secs(3600),
+            false,
+            SharedLimiter::default(),
+        ))
+    }
+
+    async fn post_form(router: &Router, path: &str, body: &str) -> Response {
+        let form = HttpRequest::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        router.clone().oneshot(form).await.unwrap()
+    }
+
     fn bearer() -> (&'static str, String) {
         ("authorization", format!("Bearer {TOKEN}"))
     }
@@ -663,7 +706,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_token_nothing_is_served() {
         let router = routes(None, fixture().sources);
-        for path in ["/", "/api/v1/fleet", "/login?token=x", "/api/v1/events"] {
+        for path in ["/", "/api/v1/fleet", "/login", "/api/v1/events"] {
             assert_eq!(
                 send(&router, path, &[]).await.status(),
                 StatusCode::NOT_FOUND,
@@ -674,7 +717,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_route_asks_for_the_token() {
-        let router = routes(Some(TOKEN), fixture().sources);
+        let router = routes(access(), fixture().sources);
         let api = send(&router, "/api/v1/fleet", &[]).await;
         assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
         let wrong = send(
@@ -704,19 +747,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn login_sets_a_session_cookie_that_is_not_the_token() {
-        let router = routes(Some(TOKEN), fixture().sources);
-        let refused = send(&router, "/login?token=wrong", &[]).await;
+    async fn a_token_in_the_query_string_logs_nobody_in() {
+        let router = routes(access(), fixture().sources);
+        let response = send(&router, &format!("/login?token={TOKEN}"), &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+        assert!(body_text(response).await.contains("method=\"post\""));
+        let api = send(&router, &format!("/api/v1/fleet?token={TOKEN}"), &[]).await;
+        assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn login_sets_an_expiring_session_cookie_that_is_not_the_token() {
+        let router = routes(access(), fixture().sources);
+        let refused = post_form(&router, "/login", "token=wrong").await;
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         assert!(refused.headers().get(header::SET_COOKIE).is_none());
 
-        let response = send(&router, &format!("/login?token={TOKEN}"), &[]).await;
+        let response = post_form(&router, "/login", &format!("token={TOKEN}")).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         let set_cookie = response.headers()[header::SET_COOKIE]
             .to_str()
             .unwrap()
             .to_owned();
-        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=3600"] {
+            assert!(
+                set_cookie.split("; ").any(|a| a == attribute),
+                "{attribute}: {set_cookie}"
+            );
+        }
+        assert!(!set_cookie.contains("Secure"), "no TLS: {set_cookie}");
         assert!(
             !set_cookie.contains(TOKEN),
             "the cookie must not carry the token"
@@ -730,18 +790,51 @@ mod tests {
         .await;
         assert_eq!(api.status(), StatusCode::OK);
 
-        let form = HttpRequest::post("/login")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(format!("token={TOKEN}")))
+        // A cookie of this token issued two TTLs ago, and one with its expiry pushed out.
+        let sessions = Sessions::new(TOKEN, Duration::from_secs(3600), false);
+        let old = sessions.issue(SystemTime::now() - Duration::from_secs(7200));
+        let parts: Vec<&str> = old.split('.').collect();
+        let extended = format!("{}.{}.{}.{}", parts[0], parts[1], u64::MAX / 2, parts[3]);
+        for value in [old.as_str(), extended.as_str()] {
+            let api = send(
+                &router,
+                "/api/v1/fleet",
+                &[("cookie", &format!("{}={value}", session::COOKIE))],
+            )
+            .await;
+            assert_eq!(api.status(), StatusCode::UNAUTHORIZED, "{value}");
+        }
+
+        let logout = post_form(&router, "/logout", "").await;
+        assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+        let cleared = logout.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    }
+
+    #[tokio::test]
+    async fn wrong_tokens_are_limited() {
+        let router = routes(access(), fixture().sources);
+        for _ in 0..crate::defaults::LOGIN_MAX_FAILURES {
+            let refused = post_form(&router, "/login", "token=guess").await;
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Blocked: the right token too, by form and by header.
+        let blocked = post_form(&router, "/login", &format!("token={TOKEN}")).await;
+        assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = blocked.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
             .unwrap();
-        let response = router.clone().oneshot(form).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        assert!(response.headers().contains_key(header::SET_COOKIE));
+        assert!((1..=crate::defaults::LOGIN_WINDOW_SECONDS).contains(&retry));
+        let (name, value) = bearer();
+        let api = send(&router, "/api/v1/fleet", &[(name, &value)]).await;
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 
     #[tokio::test]
     async fn fleet_and_app_detail() {
-        let router = routes(Some(TOKEN), fixture().sources);
+        let router = routes(access(), fixture().sources);
         let (status, fleet) = get_json(&router, "/api/v1/fleet?groupBy=customer").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(fleet["groupBy"], "customer");
@@ -774,7 +867,7 @@ mod tests {
 
     #[tokio::test]
     async fn preview_generates_without_writing() {
-        let router = routes(Some(TOKEN), fixture().sources);
+        let router = routes(access(), fixture().sources);
         let (status, preview) = get_json(&router, "/api/v1/appsets/argocd/listed/preview").await;
         assert_eq!(status, StatusCode::OK, "{preview}");
         let apps = preview["applications"].as_array().unwrap();
@@ -805,7 +898,7 @@ mod tests {
         let quiet = tokio::time::timeout(Duration::from_millis(2500), changes.next()).await;
         assert!(quiet.is_err(), "an unchanged fleet sent an event");
 
-        let router = routes(Some(TOKEN), fixture.sources);
+        let router = routes(access(), fixture.sources);
         let (name, value) = bearer();
         let response = send(
             &router,

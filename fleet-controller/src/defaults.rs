@@ -44,3 +44,21 @@ pub fn default_cache_dir() -> PathBuf {
         .join("argosy")
         .join("repos")
 }
+
+/// How long a dashboard login lasts (`--dashboard-session-ttl`, a Go duration).
+pub const DASHBOARD_SESSION_TTL: &str = "12h";
+/// Wrong tokens one client may send within [`LOGIN_WINDOW_SECONDS`] before it gets 429.
+pub const LOGIN_MAX_FAILURES: u32 = 10;
+/// The failed-login window, in seconds, from a client's first failure.
+pub const LOGIN_WINDOW_SECONDS: u64 = 300;
+/// Clients the failed-login limiter tracks at most (bounded memory).
+pub const LOGIN_LIMIT_CLIENTS: usize = 10_000;
+/// `/readyz` fails when reconciles are running but none finished for this long, in seconds.
+pub const READINESS_STALL_SECONDS: u64 = 300;
+
+/// [`DASHBOARD_SESSION_TTL`] as a duration (the settings' `Default` reads it).
+pub fn dashboard_session_ttl() -> std::time::Duration {
+    argosy_crds::duration::GoDuration::parse(DASHBOARD_SESSION_TTL)
+        .map(|d| d.to_std())
+        .unwrap_or(std::time::Duration::from_secs(12 * 3600))
+}

@@ -7,6 +7,8 @@
 //! * [`appset`]: the ApplicationSet controller (reconcile, plan, status, writer);
 //! * [`registry`]: clusters and projects as the generators see them, and the wait for a
 //!   store's first list; [`fanout`]: the one Application watch handed to both controllers;
+//! * [`http`]: the listener (`/healthz`, `/readyz`, optional TLS), the dashboard's session
+//!   cookie, the failed-login limit and what readiness checks;
 //! * [`webhook`]: the Git push webhook (GitHub, GitLab);
 //! * [`metrics`]: Prometheus metrics on `/metrics`; [`queue`]: bounded trigger queues;
 //! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected), which asks the

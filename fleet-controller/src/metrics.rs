@@ -32,6 +32,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kube::runtime::reflector::Store;
+
+use crate::http::limit::SharedLimiter;
+use crate::http::{ClientAddr, bearer, client_ip, too_many};
+use crate::webhook::tokens_equal;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder,
@@ -538,6 +542,51 @@ pub fn routes(metrics: Metrics, sources: Sources) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
         .with_state(Arc::new(registry(&metrics, sources)))
+}
+
+/// `metrics_routes` behind `Authorization: Bearer <token>` (`--metrics-token-file`):
+/// wrong tokens count toward the failed-login limit of the dashboard's `limiter`.
+/// Without a token `/metrics` is open, as Prometheus expects by default.
+pub fn with_token(metrics_routes: Router, token: &str, limiter: SharedLimiter) -> Router {
+    let access = MetricsAccess {
+        token: token.into(),
+        limiter,
+    };
+    metrics_routes.route_layer(axum::middleware::from_fn_with_state(access, require_token))
+}
+
+#[derive(Clone)]
+struct MetricsAccess {
+    token: Arc<str>,
+    limiter: SharedLimiter,
+}
+
+async fn require_token(
+    State(access): State<MetricsAccess>,
+    addr: ClientAddr,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(given) = bearer(request.headers()) else {
+        return unauthorized();
+    };
+    match access
+        .limiter
+        .attempt(client_ip(&addr), || tokens_equal(&access.token, given))
+    {
+        Ok(true) => next.run(request).await,
+        Ok(false) => unauthorized(),
+        Err(blocked) => too_many(&blocked),
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong metrics token\n",
+    )
+        .into_response()
 }
 
 fn registry(metrics: &Metrics, sources: Sources) -> Registry {
@@ -1440,5 +1489,30 @@ mod tests {
         assert_eq!(minor_version("v1.30+k3s1"), "1.30");
         assert_eq!(minor_version("weird"), "weird");
         assert_eq!(host_of("https://u:p@h.example:6443/path"), "h.example:6443");
+    }
+
+    #[tokio::test]
+    async fn a_metrics_token_is_required_once_configured() {
+        use tower::ServiceExt as _;
+        let open = Router::new().route("/metrics", get(|| async { "argosy_apps 1" }));
+        let guarded = with_token(open, "scrape-token", SharedLimiter::default());
+        let call = |auth: Option<&str>| {
+            let mut request = http::Request::get("/metrics");
+            if let Some(auth) = auth {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            guarded
+                .clone()
+                .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        };
+        assert_eq!(call(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call(Some("Bearer wrong")).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(Some("Bearer scrape-token")).await.unwrap().status(),
+            StatusCode::OK
+        );
     }
 }

@@ -31,6 +31,8 @@ use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
 use crate::defaults;
+use crate::http::limit::SharedLimiter;
+use crate::http::ready::{Heartbeat, Readiness};
 use crate::metrics::Metrics;
 use crate::queue::{TRIGGER_CAPACITY, TriggerSender, trigger_queue};
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
@@ -84,6 +86,39 @@ pub struct RunArgs {
     pub webhook: WebhookConfig,
     /// Token of the dashboard and its API on `listen`; `None`: neither is served.
     pub dashboard_token: Option<argosy_crds::cluster::Sensitive>,
+    /// TLS, the session TTL, the `/metrics` token and the readiness bound of `listen`.
+    pub http: HttpSettings,
+}
+
+/// Settings of the HTTP listener beyond its address.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Serve HTTPS with this PEM certificate chain and key (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsFiles>,
+    /// How long a dashboard login lasts.
+    pub dashboard_session_ttl: Duration,
+    /// Token `/metrics` asks for (`Authorization: Bearer`); `None`: `/metrics` is open.
+    pub metrics_token: Option<argosy_crds::cluster::Sensitive>,
+    /// `/readyz` fails when reconciles run but none finished for this long.
+    pub readiness_stall: Duration,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            dashboard_session_ttl: defaults::dashboard_session_ttl(),
+            metrics_token: None,
+            readiness_stall: Duration::from_secs(defaults::READINESS_STALL_SECONDS),
+        }
+    }
 }
 
 /// Settings of the built-in sync engine.
@@ -126,6 +161,10 @@ pub async fn client() -> anyhow::Result<Client> {
 
 /// Runs the controller until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // A bad certificate or key is the error to report, not a missing kubeconfig after it.
+    if let Some(files) = &args.http.tls {
+        crate::http::tls::load(&files.cert, &files.key)?;
+    }
     run_with(client().await?, args, shutdown_signal()).await
 }
 
@@ -136,6 +175,13 @@ pub async fn run_with(
     args: RunArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
+    // A bad certificate or key stops the process before it watches or leads anything.
+    let tls = args
+        .http
+        .tls
+        .as_ref()
+        .map(|files| crate::http::tls::load(&files.cert, &files.key))
+        .transpose()?;
     let appset_namespaces: BTreeSet<String> = if args.appset_namespaces.is_empty() {
         BTreeSet::from([args.namespace.clone()])
     } else {
@@ -222,6 +268,12 @@ pub async fn run_with(
         applications.clone(),
         apps_listed,
     );
+    // The stores /readyz waits for (the ApplicationSets' is added below).
+    let mut readiness_stores = vec![
+        ("clusters", secrets_ready.clone()),
+        ("projects", projects_ready.clone()),
+        ("applications", applications_ready.clone()),
+    ];
     let clusters = ClusterRegistry::new(secrets.clone(), secrets_ready, args.namespace.clone());
     let projects = ProjectRegistry::new(projects, projects_ready, args.namespace.clone());
     let shutdown = futures::FutureExt::shared(shutdown);
@@ -265,8 +317,20 @@ pub async fn run_with(
         },
     }));
 
-    let controller = Controller::new(appsets_api, watcher::Config::default());
-    let appset_store = controller.store();
+    // The ApplicationSet reflector is ours (not `Controller::new`'s) so that /readyz can
+    // see its first list complete.
+    let (appset_store, appsets_writer) = reflector::store();
+    let (appsets_listed, appsets_ready) = StoreReady::new();
+    let appset_events = reflector(
+        appsets_writer,
+        watcher(appsets_api, watcher::Config::default()),
+    )
+    .inspect(move |event| appsets_listed.observe(event))
+    .default_backoff()
+    .applied_objects();
+    let controller = Controller::for_stream(appset_events, appset_store.clone());
+    readiness_stores.push(("applicationsets", appsets_ready));
+    let appset_heartbeat = Heartbeat::new(std::time::Instant::now());
     let trigger = Arc::new(SecretTrigger::default());
     let became_leader = leadership_gained(leader.clone());
     let all_appsets = appset_store.clone();
@@ -284,6 +348,7 @@ pub async fn run_with(
                 .with_fence(fence.clone()),
         )
     });
+    let sync_heartbeat = Heartbeat::new(std::time::Instant::now());
     let (sync_ctx, sync_engine) = cluster_clients
         .as_ref()
         .map(|cluster_clients| {
@@ -300,6 +365,7 @@ pub async fn run_with(
                     repos: repos.clone(),
                     metrics: metrics.clone(),
                     triggers: (app_trigger.clone(), app_triggers),
+                    heartbeat: sync_heartbeat.clone(),
                 },
                 shutdown.clone(),
             )
@@ -346,9 +412,12 @@ pub async fn run_with(
         .run(
             {
                 let metrics = metrics.clone();
+                let heartbeat = appset_heartbeat.clone();
                 move |appset: Arc<ApplicationSet>, ctx: Arc<Context>| {
                     let metrics = metrics.clone();
+                    let heartbeat = heartbeat.clone();
                     async move {
+                        let _running = heartbeat.start();
                         let started = std::time::Instant::now();
                         let result =
                             appset::reconcile_contained(appset.clone(), ctx, &metrics).await;
@@ -398,15 +467,36 @@ pub async fn run_with(
             }),
             shutdown: futures::FutureExt::shared(futures::FutureExt::boxed(shutdown.clone())),
         };
+        // One failed-login limit for every token check on the listener.
+        let limiter = SharedLimiter::default();
+        let mut metrics_routes = crate::metrics::routes(metrics, metrics_sources);
+        if let Some(token) = &args.http.metrics_token {
+            metrics_routes =
+                crate::metrics::with_token(metrics_routes, token.expose(), limiter.clone());
+        }
+        let dashboard_access = args.dashboard_token.as_ref().map(|token| {
+            crate::dashboard::Access::new(
+                token.expose(),
+                args.http.dashboard_session_ttl,
+                tls.is_some(),
+                limiter.clone(),
+            )
+        });
+        let mut loops = vec![("applicationset", appset_heartbeat.clone())];
+        if sync_ctx.is_some() {
+            loops.push(("application", sync_heartbeat.clone()));
+        }
+        let readiness = Readiness::new(readiness_stores, loops, args.http.readiness_stall);
         let routes = crate::webhook::router(args.webhook.clone(), on_push)
-            .merge(crate::metrics::routes(metrics, metrics_sources))
+            .merge(metrics_routes)
             .merge(crate::dashboard::routes(
-                args.dashboard_token.as_ref().map(|t| t.expose()),
+                dashboard_access,
                 dashboard_sources,
-            ));
+            ))
+            .merge(crate::http::probes(readiness));
         let shutdown = shutdown.clone();
         Some(tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(listen, routes, shutdown).await {
+            if let Err(e) = crate::http::serve(listen, tls, routes, shutdown).await {
                 tracing::error!(error = format!("{e:#}"), "HTTP listener stopped");
             }
         }))
@@ -504,6 +594,8 @@ struct SyncWiring {
     metrics: Metrics,
     /// Apps to re-check (by app instance), from the live cache and push webhooks.
     triggers: (TriggerSender<String>, tokio::sync::mpsc::Receiver<String>),
+    /// The loop's progress record, which /readyz reads.
+    heartbeat: Heartbeat,
 }
 
 fn sync_controller(
@@ -525,6 +617,7 @@ fn sync_controller(
         repos,
         metrics,
         triggers: (trigger_tx, trigger_rx),
+        heartbeat,
     } = wiring;
     let controller_namespace = args.namespace.clone();
     let live = Arc::new(LiveCache::new(
@@ -590,7 +683,13 @@ fn sync_controller(
         .reconcile_all_on(leadership_gained(leader))
         .graceful_shutdown_on(shutdown)
         .run(
-            application::reconcile,
+            move |app: Arc<Application>, ctx: Arc<application::Context>| {
+                let running = heartbeat.start();
+                async move {
+                    let _running = running;
+                    application::reconcile(app, ctx).await
+                }
+            },
             application::error_policy,
             ctx.clone(),
         )

@@ -317,3 +317,62 @@ fn crds_prints_the_three_kinds() {
         .collect();
     assert_eq!(kinds, ["Application", "ApplicationSet", "AppProject"]);
 }
+
+/// `--tls-cert`/`--tls-key`: both or neither, and a file that is not PEM is one line and
+/// exit status 1 before anything else happens (no cluster is contacted).
+#[test]
+fn run_refuses_bad_tls_files_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let cert = cert.to_str().unwrap();
+    let only_cert = argosy(&["run", "--tls-cert", cert]);
+    assert_eq!(only_cert.status.code(), Some(2), "{only_cert:?}");
+    assert!(String::from_utf8_lossy(&only_cert.stderr).contains("--tls-key"));
+
+    let missing = dir.path().join("missing.pem");
+    let bad = Command::new(env!("CARGO_BIN_EXE_argosy"))
+        .args([
+            "run",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            missing.to_str().unwrap(),
+        ])
+        // No kubeconfig: the TLS error must come first.
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: --tls-key ") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
+
+    let key = dir.path().join("key.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_argosy"))
+        .args([
+            "run",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: --tls-cert ") && stderr.contains("no PEM CERTIFICATE block"),
+        "{stderr}"
+    );
+}

@@ -36,6 +36,12 @@ impl StoreReady {
         ready
     }
 
+    /// Whether the initial list has completed, without waiting (`/readyz` asks this).
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Waits for the initial list; false if the reflector stopped before it completed.
     pub async fn wait(&self) -> bool {
         self.0.clone().wait_for(|ready| *ready).await.is_ok()
@@ -63,8 +69,10 @@ mod tests {
     async fn a_reflector_gone_before_its_list_is_not_ready() {
         let (signal, ready) = StoreReady::new();
         signal.observe::<Secret, ()>(&Ok(watcher::Event::Init));
+        assert!(!ready.is_ready());
         drop(signal);
         assert!(!ready.wait().await);
+        assert!(StoreReady::already().is_ready());
         assert!(StoreReady::already().wait().await);
     }
 }

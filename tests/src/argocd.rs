@@ -180,6 +180,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         listen: None,
         webhook: WebhookConfig::default(),
         dashboard_token: None,
+        http: argosy::run::HttpSettings::default(),
     }
 }
 

@@ -163,6 +163,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
             "--git-requeue-seconds=180",
             "--repo-cache=/var/cache/argosy/repos",
             "--listen=0.0.0.0:8080",
+            "--readiness-stall-seconds=300",
         ]
     );
     assert_args_parse(&args);
@@ -190,10 +191,11 @@ fn default_values_render_a_hardened_two_replica_controller() {
     assert_eq!(pod["volumes"][0]["name"], "repo-cache");
     assert!(pod["volumes"][0]["emptyDir"].is_object());
     assert_eq!(c["resources"]["limits"]["memory"], "512Mi");
-    for probe in ["livenessProbe", "readinessProbe"] {
+    // Alive while it serves; ready once its caches are listed and while its loops progress.
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         assert_eq!(
             c[probe]["httpGet"],
-            json!({"path": "/healthz", "port": "http-metrics"}),
+            json!({"path": path, "port": "http-metrics"}),
             "{probe}"
         );
     }
@@ -245,9 +247,15 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "policy": "create-only",
             "port": 9090,
             "webhook": {"github": {"existingSecret": "gh-hook"}, "gitlab": {"existingSecret": "gl-hook", "key": "t"}},
-            "dashboard": {"existingSecret": "dash"},
+            "dashboard": {"existingSecret": "dash", "sessionTTL": "30m"},
+            "tls": {"existingSecret": "argosy-tls"},
+            "probes": {"readiness": {"stallSeconds": 120}},
             "extraArgs": ["--repo=https://example.invalid/r.git=/srv/r"],
-            "metrics": {"serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}}},
+            "metrics": {
+                "token": {"existingSecret": "scrape"},
+                "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"},
+                                   "tlsConfig": {"serverName": "fleet-argosy.fleet.svc"}},
+            },
         }),
     );
     let deployment = rendered.object("Deployment", "fleet-argosy").unwrap();
@@ -273,9 +281,14 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "--git-requeue-seconds=180",
             "--repo-cache=/var/cache/argosy/repos",
             "--listen=0.0.0.0:9090",
+            "--readiness-stall-seconds=120",
+            "--tls-cert=/etc/argosy/tls/tls.crt",
+            "--tls-key=/etc/argosy/tls/tls.key",
+            "--metrics-token-file=/etc/argosy/metrics/token",
             "--webhook-github-secret-file=/etc/argosy/webhook/github/secret",
             "--webhook-gitlab-token-file=/etc/argosy/webhook/gitlab/t",
             "--dashboard-token-file=/etc/argosy/dashboard/token",
+            "--dashboard-session-ttl=30m",
             "--repo=https://example.invalid/r.git=/srv/r",
         ]
     );
@@ -286,6 +299,28 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
         json!({"name": "webhook-github", "secret": {"secretName": "gh-hook", "items": [{"key": "secret", "path": "secret"}]}})
     );
     assert_eq!(pod["containers"][0]["ports"][0]["containerPort"], 9090);
+    // TLS: the Secret's pair mounted, probes over HTTPS; the metrics token mounted.
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(volumes.contains(
+        &json!({"name": "tls", "secret": {"secretName": "argosy-tls",
+        "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}})
+    ));
+    assert!(volumes.contains(
+        &json!({"name": "metrics-token", "secret": {"secretName": "scrape",
+        "items": [{"key": "token", "path": "token"}]}})
+    ));
+    let c = &pod["containers"][0];
+    for mount in [
+        json!({"name": "tls", "mountPath": "/etc/argosy/tls", "readOnly": true}),
+        json!({"name": "metrics-token", "mountPath": "/etc/argosy/metrics", "readOnly": true}),
+    ] {
+        assert!(
+            c["volumeMounts"].as_array().unwrap().contains(&mount),
+            "{mount}"
+        );
+    }
+    assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
 
     // One Role per ApplicationSet namespace; only the release namespace's reads
     // Secrets, AppProjects and the Lease.
@@ -336,6 +371,15 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
         "the ServiceMonitor scrapes the Service's port"
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["scheme"], "https");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["tlsConfig"],
+        json!({"serverName": "fleet-argosy.fleet.svc"})
+    );
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["authorization"],
+        json!({"type": "Bearer", "credentials": {"name": "scrape", "key": "token"}})
+    );
     assert_eq!(
         monitor["spec"]["selector"]["matchLabels"],
         deployment["spec"]["selector"]["matchLabels"]

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::cmd::app::AppCommand;
 use crate::cli::cmd::fleet::{AppSetCommand, ClusterCommand, StatusFlags};
-use crate::cli::parse::parse_repo_override;
+use crate::cli::parse::{parse_positive_duration, parse_repo_override};
 use crate::defaults;
 use crate::run::SyncEngine;
 
@@ -187,9 +187,22 @@ pub struct RunFlags {
     /// checks at once).
     #[arg(long, default_value_t = defaults::REPO_REFRESH_SECONDS)]
     pub repo_refresh_seconds: u64,
-    /// Address of the HTTP listener (/healthz, /metrics, /api/webhook).
+    /// Address of the HTTP listener (/healthz, /readyz, /metrics, /api/webhook, dashboard).
     #[arg(long, default_value = defaults::LISTEN)]
     pub listen: std::net::SocketAddr,
+    /// Serve HTTPS on --listen with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// File holding a token that GET /metrics then asks for (Authorization: Bearer);
+    /// without it /metrics is open.
+    #[arg(long, env = "ARGOSY_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// /readyz fails while reconciles run but none has finished for this many seconds.
+    #[arg(long, default_value_t = defaults::READINESS_STALL_SECONDS)]
+    pub readiness_stall_seconds: u64,
     /// File holding the GitHub webhook secret (GitHub pushes are refused without one).
     #[arg(long)]
     pub webhook_github_secret_file: Option<PathBuf>,
@@ -200,6 +213,10 @@ pub struct RunFlags {
     /// it neither is served: 404).
     #[arg(long)]
     pub dashboard_token_file: Option<PathBuf>,
+    /// How long a dashboard login lasts (a Go duration: 30m, 12h); the server refuses
+    /// older session cookies.
+    #[arg(long, default_value = defaults::DASHBOARD_SESSION_TTL, value_parser = parse_positive_duration)]
+    pub dashboard_session_ttl: std::time::Duration,
     /// Format of the log lines on stderr: text for people, json (one object per line) for
     /// log collectors. The level filter stays in ARGOSY_LOG.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]

@@ -24,7 +24,7 @@ pub mod parse;
 
 use crate::cli::cmd::app::AppCommand;
 use crate::defaults::{default_cache_dir, default_identity};
-use crate::run::{RunArgs, SyncSettings};
+use crate::run::{HttpSettings, RunArgs, SyncSettings, TlsFiles};
 use crate::webhook::WebhookConfig;
 pub use args::{Cli, Command, Format, LogFormat};
 
@@ -134,6 +134,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     flags.dashboard_token_file.as_ref(),
                 )?
                 .map(Into::into),
+                http: HttpSettings {
+                    tls: match (flags.tls_cert, flags.tls_key) {
+                        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                        // clap requires both or neither.
+                        _ => None,
+                    },
+                    dashboard_session_ttl: flags.dashboard_session_ttl,
+                    metrics_token: read_secret_file(
+                        "--metrics-token-file",
+                        flags.metrics_token_file.as_ref(),
+                    )?
+                    .map(Into::into),
+                    readiness_stall: std::time::Duration::from_secs(
+                        flags.readiness_stall_seconds.max(1),
+                    ),
+                },
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(crate::run::run(args))?;

@@ -32,6 +32,11 @@ function badge(kind, value) {
 
 async function api(path) {
   const res = await fetch(path, { credentials: "same-origin" });
+  // The session expired (or was cleared): the page itself then shows the login form.
+  if (res.status === 401) {
+    location.assign("/");
+    throw new Error("signed out");
+  }
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.error || `${res.status} ${res.statusText}`);
   return body;
