@@ -1,5 +1,5 @@
 //! Which repository URLs Argosy may fetch, whoever wrote them: a tenant's Application or
-//! ApplicationSet must not make the controller read its own filesystem (other tenants'
+//! `ApplicationSet` must not make the controller read its own filesystem (other tenants'
 //! cached clones, its service account token) or reach the cloud metadata service and
 //! other loopback-only endpoints with its network identity.
 //!
@@ -8,7 +8,7 @@
 //!
 //! - schemes `https`, `ssh` (and `user@host:path`), `git`; `http` only when allowed;
 //! - `file://` URLs and bare paths only when local repositories are allowed (demo, tests);
-//! - hosts that are loopback, link-local (169.254.0.0/16, fe80::/10, the metadata address),
+//! - hosts that are loopback, link-local (169.254.0.0/16, `fe80::/10`, the metadata address),
 //!   unspecified, or named `localhost` / `*.localhost` / a cloud metadata name only when
 //!   internal hosts are allowed. A host name is also resolved before the first fetch and
 //!   refused when any address it resolves to is internal ([`UrlPolicy::check_resolved`]).
@@ -120,11 +120,11 @@ impl UrlPolicy {
     }
 
     /// Checks the URL as written (no DNS).
-    pub fn check(&self, url: &str) -> Result<(), UrlRefusal> {
+    pub fn check(self, url: &str) -> Result<(), UrlRefusal> {
         self.check_parsed(url).map(|_| ())
     }
 
-    fn check_parsed(&self, url: &str) -> Result<Parsed, UrlRefusal> {
+    fn check_parsed(self, url: &str) -> Result<Parsed, UrlRefusal> {
         let shown = || crate::repo::redact_url(url);
         let parsed = parse(url).map_err(|reason| UrlRefusal::Invalid {
             url: shown(),
@@ -162,7 +162,7 @@ impl UrlPolicy {
     /// [`Self::check`], then resolves the host and refuses it when any of its addresses is
     /// internal (blocking: call it where network I/O is expected anyway). A name that does
     /// not resolve passes: the fetch will fail with the resolver's own error.
-    pub fn check_resolved(&self, url: &str) -> Result<(), UrlRefusal> {
+    pub fn check_resolved(self, url: &str) -> Result<(), UrlRefusal> {
         self.check_resolved_with(url, |host, port| {
             (host, port)
                 .to_socket_addrs()
@@ -173,7 +173,7 @@ impl UrlPolicy {
 
     /// [`Self::check_resolved`] with the resolver given (tests).
     fn check_resolved_with(
-        &self,
+        self,
         url: &str,
         resolve: impl FnOnce(&str, u16) -> Vec<IpAddr>,
     ) -> Result<(), UrlRefusal> {
