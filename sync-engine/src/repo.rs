@@ -23,7 +23,8 @@
 //!   checks again until one succeeds. The cache never serves a copy it could not confirm:
 //!   its callers hold (they never delete on error) rather than act on a stale view.
 
-use crate::url_policy::UrlPolicy;
+pub use crate::url_policy::redact_url;
+use crate::url_policy::{UrlPolicy, credentials};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -611,22 +612,6 @@ fn cache_key(url: &str) -> String {
     })
 }
 
-/// Removes `user:password@` from a URL before it appears in a message.
-#[must_use]
-pub fn redact_url(url: &str) -> String {
-    match credentials(url) {
-        Some(userinfo) => url.replacen(userinfo, "***", 1),
-        None => url.to_owned(),
-    }
-}
-
-/// The `user:password` part of a URL with a scheme, if any.
-fn credentials(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    (!userinfo.is_empty()).then_some(userinfo)
-}
 
 /// One spelling per repository, for matching URLs (webhook payloads against applications'
 /// `repoURL`s, and the cache's keys): scheme and host lowercased, credentials dropped, a

@@ -125,7 +125,7 @@ impl UrlPolicy {
     }
 
     fn check_parsed(self, url: &str) -> Result<Parsed, UrlRefusal> {
-        let shown = || crate::repo::redact_url(url);
+        let shown = || redact_url(url);
         let parsed = parse(url).map_err(|reason| UrlRefusal::Invalid {
             url: shown(),
             reason,
@@ -187,7 +187,7 @@ impl UrlPolicy {
         for ip in resolve(&host, port) {
             if let Some(why) = internal_ip(ip) {
                 return Err(UrlRefusal::InternalHost {
-                    url: crate::repo::redact_url(url),
+                    url: redact_url(url),
                     host: format!("{host} ({ip})"),
                     why,
                 });
@@ -292,6 +292,23 @@ fn internal_v6(ip: Ipv6Addr) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Removes `user:password@` from a URL before it appears in a message.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match credentials(url) {
+        Some(userinfo) => url.replacen(userinfo, "***", 1),
+        None => url.to_owned(),
+    }
+}
+
+/// The `user:password` part of a URL with a scheme, if any.
+pub(crate) fn credentials(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    (!userinfo.is_empty()).then_some(userinfo)
 }
 
 #[cfg(test)]
