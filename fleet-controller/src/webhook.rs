@@ -130,25 +130,41 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, WebhookError> {
+    let Some(urls) = push_urls(&hook.config, &headers, &body)? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    tracing::info!(repos = ?urls, "push webhook");
+    (hook.on_push)(urls);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Authenticates a webhook request and reads its push payload down to the normalized
+/// repository URLs; `None` for an authenticated event that is not a push (acknowledged and
+/// ignored). Pure, so the fuzz loop and property tests reach it without an HTTP server.
+pub fn push_urls(
+    config: &WebhookConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Vec<String>>, WebhookError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let urls = if let Some(event) = header("x-github-event") {
+    if let Some(event) = header("x-github-event") {
         const PROVIDER: &str = "GitHub";
-        let secret = configured(PROVIDER, hook.config.github_secret.as_deref())?;
-        if !github_signature_valid(secret, header("x-hub-signature-256"), &body) {
+        let secret = configured(PROVIDER, config.github_secret.as_deref())?;
+        if !github_signature_valid(secret, header("x-hub-signature-256"), body) {
             return Err(WebhookError::Authenticate {
                 provider: PROVIDER,
                 header: "X-Hub-Signature-256",
             });
         }
         if event != "push" {
-            return Ok(StatusCode::NO_CONTENT);
+            return Ok(None);
         }
-        let push: GitHubPush = parse(PROVIDER, &body)?;
+        let push: GitHubPush = parse(PROVIDER, body)?;
         let r = push.repository;
-        repo_urls(PROVIDER, [r.clone_url, r.html_url, r.ssh_url, r.git_url])?
+        repo_urls(PROVIDER, [r.clone_url, r.html_url, r.ssh_url, r.git_url]).map(Some)
     } else if let Some(event) = header("x-gitlab-event") {
         const PROVIDER: &str = "GitLab";
-        let token = configured(PROVIDER, hook.config.gitlab_token.as_deref())?;
+        let token = configured(PROVIDER, config.gitlab_token.as_deref())?;
         if !tokens_equal(token, header("x-gitlab-token").unwrap_or("")) {
             return Err(WebhookError::Authenticate {
                 provider: PROVIDER,
@@ -156,20 +172,18 @@ async fn receive(
             });
         }
         if !matches!(event, "Push Hook" | "Tag Push Hook") {
-            return Ok(StatusCode::NO_CONTENT);
+            return Ok(None);
         }
-        let push: GitLabPush = parse(PROVIDER, &body)?;
+        let push: GitLabPush = parse(PROVIDER, body)?;
         let p = push.project;
         repo_urls(
             PROVIDER,
             [p.git_http_url, p.git_ssh_url, p.web_url, p.http_url],
-        )?
+        )
+        .map(Some)
     } else {
-        return Err(WebhookError::IdentifyProvider);
-    };
-    tracing::info!(repos = ?urls, "push webhook");
-    (hook.on_push)(urls);
-    Ok(StatusCode::ACCEPTED)
+        Err(WebhookError::IdentifyProvider)
+    }
 }
 
 fn configured<'a>(

@@ -47,24 +47,32 @@ pub fn load_manifests(paths: &[PathBuf]) -> Result<Manifests, InputError> {
     let mut out = Manifests::default();
     for path in expand(paths)? {
         let before = out.application_sets.len();
-        for (doc, value) in documents(&path)? {
-            match value.get("kind").and_then(Value::as_str) {
-                Some("ApplicationSet") => {
-                    let appset = typed::<ApplicationSet>(&path, doc, value)?;
-                    out.application_sets.push((path.clone(), appset));
-                }
-                Some("AppProject") => {
-                    let project = typed::<AppProject>(&path, doc, value)?;
-                    out.projects.push(project);
-                }
-                _ => {}
-            }
-        }
+        let text = read(&path)?;
+        manifests_in(&path, &text, &mut out)?;
         if out.application_sets.len() == before && paths.iter().any(|p| p == &path) {
             return Err(InputError::NoApplicationSet { path });
         }
     }
     Ok(out)
+}
+
+/// Adds the ApplicationSets and AppProjects of one file's `text` (read from `path`, which
+/// errors name) to `out`. Separate from the file reading so the parsing can be fuzzed.
+pub fn manifests_in(path: &Path, text: &str, out: &mut Manifests) -> Result<(), InputError> {
+    for (doc, value) in documents(path, text)? {
+        match value.get("kind").and_then(Value::as_str) {
+            Some("ApplicationSet") => {
+                let appset = typed::<ApplicationSet>(path, doc, value)?;
+                out.application_sets.push((path.to_owned(), appset));
+            }
+            Some("AppProject") => {
+                let project = typed::<AppProject>(path, doc, value)?;
+                out.projects.push(project);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads cluster Secrets from files and directories. Secrets without the
@@ -73,27 +81,34 @@ pub fn load_manifests(paths: &[PathBuf]) -> Result<Manifests, InputError> {
 pub fn load_clusters(paths: &[PathBuf]) -> Result<Vec<Cluster>, InputError> {
     let mut clusters = Vec::new();
     for path in expand(paths)? {
-        for (doc, value) in documents(&path)? {
-            let items = match value.get("kind").and_then(Value::as_str) {
-                Some("Secret") => vec![value],
-                Some("List" | "SecretList") => match value.get("items") {
-                    Some(Value::Array(items)) => items.clone(),
-                    _ => Vec::new(),
-                },
+        let text = read(&path)?;
+        clusters.extend(clusters_in(&path, &text)?);
+    }
+    Ok(clusters)
+}
+
+/// The cluster Secrets of one file's `text` (read from `path`, which errors name).
+pub fn clusters_in(path: &Path, text: &str) -> Result<Vec<Cluster>, InputError> {
+    let mut clusters = Vec::new();
+    for (doc, value) in documents(path, text)? {
+        let items = match value.get("kind").and_then(Value::as_str) {
+            Some("Secret") => vec![value],
+            Some("List" | "SecretList") => match value.get("items") {
+                Some(Value::Array(items)) => items.clone(),
                 _ => Vec::new(),
-            };
-            for item in items {
-                let secret = typed::<Secret>(&path, doc, item)?;
-                if !is_cluster_secret(&secret) {
-                    continue;
-                }
-                let cluster =
-                    Cluster::from_secret(&secret).map_err(|error| InputError::Cluster {
-                        path: path.clone(),
-                        error,
-                    })?;
-                clusters.push(cluster);
+            },
+            _ => Vec::new(),
+        };
+        for item in items {
+            let secret = typed::<Secret>(path, doc, item)?;
+            if !is_cluster_secret(&secret) {
+                continue;
             }
+            let cluster = Cluster::from_secret(&secret).map_err(|error| InputError::Cluster {
+                path: path.to_owned(),
+                error,
+            })?;
+            clusters.push(cluster);
         }
     }
     Ok(clusters)
@@ -127,14 +142,17 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     Ok(files)
 }
 
-/// The non-empty documents of a YAML (or JSON) file, numbered from 1.
-fn documents(path: &Path) -> Result<Vec<(usize, Value)>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|error| InputError::Read {
+fn read(path: &Path) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|error| InputError::Read {
         path: path.to_owned(),
         error,
-    })?;
+    })
+}
+
+/// The non-empty documents of a YAML (or JSON) file's `text`, numbered from 1.
+fn documents(path: &Path, text: &str) -> Result<Vec<(usize, Value)>, InputError> {
     let mut docs = Vec::new();
-    for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(doc).map_err(|e| InputError::Parse {
             path: path.to_owned(),
             doc: i + 1,

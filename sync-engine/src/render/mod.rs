@@ -36,6 +36,8 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 pub use error::RenderError;
+pub use helm::helm_template_args;
+pub use kustomize::kustomize_wrapper;
 pub use limits::Limits;
 use paths::Tree;
 use tools::Tools;
