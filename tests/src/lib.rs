@@ -20,6 +20,9 @@ pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
+/// The stable-Rust fuzz loop over every parser that takes user input (`fuzz` binary,
+/// `scripts/fuzz.sh`).
+pub mod fuzz;
 pub mod helm;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
