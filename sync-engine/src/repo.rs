@@ -596,18 +596,26 @@ fn cache_key(url: &str) -> String {
 /// Removes `user:password@` from a URL before it appears in a message.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
-    match credentials(url) {
-        Some(userinfo) => url.replacen(userinfo, "***", 1),
+    match credentials_range(url) {
+        // Replaced where it is: the same text may also occur earlier (`https://h@host` has
+        // an `h` in its scheme), and replacing the first occurrence would leave it unredacted.
+        Some(range) => format!("{}***{}", &url[..range.start], &url[range.end..]),
         None => url.to_owned(),
     }
 }
 
 /// The `user:password` part of a URL with a scheme, if any.
 fn credentials(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
+    credentials_range(url).map(|range| &url[range])
+}
+
+/// Where in `url` the `user:password` part is, if it has one.
+fn credentials_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let (userinfo, _) = authority.rsplit_once('@')?;
-    (!userinfo.is_empty()).then_some(userinfo)
+    let start = scheme.len() + "://".len();
+    (!userinfo.is_empty()).then_some(start..start + userinfo.len())
 }
 
 /// One spelling per repository, for matching URLs (webhook payloads against applications'
@@ -896,6 +904,10 @@ mod tests {
         assert_eq!(redact_url("https://u:p@h/x"), "https://***@h/x");
         assert_eq!(redact_url("https://h/x"), "https://h/x");
         assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+        // Regression (found by the property tests): userinfo that also occurs in the scheme
+        // was replaced there, leaving the credential in the URL.
+        assert_eq!(redact_url("https://h@a/org/repo"), "https://***@a/org/repo");
+        assert_eq!(redact_url("ssh://ssh:tok@a/r"), "ssh://***@a/r");
         let err = GitRepos::err("https://u:p@h/x", "GET https://u:p@h/x/info/refs failed");
         assert_eq!(err.repo, "https://***@h/x");
         assert_eq!(err.message, "GET https://***@h/x/info/refs failed");
