@@ -148,7 +148,9 @@ fn class(chars: &[char], start: usize, negation: char, out: &mut String) -> Opti
             if hi < lo {
                 return None;
             }
-            body.push_str(&format!("{}-{}", literal(lo), literal(hi)));
+            body.push_str(&literal(lo));
+            body.push('-');
+            body.push_str(&literal(hi));
             i = after;
         } else {
             body.push_str(&literal(lo));

@@ -2,7 +2,7 @@
 //!
 //! Pure and compiled once per project: [`ProjectPolicy::new`] takes the `AppProject` and
 //! the clusters whose Secret names the project (Argo CD's project-scoped clusters) and
-//! answers the questions the ApplicationSet controller asks before it creates an
+//! answers the questions the `ApplicationSet` controller asks before it creates an
 //! Application and the sync engine asks before it writes anything:
 //!
 //! - may an Application in this namespace use the project ([`ProjectPolicy::check_app_namespace`],
@@ -511,37 +511,33 @@ impl ProjectPolicy {
             project: self.name.clone(),
             rule,
         };
-        match namespace {
-            Some(namespace) => {
-                // The namespace lists carry no names: Argo CD checks kinds only.
-                let whitelisted = self
-                    .namespace_whitelist
-                    .as_ref()
-                    .is_none_or(|list| any_matches(list, group, kind, name));
-                if !whitelisted {
-                    return Err(refuse(ResourceRule::NamespaceNotWhitelisted));
-                }
-                if any_matches(&self.namespace_blacklist, group, kind, name) {
-                    return Err(refuse(ResourceRule::NamespaceBlacklisted));
-                }
-                self.check_destination(cluster, namespace, false)
-                    .map_err(|_| Violation::ResourceNamespace {
-                        kind: kind.to_owned(),
-                        name: name.to_owned(),
-                        namespace: namespace.to_owned(),
-                        project: self.name.clone(),
-                    })
+        let Some(namespace) = namespace else {
+            if !any_matches(&self.cluster_whitelist, group, kind, name) {
+                return Err(refuse(ResourceRule::ClusterNotWhitelisted));
             }
-            None => {
-                if !any_matches(&self.cluster_whitelist, group, kind, name) {
-                    return Err(refuse(ResourceRule::ClusterNotWhitelisted));
-                }
-                if any_matches(&self.cluster_blacklist, group, kind, name) {
-                    return Err(refuse(ResourceRule::ClusterBlacklisted));
-                }
-                Ok(())
+            if any_matches(&self.cluster_blacklist, group, kind, name) {
+                return Err(refuse(ResourceRule::ClusterBlacklisted));
             }
+            return Ok(());
+        };
+        // The namespace lists carry no names: Argo CD checks kinds only.
+        let whitelisted = self
+            .namespace_whitelist
+            .as_ref()
+            .is_none_or(|list| any_matches(list, group, kind, name));
+        if !whitelisted {
+            return Err(refuse(ResourceRule::NamespaceNotWhitelisted));
         }
+        if any_matches(&self.namespace_blacklist, group, kind, name) {
+            return Err(refuse(ResourceRule::NamespaceBlacklisted));
+        }
+        self.check_destination(cluster, namespace, false)
+            .map_err(|_| Violation::ResourceNamespace {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+                project: self.name.clone(),
+            })
     }
 }
 
@@ -551,10 +547,9 @@ mod tests {
     use serde_json::json;
 
     fn project(spec: serde_json::Value) -> AppProject {
-        serde_json::from_value(
-            json!({"metadata": {"name": "team-a", "namespace": "argocd"}, "spec": spec}),
-        )
-        .expect("an AppProject")
+        let mut doc = json!({"metadata": {"name": "team-a", "namespace": "argocd"}});
+        doc["spec"] = spec;
+        serde_json::from_value(doc).expect("an AppProject")
     }
 
     fn cluster(name: &str, server: &str) -> Cluster {
