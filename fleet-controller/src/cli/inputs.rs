@@ -181,3 +181,66 @@ fn typed<T: serde::de::DeserializeOwned>(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property tests (issue #15 item 9): any file text, as `argosy generate` reads it.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// YAML text made of pieces of real manifests, YAML indicators and odd scalars.
+    fn yaml_text() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "kind: ApplicationSet\n",
+            "kind: AppProject\n",
+            "kind: Secret\n",
+            "kind: List\n",
+            "apiVersion: argoproj.io/v1alpha1\n",
+            "metadata:\n  name: a\n",
+            "  labels:\n",
+            "    argocd.argoproj.io/secret-type: cluster\n",
+            "spec:\n",
+            "  generators:\n",
+            "  - list:\n",
+            "      elements: []\n",
+            "  template: {}\n",
+            "stringData:\n",
+            "  server: https://x\n",
+            "  config: '{\"bearerToken\": 1}'\n",
+            "data:\n",
+            "  config: '!!'\n",
+            "items:\n",
+            "- ",
+            "---\n",
+            "&a ",
+            "*a",
+            "<<: *a\n",
+            "!!binary ",
+            "{",
+            "}",
+            "[",
+            "]",
+            ": ",
+            "? ",
+            "|\n",
+            "  ",
+            "\t",
+            "~",
+            "9223372036854775808",
+            ".nan",
+            "\"\\u0000\"",
+            "#",
+        ]);
+        prop::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_file_text_never_panics(text in prop_oneof!["\\PC{0,200}".boxed(), yaml_text().boxed()]) {
+            let path = Path::new("f.yaml");
+            let _ = manifests_in(path, &text, &mut Manifests::default());
+            let _ = clusters_in(path, &text);
+        }
+    }
+}
