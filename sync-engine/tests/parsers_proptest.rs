@@ -4,7 +4,9 @@
 //! the long loop.
 
 use argosy_sync_engine::jq::{self, PathExpr};
-use argosy_sync_engine::render::{RenderTarget, helm_template_args, kustomize_wrapper};
+use argosy_sync_engine::render::RenderTarget;
+use argosy_sync_engine::render::helm::helm_template_args;
+use argosy_sync_engine::render::kustomize::kustomize_wrapper;
 use argosy_sync_engine::repo::{normalize_repo_url, redact_url};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -20,8 +20,6 @@ pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
-/// The stable-Rust fuzz loop over every parser that takes user input (`fuzz` binary,
-/// `scripts/fuzz.sh`).
 pub mod fuzz;
 pub mod helm;
 /// Import cycles between the modules of each crate of the workspace: the check CI

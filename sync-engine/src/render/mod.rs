@@ -18,8 +18,8 @@
 
 mod directory;
 mod error;
-mod helm;
-mod kustomize;
+pub mod helm;
+pub mod kustomize;
 mod limits;
 mod manifests;
 mod paths;
@@ -36,8 +36,6 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 pub use error::RenderError;
-pub use helm::helm_template_args;
-pub use kustomize::kustomize_wrapper;
 pub use limits::Limits;
 use paths::Tree;
 use tools::Tools;

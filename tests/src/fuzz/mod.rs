@@ -28,26 +28,13 @@ use arbitrary::Unstructured;
 
 pub use corpus::Corpus;
 pub use rng::Rng;
+pub use targets::Target;
 
 /// An input running this long is a hang: the watchdog prints it and exits.
 pub const HANG_SECONDS: u64 = 10;
 /// Inputs are cut to this size after mutation: the parsers' own limits are far below it or
 /// scale linearly, and small inputs keep the loop fast.
 pub const MAX_INPUT: usize = 64 * 1024;
-
-/// One parser under test.
-pub struct Target {
-    /// Its name for `--parser`.
-    pub name: &'static str,
-    /// What it parses, for `--list`.
-    pub about: &'static str,
-    /// A structured input, near the real schema.
-    pub generate: fn(&mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>>,
-    /// The corpus inputs it takes (whole files, or values found under certain keys).
-    pub seeds: fn(&Corpus) -> Vec<Vec<u8>>,
-    /// Runs one input; must not panic.
-    pub run: fn(&[u8]),
-}
 
 /// How a run is configured (the `fuzz` binary's flags).
 #[derive(Clone, Debug)]

@@ -3,7 +3,7 @@
 //! specially (template delimiters, glob and jq metacharacters, YAML indicators, numbers at
 //! the edges of every integer type).
 
-use super::Rng;
+use super::rng::Rng;
 
 /// Tokens worth inserting: each means something to at least one parser.
 const TOKENS: &[&[u8]] = &[

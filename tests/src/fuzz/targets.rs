@@ -16,16 +16,31 @@ use argosy_crds::{
     AppProject, Application, Cluster, GoDuration, ProjectPolicy, resolve_destination,
 };
 use argosy_sync_engine::jq::{self, PathExpr};
-use argosy_sync_engine::render::{RenderTarget, helm_template_args, kustomize_wrapper};
+use argosy_sync_engine::render::RenderTarget;
+use argosy_sync_engine::render::helm::helm_template_args;
+use argosy_sync_engine::render::kustomize::kustomize_wrapper;
 use argosy_templates::{Mode, Params, StringTemplate, apply_template_patch};
 use hmac::{Hmac, Mac};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
-use super::Target;
 use super::corpus::{Corpus, as_json};
 use super::shape::{Shape, string, value};
+
+/// One parser under test.
+pub struct Target {
+    /// Its name for `--parser`.
+    pub name: &'static str,
+    /// What it parses, for `--list`.
+    pub about: &'static str,
+    /// A structured input, near the real schema.
+    pub generate: fn(&mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>>,
+    /// The corpus inputs it takes (whole files, or values found under certain keys).
+    pub seeds: fn(&Corpus) -> Vec<Vec<u8>>,
+    /// Runs one input; must not panic.
+    pub run: fn(&[u8]),
+}
 
 /// Every target, in the order a full run takes them.
 #[must_use]
