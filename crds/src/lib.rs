@@ -40,6 +40,7 @@ pub mod operation;
 pub mod project;
 mod resource;
 mod source;
+pub mod yaml_depth;
 
 pub use application::{Application, ApplicationSpec, ApplicationStatus};
 pub use applicationset::{ApplicationSet, ApplicationSetSpec, ApplicationSetStatus, Generator};

@@ -511,34 +511,33 @@ impl ProjectPolicy {
             project: self.name.clone(),
             rule,
         };
-        if let Some(namespace) = namespace {
-            // The namespace lists carry no names: Argo CD checks kinds only.
-            let whitelisted = self
-                .namespace_whitelist
-                .as_ref()
-                .is_none_or(|list| any_matches(list, group, kind, name));
-            if !whitelisted {
-                return Err(refuse(ResourceRule::NamespaceNotWhitelisted));
+        let Some(namespace) = namespace else {
+            if !any_matches(&self.cluster_whitelist, group, kind, name) {
+                return Err(refuse(ResourceRule::ClusterNotWhitelisted));
             }
-            if any_matches(&self.namespace_blacklist, group, kind, name) {
-                return Err(refuse(ResourceRule::NamespaceBlacklisted));
+            if any_matches(&self.cluster_blacklist, group, kind, name) {
+                return Err(refuse(ResourceRule::ClusterBlacklisted));
             }
-            return self
-                .check_destination(cluster, namespace, false)
-                .map_err(|_| Violation::ResourceNamespace {
-                    kind: kind.to_owned(),
-                    name: name.to_owned(),
-                    namespace: namespace.to_owned(),
-                    project: self.name.clone(),
-                });
+            return Ok(());
+        };
+        // The namespace lists carry no names: Argo CD checks kinds only.
+        let whitelisted = self
+            .namespace_whitelist
+            .as_ref()
+            .is_none_or(|list| any_matches(list, group, kind, name));
+        if !whitelisted {
+            return Err(refuse(ResourceRule::NamespaceNotWhitelisted));
         }
-        if !any_matches(&self.cluster_whitelist, group, kind, name) {
-            return Err(refuse(ResourceRule::ClusterNotWhitelisted));
+        if any_matches(&self.namespace_blacklist, group, kind, name) {
+            return Err(refuse(ResourceRule::NamespaceBlacklisted));
         }
-        if any_matches(&self.cluster_blacklist, group, kind, name) {
-            return Err(refuse(ResourceRule::ClusterBlacklisted));
-        }
-        Ok(())
+        self.check_destination(cluster, namespace, false)
+            .map_err(|_| Violation::ResourceNamespace {
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
+                project: self.name.clone(),
+            })
     }
 }
 
@@ -549,10 +548,9 @@ mod tests {
 
     #[allow(clippy::needless_pass_by_value)] // every caller builds the spec in place
     fn project(spec: serde_json::Value) -> AppProject {
-        serde_json::from_value(
-            json!({"metadata": {"name": "team-a", "namespace": "argocd"}, "spec": spec}),
-        )
-        .expect("an AppProject")
+        let mut doc = json!({"metadata": {"name": "team-a", "namespace": "argocd"}});
+        doc["spec"] = spec;
+        serde_json::from_value(doc).expect("an AppProject")
     }
 
     fn cluster(name: &str, server: &str) -> Cluster {

@@ -130,25 +130,41 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, WebhookError> {
+    let Some(urls) = push_urls(&hook.config, &headers, &body)? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    tracing::info!(repos = ?urls, "push webhook");
+    (hook.on_push)(urls);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Authenticates a webhook request and reads its push payload down to the normalized
+/// repository URLs; `None` for an authenticated event that is not a push (acknowledged and
+/// ignored). Pure, so the fuzz loop and property tests reach it without an HTTP server.
+pub fn push_urls(
+    config: &WebhookConfig,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Vec<String>>, WebhookError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let urls = if let Some(event) = header("x-github-event") {
+    if let Some(event) = header("x-github-event") {
         const PROVIDER: &str = "GitHub";
-        let secret = configured(PROVIDER, hook.config.github_secret.as_deref())?;
-        if !github_signature_valid(secret, header("x-hub-signature-256"), &body) {
+        let secret = configured(PROVIDER, config.github_secret.as_deref())?;
+        if !github_signature_valid(secret, header("x-hub-signature-256"), body) {
             return Err(WebhookError::Authenticate {
                 provider: PROVIDER,
                 header: "X-Hub-Signature-256",
             });
         }
         if event != "push" {
-            return Ok(StatusCode::NO_CONTENT);
+            return Ok(None);
         }
-        let push: GitHubPush = parse(PROVIDER, &body)?;
+        let push: GitHubPush = parse(PROVIDER, body)?;
         let r = push.repository;
-        repo_urls(PROVIDER, [r.clone_url, r.html_url, r.ssh_url, r.git_url])?
+        repo_urls(PROVIDER, [r.clone_url, r.html_url, r.ssh_url, r.git_url]).map(Some)
     } else if let Some(event) = header("x-gitlab-event") {
         const PROVIDER: &str = "GitLab";
-        let token = configured(PROVIDER, hook.config.gitlab_token.as_deref())?;
+        let token = configured(PROVIDER, config.gitlab_token.as_deref())?;
         if !tokens_equal(token, header("x-gitlab-token").unwrap_or("")) {
             return Err(WebhookError::Authenticate {
                 provider: PROVIDER,
@@ -156,20 +172,18 @@ async fn receive(
             });
         }
         if !matches!(event, "Push Hook" | "Tag Push Hook") {
-            return Ok(StatusCode::NO_CONTENT);
+            return Ok(None);
         }
-        let push: GitLabPush = parse(PROVIDER, &body)?;
+        let push: GitLabPush = parse(PROVIDER, body)?;
         let p = push.project;
         repo_urls(
             PROVIDER,
             [p.git_http_url, p.git_ssh_url, p.web_url, p.http_url],
-        )?
+        )
+        .map(Some)
     } else {
-        return Err(WebhookError::IdentifyProvider);
-    };
-    tracing::info!(repos = ?urls, "push webhook");
-    (hook.on_push)(urls);
-    Ok(StatusCode::ACCEPTED)
+        Err(WebhookError::IdentifyProvider)
+    }
 }
 
 fn configured<'a>(
@@ -500,5 +514,76 @@ mod tests {
         assert!(!tokens_equal("abc", "abd"));
         assert!(!tokens_equal("abc", "abcd"));
         assert!(!tokens_equal("abc", ""));
+    }
+
+    mod properties {
+        //! Property tests (issue #15 item 9): any payload, signed or not, any headers.
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                if let Ok(v) = value.parse() {
+                    h.insert(*name, v);
+                }
+            }
+            h
+        }
+
+        /// A payload near GitHub's and GitLab's, with any values.
+        fn payload() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..128),
+                (
+                    prop::sample::select(vec!["repository", "project"]),
+                    prop::sample::select(vec!["clone_url", "ssh_url", "git_http_url", "web_url"]),
+                    prop_oneof![
+                        "\\PC{0,32}".prop_map(serde_json::Value::from),
+                        any::<i64>().prop_map(serde_json::Value::from),
+                        Just(serde_json::Value::Null)
+                    ],
+                )
+                    .prop_map(|(object, field, value)| {
+                        serde_json::json!({ object: { field: value } })
+                            .to_string()
+                            .into_bytes()
+                    }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn signed_payloads_never_panic_and_urls_are_normalized(body in payload(), event in "\\PC{0,12}") {
+                let signature = sign(SECRET, &String::from_utf8_lossy(&body));
+                // `sign` signs the lossy text; sign the bytes as GitHub does.
+                let mut mac = HmacSha256::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(&body);
+                let exact = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+                for h in [
+                    headers(&[("x-github-event", "push"), ("x-hub-signature-256", &exact)]),
+                    headers(&[("x-github-event", &event), ("x-hub-signature-256", &signature)]),
+                    headers(&[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", TOKEN)]),
+                    headers(&[("x-gitlab-event", &event), ("x-gitlab-token", TOKEN)]),
+                ] {
+                    if let Ok(Some(urls)) = push_urls(&config(), &h, &body) {
+                        prop_assert!(!urls.is_empty());
+                        for url in urls {
+                            prop_assert_eq!(normalize_repo_url(&url), url.clone());
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn wrong_signatures_and_tokens_are_refused(body in payload(), signature in "\\PC{0,80}", token in "\\PC{0,12}") {
+                let github = push_urls(&config(), &headers(&[("x-github-event", "push"), ("x-hub-signature-256", &signature)]), &body);
+                prop_assert!(matches!(github, Err(WebhookError::Authenticate { .. })), "{github:?}");
+                prop_assume!(token != TOKEN);
+                let gitlab = push_urls(&config(), &headers(&[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", &token)]), &body);
+                prop_assert!(matches!(gitlab, Err(WebhookError::Authenticate { .. })), "{gitlab:?}");
+            }
+        }
     }
 }

@@ -229,6 +229,7 @@ impl Gen<'_, '_> {
 /// The parameter objects of a file: an object (an empty file is an empty object) or a
 /// list of objects. Only the first YAML document is read, like `sigs.k8s.io/yaml`.
 fn parse_objects(text: &str) -> Result<Vec<Params>, String> {
+    argosy_crds::yaml_depth::check(text).map_err(|e| format!("unable to parse file: {e}"))?;
     let first = serde_yaml_ng::Deserializer::from_str(text).next();
     let value = match first {
         None => Value::Null,

@@ -44,6 +44,8 @@ pub(crate) fn generate(
         out.push(ParamSet::new(params, Provenance::list_element(path, index)));
     }
     if let Some(yaml) = list.elements_yaml.as_deref().filter(|y| !y.is_empty()) {
+        argosy_crds::yaml_depth::check(yaml)
+            .map_err(|e| GeneratorError::data(&format!("{path}.elementsYaml"), e.to_string()))?;
         let elements: Option<Vec<Option<Params>>> = serde_yaml_ng::from_str(yaml).map_err(|e| {
             GeneratorError::data(
                 &format!("{path}.elementsYaml"),

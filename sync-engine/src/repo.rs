@@ -612,7 +612,6 @@ fn cache_key(url: &str) -> String {
     })
 }
 
-
 /// One spelling per repository, for matching URLs (webhook payloads against applications'
 /// `repoURL`s, and the cache's keys): scheme and host lowercased, credentials dropped, a
 /// trailing `/` and `.git` removed, and scp-like `user@host:path` read as `ssh://host/path`.
@@ -903,6 +902,10 @@ mod tests {
         assert_eq!(redact_url("https://u:p@h/x"), "https://***@h/x");
         assert_eq!(redact_url("https://h/x"), "https://h/x");
         assert_eq!(redact_url("https://h/x@y"), "https://h/x@y");
+        // Regression (found by the property tests): userinfo that also occurs in the scheme
+        // was replaced there, leaving the credential in the URL.
+        assert_eq!(redact_url("https://h@a/org/repo"), "https://***@a/org/repo");
+        assert_eq!(redact_url("ssh://ssh:tok@a/r"), "ssh://***@a/r");
         let err = GitRepos::err("https://u:p@h/x", "GET https://u:p@h/x/info/refs failed");
         assert_eq!(err.repo, "https://***@h/x");
         assert_eq!(err.message, "GET https://***@h/x/info/refs failed");

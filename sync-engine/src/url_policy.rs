@@ -297,18 +297,26 @@ fn internal_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// Removes `user:password@` from a URL before it appears in a message.
 #[must_use]
 pub fn redact_url(url: &str) -> String {
-    match credentials(url) {
-        Some(userinfo) => url.replacen(userinfo, "***", 1),
+    match credentials_range(url) {
+        // Replaced where it is: the same text may also occur earlier (`https://h@host` has
+        // an `h` in its scheme), and replacing the first occurrence would leave it unredacted.
+        Some(range) => format!("{}***{}", &url[..range.start], &url[range.end..]),
         None => url.to_owned(),
     }
 }
 
 /// The `user:password` part of a URL with a scheme, if any.
 pub(crate) fn credentials(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
+    credentials_range(url).map(|range| &url[range])
+}
+
+/// Where in `url` the `user:password` part is, if it has one.
+fn credentials_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let (userinfo, _) = authority.rsplit_once('@')?;
-    (!userinfo.is_empty()).then_some(userinfo)
+    let start = scheme.len() + "://".len();
+    (!userinfo.is_empty()).then_some(start..start + userinfo.len())
 }
 
 #[cfg(test)]

@@ -537,6 +537,8 @@ fn select_style(s: &str, key: bool) -> Style {
 
 /// The first YAML document of `text` as JSON (`null` when there is none).
 pub(crate) fn parse(text: &str) -> Result<Json, String> {
+    argosy_crds::yaml_depth::check(text)
+        .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))?;
     let Some(doc) = serde_yaml_ng::Deserializer::from_str(text).next() else {
         return Ok(Json::Null);
     };

@@ -20,6 +20,7 @@ pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
+pub mod fuzz;
 pub mod helm;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).

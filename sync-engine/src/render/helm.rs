@@ -103,6 +103,44 @@ fn helm_args(
     args
 }
 
+/// Value files must be files of this repository: URLs, `$ref/` paths (another source)
+/// and absolute paths are refused before anything is resolved.
+fn refuse_foreign_value_file(file: &str) -> Result<(), RenderError> {
+    if file.contains("://") || file.starts_with('$') || file.starts_with('/') {
+        return Err(RenderError::Unsupported {
+            what: format!("helm.valueFiles entry {file:?} (only files of this repository)"),
+        });
+    }
+    Ok(())
+}
+
+/// The pure half of a Helm render: the Application's `helm` block parsed, its value files
+/// checked as the render checks them (taken as files of the chart directory `app`, without
+/// looking at a tree) and turned into `helm template` arguments. Public so the option
+/// parsing can be tested on arbitrary blocks without a tree or a binary.
+pub fn helm_template_args(
+    options_value: Option<&Value>,
+    app: &str,
+    target: RenderTarget<'_>,
+) -> Result<Vec<String>, RenderError> {
+    let opts: HelmOptions = options("helm", options_value)?;
+    let mut value_files = Vec::new();
+    for file in &opts.value_files {
+        refuse_foreign_value_file(file)?;
+        value_files.push(format!("repo/{}", join(app, file)));
+    }
+    let inline = (opts.values_object.as_ref().is_some_and(|v| !v.is_null())
+        || !opts.values.is_empty())
+    .then_some("values.yaml");
+    Ok(helm_args(
+        &format!("repo/{}", display_path(app)),
+        &opts,
+        target,
+        &value_files,
+        inline,
+    ))
+}
+
 impl Renderer {
     pub(super) fn helm(
         &self,
@@ -120,11 +158,7 @@ impl Renderer {
         // Value files are relative to the chart and must stay in the repository.
         let mut value_files = Vec::new();
         for file in &opts.value_files {
-            if file.contains("://") || file.starts_with('$') || file.starts_with('/') {
-                return Err(RenderError::Unsupported {
-                    what: format!("helm.valueFiles entry {file:?} (only files of this repository)"),
-                });
-            }
+            refuse_foreign_value_file(file)?;
             match tree.resolve(&join(app, file))? {
                 Resolved::Inside(f) if tree.is_file(&f) => value_files.push(format!("repo/{f}")),
                 Resolved::Outside => {

@@ -150,6 +150,24 @@ impl KustomizeOptions {
     }
 }
 
+/// The pure half of a Kustomize render: the Application's `kustomize` block parsed and
+/// turned into the wrapper kustomization for the app directory `app` (`None`: no options
+/// to apply). `read_patch` reads a patch file named relative to the app directory. Public
+/// so the option parsing can be tested on arbitrary blocks without a tree or a binary.
+pub fn kustomize_wrapper(
+    options_value: Option<&Value>,
+    app: &str,
+    read_patch: impl FnMut(&str) -> Result<String, RenderError>,
+) -> Result<Option<Value>, RenderError> {
+    let opts: KustomizeOptions = options("kustomize", options_value)?;
+    opts.wrapper(&wrapper_resource(app), read_patch)
+}
+
+/// The app directory as the wrapper kustomization (next to `repo`) names it.
+fn wrapper_resource(app: &str) -> String {
+    format!("../repo/{app}")
+}
+
 /// A component of the app directory, as seen from the wrapper: remote components pass
 /// through, local ones must stay inside the repository.
 fn component_path(resource: &str, component: &str) -> Result<String, RenderError> {
@@ -228,7 +246,7 @@ impl Renderer {
                 path: display_path(app),
             });
         };
-        let resource = format!("../repo/{app}");
+        let resource = wrapper_resource(app);
         let read_patch = |path: &str| {
             let file = match tree.resolve(&join(app, path))? {
                 Resolved::Inside(f) if tree.is_file(&f) => f,

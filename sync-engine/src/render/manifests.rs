@@ -48,6 +48,7 @@ pub(super) fn yaml_file(file: &str, data: &[u8]) -> Result<Vec<Value>, RenderErr
 /// Every non-empty document as an object; on failure, how many came before and why.
 fn yaml_objects(data: &[u8]) -> Result<Vec<Value>, (usize, String)> {
     let mut objects = Vec::new();
+    argosy_crds::yaml_depth::check_bytes(data).map_err(|e| (0, e.to_string()))?;
     for (index, document) in serde_yaml_ng::Deserializer::from_slice(strip_bom(data)).enumerate() {
         let fail = |message: String| (objects.len(), format!("document {}: {message}", index + 1));
         let value = Value::deserialize(document).map_err(|e| fail(e.to_string()))?;

@@ -18,8 +18,8 @@
 
 mod directory;
 mod error;
-mod helm;
-mod kustomize;
+pub mod helm;
+pub mod kustomize;
 mod limits;
 mod manifests;
 mod paths;
