@@ -940,7 +940,10 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AppProject",
         "metadata": {"name": "default", "namespace": "fleet"},
-        "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}]},
+        // ApplicationSets in `team-a` generate their Applications in `team-a`: the project
+        // must admit that namespace (Argo CD's Applications in any namespace).
+        "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
+                 "sourceNamespaces": ["team-a"]},
     });
     apply(&admin, &projects).await?;
     let user = "system:serviceaccount:fleet:fleet-argosy";
