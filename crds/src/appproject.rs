@@ -100,8 +100,8 @@ pub struct ClusterResourceRestrictionItem {
 /// `spec.orphanedResources`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrphanedResources {
-    /// Whether orphaned objects raise an `OrphanedResourceWarning` condition (default
-    /// true when the block is present).
+    /// Whether orphaned objects raise an `OrphanedResourceWarning` condition (only when
+    /// `true`, as in Argo CD's `IsWarn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn: Option<bool>,
     /// Objects never reported.

@@ -292,6 +292,15 @@ pub struct ProjectPolicy {
     namespace_whitelist: Option<Vec<KindRule>>,
     namespace_blacklist: Vec<KindRule>,
     source_namespaces: NamespacePatterns,
+    orphans: Option<OrphanRules>,
+}
+
+/// `orphanedResources`, compiled: whether to warn, and the ignore list as (group, kind,
+/// name) globs (`None`: any kind / any name).
+#[derive(Clone, Debug)]
+struct OrphanRules {
+    warn: bool,
+    ignore: Vec<(Glob, Option<Glob>, Option<Glob>)>,
 }
 
 /// Argo CD's `NormalizeGitURL` for comparing repository URLs: lower case, `.git` dropped,
@@ -388,6 +397,21 @@ impl ProjectPolicy {
                 .map(KindRule::of_group_kind)
                 .collect(),
             source_namespaces: NamespacePatterns::new(&spec.source_namespaces),
+            orphans: spec.orphaned_resources.as_ref().map(|o| OrphanRules {
+                warn: o.warn == Some(true),
+                ignore: o
+                    .ignore
+                    .iter()
+                    .map(|i| {
+                        let optional = |p: &str| (!p.is_empty()).then(|| Glob::gobwas(p, None));
+                        (
+                            Glob::gobwas(&i.group, None),
+                            optional(&i.kind),
+                            optional(&i.name),
+                        )
+                    })
+                    .collect(),
+            }),
             name,
         }
     }
@@ -396,6 +420,39 @@ impl ProjectPolicy {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the project asks for orphaned-object warnings (`orphanedResources.warn`).
+    #[must_use]
+    pub fn warns_orphans(&self) -> bool {
+        self.orphans.as_ref().is_some_and(|o| o.warn)
+    }
+
+    /// Whether a namespaced object with no tracking id counts as orphaned (Argo CD's
+    /// `getResourceTree`): not one of the objects every namespace has, not in
+    /// `orphanedResources.ignore`, and of a kind the project may deploy.
+    #[must_use]
+    pub fn counts_as_orphan(&self, group: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        let Some(orphans) = &self.orphans else {
+            return false;
+        };
+        let everywhere = (namespace == "default"
+            && group.is_empty()
+            && kind == "Service"
+            && name == "kubernetes")
+            || (group.is_empty() && kind == "ServiceAccount" && name == "default")
+            || (group.is_empty() && kind == "ConfigMap" && name == "kube-root-ca.crt");
+        let ignored = orphans.ignore.iter().any(|(g, k, n)| {
+            k.as_ref().is_none_or(|k| k.is_match(kind))
+                && g.is_match(group)
+                && n.as_ref().is_none_or(|n| n.is_match(name))
+        });
+        let permitted = self
+            .namespace_whitelist
+            .as_ref()
+            .is_none_or(|list| any_matches(list, group, kind, name))
+            && !any_matches(&self.namespace_blacklist, group, kind, name);
+        !everywhere && !ignored && permitted
     }
 
     /// May an Application in `namespace` use this project? The control plane's namespace
@@ -714,6 +771,24 @@ mod tests {
             p.check_resource("", "Namespace", "team-admin", None, &w1)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn orphans_as_argo_cd_counts_them() {
+        let p = policy(json!({"orphanedResources": {"warn": true,
+            "ignore": [{"group": "", "kind": "Secret"}, {"group": "apps", "name": "legacy-*"}]},
+            "namespaceResourceBlacklist": [{"group": "", "kind": "Event"}]}));
+        assert!(p.warns_orphans());
+        assert!(p.counts_as_orphan("", "ConfigMap", "shop", "leftover"));
+        assert!(!p.counts_as_orphan("", "ConfigMap", "shop", "kube-root-ca.crt"));
+        assert!(!p.counts_as_orphan("", "ServiceAccount", "shop", "default"));
+        assert!(!p.counts_as_orphan("", "Secret", "shop", "anything"));
+        assert!(!p.counts_as_orphan("apps", "Deployment", "shop", "legacy-web"));
+        assert!(p.counts_as_orphan("apps", "Deployment", "shop", "web"));
+        assert!(!p.counts_as_orphan("", "Event", "shop", "e"));
+        // `warn` must be set: the block alone does not warn (Argo CD's IsWarn).
+        assert!(!policy(json!({"orphanedResources": {}})).warns_orphans());
+        assert!(!policy(json!({})).counts_as_orphan("", "ConfigMap", "shop", "x"));
     }
 
     #[test]

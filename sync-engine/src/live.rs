@@ -245,6 +245,34 @@ impl LiveCache {
         out
     }
 
+    /// The top-level objects (no owner) in `namespace` on `server` that no app tracks, among
+    /// the kinds watched there: the candidates for Argo CD's orphaned-resource warning.
+    /// Kinds no app deploys to that cluster are not watched, so not seen.
+    pub fn untracked_top_level(&self, server: &str, namespace: &str) -> Vec<ObjKey> {
+        let watches: Vec<Arc<Watch>> = lock(&self.watches)
+            .iter()
+            .filter(|((s, _, ns), _)| s == server && (ns.is_empty() || ns == namespace))
+            .map(|(_, w)| w.clone())
+            .collect();
+        let mut out: Vec<ObjKey> = watches
+            .iter()
+            .flat_map(|w| w.store.state())
+            .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|o| {
+                o.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(Vec::is_empty)
+            })
+            .filter_map(|o| key_and_app(&o))
+            .filter(|(_, app)| app.is_none())
+            .map(|(key, _)| key)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// `key` (of `resource` on `server`) is about to be applied by the app that tracks it:
     /// its watch events are held back until [`Self::written`] tells the version applied.
     pub fn writing(&self, server: &str, resource: &ApiResource, key: &ObjKey) {

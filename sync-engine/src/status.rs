@@ -53,6 +53,9 @@ pub enum ConditionType {
     DeletionError,
     /// The controller's reconcile failed internally (a contained panic).
     ReconcileError,
+    /// Objects in the destination namespace that no Application tracks (the project's
+    /// `orphanedResources.warn`).
+    OrphanedResourceWarning,
 }
 
 impl ConditionType {
@@ -66,6 +69,7 @@ impl ConditionType {
             ConditionType::Warning => "Warning",
             ConditionType::DeletionError => "DeletionError",
             ConditionType::ReconcileError => "ReconcileError",
+            ConditionType::OrphanedResourceWarning => "OrphanedResourceWarning",
         }
     }
 }

@@ -57,6 +57,7 @@ fn team_a_project(workload_1: &str, extra_destination: Option<&str>) -> Value {
         "sourceRepos": ["https://git.example.com/team-a/*"],
         "destinations": destinations,
         "sourceNamespaces": [APPS_NS],
+        "orphanedResources": {"warn": true},
     }})
 }
 
@@ -192,6 +193,16 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     for w in [w1, w2] {
         create_namespace(&w.client().await?, TENANT_NS).await?;
     }
+    // Something in the tenant's namespace that no Application deploys.
+    let strays: Api<ConfigMap> = Api::namespaced(w1.client().await?, TENANT_NS);
+    let stray: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "stray"}}))?;
+    strays
+        .patch(
+            "stray",
+            &PatchParams::apply("argosy-tests").force(),
+            &Patch::Apply(&stray),
+        )
+        .await?;
 
     // One repository (served for both team prefixes, so only the project tells them apart).
     let dir = tempfile::tempdir()?;
@@ -292,6 +303,13 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     wait_synced(&admin, ARGOCD_NAMESPACE, "workload-1-gen").await?;
     ensure!(configmap_exists(w1, TENANT_NS, "legit").await?);
     ensure!(configmap_exists(w1, TENANT_NS, "legit-ns").await?);
+
+    // The project warns about orphaned objects: the stray ConfigMap is the only one.
+    let orphans = condition(&admin, ARGOCD_NAMESPACE, "legit", "OrphanedResourceWarning").await?;
+    ensure!(
+        orphans == "Application has 1 orphaned resources",
+        "{orphans}"
+    );
 
     // Each escape gets a condition naming the rule.
     let expect = [

@@ -509,6 +509,11 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     ctx.record(&key, |r| r.self_heal = heal);
 
     let mut outcome = Outcome::new(warnings, ctx.config.resync);
+    if let Some(warning) = orphan_warning(&ctx, &app, &policy, &conn.server, &desired) {
+        outcome
+            .conditions
+            .push((ConditionType::OrphanedResourceWarning, warning));
+    }
     match decision {
         Decision::Nothing => {}
         Decision::Wait(after) => outcome.requeue = outcome.requeue.min(after),
@@ -763,6 +768,30 @@ impl Outcome {
 /// `operationState` as written to the status (Argo CD's shape).
 fn state_json(state: &OperationState) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
+}
+
+/// Argo CD's orphaned-resource warning, when the project asks for it: the top-level objects
+/// in the destination namespace that no app tracks and this app does not render (among
+/// the kinds watched on the cluster).
+fn orphan_warning(
+    ctx: &Context,
+    app: &Application,
+    policy: &ProjectPolicy,
+    server: &str,
+    desired: &[DesiredObject],
+) -> Option<String> {
+    let namespace = &app.spec.destination.namespace;
+    if !policy.warns_orphans() || namespace.is_empty() {
+        return None;
+    }
+    let orphans = ctx
+        .live
+        .untracked_top_level(server, namespace)
+        .into_iter()
+        .filter(|k| !desired.iter().any(|d| &d.key == k))
+        .filter(|k| policy.counts_as_orphan(&k.group, &k.kind, &k.namespace, &k.name))
+        .count();
+    (orphans > 0).then(|| format!("Application has {orphans} orphaned resources"))
 }
 
 /// Whether the recorded status already carries a condition with this message (an Event
