@@ -26,6 +26,7 @@ pub mod helm;
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
 pub mod modgraph;
 pub mod ports;
+pub mod probe;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane,

@@ -75,10 +75,16 @@ impl Env {
     }
 
     async fn controller(&self) -> Result<ControllerHandle> {
+        self.controller_listening(None).await
+    }
+
+    /// The controller, serving `/healthz`, `/readyz` and `/metrics` on `port` if given.
+    async fn controller_listening(&self, port: Option<u16>) -> Result<ControllerHandle> {
         let mut args = run_args("security", self.dir.path().join("cache"));
         args.sync_engine = SyncEngine::Argosy;
         args.repos = BTreeMap::from([(REPO_URL.to_owned(), self.dir.path().join("repo.git"))]);
         args.sync.resync = Duration::from_secs(2);
+        args.listen = port.map(|port| ([127, 0, 0, 1], port).into());
         start_controller(self.cp.management(), argosy::run::USER_AGENT, args).await
     }
 
@@ -361,7 +367,8 @@ async fn an_overflowing_retry_backoff_does_not_stop_the_controller() -> Result<(
     )
     .await?;
     env.apply_app("good", "good", json!({})).await?;
-    let mut controller = env.controller().await?;
+    let port = argosy_tests::ports::free_port()?;
+    let mut controller = env.controller_listening(Some(port)).await?;
     env.wait_app("bad", "the sync failed", Duration::from_secs(60), |a| {
         text(a, "/status/operationState/phase") == "Failed"
     })
@@ -384,5 +391,7 @@ async fn an_overflowing_retry_backoff_does_not_stop_the_controller() -> Result<(
         "the unreadable backoff is reported: {bad}"
     );
     ensure!(!controller.is_finished(), "the controller stopped");
+    let (status, answer) = argosy_tests::probe::get(port, "/readyz", None).await?;
+    ensure!(status == 200, "/readyz answered {status}: {answer}");
     Ok(())
 }

@@ -510,19 +510,12 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
 
 const DASHBOARD_TOKEN: &str = "tenancy-dashboard-token";
 
-/// `GET path` on the controller's HTTP port with the dashboard token, the answer as text
-/// (any status: an error page must not leak either). What arrives within 5 s: the events
-/// endpoint is a server-sent event stream that stays open.
+/// `GET path` with the dashboard token, the answer as text (any status: an error page
+/// must not leak either).
 async fn http_get(port: u16, path: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {DASHBOARD_TOKEN}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    Ok(String::from_utf8_lossy(&answer).into_owned())
+    Ok(argosy_tests::probe::get(port, path, Some(DASHBOARD_TOKEN))
+        .await?
+        .1)
 }
 
 /// Every log line of this test binary (the controller runs in-process), at debug level
