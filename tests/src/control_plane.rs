@@ -259,6 +259,22 @@ impl AuditEvent {
     pub fn received_between(&self, from: Timestamp, to: Timestamp) -> bool {
         from <= self.received && self.received <= to
     }
+
+    /// One line for a failure message: verb, resource, namespace/name, subresource, code
+    /// and times.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}/{} {} (code {:?}) received {} completed {}",
+            self.verb,
+            self.resource.as_deref().unwrap_or("?"),
+            self.namespace.as_deref().unwrap_or(""),
+            self.name.as_deref().unwrap_or(""),
+            self.subresource.as_deref().unwrap_or(""),
+            self.code,
+            self.received,
+            self.completed
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -873,6 +889,16 @@ impl ControlPlane {
     /// when asserting on a write that just happened.
     pub fn audit_writes(&self, cluster: &str) -> Result<Vec<AuditEvent>> {
         self.audit_log(cluster, Keep::Writes)
+    }
+
+    /// The writes Argosy made on `cluster` (every Argosy client sends
+    /// `User-Agent: argosy/<version>`), from [`Self::audit_writes`].
+    pub fn argosy_writes(&self, cluster: &str) -> Result<Vec<AuditEvent>> {
+        Ok(self
+            .audit_writes(cluster)?
+            .into_iter()
+            .filter(|e| e.user_agent.starts_with("argosy/"))
+            .collect())
     }
 
     /// Every request in the cluster's audit log so far (final stage, oldest

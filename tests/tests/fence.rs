@@ -27,7 +27,6 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const REPO_URL: &str = "https://git.example.com/platform/fleet.git";
 const LEASE: &str = "argosy-controller";
@@ -86,43 +85,11 @@ async fn make_available(cluster: &TestCluster) -> Result<()> {
     Ok(())
 }
 
-/// Writes by the controller (every Argosy client sends `User-Agent: argosy/<version>`).
-fn controller_writes(cp: &ControlPlane, cluster: &str) -> Result<Vec<AuditEvent>> {
-    Ok(cp
-        .audit_writes(cluster)?
-        .into_iter()
-        .filter(|e| e.user_agent.starts_with("argosy/"))
-        .collect())
-}
-
-fn describe(e: &AuditEvent) -> String {
-    format!(
-        "{} {} {}/{} {} (code {:?}) received {} completed {}",
-        e.verb,
-        e.resource.as_deref().unwrap_or("?"),
-        e.namespace.as_deref().unwrap_or(""),
-        e.name.as_deref().unwrap_or(""),
-        e.subresource.as_deref().unwrap_or(""),
-        e.code,
-        e.received,
-        e.completed
-    )
-}
-
-/// `argosy_fenced_writes_total` from `GET /metrics` on `port` (plain HTTP/1.1 over TCP:
-/// the tests crate has no HTTP client).
+/// `argosy_fenced_writes_total` from `GET /metrics` on `port`.
 async fn fenced_writes(port: u16) -> Result<u64> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
+    let (status, answer) = argosy_tests::probe::get(port, "/metrics", None).await?;
     let (head, body) = answer.split_once("\r\n\r\n").context("no end of headers")?;
-    ensure!(
-        head.starts_with("HTTP/1.1 200"),
-        "GET /metrics answered {head}"
-    );
+    ensure!(status == 200, "GET /metrics answered {head}");
     let value = body
         .lines()
         .find_map(|l| l.strip_prefix("argosy_fenced_writes_total "))
@@ -266,9 +233,9 @@ async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() 
     let mut late = Vec::new();
     let mut last_write: Option<AuditEvent> = None;
     for cluster in [MANAGEMENT, workload.name.as_str()] {
-        for e in controller_writes(&cp, cluster)? {
+        for e in cp.argosy_writes(cluster)? {
             if e.received > deadline {
-                late.push(format!("{cluster}: {}", describe(&e)));
+                late.push(format!("{cluster}: {}", e.describe()));
             }
             if last_write.as_ref().is_none_or(|l| e.received > l.received) {
                 last_write = Some(e);
@@ -279,7 +246,7 @@ async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() 
     if let Some(last) = &last_write {
         eprintln!(
             "the old leader's last write: {} ({} after the loss)",
-            describe(last),
+            last.describe(),
             last.received.duration_since(loss)
         );
     }

@@ -137,25 +137,6 @@ async fn wait_synced(client: &Client, namespace: &str, name: &str) -> Result<()>
     waited
 }
 
-/// Writes by Argosy (every Argosy client sends `User-Agent: argosy/<version>`).
-fn argosy_writes(cp: &ControlPlane, cluster: &str) -> Result<Vec<AuditEvent>> {
-    Ok(cp
-        .audit_writes(cluster)?
-        .into_iter()
-        .filter(|e| e.user_agent.starts_with("argosy/"))
-        .collect())
-}
-
-fn describe(e: &AuditEvent) -> String {
-    format!(
-        "{} {} {}/{}",
-        e.verb,
-        e.resource.as_deref().unwrap_or("?"),
-        e.namespace.as_deref().unwrap_or(""),
-        e.name.as_deref().unwrap_or("")
-    )
-}
-
 async fn configmap_exists(cluster: &TestCluster, namespace: &str, name: &str) -> Result<bool> {
     let api: Api<ConfigMap> = Api::namespaced(cluster.client().await?, namespace);
     Ok(api.get_opt(name).await?.is_some())
@@ -398,16 +379,17 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     ensure!(ignored.get("status").is_none(), "{ignored}");
 
     // Audit logs: on workload-2 Argosy wrote nothing; on workload-1 only into team-a.
-    let on_w2 = argosy_writes(&cp, &w2.name)?;
+    let on_w2 = cp.argosy_writes(&w2.name)?;
     ensure!(
         on_w2.is_empty(),
         "writes on workload-2: {:?}",
-        on_w2.iter().map(describe).collect::<Vec<_>>()
+        on_w2.iter().map(AuditEvent::describe).collect::<Vec<_>>()
     );
-    let outside: Vec<String> = argosy_writes(&cp, &w1.name)?
+    let outside: Vec<String> = cp
+        .argosy_writes(&w1.name)?
         .iter()
         .filter(|e| e.namespace.as_deref() != Some(TENANT_NS))
-        .map(describe)
+        .map(AuditEvent::describe)
         .collect();
     ensure!(
         outside.is_empty(),
@@ -671,10 +653,11 @@ async fn a_cluster_secret_limited_to_namespaces_is_honoured() -> Result<()> {
         refused.is_empty(),
         "requests the customer's RBAC refused: {refused:?}"
     );
-    let outside: Vec<String> = argosy_writes(&cp, &workload.name)?
+    let outside: Vec<String> = cp
+        .argosy_writes(&workload.name)?
         .iter()
         .filter(|e| e.namespace.as_deref() != Some("shop"))
-        .map(describe)
+        .map(AuditEvent::describe)
         .collect();
     ensure!(outside.is_empty(), "writes outside shop: {outside:?}");
     controller.stop().await?;

@@ -847,7 +847,11 @@ fn ignore_rules(app: &Application, warnings: &mut Vec<String>) -> Vec<IgnoreRule
 /// The app's `AppProject`, compiled with the project-scoped clusters. `default` without an
 /// `AppProject` of that name is Argo CD's built-in default (everything permitted to
 /// Applications of the control plane's namespace); any other missing project is an error.
-fn project_policy(app: &Application, ctx: &Context) -> Result<ProjectPolicy, Problem> {
+fn project_policy(
+    app: &Application,
+    ctx: &Context,
+    clusters: &[Cluster],
+) -> Result<ProjectPolicy, Problem> {
     let name = if app.spec.project.is_empty() {
         "default"
     } else {
@@ -858,14 +862,13 @@ fn project_policy(app: &Application, ctx: &Context) -> Result<ProjectPolicy, Pro
         None if name == "default" => Arc::new(AppProject::builtin_default()),
         None => return Err(Problem::spec(format!("project {name} does not exist"))),
     };
-    Ok(ProjectPolicy::new(&project, &ctx.clusters.valid_clusters()))
+    Ok(ProjectPolicy::new(&project, clusters))
 }
 
 /// The cluster the app's destination means, by the one resolver every part of Argosy
 /// uses (so the engine, the dashboard and the CLI agree).
-fn destination_cluster(app: &Application, ctx: &Context) -> Result<Cluster, Problem> {
-    let clusters = ctx.clusters.valid_clusters();
-    resolve_destination(&app.spec.destination, &clusters)
+fn destination_cluster(app: &Application, clusters: &[Cluster]) -> Result<Cluster, Problem> {
+    resolve_destination(&app.spec.destination, clusters)
         .map(std::borrow::Cow::into_owned)
         .map_err(|e| match e {
             DestinationError::UnknownServer { server: unknown }
@@ -887,8 +890,10 @@ async fn observe(
         return Err(Problem::spec(why));
     }
     let wanted = Wanted::of(app, operation.map(|o| &o.raw)).map_err(Problem::spec)?;
-    let cluster = destination_cluster(app, ctx)?;
-    let policy = project_policy(app, ctx)?;
+    // One copy of the cluster list for the destination and the project's scoped clusters.
+    let clusters = ctx.clusters.valid_clusters();
+    let cluster = destination_cluster(app, &clusters)?;
+    let policy = project_policy(app, ctx, &clusters)?;
     // The tenant boundary, before any repository is read or cluster contacted.
     let refused = |v: argosy_crds::Violation| Problem::spec(v.to_string());
     policy
