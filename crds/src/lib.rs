@@ -38,6 +38,7 @@ mod extra;
 pub mod glob;
 pub mod operation;
 pub mod project;
+pub mod repository;
 mod resource;
 mod source;
 pub mod yaml_depth;
