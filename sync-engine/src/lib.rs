@@ -40,6 +40,7 @@ pub mod diff;
 pub mod echo;
 pub mod execute;
 pub mod fence;
+pub mod github_app;
 pub mod health;
 pub mod jq;
 pub mod live;
