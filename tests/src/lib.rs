@@ -21,6 +21,9 @@ pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
 pub mod fuzz;
+/// Real Git servers on loopback (nginx + git http-backend over HTTPS/mTLS/HTTP, sshd,
+/// git daemon) and bare repositories for them: `scripts/install-git-servers.sh`.
+pub mod git_servers;
 pub mod helm;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
