@@ -10,7 +10,7 @@
 //! and the audit log (which records every request of a ServiceAccount, reads
 //! included) holds no 403 for it. Not broader: the same identity is denied
 //! what the controller never needs (other namespaces' Secrets, Namespaces,
-//! ConfigMaps, other Leases).
+//! writes to its ConfigMaps, other Leases).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -162,6 +162,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
             "--concurrent-writes=32",
             "--git-requeue-seconds=180",
             "--repo-cache=/var/cache/argosy/repos",
+            "--repo-cache-max-bytes=1536Mi",
             "--listen=0.0.0.0:8080",
             "--readiness-stall-seconds=300",
         ]
@@ -216,6 +217,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
     let mut expected = appset_rules();
     expected.extend([
         rule("", "secrets", "", "get,list,watch"),
+        rule("", "configmaps", "", "get,list,watch"),
         rule("argoproj.io", "appprojects", "", "get,list,watch"),
         rule(
             "coordination.k8s.io",
@@ -280,6 +282,7 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "--concurrent-writes=32",
             "--git-requeue-seconds=180",
             "--repo-cache=/var/cache/argosy/repos",
+            "--repo-cache-max-bytes=1536Mi",
             "--listen=0.0.0.0:9090",
             "--readiness-stall-seconds=120",
             "--tls-cert=/etc/argosy/tls/tls.crt",
@@ -878,6 +881,7 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
     let seen = reads(&cp, user, since)?;
     for read in [
         "list secrets",
+        "list configmaps",
         "list appprojects",
         "list applications",
         "list applicationsets",
@@ -906,8 +910,20 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
         "deleting a Namespace",
         namespaces.delete("default", &DeleteParams::default()).await,
     );
+    // ConfigMaps of its namespace are read (known hosts, CAs), never written, and no
+    // other namespace's.
     let config_maps: Api<ConfigMap> = Api::namespaced(sa.clone(), ARGOCD_NAMESPACE);
-    assert_forbidden("ConfigMaps", config_maps.list(&ListParams::default()).await);
+    assert_forbidden(
+        "deleting a ConfigMap",
+        config_maps
+            .delete("argocd-tls-certs-cm", &DeleteParams::default())
+            .await,
+    );
+    let other_config_maps: Api<ConfigMap> = Api::namespaced(sa.clone(), "default");
+    assert_forbidden(
+        "ConfigMaps of another namespace",
+        other_config_maps.list(&ListParams::default()).await,
+    );
     let sa_leases: Api<Lease> = Api::namespaced(sa.clone(), ARGOCD_NAMESPACE);
     assert_forbidden("another Lease", sa_leases.get("someone-elses-lease").await);
     let foreign_apps: Api<DynamicObject> = Api::namespaced_with(
