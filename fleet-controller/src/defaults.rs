@@ -31,7 +31,7 @@ pub const REPO_BACKOFF_SECONDS: u64 = 10;
 /// The longest backoff of a failing repository, in seconds.
 pub const REPO_BACKOFF_MAX_SECONDS: u64 = 180;
 /// Seconds a Git operation may take to reach its server.
-pub const REPO_CONNECT_TIMEOUT_SECONDS: u64 = 10;
+pub const REPO_CONNECT_TIMEOUT_SECONDS: u64 = 5;
 /// Seconds a Git operation may wait for the next bytes.
 pub const REPO_STALL_TIMEOUT_SECONDS: u64 = 15;
 /// The HTTP listener (`/metrics`, `/healthz`, webhook, dashboard).

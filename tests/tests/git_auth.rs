@@ -426,3 +426,117 @@ async fn private_repositories_through_argo_cd_repository_secrets() -> Result<()>
     controller.stop().await?;
     Ok(())
 }
+
+/// A Git server that hangs (its process stopped: connections are accepted by the kernel
+/// and never answered) fails its Applications' reconciles within 30 s with a condition
+/// naming it, holds what they deployed, and does not slow down Applications of another
+/// server, whose new commits keep deploying. When it answers again, its apps catch up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_git_server_holds_its_apps_and_no_other() -> Result<()> {
+    let cp = ControlPlane::start(1)
+        .await
+        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
+    let admin = cp.management().client().await?;
+    install_crds(&admin).await?;
+    prepare_namespace(&admin).await?;
+    let workload = &cp.workloads()[0];
+    register_cluster(&admin, "workload", workload, &[]).await?;
+
+    let (stalling_root, healthy_root) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (stalling, healthy) = {
+        let (a, b) = (
+            stalling_root.path().to_owned(),
+            healthy_root.path().to_owned(),
+        );
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            Ok((GitHttpServer::start(&a)?, GitHttpServer::start(&b)?))
+        })
+        .await??
+    };
+    let stalled_repo = repo(stalling_root.path(), "stalled")?;
+    let healthy_repo = repo(healthy_root.path(), "healthy")?;
+    let server = workload.server.clone();
+    for (name, url) in [
+        ("stalled", stalling.http_url("stalled")),
+        ("healthy", healthy.http_url("healthy")),
+    ] {
+        apply_json(
+            &admin,
+            &application_resource(),
+            app(name, &url, &server).json(),
+        )
+        .await?;
+    }
+    let dir = tempfile::tempdir()?;
+    let mut args = run_args("git-stall", dir.path().join("cache"));
+    args.sync_engine = SyncEngine::Argosy;
+    args.url_policy = UrlPolicy {
+        allow_http: true,
+        allow_internal_hosts: true,
+        ..UrlPolicy::default()
+    };
+    args.sync.resync = Duration::from_secs(2);
+    args.repo_refresh = Duration::from_secs(2);
+    args.repo_backoff = argosy_sync_engine::repo::Backoff {
+        initial: Duration::from_secs(2),
+        max: Duration::from_secs(4),
+    };
+    // The default timeouts: what a user gets.
+    let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
+    wait_synced_at(&admin, "stalled", None).await?;
+    wait_synced_at(&admin, "healthy", None).await?;
+
+    let stalled_v2 =
+        stalled_repo.commit_files(&[("deploy/cm.yaml", configmap("stalled", "v2"))], "v2")?;
+    stalling.stop()?;
+    let stopped_at = std::time::Instant::now();
+    // The other server's commits keep deploying while the first one hangs.
+    for version in ["v2", "v3"] {
+        let head = healthy_repo.commit_files(
+            &[("deploy/cm.yaml", configmap("healthy", version))],
+            version,
+        )?;
+        wait_synced_at(&admin, "healthy", Some(&head)).await?;
+    }
+    let message = wait_for(
+        "the stalled app's ComparisonError",
+        Duration::from_secs(30).saturating_sub(stopped_at.elapsed()),
+        || async {
+            let app = app_json(&admin, "stalled").await?;
+            Ok(app
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.get("type") == Some(&json!("ComparisonError")))
+                .filter_map(|c| c.get("message").and_then(Value::as_str))
+                .find(|m| m.contains(&stalling.http_url("stalled")))
+                .map(str::to_owned))
+        },
+    )
+    .await
+    .context("a hung server must fail its apps' reconciles within 30 s")?;
+    eprintln!(
+        "[git-stall] condition after {:.1}s: {message}",
+        stopped_at.elapsed().as_secs_f64()
+    );
+    // Held, not deleted: the stalled app's ConfigMap is still there at v1.
+    ensure!(
+        configmap_version(workload, "stalled", "stalled")
+            .await?
+            .as_deref()
+            == Some("v1"),
+        "the stalled app's objects are held"
+    );
+
+    stalling.resume()?;
+    wait_synced_at(&admin, "stalled", Some(&stalled_v2)).await?;
+    ensure!(
+        configmap_version(workload, "stalled", "stalled")
+            .await?
+            .as_deref()
+            == Some("v2")
+    );
+    controller.stop().await?;
+    Ok(())
+}

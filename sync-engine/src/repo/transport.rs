@@ -121,10 +121,11 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
-    /// 10 s to connect, 15 s of silence: a hung server fails an operation in 25 s.
+    /// 5 s to connect, 15 s of silence: a hung server fails an operation in 20 s, so a
+    /// reconcile of its apps fails well within 30 s.
     fn default() -> Self {
         Self {
-            connect: Duration::from_secs(10),
+            connect: Duration::from_secs(5),
             stall: Duration::from_secs(15),
         }
     }
