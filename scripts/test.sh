@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's single test command: makes sure the real control plane
 # (etcd + kube-apiserver, see scripts/install-control-plane.sh) and the browser of the
-# dashboard tests (Chromium + ChromeDriver, scripts/install-browser.sh) are installed,
-# then runs every test of the workspace. Extra arguments go to `cargo test`.
+# dashboard tests (Chromium + ChromeDriver, scripts/install-browser.sh) and the real Git
+# servers of the repository tests (nginx, fcgiwrap, sshd: scripts/install-git-servers.sh)
+# are installed, then runs every test of the workspace. Extra arguments go to `cargo test`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -11,4 +12,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/argosy/target}"
 
 bash scripts/install-control-plane.sh
 bash scripts/install-browser.sh
+bash scripts/install-git-servers.sh
 cargo test --workspace --all-targets "$@"

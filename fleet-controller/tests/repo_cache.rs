@@ -222,6 +222,7 @@ fn stats(ref_checks: u64, fetches: u64) -> RepoStats {
     RepoStats {
         ref_checks,
         fetches,
+        backed_off: 0,
         last_error: None,
     }
 }
@@ -346,17 +347,30 @@ fn a_down_server_is_an_error_naming_the_url_until_it_is_back() {
     assert_eq!((after.ref_checks, after.fetches), (1, 1));
     assert_eq!(after.last_error.as_deref(), Some(err.as_str()));
 
-    // No silent fallback to the cached copy: the next request checks (and fails) again.
-    assert!(repos.snapshot(&url, "HEAD").is_err());
-    assert_eq!(repos.stats(&url).unwrap().ref_checks, 2);
+    // No silent fallback to the cached copy, and no request storm: during the backoff the
+    // next requests get the same error without reaching the server.
+    let requests = server.requests();
+    for _ in 0..20 {
+        let again = repos.snapshot(&url, "HEAD").err().unwrap().to_string();
+        assert!(again.contains("backed off after 1 failure"), "{again}");
+    }
+    let during = repos.stats(&url).unwrap();
+    assert_eq!((during.ref_checks, during.backed_off), (1, 20));
+    assert_eq!(server.requests(), requests);
 
-    // Back up on the same address: the next request checks, fetches what it missed and
-    // clears the error.
+    // Back up on the same address: a refresh (a webhook, the annotation) ends the backoff;
+    // the next request checks, fetches what it missed and clears the error.
     let second = remote.push_commit("v2");
     let _server = GitHttpServer::start_at(
         &dir.path().join("served"),
         server.base.trim_start_matches("http://"),
     );
+    repos.refresh(&url);
     assert_eq!(served_commit(&repos, &url), second);
-    assert_eq!(repos.stats(&url), Some(stats(3, 2)));
+    let after = repos.stats(&url).unwrap();
+    assert_eq!(
+        (after.ref_checks, after.fetches, after.backed_off),
+        (2, 2, 20)
+    );
+    assert_eq!(after.last_error, None);
 }

@@ -15,12 +15,17 @@
 //! # let _ = (mgmt, wl1);
 //! # Ok(()) }
 //! ```
+//!
+//! [`git_servers`] starts real Git servers on loopback for the repository tests: nginx +
+//! `git http-backend` (HTTPS with basic auth, HTTPS with client certificates, plain HTTP),
+//! sshd and `git daemon` (installed by `scripts/install-git-servers.sh`).
 
 pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
 pub mod fuzz;
+pub mod git_servers;
 pub mod helm;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
