@@ -31,7 +31,8 @@ use argosy_crds::repository::{
     SECRET_TYPE_REPOSITORY, SSH_KNOWN_HOSTS_CONFIGMAP, TLS_CERTS_CONFIGMAP, known_hosts,
     parse_secret, secret_kind, tls_certs,
 };
-use argosy_sync_engine::url_policy::redact_url;
+use argosy_sync_engine::repo::{GitAuth, ls_remote};
+use argosy_sync_engine::url_policy::{UrlPolicy, redact_url};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -770,19 +771,27 @@ fn effective_credentials(
 }
 
 /// Lists the remote's refs with `creds` (`known_hosts`: `argocd-ssh-known-hosts-cm`;
-/// `ca_pem`: `argocd-tls-certs-cm`'s certificate for the URL's host). Blocking (Git); `Ok`
-/// carries how many refs were listed, `None` when nothing was checked.
-// TODO(ls_remote): wire when it lands: `argosy_sync_engine::repo::ls_remote(url, &GitAuth {
-// creds, known_hosts, ca_pem }, &UrlPolicy::permissive())`, returning `Some(refs.len())` or
-// the error's message. Until then nothing is checked, and `add` says so.
+/// `ca_pem`: `argocd-tls-certs-cm`'s certificate for the URL's host) through the sync
+/// engine's own Git transport, so "works here" means "the controller's code can read it"
+/// (from this machine's network). Blocking. `Ok`: how many refs were listed.
+///
+/// The URL policy is the permissive one: the request leaves this machine, not the
+/// controller, so a loopback or `http://` URL endangers nothing here; the controller
+/// applies its own policy when it reads the repository.
 fn check_access(
     url: &str,
     creds: Option<RepoCredentials>,
     known_hosts: String,
     ca_pem: Option<String>,
-) -> Result<Option<usize>, String> {
-    let _ = (url, creds, known_hosts, ca_pem);
-    Ok(None)
+) -> Result<usize, String> {
+    let auth = GitAuth {
+        creds,
+        known_hosts,
+        ca_pem,
+    };
+    ls_remote(url, &auth, &UrlPolicy::permissive())
+        .map(|refs| refs.len())
+        .map_err(|e| e.message)
 }
 
 /// Reads a credential file (`-`: standard input).
@@ -1028,10 +1037,7 @@ async fn check(
                 .map_err(|e| failed(format!("the check did not finish: {e}")))?
                 .map_err(failed)
             },
-            |refs| match refs {
-                Some(refs) => format!("ok ({refs} refs)"),
-                None => "not checked: argosy cannot run the check yet".to_owned(),
-            },
+            |refs| format!("ok ({refs} refs)"),
         )
         .await?;
     Ok(())
