@@ -26,6 +26,14 @@ pub const SYNC_CONCURRENCY: usize = 16;
 pub const SYNC_WORKERS: u16 = 16;
 /// How often a remote repository's refs are checked at most, in seconds.
 pub const REPO_REFRESH_SECONDS: u64 = 180;
+/// The first backoff of a failing repository, in seconds (doubled after each failure).
+pub const REPO_BACKOFF_SECONDS: u64 = 10;
+/// The longest backoff of a failing repository, in seconds.
+pub const REPO_BACKOFF_MAX_SECONDS: u64 = 180;
+/// Seconds a Git operation may take to reach its server.
+pub const REPO_CONNECT_TIMEOUT_SECONDS: u64 = 10;
+/// Seconds a Git operation may wait for the next bytes.
+pub const REPO_STALL_TIMEOUT_SECONDS: u64 = 15;
 /// The HTTP listener (`/metrics`, `/healthz`, webhook, dashboard).
 pub const LISTEN: &str = "0.0.0.0:8080";
 

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod query;
 pub mod queue;
 pub mod registry;
+pub mod repo_credentials;
 pub mod run;
 #[cfg(test)]
 mod testing;

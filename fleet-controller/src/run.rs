@@ -17,11 +17,12 @@ use crate::fanout::Fanout;
 use anyhow::Context as _;
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::project::NamespacePatterns;
+use argosy_crds::repository::{SECRET_TYPE_REPO_CREDS, SECRET_TYPE_REPOSITORY};
 use argosy_crds::{AppProject, Application, ApplicationSet};
 use argosy_generators::pipeline::PipelineOptions;
 use argosy_sync_engine::url_policy::UrlPolicy;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::controller::Controller;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
@@ -36,6 +37,7 @@ use crate::http::ready::{Heartbeat, Readiness};
 use crate::metrics::Metrics;
 use crate::queue::{TRIGGER_CAPACITY, TriggerSender, trigger_queue};
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
+use crate::repo_credentials::RepoCredentialRegistry;
 use crate::webhook::WebhookConfig;
 use argosy_sync_engine::fence::{self, Fence};
 use argosy_sync_engine::repo::{GitRepos, normalize_repo_url};
@@ -81,6 +83,12 @@ pub struct RunArgs {
     pub sync: SyncSettings,
     /// How often a remote repository's refs are checked (a push webhook checks at once).
     pub repo_refresh: Duration,
+    /// How a failing repository is backed off.
+    pub repo_backoff: argosy_sync_engine::repo::Backoff,
+    /// Connect and stall timeouts of every Git operation.
+    pub repo_timeouts: argosy_sync_engine::repo::Timeouts,
+    /// The disk budget of cloned repositories and materialized trees; `None`: unbounded.
+    pub repo_cache_max_bytes: Option<u64>,
     /// Where `/healthz`, `/metrics` and the Git push webhook are served; `None`: not served.
     pub listen: Option<std::net::SocketAddr>,
     pub webhook: WebhookConfig,
@@ -223,6 +231,11 @@ pub async fn run_with(
     .default_backoff()
     .touched_objects();
 
+    // Argo CD's repository credentials and the two ConfigMaps of host keys and CAs: read
+    // on every Git operation, so a rotated password needs no restart.
+    let (repo_credentials, repo_credential_watches, [repo_secrets_ready, repo_config_ready]) =
+        repo_credential_watches(&client, &args.namespace);
+
     let projects_api: Api<AppProject> = Api::namespaced(client.clone(), &args.namespace);
     let (projects, projects_writer) = reflector::store();
     let (projects_listed, projects_ready) = StoreReady::new();
@@ -270,6 +283,8 @@ pub async fn run_with(
     );
     // The stores /readyz waits for (the ApplicationSets' is added below).
     let mut readiness_stores = vec![
+        ("repository secrets", repo_secrets_ready),
+        ("configmaps", repo_config_ready),
         ("clusters", secrets_ready.clone()),
         ("projects", projects_ready.clone()),
         ("applications", applications_ready.clone()),
@@ -279,12 +294,18 @@ pub async fn run_with(
     let shutdown = futures::FutureExt::shared(shutdown);
     let metrics = Metrics::new();
     // One repository cache for generators and the sync engine.
-    let repos = Arc::new(
-        GitRepos::new(args.repos.clone(), args.repo_cache.clone())
-            .with_url_policy(args.url_policy)
-            .with_refresh_interval(args.repo_refresh)
-            .with_observer(Arc::new(metrics.clone())),
-    );
+    let mut git = GitRepos::new(args.repos.clone(), args.repo_cache.clone())
+        .with_url_policy(args.url_policy)
+        .with_refresh_interval(args.repo_refresh)
+        .with_backoff(args.repo_backoff)
+        .with_timeouts(args.repo_timeouts)
+        .with_credentials(Arc::new(repo_credentials))
+        .with_evictable_dirs(vec![args.repo_cache.join("render").join("trees")])
+        .with_observer(Arc::new(metrics.clone()));
+    if let Some(max_bytes) = args.repo_cache_max_bytes {
+        git = git.with_max_bytes(max_bytes);
+    }
+    let repos = Arc::new(git);
     // Apps to re-check (by app instance): from the live cache and from push webhooks.
     let (app_trigger, app_triggers) =
         trigger_queue::<String>(TRIGGER_CAPACITY, metrics.queue_dropped("app_triggers"));
@@ -512,6 +533,7 @@ pub async fn run_with(
     tokio::select! {
         _ = futures::future::join(run, sync_run) => {}
         _ = app_reflector => {}
+        () = repo_credential_watches => {}
     }
     // The Lease is released once every holder of a leadership receiver is gone: the
     // contexts, and the HTTP listener's routes (which hold both contexts).
@@ -541,6 +563,56 @@ pub async fn run_with(
         }
     }
     Ok(())
+}
+
+/// The watches of Argo CD's repository Secrets and the control plane's ConfigMaps, the
+/// registry reading their stores, the future that drives both watches (it never ends) and
+/// the readiness of their first lists.
+fn repo_credential_watches(
+    client: &Client,
+    namespace: &str,
+) -> (
+    RepoCredentialRegistry,
+    impl std::future::Future<Output = ()> + Send + use<>,
+    [StoreReady; 2],
+) {
+    let secrets_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let (secrets, secrets_writer) = reflector::store();
+    let (secrets_listed, secrets_ready) = StoreReady::new();
+    let secret_watch = reflector(
+        secrets_writer,
+        watcher(
+            secrets_api,
+            watcher::Config::default().labels(&format!(
+                "{SECRET_TYPE_LABEL} in ({SECRET_TYPE_REPOSITORY},{SECRET_TYPE_REPO_CREDS})"
+            )),
+        ),
+    )
+    .inspect(move |event| secrets_listed.observe(event))
+    .default_backoff();
+    // All of the namespace's ConfigMaps: a field selector cannot name two objects, and the
+    // registry reads only argocd-ssh-known-hosts-cm and argocd-tls-certs-cm.
+    let config_maps_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let (config_maps, config_maps_writer) = reflector::store();
+    let (config_maps_listed, config_maps_ready) = StoreReady::new();
+    let config_map_watch = reflector(
+        config_maps_writer,
+        watcher(config_maps_api, watcher::Config::default()),
+    )
+    .inspect(move |event| config_maps_listed.observe(event))
+    .default_backoff();
+    let drive = async move {
+        futures::future::join(
+            secret_watch.for_each(|_| futures::future::ready(())),
+            config_map_watch.for_each(|_| futures::future::ready(())),
+        )
+        .await;
+    };
+    (
+        RepoCredentialRegistry::new(secrets, config_maps),
+        drive,
+        [secrets_ready, config_maps_ready],
+    )
 }
 
 /// What a Git push does: check the pushed repositories' refs now, then re-check the

@@ -917,6 +917,7 @@ async fn observe(
     let repos = ctx.repos.clone();
     let renderer = ctx.renderer.clone();
     let render_wanted = wanted.clone();
+    let project = app.spec.project.clone();
     let app_name = app.metadata.name.clone().unwrap_or_default();
     let app_ns = app.spec.destination.namespace.clone();
     let (commits, renders) = tokio::task::spawn_blocking(move || {
@@ -935,7 +936,9 @@ async fn observe(
                     e
                 }
             };
+            // Project-scoped repository Secrets serve only their project's Applications.
             let snapshot = repos
+                .for_project(&project)
                 .snapshot(&source.repo_url, revision)
                 .map_err(|e| which(e.to_string()))?;
             commits.push(snapshot.commit().to_owned());

@@ -109,9 +109,20 @@ impl Context {
         &self,
         appset: &ApplicationSet,
     ) -> Result<Generated, argosy_generators::pipeline::GenerateError> {
+        // Git generators read with the credentials of the project the template names (a
+        // templated project matches no project-scoped Secret: only shared credentials).
+        let project = appset
+            .spec
+            .template
+            .spec
+            .get("project")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let repos = self.repos.for_project(&project);
         let sources = Sources {
             clusters: &self.clusters,
-            repos: self.repos.as_ref(),
+            repos: &repos,
             projects: &self.projects,
         };
         generate_applications(appset, sources, &self.config.pipeline)

@@ -208,6 +208,23 @@ pub struct RunFlags {
     /// checks at once).
     #[arg(long, default_value_t = defaults::REPO_REFRESH_SECONDS)]
     pub repo_refresh_seconds: u64,
+    /// After a failed Git operation, back the repository off this long (seconds), doubling
+    /// after each further failure; requests meanwhile get the last error, not a new request.
+    #[arg(long, default_value_t = defaults::REPO_BACKOFF_SECONDS)]
+    pub repo_backoff_seconds: u64,
+    /// The longest backoff of a failing repository, in seconds.
+    #[arg(long, default_value_t = defaults::REPO_BACKOFF_MAX_SECONDS)]
+    pub repo_backoff_max_seconds: u64,
+    /// Seconds a Git operation may take to reach its server (TCP, TLS, SSH handshake).
+    #[arg(long, default_value_t = defaults::REPO_CONNECT_TIMEOUT_SECONDS)]
+    pub repo_connect_timeout_seconds: u64,
+    /// Seconds a Git operation may wait for the next bytes before it fails.
+    #[arg(long, default_value_t = defaults::REPO_STALL_TIMEOUT_SECONDS)]
+    pub repo_stall_timeout_seconds: u64,
+    /// Keep cloned repositories and materialized trees under this many bytes, deleting the
+    /// least recently used (suffixes K, M, G, Ki, Mi, Gi); unbounded if unset.
+    #[arg(long, value_parser = crate::cli::parse::byte_size)]
+    pub repo_cache_max_bytes: Option<u64>,
     /// Address of the HTTP listener (/healthz, /readyz, /metrics, /api/webhook, dashboard).
     #[arg(long, default_value = defaults::LISTEN)]
     pub listen: std::net::SocketAddr,

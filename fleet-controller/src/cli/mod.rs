@@ -117,6 +117,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     allow_exec_plugins: flags.allow_exec_plugins,
                 },
                 repo_refresh: std::time::Duration::from_secs(flags.repo_refresh_seconds.max(1)),
+                repo_backoff: argosy_sync_engine::repo::Backoff {
+                    initial: std::time::Duration::from_secs(flags.repo_backoff_seconds.max(1)),
+                    max: std::time::Duration::from_secs(
+                        flags
+                            .repo_backoff_max_seconds
+                            .max(flags.repo_backoff_seconds)
+                            .max(1),
+                    ),
+                },
+                repo_timeouts: argosy_sync_engine::repo::Timeouts {
+                    connect: std::time::Duration::from_secs(
+                        flags.repo_connect_timeout_seconds.max(1),
+                    ),
+                    stall: std::time::Duration::from_secs(flags.repo_stall_timeout_seconds.max(1)),
+                },
+                repo_cache_max_bytes: flags.repo_cache_max_bytes,
                 listen: Some(flags.listen),
                 webhook: WebhookConfig {
                     github_secret: read_secret_file(

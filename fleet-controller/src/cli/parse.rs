@@ -40,3 +40,49 @@ mod tests {
         assert!(parse_positive_duration("soon").is_err());
     }
 }
+
+/// A byte count: a number with an optional suffix, decimal (`K`, `M`, `G`, `T`) or binary
+/// (`Ki`, `Mi`, `Gi`, `Ti`), as Kubernetes quantities write them.
+pub fn byte_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("{s:?} is not a byte size (a number, optionally with K, M, G, Ki, Mi, Gi)")
+    })?;
+    let unit: u64 = match suffix {
+        "" => 1,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown byte size suffix {other:?} (use K, M, G, Ki, Mi, Gi)"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod byte_size_tests {
+    use super::byte_size;
+
+    #[test]
+    fn byte_sizes_take_quantity_suffixes() {
+        assert_eq!(byte_size("512"), Ok(512));
+        assert_eq!(byte_size("20Mi"), Ok(20 << 20));
+        assert_eq!(byte_size("2G"), Ok(2_000_000_000));
+        assert!(byte_size("").is_err());
+        assert!(byte_size("1Zi").is_err());
+        assert!(byte_size("99999999999999999999").is_err());
+        assert!(byte_size("20000000Ti").is_err());
+    }
+}

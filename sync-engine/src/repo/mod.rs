@@ -721,8 +721,20 @@ impl GitRepos {
         }
         let roots = std::iter::once(self.cache_dir.clone()).chain(self.evictable.iter().cloned());
         for root in roots {
+            let is_cache_dir = root == self.cache_dir;
             for (path, modified) in disk::children(&root) {
-                if known.contains(&path) || path.file_name().is_some_and(|n| n == ".ssh") {
+                // In the cache directory only copies count (`<key>-<generation>`): the
+                // renderer's work directory may live there too.
+                let copy_like = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.split_once('-'))
+                    .is_some_and(|(key, generation)| {
+                        key.len() == 24
+                            && key.bytes().all(|b| b.is_ascii_hexdigit())
+                            && generation.bytes().all(|b| b.is_ascii_digit())
+                    });
+                if known.contains(&path) || (is_cache_dir && !copy_like) {
                     continue;
                 }
                 let bytes = *lock(&self.sizes)
