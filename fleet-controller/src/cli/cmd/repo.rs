@@ -42,6 +42,7 @@ use serde_json::json;
 use crate::cli::cmd::app::{AppError, Output, emit, encode};
 use crate::cli::cmd::cluster_add::{self, AddError, Progress};
 use crate::cli::format::repo::{self as format, RepoRow};
+use crate::repo_credentials::git_auth;
 
 /// Argo CD's annotation on the Secrets its API writes: `rm` deletes only those.
 pub const MANAGED_BY_ANNOTATION: &str = "managed-by";
@@ -350,18 +351,6 @@ fn is_ssh_url(url: &str) -> bool {
 /// Argo CD's `IsHTTPSURL`.
 fn is_https_url(url: &str) -> bool {
     url.starts_with("https://")
-}
-
-/// The host of an `https://` URL, for `argocd-tls-certs-cm` (keyed by host name).
-fn https_host(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("https://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map(|(h, _)| h)?,
-        None => host_port.split(':').next()?,
-    };
-    (!host.is_empty()).then_some(host)
 }
 
 /// Reads the file a flag names; the content is a credential and is never printed.
@@ -755,41 +744,33 @@ fn secret_ref(secret: &Secret, namespace: &str) -> String {
     )
 }
 
-/// The credentials the check reads `creds.url` with: its own, or, when it has none, those a
-/// template in `existing` lends it (as the controller will resolve them).
-fn effective_credentials(
+/// What the check reads `creds.url` with, resolved as the controller will resolve it
+/// ([`crate::repo_credentials::git_auth`]): the repository's own credentials, or, when it
+/// has none, those a template in `existing` lends it; the known hosts and CA the ConfigMaps
+/// hold.
+fn check_auth(
     wanted: &Secret,
     creds: &RepoCredentials,
     existing: &[Secret],
-) -> Result<Option<RepoCredentials>, String> {
+    known_hosts: &str,
+    tls_certs: &BTreeMap<String, String>,
+) -> Result<GitAuth, String> {
     let templates = existing
         .iter()
         .filter(|s| secret_kind(s) == Some(RepoSecretKind::RepoCreds));
-    RepoCredentialIndex::from_secrets(templates.chain([wanted]))
-        .resolve(&creds.url, &creds.project)
-        .map_err(|e| e.to_string())
+    let index = RepoCredentialIndex::from_secrets(templates.chain([wanted]));
+    git_auth(&index, known_hosts, tls_certs, &creds.url, &creds.project)
 }
 
-/// Lists the remote's refs with `creds` (`known_hosts`: `argocd-ssh-known-hosts-cm`;
-/// `ca_pem`: `argocd-tls-certs-cm`'s certificate for the URL's host) through the sync
-/// engine's own Git transport, so "works here" means "the controller's code can read it"
-/// (from this machine's network). Blocking. `Ok`: how many refs were listed.
+/// Lists the remote's refs with `auth` through the sync engine's own Git transport, so
+/// "works here" means "the controller's code can read it" (from this machine's network).
+/// Blocking. `Ok`: how many refs were listed.
 ///
 /// The URL policy is the permissive one: the request leaves this machine, not the
 /// controller, so a loopback or `http://` URL endangers nothing here; the controller
 /// applies its own policy when it reads the repository.
-fn check_access(
-    url: &str,
-    creds: Option<RepoCredentials>,
-    known_hosts: String,
-    ca_pem: Option<String>,
-) -> Result<usize, String> {
-    let auth = GitAuth {
-        creds,
-        known_hosts,
-        ca_pem,
-    };
-    ls_remote(url, &auth, &UrlPolicy::permissive())
+fn check_access(url: &str, auth: &GitAuth) -> Result<usize, String> {
+    ls_remote(url, auth, &UrlPolicy::permissive())
         .map(|refs| refs.len())
         .map_err(|e| e.message)
 }
@@ -1017,25 +998,21 @@ async fn check(
         .await?
         .map(|cm| known_hosts(&cm))
         .unwrap_or_default();
-    let ca_pem = match https_host(&creds.url) {
-        Some(host) => config_map(client, namespace, TLS_CERTS_CONFIGMAP)
-            .await?
-            .and_then(|cm| tls_certs(&cm).remove(host)),
-        None => None,
-    };
-    let effective = effective_credentials(wanted, creds, existing).map_err(failed)?;
+    let tls_certs = config_map(client, namespace, TLS_CERTS_CONFIGMAP)
+        .await?
+        .map(|cm| tls_certs(&cm))
+        .unwrap_or_default();
+    let auth = check_auth(wanted, creds, existing, &known_hosts, &tls_certs).map_err(failed)?;
     let url = creds.url.clone();
     let mut progress = Progress { out: progress };
     progress
         .step(
             &format!("checking access to {shown}"),
             async {
-                tokio::task::spawn_blocking(move || {
-                    check_access(&url, effective, known_hosts, ca_pem)
-                })
-                .await
-                .map_err(|e| failed(format!("the check did not finish: {e}")))?
-                .map_err(failed)
+                tokio::task::spawn_blocking(move || check_access(&url, &auth))
+                    .await
+                    .map_err(|e| failed(format!("the check did not finish: {e}")))?
+                    .map_err(failed)
             },
             |refs| format!("ok ({refs} refs)"),
         )

@@ -418,16 +418,6 @@ fn url_helpers_follow_argo_cd() {
     ] {
         assert!(!is_ssh_url(not_ssh), "{not_ssh}");
     }
-    assert_eq!(
-        https_host("https://git.example.com/org"),
-        Some("git.example.com")
-    );
-    assert_eq!(
-        https_host("https://u:p@git.example.com:8443/org"),
-        Some("git.example.com")
-    );
-    assert_eq!(https_host("https://[::1]:8443/x"), Some("::1"));
-    assert_eq!(https_host("ssh://git@x/y"), None);
 }
 
 fn listed(kind: &str, name: &str, pairs: &[(&str, &str)], annotations: &[(&str, &str)]) -> Secret {
@@ -559,22 +549,29 @@ fn templates_are_matched_by_exact_url_and_lend_credentials_to_the_check() {
     );
     let creds = creds_of(&["https://git.example.com/org/app"]).unwrap();
     let wanted = repo_secret(RepoSecretKind::Repository, &creds, "argocd");
-    let effective = effective_credentials(&wanted, &creds, std::slice::from_ref(&template))
-        .unwrap()
-        .expect("the template lends its password");
+    let certs = map(&[("git.example.com", "CA PEM")]);
+    let check = |wanted: &Secret, creds: &RepoCredentials, existing: &[Secret]| {
+        check_auth(wanted, creds, existing, "KNOWN HOSTS", &certs).unwrap()
+    };
+    let auth = check(&wanted, &creds, std::slice::from_ref(&template));
+    assert_eq!(auth.known_hosts, "KNOWN HOSTS");
+    assert_eq!(
+        auth.ca_pem.as_deref(),
+        Some("CA PEM"),
+        "the CA of the URL's host"
+    );
+    let effective = auth.creds.expect("the template lends its password");
     assert_eq!(effective.password.unwrap().expose(), "org-pw");
     assert_eq!(effective.url, "https://git.example.com/org/app");
     // Without a template it is read anonymously (its own settings, such as a proxy or
     // `insecure`, still apply).
-    let anonymous = effective_credentials(&wanted, &creds, &[])
-        .unwrap()
-        .unwrap();
+    let anonymous = check(&wanted, &creds, &[]).creds.unwrap();
     assert!(!anonymous.has_credentials());
     // A repository with its own credentials is checked with those.
     let own = creds_of(&["https://git.example.com/org/app", "--password", "mine"]).unwrap();
     let own_secret = repo_secret(RepoSecretKind::Repository, &own, "argocd");
-    let effective = effective_credentials(&own_secret, &own, std::slice::from_ref(&template))
-        .unwrap()
+    let effective = check(&own_secret, &own, std::slice::from_ref(&template))
+        .creds
         .unwrap();
     assert_eq!(effective.password.unwrap().expose(), "mine");
 
