@@ -192,7 +192,7 @@ pub struct AddFlags {
     /// GitHub App private key file, PEM.
     #[arg(long)]
     pub github_app_private_key_path: Option<PathBuf>,
-    /// GitHub Enterprise API root (e.g. https://ghe.example.com/api/v3).
+    /// GitHub Enterprise API root (e.g. `https://ghe.example.com/api/v3`).
     #[arg(long)]
     pub github_app_enterprise_base_url: Option<String>,
     /// HTTP(S) proxy for the repository.
