@@ -748,3 +748,46 @@ fn the_added_line_says_what_happened_without_credentials() {
         "credential template https://git.example.com/ unchanged (Secret argocd/creds-1)\n"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever URL and values the flags hold: no panic; a repository that is accepted
+        /// reads back from its Secret exactly as given, under an object name Kubernetes takes.
+        #[test]
+        fn any_flags_give_an_error_or_a_secret_that_reads_back(
+            url in ".{0,80}",
+            username in proptest::option::of(".{0,20}"),
+            password in proptest::option::of(".{0,20}"),
+            bearer in proptest::option::of(".{0,20}"),
+            project in proptest::option::of("[a-z0-9-]{0,12}"),
+            ssh_key in any::<bool>(),
+            template in any::<bool>(),
+            helm in any::<bool>(),
+        ) {
+            let flags = AddFlags {
+                url,
+                creds_template: template,
+                repo_type: if helm { RepoType::Helm } else { RepoType::Git },
+                name: helm.then(|| "charts".to_owned()),
+                project,
+                username,
+                password: password.map(Sensitive::from),
+                bearer_token: bearer.map(Sensitive::from),
+                ssh_private_key_path: ssh_key.then(|| PathBuf::from("/id")),
+                ..AddFlags::default()
+            };
+            let Ok(creds) = credentials(&flags, &mut fake_files) else {
+                return Ok(());
+            };
+            let kind = if template { RepoSecretKind::RepoCreds } else { RepoSecretKind::Repository };
+            let secret = repo_secret(kind, &creds, "argocd");
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            prop_assert!(name.len() <= 16 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+            let parsed = parse_secret(&secret).expect("an accepted repository parses");
+            prop_assert_eq!(RepoCredentials { secret: String::new(), ..parsed }, creds);
+        }
+    }
+}
