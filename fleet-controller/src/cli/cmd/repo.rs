@@ -618,19 +618,15 @@ pub fn updated_secret(existing: &Secret, wanted: &Secret) -> Secret {
     updated
 }
 
-/// `data.url` as written, when it is text.
-fn raw_url(secret: &Secret) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get("url")?;
+/// `data[key]` as written, when it is text: a Secret that does not parse can still be
+/// found by its URL (and removed).
+fn data_text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
     String::from_utf8(bytes.0.clone()).ok()
 }
 
-fn raw_field(secret: &Secret, key: &str) -> String {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        .unwrap_or_default()
+fn raw_url(secret: &Secret) -> Option<String> {
+    data_text(secret, "url")
 }
 
 /// The Secrets of `kind` that are `url`'s: repositories by normalized URL and project,
@@ -652,7 +648,7 @@ fn same_repository<'s>(
             match kind {
                 RepoSecretKind::Repository => {
                     normalize_repo_url(&theirs) == wanted
-                        && project.is_none_or(|p| raw_field(s, "project") == p)
+                        && project.is_none_or(|p| data_text(s, "project").unwrap_or_default() == p)
                 }
                 RepoSecretKind::RepoCreds => theirs == url,
             }
