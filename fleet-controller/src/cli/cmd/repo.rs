@@ -148,7 +148,7 @@ pub struct AddFlags {
     #[arg(long)]
     pub creds_template: bool,
     /// Repository type.
-    #[arg(long = "type", value_enum, default_value_t)]
+    #[arg(long = "type", value_name = "TYPE", value_enum, default_value_t)]
     pub repo_type: RepoType,
     /// Name of the repository (required for helm).
     #[arg(long)]
