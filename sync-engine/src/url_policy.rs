@@ -315,6 +315,11 @@ fn credentials_range(url: &str) -> Option<std::ops::Range<usize>> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let (userinfo, _) = authority.rsplit_once('@')?;
+    // An SSH user name (`git@`) is no secret (the key is), and the URL is unrecognizable
+    // without it; in an HTTP URL a lone user name is often a token.
+    if scheme.eq_ignore_ascii_case("ssh") && !userinfo.contains(':') {
+        return None;
+    }
     let start = scheme.len() + "://".len();
     (!userinfo.is_empty()).then_some(start..start + userinfo.len())
 }
@@ -325,6 +330,13 @@ mod tests {
 
     fn refused(policy: UrlPolicy, url: &str) -> Option<&'static str> {
         policy.check(url).err().map(|e| e.category())
+    }
+
+    #[test]
+    fn ssh_user_names_stay_and_http_tokens_go() {
+        assert_eq!(redact_url("ssh://git@host/x"), "ssh://git@host/x");
+        assert_eq!(redact_url("ssh://git:pw@host/x"), "ssh://***@host/x");
+        assert_eq!(redact_url("https://ghp_token@host/x"), "https://***@host/x");
     }
 
     #[test]

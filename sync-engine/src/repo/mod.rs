@@ -219,6 +219,9 @@ struct Failure {
     error: RepoError,
     failures: u32,
     retry_at: Instant,
+    /// [`GitAuth::fingerprint`] of the credentials that failed: new ones (a rotated
+    /// password) are tried at once.
+    auth: u64,
 }
 
 /// A step of keeping a cached copy in line with its remote failed.
@@ -500,6 +503,7 @@ impl GitRepos {
             if let Some(failure) = &state.failure
                 && !refresh_pending
                 && wanted_known
+                && failure.auth == auth.fingerprint()
                 && Instant::now() < failure.retry_at
             {
                 let wait = failure.retry_at.saturating_duration_since(Instant::now());
@@ -584,6 +588,7 @@ impl GitRepos {
                     error: error.clone(),
                     failures,
                     retry_at: Instant::now() + self.backoff.delay(failures),
+                    auth: auth.fingerprint(),
                 });
                 state.confirmed_at = None;
                 let mut stats = lock(&remote.stats);
@@ -909,7 +914,7 @@ pub fn ls_remote(url: &str, auth: &GitAuth, policy: &UrlPolicy) -> Result<Vec<St
         .remote_at(url)
         .and_then(|r| r.with_refspecs(["+refs/*:refs/*"], Direction::Fetch))
         .map_err(|e| scrub(chain(&e)))?;
-    let prepared = prepare(&remote, session).map_err(|e| scrub(e.to_string()))?;
+    let (prepared, _files) = prepare(&remote, session).map_err(|e| scrub(e.to_string()))?;
     Ok(prepared
         .ref_map()
         .remote_refs
@@ -918,23 +923,28 @@ pub fn ls_remote(url: &str, auth: &GitAuth, policy: &UrlPolicy) -> Result<Vec<St
         .collect())
 }
 
-/// Connects `remote` through `session` and lists its refs (no pack yet).
-fn prepare<'remote, 'repo>(
-    remote: &'remote gix::Remote<'repo>,
-    session: transport::Session,
-) -> Result<
+/// A connection ready to fetch, with the files its ssh process uses (kept until it ends).
+type Prepared<'remote, 'repo> = (
     gix::remote::fetch::Prepare<
         'remote,
         'repo,
         Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
     >,
-    SyncError,
-> {
+    Vec<tempfile::NamedTempFile>,
+);
+
+/// Connects `remote` through `session` and lists its refs (no pack yet). Errors carry what
+/// ssh said on its stderr.
+fn prepare<'remote, 'repo>(
+    remote: &'remote gix::Remote<'repo>,
+    session: transport::Session,
+) -> Result<Prepared<'remote, 'repo>, SyncError> {
     let transport::Session {
         transport,
         http_options,
         account,
-        ..
+        files,
+        ssh_stderr,
     } = session;
     let mut connection = remote.to_connection_with_transport(transport);
     if let Some(options) = http_options {
@@ -957,12 +967,19 @@ fn prepare<'remote, 'repo>(
         }),
         None => connection.with_credentials(|_| Ok(None)),
     };
-    connection
+    let prepared = connection
         .prepare_fetch(
             gix::progress::Discard,
             gix::remote::ref_map::Options::default(),
         )
-        .map_err(|e| SyncError::ListRefs(chain(&e)))
+        .map_err(|e| {
+            let mut message = chain(&e);
+            if let Some(said) = transport::Session::ssh_diagnostics(ssh_stderr.as_deref()) {
+                message = format!("{message} (ssh: {said})");
+            }
+            SyncError::ListRefs(message)
+        })?;
+    Ok((prepared, files))
 }
 
 /// The refspecs of what `plan` wants, mirrored under the same names (a revision resolves
@@ -1015,7 +1032,15 @@ fn fetch_into(
             path: dir.display().to_string(),
             message: e.to_string(),
         })?;
-        gix::init_bare(dir).map_err(|e| SyncError::OpenCache(chain(&e)))?
+        // Isolated like every other open: no environment or global configuration applies.
+        gix::ThreadSafeRepository::init_opts(
+            dir,
+            gix::create::Kind::Bare,
+            gix::create::Options::default(),
+            gix::open::Options::isolated(),
+        )
+        .map_err(|e| SyncError::OpenCache(chain(&e)))?
+        .to_thread_local()
     } else {
         open(dir).map_err(SyncError::OpenCache)?
     };
@@ -1059,7 +1084,7 @@ fn fetch_with(
     if !fresh || prepared.is_err() {
         observe(kind, prepared.is_ok(), started.elapsed());
     }
-    let prepared = prepared?;
+    let (prepared, _files) = prepared?;
     if !fresh && !refs_moved(repo, prepared.ref_map()) {
         return Ok(Synced::Unchanged);
     }

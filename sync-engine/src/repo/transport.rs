@@ -55,6 +55,25 @@ impl GitAuth {
         self.creds.as_ref().map_or("", |c| c.secret.as_str())
     }
 
+    /// A hash of everything that decides whether a connection authenticates: a failure
+    /// recorded under one fingerprint does not hold back a request made with another.
+    #[must_use]
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let c = self.creds.as_ref();
+        c.and_then(|c| c.username.as_deref()).hash(&mut hasher);
+        c.map(|c| c.is_insecure()).hash(&mut hasher);
+        for value in self.secret_values() {
+            value.hash(&mut hasher);
+        }
+        c.and_then(|c| c.tls_client_cert.as_ref().map(Sensitive::expose))
+            .hash(&mut hasher);
+        self.known_hosts.hash(&mut hasher);
+        self.ca_pem.hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// Every secret value, to scrub from error messages before they leave the cache.
     pub(super) fn secret_values(&self) -> Vec<&str> {
         let Some(c) = &self.creds else {
@@ -118,8 +137,25 @@ pub(super) struct Session {
     pub http_options: Option<http::Options>,
     /// Basic-auth account for gix's credential callback (after a 401).
     pub account: Option<(String, String)>,
-    /// The key and known-hosts files of an SSH operation, removed on drop.
-    _files: Vec<tempfile::NamedTempFile>,
+    /// The key, known-hosts and stderr files of an SSH operation, removed on drop.
+    pub files: Vec<tempfile::NamedTempFile>,
+    /// Where ssh writes its diagnostics ("Host key verification failed."), which gix
+    /// would otherwise pass to the controller's stderr instead of the error.
+    pub ssh_stderr: Option<std::path::PathBuf>,
+}
+
+impl Session {
+    /// What ssh said, to add to an error: its last lines, without noise.
+    pub fn ssh_diagnostics(path: Option<&Path>) -> Option<String> {
+        let text = std::fs::read_to_string(path?).ok()?;
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(3)..].join(" ");
+        (!tail.is_empty()).then(|| tail.chars().take(500).collect())
+    }
 }
 
 /// Builds the transport for `url` with `auth`. `scratch` holds the temporary SSH files.
@@ -146,11 +182,13 @@ pub(super) fn connect(
                 transport: Box::new(transport),
                 http_options: Some(http_options),
                 account,
-                _files: Vec::new(),
+                files: Vec::new(),
+                ssh_stderr: None,
             })
         }
         gix::url::Scheme::Ssh => {
             let (command, files) = ssh_command(auth, timeouts, scratch)?;
+            let ssh_stderr = files.last().map(|f| f.path().to_owned());
             let options = ssh::connect::Options {
                 command: Some(command.into()),
                 disallow_shell: false,
@@ -162,7 +200,8 @@ pub(super) fn connect(
                 transport: Box::new(transport),
                 http_options: None,
                 account: None,
-                _files: files,
+                files,
+                ssh_stderr,
             })
         }
         gix::url::Scheme::Git => {
@@ -171,7 +210,8 @@ pub(super) fn connect(
                 transport: Box::new(transport),
                 http_options: None,
                 account: None,
-                _files: Vec::new(),
+                files: Vec::new(),
+                ssh_stderr: None,
             })
         }
         other => Err(format!("the {other} scheme is not supported for remotes")),
@@ -332,6 +372,11 @@ fn ssh_command(
         ]);
         files.push(file);
     }
+    // Last, so the caller finds it: gix runs the command through `sh -c '<command> "$@"'`,
+    // where a redirection may stand before the arguments.
+    let stderr = private_file(scratch, "stderr-", b"")?;
+    command.push(format!("2>>{}", quoted(stderr.path())?));
+    files.push(stderr);
     Ok((command.join(" "), files))
 }
 
@@ -427,7 +472,8 @@ mod tests {
         let (command, files) = ssh_command(&auth, Timeouts::default(), scratch.path()).unwrap();
         assert!(command.contains("StrictHostKeyChecking=yes"), "{command}");
         assert!(command.contains("-F /dev/null") && command.contains("BatchMode=yes"));
-        assert_eq!(files.len(), 2, "key and known hosts");
+        assert_eq!(files.len(), 3, "key, known hosts and stderr");
+        assert!(command.ends_with(&format!("2>>'{}'", files[2].path().display())));
         let key = std::fs::read_to_string(files[0].path()).unwrap();
         assert_eq!(key, "KEY\n");
         use std::os::unix::fs::PermissionsExt as _;
