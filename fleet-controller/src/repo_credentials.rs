@@ -129,16 +129,29 @@ fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
+/// What a Git operation on `url` for `project`'s Applications reads with: the resolved
+/// credentials, the known hosts, and the CA of the URL's host. One rule for the controller
+/// (watched stores) and `argosy repo add`'s check (what it read once).
+pub fn git_auth(
+    index: &RepoCredentialIndex,
+    known_hosts: &str,
+    tls_certs: &BTreeMap<String, String>,
+    url: &str,
+    project: &str,
+) -> Result<GitAuth, String> {
+    let creds = index.resolve(url, project).map_err(|e| e.to_string())?;
+    let ca_pem = host_of(url).and_then(|host| tls_certs.get(&host).cloned());
+    Ok(GitAuth {
+        creds,
+        known_hosts: known_hosts.to_owned(),
+        ca_pem,
+    })
+}
+
 impl CredentialSource for RepoCredentialRegistry {
     fn auth_for(&self, url: &str, project: &str) -> Result<GitAuth, String> {
         let (index, known_hosts, tls_certs) = self.current();
-        let creds = index.resolve(url, project).map_err(|e| e.to_string())?;
-        let ca_pem = host_of(url).and_then(|host| tls_certs.get(&host).cloned());
-        Ok(GitAuth {
-            creds,
-            known_hosts: known_hosts.as_ref().clone(),
-            ca_pem,
-        })
+        git_auth(&index, &known_hosts, &tls_certs, url, project)
     }
 }
 

@@ -15,6 +15,7 @@
 //!   `ApplicationSet` controller; [`jq`]: the jq path expressions of ignore rules;
 //! * [`health`]: health of live objects, per kind;
 //! * [`clients`]: clients for the destination clusters, built from cluster Secrets;
+//! * [`github_app`]: GitHub App installation tokens for repositories (signed JWT, cached);
 //! * [`live`]: the watches of the live objects, indexed by tracking id;
 //! * [`echo`]: telling the watch echo of the engine's own writes from real changes;
 //! * [`execute`]: running a sync plan against a cluster, and an Application's finalizer,

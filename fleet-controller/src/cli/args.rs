@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::cmd::app::AppCommand;
 use crate::cli::cmd::fleet::{AppSetCommand, ClusterCommand, StatusFlags};
+use crate::cli::cmd::repo::RepoCommand;
 use crate::cli::parse::{parse_positive_duration, parse_repo_override};
 use crate::defaults;
 use crate::run::SyncEngine;
@@ -62,6 +63,9 @@ pub enum Command {
     Appset(AppSetFlags),
     /// Clusters of the fleet: add (register a kubeconfig context), list, rm.
     Cluster(ClusterFlags),
+    /// Git and Helm repository credentials (Argo CD repository Secrets and credential
+    /// templates): add (checked first), list, rm.
+    Repo(RepoFlags),
     /// Print a shell completion script (`source <(argosy completion bash)`).
     Completion {
         #[arg(value_enum)]
@@ -97,6 +101,23 @@ pub struct ClusterFlags {
     pub namespace: String,
     #[command(subcommand)]
     pub command: ClusterCommand,
+}
+
+/// Flags of `argosy repo`.
+#[derive(Debug, clap::Args)]
+pub struct RepoFlags {
+    /// Namespace of the repository Secrets (Argo CD's namespace).
+    #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
+    pub namespace: String,
+    /// Kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the management cluster, where the Secrets are (default: the
+    /// kubeconfig's current context).
+    #[arg(long, global = true)]
+    pub mgmt_context: Option<String>,
+    #[command(subcommand)]
+    pub command: RepoCommand,
 }
 
 /// Flags of `argosy app`.

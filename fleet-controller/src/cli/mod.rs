@@ -213,6 +213,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(())
             })
         }),
+        Command::Repo(flags) => cluster_command(|out, progress| {
+            Box::pin(async move {
+                let management = crate::cli::cmd::repo::Management {
+                    kubeconfig: flags.kubeconfig,
+                    context: flags.mgmt_context,
+                };
+                crate::cli::cmd::repo::run(
+                    &management,
+                    &flags.namespace,
+                    flags.command,
+                    out,
+                    progress,
+                )
+                .await?;
+                Ok(())
+            })
+        }),
         Command::Completion { shell } => {
             let mut text = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "argosy", &mut text);

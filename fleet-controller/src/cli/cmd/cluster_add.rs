@@ -298,12 +298,12 @@ pub fn target_secret(
 
 /// Prints `doing...` and then `ok`/`failed` on the progress stream (stderr). A progress
 /// line that cannot be written is not worth failing the command for.
-struct Progress<'a> {
-    out: &'a mut dyn Write,
+pub(crate) struct Progress<'a> {
+    pub(crate) out: &'a mut dyn Write,
 }
 
 impl Progress<'_> {
-    async fn step<T, E>(
+    pub(crate) async fn step<T, E>(
         &mut self,
         what: &str,
         work: impl Future<Output = Result<T, E>>,
@@ -319,12 +319,32 @@ impl Progress<'_> {
     }
 }
 
+/// The management cluster's context: `wanted` (`--mgmt-context`), else the kubeconfig's
+/// current context; it must exist in `kubeconfig` (read from `path`).
+pub(crate) fn management_context(
+    kubeconfig: &Kubeconfig,
+    wanted: Option<&str>,
+    path: &str,
+) -> Result<String, AddError> {
+    let context = wanted
+        .map(str::to_owned)
+        .or_else(|| kubeconfig.current_context.clone())
+        .ok_or(AddError::NoCurrentContext)?;
+    if !kubeconfig.contexts.iter().any(|c| c.name == context) {
+        return Err(AddError::UnknownContext {
+            context,
+            path: path.to_owned(),
+        });
+    }
+    Ok(context)
+}
+
 fn ok<T>(_: &T) -> String {
     "ok".to_owned()
 }
 
 /// A client for `context` of `kubeconfig`.
-async fn client_for(kubeconfig: &Kubeconfig, context: &str) -> Result<Client, AddError> {
+pub(crate) async fn client_for(kubeconfig: &Kubeconfig, context: &str) -> Result<Client, AddError> {
     let failed = |reason: String| AddError::Client {
         context: context.to_owned(),
         reason,
@@ -343,7 +363,7 @@ async fn client_for(kubeconfig: &Kubeconfig, context: &str) -> Result<Client, Ad
     Client::try_from(config).map_err(|e| failed(e.to_string()))
 }
 
-fn read_kubeconfig(path: Option<&Path>) -> Result<(Kubeconfig, String), AddError> {
+pub(crate) fn read_kubeconfig(path: Option<&Path>) -> Result<(Kubeconfig, String), AddError> {
     let shown = match path {
         Some(p) => p.display().to_string(),
         None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".to_owned()),
@@ -371,17 +391,7 @@ pub async fn add(
     let context = flags.context.as_str();
     let endpoint = endpoint(&kubeconfig, context, &path)?;
     let name = flags.name.clone().unwrap_or_else(|| context.to_owned());
-    let mgmt_context = flags
-        .mgmt_context
-        .clone()
-        .or_else(|| kubeconfig.current_context.clone())
-        .ok_or(AddError::NoCurrentContext)?;
-    if !kubeconfig.contexts.iter().any(|c| c.name == mgmt_context) {
-        return Err(AddError::UnknownContext {
-            context: mgmt_context,
-            path,
-        });
-    }
+    let mgmt_context = management_context(&kubeconfig, flags.mgmt_context.as_deref(), &path)?;
     let target = client_for(&kubeconfig, context).await?;
     let mgmt = client_for(&kubeconfig, &mgmt_context).await?;
 

@@ -5,4 +5,5 @@ pub mod app;
 pub mod cluster_add;
 pub mod fleet;
 pub mod generate;
+pub mod repo;
 pub mod test;
