@@ -458,13 +458,43 @@ impl GitRepos {
                 return Ok(dir);
             }
         }
+        let (plan, generation) = match self.claim(url, &auth, &remote, &want)? {
+            Claim::Serve(dir) => return Ok(dir),
+            Claim::Run { plan, generation } => (plan, generation),
+        };
+
+        let observe = |kind: GitRequest, ok: bool, took: Duration| {
+            if let Some(observer) = &self.observer {
+                observer.git_request(url, kind, ok, took);
+            }
+        };
+        // Just before the network: the host's addresses, as the resolver answers now.
+        let result = self
+            .url_policy
+            .check_resolved(url)
+            .map_err(|refusal| SyncError::Connect(refusal.to_string()))
+            .and_then(|()| self.sync(url, &auth, &plan, &observe));
+
+        self.record(url, &auth, &remote, generation, result)
+    }
+
+    /// Decides, under the repository's lock, whether a request is served the cached copy,
+    /// gets the last error, waits for an operation under way, or runs one itself (then
+    /// marked in flight; [`Self::record`] ends it).
+    fn claim(
+        &self,
+        url: &str,
+        auth: &GitAuth,
+        remote: &Remote,
+        want: &Want,
+    ) -> Result<Claim, RepoError> {
         let waited_since = Instant::now();
         let mut state = lock(&remote.state);
-        let (plan, generation) = loop {
+        loop {
             state.last_used = SystemTime::now();
             let refresh = remote.refresh_generation.load(Ordering::SeqCst);
             let refresh_pending = state.checked_generation < refresh;
-            let wanted_known = match &want {
+            let wanted_known = match want {
                 Want::Named(name) => state.wanted.contains(name),
                 Want::Commit(_) => state.full_history,
             };
@@ -474,12 +504,12 @@ impl GitRepos {
                     .confirmed_at
                     .is_none_or(|at| at.elapsed() >= self.refresh_interval);
             if !due {
-                return Ok(state.dir.clone());
+                return Ok(Claim::Serve(state.dir.clone()));
             }
             if let Some(covers) = state.in_flight {
                 if state.confirmed_at.is_some() && !refresh_pending && wanted_known {
                     // Only a periodic check is under way: the confirmed copy stands.
-                    return Ok(state.dir.clone());
+                    return Ok(Claim::Serve(state.dir.clone()));
                 }
                 if let Some(failure) = &state.failure
                     && covers >= refresh
@@ -506,7 +536,7 @@ impl GitRepos {
                 && failure.auth == auth.fingerprint()
                 && Instant::now() < failure.retry_at
             {
-                let wait = failure.retry_at.saturating_duration_since(Instant::now());
+                let next_attempt = failure.retry_at.saturating_duration_since(Instant::now());
                 lock(&remote.stats).backed_off += 1;
                 return Err(RepoError {
                     repo: failure.error.repo.clone(),
@@ -514,42 +544,40 @@ impl GitRepos {
                         "{} (backed off after {} failure(s); next attempt in {}s)",
                         failure.error.message,
                         failure.failures,
-                        wait.as_secs() + 1
+                        next_attempt.as_secs() + 1
                     ),
                 });
             }
-            match &want {
+            match want {
                 Want::Named(name) => {
                     state.wanted.insert(name.clone());
                 }
                 Want::Commit(_) => state.full_history = true,
             }
             state.in_flight = Some(refresh);
-            break (
-                Plan {
+            return Ok(Claim::Run {
+                plan: Plan {
                     dir: state.dir.clone(),
-                    next_dir: self.dir_for(&remote_key(url, &auth), state.generation + 1),
+                    next_dir: self.dir_for(&remote_key(url, auth), state.generation + 1),
                     wanted: state.wanted.clone(),
                     full_history: state.full_history,
                     cloned_bytes: state.cloned_bytes,
                 },
-                refresh,
-            );
-        };
-        drop(state);
+                generation: refresh,
+            });
+        }
+    }
 
-        let observe = |kind: GitRequest, ok: bool, took: Duration| {
-            if let Some(observer) = &self.observer {
-                observer.git_request(url, kind, ok, took);
-            }
-        };
-        // Just before the network: the host's addresses, as the resolver answers now.
-        let result = self
-            .url_policy
-            .check_resolved(url)
-            .map_err(|refusal| SyncError::Connect(refusal.to_string()))
-            .and_then(|()| self.sync(url, &auth, &plan, &observe));
-
+    /// Ends the operation [`Self::claim`] started: the copy confirmed (or the failure and
+    /// its backoff recorded), waiters woken, the budget enforced.
+    fn record(
+        &self,
+        url: &str,
+        auth: &GitAuth,
+        remote: &Remote,
+        generation: u64,
+        result: Result<Done, SyncError>,
+    ) -> Result<PathBuf, RepoError> {
         let mut state = lock(&remote.state);
         state.in_flight = None;
         let outcome = match result {
@@ -568,9 +596,9 @@ impl GitRepos {
                     lock(&self.opened).remove(&old);
                     let _ = std::fs::remove_dir_all(&old);
                 }
-                let mut stats = lock(&remote.stats);
-                count(&mut stats, &Ok(done.synced));
-                stats.last_error = None;
+                let mut counters = lock(&remote.stats);
+                count(&mut counters, &Ok(done.synced));
+                counters.last_error = None;
                 Ok(state.dir.clone())
             }
             Err(e) => {
@@ -591,9 +619,9 @@ impl GitRepos {
                     auth: auth.fingerprint(),
                 });
                 state.confirmed_at = None;
-                let mut stats = lock(&remote.stats);
-                count(&mut stats, &Err(e));
-                stats.last_error = Some(error.to_string());
+                let mut counters = lock(&remote.stats);
+                count(&mut counters, &Err(e));
+                counters.last_error = Some(error.to_string());
                 Err(error)
             }
         };
@@ -697,11 +725,12 @@ impl GitRepos {
             return Ok(Some(password.clone()));
         }
         match &creds.github_app {
+            // The token source's errors name the App and installation already.
             Some(app) => self
                 .github_tokens
                 .token(app)
                 .map(Some)
-                .map_err(|e| format!("GitHub App {}: {e}", app.app_id)),
+                .map_err(|e| e.to_string()),
             None => Ok(None),
         }
     }
@@ -754,38 +783,34 @@ impl GitRepos {
             }
         }
         for evicted in disk::over_budget(entries, max_bytes) {
-            match &evicted.owner {
-                Some(remote) => {
-                    let mut state = lock(&remote.state);
-                    if state.in_flight.is_some() || state.dir != evicted.path {
-                        continue;
-                    }
-                    state.confirmed_at = None;
-                    state.bytes = 0;
-                    state.cloned_bytes = 0;
-                    state.generation += 1;
-                    let next = state.dir.with_file_name(format!(
-                        "{}-{}",
-                        state
-                            .dir
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .and_then(|n| n.rsplit_once('-'))
-                            .map_or("", |(k, _)| k),
-                        state.generation
-                    ));
-                    state.dir = next;
+            if let Some(remote) = &evicted.owner {
+                let mut state = lock(&remote.state);
+                if state.in_flight.is_some() || state.dir != evicted.path {
+                    continue;
                 }
-                None => {
-                    let recent = evicted
-                        .last_used
-                        .elapsed()
-                        .is_ok_and(|age| age < disk::IN_USE);
-                    if recent {
-                        continue;
-                    }
-                    lock(&self.sizes).remove(&evicted.path);
+                // The next request clones afresh, into the next generation's directory.
+                state.confirmed_at = None;
+                state.bytes = 0;
+                state.cloned_bytes = 0;
+                state.generation += 1;
+                let key = state
+                    .dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.rsplit_once('-'))
+                    .map_or_else(String::new, |(key, _)| key.to_owned());
+                state.dir = state
+                    .dir
+                    .with_file_name(format!("{key}-{}", state.generation));
+            } else {
+                let recent = evicted
+                    .last_used
+                    .elapsed()
+                    .is_ok_and(|age| age < disk::IN_USE);
+                if recent {
+                    continue;
                 }
+                lock(&self.sizes).remove(&evicted.path);
             }
             lock(&self.opened).remove(&evicted.path);
             if let Err(e) = std::fs::remove_dir_all(&evicted.path) {
@@ -793,6 +818,14 @@ impl GitRepos {
             }
         }
     }
+}
+
+/// What [`GitRepos::claim`] decided for a request.
+enum Claim {
+    /// Served this copy, no network.
+    Serve(PathBuf),
+    /// This request runs the operation.
+    Run { plan: Plan, generation: u64 },
 }
 
 /// What one operation is to do, decided under the lock and run without it.
@@ -914,13 +947,23 @@ pub fn ls_remote(url: &str, auth: &GitAuth, policy: &UrlPolicy) -> Result<Vec<St
         .remote_at(url)
         .and_then(|r| r.with_refspecs(["+refs/*:refs/*"], Direction::Fetch))
         .map_err(|e| scrub(chain(&e)))?;
-    let (prepared, _files) = prepare(&remote, session).map_err(|e| scrub(e.to_string()))?;
+    let (prepared, _files) =
+        prepare(&remote, session, RefListing::All).map_err(|e| scrub(e.to_string()))?;
     Ok(prepared
         .ref_map()
         .remote_refs
         .iter()
         .map(|r| r.unpack().0.to_string())
         .collect())
+}
+
+/// Which refs a ref listing asks the server for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RefListing {
+    /// Only those the refspecs want (the server filters by their prefixes).
+    Wanted,
+    /// All of them (`ls-remote`).
+    All,
 }
 
 /// A connection ready to fetch, with the files its ssh process uses (kept until it ends).
@@ -938,6 +981,7 @@ type Prepared<'remote, 'repo> = (
 fn prepare<'remote, 'repo>(
     remote: &'remote gix::Remote<'repo>,
     session: transport::Session,
+    listing: RefListing,
 ) -> Result<Prepared<'remote, 'repo>, SyncError> {
     let transport::Session {
         transport,
@@ -967,11 +1011,12 @@ fn prepare<'remote, 'repo>(
         }),
         None => connection.with_credentials(|_| Ok(None)),
     };
+    let options = gix::remote::ref_map::Options {
+        prefix_from_spec_as_filter_on_remote: listing == RefListing::Wanted,
+        ..gix::remote::ref_map::Options::default()
+    };
     let prepared = connection
-        .prepare_fetch(
-            gix::progress::Discard,
-            gix::remote::ref_map::Options::default(),
-        )
+        .prepare_fetch(gix::progress::Discard, options)
         .map_err(|e| {
             let mut message = chain(&e);
             if let Some(said) = transport::Session::ssh_diagnostics(ssh_stderr.as_deref()) {
@@ -1080,7 +1125,7 @@ fn fetch_with(
     };
     let prepared = transport::connect(url, auth, password, timeouts, scratch)
         .map_err(SyncError::Connect)
-        .and_then(|session| prepare(&remote, session));
+        .and_then(|session| prepare(&remote, session, RefListing::Wanted));
     if !fresh || prepared.is_err() {
         observe(kind, prepared.is_ok(), started.elapsed());
     }

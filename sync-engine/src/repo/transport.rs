@@ -63,7 +63,7 @@ impl GitAuth {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let c = self.creds.as_ref();
         c.and_then(|c| c.username.as_deref()).hash(&mut hasher);
-        c.map(|c| c.is_insecure()).hash(&mut hasher);
+        c.map(RepoCredentials::is_insecure).hash(&mut hasher);
         for value in self.secret_values() {
             value.hash(&mut hasher);
         }
@@ -95,7 +95,7 @@ impl GitAuth {
 }
 
 /// Where the credentials of a repository come from (the controller: Argo CD's repository
-/// Secrets and ConfigMaps, watched; the CLI: what it read once).
+/// Secrets and `ConfigMap`s, watched; the CLI: what it read once).
 pub trait CredentialSource: Send + Sync {
     /// The credentials an Application of `project` reads `url` with. An error (a broken
     /// Secret that would serve `url`) fails the read with that message.
@@ -468,6 +468,7 @@ mod tests {
 
     #[test]
     fn ssh_checks_host_keys_strictly_unless_told_not_to() {
+        use std::os::unix::fs::PermissionsExt as _;
         let scratch = tempfile::tempdir().unwrap();
         let auth = creds(|c| c.ssh_private_key = Some("KEY".to_owned().into()));
         let (command, files) = ssh_command(&auth, Timeouts::default(), scratch.path()).unwrap();
@@ -477,7 +478,6 @@ mod tests {
         assert!(command.ends_with(&format!("2>>'{}'", files[2].path().display())));
         let key = std::fs::read_to_string(files[0].path()).unwrap();
         assert_eq!(key, "KEY\n");
-        use std::os::unix::fs::PermissionsExt as _;
         let mode = files[0].path().metadata().unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(!command.contains("KEY\n"), "the key is passed as a file");
