@@ -15,12 +15,12 @@
 //!   ([`guard_lease`]);
 //! * the refresh requester's: a push webhook may reach any replica, and the replica it
 //!   reaches asks the leader to refresh by annotating the affected Applications
-//!   (`argocd.argoproj.io/refresh`) and ApplicationSets
+//!   (`argocd.argoproj.io/refresh`) and `ApplicationSets`
 //!   (`argocd.argoproj.io/application-set-refresh`), as Argo CD's webhook handler does. That
 //!   annotation is a request to the leader, not fleet state: the leader acts on it and
 //!   removes it through its fenced client. The guard ([`refresh_requests_only`]) lets
 //!   through nothing but JSON merge patches that set those annotations (and the request's
-//!   timestamp) on one Application or ApplicationSet; every other request, reads included,
+//!   timestamp) on one Application or `ApplicationSet`; every other request, reads included,
 //!   is refused before it is sent.
 //!
 //! The fence is open while both of these hold:
@@ -339,7 +339,7 @@ fn refusal(code: http::StatusCode, reason: &str, message: &str) -> http::Respons
 }
 
 /// `client` (not fenced) for refresh requests only: a request is sent only if it is a JSON
-/// merge patch of one Application or ApplicationSet that sets refresh-request annotations
+/// merge patch of one Application or `ApplicationSet` that sets refresh-request annotations
 /// and nothing else (see [`refresh_request`]); anything else is answered `403 Forbidden`
 /// without being sent. The one write a follower makes (see the module docs): a push webhook
 /// reaching a follower must still reach the leader, and the leader alone acts on it.
@@ -406,7 +406,7 @@ fn refresh_request(
     if content_type != Some("application/merge-patch+json") {
         return Err("not a JSON merge patch");
     }
-    let patch: serde_json::Value =
+    let document: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| "the patch is not JSON")?;
     let only = |value: &serde_json::Value, key: &str| {
         value
@@ -415,7 +415,7 @@ fn refresh_request(
             .and_then(|o| o.get(key))
             .cloned()
     };
-    let annotations = only(&patch, "metadata")
+    let annotations = only(&document, "metadata")
         .and_then(|metadata| only(&metadata, "annotations"))
         .ok_or("the patch changes more than metadata.annotations")?;
     let annotations = annotations
