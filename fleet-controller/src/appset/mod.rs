@@ -5,6 +5,10 @@
 //! condition and an Event, and never deletes: the safety rules live in [`plan`].
 //! User errors (bad template, unknown generator) requeue slowly; API errors go through
 //! [`error_policy`] with per-object exponential backoff, so nothing loops hot.
+//!
+//! A refresh request (`argocd.argoproj.io/application-set-refresh`, see [`crate::refresh`])
+//! makes the generation check every repository it reads against its remote first; it is
+//! removed after a successful reconcile, as Argo CD does.
 
 mod context;
 pub mod plan;
