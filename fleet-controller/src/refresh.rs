@@ -30,8 +30,9 @@ use serde_json::{Value, json};
 
 use crate::webhook::Push;
 
-/// The field manager of the requests a push webhook makes.
-const REQUESTER: &str = "argosy-webhook";
+/// The field manager of refresh-request traffic: the requests a push webhook makes and
+/// their removal by the controllers (so audit logs tell it from fleet-state writes).
+pub const FIELD_MANAGER: &str = "argosy-refresh";
 
 /// A refresh request as found on an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +224,7 @@ impl Requester {
             REFRESH_TIMESTAMP_ANNOTATION: timestamp,
         }}});
         let params = PatchParams {
-            field_manager: Some(REQUESTER.to_owned()),
+            field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
         api.patch_metadata(name, &params, &Patch::Merge(&patch))

@@ -566,10 +566,12 @@ async fn a_push_webhook_to_the_follower_makes_the_leader_sync() -> Result<()> {
         .into_iter()
         .filter(|e| e.user_agent == UA_FOLLOWER && e.received >= since)
         .filter(|e| e.resource.as_deref() != Some("leases"))
-        .map(|e| e.describe())
+        .map(|e| format!("{} {}", e.describe(), e.request_uri))
         .collect();
     ensure!(
-        by_follower.len() == 1 && by_follower[0].contains("applications"),
+        by_follower.len() == 1
+            && by_follower[0].starts_with("patch applications argocd/web")
+            && by_follower[0].contains("fieldManager=argosy-refresh"),
         "the follower's writes: {by_follower:#?}"
     );
     drop(follower);

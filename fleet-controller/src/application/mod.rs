@@ -1403,7 +1403,7 @@ async fn write_status(
     if clear_operation {
         body["operation"] = Value::Null;
     }
-    own_patch(app, ctx, &Patch::Merge(&body))
+    own_patch(app, ctx, FIELD_MANAGER, &Patch::Merge(&body))
         .await
         .map_err(|source| Error::WriteStatus {
             app: app.metadata.name.clone().unwrap_or_default(),
@@ -1412,11 +1412,12 @@ async fn write_status(
     Ok(true)
 }
 
-/// Sends `patch` of `app` as one of the engine's own writes: its watch echo triggers no
-/// reconcile, and no reconcile acts on a cached copy from before it.
+/// Sends `patch` of `app` (as `field_manager`) as one of the engine's own writes: its
+/// watch echo triggers no reconcile, and no reconcile acts on a cached copy from before it.
 async fn own_patch<P: serde::Serialize + std::fmt::Debug>(
     app: &Application,
     ctx: &Context,
+    field_manager: &str,
     patch: &Patch<P>,
 ) -> Result<(), kube::Error> {
     let name = app.metadata.name.clone().unwrap_or_default();
@@ -1425,7 +1426,7 @@ async fn own_patch<P: serde::Serialize + std::fmt::Debug>(
         app.metadata.namespace.as_deref().unwrap_or_default(),
     );
     let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
+        field_manager: Some(field_manager.to_owned()),
         ..PatchParams::default()
     };
     let key = AppKey::of(app);
@@ -1465,7 +1466,7 @@ async fn remove_refresh_request(
     ctx: &Context,
     request: &Request,
 ) -> Result<(), Error> {
-    match own_patch(app, ctx, &request.removal()).await {
+    match own_patch(app, ctx, refresh::FIELD_MANAGER, &request.removal()).await {
         Err(e) if refresh::superseded(&e) => {
             tracing::debug!(error = %e, "the refresh request changed meanwhile; kept");
             Ok(())

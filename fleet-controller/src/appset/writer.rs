@@ -214,13 +214,13 @@ pub(super) async fn remove_refresh_request(
 ) -> Result<bool, Error> {
     let api: Api<ApplicationSet> =
         Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let params = PatchParams {
+        field_manager: Some(refresh::FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
     ctx.writing(appset);
     let result = api
-        .patch_metadata(
-            &appset.name_any(),
-            &PatchParams::default(),
-            &request.removal(),
-        )
+        .patch_metadata(&appset.name_any(), &params, &request.removal())
         .await;
     let version = result
         .as_ref()
