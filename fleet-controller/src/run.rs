@@ -581,22 +581,9 @@ fn push_handler(wiring: PushWiring) -> crate::webhook::OnPush {
         for url in &push.urls {
             repos.refresh(url);
         }
-        let name_of = |meta: &kube::api::ObjectMeta| {
-            (
-                meta.namespace.clone().unwrap_or_default(),
-                meta.name.clone().unwrap_or_default(),
-            )
-        };
-        let apps: Vec<(String, String)> = applications
-            .state()
-            .iter()
-            .map(|app| (name_of(&app.metadata), app))
-            .filter(|((namespace, _), app)| {
-                apps_reconciled.reconciles_namespace(namespace)
-                    && crate::refresh::moves_app(&push, app)
-            })
-            .map(|(key, _)| key)
-            .collect();
+        let apps = moved(applications.state(), |namespace, app| {
+            apps_reconciled.reconciles_namespace(namespace) && crate::refresh::moves_app(&push, app)
+        });
         for (namespace, name) in &apps {
             app_trigger.send(argosy_sync_engine::resource::app_instance(
                 namespace,
@@ -604,15 +591,9 @@ fn push_handler(wiring: PushWiring) -> crate::webhook::OnPush {
                 &apps_reconciled.controller_namespace,
             ));
         }
-        let appsets: Vec<(String, String)> = appsets
-            .state()
-            .iter()
-            .map(|appset| (name_of(&appset.metadata), appset))
-            .filter(|((namespace, _), appset)| {
-                appset_namespaces.contains(namespace) && crate::refresh::moves_appset(&push, appset)
-            })
-            .map(|(key, _)| key)
-            .collect();
+        let appsets = moved(appsets.state(), |namespace, appset| {
+            appset_namespaces.contains(namespace) && crate::refresh::moves_appset(&push, appset)
+        });
         tracing::info!(
             apps = apps.len(),
             appsets = appsets.len(),
@@ -637,6 +618,21 @@ fn push_handler(wiring: PushWiring) -> crate::webhook::OnPush {
                 .await;
         });
     })
+}
+
+/// `(namespace, name)` of the `objects` a push moved (`moved(namespace, object)`).
+fn moved<K: kube::Resource>(
+    objects: Vec<Arc<K>>,
+    moved: impl Fn(&str, &K) -> bool,
+) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter_map(|object| {
+            let meta = object.meta();
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            moved(&namespace, object).then(|| (namespace, meta.name.clone().unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// Refresh requests a push webhook sends at once.
