@@ -14,8 +14,15 @@ pub const SECRET_TYPE_CLUSTER: &str = "cluster";
 
 /// Finalizer that makes deleting an Application cascade to its resources.
 pub const RESOURCES_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
-/// Annotation that asks the `ApplicationSet` controller to refresh now.
+/// Annotation that asks the `ApplicationSet` controller to refresh now (any value; push
+/// webhooks set `"true"`). Removed by the controller after a successful reconcile.
 pub const APPSET_REFRESH_ANNOTATION: &str = "argocd.argoproj.io/application-set-refresh";
+/// Annotation that asks the Application controller to refresh now: `hard` also drops
+/// rendered-manifest caches, any other value is a normal refresh. Removed once acted on.
+pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+/// A unique time set next to a refresh request, so that a request arriving while an
+/// earlier one is being acted on is told apart from it (and not removed with it).
+pub const REFRESH_TIMESTAMP_ANNOTATION: &str = "argocd.argoproj.io/refresh-timestamp";
 
 /// `kubectl apply`'s copy of the whole object it applied. On a cluster Secret it holds the
 /// Secret's data, bearer token included, so it is never read into a [`crate::Cluster`].
@@ -29,6 +36,6 @@ pub const IN_CLUSTER_NAME: &str = "in-cluster";
 /// Annotations the `ApplicationSet` controller never overwrites on live Applications.
 pub const ALWAYS_PRESERVED_ANNOTATIONS: [&str; 3] = [
     "notified.notifications.argoproj.io",
-    "argocd.argoproj.io/refresh",
+    REFRESH_ANNOTATION,
     "argocd.argoproj.io/hydrate",
 ];

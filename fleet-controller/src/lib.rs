@@ -9,7 +9,9 @@
 //!   store's first list; [`fanout`]: the one Application watch handed to both controllers;
 //! * [`http`]: the listener (`/healthz`, `/readyz`, optional TLS), the dashboard's session
 //!   cookie, the failed-login limit and what readiness checks;
-//! * [`webhook`]: the Git push webhook (GitHub, GitLab);
+//! * [`webhook`]: the Git push webhook (GitHub, GitLab, Bitbucket Cloud and Server, Gogs,
+//!   Gitea, Azure DevOps); [`refresh`]: refresh requests (Argo CD's refresh annotations),
+//!   which a push webhook makes on any replica and the leader acts on;
 //! * [`metrics`]: Prometheus metrics on `/metrics`; [`queue`]: bounded trigger queues;
 //! * [`dashboard`]: the fleet dashboard and its JSON API (token-protected), which asks the
 //!   controllers only through [`query::ControllerQueries`];
@@ -31,6 +33,7 @@ pub mod http;
 pub mod metrics;
 pub mod query;
 pub mod queue;
+pub mod refresh;
 pub mod registry;
 pub mod repo_credentials;
 pub mod run;

@@ -40,7 +40,7 @@ use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
 use crate::repo_credentials::RepoCredentialRegistry;
 use crate::webhook::WebhookConfig;
 use argosy_sync_engine::fence::{self, Fence};
-use argosy_sync_engine::repo::{GitRepos, normalize_repo_url};
+use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::{
     clients::ClusterClients,
     live::LiveCache,
@@ -214,6 +214,10 @@ pub async fn run_with(
         }
         None => (Fence::open(), None),
     };
+    // The one exception: refresh requests from a push webhook, which any replica makes
+    // (a webhook may reach a follower) and only the leader acts on. Its client sends
+    // nothing but those (see `fence::refresh_requests_only`).
+    let refresh_requester = crate::refresh::Requester::new(client.clone());
     let client = fence.wrap(client);
 
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
@@ -309,9 +313,6 @@ pub async fn run_with(
     // Apps to re-check (by app instance): from the live cache and from push webhooks.
     let (app_trigger, app_triggers) =
         trigger_queue::<String>(TRIGGER_CAPACITY, metrics.queue_dropped("app_triggers"));
-    // ApplicationSets to re-check after a push.
-    let (appset_trigger, appset_triggers) =
-        trigger_queue::<()>(TRIGGER_CAPACITY, metrics.queue_dropped("appset_triggers"));
     let ctx = Arc::new(Context::new(appset::ContextParts {
         client: client.clone(),
         clusters: clusters.clone(),
@@ -342,13 +343,22 @@ pub async fn run_with(
     // see its first list complete.
     let (appset_store, appsets_writer) = reflector::store();
     let (appsets_listed, appsets_ready) = StoreReady::new();
+    // The echo of the controller's own metadata write (the removal of a refresh request)
+    // is not a change to regenerate for.
+    let own_writes = ctx.clone();
     let appset_events = reflector(
         appsets_writer,
         watcher(appsets_api, watcher::Config::default()),
     )
     .inspect(move |event| appsets_listed.observe(event))
     .default_backoff()
-    .applied_objects();
+    .applied_objects()
+    .filter(move |event| {
+        let triggers = event
+            .as_ref()
+            .map_or(true, |appset| own_writes.triggers_reconcile(appset));
+        futures::future::ready(triggers)
+    });
     let controller = Controller::for_stream(appset_events, appset_store.clone());
     readiness_stores.push(("applicationsets", appsets_ready));
     let appset_heartbeat = Heartbeat::new(std::time::Instant::now());
@@ -423,12 +433,7 @@ pub async fn run_with(
                 .map(|a| kube::runtime::reflector::ObjectRef::from_obj(a.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .reconcile_all_on(futures::stream::select(
-            became_leader,
-            futures::stream::unfold(appset_triggers, |mut rx| async move {
-                rx.recv().await.map(|()| ((), rx))
-            }),
-        ))
+        .reconcile_all_on(became_leader)
         .graceful_shutdown_on(shutdown.clone())
         .run(
             {
@@ -460,13 +465,15 @@ pub async fn run_with(
             }
         });
     let http_task = if let Some(listen) = args.listen {
-        let on_push = push_handler(
-            repos.clone(),
-            applications.clone(),
+        let on_push = push_handler(PushWiring {
+            repos: repos.clone(),
+            applications: applications.clone(),
+            appsets: appset_store.clone(),
             app_trigger,
-            appset_trigger,
-            args.namespace.clone(),
-        );
+            requester: refresh_requester,
+            apps_reconciled: sync_config(&args),
+            appset_namespaces: ctx.config.appset_namespaces.clone(),
+        });
         let metrics_sources = crate::metrics::Sources {
             applications: applications.clone(),
             appsets: appset_store.clone(),
@@ -615,38 +622,93 @@ fn repo_credential_watches(
     )
 }
 
-/// What a Git push does: check the pushed repositories' refs now, then re-check the
-/// Applications deployed from them and every ApplicationSet.
-fn push_handler(
+/// What a push webhook handler works with (built once by [`run_with`]).
+struct PushWiring {
     repos: Arc<GitRepos>,
     applications: reflector::Store<Application>,
+    appsets: reflector::Store<ApplicationSet>,
     app_trigger: TriggerSender<String>,
-    appset_trigger: TriggerSender<()>,
-    controller_namespace: String,
-) -> crate::webhook::OnPush {
-    Arc::new(move |urls: Vec<String>| {
-        for url in &urls {
+    requester: crate::refresh::Requester,
+    /// Which Applications the sync engine reconciles (their namespaces).
+    apps_reconciled: application::Config,
+    appset_namespaces: BTreeSet<String>,
+}
+
+/// What a Git push does, on whichever replica receives it: ask for a refresh of the
+/// Applications and ApplicationSets that read the pushed branch (the annotations the
+/// leader acts on; see [`crate::refresh`]). As a fast path, this replica's own cache checks
+/// the pushed repositories at their next read and the moved Applications are reconciled
+/// here at once (which acts only where this replica leads).
+fn push_handler(wiring: PushWiring) -> crate::webhook::OnPush {
+    let PushWiring {
+        repos,
+        applications,
+        appsets,
+        app_trigger,
+        requester,
+        apps_reconciled,
+        appset_namespaces,
+    } = wiring;
+    Arc::new(move |push: crate::webhook::Push| {
+        for url in &push.urls {
             repos.refresh(url);
         }
-        for app in applications.state() {
-            let deployed_from_push = app
-                .spec
-                .source
-                .iter()
-                .chain(app.spec.sources.iter())
-                .any(|s| urls.contains(&normalize_repo_url(&s.repo_url)));
-            if deployed_from_push {
-                let instance = argosy_sync_engine::resource::app_instance(
-                    app.metadata.namespace.as_deref().unwrap_or_default(),
-                    app.metadata.name.as_deref().unwrap_or_default(),
-                    &controller_namespace,
-                );
-                app_trigger.send(instance);
-            }
+        let apps = moved(applications.state(), |namespace, app| {
+            apps_reconciled.reconciles_namespace(namespace) && crate::refresh::moves_app(&push, app)
+        });
+        for (namespace, name) in &apps {
+            app_trigger.send(argosy_sync_engine::resource::app_instance(
+                namespace,
+                name,
+                &apps_reconciled.controller_namespace,
+            ));
         }
-        appset_trigger.send(());
+        let appsets = moved(appsets.state(), |namespace, appset| {
+            appset_namespaces.contains(namespace) && crate::refresh::moves_appset(&push, appset)
+        });
+        tracing::info!(
+            apps = apps.len(),
+            appsets = appsets.len(),
+            "requesting refreshes for a push"
+        );
+        let requester = requester.clone();
+        tokio::spawn(async move {
+            let requests = apps
+                .iter()
+                .map(|(namespace, name)| {
+                    futures::future::Either::Left(requester.refresh_app(namespace, name))
+                })
+                .chain(appsets.iter().map(|(namespace, name)| {
+                    futures::future::Either::Right(requester.refresh_appset(namespace, name))
+                }));
+            futures::stream::iter(requests)
+                .for_each_concurrent(REFRESH_REQUESTS_AT_ONCE, |request| async move {
+                    if let Err(e) = request.await {
+                        tracing::warn!(category = e.category(), error = %e, "refresh request failed");
+                    }
+                })
+                .await;
+        });
     })
 }
+
+/// `(namespace, name)` of the `objects` a push moved (`moved(namespace, object)`).
+fn moved<K: kube::Resource>(
+    objects: Vec<Arc<K>>,
+    moved: impl Fn(&str, &K) -> bool,
+) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter_map(|object| {
+            let meta = object.meta();
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            moved(&namespace, object).then(|| (namespace, meta.name.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Refresh requests a push webhook sends at once.
+const REFRESH_REQUESTS_AT_ONCE: usize = 8;
 
 /// Applications one consumer of the shared watch may fall behind before the watch waits.
 const SHARED_BUFFER: usize = 1024;
@@ -728,12 +790,7 @@ fn sync_controller(
                 args.identity.clone(),
             ),
             leader: leader.clone(),
-            config: application::Config {
-                controller_namespace: args.namespace.clone(),
-                application_namespaces: NamespacePatterns::new(&args.application_namespaces),
-                resync: args.sync.resync,
-                concurrency: args.sync.concurrency,
-            },
+            config: sync_config(args),
         })
         .with_metrics(metrics),
     );
@@ -771,6 +828,16 @@ fn sync_controller(
             }
         });
     (ctx, engine)
+}
+
+/// The sync engine's settings from the flags.
+fn sync_config(args: &RunArgs) -> application::Config {
+    application::Config {
+        controller_namespace: args.namespace.clone(),
+        application_namespaces: NamespacePatterns::new(&args.application_namespaces),
+        resync: args.sync.resync,
+        concurrency: args.sync.concurrency,
+    }
 }
 
 fn single(set: &BTreeSet<String>) -> Option<&String> {

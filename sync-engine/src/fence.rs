@@ -7,10 +7,21 @@
 //! [`Fence::wrap`] puts the gate in front of a [`kube::Client`]; the controller wraps its
 //! management client and [`crate::clients::ClusterClients`] wraps every destination
 //! cluster's client, so no write path can miss it (reads — `GET`, lists and watches — pass
-//! untouched: followers keep their caches warm). The lease manager's own client is the one
-//! client that is not wrapped: it must be able to take the Lease. It gets a narrower guard
-//! instead ([`guard_lease`]): its patches of the Lease are compare-and-swap, and never
-//! overwrite a Lease another replica validly holds.
+//! untouched: followers keep their caches warm). Two clients are not wrapped, each behind a
+//! narrower guard of its own instead:
+//!
+//! * the lease manager's: it must be able to take the Lease. Its patches of the Lease are
+//!   compare-and-swap, and never overwrite a Lease another replica validly holds
+//!   ([`guard_lease`]);
+//! * the refresh requester's: a push webhook may reach any replica, and the replica it
+//!   reaches asks the leader to refresh by annotating the affected Applications
+//!   (`argocd.argoproj.io/refresh`) and `ApplicationSets`
+//!   (`argocd.argoproj.io/application-set-refresh`), as Argo CD's webhook handler does. That
+//!   annotation is a request to the leader, not fleet state: the leader acts on it and
+//!   removes it through its fenced client. The guard ([`refresh_requests_only`]) lets
+//!   through nothing but JSON merge patches that set those annotations (and the request's
+//!   timestamp) on one Application or `ApplicationSet`; every other request, reads included,
+//!   is refused before it is sent.
 //!
 //! The fence is open while both of these hold:
 //! * the lease manager says this replica leads ([`Fence::set_leader`]), and
@@ -304,22 +315,121 @@ fn with_resource_version(patch: &[u8], version: Option<&str>) -> Vec<u8> {
 
 /// The API server's answer to a write whose precondition failed.
 fn conflict(message: &str) -> http::Response<Body> {
+    refusal(http::StatusCode::CONFLICT, "Conflict", message)
+}
+
+/// A `Status` answer as the API server gives it, for a request answered without sending it.
+fn refusal(code: http::StatusCode, reason: &str, message: &str) -> http::Response<Body> {
     let status = serde_json::json!({
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": "Conflict",
-        "code": 409,
+        "reason": reason,
+        "code": code.as_u16(),
     });
     let mut response = http::Response::new(Body::from(status.to_string().into_bytes()));
-    *response.status_mut() = http::StatusCode::CONFLICT;
+    *response.status_mut() = code;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// `client` (not fenced) for refresh requests only: a request is sent only if it is a JSON
+/// merge patch of one Application or `ApplicationSet` that sets refresh-request annotations
+/// and nothing else (see [`refresh_request`]); anything else is answered `403 Forbidden`
+/// without being sent. The one write a follower makes (see the module docs): a push webhook
+/// reaching a follower must still reach the leader, and the leader alone acts on it.
+#[must_use]
+pub fn refresh_requests_only(client: kube::Client) -> kube::Client {
+    let default_namespace = client.default_namespace().to_owned();
+    let service = tower::service_fn(move |request: http::Request<Body>| {
+        let client = client.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect_bytes().await?;
+            let content_type = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            if let Err(why) = refresh_request(&parts.method, parts.uri.path(), content_type, &body)
+            {
+                tracing::warn!(method = %parts.method, uri = %parts.uri.path(), why, "not a refresh request: not sent");
+                return Ok(refusal(
+                    http::StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    &format!("not a refresh request: {why}"),
+                ));
+            }
+            client
+                .send(http::Request::from_parts(parts, Body::from(body)))
+                .await
+                .map_err(tower::BoxError::from)
+        }
+    });
+    kube::Client::new(service, default_namespace)
+}
+
+/// Checks that a request only asks for a refresh: `PATCH` of
+/// `/apis/argoproj.io/v1alpha1/namespaces/NS/{applications,applicationsets}/NAME` (no
+/// subresource) with a JSON merge patch `{"metadata": {"annotations": {...}}}` whose keys are
+/// the refresh-request annotations of that kind and whose values are strings (so a request
+/// can be made, never removed or anything else changed). Says why not, if not.
+fn refresh_request(
+    method: &http::Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    use argosy_crds::consts::{
+        APPSET_REFRESH_ANNOTATION, REFRESH_ANNOTATION, REFRESH_TIMESTAMP_ANNOTATION,
+    };
+    if method != http::Method::PATCH {
+        return Err("not a patch");
+    }
+    let target: Vec<&str> = path
+        .strip_prefix("/apis/argoproj.io/v1alpha1/namespaces/")
+        .map(|rest| rest.split('/').collect())
+        .unwrap_or_default();
+    let allowed: &[&str] = match target.as_slice() {
+        [namespace, "applications", name] if !namespace.is_empty() && !name.is_empty() => {
+            &[REFRESH_ANNOTATION, REFRESH_TIMESTAMP_ANNOTATION]
+        }
+        [namespace, "applicationsets", name] if !namespace.is_empty() && !name.is_empty() => {
+            &[APPSET_REFRESH_ANNOTATION, REFRESH_TIMESTAMP_ANNOTATION]
+        }
+        _ => return Err("not one Application or ApplicationSet"),
+    };
+    if content_type != Some("application/merge-patch+json") {
+        return Err("not a JSON merge patch");
+    }
+    let document: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "the patch is not JSON")?;
+    let only = |value: &serde_json::Value, key: &str| {
+        value
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.get(key))
+            .cloned()
+    };
+    let annotations = only(&document, "metadata")
+        .and_then(|metadata| only(&metadata, "annotations"))
+        .ok_or("the patch changes more than metadata.annotations")?;
+    let annotations = annotations
+        .as_object()
+        .filter(|a| !a.is_empty())
+        .ok_or("the patch sets no annotation")?;
+    if annotations
+        .iter()
+        .all(|(key, value)| allowed.contains(&key.as_str()) && value.is_string())
+    {
+        Ok(())
+    } else {
+        Err("the patch sets other annotations, or removes one")
+    }
 }
 
 /// Keeps `fence` current until both sources end: the lease manager's leadership channel
@@ -603,6 +713,98 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0]["metadata"]["resourceVersion"], "7");
         assert_eq!(sent[0]["spec"]["leaseDurationSeconds"], 5);
+    }
+
+    #[test]
+    fn only_refresh_annotation_patches_are_refresh_requests() {
+        const APP: &str = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/web";
+        const APPSET: &str = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applicationsets/fleet";
+        const MERGE: Option<&str> = Some("application/merge-patch+json");
+        let patch = http::Method::PATCH;
+        let app_request = br#"{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal","argocd.argoproj.io/refresh-timestamp":"t"}}}"#;
+        let appset_request =
+            br#"{"metadata":{"annotations":{"argocd.argoproj.io/application-set-refresh":"true"}}}"#;
+        assert_eq!(refresh_request(&patch, APP, MERGE, app_request), Ok(()));
+        assert_eq!(
+            refresh_request(&patch, APPSET, MERGE, appset_request),
+            Ok(())
+        );
+
+        let status = format!("{APP}/status");
+        let refused: [(&http::Method, &str, Option<&str>, &[u8]); 11] = [
+            (&http::Method::GET, APP, MERGE, b""),
+            (&http::Method::DELETE, APP, MERGE, b""),
+            (&http::Method::PUT, APP, MERGE, app_request),
+            (&patch, &status, MERGE, app_request),
+            (&patch, "/api/v1/namespaces/argocd/secrets/web", MERGE, app_request),
+            (&patch, APP, Some("application/apply-patch+yaml"), app_request),
+            // Each kind only takes its own request.
+            (&patch, APP, MERGE, appset_request),
+            (&patch, APP, MERGE, br#"{"metadata":{"annotations":{"argocd.argoproj.io/refresh":null}}}"#),
+            (&patch, APP, MERGE, br#"{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal","team":"x"}}}"#),
+            (&patch, APP, MERGE, br#"{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"},"labels":{"a":"b"}}}"#),
+            (&patch, APP, MERGE, br#"{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}},"spec":{}}"#),
+        ];
+        for (method, path, content_type, body) in refused {
+            assert!(
+                refresh_request(method, path, content_type, body).is_err(),
+                "{method} {path} {content_type:?} {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    /// The refresh requester's client sends refresh requests and answers anything else
+    /// with 403 before it leaves the process.
+    #[tokio::test]
+    async fn the_refresh_requester_sends_nothing_but_refresh_requests() {
+        let reached = Arc::new(AtomicU64::new(0));
+        let seen = reached.clone();
+        let inner = kube::Client::new(
+            tower::service_fn(move |_request: http::Request<Body>| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Body::from(
+                        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#
+                            .to_vec(),
+                    )))
+                }
+            }),
+            "default",
+        );
+        let client = refresh_requests_only(inner);
+        let cm: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), "argocd");
+        let error = cm.get("x").await.expect_err("refused");
+        assert!(
+            matches!(&error, kube::Error::Api(status) if status.code == 403),
+            "{error:?}"
+        );
+        let error = cm
+            .patch(
+                "x",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"data": {"a": "b"}})),
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&error, kube::Error::Api(status) if status.code == 403),
+            "{error:?}"
+        );
+        assert_eq!(reached.load(Ordering::Relaxed), 0, "nothing was sent");
+
+        let request = http::Request::patch(
+            "/apis/argoproj.io/v1alpha1/namespaces/argocd/applicationsets/fleet",
+        )
+        .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+        .body(Body::from(
+            br#"{"metadata":{"annotations":{"argocd.argoproj.io/application-set-refresh":"true"}}}"#
+                .to_vec(),
+        ))
+        .expect("a request");
+        client.send(request).await.expect("sent");
+        assert_eq!(reached.load(Ordering::Relaxed), 1);
     }
 
     /// A wrapped client refuses a write before it leaves the process (the inner client

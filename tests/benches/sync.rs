@@ -14,8 +14,10 @@
 //! * full no-change resync: once every reconcile has settled, one GitLab push webhook
 //!   for the fleet repository (no new commit) makes the controller re-check every app;
 //!   from the POST until its `/metrics` counts 1,000 more reconciles, and every write
-//!   the four API servers' audit logs record from the controller in that window (must
-//!   be 0), plus the Applications' resourceVersions before and after;
+//!   the four API servers' audit logs record from the controller in that window besides
+//!   the refresh requests (must be 0; a push sets Argo CD's refresh annotation on each
+//!   Application and the controller removes it, as Argo CD does: counted apart), plus the
+//!   Applications' spec and status before and after;
 //! * restart resync: a new controller process over the converged state, until it has
 //!   reconciled every app, and its writes (must be 0);
 //! * the controller's peak RSS (a child process: this binary re-executed);
@@ -493,6 +495,8 @@ impl Engine {
     }
 
     /// `(Synced apps, resourceVersion by app)` from one list of the API server.
+    /// How many Applications are Synced, and each one's spec and status (what a sync or
+    /// a status write would change; a refresh request changes only annotations).
     async fn synced(&self) -> Result<(usize, BTreeMap<String, String>)> {
         let list = self.apps.list(&ListParams::default()).await?;
         let synced = list
@@ -500,27 +504,29 @@ impl Engine {
             .iter()
             .filter(|a| a.data.pointer("/status/sync/status") == Some(&json!("Synced")))
             .count();
-        let versions = list
+        let states = list
             .items
             .into_iter()
             .map(|a| {
-                (
-                    a.metadata.name.unwrap_or_default(),
-                    a.metadata.resource_version.unwrap_or_default(),
-                )
+                let state = json!([a.data.get("spec"), a.data.get("status")]).to_string();
+                (a.metadata.name.unwrap_or_default(), state)
             })
             .collect();
-        Ok((synced, versions))
+        Ok((synced, states))
     }
 
     /// Successful writes the controller (User-Agent `argosy/...`) made from `since` on,
-    /// per cluster; `(cluster, verb resource[/subresource], count)`.
+    /// per cluster, refresh requests apart; `(cluster, verb resource[/subresource], count)`.
     fn controller_writes(&self, since: Timestamp) -> Result<Vec<(String, String, usize)>> {
         let mut out = Vec::new();
         for cluster in self.plane.clusters() {
             let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
             for e in self.plane.audit_writes(&cluster.name)? {
-                if e.user_agent.starts_with("argosy/") && e.received >= since && e.succeeded() {
+                if e.user_agent.starts_with("argosy/")
+                    && e.received >= since
+                    && e.succeeded()
+                    && !is_refresh_request(&e)
+                {
                     let what = match &e.subresource {
                         Some(sub) => format!("{} {}/{sub}", e.verb, e.resource.unwrap_or_default()),
                         None => format!("{} {}", e.verb, e.resource.unwrap_or_default()),
@@ -538,7 +544,23 @@ impl Engine {
     }
 }
 
+/// A refresh request or its removal (field manager `argosy-refresh`), not fleet state.
+fn is_refresh_request(e: &argosy_tests::AuditEvent) -> bool {
+    e.request_uri
+        .contains(&format!("fieldManager={}", argosy::refresh::FIELD_MANAGER))
+}
+
 impl Engine {
+    /// Refresh requests and their removals from `since` on.
+    fn refresh_requests(&self, since: Timestamp) -> Result<usize> {
+        Ok(self
+            .plane
+            .audit_writes(MANAGEMENT)?
+            .iter()
+            .filter(|e| e.received >= since && e.succeeded() && is_refresh_request(e))
+            .count())
+    }
+
     /// Status writes per Application from `since` on (patches by the controller).
     fn app_patches(&self, since: Timestamp) -> Result<BTreeMap<String, usize>> {
         let mut out: BTreeMap<String, usize> = BTreeMap::new();
@@ -546,6 +568,7 @@ impl Engine {
             if e.user_agent.starts_with("argosy/")
                 && e.received >= since
                 && e.resource.as_deref() == Some("applications")
+                && !is_refresh_request(&e)
             {
                 *out.entry(e.name.unwrap_or_default()).or_default() += 1;
             }
@@ -864,7 +887,7 @@ async fn bench() -> Result<()> {
     );
 
     // Full no-change resync: a push webhook for the repository (no new commit).
-    let (_, versions_before) = engine.synced().await?;
+    let (_, states_before) = engine.synced().await?;
     let since = Timestamp::now();
     let start = Instant::now();
     let body = json!({"object_kind": "push", "project": {"git_http_url": REPO_URL}}).to_string();
@@ -884,18 +907,19 @@ async fn bench() -> Result<()> {
         .await?;
     let duration = start.elapsed();
     let after = controller.settle(Duration::from_secs(3)).await?;
-    let (synced_after, versions_after) = engine.synced().await?;
-    let changed = versions_before
+    let (synced_after, states_after) = engine.synced().await?;
+    let changed = states_before
         .iter()
-        .filter(|(name, rv)| versions_after.get(*name) != Some(*rv))
+        .filter(|(name, state)| states_after.get(*name) != Some(*state))
         .count();
     let warm = Resync {
         duration,
         writes: engine.controller_writes(since)?,
         reconciles: after.0 + after.1 - settled_ok - settled_failed,
     };
+    let requests = engine.refresh_requests(since)?;
     println!(
-        "no-change resync: {:.2} s ({:.0} apps/min), {} reconciles, writes: {}; {changed} Applications changed, {synced_after} Synced",
+        "no-change resync: {:.2} s ({:.0} apps/min), {} reconciles, writes: {}, refresh requests set and removed: {requests}; {changed} Applications changed, {synced_after} Synced",
         warm.duration.as_secs_f64(),
         per_minute(warm.duration),
         warm.reconciles,
@@ -996,15 +1020,17 @@ async fn bench() -> Result<()> {
          | controller CPU per app (cold sync) and what it sustains on 2 cores of its own | {:.1} ms per app = {:.0} apps/min | >= 5,000 apps/min equivalent |\n\
          | controller writes during the cold sync | workload clusters: {workload_writes} ({:.1} per app); management: {mgmt_writes}; {} apps had their status written more than once | 5 per app |\n\
          | full no-change resync: push webhook (no new commit) -> {APPS} reconciles done (`/metrics`) | {:.2} s ({:.0} apps/min), {} reconciles | {:.2}x the no-change kubectl loop |\n\
-         | writes during that resync (audit logs of all 4 API servers, User-Agent `argosy/`) | {} ({changed} Applications with a new resourceVersion) | 0 |\n\
+         | writes during that resync (audit logs of all 4 API servers, User-Agent `argosy/`), refresh requests apart | {} ({changed} Applications with a changed spec or status; {requests} refresh requests set and removed) | 0 |\n\
          | restart over the converged state: new process spawn -> {APPS} reconciles done | {:.1} s ({:.0} apps/min), {} reconciles until settled | - |\n\
          | writes during the restart | {} | 0 |\n\
          | controller peak RSS (cold sync + resync process / restart process) | {rss:.0} MiB / {restart_rss:.0} MiB | - |\n\n\
          Notes: Argo CD publishes 190 to 1,250 apps/minute for 10,000 apps (its own figures, other \
          hardware, not re-measured here). The resync is triggered by a GitLab push webhook for the \
          fleet repository without a new commit: every Application deployed from it is re-checked \
-         (render from Git, compare with the watch caches) and nothing may be written; the Applications' \
-         resourceVersions are compared before and after. The periodic resync is set to 1 h so it \
+         (render from Git, compare with the watch caches) and nothing may be written but the refresh \
+         requests (Argo CD's `refresh` annotation, set for the push and removed by the controller, \
+         counted apart); the Applications' spec and status are compared before and after. The \
+         periodic resync is set to 1 h so it \
          stays out of the measured windows. {} failed reconciles during the cold sync.\n",
         machine(),
         base.kubectl_version,

@@ -8,6 +8,10 @@
 //! * automated sync refuses to prune everything when the render is suddenly empty,
 //!   unless `allowEmpty` is set;
 //! * prune touches only objects whose tracking id names this app and themselves.
+//!
+//! A refresh request (`argocd.argoproj.io/refresh`, see [`crate::refresh`]) makes the pass
+//! check the app's repositories at once (`hard`: and render again), and is removed after
+//! it, unless reading Git failed (then the next pass tries again, as in Argo CD).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -31,6 +35,7 @@ use tracing::Instrument as _;
 
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
+use crate::refresh::{self, Request};
 use crate::registry::{ClusterRegistry, ProjectRegistry};
 use argosy_sync_engine::boundary;
 use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
@@ -107,9 +112,10 @@ pub struct Context {
     pub config: Config,
     /// What the engine remembers per app between reconciles (see [`AppRecord`]).
     records: Mutex<HashMap<AppKey, AppRecord>>,
-    /// Status writes under way or awaiting their watch event, whose echo triggers no
-    /// reconcile (kept apart: [`Echoes`] tracks its own lifecycle per key).
-    status_echoes: Mutex<Echoes<AppKey>>,
+    /// The engine's own writes to Applications (status, the removal of a refresh request)
+    /// under way or awaiting their watch event, whose echo triggers no reconcile (kept
+    /// apart: [`Echoes`] tracks its own lifecycle per key).
+    own_writes: Mutex<Echoes<AppKey>>,
     pub metrics: Metrics,
     /// Consecutive contained panics per app ([`crate::contain`]), for the requeue backoff.
     panics: crate::contain::PanicBackoff,
@@ -142,7 +148,7 @@ impl Context {
             leader,
             config,
             records: Mutex::default(),
-            status_echoes: Mutex::default(),
+            own_writes: Mutex::default(),
             metrics: Metrics::default(),
             panics: crate::contain::PanicBackoff::default(),
         }
@@ -248,6 +254,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("removing the refresh request of Application {app}: {source}")]
+    RemoveRefreshRequest {
+        app: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -255,6 +267,7 @@ impl Error {
         match self {
             Error::WriteStatus { .. } => "write_status",
             Error::RemoveFinalizer { .. } => "remove_finalizer",
+            Error::RemoveRefreshRequest { .. } => "remove_refresh_request",
         }
     }
 }
@@ -271,6 +284,9 @@ struct Problem {
     condition: ConditionType,
     message: String,
     retry: Duration,
+    /// Reading Git failed: a refresh request stays for the next pass (Argo CD's
+    /// `ErrCompareStateRepo`).
+    reading_git: bool,
 }
 
 impl Problem {
@@ -279,6 +295,14 @@ impl Problem {
             condition: ConditionType::ComparisonError,
             message: message.into(),
             retry: Duration::from_secs(15),
+            reading_git: false,
+        }
+    }
+
+    fn git(message: impl Into<String>) -> Self {
+        Self {
+            reading_git: true,
+            ..Self::comparison(message)
         }
     }
 
@@ -288,6 +312,7 @@ impl Problem {
             message: message.into(),
             // A missing cluster Secret or project may appear any moment.
             retry: Duration::from_secs(15),
+            reading_git: false,
         }
     }
 }
@@ -444,6 +469,10 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     if !(ctx.clusters.ready().await && ctx.projects.ready().await) {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
+    let refresh = Request::of_app(&app);
+    if let Some(request) = &refresh {
+        refresh_sources(&ctx, &app, request);
+    }
     let operation = operation_of(&app);
     let observed = match observe(&app, &ctx, &instance, &existing, operation.as_ref())
         .instrument(tracing::info_span!("observe"))
@@ -464,6 +493,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             if let Some(state) = &failed_operation {
                 ctx.metrics.app_synced(&app, "Error");
                 tracing::info!(app = %instance, state = %state.message, "operation failed before it started");
+            }
+            if let Some(request) = refresh.as_ref().filter(|_| !problem.reading_git) {
+                remove_refresh_request(&app, &ctx, request).await?;
             }
             return Ok(Action::requeue(problem.retry));
         }
@@ -665,6 +697,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     write_status(&app, &ctx, &existing, &report, clear_operation)
         .instrument(tracing::info_span!("write"))
         .await?;
+    if let Some(request) = &refresh {
+        remove_refresh_request(&app, &ctx, request).await?;
+    }
     if let Some(phase) = phase {
         ctx.metrics.app_synced(&app, phase.as_str());
     }
@@ -940,20 +975,19 @@ async fn observe(
             let snapshot = repos
                 .for_project(&project)
                 .snapshot(&source.repo_url, revision)
-                .map_err(|e| which(e.to_string()))?;
+                .map_err(|e| Problem::git(which(e.to_string())))?;
             commits.push(snapshot.commit().to_owned());
             if !is_reference_only(source) {
                 let rendered = renderer
                     .render(&source.repo_url, snapshot.as_ref(), source, target)
-                    .map_err(|e| which(e.to_string()))?;
+                    .map_err(|e| Problem::comparison(which(e.to_string())))?;
                 renders.push(rendered);
             }
         }
-        Ok::<_, String>((commits, renders))
+        Ok::<_, Problem>((commits, renders))
     })
     .await
-    .map_err(|e| Problem::comparison(format!("rendering task failed: {e}")))?
-    .map_err(Problem::comparison)?;
+    .map_err(|e| Problem::comparison(format!("rendering task failed: {e}")))??;
     let objects = || renders.iter().flat_map(|r| r.objects.iter());
     tracing::debug!(app = instance, objects = objects().count(), commits = ?commits, "rendered");
     let deployed = Deployed::new(
@@ -1372,35 +1406,79 @@ async fn write_status(
     if clear_operation {
         body["operation"] = Value::Null;
     }
+    own_patch(app, ctx, FIELD_MANAGER, &Patch::Merge(&body))
+        .await
+        .map_err(|source| Error::WriteStatus {
+            app: app.metadata.name.clone().unwrap_or_default(),
+            source,
+        })?;
+    Ok(true)
+}
+
+/// Sends `patch` of `app` (as `field_manager`) as one of the engine's own writes: its
+/// watch echo triggers no reconcile, and no reconcile acts on a cached copy from before it.
+async fn own_patch<P: serde::Serialize + std::fmt::Debug>(
+    app: &Application,
+    ctx: &Context,
+    field_manager: &str,
+    patch: &Patch<P>,
+) -> Result<(), kube::Error> {
     let name = app.metadata.name.clone().unwrap_or_default();
     let api: Api<Application> = Api::namespaced(
         ctx.client.clone(),
         app.metadata.namespace.as_deref().unwrap_or_default(),
     );
     let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
+        field_manager: Some(field_manager.to_owned()),
         ..PatchParams::default()
     };
     let key = AppKey::of(app);
-    lock(&ctx.status_echoes).writing(key.clone());
-    let result = api.patch(&name, &params, &Patch::Merge(&body)).await;
+    lock(&ctx.own_writes).writing(key.clone());
+    let result = api.patch(&name, &params, patch).await;
     let version = result.as_ref().ok().and_then(resource_version);
-    if lock(&ctx.status_echoes).written(key.clone(), version) {
-        // Somebody changed the app while the status was being written.
+    if lock(&ctx.own_writes).written(key.clone(), version) {
+        // Somebody changed the app while it was being written.
         ctx.live.wake(&resource::app_instance(
             app.metadata.namespace.as_deref().unwrap_or_default(),
             &name,
             &ctx.config.controller_namespace,
         ));
     }
-    result.map_err(|source| Error::WriteStatus {
-        app: name.clone(),
-        source,
-    })?;
     if let Some(version) = version {
         ctx.record(&key, |r| r.written = Some(version));
     }
-    Ok(true)
+    result.map(drop)
+}
+
+/// Acts on a refresh request before the app is observed: its repositories are checked at
+/// the next read, whatever the refresh interval; a hard refresh renders them again too.
+fn refresh_sources(ctx: &Context, app: &Application, request: &Request) {
+    tracing::info!(hard = request.is_hard(), "refresh requested");
+    for source in app.spec.source.iter().chain(&app.spec.sources) {
+        ctx.repos.refresh(&source.repo_url);
+        if request.is_hard() {
+            ctx.renderer.forget_results(&source.repo_url);
+        }
+    }
+}
+
+/// Removes a refresh request that was acted on (unless a newer one replaced it meanwhile:
+/// that one stays, and its watch event reconciles again).
+async fn remove_refresh_request(
+    app: &Application,
+    ctx: &Context,
+    request: &Request,
+) -> Result<(), Error> {
+    match own_patch(app, ctx, refresh::FIELD_MANAGER, &request.removal()).await {
+        Err(e) if refresh::superseded(&e) => {
+            tracing::debug!(error = %e, "the refresh request changed meanwhile; kept");
+            Ok(())
+        }
+        result => result.map_err(|source| Error::RemoveRefreshRequest {
+            app: app.metadata.name.clone().unwrap_or_default(),
+            source,
+        }),
+    }
 }
 
 fn resource_version(app: &Application) -> Option<u64> {
@@ -1409,9 +1487,9 @@ fn resource_version(app: &Application) -> Option<u64> {
 
 impl Context {
     /// Whether an Application watch event should trigger a reconcile: not the echo of
-    /// this controller's own status write (see [`argosy_sync_engine::echo`]).
+    /// this controller's own write (see [`argosy_sync_engine::echo`]).
     pub fn triggers_reconcile(&self, app: &Application) -> bool {
-        lock(&self.status_echoes).event(&AppKey::of(app), resource_version(app))
+        lock(&self.own_writes).event(&AppKey::of(app), resource_version(app))
     }
 
     /// Drops what this engine remembers about `app`, which was deleted: no reconcile of it
@@ -1423,7 +1501,7 @@ impl Context {
         }
         let key = AppKey::of(app);
         lock(&self.records).remove(&key);
-        lock(&self.status_echoes).forget(&key);
+        lock(&self.own_writes).forget(&key);
     }
 }
 
@@ -1817,7 +1895,7 @@ mod tests {
         let (gone, kept) = (application("argocd", "gone"), application("team", "kept"));
         for app in [&gone, &kept] {
             let key = AppKey::of(app);
-            lock(&ctx.status_echoes).writing(key.clone());
+            lock(&ctx.own_writes).writing(key.clone());
             ctx.record(&key, |r| {
                 r.written = Some(7);
                 r.applied = Some(AppliedVersions {

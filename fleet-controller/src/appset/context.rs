@@ -2,13 +2,14 @@
 //! reconcile (generate, plan, write, status) reads, kept apart from the steps so they
 //! depend on it and not on each other.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use argosy_crds::{Application, ApplicationSet};
 use argosy_generators::pipeline::{Generated, PipelineOptions, generate_applications};
-use argosy_generators::source::Sources;
+use argosy_generators::source::{RepoError, RepoSnapshot, RepoSource, Sources};
+use argosy_sync_engine::echo::{Echoes, version_of};
 use argosy_sync_engine::repo::GitRepos;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -71,6 +72,9 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
     /// Consecutive contained panics per ApplicationSet ([`crate::contain`]).
     pub(super) panics: crate::contain::PanicBackoff,
+    /// The controller's own metadata writes to ApplicationSets (the removal of a refresh
+    /// request) under way or awaiting their watch event, whose echo triggers no reconcile.
+    own_writes: Mutex<Echoes<ObjectRef<ApplicationSet>>>,
 }
 
 impl Context {
@@ -99,6 +103,7 @@ impl Context {
             config,
             failures: Mutex::default(),
             panics: crate::contain::PanicBackoff::default(),
+            own_writes: Mutex::default(),
         }
     }
 
@@ -109,23 +114,53 @@ impl Context {
         &self,
         appset: &ApplicationSet,
     ) -> Result<Generated, argosy_generators::pipeline::GenerateError> {
-        // Git generators read with the credentials of the project the template names (a
-        // templated project matches no project-scoped Secret: only shared credentials).
-        let project = appset
-            .spec
-            .template
-            .spec
-            .get("project")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let repos = self.repos.for_project(&project);
+        self.generate_from(appset, &self.repos.for_project(&template_project(appset)))
+    }
+
+    /// [`Self::generate`] for a refresh request: every repository the generation reads
+    /// (at any depth, whatever a template made of its URL) is checked against its remote
+    /// first, whatever the refresh interval.
+    pub(super) fn generate_refreshed(
+        &self,
+        appset: &ApplicationSet,
+    ) -> Result<Generated, argosy_generators::pipeline::GenerateError> {
+        let refreshing = Refreshing {
+            repos: &self.repos,
+            project: template_project(appset),
+            refreshed: Mutex::default(),
+        };
+        self.generate_from(appset, &refreshing)
+    }
+
+    fn generate_from(
+        &self,
+        appset: &ApplicationSet,
+        repos: &dyn RepoSource,
+    ) -> Result<Generated, argosy_generators::pipeline::GenerateError> {
         let sources = Sources {
             clusters: &self.clusters,
-            repos: &repos,
+            repos,
             projects: &self.projects,
         };
         generate_applications(appset, sources, &self.config.pipeline)
+    }
+
+    /// Whether an ApplicationSet watch event should trigger a reconcile: not the echo of
+    /// this controller's own metadata write (see [`argosy_sync_engine::echo`]).
+    pub fn triggers_reconcile(&self, appset: &ApplicationSet) -> bool {
+        let version = version_of(appset.metadata.resource_version.as_deref());
+        lock(&self.own_writes).event(&ObjectRef::from_obj(appset), version)
+    }
+
+    /// `appset` is about to be written by this controller: hold back its events.
+    pub(super) fn writing(&self, appset: &ApplicationSet) {
+        lock(&self.own_writes).writing(ObjectRef::from_obj(appset));
+    }
+
+    /// The write of `appset` returned `version` (`None`: it failed). True when an event
+    /// held back meanwhile was somebody else's change, which must be reconciled now.
+    pub(super) fn written(&self, appset: &ApplicationSet, version: Option<u64>) -> bool {
+        lock(&self.own_writes).written(ObjectRef::from_obj(appset), version)
     }
 
     pub(super) fn is_leader(&self) -> bool {
@@ -160,11 +195,49 @@ impl Context {
     }
 
     pub(super) fn reset_backoff(&self, key: &ObjectRef<ApplicationSet>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        lock(&self.failures).remove(key);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The repository cache, asking each repository for a check against its remote at its
+/// first read (see [`Context::generate_refreshed`]).
+struct Refreshing<'a> {
+    repos: &'a GitRepos,
+    /// The project whose credentials the generators read with.
+    project: String,
+    /// The URLs refreshed so far: one check per repository and generation.
+    refreshed: Mutex<HashSet<String>>,
+}
+
+impl RepoSource for Refreshing<'_> {
+    fn snapshot(&self, repo_url: &str, revision: &str) -> Result<Arc<dyn RepoSnapshot>, RepoError> {
+        if lock(&self.refreshed).insert(repo_url.to_owned()) {
+            self.repos.refresh(repo_url);
+        }
+        self.repos
+            .for_project(&self.project)
+            .snapshot(repo_url, revision)
+    }
+}
+
+/// The project an ApplicationSet's template names: its Git generators read with that
+/// project's credentials (a templated project matches no project-scoped Secret, so it gets
+/// only the shared ones).
+fn template_project(appset: &ApplicationSet) -> String {
+    appset
+        .spec
+        .template
+        .spec
+        .get("project")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A reconcile step that failed talking to the API server (user errors are not errors
@@ -193,6 +266,8 @@ pub enum Error {
     PatchApplicationSet(#[source] kube::Error),
     #[error("patching ApplicationSet status: {0}")]
     PatchStatus(#[source] kube::Error),
+    #[error("removing the refresh request of the ApplicationSet: {0}")]
+    RemoveRefreshRequest(#[source] kube::Error),
 }
 
 impl Error {
@@ -206,6 +281,7 @@ impl Error {
             Error::DeleteApplication { .. } => "DeleteApplicationError",
             Error::PatchApplicationSet(_) => "PatchApplicationSetError",
             Error::PatchStatus(_) => "PatchStatusError",
+            Error::RemoveRefreshRequest(_) => "RefreshApplicationError",
         }
     }
 }

@@ -5,6 +5,10 @@
 //! condition and an Event, and never deletes: the safety rules live in [`plan`].
 //! User errors (bad template, unknown generator) requeue slowly; API errors go through
 //! [`error_policy`] with per-object exponential backoff, so nothing loops hot.
+//!
+//! A refresh request (`argocd.argoproj.io/application-set-refresh`, see [`crate::refresh`])
+//! makes the generation check every repository it reads against its remote first; it is
+//! removed after a successful reconcile, as Argo CD does.
 
 mod context;
 pub mod plan;
@@ -22,6 +26,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use tracing::Instrument as _;
 
+use crate::refresh::Request;
 pub use context::{Config, Context, ContextParts, Error};
 use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};
@@ -107,13 +112,20 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         return writer::finalize(&appset, &owned, &ctx).await;
     }
 
+    // A refresh request: every repository the generation reads is checked at once.
+    let refresh = Request::of_appset(&appset);
     let generated = {
         let (appset, ctx) = (appset.clone(), ctx.clone());
+        let refreshed = refresh.is_some();
         // A span does not follow work onto another thread by itself.
-        let span = tracing::info_span!("generate");
+        let span = tracing::info_span!("generate", refreshed);
         tokio::task::spawn_blocking(move || {
             let _in_span = span.enter();
-            ctx.generate(&appset)
+            if refreshed {
+                ctx.generate_refreshed(&appset)
+            } else {
+                ctx.generate(&appset)
+            }
         })
         .await
         .map_err(Error::GenerationTask)?
@@ -229,6 +241,11 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
     if let Some(e) = write_error {
         return Err(e);
     }
+    // As Argo CD: the request is removed after a successful reconcile only.
+    let changed_meanwhile = match &refresh {
+        Some(request) => writer::remove_refresh_request(&appset, request, &ctx).await?,
+        None => false,
+    };
     ctx.reset_backoff(&key);
     tracing::info!(
         appset = %key,
@@ -241,6 +258,7 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         "reconciled"
     );
     Ok(match generated.requeue_after {
+        _ if changed_meanwhile => Action::requeue(std::time::Duration::ZERO),
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })

@@ -23,6 +23,8 @@ use std::fmt::Debug;
 use super::context::{Context, Error};
 use super::plan::{ApplicationsSync, Plan};
 use super::status::APPROVE_DELETIONS_ANNOTATION;
+use crate::refresh::{self, Request};
+use argosy_sync_engine::echo::version_of;
 use argosy_sync_engine::ssa::FIELD_MANAGER;
 
 /// Applies creates/updates, then (if all succeeded) deletes. Returns the first error by name.
@@ -199,6 +201,40 @@ pub(super) async fn publish_status(
 pub(super) async fn clear_approval(appset: &ApplicationSet, ctx: &Context) -> Result<(), Error> {
     let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
     merge_patch_appset(appset, &patch, ctx).await
+}
+
+/// Removes a refresh request that was acted on, as this controller's own write (its echo
+/// triggers no reconcile). A request that changed meanwhile stays: its event reconciles
+/// again. True when another change of the ApplicationSet arrived during the write, which
+/// must be reconciled now.
+pub(super) async fn remove_refresh_request(
+    appset: &ApplicationSet,
+    request: &Request,
+    ctx: &Context,
+) -> Result<bool, Error> {
+    let api: Api<ApplicationSet> =
+        Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let params = PatchParams {
+        field_manager: Some(refresh::FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    ctx.writing(appset);
+    let result = api
+        .patch_metadata(&appset.name_any(), &params, &request.removal())
+        .await;
+    let version = result
+        .as_ref()
+        .ok()
+        .and_then(|meta| version_of(meta.metadata.resource_version.as_deref()));
+    let changed_meanwhile = ctx.written(appset, version);
+    match result {
+        Ok(_) => Ok(changed_meanwhile),
+        Err(e) if refresh::superseded(&e) => {
+            tracing::debug!(appset = %appset.name_any(), error = %e, "the refresh request changed meanwhile; kept");
+            Ok(changed_meanwhile)
+        }
+        Err(e) => Err(Error::RemoveRefreshRequest(e)),
+    }
 }
 
 /// A JSON merge patch of the ApplicationSet's own metadata.

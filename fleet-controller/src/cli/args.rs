@@ -247,6 +247,28 @@ pub struct RunFlags {
     /// File holding the GitLab webhook token (GitLab pushes are refused without one).
     #[arg(long)]
     pub webhook_gitlab_token_file: Option<PathBuf>,
+    /// File holding the Bitbucket Cloud webhook's UUID, which it sends as X-Hook-UUID
+    /// (Bitbucket Cloud pushes are refused without one).
+    #[arg(long)]
+    pub webhook_bitbucket_uuid_file: Option<PathBuf>,
+    /// File holding the Bitbucket Server webhook secret (Bitbucket Server pushes are
+    /// refused without one).
+    #[arg(long)]
+    pub webhook_bitbucket_server_secret_file: Option<PathBuf>,
+    /// File holding the Gogs webhook secret (Gogs pushes are refused without one; Gitea
+    /// pushes are checked with it without --webhook-gitea-secret-file, as Argo CD does).
+    #[arg(long)]
+    pub webhook_gogs_secret_file: Option<PathBuf>,
+    /// File holding the Gitea webhook secret.
+    #[arg(long)]
+    pub webhook_gitea_secret_file: Option<PathBuf>,
+    /// Username of the Azure DevOps service hook's basic authentication.
+    #[arg(long, requires = "webhook_azure_devops_password_file")]
+    pub webhook_azure_devops_username: Option<String>,
+    /// File holding the password of the Azure DevOps service hook's basic authentication
+    /// (Azure DevOps pushes are refused without one).
+    #[arg(long)]
+    pub webhook_azure_devops_password_file: Option<PathBuf>,
     /// File holding the token of the dashboard and its /api/v1 API on --listen (without
     /// it neither is served: 404).
     #[arg(long)]

@@ -143,6 +143,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         "--webhook-gitlab-token-file",
                         flags.webhook_gitlab_token_file.as_ref(),
                     )?,
+                    bitbucket_uuid: read_secret_file(
+                        "--webhook-bitbucket-uuid-file",
+                        flags.webhook_bitbucket_uuid_file.as_ref(),
+                    )?,
+                    bitbucket_server_secret: read_secret_file(
+                        "--webhook-bitbucket-server-secret-file",
+                        flags.webhook_bitbucket_server_secret_file.as_ref(),
+                    )?,
+                    gogs_secret: read_secret_file(
+                        "--webhook-gogs-secret-file",
+                        flags.webhook_gogs_secret_file.as_ref(),
+                    )?,
+                    gitea_secret: read_secret_file(
+                        "--webhook-gitea-secret-file",
+                        flags.webhook_gitea_secret_file.as_ref(),
+                    )?,
+                    azure_devops_username: flags.webhook_azure_devops_username,
+                    azure_devops_password: read_secret_file(
+                        "--webhook-azure-devops-password-file",
+                        flags.webhook_azure_devops_password_file.as_ref(),
+                    )?,
                     ..WebhookConfig::default()
                 },
                 dashboard_token: read_secret_file(

@@ -145,9 +145,19 @@ impl Renderer {
             objects,
         });
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, rendered.clone());
+            cache.insert(key, repo_url, rendered.clone());
         }
         Ok(rendered)
+    }
+
+    /// Drops every cached result rendered from `repo_url` (spelled as given to
+    /// [`Self::render`]): the next render of it runs the tools again. Argo CD's hard refresh.
+    pub fn forget_results(&self, repo_url: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache
+                .entries
+                .retain(|_, cached| cached.repo_url != repo_url);
+        }
     }
 }
 
@@ -252,8 +262,16 @@ fn cache_key(
 struct Lru {
     capacity: usize,
     clock: u64,
-    /// Key -> (result, clock value of its last use).
-    entries: HashMap<String, (Arc<Rendered>, u64)>,
+    entries: HashMap<String, Cached>,
+}
+
+/// One cached result.
+struct Cached {
+    rendered: Arc<Rendered>,
+    /// The clock value of its last use.
+    used: u64,
+    /// The repository it was rendered from (a hard refresh drops its results).
+    repo_url: String,
 }
 
 impl Lru {
@@ -267,12 +285,12 @@ impl Lru {
 
     fn get(&mut self, key: &str) -> Option<Arc<Rendered>> {
         self.clock += 1;
-        let (rendered, used) = self.entries.get_mut(key)?;
-        *used = self.clock;
-        Some(rendered.clone())
+        let cached = self.entries.get_mut(key)?;
+        cached.used = self.clock;
+        Some(cached.rendered.clone())
     }
 
-    fn insert(&mut self, key: String, value: Arc<Rendered>) {
+    fn insert(&mut self, key: String, repo_url: &str, rendered: Arc<Rendered>) {
         if self.capacity == 0 {
             return;
         }
@@ -280,14 +298,19 @@ impl Lru {
             let oldest = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, cached)| cached.used)
                 .map(|(k, _)| k.clone());
             if let Some(oldest) = oldest {
                 self.entries.remove(&oldest);
             }
         }
         self.clock += 1;
-        self.entries.insert(key, (value, self.clock));
+        let cached = Cached {
+            rendered,
+            used: self.clock,
+            repo_url: repo_url.to_owned(),
+        };
+        self.entries.insert(key, cached);
     }
 }
 
@@ -530,6 +553,24 @@ mod tests {
     }
 
     #[test]
+    fn a_hard_refresh_forgets_the_results_of_its_repository_only() {
+        let snap = snapshot(&[("app/a.yaml", &cm("a"))], &[]);
+        let (_dir, r) = renderer(Limits::default());
+        let src = source("app", json!({}));
+        let other_url = "https://git.example.com/other.git";
+        let one = r.render(URL, &snap, &src, TARGET).unwrap();
+        let other = r.render(other_url, &snap, &src, TARGET).unwrap();
+        r.forget_results(URL);
+        let again = r.render(URL, &snap, &src, TARGET).unwrap();
+        assert!(!Arc::ptr_eq(&one, &again), "rendered again");
+        assert_eq!(one, again);
+        assert!(
+            Arc::ptr_eq(&other, &r.render(other_url, &snap, &src, TARGET).unwrap()),
+            "another repository's result is kept"
+        );
+    }
+
+    #[test]
     fn lru_evicts_the_least_recently_used() {
         let entry = || {
             Arc::new(Rendered {
@@ -539,10 +580,10 @@ mod tests {
             })
         };
         let mut lru = Lru::new(2);
-        lru.insert("a".into(), entry());
-        lru.insert("b".into(), entry());
+        lru.insert("a".into(), URL, entry());
+        lru.insert("b".into(), URL, entry());
         assert!(lru.get("a").is_some());
-        lru.insert("c".into(), entry());
+        lru.insert("c".into(), URL, entry());
         assert!(lru.get("b").is_none());
         assert!(lru.get("a").is_some() && lru.get("c").is_some());
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use arbitrary::{Result, Unstructured};
 use argosy::cli::inputs::{Manifests, clusters_in, manifests_in};
-use argosy::webhook::{WebhookConfig, push_urls};
+use argosy::webhook::{WebhookConfig, read_push};
 use argosy_crds::application::{ApplicationDestination, ApplicationSource};
 use argosy_crds::glob::Glob;
 use argosy_crds::project::normalize_repo_url;
@@ -161,6 +161,41 @@ pub fn all() -> Vec<Target> {
             run: |input| run_webhook(input, Provider::GitLab),
         },
         Target {
+            name: "webhook-bitbucket-cloud",
+            about: "Bitbucket Cloud push webhook: UUID check and payload parsing",
+            generate: |u| json_of(u, &BITBUCKET_CLOUD_PUSH),
+            seeds: webhook_seeds,
+            run: |input| run_webhook(input, Provider::BitbucketCloud),
+        },
+        Target {
+            name: "webhook-bitbucket-server",
+            about: "Bitbucket Server push webhook: HMAC signature check and payload parsing",
+            generate: |u| json_of(u, &BITBUCKET_SERVER_PUSH),
+            seeds: webhook_seeds,
+            run: |input| run_webhook(input, Provider::BitbucketServer),
+        },
+        Target {
+            name: "webhook-gogs",
+            about: "Gogs push webhook: HMAC signature check and payload parsing",
+            generate: |u| json_of(u, &GOGS_PUSH),
+            seeds: webhook_seeds,
+            run: |input| run_webhook(input, Provider::Gogs),
+        },
+        Target {
+            name: "webhook-gitea",
+            about: "Gitea push webhook (Gogs' payload, Gitea's headers): HMAC signature check and payload parsing",
+            generate: |u| json_of(u, &GOGS_PUSH),
+            seeds: webhook_seeds,
+            run: |input| run_webhook(input, Provider::Gitea),
+        },
+        Target {
+            name: "webhook-azure-devops",
+            about: "Azure DevOps push webhook: basic auth check and payload parsing",
+            generate: |u| json_of(u, &AZURE_PUSH),
+            seeds: webhook_seeds,
+            run: |input| run_webhook(input, Provider::AzureDevOps),
+        },
+        Target {
             name: "glob",
             about: "AppProject globs: gobwas (with and without separator) and filepath.Match; `pattern\\ntext`",
             generate: |u| {
@@ -277,10 +312,17 @@ fn webhook_seeds(c: &Corpus) -> Vec<Vec<u8>> {
         .filter(|f| f.first() == Some(&b'{'))
         .cloned()
         .collect();
-    seeds.extend([
-        GITHUB_SAMPLE.as_bytes().to_vec(),
-        GITLAB_SAMPLE.as_bytes().to_vec(),
-    ]);
+    seeds.extend(
+        [
+            GITHUB_SAMPLE,
+            GITLAB_SAMPLE,
+            BITBUCKET_CLOUD_SAMPLE,
+            BITBUCKET_SERVER_SAMPLE,
+            GOGS_SAMPLE,
+            AZURE_SAMPLE,
+        ]
+        .map(|sample| sample.as_bytes().to_vec()),
+    );
     seeds
 }
 
@@ -455,44 +497,87 @@ fn run_helm(input: &[u8]) {
 enum Provider {
     GitHub,
     GitLab,
+    BitbucketCloud,
+    BitbucketServer,
+    Gogs,
+    Gitea,
+    AzureDevOps,
 }
 
 const WEBHOOK_SECRET: &str = "fuzz-secret";
+const AZURE_USER: &str = "fuzz";
 
 fn run_webhook(input: &[u8], provider: Provider) {
+    use base64::Engine as _;
     use http::{HeaderMap, HeaderValue};
+    let secret = || Some(WEBHOOK_SECRET.to_owned());
     let config = WebhookConfig {
-        github_secret: Some(WEBHOOK_SECRET.to_owned()),
-        gitlab_token: Some(WEBHOOK_SECRET.to_owned()),
+        github_secret: secret(),
+        gitlab_token: secret(),
+        bitbucket_uuid: secret(),
+        bitbucket_server_secret: secret(),
+        gogs_secret: secret(),
+        gitea_secret: secret(),
+        azure_devops_username: Some(AZURE_USER.to_owned()),
+        azure_devops_password: secret(),
         ..WebhookConfig::default()
     };
     let headers = |good: bool| {
+        let key = if good { WEBHOOK_SECRET } else { "fuzz-secreT" };
+        let hmac = || {
+            let mut mac =
+                Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+            mac.update(input);
+            hex_lower(&mac.finalize().into_bytes())
+        };
+        let pairs: Vec<(&str, String)> = match provider {
+            Provider::GitHub => vec![
+                ("x-github-event", "push".into()),
+                ("x-hub-signature-256", format!("sha256={}", hmac())),
+            ],
+            Provider::GitLab => vec![
+                ("x-gitlab-event", "Push Hook".into()),
+                ("x-gitlab-token", key.into()),
+            ],
+            Provider::BitbucketCloud => vec![
+                ("x-event-key", "repo:push".into()),
+                ("x-hook-uuid", key.into()),
+            ],
+            Provider::BitbucketServer => vec![
+                ("x-event-key", "repo:refs_changed".into()),
+                ("x-hub-signature", format!("sha256={}", hmac())),
+            ],
+            Provider::Gogs => vec![
+                ("x-gogs-event", "push".into()),
+                ("x-gogs-signature", hmac()),
+            ],
+            Provider::Gitea => vec![
+                ("x-gitea-event", "push".into()),
+                ("x-gogs-event", "push".into()),
+                ("x-gitea-signature", hmac()),
+            ],
+            Provider::AzureDevOps => {
+                let credentials =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{AZURE_USER}:{key}"));
+                vec![
+                    ("x-vss-activityid", "fuzz".into()),
+                    ("authorization", format!("Basic {credentials}")),
+                ]
+            }
+        };
         let mut h = HeaderMap::new();
-        match provider {
-            Provider::GitHub => {
-                h.insert("x-github-event", HeaderValue::from_static("push"));
-                let key = if good { WEBHOOK_SECRET } else { "wrong" };
-                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
-                    .expect("HMAC takes any key");
-                mac.update(input);
-                let signature = format!("sha256={}", hex_lower(&mac.finalize().into_bytes()));
-                h.insert(
-                    "x-hub-signature-256",
-                    HeaderValue::from_str(&signature).expect("hex is a header value"),
-                );
-            }
-            Provider::GitLab => {
-                h.insert("x-gitlab-event", HeaderValue::from_static("Push Hook"));
-                let token = if good { WEBHOOK_SECRET } else { "fuzz-secreT" };
-                h.insert("x-gitlab-token", HeaderValue::from_static(token));
-            }
+        for (name, value) in pairs {
+            h.insert(
+                name,
+                HeaderValue::from_str(&value).expect("ASCII is a header value"),
+            );
         }
         h
     };
-    let _ = push_urls(&config, &headers(true), input);
+    let _ = read_push(&config, &headers(true), input);
     assert!(
         matches!(
-            push_urls(&config, &headers(false), input),
+            read_push(&config, &headers(false), input),
             Err(argosy::webhook::WebhookError::Authenticate { .. })
         ),
         "a webhook with a wrong signature or token was not refused"
@@ -1280,6 +1365,86 @@ const GITLAB_PUSH: Shape = Shape::Obj(&[
     ),
 ]);
 
+const BITBUCKET_CLOUD_PUSH: Shape = Shape::Obj(&[
+    (
+        "repository",
+        Shape::Obj(&[
+            ("full_name", Shape::Str(&["team/fleet", "a/b/c", ""])),
+            (
+                "links",
+                Shape::Obj(&[("html", Shape::Obj(&[("href", URL)]))]),
+            ),
+        ]),
+    ),
+    (
+        "push",
+        Shape::Obj(&[(
+            "changes",
+            Shape::List(&Shape::Obj(&[(
+                "new",
+                Shape::Obj(&[("name", STRINGS), ("type", Shape::Str(&["branch", "tag"]))]),
+            )])),
+        )]),
+    ),
+]);
+
+const BITBUCKET_SERVER_PUSH: Shape = Shape::Obj(&[
+    (
+        "repository",
+        Shape::Obj(&[(
+            "links",
+            Shape::Obj(&[(
+                "clone",
+                Shape::List(&Shape::Obj(&[
+                    ("href", URL),
+                    ("name", Shape::Str(&["http", "ssh"])),
+                ])),
+            )]),
+        )]),
+    ),
+    (
+        "changes",
+        Shape::List(&Shape::Obj(&[
+            ("ref", Shape::Obj(&[("id", STRINGS)])),
+            ("refId", STRINGS),
+        ])),
+    ),
+]);
+
+const GOGS_PUSH: Shape = Shape::Obj(&[
+    ("ref", STRINGS),
+    (
+        "repository",
+        Shape::Obj(&[
+            ("clone_url", URL),
+            ("ssh_url", URL),
+            ("html_url", URL),
+            ("default_branch", STRINGS),
+        ]),
+    ),
+]);
+
+const AZURE_PUSH: Shape = Shape::Obj(&[
+    (
+        "eventType",
+        Shape::Str(&["git.push", "git.pullrequest.created"]),
+    ),
+    (
+        "resource",
+        Shape::Obj(&[
+            ("refUpdates", Shape::List(&Shape::Obj(&[("name", STRINGS)]))),
+            (
+                "repository",
+                Shape::Obj(&[("remoteUrl", URL), ("defaultBranch", STRINGS)]),
+            ),
+        ]),
+    ),
+]);
+
+const BITBUCKET_CLOUD_SAMPLE: &str = r#"{"repository":{"full_name":"team/fleet","links":{"html":{"href":"https://bitbucket.org/team/fleet"}}},"push":{"changes":[{"new":{"type":"branch","name":"main"}}]}}"#;
+const BITBUCKET_SERVER_SAMPLE: &str = r#"{"eventKey":"repo:refs_changed","repository":{"links":{"clone":[{"href":"ssh://git@bitbucket.example.com:7999/p/r.git","name":"ssh"},{"href":"https://bitbucket.example.com/scm/p/r.git","name":"http"}]}},"changes":[{"ref":{"id":"refs/heads/master"},"refId":"refs/heads/master"}]}"#;
+const GOGS_SAMPLE: &str = r#"{"ref":"refs/heads/master","repository":{"html_url":"https://gogs.example.com/john/r","ssh_url":"git@gogs.example.com:john/r.git","clone_url":"https://gogs.example.com/john/r.git","default_branch":"master"}}"#;
+const AZURE_SAMPLE: &str = r#"{"eventType":"git.push","resource":{"refUpdates":[{"name":"refs/heads/main"}],"repository":{"remoteUrl":"https://org@dev.azure.com/org/p/_git/r","defaultBranch":"refs/heads/main"}}}"#;
 const GITHUB_SAMPLE: &str = r#"{"ref":"refs/heads/main","repository":{"clone_url":"https://github.com/org/Repo.git","html_url":"https://github.com/org/Repo","ssh_url":"git@github.com:org/Repo.git","git_url":"git://github.com/org/Repo.git"}}"#;
 const GITLAB_SAMPLE: &str = r#"{"object_kind":"push","project":{"git_http_url":"https://gitlab.example.com/group/app.git","git_ssh_url":"git@gitlab.example.com:group/app.git","web_url":"https://gitlab.example.com/group/app","http_url":"https://gitlab.example.com/group/app.git"}}"#;
 
