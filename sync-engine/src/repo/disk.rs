@@ -14,6 +14,8 @@ pub(super) struct Entry<O> {
     pub last_used: SystemTime,
     /// What owns it (a cached copy), if anything.
     pub owner: Option<O>,
+    /// Counted, but never evicted (the copy a request is about to read).
+    pub pinned: bool,
 }
 
 /// Bytes of the files under `path` (symlinks not followed); 0 if it cannot be read.
@@ -47,6 +49,7 @@ pub(super) fn children(root: &Path) -> Vec<(PathBuf, SystemTime)> {
 }
 
 /// The entries to delete, least recently used first, until the rest fit in `max_bytes`.
+/// Pinned entries count but stay: when they alone exceed the budget, everything else goes.
 pub(super) fn over_budget<O>(mut entries: Vec<Entry<O>>, max_bytes: u64) -> Vec<Entry<O>> {
     let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
     entries.sort_by_key(|e| e.last_used);
@@ -54,6 +57,9 @@ pub(super) fn over_budget<O>(mut entries: Vec<Entry<O>>, max_bytes: u64) -> Vec<
     for entry in entries {
         if total <= max_bytes {
             break;
+        }
+        if entry.pinned {
+            continue;
         }
         total = total.saturating_sub(entry.bytes);
         evicted.push(entry);
@@ -71,6 +77,7 @@ mod tests {
             bytes,
             last_used: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 - age_secs),
             owner: None,
+            pinned: false,
         }
     }
 
@@ -90,6 +97,20 @@ mod tests {
             .collect();
         assert_eq!(names, ["old", "mid"]);
         assert!(over_budget(vec![entry("a", 10, 1)], 10).is_empty());
+    }
+
+    #[test]
+    fn a_pinned_entry_stays_even_alone_over_the_budget() {
+        let pinned = Entry {
+            pinned: true,
+            ..entry("pinned", 100, 1_000)
+        };
+        let evicted = over_budget(vec![pinned, entry("other", 10, 1)], 50);
+        let names: Vec<_> = evicted
+            .iter()
+            .map(|e| e.path.display().to_string())
+            .collect();
+        assert_eq!(names, ["other"]);
     }
 
     #[test]

@@ -46,10 +46,11 @@
 //!
 //! With [`GitRepos::with_max_bytes`], after every fetch the least recently used copies (and
 //! the renderer's materialized trees, [`GitRepos::with_evictable_dirs`]) are deleted until
-//! the cache fits. A copy being fetched is never deleted; a tree used in the last minute is
-//! kept (a tool may be reading it). A reader still holding a snapshot of a deleted copy
-//! may get a read error: the caller fails that reconcile (nothing is written) and the next
-//! one fetches again.
+//! the cache fits. A copy being fetched is never deleted, nor the copy the fetch was for
+//! (a repository larger than the budget is still served; everything else goes); a tree
+//! used in the last minute is kept (a tool may be reading it). A reader still holding a
+//! snapshot of a deleted copy may get a read error: the caller fails that reconcile
+//! (nothing is written) and the next one fetches again.
 
 mod disk;
 mod transport;
@@ -627,8 +628,10 @@ impl GitRepos {
         };
         drop(state);
         remote.done.notify_all();
-        if outcome.is_ok() {
-            self.enforce_budget();
+        if let Ok(dir) = &outcome {
+            // The copy this request is about to read stays, even if it alone is over the
+            // budget: deleting it would fail the request and make the next one clone again.
+            self.enforce_budget(dir);
         }
         outcome
     }
@@ -735,8 +738,9 @@ impl GitRepos {
         }
     }
 
-    /// Deletes the least recently used copies and evictable entries until the cache fits.
-    fn enforce_budget(&self) {
+    /// Deletes the least recently used copies and evictable entries until the cache fits;
+    /// never `serving`, the copy a request was just given.
+    fn enforce_budget(&self, serving: &Path) {
         let Some(max_bytes) = self.max_bytes else {
             return;
         };
@@ -751,6 +755,7 @@ impl GitRepos {
                 bytes: state.bytes,
                 last_used: state.last_used,
                 owner: Some(remote.clone()),
+                pinned: state.dir == serving,
             });
         }
         let roots = std::iter::once(self.cache_dir.clone()).chain(self.evictable.iter().cloned());
@@ -779,6 +784,7 @@ impl GitRepos {
                     bytes,
                     last_used: modified,
                     owner: None,
+                    pinned: false,
                 });
             }
         }

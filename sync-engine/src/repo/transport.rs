@@ -146,13 +146,25 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// What ssh said, to add to an error: its last lines, without noise.
+    /// What ssh said, to add to an error: its last lines, without noise. Lines naming the
+    /// operation's temporary files (the known-hosts file in "Offending key in ..." and
+    /// "ssh-keygen -f ... -R" hints) are left out: they differ on every attempt, so the
+    /// error (an Application condition) would change with each retry, and they name files
+    /// that are gone by the time anyone reads it.
     pub fn ssh_diagnostics(path: Option<&Path>) -> Option<String> {
-        let text = std::fs::read_to_string(path?).ok()?;
+        let path = path?;
+        let text = std::fs::read_to_string(path).ok()?;
+        let scratch = path
+            .parent()
+            .and_then(Path::to_str)
+            .filter(|dir| !dir.is_empty());
         let lines: Vec<&str> = text
             .lines()
+            // Indented lines are hints ("  remove with:").
+            .filter(|l| !l.starts_with([' ', '\t']))
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+            .filter(|l| scratch.is_none_or(|dir| !l.contains(dir)))
             .collect();
         let tail = lines[lines.len().saturating_sub(3)..].join(" ");
         (!tail.is_empty()).then(|| tail.chars().take(500).collect())
@@ -453,6 +465,34 @@ fn git_daemon(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_diagnostics_leave_out_the_temporary_files() {
+        let scratch = tempfile::tempdir().unwrap();
+        let log = private_file(scratch.path(), "stderr-", b"").unwrap();
+        let known_hosts = scratch.path().join("known-hosts-x1");
+        std::fs::write(
+            log.path(),
+            format!(
+                "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+                 Please contact your system administrator.\n\
+                 Add correct host key in {kh} to get rid of this message.\n\
+                 Offending ED25519 key in {kh}:1\n  remove with:\n\
+                 \x20 ssh-keygen -f \"{kh}\" -R \"[h]:22\"\n\
+                 Host key for [h]:22 has changed and you have requested strict checking.\n\
+                 Host key verification failed.\n",
+                kh = known_hosts.display()
+            ),
+        )
+        .unwrap();
+        let said = Session::ssh_diagnostics(Some(log.path())).unwrap();
+        assert_eq!(
+            said,
+            "Please contact your system administrator. Host key for [h]:22 has changed and \
+             you have requested strict checking. Host key verification failed."
+        );
+        assert_eq!(Session::ssh_diagnostics(None), None);
+    }
 
     fn creds(f: impl FnOnce(&mut RepoCredentials)) -> GitAuth {
         let mut c = RepoCredentials {
