@@ -126,7 +126,7 @@ async fn wait_synced_at(client: &Client, name: &str, revision: Option<&str>) -> 
 
 /// The message of `name`'s ComparisonError once it contains `needle`.
 async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<String> {
-    let waited = comparison_error_within(client, name, needle).await;
+    let waited = comparison_error_within(client, name, needle, Duration::from_secs(90)).await;
     if waited.is_err() {
         let app = app_json(client, name).await?;
         return waited
@@ -135,10 +135,15 @@ async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<S
     waited
 }
 
-async fn comparison_error_within(client: &Client, name: &str, needle: &str) -> Result<String> {
+async fn comparison_error_within(
+    client: &Client,
+    name: &str,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String> {
     wait_for(
         &format!("a ComparisonError on {name} containing {needle:?}"),
-        Duration::from_secs(90),
+        timeout,
         || async {
             let app = app_json(client, name).await?;
             Ok(app
@@ -168,16 +173,47 @@ async fn configmap_version(
         .and_then(|d| d.get("version").cloned()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_repositories_through_argo_cd_repository_secrets() -> Result<()> {
+/// A control plane with one workload cluster registered as `workload`.
+async fn control_plane() -> Result<(ControlPlane, Client)> {
     let cp = ControlPlane::start(1)
         .await
         .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
     let admin = cp.management().client().await?;
     install_crds(&admin).await?;
     prepare_namespace(&admin).await?;
+    register_cluster(&admin, "workload", &cp.workloads()[0], &[]).await?;
+    Ok((cp, admin))
+}
+
+/// The controller's settings for Git servers on loopback (internal hosts; plain HTTP when
+/// `http`): new commits are found by a 2 s resync and checks of the remote at most every
+/// 2 s (no webhook here), a failing repository is backed off `backoff` doubling once.
+fn loopback_git_args(
+    identity: &str,
+    cache: &std::path::Path,
+    http: bool,
+    backoff: Duration,
+) -> argosy::run::RunArgs {
+    let mut args = run_args(identity, cache.join("cache"));
+    args.sync_engine = SyncEngine::Argosy;
+    args.url_policy = UrlPolicy {
+        allow_http: http,
+        allow_internal_hosts: true,
+        ..UrlPolicy::default()
+    };
+    args.sync.resync = Duration::from_secs(2);
+    args.repo_refresh = Duration::from_secs(2);
+    args.repo_backoff = argosy_sync_engine::repo::Backoff {
+        initial: backoff,
+        max: backoff * 2,
+    };
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_repositories_through_argo_cd_repository_secrets() -> Result<()> {
+    let (cp, admin) = control_plane().await?;
     let workload = &cp.workloads()[0];
-    register_cluster(&admin, "workload", workload, &[]).await?;
 
     let root = tempfile::tempdir()?;
     let (http, ssh) = {
@@ -304,21 +340,7 @@ async fn private_repositories_through_argo_cd_repository_secrets() -> Result<()>
     apply_json(&admin, &appset_resource(), appset).await?;
 
     let dir = tempfile::tempdir()?;
-    let mut args = run_args("git-auth", dir.path().join("cache"));
-    args.sync_engine = SyncEngine::Argosy;
-    // The servers are on loopback: an internal host the default policy refuses.
-    args.url_policy = UrlPolicy {
-        allow_internal_hosts: true,
-        ..UrlPolicy::default()
-    };
-    // New commits are found by the periodic resync (no webhook here) and a check of the
-    // remote at most every 2 s.
-    args.sync.resync = Duration::from_secs(2);
-    args.repo_refresh = Duration::from_secs(2);
-    args.repo_backoff = argosy_sync_engine::repo::Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(2),
-    };
+    let args = loopback_git_args("git-auth", dir.path(), false, Duration::from_secs(1));
     let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
 
     // Every transport, the template and the generator.
@@ -433,14 +455,8 @@ async fn private_repositories_through_argo_cd_repository_secrets() -> Result<()>
 /// server, whose new commits keep deploying. When it answers again, its apps catch up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_git_server_holds_its_apps_and_no_other() -> Result<()> {
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let admin = cp.management().client().await?;
-    install_crds(&admin).await?;
-    prepare_namespace(&admin).await?;
+    let (cp, admin) = control_plane().await?;
     let workload = &cp.workloads()[0];
-    register_cluster(&admin, "workload", workload, &[]).await?;
 
     let (stalling_root, healthy_root) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let (stalling, healthy) = {
@@ -468,19 +484,7 @@ async fn a_stalled_git_server_holds_its_apps_and_no_other() -> Result<()> {
         .await?;
     }
     let dir = tempfile::tempdir()?;
-    let mut args = run_args("git-stall", dir.path().join("cache"));
-    args.sync_engine = SyncEngine::Argosy;
-    args.url_policy = UrlPolicy {
-        allow_http: true,
-        allow_internal_hosts: true,
-        ..UrlPolicy::default()
-    };
-    args.sync.resync = Duration::from_secs(2);
-    args.repo_refresh = Duration::from_secs(2);
-    args.repo_backoff = argosy_sync_engine::repo::Backoff {
-        initial: Duration::from_secs(2),
-        max: Duration::from_secs(4),
-    };
+    let args = loopback_git_args("git-stall", dir.path(), true, Duration::from_secs(2));
     // The default timeouts: what a user gets.
     let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
     wait_synced_at(&admin, "stalled", None).await?;
@@ -498,21 +502,11 @@ async fn a_stalled_git_server_holds_its_apps_and_no_other() -> Result<()> {
         )?;
         wait_synced_at(&admin, "healthy", Some(&head)).await?;
     }
-    let message = wait_for(
-        "the stalled app's ComparisonError",
+    let message = comparison_error_within(
+        &admin,
+        "stalled",
+        &stalling.http_url("stalled"),
         Duration::from_secs(30).saturating_sub(stopped_at.elapsed()),
-        || async {
-            let app = app_json(&admin, "stalled").await?;
-            Ok(app
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|c| c.get("type") == Some(&json!("ComparisonError")))
-                .filter_map(|c| c.get("message").and_then(Value::as_str))
-                .find(|m| m.contains(&stalling.http_url("stalled")))
-                .map(str::to_owned))
-        },
     )
     .await
     .context("a hung server must fail its apps' reconciles within 30 s")?;
