@@ -340,7 +340,7 @@ fn refusal(code: http::StatusCode, reason: &str, message: &str) -> http::Respons
 
 /// `client` (not fenced) for refresh requests only: a request is sent only if it is a JSON
 /// merge patch of one Application or `ApplicationSet` that sets refresh-request annotations
-/// and nothing else (see [`refresh_request`]); anything else is answered `403 Forbidden`
+/// and nothing else (see `refresh_request`); anything else is answered `403 Forbidden`
 /// without being sent. The one write a follower makes (see the module docs): a push webhook
 /// reaching a follower must still reach the leader, and the leader alone acts on it.
 #[must_use]
