@@ -26,7 +26,7 @@ use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, register_cluster};
 use argosy_tests::git_servers::{GitHttpServer, GitRepoDir, GitSshServer};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -53,37 +53,23 @@ async fn repo_secret(client: &Client, name: &str, kind: &str, data: &[(&str, &st
         .iter()
         .map(|(k, v)| ((*k).to_owned(), json!(v)))
         .collect();
-    let secret: Secret = serde_json::from_value(json!({
+    let secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE,
                      "labels": {"argocd.argoproj.io/secret-type": kind}},
         "stringData": string_data,
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), ARGOCD_NAMESPACE)
-        .patch(
-            name,
-            &PatchParams::apply("argosy-tests").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .with_context(|| format!("applying Secret {name}"))?;
+    });
+    apply_json(client, &ApiResource::erase::<Secret>(&()), secret).await?;
     Ok(())
 }
 
 async fn config_map(client: &Client, name: &str, data: Value) -> Result<()> {
-    let cm: ConfigMap = serde_json::from_value(json!({
+    let cm = json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE},
         "data": data,
-    }))?;
-    Api::<ConfigMap>::namespaced(client.clone(), ARGOCD_NAMESPACE)
-        .patch(
-            name,
-            &PatchParams::apply("argosy-tests").force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .with_context(|| format!("applying ConfigMap {name}"))?;
+    });
+    apply_json(client, &ApiResource::erase::<ConfigMap>(&()), cm).await?;
     Ok(())
 }
 
