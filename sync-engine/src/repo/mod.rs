@@ -679,7 +679,7 @@ impl GitRepos {
         plan: &Plan,
         observe: &dyn Fn(GitRequest, bool, Duration),
     ) -> Result<Done, SyncError> {
-        let password = self.password(auth).map_err(SyncError::Connect)?;
+        let password = password(auth, &self.github_tokens).map_err(SyncError::Connect)?;
         let session = |dir: &Path| -> Result<Synced, SyncError> {
             fetch_into(
                 url,
@@ -717,25 +717,6 @@ impl GitRepos {
             bytes,
             cloned: synced == Synced::Cloned,
         })
-    }
-
-    /// The password to use: the Secret's, or a GitHub App's installation token.
-    fn password(&self, auth: &GitAuth) -> Result<Option<argosy_crds::cluster::Sensitive>, String> {
-        let Some(creds) = &auth.creds else {
-            return Ok(None);
-        };
-        if let Some(password) = &creds.password {
-            return Ok(Some(password.clone()));
-        }
-        match &creds.github_app {
-            // The token source's errors name the App and installation already.
-            Some(app) => self
-                .github_tokens
-                .token(app)
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            None => Ok(None),
-        }
     }
 
     /// Deletes the least recently used copies and evictable entries until the cache fits;
@@ -919,6 +900,24 @@ impl GitRepos {
     }
 }
 
+/// The password to use: the Secret's, or a GitHub App's installation token from `tokens`.
+fn password(
+    auth: &GitAuth,
+    tokens: &crate::github_app::GitHubAppTokens,
+) -> Result<Option<argosy_crds::cluster::Sensitive>, String> {
+    let Some(creds) = &auth.creds else {
+        return Ok(None);
+    };
+    if let Some(password) = &creds.password {
+        return Ok(Some(password.clone()));
+    }
+    match &creds.github_app {
+        // The token source's errors name the App and installation already.
+        Some(app) => tokens.token(app).map(Some).map_err(|e| e.to_string()),
+        None => Ok(None),
+    }
+}
+
 /// Lists the refs of `url` with `auth`, like `git ls-remote` (`argosy repo add` checks
 /// credentials with it). Nothing is cached or written but temporary SSH files.
 pub fn ls_remote(url: &str, auth: &GitAuth, policy: &UrlPolicy) -> Result<Vec<String>, RepoError> {
@@ -936,9 +935,7 @@ pub fn ls_remote(url: &str, auth: &GitAuth, policy: &UrlPolicy) -> Result<Vec<St
     let scratch = tempfile::tempdir().map_err(|e| scrub(format!("a scratch directory: {e}")))?;
     let repo = gix::init_bare(scratch.path().join("probe"))
         .map_err(|e| scrub(format!("a scratch repository: {e}")))?;
-    let password = GitRepos::new(BTreeMap::new(), scratch.path().to_owned())
-        .password(auth)
-        .map_err(scrub)?;
+    let password = password(auth, &crate::github_app::GitHubAppTokens::default()).map_err(scrub)?;
     let session = transport::connect(
         url,
         auth,
