@@ -1,0 +1,4 @@
+//! Helm charts from Helm repositories: which chart version a `targetRevision` names
+//! ([`version`]).
+
+pub mod version;
