@@ -2,7 +2,8 @@
 # The project's single test command: makes sure the real control plane
 # (etcd + kube-apiserver, see scripts/install-control-plane.sh) and the browser of the
 # dashboard tests (Chromium + ChromeDriver, scripts/install-browser.sh) and the real Git
-# servers of the repository tests (nginx, fcgiwrap, sshd: scripts/install-git-servers.sh)
+# servers of the repository tests and the Helm chart repository of the chart tests (nginx,
+# fcgiwrap, sshd: scripts/install-git-servers.sh)
 # and the rendering tools (helm, kubectl: scripts/install-tools.sh, first on PATH) are
 # installed, then runs every test of the workspace. Extra arguments go to `cargo test`.
 set -euo pipefail
