@@ -35,6 +35,7 @@
 #![allow(clippy::missing_errors_doc)]
 
 pub mod boundary;
+pub mod charts;
 pub mod clients;
 pub mod decide;
 pub mod diff;

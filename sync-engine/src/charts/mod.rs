@@ -1,0 +1,639 @@
+//! Helm charts from Helm repositories (`index.yaml` over HTTP(S)) and OCI registries: a
+//! source with `chart` set resolved to one chart version and its package, read as a
+//! [`RepoSnapshot`] the renderer treats like a Git tree.
+//!
+//! Flow of [`ProjectCharts::fetch`]: the URL policy (as for Git) -> the repository Secret's
+//! credentials for the Application's project -> the version: an exact version already in
+//! the cache is served without the network; otherwise the repository's versions (its
+//! `index.yaml`, or the registry's tags) are read, cached for the refresh interval like Git
+//! refs, and the newest one matching `targetRevision` (a version or a semver range) is
+//! taken -> the package, downloaded once per (repository, credentials, chart, version),
+//! its digest checked against the index, stored on disk under the byte budget, and read
+//! into memory.
+//!
+//! Guarantees: a failing repository is asked again only after a backoff (the last error is
+//! served meanwhile, with when the next attempt is); a refresh request ([`ChartRepos::refresh`])
+//! re-reads the versions at once. No lock is held across network I/O except the one of the
+//! repository being read (readers of the same repository wait for that one request).
+//! Packages fetched with one tenant's credentials are keyed by those credentials' Secret:
+//! never served to a reader whose credentials come from elsewhere. Errors never hold a
+//! credential (basic auth is a header, never in a URL shown).
+
+pub mod archive;
+mod http;
+pub mod index;
+mod oci;
+pub mod version;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use argosy_generators::source::RepoSnapshot;
+use sha2::Digest as _;
+
+pub use archive::{ArchiveError, PackagedChart};
+
+use crate::repo::{Anonymous, Backoff, CredentialSource, GitAuth, Timeouts, normalize_repo_url};
+use crate::url_policy::{UrlPolicy, redact_url};
+
+/// Largest `index.yaml` read (the Bitnami index, among the largest public ones, is ~15 MiB).
+const MAX_INDEX_BYTES: u64 = 64 << 20;
+/// How many packages stay parsed in memory (the disk keeps the rest).
+const PARSED_KEPT: usize = 64;
+
+/// A chart could not be resolved or fetched. The message never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChartError {
+    /// The URL policy refused the repository.
+    #[error("{0}")]
+    Refused(String),
+    /// The repository Secret for this URL is broken.
+    #[error("repository credentials: {0}")]
+    Credentials(String),
+    /// The source is not a chart source Argosy can read.
+    #[error("{0}")]
+    Source(String),
+    /// Reading the repository's versions failed (network, auth, not an index).
+    #[error("Helm repository {repo}: {message}")]
+    Versions {
+        /// The repository, redacted.
+        repo: String,
+        /// What failed.
+        message: String,
+    },
+    /// No version of the chart matches `targetRevision`.
+    #[error("Helm repository {repo}: {message}")]
+    NoVersion {
+        /// The repository, redacted.
+        repo: String,
+        /// Which chart, what was asked and what exists.
+        message: String,
+    },
+    /// Downloading or reading the package failed.
+    #[error("chart {chart} {version} from {repo}: {message}")]
+    Package {
+        /// The repository, redacted.
+        repo: String,
+        /// The chart.
+        chart: String,
+        /// The version.
+        version: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl ChartError {
+    /// A bounded name for metrics and logs.
+    #[must_use]
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Refused(_) => "refused",
+            Self::Credentials(_) => "credentials",
+            Self::Source(_) => "source",
+            Self::Versions { .. } => "versions",
+            Self::NoVersion { .. } => "no_version",
+            Self::Package { .. } => "package",
+        }
+    }
+}
+
+/// One chart to fetch: `repoURL`, `chart`, `targetRevision` and `helm.passCredentials`.
+#[derive(Debug, Clone, Copy)]
+pub struct ChartRequest<'a> {
+    /// `repoURL`: `https://...` (a Helm repository) or `oci://...`.
+    pub repo_url: &'a str,
+    /// `chart`.
+    pub chart: &'a str,
+    /// `targetRevision`: an exact version or a semver range; empty means the newest.
+    pub wanted: &'a str,
+    /// `helm.passCredentials`: send the repository's credentials to any host the index
+    /// names for the package.
+    pub pass_credentials: bool,
+}
+
+/// A chart version and its package.
+#[derive(Debug, Clone)]
+pub struct FetchedChart {
+    /// The version chosen (what `status.sync.revision` shows for a chart source).
+    pub version: String,
+    /// The package's files.
+    pub package: Arc<PackagedChart>,
+}
+
+/// The versions of one repository (an index's entries or a registry's tags), as last read.
+#[derive(Default)]
+struct Versions {
+    /// chart -> (version, download URL, digest); for OCI only the chart asked for.
+    charts: HashMap<String, Vec<Listed>>,
+    read_at: Option<Instant>,
+    failures: u32,
+    last_error: Option<(String, Instant)>,
+    refresh_requested: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Listed {
+    version: String,
+    url: String,
+    digest: String,
+}
+
+/// The chart cache shared by every Application (and the dashboard).
+pub struct ChartRepos {
+    cache_dir: PathBuf,
+    credentials: Arc<dyn CredentialSource>,
+    url_policy: UrlPolicy,
+    timeouts: Timeouts,
+    backoff: Backoff,
+    refresh_interval: Duration,
+    max_bytes: u64,
+    max_package_bytes: u64,
+    /// key (repository + credentials [+ chart for OCI]) -> its versions; the inner lock is
+    /// held while they are read.
+    versions: Mutex<HashMap<String, Arc<Mutex<Versions>>>>,
+    /// package key -> parsed package (at most [`PARSED_KEPT`]).
+    parsed: Mutex<HashMap<String, (Arc<PackagedChart>, Instant)>>,
+    /// package key -> lock held while it is downloaded.
+    downloads: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ChartRepos {
+    /// A cache in `cache_dir`, anonymous, strict URL policy, 1 GiB of packages.
+    #[must_use]
+    pub fn new(cache_dir: PathBuf) -> Self {
+        Self {
+            cache_dir,
+            credentials: Arc::new(Anonymous),
+            url_policy: UrlPolicy::default(),
+            timeouts: Timeouts::default(),
+            backoff: Backoff::default(),
+            refresh_interval: crate::repo::DEFAULT_REFRESH_INTERVAL,
+            max_bytes: 1 << 30,
+            max_package_bytes: 64 << 20,
+            versions: Mutex::default(),
+            parsed: Mutex::default(),
+            downloads: Mutex::default(),
+        }
+    }
+
+    /// Repository Secrets (the same source as Git's).
+    #[must_use]
+    pub fn with_credentials(mut self, credentials: Arc<dyn CredentialSource>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Which URLs may be read.
+    #[must_use]
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
+        self.url_policy = policy;
+        self
+    }
+
+    /// Connect and stall timeouts of every request.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// How long a failing repository is left alone.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long a repository's versions are used before they are read again.
+    #[must_use]
+    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// The disk budget of downloaded packages (least recently used go first).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The largest package (compressed, and again extracted) one chart may be.
+    #[must_use]
+    pub fn with_max_package_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_package_bytes = max_bytes;
+        self
+    }
+
+    /// The next fetch from `repo_url` reads its versions again, whatever their age (a
+    /// refresh annotation or webhook), and a failure's backoff is lifted.
+    pub fn refresh(&self, repo_url: &str) {
+        let prefix = normalize_repo_url(repo_url);
+        for (key, versions) in lock(&self.versions).iter() {
+            if key.starts_with(&prefix) {
+                let mut v = lock(versions);
+                v.refresh_requested = true;
+            }
+        }
+    }
+
+    /// The cache as Applications of `project` see it (project-scoped repository Secrets).
+    #[must_use]
+    pub fn for_project<'a>(&'a self, project: &'a str) -> ProjectCharts<'a> {
+        ProjectCharts {
+            charts: self,
+            project,
+        }
+    }
+}
+
+/// [`ChartRepos`] for one project.
+pub struct ProjectCharts<'a> {
+    charts: &'a ChartRepos,
+    project: &'a str,
+}
+
+/// Whether a source reads an OCI registry: `oci://`, or a repository Secret with
+/// `enableOCI` for a URL without a scheme.
+fn is_oci(repo_url: &str, auth: &GitAuth) -> bool {
+    repo_url.starts_with("oci://")
+        || (!repo_url.contains("://") && auth.creds.as_ref().is_some_and(|c| c.enable_oci))
+}
+
+/// Whether `wanted` names one version (no range): served from the cache when present.
+fn exact_version(wanted: &str) -> Option<&str> {
+    let v = wanted.trim().trim_start_matches('v');
+    semver::Version::parse(v).ok().map(|_| wanted.trim())
+}
+
+impl ProjectCharts<'_> {
+    /// Resolves and fetches one chart (blocking: network and disk).
+    pub fn fetch(&self, request: ChartRequest<'_>) -> Result<FetchedChart, ChartError> {
+        let repos = self.charts;
+        let shown = redact_url(request.repo_url);
+        if request.chart.is_empty() {
+            return Err(ChartError::Source("a Helm repository source needs `chart`".into()));
+        }
+        let auth = repos
+            .credentials
+            .auth_for(request.repo_url, self.project)
+            .map_err(ChartError::Credentials)?;
+        let oci = if is_oci(request.repo_url, &auth) {
+            Some(oci::OciChart::new(request.repo_url, request.chart).map_err(ChartError::Source)?)
+        } else {
+            None
+        };
+        let policy_url = oci
+            .as_ref()
+            .map_or_else(|| request.repo_url.to_owned(), oci::OciChart::policy_url);
+        let refused = |e: crate::url_policy::UrlRefusal| ChartError::Refused(e.to_string());
+        repos.url_policy.check(&policy_url).map_err(refused)?;
+
+        let repo_key = format!(
+            "{}\n{}\n{}",
+            normalize_repo_url(request.repo_url),
+            auth.identity(),
+            if oci.is_some() { request.chart } else { "" }
+        );
+        let package_key = |version: &str| {
+            let key = format!("{repo_key}\n{}\n{version}", request.chart);
+            hex::encode(&sha2::Sha256::digest(key.as_bytes())[..12])
+        };
+        // An exact version already downloaded needs no network.
+        if let Some(version) = exact_version(request.wanted)
+            && let Some(package) = repos.cached(&package_key(version))
+        {
+            return Ok(FetchedChart {
+                version: version.to_owned(),
+                package,
+            });
+        }
+
+        repos
+            .url_policy
+            .check_resolved(&policy_url)
+            .map_err(refused)?;
+        let listed = repos.version_of(&repo_key, &request, &auth, oci.as_ref())?;
+        let key = package_key(&listed.version);
+        let download = || -> Result<Vec<u8>, String> {
+            match &oci {
+                Some(chart) => oci::Registry::new(&auth, repos.timeouts)?.pull(
+                    chart,
+                    &listed.version,
+                    repos.max_package_bytes,
+                ),
+                None => {
+                    repos.url_policy.check_resolved(&listed.url).map_err(|e| e.to_string())?;
+                    let bytes = http::Get {
+                        auth: &auth,
+                        timeouts: repos.timeouts,
+                        repo_url: request.repo_url,
+                        pass_credentials: request.pass_credentials,
+                        max_bytes: repos.max_package_bytes,
+                    }
+                    .bytes(&listed.url)?;
+                    check_digest(&bytes, &listed.digest)?;
+                    Ok(bytes)
+                }
+            }
+        };
+        let package = repos
+            .package(&key, download)
+            .map_err(|message| ChartError::Package {
+                repo: shown.clone(),
+                chart: request.chart.to_owned(),
+                version: listed.version.clone(),
+                message: scrub(&message, &auth),
+            })?;
+        Ok(FetchedChart {
+            version: listed.version,
+            package,
+        })
+    }
+}
+
+/// `message` without any of the credentials' secret values.
+fn scrub(message: &str, auth: &GitAuth) -> String {
+    let mut message = message.to_owned();
+    for secret in auth.secret_values() {
+        message = message.replace(secret, "***");
+    }
+    message
+}
+
+/// The index's digest (hex sha256, as `helm repo index` writes it), if it gives one.
+fn check_digest(bytes: &[u8], digest: &str) -> Result<(), String> {
+    let want = digest.trim().trim_start_matches("sha256:");
+    if want.is_empty() {
+        return Ok(());
+    }
+    let got = hex::encode(sha2::Sha256::digest(bytes));
+    if got.eq_ignore_ascii_case(want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the package's sha256 is {got}, the index says {want}"
+        ))
+    }
+}
+
+impl ChartRepos {
+    /// The version of the chart `request.wanted` selects, from the repository's versions
+    /// (read again when older than the refresh interval or a refresh was asked for).
+    fn version_of(
+        &self,
+        repo_key: &str,
+        request: &ChartRequest<'_>,
+        auth: &GitAuth,
+        oci: Option<&oci::OciChart>,
+    ) -> Result<Listed, ChartError> {
+        let shown = redact_url(request.repo_url);
+        let slot = lock(&self.versions)
+            .entry(repo_key.to_owned())
+            .or_default()
+            .clone();
+        let mut versions = lock(&slot);
+        let stale = versions.refresh_requested
+            || versions
+                .read_at
+                .is_none_or(|at| at.elapsed() >= self.refresh_interval);
+        if stale {
+            if let Some((error, at)) = &versions.last_error {
+                let wait = self.backoff.delay(versions.failures);
+                if !versions.refresh_requested && at.elapsed() < wait {
+                    let left = wait.saturating_sub(at.elapsed()).as_secs().max(1);
+                    return Err(ChartError::Versions {
+                        repo: shown,
+                        message: format!("{error} (next attempt in {left}s)"),
+                    });
+                }
+            }
+            versions.refresh_requested = false;
+            match self.read_versions(request, auth, oci) {
+                Ok(charts) => {
+                    versions.charts = charts;
+                    versions.read_at = Some(Instant::now());
+                    versions.failures = 0;
+                    versions.last_error = None;
+                }
+                Err(message) => {
+                    let message = scrub(&message, auth);
+                    versions.failures = versions.failures.saturating_add(1);
+                    versions.last_error = Some((message.clone(), Instant::now()));
+                    return Err(ChartError::Versions {
+                        repo: shown,
+                        message,
+                    });
+                }
+            }
+        }
+        let no_version = |message: String| ChartError::NoVersion {
+            repo: shown.clone(),
+            message,
+        };
+        let Some(listed) = versions.charts.get(request.chart) else {
+            return Err(no_version(format!(
+                "chart {:?} not found",
+                request.chart
+            )));
+        };
+        let chosen = version::newest_matching(
+            request.wanted,
+            listed.iter().map(|l| l.version.as_str()),
+        )
+        .map_err(|e| no_version(format!("chart {}: {e}", request.chart)))?;
+        listed
+            .iter()
+            .find(|l| l.version == chosen)
+            .cloned()
+            .ok_or_else(|| no_version(format!("chart {}: {chosen} vanished", request.chart)))
+    }
+
+    /// Reads the repository's versions (network).
+    fn read_versions(
+        &self,
+        request: &ChartRequest<'_>,
+        auth: &GitAuth,
+        oci: Option<&oci::OciChart>,
+    ) -> Result<HashMap<String, Vec<Listed>>, String> {
+        if let Some(chart) = oci {
+            let tags = oci::Registry::new(auth, self.timeouts)?.versions(chart)?;
+            let listed = tags
+                .into_iter()
+                .map(|version| Listed {
+                    version,
+                    url: String::new(),
+                    digest: String::new(),
+                })
+                .collect();
+            return Ok(HashMap::from([(request.chart.to_owned(), listed)]));
+        }
+        let body = http::Get {
+            auth,
+            timeouts: self.timeouts,
+            repo_url: request.repo_url,
+            pass_credentials: request.pass_credentials,
+            max_bytes: MAX_INDEX_BYTES,
+        }
+        .bytes(&http::index_url(request.repo_url))?;
+        let index = index::Index::parse(&body, MAX_INDEX_BYTES).map_err(|e| e.to_string())?;
+        let mut charts = HashMap::new();
+        for (name, versions) in &index.entries {
+            let listed = versions
+                .iter()
+                .filter_map(|v| {
+                    Some(Listed {
+                        version: v.version.clone(),
+                        url: v.download_url(request.repo_url).ok()?,
+                        digest: v.digest.clone(),
+                    })
+                })
+                .collect();
+            charts.insert(name.clone(), listed);
+        }
+        Ok(charts)
+    }
+
+    fn package_path(&self, key: &str) -> PathBuf {
+        self.cache_dir.join(key).join("chart.tgz")
+    }
+
+    /// A package already parsed or on disk.
+    fn cached(&self, key: &str) -> Option<Arc<PackagedChart>> {
+        if let Some((package, used)) = lock(&self.parsed).get_mut(key) {
+            *used = Instant::now();
+            return Some(package.clone());
+        }
+        let path = self.package_path(key);
+        let bytes = std::fs::read(&path).ok()?;
+        let package = Arc::new(PackagedChart::read(&bytes, self.max_package_bytes).ok()?);
+        touch(&path);
+        self.keep_parsed(key, package.clone());
+        Some(package)
+    }
+
+    fn keep_parsed(&self, key: &str, package: Arc<PackagedChart>) {
+        let mut parsed = lock(&self.parsed);
+        if parsed.len() >= PARSED_KEPT
+            && let Some(oldest) = parsed
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            parsed.remove(&oldest);
+        }
+        parsed.insert(key.to_owned(), (package, Instant::now()));
+    }
+
+    /// The package `key`, downloaded with `download` unless cached; one download per key
+    /// at a time.
+    fn package(
+        &self,
+        key: &str,
+        download: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<PackagedChart>, String> {
+        let gate = lock(&self.downloads)
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock(&gate);
+        if let Some(package) = self.cached(key) {
+            return Ok(package);
+        }
+        let bytes = download()?;
+        let package =
+            Arc::new(PackagedChart::read(&bytes, self.max_package_bytes).map_err(|e| e.to_string())?);
+        let path = self.package_path(key);
+        write_atomically(&path, &bytes)?;
+        self.keep_parsed(key, package.clone());
+        self.enforce_budget(path.parent().unwrap_or(&self.cache_dir));
+        Ok(package)
+    }
+
+    /// Deletes the least recently used packages until the cache fits its budget (`keep`,
+    /// just written, stays).
+    fn enforce_budget(&self, keep: &Path) {
+        use crate::repo::disk;
+        let entries = disk::children(&self.cache_dir)
+            .into_iter()
+            .map(|(path, modified)| disk::Entry {
+                bytes: disk::size_of(&path),
+                last_used: modified_of(&path.join("chart.tgz")).unwrap_or(modified),
+                pinned: path == keep,
+                owner: None::<()>,
+                path,
+            })
+            .collect();
+        for evicted in disk::over_budget(entries, self.max_bytes) {
+            tracing::info!(path = %evicted.path.display(), bytes = evicted.bytes, "chart cache over budget: package evicted");
+            let _ = std::fs::remove_dir_all(&evicted.path);
+        }
+    }
+}
+
+/// Marks a package as used (its file's modification time orders evictions).
+fn touch(path: &Path) {
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+fn modified_of(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Written to a temporary file first, so a reader never sees half a package.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
+    file.persist(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// The snapshot type the renderer reads a package through.
+impl FetchedChart {
+    /// The package as a tree.
+    #[must_use]
+    pub fn snapshot(&self) -> Arc<dyn RepoSnapshot> {
+        self.package.clone()
+    }
+}
+
+/// Chart dependencies of charts in Git come from the same cache, with the same project's
+/// credentials.
+impl crate::render::ChartFetcher for ProjectCharts<'_> {
+    fn scope(&self) -> &str {
+        self.project
+    }
+
+    fn fetch_chart(
+        &self,
+        repository: &str,
+        name: &str,
+        version: &str,
+        pass_credentials: bool,
+    ) -> Result<(String, Arc<dyn RepoSnapshot>), String> {
+        let fetched = self
+            .fetch(ChartRequest {
+                repo_url: repository,
+                chart: name,
+                wanted: version,
+                pass_credentials,
+            })
+            .map_err(|e| e.to_string())?;
+        let snapshot = fetched.snapshot();
+        Ok((fetched.version, snapshot))
+    }
+}
