@@ -78,8 +78,7 @@ impl PackagedChart {
                 entry: path.clone(),
                 why,
             };
-            if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions()
-            {
+            if kind.is_dir() || kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
                 continue;
             }
             if !kind.is_file() {
@@ -174,13 +173,10 @@ impl RepoSnapshot for PackagedChart {
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>, RepoError> {
-        self.data
-            .get(path)
-            .cloned()
-            .ok_or_else(|| RepoError {
-                repo: format!("chart package {}", self.digest),
-                message: format!("{path} not found"),
-            })
+        self.data.get(path).cloned().ok_or_else(|| RepoError {
+            repo: format!("chart package {}", self.digest),
+            message: format!("{path} not found"),
+        })
     }
 }
 
@@ -197,7 +193,11 @@ pub(crate) mod tests {
         for (path, content, kind) in entries {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(*kind);
-            header.set_size(if kind.is_file() { content.len() as u64 } else { 0 });
+            header.set_size(if kind.is_file() {
+                content.len() as u64
+            } else {
+                0
+            });
             header.set_mode(0o644);
             if !kind.is_file() {
                 header.set_link_name(content).unwrap();
@@ -206,7 +206,11 @@ pub(crate) mod tests {
             let name = &mut header.as_old_mut().name;
             name[..path.len()].copy_from_slice(path.as_bytes());
             header.set_cksum();
-            let body: &[u8] = if kind.is_file() { content.as_bytes() } else { &[] };
+            let body: &[u8] = if kind.is_file() {
+                content.as_bytes()
+            } else {
+                &[]
+            };
             builder.append(&header, body).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap()
@@ -256,11 +260,16 @@ pub(crate) mod tests {
             ("web/../../x", "x", FILE),
         ]);
         assert_eq!(
-            PackagedChart::read(&escape, 1 << 20).unwrap_err().to_string(),
+            PackagedChart::read(&escape, 1 << 20)
+                .unwrap_err()
+                .to_string(),
             "the chart package holds \"web/../../x\", which is outside the chart"
         );
         let big = "x".repeat(5000);
-        let bomb = tgz(&[("web/Chart.yaml", "name: web\n", FILE), ("web/big", &big, FILE)]);
+        let bomb = tgz(&[
+            ("web/Chart.yaml", "name: web\n", FILE),
+            ("web/big", &big, FILE),
+        ]);
         assert_eq!(
             PackagedChart::read(&bomb, 4096).unwrap_err(),
             ArchiveError::TooLarge {

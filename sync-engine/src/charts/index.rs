@@ -49,7 +49,8 @@ impl Index {
             .entries
             .get(chart)
             .ok_or_else(|| IndexError::NoChart(chart.to_owned()))?;
-        let v = super::version::newest_matching(wanted, versions.iter().map(|v| v.version.as_str()))?;
+        let v =
+            super::version::newest_matching(wanted, versions.iter().map(|v| v.version.as_str()))?;
         versions
             .iter()
             .find(|c| c.version == v)
@@ -60,7 +61,10 @@ impl Index {
 impl ChartVersion {
     /// The first URL, resolved against the repository URL.
     pub fn download_url(&self, repo_url: &str) -> Result<String, IndexError> {
-        let first = self.urls.first().ok_or_else(|| IndexError::Parse("no urls".into()))?;
+        let first = self
+            .urls
+            .first()
+            .ok_or_else(|| IndexError::Parse("no urls".into()))?;
         let base = url::Url::parse(&format!("{}/", repo_url.trim_end_matches('/')))
             .map_err(|e| IndexError::Parse(e.to_string()))?;
         base.join(first)

@@ -281,7 +281,9 @@ impl ProjectCharts<'_> {
         let repos = self.charts;
         let shown = redact_url(request.repo_url);
         if request.chart.is_empty() {
-            return Err(ChartError::Source("a Helm repository source needs `chart`".into()));
+            return Err(ChartError::Source(
+                "a Helm repository source needs `chart`".into(),
+            ));
         }
         let auth = repos
             .credentials
@@ -332,7 +334,10 @@ impl ProjectCharts<'_> {
                     repos.max_package_bytes,
                 ),
                 None => {
-                    repos.url_policy.check_resolved(&listed.url).map_err(|e| e.to_string())?;
+                    repos
+                        .url_policy
+                        .check_resolved(&listed.url)
+                        .map_err(|e| e.to_string())?;
                     let bytes = http::Get {
                         auth: &auth,
                         timeouts: repos.timeouts,
@@ -441,16 +446,11 @@ impl ChartRepos {
             message,
         };
         let Some(listed) = versions.charts.get(request.chart) else {
-            return Err(no_version(format!(
-                "chart {:?} not found",
-                request.chart
-            )));
+            return Err(no_version(format!("chart {:?} not found", request.chart)));
         };
-        let chosen = version::newest_matching(
-            request.wanted,
-            listed.iter().map(|l| l.version.as_str()),
-        )
-        .map_err(|e| no_version(format!("chart {}: {e}", request.chart)))?;
+        let chosen =
+            version::newest_matching(request.wanted, listed.iter().map(|l| l.version.as_str()))
+                .map_err(|e| no_version(format!("chart {}: {e}", request.chart)))?;
         listed
             .iter()
             .find(|l| l.version == chosen)
@@ -550,8 +550,9 @@ impl ChartRepos {
             return Ok(package);
         }
         let bytes = download()?;
-        let package =
-            Arc::new(PackagedChart::read(&bytes, self.max_package_bytes).map_err(|e| e.to_string())?);
+        let package = Arc::new(
+            PackagedChart::read(&bytes, self.max_package_bytes).map_err(|e| e.to_string())?,
+        );
         let path = self.package_path(key);
         write_atomically(&path, &bytes)?;
         self.keep_parsed(key, package.clone());
@@ -595,7 +596,8 @@ fn modified_of(path: &Path) -> Option<SystemTime> {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut file =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::io::Write::write_all(&mut file, bytes).map_err(|e| format!("{}: {e}", dir.display()))?;
     file.persist(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -60,7 +60,11 @@ impl OciChart {
     }
 
     fn reference(&self, tag: &str) -> Reference {
-        Reference::with_tag(self.registry.clone(), self.repository.clone(), tag.to_owned())
+        Reference::with_tag(
+            self.registry.clone(),
+            self.repository.clone(),
+            tag.to_owned(),
+        )
     }
 }
 

@@ -111,7 +111,12 @@ fn helm_args(
     if !opts.kube_version.is_empty() {
         args.extend(["--kube-version".to_owned(), opts.kube_version.clone()]);
     }
-    for file in files.value_files.iter().map(String::as_str).chain(inline_values) {
+    for file in files
+        .value_files
+        .iter()
+        .map(String::as_str)
+        .chain(inline_values)
+    {
         args.extend(["--values".to_owned(), file.to_owned()]);
     }
     for p in &opts.parameters {
@@ -556,7 +561,11 @@ data:
         let out = r.render_with(URL, &*snap, &src, TARGET, inputs).unwrap();
         let args = out.objects[0]["data"]["args"].as_str().unwrap().to_owned();
         let trees = dir.path().join("work").join("trees");
-        let acme = format!("{}/{}/repo/customers/acme.yaml", trees.display(), values.commit());
+        let acme = format!(
+            "{}/{}/repo/customers/acme.yaml",
+            trees.display(),
+            values.commit()
+        );
         assert!(args.contains(&format!("--values {acme}")), "{args}");
         assert_eq!(std::fs::read_to_string(&acme).unwrap(), "replicas: 2\n");
         assert!(!args.contains("missing.yaml"), "{args}");
@@ -567,9 +576,15 @@ data:
         )));
 
         let err = |helm: Value| {
-            r.render_with(URL, &*snap, &source("chart", json!({"helm": helm})), TARGET, inputs)
-                .unwrap_err()
-                .to_string()
+            r.render_with(
+                URL,
+                &*snap,
+                &source("chart", json!({"helm": helm})),
+                TARGET,
+                inputs,
+            )
+            .unwrap_err()
+            .to_string()
         };
         assert_eq!(
             err(json!({"valueFiles": ["$other/a.yaml"]})),
@@ -601,7 +616,12 @@ data:
             &dir.path().join("app"),
             &[
                 ("charts/app/Chart.yaml", file(chart_yaml)),
-                ("charts/app/Chart.lock", file("dependencies:\n- {name: redis, version: 1.0.7, repository: 'https://charts.example.com/stable'}\n")),
+                (
+                    "charts/app/Chart.lock",
+                    file(
+                        "dependencies:\n- {name: redis, version: 1.0.7, repository: 'https://charts.example.com/stable'}\n",
+                    ),
+                ),
                 ("charts/app/charts/vendored-2.0.0.tgz", file("tgz")),
                 ("charts/common/Chart.yaml", file("name: common\n")),
                 ("charts/common/templates/_h.tpl", file("{{/* */}}")),
@@ -609,7 +629,11 @@ data:
         );
         let package = crate::charts::PackagedChart::read(
             &crate::charts::archive::tests::tgz(&[
-                ("redis/Chart.yaml", "name: redis\nversion: 1.2.3\n", tar::EntryType::Regular),
+                (
+                    "redis/Chart.yaml",
+                    "name: redis\nversion: 1.2.3\n",
+                    tar::EntryType::Regular,
+                ),
                 ("redis/values.yaml", "a: 1\n", tar::EntryType::Regular),
             ]),
             1 << 20,
@@ -636,10 +660,16 @@ data:
             ["https://charts.example.com/stable redis 1.0.7 true"]
         );
         // The shared tree was not written to, and the scratch copy is gone.
-        let shared = dir.path().join("work/trees").join(snap.commit()).join("repo/charts/app/charts");
+        let shared = dir
+            .path()
+            .join("work/trees")
+            .join(snap.commit())
+            .join("repo/charts/app/charts");
         assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 1);
         assert_eq!(
-            std::fs::read_dir(dir.path().join("work/dependencies")).unwrap().count(),
+            std::fs::read_dir(dir.path().join("work/dependencies"))
+                .unwrap()
+                .count(),
             0
         );
 
@@ -647,20 +677,25 @@ data:
             &dir.path().join("escape"),
             &[(
                 "app/Chart.yaml",
-                file("apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- {name: x, repository: 'file://../../../etc'}\n"),
+                file(
+                    "apiVersion: v2\nname: app\nversion: 0.1.0\ndependencies:\n- {name: x, repository: 'file://../../../etc'}\n",
+                ),
             )],
         );
         let err = r
-            .render_with(URL, &*escaping, &source("app", json!({"helm": {}})), TARGET, inputs)
+            .render_with(
+                URL,
+                &*escaping,
+                &source("app", json!({"helm": {}})),
+                TARGET,
+                inputs,
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "chart dependencies: x: file://../../../etc leaves the repository"
         );
-        let no_fetcher = r
-            .render(URL, &*snap, &src, TARGET)
-            .unwrap_err()
-            .to_string();
+        let no_fetcher = r.render(URL, &*snap, &src, TARGET).unwrap_err().to_string();
         assert_eq!(
             no_fetcher,
             "chart dependencies: redis: no chart repository access here"
@@ -673,7 +708,11 @@ data:
         let r = listing_helm(dir.path());
         let package = crate::charts::PackagedChart::read(
             &crate::charts::archive::tests::tgz(&[
-                ("web/Chart.yaml", "name: web\nversion: 1.2.3\n", tar::EntryType::Regular),
+                (
+                    "web/Chart.yaml",
+                    "name: web\nversion: 1.2.3\n",
+                    tar::EntryType::Regular,
+                ),
                 ("web/values-prod.yaml", "a: 1\n", tar::EntryType::Regular),
             ]),
             1 << 20,

@@ -78,7 +78,10 @@ fn declared(tree: &Tree<'_>, app: &str) -> Result<Vec<Dependency>, RenderError> 
         deps.extend(requirements.dependencies);
         (deps, read_yaml(tree, &join(app, "requirements.lock"))?)
     } else {
-        (chart.dependencies, read_yaml(tree, &join(app, "Chart.lock"))?)
+        (
+            chart.dependencies,
+            read_yaml(tree, &join(app, "Chart.lock"))?,
+        )
     };
     if let Some(lock) = lock {
         for dep in &mut deps {
@@ -142,7 +145,11 @@ impl Renderer {
         copy_dir(tree, app, &chart, &mut budget)?;
         let mut placed = std::collections::BTreeSet::new();
         for dep in &missing {
-            if !placed.insert((dep.repository.clone(), dep.name.clone(), dep.version.clone())) {
+            if !placed.insert((
+                dep.repository.clone(),
+                dep.name.clone(),
+                dep.version.clone(),
+            )) {
                 continue;
             }
             let repository = dep.repository.trim();
@@ -150,10 +157,16 @@ impl Renderer {
                 let dir = match tree.resolve(&join(app, path))? {
                     Resolved::Inside(dir) if tree.is_dir(&dir) && !dir.is_empty() => dir,
                     Resolved::Inside(_) => {
-                        return Err(failed(&dep.name, format!("{repository} is not a directory of the repository")));
+                        return Err(failed(
+                            &dep.name,
+                            format!("{repository} is not a directory of the repository"),
+                        ));
                     }
                     Resolved::Outside => {
-                        return Err(failed(&dep.name, format!("{repository} leaves the repository")));
+                        return Err(failed(
+                            &dep.name,
+                            format!("{repository} leaves the repository"),
+                        ));
                     }
                 };
                 let dest = chart.join("charts").join(&dep.name);
@@ -163,7 +176,10 @@ impl Renderer {
                 || repository.starts_with("oci://")
             {
                 let Some(fetcher) = inputs.dependencies else {
-                    return Err(failed(&dep.name, "no chart repository access here".to_owned()));
+                    return Err(failed(
+                        &dep.name,
+                        "no chart repository access here".to_owned(),
+                    ));
                 };
                 let (version, package) = fetcher
                     .fetch_chart(repository, &dep.name, &dep.version, opts.pass_credentials)
@@ -175,7 +191,10 @@ impl Renderer {
                 let dest = chart.join("charts").join(format!("{}-{version}", dep.name));
                 copy_dir(&package_tree, &top, &dest, &mut budget)?;
             } else if repository.is_empty() {
-                return Err(failed(&dep.name, "has no repository and is not in charts/".to_owned()));
+                return Err(failed(
+                    &dep.name,
+                    "has no repository and is not in charts/".to_owned(),
+                ));
             } else {
                 return Err(RenderError::Unsupported {
                     what: format!(
@@ -185,7 +204,11 @@ impl Renderer {
                 });
             }
         }
-        tracing::debug!(chart = app, dependencies = missing.len(), "chart dependencies placed");
+        tracing::debug!(
+            chart = app,
+            dependencies = missing.len(),
+            "chart dependencies placed"
+        );
         Ok(Some(WithDependencies {
             _scratch: scratch,
             chart,
@@ -201,7 +224,12 @@ struct Budget {
 
 /// Copies the files under `dir` of `tree` to `dest`. A symlink is copied as the file it
 /// resolves to inside the tree; one leading out, or to a directory, fails.
-fn copy_dir(tree: &Tree<'_>, dir: &str, dest: &Path, budget: &mut Budget) -> Result<(), RenderError> {
+fn copy_dir(
+    tree: &Tree<'_>,
+    dir: &str,
+    dest: &Path,
+    budget: &mut Budget,
+) -> Result<(), RenderError> {
     let io = |path: &Path, e: std::io::Error| RenderError::Materialize {
         commit: tree.snap.commit().to_owned(),
         message: format!("{}: {e}", path.display()),

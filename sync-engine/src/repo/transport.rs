@@ -256,22 +256,21 @@ impl HttpClientSettings {
     pub(crate) fn of(auth: &GitAuth) -> Result<Self, String> {
         let creds = auth.creds.as_ref();
         let roots = match &auth.ca_pem {
-            Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|_| {
-                "argocd-tls-certs-cm: the certificate for this host is not valid PEM"
-            })?,
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(
+                |_| "argocd-tls-certs-cm: the certificate for this host is not valid PEM",
+            )?,
             None => Vec::new(),
         };
-        let identity = match creds
-            .and_then(|c| c.tls_client_cert.as_ref().zip(c.tls_client_key.as_ref()))
-        {
-            Some((cert, key)) => {
-                let pem = format!("{}\n{}", cert.expose(), key.expose());
-                Some(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
+        let identity =
+            match creds.and_then(|c| c.tls_client_cert.as_ref().zip(c.tls_client_key.as_ref())) {
+                Some((cert, key)) => {
+                    let pem = format!("{}\n{}", cert.expose(), key.expose());
+                    Some(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
                     "tlsClientCertData/tlsClientCertKey are not a valid PEM certificate and key"
                 })?)
-            }
-            None => None,
-        };
+                }
+                None => None,
+            };
         let proxy = match creds.and_then(|c| c.proxy.as_deref()) {
             Some(proxy) => {
                 let no_proxy = creds
