@@ -61,7 +61,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts retried with new ports when a server dies before it listens (another process
 /// may take a port between [`free_port`] and the server's bind).
-const START_ATTEMPTS: usize = 3;
+pub(crate) const START_ATTEMPTS: usize = 3;
 /// The branch [`GitRepoDir`] creates and commits to.
 pub const BRANCH: &str = "main";
 /// Author and committer of every [`GitRepoDir`] commit, with a fixed date: the same files
@@ -75,7 +75,7 @@ const HTTP_USER: &str = "argosy";
 const BARRIER_PATH: &str = "/__argosy_log_barrier";
 
 /// Set `ARGOSY_KEEP_TEMP` (to anything but `0`) to keep the servers' temp dirs.
-fn keep_temp() -> bool {
+pub(crate) fn keep_temp() -> bool {
     std::env::var_os("ARGOSY_KEEP_TEMP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
@@ -108,7 +108,7 @@ pub fn git_command(home: &Path) -> Command {
 }
 
 /// Runs `cmd` to completion; its stdout, or an error naming `what` with its stderr.
-fn run(what: &str, cmd: &mut Command) -> Result<String> {
+pub(crate) fn run(what: &str, cmd: &mut Command) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -205,7 +205,7 @@ fn git_exec_path() -> Result<PathBuf> {
 
 /// `program`, started through `setpriv --pdeathsig KILL` when setpriv exists, so the kernel
 /// kills it when the test process dies (even by SIGKILL, when no `Drop` runs).
-fn server_command(program: impl AsRef<OsStr>) -> Command {
+pub(crate) fn server_command(program: impl AsRef<OsStr>) -> Command {
     static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
     let setpriv = SETPRIV.get_or_init(|| {
         ["/usr/bin/setpriv", "/bin/setpriv"]
@@ -224,7 +224,7 @@ fn server_command(program: impl AsRef<OsStr>) -> Command {
 }
 
 /// One server process, killed with its descendants and reaped on drop.
-struct Proc {
+pub(crate) struct Proc {
     what: &'static str,
     child: Child,
 }
@@ -235,7 +235,7 @@ impl Proc {
     /// The spawn happens on one thread that lives as long as the process: the kernel sends
     /// the parent-death signal when the *thread* that forked the child exits, so spawning
     /// from a test thread would kill a server shared beyond that test.
-    fn spawn(what: &'static str, mut cmd: Command, log: &Path) -> Result<Proc> {
+    pub(crate) fn spawn(what: &'static str, mut cmd: Command, log: &Path) -> Result<Proc> {
         type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
         static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
         let out = OpenOptions::new()
@@ -372,7 +372,11 @@ fn stop_or_resume(roots: &[u32], stop: bool) -> Result<()> {
 }
 
 /// Polls `ready` until it holds, `proc` exits (an error, with `log`'s tail), or the deadline.
-fn wait_ready(proc: &mut Proc, log: &Path, mut ready: impl FnMut() -> bool) -> Result<()> {
+pub(crate) fn wait_ready(
+    proc: &mut Proc,
+    log: &Path,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut pause = Duration::from_millis(2);
     loop {
@@ -406,7 +410,7 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn tcp_accepts(port: u16) -> bool {
+pub(crate) fn tcp_accepts(port: u16) -> bool {
     TcpStream::connect_timeout(
         &(Ipv4Addr::LOCALHOST, port).into(),
         Duration::from_millis(500),
@@ -415,10 +419,10 @@ fn tcp_accepts(port: u16) -> bool {
 }
 
 /// A temp dir that is removed on drop unless `ARGOSY_KEEP_TEMP` is set.
-struct ServerDir(Option<TempDir>);
+pub(crate) struct ServerDir(Option<TempDir>);
 
 impl ServerDir {
-    fn new(prefix: &str) -> Result<Self> {
+    pub(crate) fn new(prefix: &str) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
@@ -426,7 +430,7 @@ impl ServerDir {
         Ok(ServerDir(Some(dir)))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.0
             .as_ref()
             .map_or(Path::new("/nonexistent"), TempDir::path)
@@ -493,7 +497,7 @@ fn repo_path(repo: &str) -> String {
 
 /// A fresh random-looking token (no `rand` in the workspace: std's hasher is seeded
 /// randomly per process).
-fn token() -> String {
+pub(crate) fn token() -> String {
     static COUNTER: Mutex<u64> = Mutex::new(0);
     let mut n = lock(&COUNTER);
     *n += 1;

@@ -19,6 +19,10 @@
 //! [`git_servers`] starts real Git servers on loopback for the repository tests: nginx +
 //! `git http-backend` (HTTPS with basic auth, HTTPS with client certificates, plain HTTP),
 //! sshd and `git daemon` (installed by `scripts/install-git-servers.sh`).
+//!
+//! [`registry`] starts a real OCI registry (Distribution's `docker-registry`, HTTPS with
+//! optional basic auth) on loopback for the Helm OCI chart and image tests (installed by
+//! `scripts/install-registry.sh`).
 
 pub mod argocd;
 pub mod bench;
@@ -32,6 +36,7 @@ pub mod helm;
 pub mod modgraph;
 pub mod ports;
 pub mod probe;
+pub mod registry;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane,
