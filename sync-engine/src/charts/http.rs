@@ -101,11 +101,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-/// `<repo>/index.yaml`.
-pub(super) fn index_url(repo_url: &str) -> String {
-    format!("{}/index.yaml", repo_url.trim_end_matches('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,14 +137,5 @@ mod tests {
             None,
             "a downgrade to plain HTTP is another origin"
         );
-    }
-
-    #[test]
-    fn the_index_lives_next_to_the_repository_url() {
-        assert_eq!(
-            index_url("https://h/charts/"),
-            "https://h/charts/index.yaml"
-        );
-        assert_eq!(index_url("https://h"), "https://h/index.yaml");
     }
 }

@@ -39,7 +39,7 @@ use crate::repo::{Anonymous, Backoff, CredentialSource, GitAuth, Timeouts, norma
 use crate::url_policy::{UrlPolicy, redact_url};
 
 /// Largest `index.yaml` read (the Bitnami index, among the largest public ones, is ~15 MiB).
-const MAX_INDEX_BYTES: u64 = 64 << 20;
+const MAX_INDEX_BYTES: usize = 64 << 20;
 /// How many packages stay parsed in memory (the disk keeps the rest).
 const PARSED_KEPT: usize = 64;
 
@@ -269,10 +269,10 @@ fn is_oci(repo_url: &str, auth: &GitAuth) -> bool {
         || (!repo_url.contains("://") && auth.creds.as_ref().is_some_and(|c| c.enable_oci))
 }
 
-/// Whether `wanted` names one version (no range): served from the cache when present.
+/// Whether `wanted` names one version (no range): an index holding it as written picks it
+/// (see [`version::newest_matching`]), so a package cached under that text is served.
 fn exact_version(wanted: &str) -> Option<&str> {
-    let v = wanted.trim().trim_start_matches('v');
-    semver::Version::parse(v).ok().map(|_| wanted.trim())
+    version::is_version(wanted).then_some(wanted)
 }
 
 impl ProjectCharts<'_> {
@@ -482,9 +482,9 @@ impl ChartRepos {
             timeouts: self.timeouts,
             repo_url: request.repo_url,
             pass_credentials: request.pass_credentials,
-            max_bytes: MAX_INDEX_BYTES,
+            max_bytes: MAX_INDEX_BYTES as u64,
         }
-        .bytes(&http::index_url(request.repo_url))?;
+        .bytes(&index::index_url(request.repo_url).map_err(|e| e.to_string())?)?;
         let index = index::Index::parse(&body, MAX_INDEX_BYTES).map_err(|e| e.to_string())?;
         let mut charts = HashMap::new();
         for (name, versions) in &index.entries {
@@ -494,7 +494,7 @@ impl ChartRepos {
                     Some(Listed {
                         version: v.version.clone(),
                         url: v.download_url(request.repo_url).ok()?,
-                        digest: v.digest.clone(),
+                        digest: v.digest.clone().unwrap_or_default(),
                     })
                 })
                 .collect();

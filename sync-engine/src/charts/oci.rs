@@ -124,7 +124,11 @@ impl Registry {
             .runtime
             .block_on(self.client.list_tags(&reference, &self.auth, None, None))
             .map_err(|e| format!("listing the tags of {}: {e}", chart.policy_url()))?;
-        Ok(tags.tags.into_iter().map(|t| t.replace('_', "+")).collect())
+        Ok(tags
+            .tags
+            .iter()
+            .map(|t| super::version::oci_tag_version(t))
+            .collect())
     }
 
     /// The chart package of `version`, at most `max_bytes`.
@@ -134,7 +138,7 @@ impl Registry {
         version: &str,
         max_bytes: u64,
     ) -> Result<Vec<u8>, String> {
-        let reference = chart.reference(&version.replace('+', "_"));
+        let reference = chart.reference(&super::version::oci_tag(version));
         let shown = format!("{}:{version}", chart.policy_url());
         self.runtime.block_on(async {
             let (manifest, _) = self
