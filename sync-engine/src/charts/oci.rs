@@ -78,12 +78,15 @@ pub(super) struct Registry {
 impl Registry {
     pub(super) fn new(auth: &GitAuth, timeouts: Timeouts) -> Result<Self, String> {
         let creds = auth.creds.as_ref();
+        // One certificate each: the client reads only the first of a PEM bundle, and
+        // argocd-tls-certs-cm may hold several for a host.
         let extra_root_certificates = auth
             .ca_pem
             .iter()
+            .flat_map(|pem| pem_certificates(pem))
             .map(|pem| Certificate {
                 encoding: CertificateEncoding::Pem,
-                data: pem.as_bytes().to_vec(),
+                data: pem.into_bytes(),
             })
             .collect();
         let config = ClientConfig {
@@ -169,6 +172,16 @@ impl Registry {
     }
 }
 
+/// The certificates of a PEM bundle, one PEM block each.
+fn pem_certificates(bundle: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    bundle
+        .split_inclusive(END)
+        .filter(|block| block.contains(END))
+        .map(|block| format!("{}\n", block.trim_start()))
+        .collect()
+}
+
 /// An in-memory writer that fails past `max_bytes` (a registry may send more than the
 /// manifest said; the digest check would only come at the end).
 struct Bounded {
@@ -204,6 +217,15 @@ impl tokio::io::AsyncWrite for Bounded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pem_bundle_is_split_into_certificates() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----";
+        let two = "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n";
+        let split = pem_certificates(&format!("{one}\n{two}"));
+        assert_eq!(split, [format!("{one}\n"), two.to_owned()]);
+        assert!(pem_certificates("garbage").is_empty());
+    }
 
     #[test]
     fn oci_urls_name_a_registry_and_a_repository() {
