@@ -123,17 +123,18 @@ pub struct FetchedChart {
     pub package: Arc<PackagedChart>,
 }
 
-/// The versions of one repository (an index's entries or a registry's tags), as last read.
+/// The versions of one repository (its `index.yaml`, or a registry's tags of one chart as
+/// an index with no URLs), as last read.
 #[derive(Default)]
 struct Versions {
-    /// chart -> (version, download URL, digest); for OCI only the chart asked for.
-    charts: HashMap<String, Vec<Listed>>,
+    index: Arc<index::Index>,
     read_at: Option<Instant>,
     failures: u32,
     last_error: Option<(String, Instant)>,
     refresh_requested: bool,
 }
 
+/// The version chosen, and for a Helm repository where its package is.
 #[derive(Clone, Debug)]
 struct Listed {
     version: String,
@@ -424,8 +425,8 @@ impl ChartRepos {
             }
             versions.refresh_requested = false;
             match self.read_versions(request, auth, oci) {
-                Ok(charts) => {
-                    versions.charts = charts;
+                Ok(index) => {
+                    versions.index = Arc::new(index);
                     versions.read_at = Some(Instant::now());
                     versions.failures = 0;
                     versions.last_error = None;
@@ -441,21 +442,30 @@ impl ChartRepos {
                 }
             }
         }
-        let no_version = |message: String| ChartError::NoVersion {
-            repo: shown.clone(),
-            message,
-        };
-        let Some(listed) = versions.charts.get(request.chart) else {
-            return Err(no_version(format!("chart {:?} not found", request.chart)));
-        };
+        let index = versions.index.clone();
+        drop(versions);
         let chosen =
-            version::newest_matching(request.wanted, listed.iter().map(|l| l.version.as_str()))
-                .map_err(|e| no_version(format!("chart {}: {e}", request.chart)))?;
-        listed
-            .iter()
-            .find(|l| l.version == chosen)
-            .cloned()
-            .ok_or_else(|| no_version(format!("chart {}: {chosen} vanished", request.chart)))
+            index
+                .resolve(request.chart, request.wanted)
+                .map_err(|e| ChartError::NoVersion {
+                    repo: shown.clone(),
+                    message: e.to_string(),
+                })?;
+        let url = if oci.is_some() {
+            String::new()
+        } else {
+            chosen
+                .download_url(request.repo_url)
+                .map_err(|e| ChartError::NoVersion {
+                    repo: shown,
+                    message: e.to_string(),
+                })?
+        };
+        Ok(Listed {
+            version: chosen.version.clone(),
+            url,
+            digest: chosen.digest.clone().unwrap_or_default(),
+        })
     }
 
     /// Reads the repository's versions (network).
@@ -464,18 +474,21 @@ impl ChartRepos {
         request: &ChartRequest<'_>,
         auth: &GitAuth,
         oci: Option<&oci::OciChart>,
-    ) -> Result<HashMap<String, Vec<Listed>>, String> {
+    ) -> Result<index::Index, String> {
         if let Some(chart) = oci {
             let tags = oci::Registry::new(auth, self.timeouts)?.versions(chart)?;
-            let listed = tags
+            let versions = tags
                 .into_iter()
-                .map(|version| Listed {
+                .map(|version| index::ChartVersion {
+                    name: request.chart.to_owned(),
                     version,
-                    url: String::new(),
-                    digest: String::new(),
+                    ..index::ChartVersion::default()
                 })
                 .collect();
-            return Ok(HashMap::from([(request.chart.to_owned(), listed)]));
+            return Ok(index::Index {
+                entries: [(request.chart.to_owned(), versions)].into(),
+                ..index::Index::default()
+            });
         }
         let body = http::Get {
             auth,
@@ -485,22 +498,7 @@ impl ChartRepos {
             max_bytes: MAX_INDEX_BYTES as u64,
         }
         .bytes(&index::index_url(request.repo_url).map_err(|e| e.to_string())?)?;
-        let index = index::Index::parse(&body, MAX_INDEX_BYTES).map_err(|e| e.to_string())?;
-        let mut charts = HashMap::new();
-        for (name, versions) in &index.entries {
-            let listed = versions
-                .iter()
-                .filter_map(|v| {
-                    Some(Listed {
-                        version: v.version.clone(),
-                        url: v.download_url(request.repo_url).ok()?,
-                        digest: v.digest.clone().unwrap_or_default(),
-                    })
-                })
-                .collect();
-            charts.insert(name.clone(), listed);
-        }
-        Ok(charts)
+        index::Index::parse(&body, MAX_INDEX_BYTES).map_err(|e| e.to_string())
     }
 
     fn package_path(&self, key: &str) -> PathBuf {

@@ -205,6 +205,27 @@ pub fn helm_template_args(
     ))
 }
 
+/// `message` with the controller's own directories cut out of the paths helm names, as
+/// Argo CD redacts its checkout paths: `<work>/trees/<commit>/repo/customers/a.yaml` reads
+/// `customers/a.yaml` (a path of its repository), a chart copied with its dependencies
+/// reads `<chart>`. Temporary paths would also change the message on every retry.
+fn without_work_paths(message: &str, work_dir: &std::path::Path) -> String {
+    let mut out = message.to_owned();
+    for (root, end, replacement) in [
+        ("trees", "/repo/", ""),
+        ("dependencies", "/chart", "<chart>"),
+    ] {
+        let prefix = format!("{}/", work_dir.join(root).display());
+        while let Some(start) = out.find(&prefix) {
+            let rest = &out[start + prefix.len()..];
+            let Some(cut) = rest.find(end) else { break };
+            let tail = rest[cut + end.len()..].to_owned();
+            out = format!("{}{replacement}{tail}", &out[..start]);
+        }
+    }
+    out
+}
+
 fn no_such_ref(field: &str, file: &str, name: &str) -> RenderError {
     RenderError::Options {
         field: field.to_owned(),
@@ -292,7 +313,13 @@ impl Renderer {
             &files,
             values_name.as_deref(),
         );
-        let out = run_tool("helm", helm, &args, &dir, &self.limits)?;
+        let out = run_tool("helm", helm, &args, &dir, &self.limits).map_err(|e| match e {
+            RenderError::Tool { tool, message } => RenderError::Tool {
+                tool,
+                message: without_work_paths(&message, &self.work_dir),
+            },
+            other => other,
+        })?;
         tool_output("helm", &out)
     }
 
@@ -725,5 +752,26 @@ data:
         assert_eq!(out.commit, package.commit());
         let args = out.objects[0]["data"]["args"].as_str().unwrap();
         assert!(args.contains("/repo/web/values-prod.yaml"), "{args}");
+    }
+
+    #[test]
+    fn helm_errors_name_repository_paths_not_the_work_directory() {
+        let work = std::path::Path::new("/cache/render");
+        assert_eq!(
+            without_work_paths(
+                "failed to parse /cache/render/trees/08e1/repo/customers/broken.yaml: bad; \
+                 also /cache/render/trees/ab/repo/x.yaml",
+                work
+            ),
+            "failed to parse customers/broken.yaml: bad; also x.yaml"
+        );
+        assert_eq!(
+            without_work_paths(
+                "/cache/render/dependencies/.tmpX1/chart/templates/a.yaml: error",
+                work
+            ),
+            "<chart>/templates/a.yaml: error"
+        );
+        assert_eq!(without_work_paths("/elsewhere/x", work), "/elsewhere/x");
     }
 }
