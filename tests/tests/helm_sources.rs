@@ -104,6 +104,21 @@ data:
   chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
 "#,
     )?;
+    // Rendered only where the destination serves policy/v1beta1 (Kubernetes before 1.25),
+    // naming the version Helm was told: `.Capabilities` come from the destination cluster.
+    std::fs::write(
+        chart.join("templates/capabilities.yaml"),
+        r#"{{- if .Capabilities.APIVersions.Has "policy/v1beta1" }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-capabilities
+  namespace: {{ .Release.Namespace }}
+data:
+  kubeVersion: {{ .Capabilities.KubeVersion.Version | quote }}
+{{- end }}
+"#,
+    )?;
     std::fs::write(
         chart.join("templates/deployment.yaml"),
         r#"apiVersion: apps/v1
@@ -194,6 +209,24 @@ fn fields_of(want: &Value, have: &Value, at: &str) -> Result<()> {
         (a, b) if a == b => Ok(()),
         (a, b) => bail!("{at}: helm template has {a}, the live object {b}"),
     }
+}
+
+/// `--kube-version` and `--api-versions` of `cluster`, as Argo CD passes them to Helm.
+async fn capabilities_args(cluster: &TestCluster) -> Result<Vec<String>> {
+    let client = cluster.client().await?;
+    let version = client.apiserver_version().await?.git_version;
+    let mut args = vec![
+        "--kube-version".to_owned(),
+        version.trim_start_matches('v').to_owned(),
+    ];
+    let mut versions = client.list_core_api_versions().await?.versions;
+    for group in client.list_api_groups().await?.groups {
+        versions.extend(group.versions.into_iter().map(|v| v.group_version));
+    }
+    for v in versions {
+        args.extend(["--api-versions".to_owned(), v]);
+    }
+    Ok(args)
 }
 
 /// Checks that every object `helm template` prints is live on `cluster`, field for field.
@@ -464,19 +497,30 @@ async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Resul
     wait_synced(&admin, "acme-web", "1.2.0").await?;
     let values_file = work.path().join("acme.yaml");
     std::fs::write(&values_file, "customer: acme\nreplicas: 2\n")?;
-    let expected = helm_template(
-        &helm,
-        &[
-            &pushed[2].to_string_lossy(),
-            "--name-template",
-            "acme-web",
-            "--namespace",
-            "acme-web",
-            "--include-crds",
-            "--values",
-            &values_file.to_string_lossy(),
-        ],
-    )?;
+    let capabilities = capabilities_args(workload).await?;
+    let template = |args: &[&str]| -> Result<Vec<Value>> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(capabilities.iter().map(String::as_str));
+        helm_template(&helm, &all)
+    };
+    let expected = template(&[
+        &pushed[2].to_string_lossy(),
+        "--name-template",
+        "acme-web",
+        "--namespace",
+        "acme-web",
+        "--include-crds",
+        "--values",
+        &values_file.to_string_lossy(),
+    ])?;
+    let told = expected
+        .iter()
+        .find(|o| o["metadata"]["name"] == "acme-web-capabilities")
+        .context("the chart saw no policy/v1beta1 on the destination")?;
+    ensure!(
+        told["data"]["kubeVersion"] == format!("v{}", capabilities[1]),
+        "helm was not given the destination's version: {told}"
+    );
     live_equals_template(workload, &expected).await?;
 
     // 2. Git with a dependency from the registry, values for the subchart from Git.
@@ -518,19 +562,16 @@ async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Resul
         &globex_values,
         "customer: globex\nreplicas: 3\nimage: registry.example.com/web:2\n",
     )?;
-    let expected = helm_template(
-        &helm,
-        &[
-            &reference.join("platform").to_string_lossy(),
-            "--name-template",
-            "globex",
-            "--namespace",
-            "globex-platform",
-            "--include-crds",
-            "--values",
-            &globex_values.to_string_lossy(),
-        ],
-    )?;
+    let expected = template(&[
+        &reference.join("platform").to_string_lossy(),
+        "--name-template",
+        "globex",
+        "--namespace",
+        "globex-platform",
+        "--include-crds",
+        "--values",
+        &globex_values.to_string_lossy(),
+    ])?;
     ensure!(
         expected.iter().any(|o| o["kind"] == "Deployment"),
         "the reference holds no Deployment of the dependency: {expected:?}"

@@ -966,6 +966,27 @@ async fn observe(
         )
         .map_err(refused)?;
 
+    let conn = ctx
+        .clients
+        .connect(&cluster)
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))?;
+    if let Some(why) = ctx.live.unreachable(&conn.server) {
+        let unreachable = status::Unreachable {
+            server: conn.server.clone(),
+            reason: why,
+        };
+        return Err(Problem {
+            condition: status::Unreachable::CONDITION,
+            ..Problem::comparison(unreachable.to_string())
+        });
+    }
+
+    // Helm renders for the destination's version and APIs (`.Capabilities`), as Argo CD.
+    let capabilities = conn
+        .capabilities()
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))?;
     let repos = ctx.repos.clone();
     let charts = ctx.charts.clone();
     let renderer = ctx.renderer.clone();
@@ -977,6 +998,8 @@ async fn observe(
         let target = RenderTarget {
             app_name: &app_name,
             namespace: &app_ns,
+            kube_version: &capabilities.kube_version,
+            api_versions: &capabilities.api_versions,
         };
         let multi = render_wanted.multi;
         let which = |i: usize, e: String| {
@@ -1050,22 +1073,6 @@ async fn observe(
         commits,
         wanted.multi,
     );
-
-    let conn = ctx
-        .clients
-        .connect(&cluster)
-        .await
-        .map_err(|e| Problem::comparison(e.to_string()))?;
-    if let Some(why) = ctx.live.unreachable(&conn.server) {
-        let unreachable = status::Unreachable {
-            server: conn.server.clone(),
-            reason: why,
-        };
-        return Err(Problem {
-            condition: status::Unreachable::CONDITION,
-            ..Problem::comparison(unreachable.to_string())
-        });
-    }
 
     tracing::debug!(app = instance, server = %conn.server, "connected");
     let options = sync_options(app);

@@ -108,8 +108,14 @@ fn helm_args(
     if !namespace.is_empty() {
         args.extend(["--namespace".to_owned(), namespace.to_owned()]);
     }
-    if !opts.kube_version.is_empty() {
-        args.extend(["--kube-version".to_owned(), opts.kube_version.clone()]);
+    // The source's own settings win over the destination's, as in Argo CD.
+    let kube_version = if opts.kube_version.is_empty() {
+        target.kube_version
+    } else {
+        &opts.kube_version
+    };
+    if !kube_version.is_empty() {
+        args.extend(["--kube-version".to_owned(), kube_version.to_owned()]);
     }
     for file in files
         .value_files
@@ -130,7 +136,12 @@ fn helm_args(
     for (name, path) in &files.set_files {
         args.extend(["--set-file".to_owned(), format!("{name}={path}")]);
     }
-    for v in &opts.api_versions {
+    let api_versions = if opts.api_versions.is_empty() {
+        target.api_versions
+    } else {
+        &opts.api_versions
+    };
+    for v in api_versions {
         args.extend(["--api-versions".to_owned(), v.clone()]);
     }
     if !opts.skip_crds {
@@ -773,5 +784,48 @@ data:
             "<chart>/templates/a.yaml: error"
         );
         assert_eq!(without_work_paths("/elsewhere/x", work), "/elsewhere/x");
+    }
+
+    #[test]
+    fn the_destination_cluster_gives_kube_version_and_api_versions_unless_the_source_does() {
+        let cluster_apis = ["apps/v1".to_owned(), "policy/v1beta1".to_owned()];
+        let target = RenderTarget {
+            kube_version: "1.20.2",
+            api_versions: &cluster_apis,
+            ..TARGET
+        };
+        let none = ResolvedFiles {
+            value_files: vec![],
+            set_files: vec![],
+        };
+        let args = helm_args("c", &HelmOptions::default(), target, &none, None);
+        assert_eq!(
+            args[6..],
+            [
+                "--kube-version",
+                "1.20.2",
+                "--api-versions",
+                "apps/v1",
+                "--api-versions",
+                "policy/v1beta1",
+                "--include-crds"
+            ]
+        );
+        let own: HelmOptions = options(
+            "helm",
+            Some(&json!({"kubeVersion": "1.31.0", "apiVersions": ["x.io/v1"]})),
+        )
+        .unwrap();
+        let args = helm_args("c", &own, target, &none, None);
+        assert_eq!(
+            args[6..],
+            [
+                "--kube-version",
+                "1.31.0",
+                "--api-versions",
+                "x.io/v1",
+                "--include-crds"
+            ]
+        );
     }
 }

@@ -64,13 +64,20 @@ pub struct Rendered {
 }
 
 /// The Application a source is rendered for: Helm needs its name (the default release
-/// name) and destination namespace, as `argocd` passes them to `helm template`.
+/// name) and destination namespace, and the destination cluster's Kubernetes version and
+/// API versions (`.Capabilities`), as Argo CD passes them to `helm template`.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderTarget<'a> {
     /// The Application's name.
     pub app_name: &'a str,
     /// The destination namespace.
     pub namespace: &'a str,
+    /// The destination's Kubernetes version (`1.30.2`); empty: Helm's default. A source's
+    /// `helm.kubeVersion` wins.
+    pub kube_version: &'a str,
+    /// The destination's API group versions (`apps/v1`); empty: Helm's defaults. A
+    /// source's `helm.apiVersions` wins.
+    pub api_versions: &'a [String],
 }
 
 /// What a source may read besides its own tree.
@@ -308,8 +315,12 @@ fn cache_key(
     target: RenderTarget<'_>,
     inputs: Inputs<'_>,
 ) -> String {
-    let helm_target =
-        (source_type == SourceType::Helm).then_some((target.app_name, target.namespace));
+    let helm_target = (source_type == SourceType::Helm).then_some((
+        target.app_name,
+        target.namespace,
+        target.kube_version,
+        target.api_versions,
+    ));
     let refs: Vec<(&str, &str)> = inputs
         .refs
         .iter()
@@ -415,6 +426,8 @@ mod testing {
     pub(super) const TARGET: RenderTarget<'static> = RenderTarget {
         app_name: "app",
         namespace: "ns",
+        kube_version: "",
+        api_versions: &[],
     };
 
     /// A [`MemoryRepos`] tree where the paths in `links` are symlinks (content = target).
@@ -605,6 +618,7 @@ mod tests {
         let other = RenderTarget {
             app_name: "other",
             namespace: "x",
+            ..TARGET
         };
         assert!(Arc::ptr_eq(
             &one,
