@@ -637,3 +637,213 @@ impl crate::render::ChartFetcher for ProjectCharts<'_> {
         Ok((fetched.version, snapshot))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::charts::archive::tests::tgz;
+
+    /// A plain HTTP server on loopback answering `GET /<name>` from `files` (404
+    /// otherwise, or no answer at all for a `None` body: the connection is dropped), and
+    /// counting requests.
+    struct Server {
+        url: String,
+        requests: Arc<AtomicUsize>,
+    }
+
+    fn serve(files: Vec<(&'static str, Option<Vec<u8>>)>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/charts", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+                        break;
+                    }
+                }
+                let path = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let found = files
+                    .iter()
+                    .find(|(name, _)| path == format!("/charts/{name}"));
+                match found {
+                    Some((_, None)) => {}
+                    Some((_, Some(body))) => {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(body);
+                    }
+                    None => {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                }
+            }
+        });
+        Server { url, requests }
+    }
+
+    fn package(version: &str) -> Vec<u8> {
+        tgz(&[(
+            "web/Chart.yaml",
+            &format!("name: web\nversion: {version}\n"),
+            tar::EntryType::Regular,
+        )])
+    }
+
+    fn index(entries: &[(&str, &[u8], &str)]) -> Vec<u8> {
+        let mut text = "apiVersion: v1\nentries:\n  web:\n".to_owned();
+        for (version, package, file) in entries {
+            let digest = hex::encode(sha2::Sha256::digest(package));
+            text.push_str(&format!(
+                "  - name: web\n    version: {version}\n    digest: {digest}\n    urls: [{file}]\n"
+            ));
+        }
+        text.into_bytes()
+    }
+
+    fn cache(dir: &Path) -> ChartRepos {
+        ChartRepos::new(dir.to_path_buf())
+            .with_url_policy(UrlPolicy::permissive())
+            .with_backoff(Backoff {
+                initial: Duration::from_secs(60),
+                max: Duration::from_secs(60),
+            })
+    }
+
+    fn request<'a>(url: &'a str, wanted: &'a str) -> ChartRequest<'a> {
+        ChartRequest {
+            repo_url: url,
+            chart: "web",
+            wanted,
+            pass_credentials: false,
+        }
+    }
+
+    #[test]
+    fn versions_are_read_once_per_interval_and_an_exact_cached_version_needs_no_request() {
+        let (one, two) = (package("1.0.0"), package("1.1.0"));
+        let idx = index(&[
+            ("1.1.0", &two, "web-1.1.0.tgz"),
+            ("1.0.0", &one, "web-1.0.0.tgz"),
+        ]);
+        let server = serve(vec![
+            ("index.yaml", Some(idx)),
+            ("web-1.0.0.tgz", Some(one)),
+            ("web-1.1.0.tgz", Some(two)),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let charts = cache(dir.path());
+        let project = charts.for_project("default");
+        let got = project.fetch(request(&server.url, "^1.0.0")).unwrap();
+        assert_eq!(got.version, "1.1.0");
+        assert_eq!(got.package.chart_dir(), "web");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 2, "index + package");
+        // Within the refresh interval the index is not read again; a cached exact version
+        // is served from disk, even by a new cache over the same directory.
+        assert_eq!(
+            project.fetch(request(&server.url, "1.x")).unwrap().version,
+            "1.1.0"
+        );
+        let fresh = cache(dir.path());
+        let again = fresh
+            .for_project("default")
+            .fetch(request(&server.url, "1.1.0"))
+            .unwrap();
+        assert_eq!(again.version, "1.1.0");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+        // A refresh request reads the index again.
+        charts.refresh(&server.url);
+        assert_eq!(
+            project
+                .fetch(request(&server.url, "1.0.0"))
+                .unwrap()
+                .version,
+            "1.0.0"
+        );
+        assert_eq!(
+            server.requests.load(Ordering::SeqCst),
+            4,
+            "index + the 1.0.0 package"
+        );
+        let err = project.fetch(request(&server.url, "3.0.0")).unwrap_err();
+        assert_eq!(err.category(), "no_version");
+        assert!(
+            err.to_string().contains("newest of 2: 1.1.0, 1.0.0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failing_repository_is_asked_again_only_after_its_backoff_or_a_refresh() {
+        let server = serve(vec![("index.yaml", None)]);
+        let dir = tempfile::tempdir().unwrap();
+        let charts = cache(dir.path());
+        let project = charts.for_project("default");
+        let first = project.fetch(request(&server.url, "1.0.0")).unwrap_err();
+        assert_eq!(first.category(), "versions");
+        let held = project.fetch(request(&server.url, "1.0.0")).unwrap_err();
+        assert!(held.to_string().contains("next attempt in"), "{held}");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+        charts.refresh(&server.url);
+        assert!(project.fetch(request(&server.url, "1.0.0")).is_err());
+        assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_package_that_is_not_what_the_index_says_is_refused() {
+        let real = package("1.0.0");
+        let idx = index(&[("1.0.0", &real, "web-1.0.0.tgz")]);
+        let server = serve(vec![
+            ("index.yaml", Some(idx)),
+            ("web-1.0.0.tgz", Some(package("6.6.6"))),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let charts = cache(dir.path());
+        let err = charts
+            .for_project("default")
+            .fetch(request(&server.url, "1.0.0"))
+            .unwrap_err();
+        assert_eq!(err.category(), "package");
+        assert!(err.to_string().contains("the index says"), "{err}");
+        assert_eq!(disk::children(dir.path()).len(), 0, "nothing kept");
+    }
+
+    #[test]
+    fn packages_stay_under_the_byte_budget_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = package("1.0.0");
+        let charts = cache(dir.path()).with_max_bytes(bytes.len() as u64 * 2);
+        for key in ["a", "b", "c"] {
+            charts.package(key, || Ok(bytes.clone())).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut kept: Vec<String> = disk::children(dir.path())
+            .into_iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["b", "c"]);
+    }
+
+    use crate::repo::disk;
+}
