@@ -5,7 +5,8 @@
 //! * [`repo`]: Git through gix, and the cache of remote repositories; [`url_policy`]: which
 //!   repository URLs may be read at all;
 //! * [`render`]: an Application's source rendered to manifests (directories, Kustomize, Helm);
-//! * [`charts`]: Helm repositories' `index.yaml` and the chart version a `targetRevision` picks;
+//! * [`charts`]: Helm charts from Helm repositories and OCI registries: the version a
+//!   `targetRevision` picks, the packages (cached under a byte budget) read as trees;
 //! * [`target`]: what an Application wants deployed (sources, revisions) and what it got;
 //! * [`resource`]: object keys, tracking ids, sync options, waves and hook roles;
 //! * [`boundary`]: the pure check that a sync stays inside its `AppProject` and its cluster

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 const TARGET: RenderTarget<'static> = RenderTarget {
     app_name: "web",
     namespace: "prod",
+    kube_version: "",
+    api_versions: &[],
 };
 
 fn json_value() -> impl Strategy<Value = Value> {

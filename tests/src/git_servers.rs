@@ -75,7 +75,7 @@ const HTTP_USER: &str = "argosy";
 pub(crate) const BARRIER_PATH: &str = "/__argosy_log_barrier";
 
 /// Set `ARGOSY_KEEP_TEMP` (to anything but `0`) to keep the servers' temp dirs.
-fn keep_temp() -> bool {
+pub(crate) fn keep_temp() -> bool {
     std::env::var_os("ARGOSY_KEEP_TEMP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 

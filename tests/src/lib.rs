@@ -21,6 +21,10 @@
 //! sshd and `git daemon` (installed by `scripts/install-git-servers.sh`); [`helm_repo`] a
 //! Helm chart repository (nginx over HTTPS, optional basic auth) and chart fixtures made with
 //! the real `helm`.
+//!
+//! [`registry`] starts a real OCI registry (Distribution's `docker-registry`, HTTPS with
+//! optional basic auth) on loopback for the Helm OCI chart and image tests (installed by
+//! `scripts/install-registry.sh`).
 
 pub mod argocd;
 pub mod bench;
@@ -35,6 +39,7 @@ pub mod helm_repo;
 pub mod modgraph;
 pub mod ports;
 pub mod probe;
+pub mod registry;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane,
