@@ -200,11 +200,22 @@ async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<S
 /// An automated multi-source Application: the chart source first, then the values
 /// repository as `ref: values`.
 async fn chart_app(client: &Client, name: &str, chart_source: Value, server: &str) -> Result<()> {
+    project_chart_app(client, "default", name, chart_source, server).await
+}
+
+/// [`chart_app`] in `project`.
+async fn project_chart_app(
+    client: &Client,
+    project: &str,
+    name: &str,
+    chart_source: Value,
+    server: &str,
+) -> Result<()> {
     let app = json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
         "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE},
         "spec": {
-            "project": "default",
+            "project": project,
             "sources": [chart_source, {"repoURL": VALUES_REPO, "targetRevision": "HEAD", "ref": "values"}],
             "destination": {"server": server, "namespace": name},
             "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]},
@@ -566,9 +577,41 @@ async fn charts_from_a_registry_a_helm_repository_and_git_with_per_customer_valu
             "a password leaked: {text}"
         );
     }
-    // Long enough for a few resyncs: nothing is written for either.
+    // 5. A tenant whose project permits the registry but not the chart repository: the
+    // umbrella chart's dependency from the chart repository is refused (Argo CD would fetch
+    // it without credentials), nothing is written.
+    apply_json(
+        &admin,
+        &ApiResource::erase::<argosy_crds::AppProject>(&()),
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+            "metadata": {"name": "tenant", "namespace": ARGOCD_NAMESPACE},
+            "spec": {
+                "sourceRepos": [CHARTS_REPO, VALUES_REPO, registry_url],
+                "destinations": [{"server": server, "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "Namespace"}],
+            },
+        }),
+    )
+    .await?;
+    project_chart_app(
+        &admin,
+        "tenant",
+        "tenant-platform",
+        json!({"repoURL": CHARTS_REPO, "path": "platform", "targetRevision": "HEAD"}),
+        &server,
+    )
+    .await?;
+    comparison_error(
+        &admin,
+        "tenant-platform",
+        "is not permitted in project 'tenant'",
+    )
+    .await?;
+
+    // Long enough for a few resyncs: nothing is written for any of them.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    for namespace in ["unknown-version", "bad-values"] {
+    for namespace in ["unknown-version", "bad-values", "tenant-platform"] {
         let writes = writes_into(&cp, &workload.name, namespace)?;
         ensure!(writes.is_empty(), "writes for {namespace}: {writes:?}");
     }
