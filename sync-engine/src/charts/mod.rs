@@ -794,6 +794,23 @@ mod tests {
     }
 
     #[test]
+    fn internal_and_plain_http_repositories_are_refused_without_a_request() {
+        let server = serve(vec![("index.yaml", Some(b"apiVersion: v1\n".to_vec()))]);
+        let dir = tempfile::tempdir().unwrap();
+        let strict = ChartRepos::new(dir.path().to_path_buf());
+        let project = strict.for_project("default");
+        for url in [
+            server.url.clone(),
+            server.url.replace("http://", "https://"),
+            "oci://169.254.169.254/charts".to_owned(),
+        ] {
+            let err = project.fetch(request(&url, "1.0.0")).unwrap_err();
+            assert_eq!(err.category(), "refused", "{url}: {err}");
+        }
+        assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
     fn a_failing_repository_is_asked_again_only_after_its_backoff_or_a_refresh() {
         let server = serve(vec![("index.yaml", None)]);
         let dir = tempfile::tempdir().unwrap();
