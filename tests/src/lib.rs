@@ -31,6 +31,8 @@ pub mod fixtures;
 pub mod fuzz;
 pub mod git_servers;
 pub mod helm;
+/// Argosy's container image: built and pushed by `scripts/build-image.sh`, pulled and run by podman.
+pub mod image;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
 pub mod modgraph;
