@@ -106,6 +106,11 @@ if ! flock -n 8; then
     log "another build-image.sh is running; waiting for it"
     flock 8
 fi
+# What a killed run left behind (no other run can be using it while this one holds the lock):
+# its staging directory, auth and digest files, and its buildah working container.
+rm -rf "$ARGOSY_CACHE/image"/staging.* "$ARGOSY_CACHE/image"/auth.* "$ARGOSY_CACHE/image"/digest.*
+WORKING_CONTAINER=argosy-build-image
+buildah rm "$WORKING_CONTAINER" >/dev/null 2>&1 || true
 
 # --- the binary --------------------------------------------------------------------------------
 if [[ -z $binary ]]; then
@@ -164,7 +169,7 @@ if [[ -n $previous_id && $(image_label "$tag" io.argosy.image.inputs) == "$finge
     log "up to date: $tag (inputs $fingerprint)"
 else
     # --- the root filesystem -----------------------------------------------------------------
-    work=$(mktemp -d "$ARGOSY_CACHE/image/build.XXXXXX")
+    work=$(mktemp -d "$ARGOSY_CACHE/image/staging.XXXXXX")
     container=""
     cleanup() {
         [[ -z $container ]] || buildah rm "$container" >/dev/null 2>&1 || true
@@ -228,7 +233,7 @@ EOF
 
     # --- the image -------------------------------------------------------------------------
     log "building $tag from scratch (inputs $fingerprint)"
-    container=$(buildah from --quiet scratch)
+    container=$(buildah from --quiet --name "$WORKING_CONTAINER" scratch)
     buildah add --quiet "$container" "$layer" / >/dev/null
     created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     repository=$(sed -n 's/^repository = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
