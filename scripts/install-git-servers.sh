@@ -2,7 +2,9 @@
 # Make this machine able to run the real Git servers of the integration tests
 # (tests/src/git_servers.rs): nginx + fcgiwrap in front of `git http-backend` (HTTPS with
 # basic auth or a client certificate, plain HTTP), OpenSSH's sshd, `git daemon`, and the
-# `openssl` / `ssh-keygen` CLIs that make their certificates and keys.
+# `openssl` / `ssh-keygen` CLIs that make their certificates and keys. The Helm chart
+# repository of the chart tests (tests/src/helm_repo.rs) is the same nginx serving files,
+# with the same certificates and htpasswd files (`openssl passwd -apr1`, no apache2-utils).
 #
 # The tests start every server themselves, on loopback, with their own configuration: the
 # packages' system services are never started here (a policy-rc.d answering 101 while

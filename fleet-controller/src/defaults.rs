@@ -34,6 +34,8 @@ pub const REPO_BACKOFF_MAX_SECONDS: u64 = 180;
 pub const REPO_CONNECT_TIMEOUT_SECONDS: u64 = 5;
 /// Seconds a Git operation may wait for the next bytes.
 pub const REPO_STALL_TIMEOUT_SECONDS: u64 = 15;
+/// The disk budget of downloaded Helm chart packages.
+pub const CHART_CACHE_MAX_BYTES: &str = "256Mi";
 /// The HTTP listener (`/metrics`, `/healthz`, webhook, dashboard).
 pub const LISTEN: &str = "0.0.0.0:8080";
 

@@ -42,6 +42,7 @@ use crate::webhook::WebhookConfig;
 use argosy_sync_engine::fence::{self, Fence};
 use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::{
+    charts::ChartRepos,
     clients::ClusterClients,
     live::LiveCache,
     render::{Limits, Renderer},
@@ -89,6 +90,8 @@ pub struct RunArgs {
     pub repo_timeouts: argosy_sync_engine::repo::Timeouts,
     /// The disk budget of cloned repositories and materialized trees; `None`: unbounded.
     pub repo_cache_max_bytes: Option<u64>,
+    /// The disk budget of downloaded Helm chart packages.
+    pub chart_cache_max_bytes: u64,
     /// Where `/healthz`, `/metrics` and the Git push webhook are served; `None`: not served.
     pub listen: Option<std::net::SocketAddr>,
     pub webhook: WebhookConfig,
@@ -298,18 +301,33 @@ pub async fn run_with(
     let shutdown = futures::FutureExt::shared(shutdown);
     let metrics = Metrics::new();
     // One repository cache for generators and the sync engine.
+    let repo_credentials = Arc::new(repo_credentials);
     let mut git = GitRepos::new(args.repos.clone(), args.repo_cache.clone())
         .with_url_policy(args.url_policy)
         .with_refresh_interval(args.repo_refresh)
         .with_backoff(args.repo_backoff)
         .with_timeouts(args.repo_timeouts)
-        .with_credentials(Arc::new(repo_credentials))
-        .with_evictable_dirs(vec![args.repo_cache.join("render").join("trees")])
+        .with_credentials(repo_credentials.clone())
+        .with_evictable_dirs(vec![
+            args.repo_cache.join("render").join("trees"),
+            args.repo_cache.join("render").join("dependencies"),
+        ])
         .with_observer(Arc::new(metrics.clone()));
     if let Some(max_bytes) = args.repo_cache_max_bytes {
         git = git.with_max_bytes(max_bytes);
     }
     let repos = Arc::new(git);
+    // Helm charts from Helm repositories and OCI registries: the same credentials, URL
+    // policy, timeouts, backoff and refresh interval as Git.
+    let charts = Arc::new(
+        ChartRepos::new(args.repo_cache.join("charts"))
+            .with_credentials(repo_credentials)
+            .with_url_policy(args.url_policy)
+            .with_refresh_interval(args.repo_refresh)
+            .with_backoff(args.repo_backoff)
+            .with_timeouts(args.repo_timeouts)
+            .with_max_bytes(args.chart_cache_max_bytes),
+    );
     // Apps to re-check (by app instance): from the live cache and from push webhooks.
     let (app_trigger, app_triggers) =
         trigger_queue::<String>(TRIGGER_CAPACITY, metrics.queue_dropped("app_triggers"));
@@ -394,6 +412,7 @@ pub async fn run_with(
                     projects: projects.clone(),
                     leader: leader.clone(),
                     repos: repos.clone(),
+                    charts: charts.clone(),
                     metrics: metrics.clone(),
                     triggers: (app_trigger.clone(), app_triggers),
                     heartbeat: sync_heartbeat.clone(),
@@ -725,6 +744,7 @@ struct SyncWiring {
     projects: ProjectRegistry,
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     repos: Arc<GitRepos>,
+    charts: Arc<ChartRepos>,
     metrics: Metrics,
     /// Apps to re-check (by app instance), from the live cache and push webhooks.
     triggers: (TriggerSender<String>, tokio::sync::mpsc::Receiver<String>),
@@ -749,6 +769,7 @@ fn sync_controller(
         projects,
         leader,
         repos,
+        charts,
         metrics,
         triggers: (trigger_tx, trigger_rx),
         heartbeat,
@@ -778,6 +799,7 @@ fn sync_controller(
             clusters: cluster_registry,
             projects,
             repos,
+            charts,
             renderer: Arc::new(Renderer::new(
                 args.repo_cache.join("render"),
                 Limits::default(),

@@ -243,6 +243,7 @@ impl ClusterClients {
             state,
             redactor,
             discovery: Mutex::default(),
+            group_versions: Mutex::default(),
         });
         if let Some(slot) = self.lock().get_mut(&cluster.server) {
             slot.conn = Some((cluster.config.clone(), conn.clone()));
@@ -275,9 +276,77 @@ pub struct ClusterConn {
     state: Arc<Mutex<ClusterState>>,
     redactor: Redactor,
     discovery: Mutex<DiscoveryCache>,
+    /// The served API group versions and when they were read ([`Self::capabilities`]).
+    group_versions: Mutex<Option<(Arc<Vec<String>>, Instant)>>,
+}
+
+/// What Helm calls `.Capabilities`: the cluster's Kubernetes version and API versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `major.minor.patch` of the API server, without `v` or build suffixes (Helm reads
+    /// only semantic versions).
+    pub kube_version: String,
+    /// Served group versions (`v1`, `apps/v1`, ...).
+    pub api_versions: Arc<Vec<String>>,
+}
+
+/// How long a cluster's list of API group versions is used before it is read again.
+const CAPABILITIES_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `v1.20.2+k3s1` -> `1.20.2`, as Argo CD's `parseKubeVersion`.
+fn semantic_kube_version(git_version: &str) -> String {
+    let v = git_version.trim().trim_start_matches('v');
+    v.split(['+', '-']).next().unwrap_or_default().to_owned()
 }
 
 impl ClusterConn {
+    /// The cluster's [`Capabilities`] for rendering Helm charts (two discovery requests,
+    /// then cached for five minutes).
+    pub async fn capabilities(&self) -> Result<Capabilities, ClientError> {
+        let kube_version = semantic_kube_version(&self.server_version().await?);
+        let cached = lock(&self.group_versions)
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < CAPABILITIES_TTL)
+            .map(|(versions, _)| versions.clone());
+        if let Some(api_versions) = cached {
+            return Ok(Capabilities {
+                kube_version,
+                api_versions,
+            });
+        }
+        let failed = |e: &kube::Error| ClientError::Discovery {
+            server: self.server.clone(),
+            api_version: "(all)".to_owned(),
+            failure: self.redactor.failure(e),
+        };
+        let core = self.client.list_core_api_versions().await.map_err(|e| {
+            let e = failed(&e);
+            self.record_error(&e);
+            e
+        })?;
+        let groups = self.client.list_api_groups().await.map_err(|e| {
+            let e = failed(&e);
+            self.record_error(&e);
+            e
+        })?;
+        self.record_success();
+        let mut versions: Vec<String> = core.versions;
+        versions.extend(
+            groups
+                .groups
+                .iter()
+                .flat_map(|g| g.versions.iter().map(|v| v.group_version.clone())),
+        );
+        versions.sort();
+        versions.dedup();
+        let api_versions = Arc::new(versions);
+        *lock(&self.group_versions) = Some((api_versions.clone(), Instant::now()));
+        Ok(Capabilities {
+            kube_version,
+            api_versions,
+        })
+    }
+
     /// The resource and scope serving `kind` in `api_version`. Cached; a kind that is not
     /// served is looked up again after a few seconds (a CRD may have been applied since).
     pub async fn resource(
@@ -364,7 +433,7 @@ impl ClusterConn {
     }
 }
 
-fn lock(state: &Mutex<ClusterState>) -> std::sync::MutexGuard<'_, ClusterState> {
+fn lock<T>(state: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -1119,6 +1188,14 @@ mod tests {
             let e = parse_api_version(bad).unwrap_err();
             assert_eq!(e.category(), "InvalidApiVersion", "{bad}");
         }
+    }
+
+    #[test]
+    fn kube_versions_are_read_as_helm_reads_them() {
+        assert_eq!(semantic_kube_version("v1.20.2"), "1.20.2");
+        assert_eq!(semantic_kube_version("v1.30.4+k3s1"), "1.30.4");
+        assert_eq!(semantic_kube_version("v1.29.1-eks-508b6b3"), "1.29.1");
+        assert_eq!(semantic_kube_version(""), "");
     }
 
     #[test]

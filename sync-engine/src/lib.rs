@@ -5,6 +5,8 @@
 //! * [`repo`]: Git through gix, and the cache of remote repositories; [`url_policy`]: which
 //!   repository URLs may be read at all;
 //! * [`render`]: an Application's source rendered to manifests (directories, Kustomize, Helm);
+//! * [`charts`]: Helm charts from Helm repositories and OCI registries: the version a
+//!   `targetRevision` picks, the packages (cached under a byte budget) read as trees;
 //! * [`target`]: what an Application wants deployed (sources, revisions) and what it got;
 //! * [`resource`]: object keys, tracking ids, sync options, waves and hook roles;
 //! * [`boundary`]: the pure check that a sync stays inside its `AppProject` and its cluster
@@ -35,6 +37,7 @@
 #![allow(clippy::missing_errors_doc)]
 
 pub mod boundary;
+pub mod charts;
 pub mod clients;
 pub mod decide;
 pub mod diff;

@@ -180,6 +180,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         repo_backoff: argosy_sync_engine::repo::Backoff::default(),
         repo_timeouts: argosy_sync_engine::repo::Timeouts::default(),
         repo_cache_max_bytes: None,
+        chart_cache_max_bytes: 256 << 20,
         listen: None,
         webhook: WebhookConfig::default(),
         dashboard_token: None,

@@ -72,14 +72,14 @@ const AUTHOR_DATE: &str = "2024-01-01T00:00:00+00:00";
 /// The first user of [`GitHttpServer`]'s basic auth.
 const HTTP_USER: &str = "argosy";
 /// Where the plain listener answers 204 without logging (see [`GitHttpServer::requests`]).
-const BARRIER_PATH: &str = "/__argosy_log_barrier";
+pub(crate) const BARRIER_PATH: &str = "/__argosy_log_barrier";
 
 /// Set `ARGOSY_KEEP_TEMP` (to anything but `0`) to keep the servers' temp dirs.
 pub(crate) fn keep_temp() -> bool {
     std::env::var_os("ARGOSY_KEEP_TEMP").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -271,7 +271,7 @@ impl Proc {
         Ok(Proc { what, child })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -297,7 +297,7 @@ fn kill_tree(child: &mut Child) {
 }
 
 /// `root` and all its descendants (root first), from /proc.
-fn process_tree(root: u32) -> Vec<u32> {
+pub(crate) fn process_tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -345,7 +345,7 @@ fn send_signal(pids: &[u32], signal: &str) {
 /// SIGSTOPs (or SIGCONTs) every process of the servers rooted at `roots`, and waits until
 /// the kernel reports each stopped (or running again), so a request made right after
 /// `stop()` returns hangs.
-fn stop_or_resume(roots: &[u32], stop: bool) -> Result<()> {
+pub(crate) fn stop_or_resume(roots: &[u32], stop: bool) -> Result<()> {
     let pids: Vec<u32> = roots.iter().flat_map(|&r| process_tree(r)).collect();
     send_signal(&pids, if stop { "STOP" } else { "CONT" });
     let deadline = Instant::now() + SIGNAL_TIMEOUT;
@@ -404,6 +404,87 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// nginx started in `dir` (its prefix) with the configuration `conf(ports)` for `count` free
+/// loopback ports, its early error log at `error_log`; retried with new ports when it dies
+/// before it is ready (another process may take a port between [`free_port`] and the bind).
+/// `conf` must write the pid file `DIR/nginx.pid` ([`nginx_main_conf`] does): nginx writes it
+/// only after every listener is bound, so a port some other process answers on is not taken
+/// for ours.
+pub(crate) fn start_nginx(
+    dir: &Path,
+    count: usize,
+    error_log: &Path,
+    conf: impl Fn(&[u16]) -> String,
+) -> Result<(Proc, Vec<u16>)> {
+    let conf_path = dir.join("nginx.conf");
+    let pid_file = dir.join("nginx.pid");
+    let mut last_error = None;
+    for _ in 0..START_ATTEMPTS {
+        let ports = (0..count)
+            .map(|_| free_port())
+            .collect::<Result<Vec<u16>>>()?;
+        fs::write(&conf_path, conf(&ports)).context("writing nginx.conf")?;
+        let _ = fs::remove_file(&pid_file);
+        let mut cmd = server_command("/usr/sbin/nginx");
+        cmd.arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf_path)
+            // Before it reads the configuration nginx opens its default error log
+            // (/var/log/nginx/error.log) unless told otherwise.
+            .arg("-e")
+            .arg(error_log)
+            .current_dir(dir);
+        let mut nginx = Proc::spawn("nginx", cmd, &dir.join("nginx.out"))?;
+        let ready = wait_ready(&mut nginx, error_log, || {
+            pid_file.exists() && ports.iter().all(|&p| tcp_accepts(p))
+        });
+        match ready {
+            Ok(()) => return Ok((nginx, ports)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow!("nginx did not start")))
+}
+
+/// An nginx configuration for [`start_nginx`] in `dir`: one process (`master_process off`:
+/// it gets the parent-death signal itself, since nginx workers outlive a SIGKILLed master; it
+/// is all `stop()` must freeze; and it orders the access log, see
+/// [`GitHttpServer::access_log`]), running as the user that started it (so no `user`
+/// directive: as root it serves root's files), logging requests in the format
+/// [`parse_access_line`] reads, with `http` (directives, then `server` blocks) inside its
+/// `http` block.
+pub(crate) fn nginx_main_conf(
+    dir: &Path,
+    error_log: &Path,
+    access_log: &Path,
+    http: &str,
+) -> String {
+    let d = dir.display();
+    format!(
+        r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {error_log} info;
+events {{
+    worker_connections 512;
+}}
+http {{
+    log_format requests '$server_port $status $request_method $request_uri "$remote_user"';
+    access_log {access_log} requests;
+    client_body_temp_path {d}/tmp/client_body;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    proxy_temp_path {d}/tmp/proxy;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+{http}
+}}
+"#,
+        error_log = error_log.display(),
+        access_log = access_log.display(),
+    )
+}
+
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -448,13 +529,13 @@ impl Drop for ServerDir {
 }
 
 /// A log file read from a mark on: counts see only what was logged after the last reset.
-struct LogFile {
-    path: PathBuf,
+pub(crate) struct LogFile {
+    pub(crate) path: PathBuf,
     mark: Mutex<u64>,
 }
 
 impl LogFile {
-    fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         LogFile {
             path,
             mark: Mutex::new(0),
@@ -462,7 +543,7 @@ impl LogFile {
     }
 
     /// The complete lines written since the mark.
-    fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         let bytes = fs::read(&self.path).unwrap_or_default();
         let from = usize::try_from(*lock(&self.mark))
             .unwrap_or(usize::MAX)
@@ -478,7 +559,7 @@ impl LogFile {
     }
 
     /// Moves the mark to the end of what is logged now.
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         let len = fs::metadata(&self.path).map_or(0, |m| m.len());
         *lock(&self.mark) = len;
     }
@@ -659,6 +740,16 @@ impl Certificates {
     /// The server certificate's private key.
     pub fn server_key_path(&self) -> PathBuf {
         self.dir.join("server.key")
+    }
+
+    /// nginx's `ssl_certificate` and `ssl_certificate_key` for the server certificate.
+    pub(crate) fn nginx_server_tls(&self) -> String {
+        format!(
+            "ssl_certificate {};
+        ssl_certificate_key {};",
+            self.server_cert_path().display(),
+            self.server_key_path().display()
+        )
     }
 
     /// The CA that signed the client certificate (PEM): what the server trusts.
@@ -934,10 +1025,8 @@ impl GitHttpServer {
 
         let error_log = d.join("error.log");
         let access_log = d.join("access.log");
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS {
-            let ports = (free_port()?, free_port()?, free_port()?);
-            let conf = nginx_conf(&NginxConf {
+        let (nginx, ports) = start_nginx(d, 3, &error_log, |ports| {
+            nginx_conf(&NginxConf {
                 dir: d,
                 root: &root,
                 backend: &backend,
@@ -946,51 +1035,24 @@ impl GitHttpServer {
                 htpasswd: &htpasswd,
                 access_log: &access_log,
                 error_log: &error_log,
-                ports,
-            });
-            let conf_path = d.join("nginx.conf");
-            fs::write(&conf_path, conf).context("writing nginx.conf")?;
-            let _ = fs::remove_file(d.join("nginx.pid"));
-            let mut cmd = server_command("/usr/sbin/nginx");
-            cmd.arg("-p")
-                .arg(d)
-                .arg("-c")
-                .arg(&conf_path)
-                // Before it reads the configuration nginx opens its default error log
-                // (/var/log/nginx/error.log) unless told otherwise.
-                .arg("-e")
-                .arg(&error_log)
-                .current_dir(d);
-            let mut nginx = Proc::spawn("nginx", cmd, &d.join("nginx.out"))?;
-            // The pid file is written only after every listener is bound: a port some
-            // other process answers on is not taken for ours.
-            let pid_file = d.join("nginx.pid");
-            let ready = wait_ready(&mut nginx, &error_log, || {
-                pid_file.exists() && [ports.0, ports.1, ports.2].into_iter().all(tcp_accepts)
-            });
-            match ready {
-                Ok(()) => {
-                    procs.insert(0, nginx);
-                    let server = GitHttpServer {
-                        root,
-                        certs,
-                        https_port: ports.0,
-                        mtls_port: ports.1,
-                        http_port: ports.2,
-                        htpasswd,
-                        users: Mutex::new(users),
-                        access_log: LogFile::new(access_log),
-                        error_log,
-                        stopped: AtomicBool::new(false),
-                        procs,
-                        dir,
-                    };
-                    return Ok(server);
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow!("nginx did not start")))
+                ports: (ports[0], ports[1], ports[2]),
+            })
+        })?;
+        procs.insert(0, nginx);
+        Ok(GitHttpServer {
+            root,
+            certs,
+            https_port: ports[0],
+            mtls_port: ports[1],
+            http_port: ports[2],
+            htpasswd,
+            users: Mutex::new(users),
+            access_log: LogFile::new(access_log),
+            error_log,
+            stopped: AtomicBool::new(false),
+            procs,
+            dir,
+        })
     }
 
     /// The directory whose bare repositories are served.
@@ -1155,49 +1217,62 @@ impl GitHttpServer {
         self.procs.iter().map(Proc::pid).collect()
     }
 
-    /// `GET BARRIER_PATH` on the plain listener; errors only mean the counts may miss a
-    /// request finished in the last microseconds.
     fn log_barrier(&self) {
-        let barrier = || -> std::io::Result<()> {
-            let mut stream = TcpStream::connect_timeout(
-                &(Ipv4Addr::LOCALHOST, self.http_port).into(),
-                Duration::from_secs(2),
-            )?;
-            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            stream.write_all(
-                format!("GET {BARRIER_PATH} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
-            )?;
-            stream.shutdown(Shutdown::Write)?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response)?;
-            Ok(())
-        };
-        let _ = barrier();
+        log_barrier(self.http_port);
     }
 
     fn parse_access_line(&self, line: &str) -> Option<AccessLogEntry> {
-        // log_format git: `$server_port $status $request_method $request_uri "$remote_user"`
-        let mut fields = line.splitn(5, ' ');
-        let port: u16 = fields.next()?.parse().ok()?;
-        let status = fields.next()?.parse().ok()?;
-        let method = fields.next()?.to_owned();
-        let uri = fields.next()?;
-        let user = fields.next()?.trim_matches('"');
-        let listener = match port {
+        parse_access_line(line, |port| match port {
             p if p == self.https_port => Listener::Https,
             p if p == self.mtls_port => Listener::Mtls,
             _ => Listener::Http,
-        };
-        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        Some(AccessLogEntry {
-            listener,
-            status,
-            method,
-            path: path.to_owned(),
-            query: query.to_owned(),
-            user: (!user.is_empty() && user != "-").then(|| user.to_owned()),
         })
     }
+}
+
+/// `GET BARRIER_PATH` on the plain listener at `port` of an nginx that answers it without
+/// logging (see [`GitHttpServer::access_log`]); errors only mean the counts may miss a request
+/// finished in the last microseconds.
+pub(crate) fn log_barrier(port: u16) {
+    let barrier = || -> std::io::Result<()> {
+        let mut stream = TcpStream::connect_timeout(
+            &(Ipv4Addr::LOCALHOST, port).into(),
+            Duration::from_secs(2),
+        )?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(
+            format!("GET {BARRIER_PATH} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+        )?;
+        stream.shutdown(Shutdown::Write)?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        Ok(())
+    };
+    let _ = barrier();
+}
+
+/// One line of the access log format of [`nginx_main_conf`]; `listener` says which listener
+/// a port is.
+pub(crate) fn parse_access_line(
+    line: &str,
+    listener: impl Fn(u16) -> Listener,
+) -> Option<AccessLogEntry> {
+    // log_format requests: `$server_port $status $request_method $request_uri "$remote_user"`
+    let mut fields = line.splitn(5, ' ');
+    let port: u16 = fields.next()?.parse().ok()?;
+    let status = fields.next()?.parse().ok()?;
+    let method = fields.next()?.to_owned();
+    let uri = fields.next()?;
+    let user = fields.next()?.trim_matches('"');
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    Some(AccessLogEntry {
+        listener: listener(port),
+        status,
+        method,
+        path: path.to_owned(),
+        query: query.to_owned(),
+        user: (!user.is_empty() && user != "-").then(|| user.to_owned()),
+    })
 }
 
 impl Drop for GitHttpServer {
@@ -1210,7 +1285,7 @@ impl Drop for GitHttpServer {
 
 /// Writes the htpasswd file (apr1 hashes by `openssl passwd`) by rename, so nginx never
 /// reads a half-written one.
-fn write_htpasswd(path: &Path, users: &BTreeMap<String, String>) -> Result<()> {
+pub(crate) fn write_htpasswd(path: &Path, users: &BTreeMap<String, String>) -> Result<()> {
     let mut text = String::new();
     for (user, password) in users {
         let mut child = Command::new("openssl")
@@ -1286,34 +1361,11 @@ fn nginx_conf(c: &NginxConf<'_>) -> String {
         root = c.root.display(),
         path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_owned()),
     );
-    let tls = format!(
-        "ssl_certificate {};
-        ssl_certificate_key {};",
-        c.certs.server_cert_path().display(),
-        c.certs.server_key_path().display()
-    );
+    let tls = c.certs.nginx_server_tls();
+    let barrier = nginx_barrier_location();
     let (https, mtls, http) = c.ports;
-    // One process (`master_process off`): it gets the parent-death signal itself (nginx
-    // workers outlive a SIGKILLed master), it is all `stop()` must freeze, and it orders the
-    // access log (see `access_log()`). It runs as the user that started it, so no `user`
-    // directive: as root it serves root's repositories.
-    format!(
-        r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {error_log} info;
-events {{
-    worker_connections 512;
-}}
-http {{
-    log_format git '$server_port $status $request_method $request_uri "$remote_user"';
-    access_log {access_log} git;
-    client_body_temp_path {d}/tmp/client_body;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    proxy_temp_path {d}/tmp/proxy;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    client_max_body_size 0;
+    let servers = format!(
+        r#"    client_max_body_size 0;
     server {{
         listen 127.0.0.1:{https} ssl;
         {tls}
@@ -1334,20 +1386,25 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{http};
-        location = {BARRIER_PATH} {{
-            access_log off;
-            return 204;
-        }}
+        {barrier}
         location / {{
             {backend}
         }}
-    }}
-}}
-"#,
-        error_log = c.error_log.display(),
-        access_log = c.access_log.display(),
+    }}"#,
         htpasswd = c.htpasswd.display(),
         client_ca = c.certs.client_ca_path().display(),
+    );
+    nginx_main_conf(c.dir, c.error_log, c.access_log, &servers)
+}
+
+/// The `location` of an nginx `server` that answers [`BARRIER_PATH`] with 204 and does not
+/// log it ([`log_barrier`]).
+pub(crate) fn nginx_barrier_location() -> String {
+    format!(
+        "location = {BARRIER_PATH} {{
+            access_log off;
+            return 204;
+        }}"
     )
 }
 

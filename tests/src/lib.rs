@@ -18,7 +18,9 @@
 //!
 //! [`git_servers`] starts real Git servers on loopback for the repository tests: nginx +
 //! `git http-backend` (HTTPS with basic auth, HTTPS with client certificates, plain HTTP),
-//! sshd and `git daemon` (installed by `scripts/install-git-servers.sh`).
+//! sshd and `git daemon` (installed by `scripts/install-git-servers.sh`); [`helm_repo`] a
+//! Helm chart repository (nginx over HTTPS, optional basic auth) and chart fixtures made with
+//! the real `helm`.
 //!
 //! [`registry`] starts a real OCI registry (Distribution's `docker-registry`, HTTPS with
 //! optional basic auth) on loopback for the Helm OCI chart and image tests (installed by
@@ -32,6 +34,7 @@ pub mod fixtures;
 pub mod fuzz;
 pub mod git_servers;
 pub mod helm;
+pub mod helm_repo;
 pub mod image;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).

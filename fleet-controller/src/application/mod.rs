@@ -37,7 +37,9 @@ use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::refresh::{self, Request};
 use crate::registry::{ClusterRegistry, ProjectRegistry};
+use argosy_generators::source::RepoSnapshot;
 use argosy_sync_engine::boundary;
+use argosy_sync_engine::charts::{ChartRepos, ChartRequest};
 use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
 use argosy_sync_engine::decide::{self, DecideInput, Decision, SelfHeal, SyncRequest};
 use argosy_sync_engine::diff::Comparison;
@@ -47,7 +49,7 @@ use argosy_sync_engine::health::{self, Health, HealthCode};
 use argosy_sync_engine::live::{LiveCache, WatchScope};
 use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
-use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
+use argosy_sync_engine::render::{Inputs, RenderTarget, Renderer, SourceType};
 use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions};
 use argosy_sync_engine::ssa::FIELD_MANAGER;
@@ -84,6 +86,8 @@ pub struct ContextParts {
     pub projects: ProjectRegistry,
     /// The repository cache (shared with the ApplicationSet controller).
     pub repos: Arc<GitRepos>,
+    /// Helm charts from Helm repositories and OCI registries.
+    pub charts: Arc<ChartRepos>,
     /// Renders sources to manifests.
     pub renderer: Arc<Renderer>,
     /// Clients of the destination clusters.
@@ -104,6 +108,7 @@ pub struct Context {
     pub clusters: ClusterRegistry,
     pub projects: ProjectRegistry,
     pub repos: Arc<GitRepos>,
+    pub charts: Arc<ChartRepos>,
     pub renderer: Arc<Renderer>,
     pub clients: Arc<ClusterClients>,
     pub live: Arc<LiveCache>,
@@ -129,6 +134,7 @@ impl Context {
             clusters,
             projects,
             repos,
+            charts,
             renderer,
             clients,
             live,
@@ -141,6 +147,7 @@ impl Context {
             clusters,
             projects,
             repos,
+            charts,
             renderer,
             clients,
             live,
@@ -900,6 +907,16 @@ fn project_policy(
     Ok(ProjectPolicy::new(&project, clusters))
 }
 
+/// `helm.passCredentials` of a source.
+fn passes_credentials(source: &argosy_crds::application::ApplicationSource) -> bool {
+    source
+        .helm
+        .as_ref()
+        .and_then(|h| h.get("passCredentials"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
 /// The cluster the app's destination means, by the one resolver every part of Argosy
 /// uses (so the engine, the dashboard and the CLI agree).
 fn destination_cluster(app: &Application, clusters: &[Cluster]) -> Result<Cluster, Problem> {
@@ -949,7 +966,29 @@ async fn observe(
         )
         .map_err(refused)?;
 
+    let conn = ctx
+        .clients
+        .connect(&cluster)
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))?;
+    if let Some(why) = ctx.live.unreachable(&conn.server) {
+        let unreachable = status::Unreachable {
+            server: conn.server.clone(),
+            reason: why,
+        };
+        return Err(Problem {
+            condition: status::Unreachable::CONDITION,
+            ..Problem::comparison(unreachable.to_string())
+        });
+    }
+
+    // Helm renders for the destination's version and APIs (`.Capabilities`), as Argo CD.
+    let capabilities = conn
+        .capabilities()
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))?;
     let repos = ctx.repos.clone();
+    let charts = ctx.charts.clone();
     let renderer = ctx.renderer.clone();
     let render_wanted = wanted.clone();
     let project = app.spec.project.clone();
@@ -959,28 +998,63 @@ async fn observe(
         let target = RenderTarget {
             app_name: &app_name,
             namespace: &app_ns,
+            kube_version: &capabilities.kube_version,
+            api_versions: &capabilities.api_versions,
         };
         let multi = render_wanted.multi;
+        let which = |i: usize, e: String| {
+            if multi {
+                format!("spec.sources[{i}]: {e}")
+            } else {
+                e
+            }
+        };
+        // Project-scoped repository Secrets serve only their project's Applications.
+        let project_charts = charts.for_project(&project);
+        // Every source first (a `$ref` value file may name a later one), then the renders.
         let mut commits = Vec::new();
-        let mut renders = Vec::new();
+        let mut trees = Vec::new();
         for (i, (source, revision)) in render_wanted.sources.iter().enumerate() {
-            let which = |e: String| {
-                if multi {
-                    format!("spec.sources[{i}]: {e}")
-                } else {
-                    e
-                }
+            let (revision, tree) = if source.chart.is_empty() {
+                let snapshot = repos
+                    .for_project(&project)
+                    .snapshot(&source.repo_url, revision)
+                    .map_err(|e| Problem::git(which(i, e.to_string())))?;
+                (snapshot.commit().to_owned(), snapshot)
+            } else {
+                let fetched = project_charts
+                    .fetch(ChartRequest {
+                        repo_url: &source.repo_url,
+                        chart: &source.chart,
+                        wanted: revision,
+                        pass_credentials: passes_credentials(source),
+                    })
+                    .map_err(|e| Problem::git(which(i, e.to_string())))?;
+                let tree = fetched.snapshot();
+                (fetched.version, tree)
             };
-            // Project-scoped repository Secrets serve only their project's Applications.
-            let snapshot = repos
-                .for_project(&project)
-                .snapshot(&source.repo_url, revision)
-                .map_err(|e| Problem::git(which(e.to_string())))?;
-            commits.push(snapshot.commit().to_owned());
+            commits.push(revision);
+            trees.push(tree);
+        }
+        let refs: Vec<(String, Arc<dyn RepoSnapshot>)> = render_wanted
+            .sources
+            .iter()
+            .zip(&trees)
+            .filter_map(|((source, _), tree)| {
+                let name = source.extra.get("ref")?.as_str()?;
+                Some((name.to_owned(), tree.clone()))
+            })
+            .collect();
+        let inputs = Inputs {
+            refs: &refs,
+            dependencies: Some(&project_charts),
+        };
+        let mut renders = Vec::new();
+        for (i, ((source, _), tree)) in render_wanted.sources.iter().zip(&trees).enumerate() {
             if !is_reference_only(source) {
                 let rendered = renderer
-                    .render(&source.repo_url, snapshot.as_ref(), source, target)
-                    .map_err(|e| Problem::comparison(which(e.to_string())))?;
+                    .render_with(&source.repo_url, tree.as_ref(), source, target, inputs)
+                    .map_err(|e| Problem::comparison(which(i, e.to_string())))?;
                 renders.push(rendered);
             }
         }
@@ -999,22 +1073,6 @@ async fn observe(
         commits,
         wanted.multi,
     );
-
-    let conn = ctx
-        .clients
-        .connect(&cluster)
-        .await
-        .map_err(|e| Problem::comparison(e.to_string()))?;
-    if let Some(why) = ctx.live.unreachable(&conn.server) {
-        let unreachable = status::Unreachable {
-            server: conn.server.clone(),
-            reason: why,
-        };
-        return Err(Problem {
-            condition: status::Unreachable::CONDITION,
-            ..Problem::comparison(unreachable.to_string())
-        });
-    }
 
     tracing::debug!(app = instance, server = %conn.server, "connected");
     let options = sync_options(app);
@@ -1456,6 +1514,7 @@ fn refresh_sources(ctx: &Context, app: &Application, request: &Request) {
     tracing::info!(hard = request.is_hard(), "refresh requested");
     for source in app.spec.source.iter().chain(&app.spec.sources) {
         ctx.repos.refresh(&source.repo_url);
+        ctx.charts.refresh(&source.repo_url);
         if request.is_hard() {
             ctx.renderer.forget_results(&source.repo_url);
         }
@@ -1841,6 +1900,7 @@ mod tests {
             clusters: ClusterRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
             projects: ProjectRegistry::new(reflector::store().0, StoreReady::already(), "argocd"),
             repos: Arc::new(GitRepos::new(BTreeMap::new(), cache.join("repos"))),
+            charts: Arc::new(ChartRepos::new(cache.join("charts"))),
             renderer: Arc::new(Renderer::new(cache.join("render"), Default::default())),
             clients: Arc::new(ClusterClients::new(client.clone(), false)),
             live: Arc::new(LiveCache::new(

@@ -225,6 +225,10 @@ pub struct RunFlags {
     /// least recently used (suffixes K, M, G, Ki, Mi, Gi); unbounded if unset.
     #[arg(long, value_parser = crate::cli::parse::byte_size)]
     pub repo_cache_max_bytes: Option<u64>,
+    /// Keep downloaded Helm chart packages (from Helm repositories and OCI registries)
+    /// under this many bytes, deleting the least recently used (in --repo-cache/charts).
+    #[arg(long, value_parser = crate::cli::parse::byte_size, default_value = defaults::CHART_CACHE_MAX_BYTES)]
+    pub chart_cache_max_bytes: u64,
     /// Address of the HTTP listener (/healthz, /readyz, /metrics, /api/webhook, dashboard).
     #[arg(long, default_value = defaults::LISTEN)]
     pub listen: std::net::SocketAddr,

@@ -133,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     stall: std::time::Duration::from_secs(flags.repo_stall_timeout_seconds.max(1)),
                 },
                 repo_cache_max_bytes: flags.repo_cache_max_bytes,
+                chart_cache_max_bytes: flags.chart_cache_max_bytes,
                 listen: Some(flags.listen),
                 webhook: WebhookConfig {
                     github_secret: read_secret_file(

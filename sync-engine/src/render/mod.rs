@@ -19,6 +19,7 @@
 mod directory;
 mod error;
 pub mod helm;
+mod helm_deps;
 pub mod kustomize;
 mod limits;
 mod manifests;
@@ -63,13 +64,67 @@ pub struct Rendered {
 }
 
 /// The Application a source is rendered for: Helm needs its name (the default release
-/// name) and destination namespace, as `argocd` passes them to `helm template`.
+/// name) and destination namespace, and the destination cluster's Kubernetes version and
+/// API versions (`.Capabilities`), as Argo CD passes them to `helm template`.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderTarget<'a> {
     /// The Application's name.
     pub app_name: &'a str,
     /// The destination namespace.
     pub namespace: &'a str,
+    /// The destination's Kubernetes version (`1.30.2`); empty: Helm's default. A source's
+    /// `helm.kubeVersion` wins.
+    pub kube_version: &'a str,
+    /// The destination's API group versions (`apps/v1`); empty: Helm's defaults. A
+    /// source's `helm.apiVersions` wins.
+    pub api_versions: &'a [String],
+}
+
+/// What a source may read besides its own tree.
+#[derive(Clone, Copy, Default)]
+pub struct Inputs<'a> {
+    /// The Application's sources with a `ref` (`ref` name without `$`, their tree at the
+    /// commit the operation uses): `$name/path` value files and file parameters read them.
+    pub refs: &'a [(String, Arc<dyn RepoSnapshot>)],
+    /// Where the dependencies of a chart in Git come from (a Helm repository or OCI
+    /// registry), read with the Application's project credentials; `None`: such a chart
+    /// fails to render unless its `charts/` holds them.
+    pub dependencies: Option<&'a dyn ChartFetcher>,
+}
+
+/// A chart from a Helm repository or an OCI registry, for a chart's `dependencies`.
+pub trait ChartFetcher: Send + Sync {
+    /// Whose credentials the charts are read with (the project): part of the result
+    /// cache's key, so a render that needed them is never served to another project.
+    fn scope(&self) -> &str;
+
+    /// `name` from `repository` (`https://...` or `oci://...`), the newest version matching
+    /// `version` (exact or a range): its version and its package as a tree whose one top
+    /// directory is the chart.
+    fn fetch_chart(
+        &self,
+        repository: &str,
+        name: &str,
+        version: &str,
+        pass_credentials: bool,
+    ) -> Result<(String, Arc<dyn RepoSnapshot>), String>;
+}
+
+/// The one top directory of a chart package, which must hold a `Chart.yaml`.
+fn package_top(tree: &Tree<'_>) -> Result<String, RenderError> {
+    let files = tree.snap.files();
+    let top = files
+        .first()
+        .and_then(|f| f.split_once('/'))
+        .map(|(top, _)| top.to_owned())
+        .filter(|top| {
+            files.iter().all(|f| f.starts_with(&format!("{top}/")))
+                && tree.is_file(&format!("{top}/Chart.yaml"))
+        });
+    top.ok_or_else(|| RenderError::Options {
+        field: "chart".to_owned(),
+        message: "the chart package has no single top directory with a Chart.yaml".to_owned(),
+    })
 }
 
 /// Renders sources, caching results by (repo URL, commit, path, options).
@@ -97,7 +152,8 @@ impl Renderer {
         }
     }
 
-    /// Blocking (runs binaries, reads blobs): callers use `spawn_blocking`.
+    /// Blocking (runs binaries, reads blobs): callers use `spawn_blocking`. A source that
+    /// reads nothing but its own tree; see [`Self::render_with`].
     pub fn render(
         &self,
         repo_url: &str,
@@ -105,19 +161,34 @@ impl Renderer {
         source: &ApplicationSource,
         target: RenderTarget<'_>,
     ) -> Result<Arc<Rendered>, RenderError> {
-        if !source.chart.is_empty() {
-            return Err(RenderError::Unsupported {
-                what: format!("Helm repository chart {:?}", source.chart),
-            });
-        }
+        self.render_with(repo_url, snapshot, source, target, Inputs::default())
+    }
+
+    /// Renders `source` from `snapshot`: a Git tree, or for a source with `chart` set the
+    /// chart package (its one top directory is the chart). `inputs` are the other sources
+    /// it may read (`$ref/...` value files) and where chart dependencies come from.
+    /// Blocking: callers use `spawn_blocking`.
+    pub fn render_with(
+        &self,
+        repo_url: &str,
+        snapshot: &dyn RepoSnapshot,
+        source: &ApplicationSource,
+        target: RenderTarget<'_>,
+        inputs: Inputs<'_>,
+    ) -> Result<Arc<Rendered>, RenderError> {
         if source.extra.get("plugin").is_some_and(|p| !p.is_null()) {
             return Err(RenderError::Unsupported {
                 what: "config management plugin source".to_owned(),
             });
         }
         let tree = Tree { snap: snapshot };
-        let app = tree.app_dir(&source.path)?;
-        let source_type = detect(source, &tree, &app)?;
+        let (app, source_type) = if source.chart.is_empty() {
+            let app = tree.app_dir(&source.path)?;
+            let source_type = detect(source, &tree, &app)?;
+            (app, source_type)
+        } else {
+            (package_top(&tree)?, SourceType::Helm)
+        };
         let key = cache_key(
             repo_url,
             snapshot.commit(),
@@ -125,6 +196,7 @@ impl Renderer {
             source_type,
             source,
             target,
+            inputs,
         );
         if let Some(hit) = self.cache.lock().ok().and_then(|mut c| c.get(&key)) {
             return Ok(hit);
@@ -132,7 +204,7 @@ impl Renderer {
         let objects = match source_type {
             SourceType::Directory => self.directory(&tree, &app, source.directory.as_ref())?,
             SourceType::Kustomize => self.kustomize(&tree, &app, source.kustomize.as_ref())?,
-            SourceType::Helm => self.helm(&tree, &app, source.helm.as_ref(), target)?,
+            SourceType::Helm => self.helm(&tree, &app, source.helm.as_ref(), target, inputs)?,
         };
         if objects.len() > self.limits.max_objects {
             return Err(RenderError::TooManyObjects {
@@ -241,9 +313,19 @@ fn cache_key(
     source_type: SourceType,
     source: &ApplicationSource,
     target: RenderTarget<'_>,
+    inputs: Inputs<'_>,
 ) -> String {
-    let helm_target =
-        (source_type == SourceType::Helm).then_some((target.app_name, target.namespace));
+    let helm_target = (source_type == SourceType::Helm).then_some((
+        target.app_name,
+        target.namespace,
+        target.kube_version,
+        target.api_versions,
+    ));
+    let refs: Vec<(&str, &str)> = inputs
+        .refs
+        .iter()
+        .map(|(name, snap)| (name.as_str(), snap.commit()))
+        .collect();
     let key = json!([
         repo_url,
         commit,
@@ -252,7 +334,10 @@ fn cache_key(
         source.directory,
         source.kustomize,
         source.helm,
+        source.chart,
         helm_target,
+        refs,
+        inputs.dependencies.map(ChartFetcher::scope),
     ]);
     hex::encode(sha2::Sha256::digest(key.to_string().as_bytes()))
 }
@@ -341,6 +426,8 @@ mod testing {
     pub(super) const TARGET: RenderTarget<'static> = RenderTarget {
         app_name: "app",
         namespace: "ns",
+        kube_version: "",
+        api_versions: &[],
     };
 
     /// A [`MemoryRepos`] tree where the paths in `links` are symlinks (content = target).
@@ -480,11 +567,13 @@ mod tests {
         );
         let err = render(&snap, &source("k", json!({}))).unwrap_err();
         assert_eq!(err.category(), "tool_unavailable");
+        // A chart source rendered from a Git tree (not a package) is refused.
+        let err = render(&snap, &source("d", json!({"chart": "nginx"}))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "chart: the chart package has no single top directory with a Chart.yaml"
+        );
         for (extra, want) in [
-            (
-                json!({"chart": "nginx"}),
-                "Helm repository chart \"nginx\" is not supported",
-            ),
             (
                 json!({"plugin": {"name": "x"}}),
                 "config management plugin source is not supported",
@@ -529,6 +618,7 @@ mod tests {
         let other = RenderTarget {
             app_name: "other",
             namespace: "x",
+            ..TARGET
         };
         assert!(Arc::ptr_eq(
             &one,

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// An evictable directory used this recently may still be read by a tool; it is kept.
-pub(super) const IN_USE: Duration = Duration::from_secs(60);
+pub(crate) const IN_USE: Duration = Duration::from_secs(60);
 
 /// One directory counted against the budget.
-pub(super) struct Entry<O> {
+pub(crate) struct Entry<O> {
     pub path: PathBuf,
     pub bytes: u64,
     pub last_used: SystemTime,
@@ -19,7 +19,7 @@ pub(super) struct Entry<O> {
 }
 
 /// Bytes of the files under `path` (symlinks not followed); 0 if it cannot be read.
-pub(super) fn size_of(path: &Path) -> u64 {
+pub(crate) fn size_of(path: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return 0;
     };
@@ -35,7 +35,7 @@ pub(super) fn size_of(path: &Path) -> u64 {
 }
 
 /// The directories directly under `root`, with their modification times.
-pub(super) fn children(root: &Path) -> Vec<(PathBuf, SystemTime)> {
+pub(crate) fn children(root: &Path) -> Vec<(PathBuf, SystemTime)> {
     std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -50,7 +50,7 @@ pub(super) fn children(root: &Path) -> Vec<(PathBuf, SystemTime)> {
 
 /// The entries to delete, least recently used first, until the rest fit in `max_bytes`.
 /// Pinned entries count but stay: when they alone exceed the budget, everything else goes.
-pub(super) fn over_budget<O>(mut entries: Vec<Entry<O>>, max_bytes: u64) -> Vec<Entry<O>> {
+pub(crate) fn over_budget<O>(mut entries: Vec<Entry<O>>, max_bytes: u64) -> Vec<Entry<O>> {
     let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
     entries.sort_by_key(|e| e.last_used);
     let mut evicted = Vec::new();

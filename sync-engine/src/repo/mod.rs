@@ -52,8 +52,8 @@
 //! snapshot of a deleted copy may get a read error: the caller fails that reconcile
 //! (nothing is written) and the next one fetches again.
 
-mod disk;
-mod transport;
+pub(crate) mod disk;
+pub(crate) mod transport;
 
 pub use crate::url_policy::redact_url;
 use crate::url_policy::{UrlPolicy, credentials};

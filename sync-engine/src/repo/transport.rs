@@ -75,7 +75,7 @@ impl GitAuth {
     }
 
     /// Every secret value, to scrub from error messages before they leave the cache.
-    pub(super) fn secret_values(&self) -> Vec<&str> {
+    pub(crate) fn secret_values(&self) -> Vec<&str> {
         let Some(c) = &self.creds else {
             return Vec::new();
         };
@@ -240,6 +240,84 @@ fn http_username(creds: Option<&RepoCredentials>) -> String {
         .unwrap_or_else(|| "x-access-token".to_owned())
 }
 
+/// What a repository's credentials and trust anchors ask of an HTTP client: extra CA
+/// roots (`argocd-tls-certs-cm`), a client certificate, a proxy, `insecure`. Parsed once, so
+/// applying them to a client builder cannot fail. Shared by Git over HTTP(S) and Helm
+/// repositories.
+#[derive(Clone)]
+pub(crate) struct HttpClientSettings {
+    roots: Vec<reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+    proxy: Option<reqwest::Proxy>,
+    insecure: bool,
+}
+
+impl HttpClientSettings {
+    pub(crate) fn of(auth: &GitAuth) -> Result<Self, String> {
+        let creds = auth.creds.as_ref();
+        let roots = match &auth.ca_pem {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(
+                |_| "argocd-tls-certs-cm: the certificate for this host is not valid PEM",
+            )?,
+            None => Vec::new(),
+        };
+        let identity =
+            match creds.and_then(|c| c.tls_client_cert.as_ref().zip(c.tls_client_key.as_ref())) {
+                Some((cert, key)) => {
+                    let pem = format!("{}\n{}", cert.expose(), key.expose());
+                    Some(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
+                    "tlsClientCertData/tlsClientCertKey are not a valid PEM certificate and key"
+                })?)
+                }
+                None => None,
+            };
+        let proxy = match creds.and_then(|c| c.proxy.as_deref()) {
+            Some(proxy) => {
+                let no_proxy = creds
+                    .and_then(|c| c.no_proxy.as_deref())
+                    .and_then(reqwest::NoProxy::from_string);
+                Some(
+                    reqwest::Proxy::all(proxy)
+                        .map_err(|_| "proxy is not a valid proxy URL")?
+                        .no_proxy(no_proxy),
+                )
+            }
+            None => None,
+        };
+        Ok(Self {
+            roots,
+            identity,
+            proxy,
+            insecure: creds.is_some_and(RepoCredentials::is_insecure),
+        })
+    }
+
+    /// The builder with these settings and the timeouts: reqwest's blocking timeout bounds
+    /// the connect, each read and each write (a stall, not the length of a large transfer).
+    pub(crate) fn apply(
+        &self,
+        mut builder: reqwest::blocking::ClientBuilder,
+        timeouts: Timeouts,
+    ) -> reqwest::blocking::ClientBuilder {
+        builder = builder
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.connect + timeouts.stall);
+        if !self.roots.is_empty() {
+            builder = builder.tls_certs_merge(self.roots.clone());
+        }
+        if let Some(identity) = &self.identity {
+            builder = builder.identity(identity.clone());
+        }
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.clone());
+        }
+        if self.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        builder
+    }
+}
+
 /// The HTTP options of one operation: headers for bearer tokens and forced basic auth, and
 /// the reqwest client's TLS, proxy and timeout settings.
 fn http_options(
@@ -261,55 +339,9 @@ fn http_options(
     }
 
     // Everything that can fail is parsed here, so the client callback cannot.
-    let roots = match &auth.ca_pem {
-        Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|_| "argocd-tls-certs-cm: the certificate for this host is not valid PEM")?,
-        None => Vec::new(),
-    };
-    let identity =
-        match creds.and_then(|c| c.tls_client_cert.as_ref().zip(c.tls_client_key.as_ref())) {
-            Some((cert, key)) => {
-                let pem = format!("{}\n{}", cert.expose(), key.expose());
-                Some(reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
-                "tlsClientCertData/tlsClientCertKey are not a valid PEM certificate and key"
-            })?)
-            }
-            None => None,
-        };
-    let proxy = match creds.and_then(|c| c.proxy.as_deref()) {
-        Some(proxy) => {
-            let no_proxy = creds
-                .and_then(|c| c.no_proxy.as_deref())
-                .and_then(reqwest::NoProxy::from_string);
-            Some(
-                reqwest::Proxy::all(proxy)
-                    .map_err(|_| "proxy is not a valid proxy URL")?
-                    .no_proxy(no_proxy),
-            )
-        }
-        None => None,
-    };
-    let insecure = creds.is_some_and(RepoCredentials::is_insecure);
-    let configure = move |mut builder: reqwest::blocking::ClientBuilder| {
-        // reqwest's blocking timeout bounds the connect, each read and each write: a
-        // stall, not the length of a large clone.
-        builder = builder
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.connect + timeouts.stall);
-        if !roots.is_empty() {
-            builder = builder.tls_certs_merge(roots.clone());
-        }
-        if let Some(identity) = &identity {
-            builder = builder.identity(identity.clone());
-        }
-        if let Some(proxy) = &proxy {
-            builder = builder.proxy(proxy.clone());
-        }
-        if insecure {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        Ok(builder)
-    };
+    let settings = HttpClientSettings::of(auth)?;
+    let configure =
+        move |builder: reqwest::blocking::ClientBuilder| Ok(settings.apply(builder, timeouts));
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(configure)),
         configure_request: None,

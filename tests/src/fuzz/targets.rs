@@ -488,6 +488,8 @@ fn run_helm(input: &[u8]) {
     let target = RenderTarget {
         app_name: "web",
         namespace: "prod",
+        kube_version: "1.30.0",
+        api_versions: &[],
     };
     let _ = helm_template_args(Some(&options), "charts/web", target);
     let _ = helm_template_args(Some(&options), "", target);

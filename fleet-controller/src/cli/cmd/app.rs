@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 use crate::application;
 use crate::events::EventPublisher;
 use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
+use argosy_sync_engine::charts::ChartRepos;
 use argosy_sync_engine::clients::ClusterClients;
 use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::live::LiveCache;
@@ -702,6 +703,9 @@ async fn compare(
         // On the user's own machine, with the user's own network identity.
         repos: Arc::new(
             GitRepos::new(repos, repo_cache.clone()).with_url_policy(UrlPolicy::permissive()),
+        ),
+        charts: Arc::new(
+            ChartRepos::new(repo_cache.join("charts")).with_url_policy(UrlPolicy::permissive()),
         ),
         renderer: Arc::new(Renderer::new(repo_cache.join("render"), Limits::default())),
         clients: Arc::new(ClusterClients::new(
