@@ -97,7 +97,10 @@ if $offline; then
         --explain "$@"
 fi
 
-command -v kubectl >/dev/null 2>&1 || die "kubectl is needed (apt-get install kubectl, or see https://kubernetes.io/docs/tasks/tools/); scripts/demo.sh --offline needs no cluster"
+# kubectl (and helm, for Helm sources) from scripts/install-tools.sh, first on PATH.
+bash "$root/scripts/install-tools.sh" >&2
+export PATH="$cache/tools/bin:$PATH"
+command -v kubectl >/dev/null 2>&1 || die "kubectl is needed (scripts/install-tools.sh installs it); scripts/demo.sh --offline needs no cluster"
 
 mkdir -p "$demo"
 # One live demo at a time (they would share $demo). The background processes inherit the

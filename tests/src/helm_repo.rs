@@ -335,6 +335,43 @@ impl HelmHome {
         let what = format!("helm {}", args.first().copied().unwrap_or_default());
         run(&what, self.command().args(args))
     }
+
+    /// `helm registry login` to `host_port` with the password on stdin, trusting `ca_file`:
+    /// later `helm push`/`pull`/`dependency build` of this home use the login.
+    pub fn registry_login(
+        &self,
+        host_port: &str,
+        user: &str,
+        password: &str,
+        ca_file: &Path,
+    ) -> Result<()> {
+        use std::io::Write as _;
+        let mut child = self
+            .command()
+            .args(["registry", "login", host_port, "--username", user])
+            .arg("--password-stdin")
+            .arg("--ca-file")
+            .arg(ca_file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting helm registry login")?;
+        child
+            .stdin
+            .take()
+            .context("helm has no stdin")?
+            .write_all(password.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "helm registry login failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `helm package CHART_DIR --destination OUT_DIR`: the archive's path.

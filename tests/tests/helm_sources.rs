@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -25,6 +24,9 @@ use argosy_tests::argocd::{
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::git_servers::GitRepoDir;
+use argosy_tests::helm_repo::{
+    ChartDir, HelmHome, HelmRepoOptions, HelmRepoServer, helm_repo_index, helm_template_in,
+};
 use argosy_tests::registry::{Registry, RegistryOptions};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -37,147 +39,22 @@ const VALUES_REPO: &str = "https://git.example.com/customer-values.git";
 /// The Git repository of the umbrella chart with a dependency.
 const CHARTS_REPO: &str = "https://git.example.com/platform-charts.git";
 
-/// A `helm` whose configuration, cache and registry logins live in a temp dir of its own.
-struct Helm {
-    home: tempfile::TempDir,
-}
-
-impl Helm {
-    fn new() -> Result<Self> {
-        Ok(Self {
-            home: tempfile::Builder::new().prefix("argosy-helm-").tempdir()?,
-        })
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        use std::io::Write as _;
-        let home = self.home.path();
-        let mut child = Command::new("helm")
-            .args(args)
-            .env("HOME", home)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env("DOCKER_CONFIG", home.join("docker"))
-            .env_remove("HELM_REGISTRY_CONFIG")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .context("running helm (scripts/install-tools.sh puts it on PATH)")?;
-        if let Some(mut input) = child.stdin.take() {
-            input.write_all(stdin.unwrap_or_default().as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        ensure!(
-            out.status.success(),
-            "helm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8(out.stdout)?)
-    }
-}
-
-/// A chart `web` at `version`: a ConfigMap and a Deployment whose fields come from values.
-fn write_chart(dir: &Path, name: &str, version: &str) -> Result<PathBuf> {
-    let chart = dir.join(format!("{name}-{version}-src")).join(name);
-    std::fs::create_dir_all(chart.join("templates"))?;
-    std::fs::write(
-        chart.join("Chart.yaml"),
-        format!("apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: \"{version}\"\n"),
-    )?;
-    std::fs::write(
-        chart.join("values.yaml"),
-        "customer: nobody\nreplicas: 1\nimage: registry.example.com/web:1\n",
-    )?;
-    std::fs::write(
-        chart.join("templates/config.yaml"),
-        r#"apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ .Release.Name }}-config
-  namespace: {{ .Release.Namespace }}
-  labels:
-    app.kubernetes.io/version: {{ .Chart.Version | quote }}
-data:
-  customer: {{ .Values.customer | quote }}
-  chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
-"#,
-    )?;
-    // Rendered only where the destination serves policy/v1beta1 (Kubernetes before 1.25),
-    // naming the version Helm was told: `.Capabilities` come from the destination cluster.
-    std::fs::write(
-        chart.join("templates/capabilities.yaml"),
+/// A chart with the harness's ConfigMap and Deployment, and a ConfigMap rendered only where
+/// the destination serves policy/v1beta1 (Kubernetes before 1.25) naming the version Helm
+/// was told: `.Capabilities` come from the destination cluster.
+fn chart(name: &str, version: &str) -> ChartDir {
+    ChartDir::new(name, version).template(
+        "capabilities.yaml",
         r#"{{- if .Capabilities.APIVersions.Has "policy/v1beta1" }}
 apiVersion: v1
 kind: ConfigMap
 metadata:
-  name: {{ .Release.Name }}-capabilities
-  namespace: {{ .Release.Namespace }}
+  name: {{ .Release.Name }}-{{ .Chart.Name }}-capabilities
 data:
   kubeVersion: {{ .Capabilities.KubeVersion.Version | quote }}
 {{- end }}
 "#,
-    )?;
-    std::fs::write(
-        chart.join("templates/deployment.yaml"),
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}
-  namespace: {{ .Release.Namespace }}
-spec:
-  replicas: {{ .Values.replicas }}
-  selector:
-    matchLabels: {app: {{ .Release.Name }}}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}}
-    spec:
-      containers:
-        - name: web
-          image: {{ .Values.image | quote }}
-          env:
-            - {name: CUSTOMER, value: {{ .Values.customer | quote }}}
-"#,
-    )?;
-    Ok(chart)
-}
-
-/// `helm package` of a chart directory into `out`; the package's path.
-fn package(helm: &Helm, chart: &Path, out: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(out)?;
-    let printed = helm.run(
-        &[
-            "package",
-            &chart.to_string_lossy(),
-            "--destination",
-            &out.to_string_lossy(),
-        ],
-        None,
-    )?;
-    let path = printed
-        .rsplit(": ")
-        .next()
-        .map(|p| PathBuf::from(p.trim()))
-        .context("helm package printed no path")?;
-    ensure!(path.is_file(), "no package at {}", path.display());
-    Ok(path)
-}
-
-/// The documents `helm template` prints, as JSON.
-fn helm_template(helm: &Helm, args: &[&str]) -> Result<Vec<Value>> {
-    let mut all = vec!["template"];
-    all.extend_from_slice(args);
-    let text = helm.run(&all, None)?;
-    let mut objects = Vec::new();
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(doc)?;
-        if !value.is_null() {
-            objects.push(value);
-        }
-    }
-    Ok(objects)
+    )
 }
 
 /// Whether every field of `want` is on `have` with the same value (objects: each key of
@@ -229,8 +106,13 @@ async fn capabilities_args(cluster: &TestCluster) -> Result<Vec<String>> {
     Ok(args)
 }
 
-/// Checks that every object `helm template` prints is live on `cluster`, field for field.
-async fn live_equals_template(cluster: &TestCluster, rendered: &[Value]) -> Result<()> {
+/// Checks that every object `helm template` prints is live on `cluster` (in `namespace`
+/// unless it names its own), field for field.
+async fn live_equals_template(
+    cluster: &TestCluster,
+    namespace: &str,
+    rendered: &[Value],
+) -> Result<()> {
     ensure!(!rendered.is_empty(), "helm template printed nothing");
     let client = cluster.client().await?;
     for object in rendered {
@@ -240,7 +122,7 @@ async fn live_equals_template(cluster: &TestCluster, rendered: &[Value]) -> Resu
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         let namespace = object["metadata"]["namespace"]
             .as_str()
-            .context("namespace")?;
+            .unwrap_or(namespace);
         let name = object["metadata"]["name"].as_str().context("name")?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         let live = api
@@ -318,11 +200,22 @@ async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<S
 /// An automated multi-source Application: the chart source first, then the values
 /// repository as `ref: values`.
 async fn chart_app(client: &Client, name: &str, chart_source: Value, server: &str) -> Result<()> {
+    project_chart_app(client, "default", name, chart_source, server).await
+}
+
+/// [`chart_app`] in `project`.
+async fn project_chart_app(
+    client: &Client,
+    project: &str,
+    name: &str,
+    chart_source: Value,
+    server: &str,
+) -> Result<()> {
     let app = json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
         "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE},
         "spec": {
-            "project": "default",
+            "project": project,
             "sources": [chart_source, {"repoURL": VALUES_REPO, "targetRevision": "HEAD", "ref": "values"}],
             "destination": {"server": server, "namespace": name},
             "syncPolicy": {"automated": {"prune": true, "selfHeal": true}, "syncOptions": ["CreateNamespace=true"]},
@@ -361,8 +254,70 @@ fn writes_into(cp: &ControlPlane, cluster: &str, namespace: &str) -> Result<Vec<
         .collect())
 }
 
+/// Where the charts come from: a registry and a chart repository, both HTTPS with basic
+/// auth and their own throwaway CA.
+struct ChartServers {
+    registry: Registry,
+    repo: HelmRepoServer,
+    /// The directory `repo` serves.
+    _repo_root: tempfile::TempDir,
+    /// Packages by `name-version`.
+    packages: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl ChartServers {
+    /// `web` 1.0.0, 1.1.0, 1.2.0, 2.0.0 pushed to the registry under `charts`; `api` 0.9.0,
+    /// 1.0.0, 1.0.1 in the chart repository.
+    fn start(helm: &HelmHome, out: &Path) -> Result<Self> {
+        let registry = Registry::start(RegistryOptions::with_random_auth())?;
+        helm.registry_login(
+            &registry.host_port(),
+            registry.user().context("user")?,
+            registry.password().context("password")?,
+            &registry.ca_path(),
+        )?;
+        let mut packages = std::collections::BTreeMap::new();
+        for version in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
+            let tgz = chart("web", version).package(out)?;
+            helm.run(&[
+                "push",
+                &tgz.to_string_lossy(),
+                &registry.oci_url("charts"),
+                "--ca-file",
+                &registry.ca_path().to_string_lossy(),
+            ])?;
+            packages.insert(format!("web-{version}"), tgz);
+        }
+        let repo_root = tempfile::tempdir()?;
+        for version in ["0.9.0", "1.0.0", "1.0.1"] {
+            let tgz = chart("api", version).package(repo_root.path())?;
+            packages.insert(format!("api-{version}"), tgz);
+        }
+        helm_repo_index(repo_root.path(), None)?;
+        let repo = HelmRepoServer::start(
+            HelmRepoOptions::new(repo_root.path())
+                .basic_auth("charts", "repo-password-canary-5521"),
+        )?;
+        Ok(Self {
+            registry,
+            repo,
+            _repo_root: repo_root,
+            packages,
+        })
+    }
+
+    fn package(&self, name_version: &str) -> Result<String> {
+        Ok(self
+            .packages
+            .get(name_version)
+            .with_context(|| format!("no package {name_version}"))?
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Result<()> {
+async fn charts_from_a_registry_a_helm_repository_and_git_with_per_customer_values() -> Result<()> {
     let cp = ControlPlane::start(1)
         .await
         .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
@@ -374,86 +329,67 @@ async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Resul
     let server = workload.server.clone();
 
     let work = tempfile::tempdir()?;
-    let helm = Helm::new()?;
-    let registry =
-        tokio::task::spawn_blocking(|| Registry::start(RegistryOptions::with_random_auth()))
-            .await??;
-    let (user, password) = (
-        registry.user().unwrap().to_owned(),
-        registry.password().unwrap().to_owned(),
-    );
+    // One Helm home: its registry login and repository serve the reference renders too.
+    let (servers, helm) = {
+        let (home, out) = (HelmHome::new()?, work.path().join("packages"));
+        tokio::task::spawn_blocking(move || {
+            ChartServers::start(&home, &out).map(|servers| (servers, home))
+        })
+        .await??
+    };
+    let registry_url = servers.registry.oci_url("charts");
+    let repo_url = servers.repo.url();
+    let registry_password = servers.registry.password().context("password")?.to_owned();
+    let repo_password = servers.repo.password().context("password")?;
 
-    // Four versions of `web` pushed to the registry with the real helm.
-    let packages = work.path().join("packages");
-    helm.run(
-        &[
-            "registry",
-            "login",
-            &registry.host_port(),
-            "--username",
-            &user,
-            "--password-stdin",
-            "--ca-file",
-            &registry.ca_path().to_string_lossy(),
-        ],
-        Some(&password),
-    )?;
-    let mut pushed = Vec::new();
-    for version in ["1.0.0", "1.1.0", "1.2.0", "2.0.0"] {
-        let chart = write_chart(work.path(), "web", version)?;
-        let tgz = package(&helm, &chart, &packages)?;
-        helm.run(
-            &[
-                "push",
-                &tgz.to_string_lossy(),
-                &registry.oci_url("charts"),
-                "--ca-file",
-                &registry.ca_path().to_string_lossy(),
-            ],
-            None,
-        )?;
-        pushed.push(tgz);
-    }
-
-    // Per-customer values in Git, and an umbrella chart in Git depending on `web` 1.0.x
-    // from the registry.
+    // Per-customer values in Git, and an umbrella chart in Git depending on `web` 1.0.x from
+    // the registry and `api` ^1.0.0 from the chart repository.
     let values = GitRepoDir::init_bare(work.path(), "customer-values")?;
-    values.commit_files(
-        &[
-            ("customers/acme.yaml", "customer: acme\nreplicas: 2\n"),
-            (
-                "customers/globex.yaml",
-                "customer: globex\nreplicas: 3\nimage: registry.example.com/web:2\n",
-            ),
-            ("customers/broken.yaml", "customer: [unclosed\n"),
-        ],
-        "values",
-    )?;
+    let values_of = [
+        ("acme", "message: hello acme\nreplicaCount: 2\n"),
+        (
+            "initech",
+            "message: hello initech\nreplicaCount: 3\nport: 9090\n",
+        ),
+        (
+            "globex",
+            "message: top-level\napi:\n  message: hello globex\n  replicaCount: 2\n",
+        ),
+    ];
+    let mut files: Vec<(String, String)> = values_of
+        .iter()
+        .map(|(customer, text)| (format!("customers/{customer}.yaml"), (*text).to_owned()))
+        .collect();
+    files.push((
+        "customers/broken.yaml".to_owned(),
+        "message: [unclosed\n".to_owned(),
+    ));
+    values.commit_files(&files, "values")?;
+    let umbrella = ChartDir::new("platform", "0.3.0")
+        .dependency("web", "~1.0.0", &registry_url)
+        .dependency("api", "^1.0.0", &repo_url);
     let charts = GitRepoDir::init_bare(work.path(), "platform-charts")?;
-    let umbrella_yaml = format!(
-        "apiVersion: v2\nname: platform\nversion: 0.3.0\ndependencies:\n  - name: web\n    version: \"~1.0.0\"\n    repository: \"{}\"\n",
-        registry.oci_url("charts")
-    );
-    charts.commit_files(
-        &[
-            ("platform/Chart.yaml", umbrella_yaml.as_str()),
-            ("platform/values.yaml", "web:\n  customer: platform-default\n"),
-            (
-                "platform/templates/marker.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-platform\n  namespace: {{ .Release.Namespace }}\ndata:\n  web-customer: {{ .Values.web.customer | quote }}\n",
-            ),
-        ],
-        "umbrella",
-    )?;
+    let umbrella_dir = umbrella.write(&work.path().join("umbrella"))?;
+    let mut chart_files = Vec::new();
+    for entry in walk(&umbrella_dir)? {
+        let relative = entry.strip_prefix(umbrella_dir.parent().context("parent")?)?;
+        chart_files.push((
+            relative.to_string_lossy().into_owned(),
+            std::fs::read_to_string(&entry)?,
+        ));
+    }
+    charts.commit_files(&chart_files, "umbrella")?;
 
-    // What an Argo CD user keeps: the registry's CA and an OCI repository Secret.
+    // What an Argo CD user keeps: both servers' CAs (one host, two certificates) and
+    // repository Secrets for the registry and the chart repository.
+    let cas = format!("{}\n{}", servers.registry.ca_pem(), servers.repo.ca_pem());
     apply_json(
         &admin,
         &ApiResource::erase::<ConfigMap>(&()),
         json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "argocd-tls-certs-cm", "namespace": ARGOCD_NAMESPACE},
-            "data": {"127.0.0.1": registry.ca_pem()},
+            "data": {"127.0.0.1": cas},
         }),
     )
     .await?;
@@ -462,11 +398,24 @@ async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Resul
         "registry-charts",
         "repository",
         &[
-            ("url", &registry.oci_url("charts")),
+            ("url", &registry_url),
             ("type", "helm"),
             ("enableOCI", "true"),
-            ("username", &user),
-            ("password", &password),
+            ("username", servers.registry.user().context("user")?),
+            ("password", &registry_password),
+        ],
+    )
+    .await?;
+    secret(
+        &admin,
+        "chart-repository",
+        "repository",
+        &[
+            ("url", &repo_url),
+            ("type", "helm"),
+            ("name", "charts"),
+            ("username", "charts"),
+            ("password", &repo_password),
         ],
     )
     .await?;
@@ -485,45 +434,76 @@ async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Resul
     .into();
     let controller = start_controller(cp.management(), argosy::run::USER_AGENT, args).await?;
 
-    // 1. OCI, a range: `>=1.0.0 <2.0.0` is 1.2.0; acme's values from Git.
+    // The reference renders: the real helm with the destination's `.Capabilities`, as Argo
+    // CD passes them, and the customer's values file.
+    let capabilities = capabilities_args(workload).await?;
+    let reference = |chart_ref: &str, release: &str, namespace: &str, customer: &str| {
+        let values_file = work.path().join(format!("{customer}.yaml"));
+        let text = values_of
+            .iter()
+            .find(|(c, _)| *c == customer)
+            .map(|(_, t)| *t)
+            .unwrap_or_default();
+        std::fs::write(&values_file, text)?;
+        let mut args = vec![
+            "--name-template",
+            release,
+            "--namespace",
+            namespace,
+            "--include-crds",
+            "--values",
+        ];
+        let values_path = values_file.to_string_lossy().into_owned();
+        args.push(&values_path);
+        args.extend(capabilities.iter().map(String::as_str));
+        helm_template_in(&helm, chart_ref, &args)
+    };
+
+    // 1. The registry, a range: `>=1.0.0 <2.0.0` is 1.2.0; acme's values from Git.
     chart_app(
         &admin,
         "acme-web",
-        json!({"repoURL": registry.oci_url("charts"), "chart": "web", "targetRevision": ">=1.0.0 <2.0.0",
+        json!({"repoURL": registry_url, "chart": "web", "targetRevision": ">=1.0.0 <2.0.0",
                "helm": {"valueFiles": ["$values/customers/acme.yaml"]}}),
         &server,
     )
     .await?;
     wait_synced(&admin, "acme-web", "1.2.0").await?;
-    let values_file = work.path().join("acme.yaml");
-    std::fs::write(&values_file, "customer: acme\nreplicas: 2\n")?;
-    let capabilities = capabilities_args(workload).await?;
-    let template = |args: &[&str]| -> Result<Vec<Value>> {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(capabilities.iter().map(String::as_str));
-        helm_template(&helm, &all)
-    };
-    let expected = template(&[
-        &pushed[2].to_string_lossy(),
-        "--name-template",
+    let expected = reference(
+        &servers.package("web-1.2.0")?,
         "acme-web",
-        "--namespace",
         "acme-web",
-        "--include-crds",
-        "--values",
-        &values_file.to_string_lossy(),
-    ])?;
+        "acme",
+    )?;
     let told = expected
         .iter()
-        .find(|o| o["metadata"]["name"] == "acme-web-capabilities")
+        .find(|o| o["metadata"]["name"] == "acme-web-web-capabilities")
         .context("the chart saw no policy/v1beta1 on the destination")?;
     ensure!(
         told["data"]["kubeVersion"] == format!("v{}", capabilities[1]),
         "helm was not given the destination's version: {told}"
     );
-    live_equals_template(workload, &expected).await?;
+    live_equals_template(workload, "acme-web", &expected).await?;
 
-    // 2. Git with a dependency from the registry, values for the subchart from Git.
+    // 2. The chart repository over HTTPS with basic auth, a range picking 1.0.1.
+    chart_app(
+        &admin,
+        "initech-api",
+        json!({"repoURL": repo_url, "chart": "api", "targetRevision": "~1.0.0",
+               "helm": {"valueFiles": ["$values/customers/initech.yaml"]}}),
+        &server,
+    )
+    .await?;
+    wait_synced(&admin, "initech-api", "1.0.1").await?;
+    let expected = reference(
+        &servers.package("api-1.0.1")?,
+        "initech-api",
+        "initech-api",
+        "initech",
+    )?;
+    live_equals_template(workload, "initech-api", &expected).await?;
+
+    // 3. Git with dependencies from both, the subchart's values from Git.
     chart_app(
         &admin,
         "globex-platform",
@@ -532,83 +512,124 @@ async fn charts_from_an_oci_registry_and_git_with_per_customer_values() -> Resul
         &server,
     )
     .await?;
-    let head = charts.head()?;
-    wait_synced(&admin, "globex-platform", &head).await?;
-    // The reference: the same chart built by `helm dependency build` and templated with
-    // the globex values under `web:` (a subchart's values live under its name).
-    let reference = work.path().join("reference");
-    std::fs::create_dir_all(reference.join("platform/templates"))?;
-    std::fs::write(reference.join("platform/Chart.yaml"), &umbrella_yaml)?;
-    std::fs::write(
-        reference.join("platform/values.yaml"),
-        "web:\n  customer: platform-default\n",
-    )?;
-    std::fs::write(
-        reference.join("platform/templates/marker.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-platform\n  namespace: {{ .Release.Namespace }}\ndata:\n  web-customer: {{ .Values.web.customer | quote }}\n",
-    )?;
-    helm.run(
-        &[
-            "dependency",
-            "build",
-            &reference.join("platform").to_string_lossy(),
-            "--ca-file",
-            &registry.ca_path().to_string_lossy(),
-        ],
-        None,
-    )?;
-    let globex_values = work.path().join("globex.yaml");
-    std::fs::write(
-        &globex_values,
-        "customer: globex\nreplicas: 3\nimage: registry.example.com/web:2\n",
-    )?;
-    let expected = template(&[
-        &reference.join("platform").to_string_lossy(),
-        "--name-template",
-        "globex",
-        "--namespace",
-        "globex-platform",
-        "--include-crds",
-        "--values",
-        &globex_values.to_string_lossy(),
+    wait_synced(&admin, "globex-platform", &charts.head()?).await?;
+    // The reference: the same chart after `helm dependency build` (the registry login and
+    // the chart repository added with its credentials in the same Helm home).
+    helm.run(&[
+        "repo",
+        "add",
+        "charts",
+        &repo_url,
+        "--username",
+        "charts",
+        "--password",
+        &repo_password,
+        "--ca-file",
+        &servers.repo.ca_path().to_string_lossy(),
     ])?;
-    ensure!(
-        expected.iter().any(|o| o["kind"] == "Deployment"),
-        "the reference holds no Deployment of the dependency: {expected:?}"
-    );
-    live_equals_template(workload, &expected).await?;
+    let built = work.path().join("reference");
+    let built_chart = umbrella.write(&built)?;
+    helm.run(&[
+        "dependency",
+        "build",
+        &built_chart.to_string_lossy(),
+        "--ca-file",
+        &servers.registry.ca_path().to_string_lossy(),
+    ])?;
+    let expected = reference(
+        &built_chart.to_string_lossy(),
+        "globex",
+        "globex-platform",
+        "globex",
+    )?;
+    for dependency in ["globex-web", "globex-api"] {
+        ensure!(
+            expected
+                .iter()
+                .any(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == dependency),
+            "the reference has no Deployment {dependency}: {expected:?}"
+        );
+    }
+    live_equals_template(workload, "globex-platform", &expected).await?;
 
-    // 3. An unknown version and a values file Helm cannot read: a condition, no write.
+    // 4. An unknown version and a values file Helm cannot read: a condition, no write.
     chart_app(
         &admin,
         "unknown-version",
-        json!({"repoURL": registry.oci_url("charts"), "chart": "web", "targetRevision": "9.9.9",
-               "helm": {"valueFiles": ["$values/customers/acme.yaml"]}}),
+        json!({"repoURL": repo_url, "chart": "api", "targetRevision": "9.9.9",
+               "helm": {"valueFiles": ["$values/customers/initech.yaml"]}}),
         &server,
     )
     .await?;
     let message = comparison_error(&admin, "unknown-version", "9.9.9").await?;
-    ensure!(
-        !message.contains(&password),
-        "the registry password leaked: {message}"
-    );
     chart_app(
         &admin,
         "bad-values",
-        json!({"repoURL": registry.oci_url("charts"), "chart": "web", "targetRevision": "1.1.0",
+        json!({"repoURL": registry_url, "chart": "web", "targetRevision": "1.1.0",
                "helm": {"valueFiles": ["$values/customers/broken.yaml"]}}),
         &server,
     )
     .await?;
-    let bad = comparison_error(&admin, "bad-values", "helm").await?;
-    eprintln!("unknown version: {message}\nbad values: {bad}");
-    // Long enough for a few resyncs: nothing is written for either.
+    let bad = comparison_error(&admin, "bad-values", "customers/broken.yaml").await?;
+    for text in [&message, &bad] {
+        ensure!(
+            !text.contains(&registry_password) && !text.contains(&repo_password),
+            "a password leaked: {text}"
+        );
+    }
+    // 5. A tenant whose project permits the registry but not the chart repository: the
+    // umbrella chart's dependency from the chart repository is refused (Argo CD would fetch
+    // it without credentials), nothing is written.
+    apply_json(
+        &admin,
+        &ApiResource::erase::<argosy_crds::AppProject>(&()),
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+            "metadata": {"name": "tenant", "namespace": ARGOCD_NAMESPACE},
+            "spec": {
+                "sourceRepos": [CHARTS_REPO, VALUES_REPO, registry_url],
+                "destinations": [{"server": server, "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "Namespace"}],
+            },
+        }),
+    )
+    .await?;
+    project_chart_app(
+        &admin,
+        "tenant",
+        "tenant-platform",
+        json!({"repoURL": CHARTS_REPO, "path": "platform", "targetRevision": "HEAD"}),
+        &server,
+    )
+    .await?;
+    comparison_error(
+        &admin,
+        "tenant-platform",
+        "is not permitted in project 'tenant'",
+    )
+    .await?;
+
+    // Long enough for a few resyncs: nothing is written for any of them.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    for namespace in ["unknown-version", "bad-values"] {
+    for namespace in ["unknown-version", "bad-values", "tenant-platform"] {
         let writes = writes_into(&cp, &workload.name, namespace)?;
         ensure!(writes.is_empty(), "writes for {namespace}: {writes:?}");
     }
 
     controller.stop().await?;
     Ok(())
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }

@@ -49,7 +49,7 @@ use argosy_sync_engine::health::{self, Health, HealthCode};
 use argosy_sync_engine::live::{LiveCache, WatchScope};
 use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
-use argosy_sync_engine::render::{Inputs, RenderTarget, Renderer, SourceType};
+use argosy_sync_engine::render::{ChartFetcher, Inputs, RenderTarget, Renderer, SourceType};
 use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions};
 use argosy_sync_engine::ssa::FIELD_MANAGER;
@@ -907,6 +907,35 @@ fn project_policy(
     Ok(ProjectPolicy::new(&project, clusters))
 }
 
+/// Where a Git chart's dependencies come from: the project's chart cache, and only from
+/// repositories its `sourceRepos` permit. A dependency is a source the chart's author chose,
+/// so it is held to the tenant's boundary like `repoURL` (Argo CD only withholds credentials
+/// from such repositories and fetches them anyway).
+struct TenantCharts<'a> {
+    charts: argosy_sync_engine::charts::ProjectCharts<'a>,
+    policy: &'a ProjectPolicy,
+}
+
+impl ChartFetcher for TenantCharts<'_> {
+    fn scope(&self) -> &str {
+        self.charts.scope()
+    }
+
+    fn fetch_chart(
+        &self,
+        repository: &str,
+        name: &str,
+        version: &str,
+        pass_credentials: bool,
+    ) -> Result<(String, Arc<dyn RepoSnapshot>), String> {
+        self.policy
+            .check_source(repository)
+            .map_err(|v| v.to_string())?;
+        self.charts
+            .fetch_chart(repository, name, version, pass_credentials)
+    }
+}
+
 /// `helm.passCredentials` of a source.
 fn passes_credentials(source: &argosy_crds::application::ApplicationSource) -> bool {
     source
@@ -994,6 +1023,7 @@ async fn observe(
     let project = app.spec.project.clone();
     let app_name = app.metadata.name.clone().unwrap_or_default();
     let app_ns = app.spec.destination.namespace.clone();
+    let render_policy = policy.clone();
     let (commits, renders) = tokio::task::spawn_blocking(move || {
         let target = RenderTarget {
             app_name: &app_name,
@@ -1045,9 +1075,13 @@ async fn observe(
                 Some((name.to_owned(), tree.clone()))
             })
             .collect();
+        let dependencies = TenantCharts {
+            charts: project_charts,
+            policy: &render_policy,
+        };
         let inputs = Inputs {
             refs: &refs,
-            dependencies: Some(&project_charts),
+            dependencies: Some(&dependencies),
         };
         let mut renders = Vec::new();
         for (i, ((source, _), tree)) in render_wanted.sources.iter().zip(&trees).enumerate() {

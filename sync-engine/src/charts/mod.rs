@@ -328,29 +328,27 @@ impl ProjectCharts<'_> {
         let listed = repos.version_of(&repo_key, &request, &auth, oci.as_ref())?;
         let key = package_key(&listed.version);
         let download = || -> Result<Vec<u8>, String> {
-            match &oci {
-                Some(chart) => oci::Registry::new(&auth, repos.timeouts)?.pull(
+            if let Some(chart) = &oci {
+                return oci::Registry::new(&auth, repos.timeouts)?.pull(
                     chart,
                     &listed.version,
                     repos.max_package_bytes,
-                ),
-                None => {
-                    repos
-                        .url_policy
-                        .check_resolved(&listed.url)
-                        .map_err(|e| e.to_string())?;
-                    let bytes = http::Get {
-                        auth: &auth,
-                        timeouts: repos.timeouts,
-                        repo_url: request.repo_url,
-                        pass_credentials: request.pass_credentials,
-                        max_bytes: repos.max_package_bytes,
-                    }
-                    .bytes(&listed.url)?;
-                    check_digest(&bytes, &listed.digest)?;
-                    Ok(bytes)
-                }
+                );
             }
+            repos
+                .url_policy
+                .check_resolved(&listed.url)
+                .map_err(|e| e.to_string())?;
+            let bytes = http::Get {
+                auth: &auth,
+                timeouts: repos.timeouts,
+                repo_url: request.repo_url,
+                pass_credentials: request.pass_credentials,
+                max_bytes: repos.max_package_bytes,
+            }
+            .bytes(&listed.url)?;
+            check_digest(&bytes, &listed.digest)?;
+            Ok(bytes)
         };
         let package = repos
             .package(&key, download)
@@ -640,6 +638,7 @@ impl crate::render::ChartFetcher for ProjectCharts<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
     use std::io::{BufRead as _, BufReader, Write as _};
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -714,9 +713,10 @@ mod tests {
         let mut text = "apiVersion: v1\nentries:\n  web:\n".to_owned();
         for (version, package, file) in entries {
             let digest = hex::encode(sha2::Sha256::digest(package));
-            text.push_str(&format!(
-                "  - name: web\n    version: {version}\n    digest: {digest}\n    urls: [{file}]\n"
-            ));
+            let _ = writeln!(
+                text,
+                "  - name: web\n    version: {version}\n    digest: {digest}\n    urls: [{file}]"
+            );
         }
         text.into_bytes()
     }
@@ -791,6 +791,23 @@ mod tests {
             err.to_string().contains("newest of 2: 1.1.0, 1.0.0"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn internal_and_plain_http_repositories_are_refused_without_a_request() {
+        let server = serve(vec![("index.yaml", Some(b"apiVersion: v1\n".to_vec()))]);
+        let dir = tempfile::tempdir().unwrap();
+        let strict = ChartRepos::new(dir.path().to_path_buf());
+        let project = strict.for_project("default");
+        for url in [
+            server.url.clone(),
+            server.url.replace("http://", "https://"),
+            "oci://169.254.169.254/charts".to_owned(),
+        ] {
+            let err = project.fetch(request(&url, "1.0.0")).unwrap_err();
+            assert_eq!(err.category(), "refused", "{url}: {err}");
+        }
+        assert_eq!(server.requests.load(Ordering::SeqCst), 0);
     }
 
     #[test]

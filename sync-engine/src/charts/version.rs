@@ -31,6 +31,11 @@
 //! comparisons names a prerelease (`>=1.0.0-0` takes every prerelease from 1.0.0 on, `*-0`
 //! every version). So `>=1.0.0` never picks `2.0.0-rc.1`.
 //!
+//! A constraint longer than [`MAX_CONSTRAINT_BYTES`] is refused (Masterminds has no limit;
+//! finding hyphen ranges here takes time quadratic in the length of a run of version
+//! characters, and no real constraint is that long). Messages quote at most 128 bytes of an
+//! input.
+//!
 //! Masterminds' quirks are kept, since Helm and Argo CD have them: `!=*` matches all but
 //! 0.0.0, `<=*` only 0.0.z, `^*` only 0.0.0; a hyphen range glued to what precedes it
 //! (`1.5 1.0 - 2.0`, `>1.0 - 2.0`) is refused. An empty constraint is refused.
@@ -64,6 +69,25 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use semver::{BuildMetadata, Prerelease, Version};
+
+/// The longest constraint [`Constraint::parse`] reads.
+pub const MAX_CONSTRAINT_BYTES: usize = 1024;
+
+/// How much of an input an error message quotes.
+const SHOWN_BYTES: usize = 128;
+
+/// `text` for a message: at most [`SHOWN_BYTES`] of it (cut at a character boundary), with
+/// `...` when cut.
+fn shown(text: &str) -> String {
+    if text.len() <= SHOWN_BYTES {
+        return text.to_owned();
+    }
+    let mut end = SHOWN_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", text.get(..end).unwrap_or_default())
+}
 
 /// Why a version, a constraint or a choice among versions failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -313,7 +337,7 @@ fn parse_loose(text: &str) -> Result<Version, Malformed> {
 /// missing minor and patch are 0, leading zeros in the numbers dropped.
 pub fn parse_version(text: &str) -> Result<Version, VersionError> {
     parse_loose(text).map_err(|m| VersionError::ParseVersion {
-        input: text.to_owned(),
+        input: shown(text),
         reason: m.reason().to_owned(),
     })
 }
@@ -561,9 +585,15 @@ impl Constraint {
     /// does not parse.
     pub fn parse(text: &str) -> Result<Constraint, VersionError> {
         let fail = |reason: String| VersionError::ParseConstraint {
-            input: text.to_owned(),
+            input: shown(text),
             reason,
         };
+        if text.len() > MAX_CONSTRAINT_BYTES {
+            return Err(fail(format!(
+                "{} bytes, more than the {MAX_CONSTRAINT_BYTES} a constraint may have",
+                text.len()
+            )));
+        }
         let rewritten = rewrite_ranges(text);
         let groups = rewritten
             .split("||")
@@ -689,7 +719,9 @@ fn parse_group(segment: &str) -> Result<Vec<Comparator>, String> {
             "an empty constraint (between `||`, or none at all)".to_owned()
         } else {
             format!(
-                "{segment:?} is no list of comparisons (expected [OPERATOR]VERSION at {rest:?})"
+                "{:?} is no list of comparisons (expected [OPERATOR]VERSION at {:?})",
+                shown(segment),
+                shown(rest)
             )
         }
     };
@@ -742,7 +774,7 @@ fn comparator(segment: &str, op: Op, s: &Scanned) -> Result<Comparator, String> 
             Malformed::NotSemver => "its numbers are not numbers or wildcards (x, X, *)",
             other => other.reason(),
         };
-        format!("version {:?}: {reason}", text(&s.all))
+        format!("version {:?}: {reason}", shown(text(&s.all)))
     })?;
     Ok(Comparator {
         op,
@@ -769,7 +801,7 @@ pub fn newest_matching<'a>(
         .get(position)
         .copied()
         .ok_or_else(|| VersionError::NoMatch {
-            wanted: wanted.to_owned(),
+            wanted: shown(wanted),
             available: available.len(),
         })
 }
@@ -796,7 +828,7 @@ pub(crate) fn select(wanted: &str, available: &[&str]) -> Result<usize, VersionE
                 other => other.to_string(),
             };
             VersionError::UnknownRevision {
-                wanted: wanted.to_owned(),
+                wanted: shown(wanted),
                 reason,
                 available: available.len(),
             }
@@ -819,8 +851,8 @@ fn newest(
             Err(Malformed::NotSemver) => continue,
             Err(m) if strict => {
                 return Err(VersionError::MalformedAvailable {
-                    wanted: constraint.as_str().to_owned(),
-                    version: (*text).to_owned(),
+                    wanted: shown(constraint.as_str()),
+                    version: shown(text),
                     reason: m.reason().to_owned(),
                 });
             }
@@ -836,7 +868,7 @@ fn newest(
     }
     best.map(|(position, _)| position)
         .ok_or_else(|| VersionError::NoMatch {
-            wanted: constraint.as_str().to_owned(),
+            wanted: shown(constraint.as_str()),
             available: available.len(),
         })
 }

@@ -18,6 +18,8 @@ use super::{Inputs, RenderTarget, Renderer, display_path, options};
 
 /// `spec.source.helm`, the options Argo CD passes to `helm template`.
 #[derive(Debug, Default, Deserialize)]
+// Argo CD's own switches, one field each.
+#[allow(clippy::struct_excessive_bools)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct HelmOptions {
     #[serde(default)]
@@ -549,7 +551,7 @@ data:
     }
 
     impl super::super::ChartFetcher for OnePackage {
-        fn scope(&self) -> &str {
+        fn scope(&self) -> &'static str {
             "tenant"
         }
 

@@ -98,6 +98,8 @@ fn declared(tree: &Tree<'_>, app: &str) -> Result<Vec<Dependency>, RenderError> 
 }
 
 /// Whether the chart's `charts/` holds `name` (a `name-<version>.tgz` or a `name/` chart).
+// `.tgz` exactly: the suffix Helm loads archives by.
+#[allow(clippy::case_sensitive_file_extension_comparisons)]
 fn vendored(tree: &Tree<'_>, app: &str, name: &str) -> bool {
     let charts = join(app, "charts");
     tree.files_under(&charts).any(|(_, rel)| {

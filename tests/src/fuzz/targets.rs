@@ -15,6 +15,10 @@ use argosy_crds::project::normalize_repo_url;
 use argosy_crds::{
     AppProject, Application, Cluster, GoDuration, ProjectPolicy, resolve_destination,
 };
+use argosy_sync_engine::charts::index::Index;
+use argosy_sync_engine::charts::version::{
+    Constraint, MAX_CONSTRAINT_BYTES, newest_matching, parse_version,
+};
 use argosy_sync_engine::jq::{self, PathExpr};
 use argosy_sync_engine::render::RenderTarget;
 use argosy_sync_engine::render::helm::helm_template_args;
@@ -237,6 +241,28 @@ pub fn all() -> Vec<Target> {
             generate: |u| Ok(string(u, URLS)?.into_bytes()),
             seeds: |c| c.strings(|s| s.contains("://") || s.contains('@')),
             run: run_repo_url,
+        },
+        Target {
+            name: "chart-version",
+            about: "Helm chart versions and constraints (targetRevision): parse, match, choose; `constraint\\nversion`",
+            generate: |u| {
+                let constraint = string(u, CHART_CONSTRAINTS)?;
+                let version = string(u, CHART_VERSIONS)?;
+                Ok(format!("{constraint}\n{version}").into_bytes())
+            },
+            seeds: |c| {
+                let mut seeds = as_text(c.under(&["targetRevision"]));
+                seeds.extend(CHART_CONSTRAINTS.iter().map(|d| d.as_bytes().to_vec()));
+                seeds
+            },
+            run: run_chart_version,
+        },
+        Target {
+            name: "helm-index",
+            about: "Helm repository index.yaml: parse, resolve every chart, download URLs",
+            generate: |u| yaml_of(u, &HELM_INDEX),
+            seeds: |_| vec![HELM_INDEX_SAMPLE.as_bytes().to_vec()],
+            run: run_helm_index,
         },
         Target {
             name: "source-destination",
@@ -670,6 +696,45 @@ fn run_repo_url(input: &[u8]) {
     let _ = argosy_sync_engine::repo::redact_url(&redacted);
 }
 
+fn run_chart_version(input: &[u8]) {
+    let text = text(input);
+    let (wanted, version) = text.split_once('\n').unwrap_or((&text, ""));
+    let constraint = Constraint::parse(wanted);
+    if let Ok(v) = parse_version(version) {
+        if let Ok(c) = &constraint {
+            let _ = c.matches(&v);
+        }
+        // A version matches itself read as a constraint (one not too long to read).
+        let exact = Constraint::parse(&format!("={version}"));
+        assert!(
+            version.len() >= MAX_CONSTRAINT_BYTES || exact.as_ref().is_ok_and(|c| c.matches(&v)),
+            "{version:?} does not match ={version}: {exact:?}"
+        );
+    }
+    let available = ["1.0.0", "v1.2", "2.0.0-rc.1", "latest", version];
+    if let Ok(chosen) = newest_matching(wanted, available) {
+        assert!(available.contains(&chosen), "{chosen:?}");
+    }
+}
+
+fn run_helm_index(input: &[u8]) {
+    let Ok(index) = Index::parse(input, 1 << 20) else {
+        return;
+    };
+    for (chart, versions) in &index.entries {
+        for wanted in ["*", ">=0.0.0-0", "1.0.0", "latest"] {
+            if let Ok(v) = index.resolve(chart, wanted) {
+                let _ = v.download_url("https://charts.example/repo?token=t");
+            }
+        }
+        // Each resolve reads the whole list: a few, or the run is quadratic in the entries.
+        for v in versions.iter().take(8) {
+            let _ = index.resolve(chart, &v.version);
+            let _ = v.download_url("https://u:p@charts.example/");
+        }
+    }
+}
+
 fn run_source_destination(input: &[u8]) {
     let Some(v) = block(input) else { return };
     let _ = serde_json::from_value::<ApplicationSource>(v.clone());
@@ -699,6 +764,71 @@ const URLS: &[&str] = &[
     "prod-*",
     "{dev,prod}-*",
 ];
+const CHART_CONSTRAINTS: &[&str] = &[
+    "1.2.3",
+    "v1.2",
+    "*",
+    "*-0",
+    "1.x",
+    "^1.2.3",
+    "~1.2",
+    "~>1",
+    ">=1.0.0 <2.0.0",
+    ">=1.0.0, <2.0.0-0",
+    "!=1.2.3 || >3",
+    "1.2 - 1.4.5",
+    "=<1.2",
+    "=>1",
+    "1.1-3",
+    "latest",
+    "",
+    "1.0 ||",
+    "x.|.5",
+    "99999999999999999999",
+];
+
+const CHART_VERSIONS: &[&str] = &[
+    "1.2.3",
+    "v1.2",
+    "1",
+    "01.02.03",
+    "1.2.3-rc.1",
+    "1.2.3+build.5",
+    "1.2.3-01",
+    "2024.03-LTS-RC19",
+    "1.0.0-99999999999999999999",
+    "1.2.3.4",
+];
+
+const HELM_INDEX: Shape = Shape::Obj(&[
+    ("apiVersion", Shape::Str(&["v1", ""])),
+    ("generated", Shape::Str(&["2024-01-01T00:00:00Z"])),
+    (
+        "entries",
+        Shape::Map(&Shape::List(&Shape::Obj(&[
+            ("name", Shape::Str(&["web", "lib"])),
+            ("version", Shape::Str(CHART_VERSIONS)),
+            (
+                "urls",
+                Shape::List(&Shape::Str(&[
+                    "web-1.0.0.tgz",
+                    "/abs/web.tgz",
+                    "../up.tgz",
+                    "https://cdn.example/web.tgz",
+                    "oci://r.example/web:1.0.0",
+                    "//other.example/x.tgz",
+                    ":bad",
+                ])),
+            ),
+            ("digest", Shape::Str(&["abc"])),
+            ("appVersion", Shape::Str(&["1.0"])),
+            ("deprecated", Shape::Bool),
+        ]))),
+    ),
+]);
+
+const HELM_INDEX_SAMPLE: &str = "apiVersion: v1\nentries:\n  web:\n  - apiVersion: v2\n    name: web\n    version: 1.2.0\n    urls:\n    - web-1.2.0.tgz\n  - name: web\n    version: 1.0.0-rc.1\n    urls:\n    - https://cdn.example/web-1.0.0-rc.1.tgz\ngenerated: \"2024-01-01T00:00:00Z\"\n";
+
 const GLOBS: &[&str] = &[
     "*",
     "**",

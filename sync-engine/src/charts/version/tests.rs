@@ -558,3 +558,26 @@ fn errors_say_the_input() {
         "{e}"
     );
 }
+
+#[test]
+fn long_inputs_are_refused_or_read_in_linear_time_and_quoted_short() {
+    // A run of version characters is where hyphen ranges would cost quadratic time.
+    let long = "9".repeat(MAX_CONSTRAINT_BYTES + 1);
+    match Constraint::parse(&long) {
+        Err(VersionError::ParseConstraint { input, reason }) => {
+            assert_eq!(input, format!("{}...", "9".repeat(128)));
+            assert!(reason.contains("more than the 1024"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let at_limit = format!("1.0.0-{}", "x".repeat(MAX_CONSTRAINT_BYTES - 6));
+    assert!(c(&at_limit).matches(&v(&at_limit)));
+    // Versions have no limit (their parse is linear); errors quote them short.
+    let version = format!("1.0.0-{}", "a.".repeat(50_000));
+    let err = parse_version(&version).unwrap_err().to_string();
+    assert!(err.len() < 400, "{err}");
+    let err = newest_matching(&long, ["1.0.0"]).unwrap_err().to_string();
+    assert!(err.len() < 400, "{err}");
+    // Cut at a character boundary.
+    assert_eq!(shown(&"é".repeat(100)), format!("{}...", "é".repeat(64)));
+}
