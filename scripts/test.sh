@@ -4,9 +4,10 @@
 # dashboard tests (Chromium + ChromeDriver, scripts/install-browser.sh) and the real Git
 # servers of the repository tests and the Helm chart repository of the chart tests (nginx,
 # fcgiwrap, sshd: scripts/install-git-servers.sh) and the OCI registry of the Helm chart and
-# image tests (docker-registry, htpasswd: scripts/install-registry.sh) and the rendering
-# tools (helm, kubectl: scripts/install-tools.sh, first on PATH) are installed, then runs
-# every test of the workspace. Extra arguments go to `cargo test`.
+# image tests (docker-registry, htpasswd: scripts/install-registry.sh), buildah, podman and
+# runc for the image test (scripts/install-image-tools.sh) and the rendering tools (helm,
+# kubectl: scripts/install-tools.sh, first on PATH) are installed, then runs every test of
+# the workspace. Extra arguments go to `cargo test`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ bash scripts/install-control-plane.sh
 bash scripts/install-browser.sh
 bash scripts/install-git-servers.sh
 bash scripts/install-registry.sh
+bash scripts/install-image-tools.sh
 bash scripts/install-tools.sh
 export PATH="$ARGOSY_CACHE/tools/bin:$PATH"
 cargo test --workspace --all-targets "$@"

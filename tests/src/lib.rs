@@ -24,7 +24,8 @@
 //!
 //! [`registry`] starts a real OCI registry (Distribution's `docker-registry`, HTTPS with
 //! optional basic auth) on loopback for the Helm OCI chart and image tests (installed by
-//! `scripts/install-registry.sh`).
+//! `scripts/install-registry.sh`); [`image`] builds Argosy's container image with
+//! `scripts/build-image.sh`, pushes it there, and pulls and runs it with podman.
 
 pub mod argocd;
 pub mod bench;
@@ -34,6 +35,7 @@ pub mod fuzz;
 pub mod git_servers;
 pub mod helm;
 pub mod helm_repo;
+pub mod image;
 /// Import cycles between the modules of each crate of the workspace: the check CI
 /// runs as `cargo run -p argosy-tests --bin module-cycles` (and `tests/module_cycles.rs`).
 pub mod modgraph;

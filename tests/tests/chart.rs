@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used)]
-//! The Helm chart `charts/argosy`, without a `helm` binary: rendered by
-//! `argosy_tests::helm` (Argosy's Go template engine with Helm's `include` and
-//! `required`), checked, applied to a real kube-apiserver, and its RBAC proven
-//! both sufficient and not broader than needed by running the controller
-//! in-process with a token of the chart's ServiceAccount.
+//! The Helm chart `charts/argosy`: rendered by `argosy_tests::helm` (Argosy's Go
+//! template engine with Helm's `include` and `required`), checked, applied to a real
+//! kube-apiserver, and its RBAC proven both sufficient and not broader than needed by
+//! running the controller in-process with a token of the chart's ServiceAccount. The
+//! real `helm` (scripts/install-tools.sh) lints and renders every values combination
+//! used here, and must render exactly the same objects (or fail with the same message).
 //!
 //! Sufficient: the controller does its job (Applications created and pruned,
 //! ApplicationSet status patched, Events created, Lease acquired and released)
@@ -31,6 +32,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::discovery::Scope;
 use kube::{Api, Client};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 fn render(release: &Release, overrides: Value) -> Rendered {
@@ -42,6 +44,83 @@ fn render(release: &Release, overrides: Value) -> Rendered {
 
 fn default_release() -> Release {
     Release::new("argosy", ARGOCD_NAMESPACE)
+}
+
+/// Release `fleet` in `fleet` with every optional part turned on.
+fn fleet_overrides() -> Value {
+    json!({
+        "replicas": 3,
+        "syncEngine": "argocd",
+        "appsetNamespaces": ["team-a", "fleet", "team-b"],
+        "leaderElection": {"leaseName": "fleet-lease", "leaseSeconds": 30},
+        "deletionBudget": {"min": 1, "percent": 0},
+        "policy": "create-only",
+        "port": 9090,
+        "webhook": {"github": {"existingSecret": "gh-hook"}, "gitlab": {"existingSecret": "gl-hook", "key": "t"}},
+        "dashboard": {"existingSecret": "dash", "sessionTTL": "30m"},
+        "tls": {"existingSecret": "argosy-tls"},
+        "probes": {"readiness": {"stallSeconds": 120}},
+        "extraArgs": ["--repo=https://example.invalid/r.git=/srv/r"],
+        "metrics": {
+            "token": {"existingSecret": "scrape"},
+            "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"},
+                               "tlsConfig": {"serverName": "fleet-argosy.fleet.svc"}},
+        },
+    })
+}
+
+/// Release `fleet` next to Argo CD: ApplicationSets in `team-a` too, one replica
+/// without leader election.
+fn fleet_next_to_argocd() -> Value {
+    json!({
+        "syncEngine": "argocd",
+        "appsetNamespaces": ["team-a"],
+        "replicas": 1,
+        "leaderElection": {"enabled": false},
+    })
+}
+
+/// One replica without leader election (release `argosy` in `argocd`).
+fn single_replica() -> Value {
+    json!({"replicas": 1, "leaderElection": {"enabled": false}})
+}
+
+/// Values the chart refuses, and the message it refuses them with.
+fn invalid_values() -> Vec<(Value, &'static str)> {
+    vec![
+        (
+            json!({"syncToInCluster": true, "syncEngine": "argocd"}),
+            "syncToInCluster needs syncEngine: argosy",
+        ),
+        (
+            json!({"syncEngine": "flux"}),
+            r#"syncEngine must be argosy or argocd, not "flux""#,
+        ),
+        (
+            json!({"leaderElection": {"enabled": false}}),
+            "replicas > 1 needs leaderElection.enabled",
+        ),
+        (
+            json!({"serviceAccount": {"create": false}}),
+            "serviceAccount.name is required when serviceAccount.create is false",
+        ),
+    ]
+}
+
+/// Every valid values combination the tests render, with its release.
+fn valid_cases() -> Vec<(Release, Value)> {
+    let fleet = Release::new("fleet", "fleet");
+    vec![
+        (default_release(), json!({})),
+        (fleet.clone(), fleet_overrides()),
+        (default_release(), json!({"syncToInCluster": true})),
+        (default_release(), single_replica()),
+        (fleet, fleet_next_to_argocd()),
+        (
+            default_release(),
+            json!({"defaultProject": {"create": false}}),
+        ),
+    ]
 }
 
 fn container(rendered: &Rendered, name: &str) -> Value {
@@ -141,9 +220,30 @@ fn default_values_render_a_hardened_two_replica_controller() {
             ("RoleBinding", "argocd", "argosy"),
             ("Service", "argocd", "argosy"),
             ("Deployment", "argocd", "argosy"),
+            ("AppProject", "argocd", "default"),
         ],
         "no ClusterRole, no ServiceMonitor by default"
     );
+    // Argo CD's `default` project, as its API server creates it, kept on uninstall.
+    let project = rendered.object("AppProject", "default").unwrap();
+    assert_eq!(
+        project["spec"],
+        json!({
+            "sourceRepos": ["*"],
+            "destinations": [{"server": "*", "namespace": "*"}],
+            "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+        })
+    );
+    assert_eq!(
+        project["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let without = render(
+        &default_release(),
+        json!({"defaultProject": {"create": false}}),
+    );
+    assert!(without.object("AppProject", "default").is_err());
+    assert_eq!(without.manifests().unwrap().len(), 5);
 
     let deployment = rendered.object("Deployment", "argosy").unwrap();
     assert_eq!(deployment["spec"]["replicas"], 2);
@@ -238,28 +338,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
 #[test]
 fn overrides_change_replicas_args_rbac_and_monitoring() {
     let release = Release::new("fleet", "fleet");
-    let rendered = render(
-        &release,
-        json!({
-            "replicas": 3,
-            "syncEngine": "argocd",
-            "appsetNamespaces": ["team-a", "fleet", "team-b"],
-            "leaderElection": {"leaseName": "fleet-lease", "leaseSeconds": 30},
-            "deletionBudget": {"min": 1, "percent": 0},
-            "policy": "create-only",
-            "port": 9090,
-            "webhook": {"github": {"existingSecret": "gh-hook"}, "gitlab": {"existingSecret": "gl-hook", "key": "t"}},
-            "dashboard": {"existingSecret": "dash", "sessionTTL": "30m"},
-            "tls": {"existingSecret": "argosy-tls"},
-            "probes": {"readiness": {"stallSeconds": 120}},
-            "extraArgs": ["--repo=https://example.invalid/r.git=/srv/r"],
-            "metrics": {
-                "token": {"existingSecret": "scrape"},
-                "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"},
-                                   "tlsConfig": {"serverName": "fleet-argosy.fleet.svc"}},
-            },
-        }),
-    );
+    let rendered = render(&release, fleet_overrides());
     let deployment = rendered.object("Deployment", "fleet-argosy").unwrap();
     assert_eq!(deployment["spec"]["replicas"], 3);
     let args = args(&rendered, "fleet-argosy");
@@ -412,35 +491,13 @@ fn in_cluster_sync_is_opt_in_and_broad() {
 #[test]
 fn invalid_values_fail_with_a_message() {
     let chart = Chart::argosy().unwrap();
-    for (values, message) in [
-        (
-            json!({"syncToInCluster": true, "syncEngine": "argocd"}),
-            "syncToInCluster needs syncEngine: argosy",
-        ),
-        (
-            json!({"syncEngine": "flux"}),
-            r#"syncEngine must be argosy or argocd, not "flux""#,
-        ),
-        (
-            json!({"leaderElection": {"enabled": false}}),
-            "replicas > 1 needs leaderElection.enabled",
-        ),
-        (
-            json!({"serviceAccount": {"create": false}}),
-            "serviceAccount.name is required when serviceAccount.create is false",
-        ),
-    ] {
+    for (values, message) in invalid_values() {
         let err = chart.render(&default_release(), &values).unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains(message), "{values}: {text}");
     }
     // One replica without leader election is fine, and says so in the args.
-    let rendered = chart
-        .render(
-            &default_release(),
-            &json!({"replicas": 1, "leaderElection": {"enabled": false}}),
-        )
-        .unwrap();
+    let rendered = chart.render(&default_release(), &single_replica()).unwrap();
     assert!(args(&rendered, "argosy").contains(&"--leader-election=false".to_owned()));
     assert!(
         !rules(&rendered.object("Role", "argosy").unwrap())
@@ -503,6 +560,127 @@ fn every_value_is_documented_in_the_readme() {
         missing.is_empty(),
         "values not in the README table: {missing:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The real helm.
+
+/// `helm ARGS` (the one scripts/install-tools.sh puts first on PATH), with configuration,
+/// cache and data in `home`, so no repository or plugin of the machine takes part.
+fn helm(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("helm")
+        .args(args)
+        .env("HOME", home)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env_remove("HELM_DEBUG")
+        .env_remove("HELM_NAMESPACE")
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("helm runs (scripts/install-tools.sh installs it; scripts/test.sh puts it on PATH)")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `helm template RELEASE charts/argosy -n NAMESPACE -f VALUES`: the objects, in `helm`'s
+/// order, or helm's error.
+fn helm_template(
+    home: &std::path::Path,
+    release: &Release,
+    values: &std::path::Path,
+) -> std::result::Result<Vec<Value>, String> {
+    let chart = argosy_chart_dir();
+    let out = helm(
+        home,
+        &[
+            "template",
+            &release.name,
+            chart.to_str().unwrap(),
+            "--namespace",
+            &release.namespace,
+            "--values",
+            values.to_str().unwrap(),
+        ],
+    );
+    if !out.status.success() {
+        return Err(stderr(&out));
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    Ok(serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+/// Objects sorted by kind, namespace and name (the two renderers order kinds alike but
+/// need not order the objects of one kind alike).
+fn sorted(mut objects: Vec<Value>) -> Vec<Value> {
+    let key = |v: &Value| {
+        ["/kind", "/metadata/namespace", "/metadata/name"].map(|p| {
+            v.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
+    };
+    objects.sort_by_key(key);
+    objects
+}
+
+#[test]
+fn real_helm_lints_and_renders_what_the_tests_render() {
+    let home = tempfile::tempdir().unwrap();
+    let chart = argosy_chart_dir();
+    let chart = chart.to_str().unwrap();
+    let values_file = |i: usize, values: &Value| {
+        // JSON is YAML: the overrides go to helm as they are.
+        let path = home.path().join(format!("values-{i}.yaml"));
+        std::fs::write(&path, values.to_string()).unwrap();
+        path
+    };
+    for (i, (release, values)) in valid_cases().into_iter().enumerate() {
+        let file = values_file(i, &values);
+        let lint = helm(
+            home.path(),
+            &[
+                "lint",
+                "--strict",
+                chart,
+                "--namespace",
+                &release.namespace,
+                "--values",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            lint.status.success(),
+            "helm lint --strict with {values}: {}{}",
+            String::from_utf8_lossy(&lint.stdout),
+            stderr(&lint)
+        );
+        let by_helm = helm_template(home.path(), &release, &file)
+            .unwrap_or_else(|e| panic!("helm template with {values}: {e}"));
+        let ours = render(&release, values.clone()).manifests().unwrap();
+        assert!(!by_helm.is_empty());
+        assert_eq!(
+            sorted(by_helm),
+            sorted(ours),
+            "helm template and argosy_tests::helm differ for release {} with {values}",
+            release.name
+        );
+    }
+    for (i, (values, message)) in invalid_values().into_iter().enumerate() {
+        let file = values_file(100 + i, &values);
+        let err = helm_template(home.path(), &default_release(), &file)
+            .expect_err(&format!("helm template accepted {values}"));
+        // (`helm lint` only logs a template's `fail`: in lint mode `fail` and `required`
+        // do not stop the render.)
+        assert!(err.contains(message), "helm template with {values}: {err}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -775,7 +953,7 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
     create_namespace(&admin, ARGOCD_NAMESPACE).await?;
     prepare_namespace(&admin).await?;
     let objects = install(&admin, &rendered).await?;
-    assert_eq!(objects, 5);
+    assert_eq!(objects, 6);
     let workload = cp.workloads()[0].clone();
     argosy_tests::fixtures::register_cluster(&admin, "w1", &workload, &[]).await?;
     let repo = tempfile::tempdir()?;
@@ -942,15 +1120,7 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
         create_namespace(&admin, ns).await?;
     }
     let fleet = Release::new("fleet", "fleet");
-    let rendered = render(
-        &fleet,
-        json!({
-            "syncEngine": "argocd",
-            "appsetNamespaces": ["team-a"],
-            "replicas": 1,
-            "leaderElection": {"enabled": false},
-        }),
-    );
+    let rendered = render(&fleet, fleet_next_to_argocd());
     install(&admin, &rendered).await?;
     let projects = json!({
         "apiVersion": "argoproj.io/v1alpha1",
