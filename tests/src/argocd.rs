@@ -146,6 +146,74 @@ pub async fn apply_json(client: &Client, resource: &ApiResource, object: Value) 
     Ok(serde_json::to_value(applied)?)
 }
 
+/// The Application `name` in [`ARGOCD_NAMESPACE`], as JSON.
+pub async fn app_json(client: &Client, name: &str) -> Result<Value> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &application_resource());
+    Ok(serde_json::to_value(api.get(name).await?)?)
+}
+
+/// The message of `name`'s `ComparisonError` once it contains `needle` (90 s at most; the
+/// error then carries the Application's status).
+pub async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<String> {
+    let waited = comparison_error_within(client, name, needle, Duration::from_secs(90)).await;
+    if waited.is_err() {
+        let app = app_json(client, name).await?;
+        return waited
+            .with_context(|| format!("status: {}", app.get("status").unwrap_or(&Value::Null)));
+    }
+    waited
+}
+
+/// [`comparison_error`] within `timeout`, without the status on failure.
+pub async fn comparison_error_within(
+    client: &Client,
+    name: &str,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String> {
+    wait_for(
+        &format!("a ComparisonError on {name} containing {needle:?}"),
+        timeout,
+        || async {
+            let app = app_json(client, name).await?;
+            Ok(app
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.get("type") == Some(&json!("ComparisonError")))
+                .filter_map(|c| c.get("message").and_then(Value::as_str))
+                .find(|m| m.contains(needle))
+                .map(str::to_owned))
+        },
+    )
+    .await
+}
+
+/// An Argo CD `repository` or `repo-creds` Secret (`kind`) in [`ARGOCD_NAMESPACE`] with
+/// these `stringData` fields, applied.
+pub async fn repo_secret(
+    client: &Client,
+    name: &str,
+    kind: &str,
+    data: &[(&str, &str)],
+) -> Result<()> {
+    let string_data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE,
+                     "labels": {"argocd.argoproj.io/secret-type": kind}},
+        "stringData": string_data,
+    });
+    let resource = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+    apply_json(client, &resource, secret).await?;
+    Ok(())
+}
+
 /// An ApplicationSet manifest in [`ARGOCD_NAMESPACE`].
 pub fn appset_manifest(name: &str, spec: Value) -> Value {
     json!({

@@ -19,13 +19,14 @@ use anyhow::{Context as _, Result, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, install_crds,
-    prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, app_json, application_resource, apply_json, appset_resource,
+    comparison_error, comparison_error_within, install_crds, prepare_namespace, repo_secret,
+    run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, register_cluster};
 use argosy_tests::git_servers::{GitHttpServer, GitRepoDir, GitSshServer};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -45,22 +46,6 @@ fn repo(root: &std::path::Path, name: &str) -> Result<GitRepoDir> {
     let repo = GitRepoDir::init_bare(root, name)?;
     repo.commit_files(&[("deploy/cm.yaml", configmap(name, "v1"))], "v1")?;
     Ok(repo)
-}
-
-/// A `repository` or `repo-creds` Secret with Argo CD's field names, applied.
-async fn repo_secret(client: &Client, name: &str, kind: &str, data: &[(&str, &str)]) -> Result<()> {
-    let string_data: serde_json::Map<String, Value> = data
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE,
-                     "labels": {"argocd.argoproj.io/secret-type": kind}},
-        "stringData": string_data,
-    });
-    apply_json(client, &ApiResource::erase::<Secret>(&()), secret).await?;
-    Ok(())
 }
 
 async fn config_map(client: &Client, name: &str, data: Value) -> Result<()> {
@@ -83,12 +68,6 @@ fn app(name: &str, repo_url: &str, server: &str) -> AppBuilder {
         .sync_option("CreateNamespace=true")
 }
 
-async fn app_json(client: &Client, name: &str) -> Result<Value> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &application_resource());
-    Ok(serde_json::to_value(api.get(name).await?)?)
-}
-
 /// Waits until `name` is Synced at `revision` (any revision if `None`).
 async fn wait_synced_at(client: &Client, name: &str, revision: Option<&str>) -> Result<()> {
     let waited = wait_for(
@@ -108,42 +87,6 @@ async fn wait_synced_at(client: &Client, name: &str, revision: Option<&str>) -> 
             .with_context(|| format!("status: {}", app.get("status").unwrap_or(&Value::Null)));
     }
     waited
-}
-
-/// The message of `name`'s ComparisonError once it contains `needle`.
-async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<String> {
-    let waited = comparison_error_within(client, name, needle, Duration::from_secs(90)).await;
-    if waited.is_err() {
-        let app = app_json(client, name).await?;
-        return waited
-            .with_context(|| format!("status: {}", app.get("status").unwrap_or(&Value::Null)));
-    }
-    waited
-}
-
-async fn comparison_error_within(
-    client: &Client,
-    name: &str,
-    needle: &str,
-    timeout: Duration,
-) -> Result<String> {
-    wait_for(
-        &format!("a ComparisonError on {name} containing {needle:?}"),
-        timeout,
-        || async {
-            let app = app_json(client, name).await?;
-            Ok(app
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|c| c.get("type") == Some(&json!("ComparisonError")))
-                .filter_map(|c| c.get("message").and_then(Value::as_str))
-                .find(|m| m.contains(needle))
-                .map(str::to_owned))
-        },
-    )
-    .await
 }
 
 async fn configmap_version(

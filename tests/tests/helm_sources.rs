@@ -19,8 +19,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, install_crds, prepare_namespace, run_args,
-    start_controller, wait_for,
+    ARGOCD_NAMESPACE, app_json, application_resource, apply_json, comparison_error, install_crds,
+    prepare_namespace, repo_secret, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::git_servers::GitRepoDir;
@@ -29,7 +29,7 @@ use argosy_tests::helm_repo::{
 };
 use argosy_tests::registry::{Registry, RegistryOptions};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -138,12 +138,6 @@ async fn live_equals_template(
     Ok(())
 }
 
-async fn app_json(client: &Client, name: &str) -> Result<Value> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &application_resource());
-    Ok(serde_json::to_value(api.get(name).await?)?)
-}
-
 /// Waits until `name` is Synced and Healthy-or-Progressing with `revision` for source 0.
 async fn wait_synced(client: &Client, name: &str, revision: &str) -> Result<()> {
     let waited = wait_for(
@@ -159,33 +153,6 @@ async fn wait_synced(client: &Client, name: &str, revision: &str) -> Result<()> 
             let operation_done =
                 app.pointer("/status/operationState/phase") == Some(&json!("Succeeded"));
             Ok((synced && operation_done && at == Some(revision)).then_some(()))
-        },
-    )
-    .await;
-    if waited.is_err() {
-        let app = app_json(client, name).await?;
-        return waited
-            .with_context(|| format!("status: {}", app.get("status").unwrap_or(&Value::Null)));
-    }
-    waited
-}
-
-/// The message of `name`'s ComparisonError once it contains `needle`.
-async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<String> {
-    let waited = wait_for(
-        &format!("a ComparisonError on {name} containing {needle:?}"),
-        Duration::from_secs(90),
-        || async {
-            let app = app_json(client, name).await?;
-            Ok(app
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|c| c.get("type") == Some(&json!("ComparisonError")))
-                .filter_map(|c| c.get("message").and_then(Value::as_str))
-                .find(|m| m.contains(needle))
-                .map(str::to_owned))
         },
     )
     .await;
@@ -222,21 +189,6 @@ async fn project_chart_app(
         },
     });
     apply_json(client, &application_resource(), app).await?;
-    Ok(())
-}
-
-async fn secret(client: &Client, name: &str, kind: &str, data: &[(&str, &str)]) -> Result<()> {
-    let string_data: serde_json::Map<String, Value> = data
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    let secret = json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": ARGOCD_NAMESPACE,
-                     "labels": {"argocd.argoproj.io/secret-type": kind}},
-        "stringData": string_data,
-    });
-    apply_json(client, &ApiResource::erase::<Secret>(&()), secret).await?;
     Ok(())
 }
 
@@ -393,7 +345,7 @@ async fn charts_from_a_registry_a_helm_repository_and_git_with_per_customer_valu
         }),
     )
     .await?;
-    secret(
+    repo_secret(
         &admin,
         "registry-charts",
         "repository",
@@ -406,7 +358,7 @@ async fn charts_from_a_registry_a_helm_repository_and_git_with_per_customer_valu
         ],
     )
     .await?;
-    secret(
+    repo_secret(
         &admin,
         "chart-repository",
         "repository",

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, init_tracing,
-    install_crds, prepare_namespace, wait_for,
+    ARGOCD_NAMESPACE, app_json, apply_json, appset_resource, init_tracing, install_crds,
+    prepare_namespace, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::git_servers::{GitRepoDir, GitSshServer};
@@ -39,7 +39,7 @@ use argosy_tests::registry::{Registry, RegistryOptions};
 use argosy_tests::{ControlPlane, probe};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -73,12 +73,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn app_json(client: &Client, name: &str) -> Result<Value> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &application_resource());
-    Ok(serde_json::to_value(api.get(name).await?)?)
 }
 
 fn sync_status(app: &Value) -> &str {
