@@ -19,7 +19,8 @@
 //! render Argosy's own Helm chart in tests without a `helm` binary.
 //!
 //! Module [`semver`] is Masterminds semver v3, versions and constraints as Helm, Argo CD and
-//! Sprig read them: the sync engine chooses chart versions with it.
+//! Sprig read them: Sprig's `semver` and `semverCompare` use it, and so does the sync engine
+//! to choose chart versions.
 //!
 //! Templates are compiled once and rendered many times: compilation does all parsing and function
 //! lookup; rendering borrows the parameters and allocates little more than its output.

@@ -3,10 +3,11 @@
 //!
 //! All three use Masterminds semver v3 (v3.4.0 in Helm v4.1.4's build and in Argo CD's
 //! `go.mod`); this module has its semantics, written from its documentation and behavior
-//! (and checked against the real `helm` by `tests/tests/helm_repo.rs`). The chart version
-//! the sync engine deploys for a `targetRevision` (`argosy_sync_engine::charts::version`)
-//! uses it. Versions are [`semver::Version`]s; Cargo's `VersionReq` has another syntax and
-//! other semantics. Pure: no IO.
+//! (and checked against the real `helm` by `tests/tests/helm_repo.rs`). It is the one
+//! implementation in Argosy: Sprig's `semver` and `semverCompare` (`funcs::semver`, with
+//! Sprig's error texts) and the chart version the sync engine deploys for a `targetRevision`
+//! (`argosy_sync_engine::charts::version`) both use it. Versions are [`semver::Version`]s;
+//! Cargo's `VersionReq` has another syntax and other semantics. Pure: no IO.
 //!
 //! ## Versions ([`parse_version`])
 //!

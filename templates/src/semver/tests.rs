@@ -128,9 +128,10 @@ fn precedence_ignores_build_and_orders_prereleases() {
     );
 }
 
-/// Masterminds' documented examples (README) and the cases of its own test tables
-/// (`TestConstraintCheck`, `TestConstraintsCheck`, v3.4.0), plus the quirks this module
-/// keeps; `tests/tests/helm_repo.rs` checks a table like this against the real `helm`.
+/// Masterminds' documented examples (README), the cases of its own test tables
+/// (`TestConstraintCheck`, `TestConstraintsCheck`, v3.4.0) and of Sprig's `semverCompare`,
+/// plus the quirks this module keeps; `tests/tests/helm_repo.rs` checks a table like this
+/// against the real `helm`.
 const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     // Equality, with and without operator; a short version is a range.
     ("=2.0.0", "1.2.3", false),
@@ -143,6 +144,8 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("2", "3.4.5", false),
     ("2.1", "2.2.1", false),
     ("v1.2", "1.2.7", true),
+    ("=1.2.3", "1.2.3", true),
+    ("v1.2.3", "1.2.3", true),
     // Not equal.
     ("!=4.1.0", "4.1.0", false),
     ("!=4.1.0", "4.1.1", true),
@@ -156,9 +159,14 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("!=4.1.x", "4.2.0", true),
     ("!=4.2.x", "4.2.3", false),
     ("!=4.1", "5.1.0-alpha.1", false),
+    ("!=1.2.3", "1.2.4", true),
+    // A prerelease matches no group that names none, `!=` included.
+    ("!=1.2.3", "1.2.4-beta", false),
     // Greater and less, with short versions.
     (">1.1", "4.1.0", true),
     (">1.1", "1.1.0", false),
+    (">1.2.3", "1.2.3", false),
+    (">1.x", "2.0.0", true),
     (">11", "11.1.0", false),
     (">11.1", "11.1.1", false),
     (">11.1", "11.2.1", true),
@@ -169,12 +177,16 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     (">1.2.3-alpha.1", "1.3.3-alpha.2", true),
     ("<11", "0.1.0", true),
     ("<11", "11.1.0", false),
+    ("<2.0.0", "1.9.9", true),
     ("<1.1", "1.1.0", false),
     ("<1.x", "0.1.1", true),
     ("<1.x", "1.1.1", false),
     ("<1.1.x", "1.0.500", true),
     ("<0-z", "0.0.0-alpha", true),
     (">=11", "11.1.2", true),
+    (">=1.2.3", "1.2.3", true),
+    (">=1.0.0", "1.2.3-rc1", false),
+    (">=1.2.3-alpha", "1.2.3-beta", true),
     (">=11.1", "11.0.2", false),
     ("=> 1.2", "1.2.0", true),
     (">=1.1", "4.1.0-beta", false),
@@ -184,6 +196,7 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("<=11", "12.2.3", false),
     ("<=1.1", "1.1.1", true),
     ("<=1.1", "1.2.3", false),
+    ("<=1.2", "1.2.9", true),
     ("=< 1.2", "1.2.9", true),
     ("<=1.1-a", "0.1.0-alpha", true),
     ("<=1.1", "0.1.0-alpha", false),
@@ -200,6 +213,7 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("2.1.*", "2.2.1", false),
     ("1.2.x", "1.2.9", true),
     ("1.2.X", "1.3.0", false),
+    ("1.2.x", "1.3.0", false),
     ("1.x", "1.4.0", true),
     (">= 1.2.x", "9.0.0", true),
     ("<= 2.x", "2.9.9", true),
@@ -210,6 +224,8 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("~1.2.3", "1.2.4", true),
     ("~1.2.3", "1.3.4", false),
     ("~1.2.3", "1.2.2", false),
+    ("~1.2.3", "1.2.9", true),
+    ("~1.2.3", "1.3.0", false),
     ("~1.2", "1.2.4", true),
     ("~1.2", "1.3.4", false),
     ("~1", "1.2.4", true),
@@ -232,6 +248,8 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("^1.2.3", "1.8.9", true),
     ("^1.2.3", "2.8.9", false),
     ("^1.2.3", "1.2.1", false),
+    ("^1.2.3", "1.9.0", true),
+    ("^1.2.3", "2.0.0", false),
     ("^1.2.0", "1.2.1-alpha.1", false),
     ("^1.2.0-alpha.0", "1.2.1-alpha.1", true),
     ("^1.2.0-alpha.2", "1.2.0-alpha.1", false),
@@ -241,6 +259,8 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     ("^1.x", "1.1.1-beta1", false),
     ("^0.2.3", "0.2.5", true),
     ("^0.2.3", "0.5.6", false),
+    ("^0.2.3", "0.2.9", true),
+    ("^0.2.3", "0.3.0", false),
     ("^0.2", "0.2.5", true),
     ("^0.0.3", "0.0.3", true),
     ("^0.0.3", "0.0.4", false),
@@ -257,6 +277,10 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     (">1.1 <2", "1.2.1", true),
     (">1.1    <3", "4.3.2", false),
     (">   1.1, <2", "1.2.1", true),
+    (">= 1.2, < 2", "1.5.0", true),
+    (">= 1.2, < 2", "2.1.0", false),
+    ("<1.0 || >=3.0", "3.1.0", true),
+    ("<1.0 || >=3.0", "2.0.0", false),
     (">= 1.1 <2 != 1.2.3", "1.2.3", false),
     (">=1.1, <2, !=1.2.3 || > 3", "4.1.2", true),
     (">=1.1, <2, !=1.2.3 || > 3", "3.1.2", false),
@@ -273,11 +297,16 @@ const CONSTRAINT_CASES: &[(&str, &str, bool)] = &[
     (">=1.0.0-0 <2.0.0-0", "2.0.0-rc.1", false),
     // A prerelease of 2.0.0 is below 2.0.0.
     (">=1.0.0-0 <2.0.0", "2.0.0-rc.1", true),
+    // One comparison naming a prerelease opens the whole group to prereleases.
+    (">=1.0.0-0 <2.0.0", "1.5.0-rc.1", true),
     // Hyphen ranges.
     ("1.1 - 2", "1.1.1", true),
     ("1.5.0 - 4.5", "3.7.0", true),
     ("1.2 - 1.4.5", "1.4.5", true),
     ("1.2 - 1.4.5", "1.4.6", false),
+    ("1.1 - 1.3", "1.3.0", true),
+    ("1.1 - 1.3", "1.4.0", false),
+    ("1.0 -\t2.0", "1.5.0", true),
     ("1.0.0 - 2.0.0 <=2.0.0", "1.5.0", true),
     ("1.0.0 - 2.0.0, <=2.0.0", "1.5.0", true),
     ("1.5, 1.0 - 2.0", "1.5.3", true),
@@ -317,6 +346,7 @@ fn improper_constraints_are_refused_naming_the_part() {
         ("1.0 ||", "empty constraint"),
         ("|| 1.0", "empty constraint"),
         ("foo", "is no list of comparisons"),
+        ("&&", "is no list of comparisons"),
         (">= bar", "is no list of comparisons"),
         ("BAR >= 1.2.3", "is no list of comparisons"),
         ("latest", "is no list of comparisons"),
@@ -327,6 +357,7 @@ fn improper_constraints_are_refused_naming_the_part() {
         ("! 1.0", "is no list of comparisons"),
         ("1.0, ,2.0", "is no list of comparisons"),
         ("1.0,", "is no list of comparisons"),
+        ("1.0~2.0", "is no list of comparisons"),
         ("1.2.3 -2.0.0", "is no list of comparisons"),
         // Glued hyphen ranges (Masterminds rewrites them in place, which fails).
         (">1.0 - 2.0", "is no list of comparisons"),
