@@ -7,7 +7,7 @@ use super::func::{FnResult, Func, Param, fixed, str_arg};
 use super::version::Version;
 use crate::go::budget::Budget;
 use crate::go::value::Value;
-use crate::semver::Constraint;
+use crate::semver::{Constraint, MAX_CONSTRAINT_BYTES};
 
 use Param::Str;
 
@@ -43,8 +43,13 @@ fn semver<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     ))?)))
 }
 
-fn semver_compare<'a>(_: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
+fn semver_compare<'a>(b: &mut Budget, a: &[Value<'a>]) -> FnResult<'a> {
     let text = str_arg(a, 0);
+    // Reading a constraint takes time quadratic in its length (up to
+    // `MAX_CONSTRAINT_BYTES`, then it is refused): work spent alike, so a loop over a long
+    // constraint runs out of budget, not of time.
+    let len = text.len().min(MAX_CONSTRAINT_BYTES + 1) as u64;
+    b.spend(len * len / 64)?;
     // Masterminds names the `||` group that fails (or says "constraint parser error" when
     // a comparison's version does not parse); the whole text names it too.
     let constraint = Constraint::parse(text).map_err(|_| format!("improper constraint: {text}"))?;

@@ -724,6 +724,16 @@ fn semver_functions() {
         json!({"x": 1}),
         "improper constraint: &&",
     );
+    // A long constraint costs work quadratic in its length: a loop over one runs out of
+    // budget (1,300 calls of 1,024 bytes), the same loop over a short one does not.
+    let long = "1 ".repeat(512);
+    let looped = |constraint: &str| {
+        format!(
+            r#"{{{{ range 1300 }}}}{{{{ semverCompare "{constraint}" "1.0.0" }}}}{{{{ end }}}}"#
+        )
+    };
+    assert_err(&looped(&long), json!({"x": 1}), "work budget");
+    assert!(t(&looped("1 1")).starts_with("truetrue"));
 }
 
 #[test]
