@@ -305,7 +305,7 @@ proptest! {
     fn chart_versions_and_constraints_of_any_text_never_panic(text in "\\PC{0,40}") {
         let _ = parse_version(&text);
         if let Ok(constraint) = Constraint::parse(&text) {
-            let _ = constraint.matches(&semver::Version::new(1, 2, 3));
+            let _ = constraint.matches(&argosy_sync_engine::charts::version::Version::new(1, 2, 3));
         }
         let _ = newest_matching(&text, ["1.0.0", "v2.0", "3.0.0-rc.1", "latest", &text]);
     }

@@ -18,6 +18,10 @@
 //! Outside `ApplicationSet`s, [`Library::Helm`] adds Helm's `include` and `required`, enough to
 //! render Argosy's own Helm chart in tests without a `helm` binary.
 //!
+//! Module [`semver`] is Masterminds semver v3, versions and constraints as Helm, Argo CD and
+//! Sprig read them: Sprig's `semver` and `semverCompare` use it, and so does the sync engine
+//! to choose chart versions.
+//!
 //! Templates are compiled once and rendered many times: compilation does all parsing and function
 //! lookup; rendering borrows the parameters and allocates little more than its output.
 //!
@@ -49,6 +53,7 @@ mod mode;
 mod params;
 mod patch;
 mod render;
+pub mod semver;
 mod template;
 mod yaml;
 

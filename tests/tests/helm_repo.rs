@@ -1,9 +1,10 @@
 //! Self-tests of the Helm repository harness (`argosy_tests::helm_repo`) with the real
 //! `helm`, and a cross-check of `argosy_sync_engine::charts` against it: the chart versions
 //! Argosy picks for a `targetRevision` are the ones `helm pull --version` picks from the
-//! same served index, and `charts::version::Constraint` agrees with Helm's own constraint
-//! check (`semverCompare`, the same Masterminds library) on a table of constraints and
-//! versions.
+//! same served index, and Argosy's Masterminds semver (`argosy_templates::semver`, which
+//! `charts::version` re-exports) and its Sprig `semverCompare` agree with Helm's own
+//! constraint check (`semverCompare`, the same Masterminds library) on a table of
+//! constraints and versions.
 
 use std::fs;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use argosy_sync_engine::charts::index::{ARGO_CD_MAX_INDEX_BYTES, Index, IndexError};
 use argosy_sync_engine::charts::version::{Constraint, parse_version};
+use argosy_templates::{GoOptions, Mode, Params, render_string};
 use argosy_tests::git_servers::Listener;
 use argosy_tests::helm_repo::{
     ChartDir, HelmHome, HelmRepoOptions, HelmRepoServer, helm_repo_index, helm_template,
@@ -336,6 +338,7 @@ const CONSTRAINTS: &[&str] = &[
     "1.2 - 1.4.5",
     "1.0.0 - 2.0.0, <=2.0.0",
     "1.5, 1.0 - 2.0",
+    "1.0 -\t2.0",
     "<1 || >=2.0.0-0",
     "~1.2 || ^2 || 0.0.3",
     "1.2.3-beta.2",
@@ -378,8 +381,9 @@ const CHECKED_VERSIONS: &[&str] = &[
     "1.2.3-99999999999999999999",
 ];
 
-/// `Constraint::matches` against Helm's own `semverCompare` for every pair of a table of
-/// constraints and versions, in one `helm template` run.
+/// `Constraint::matches`, and Argosy's Sprig `semverCompare`, against Helm's own
+/// `semverCompare` for every pair of a table of constraints and versions, in one
+/// `helm template` run.
 #[test]
 fn constraints_agree_with_helms_semver_compare() -> Result<()> {
     let pairs: Vec<(&str, &str)> = CONSTRAINTS
@@ -390,9 +394,10 @@ fn constraints_agree_with_helms_semver_compare() -> Result<()> {
     let mut disagreements = Vec::new();
     for ((constraint, version), helm) in pairs.iter().zip(&helm) {
         let ours = Constraint::parse(constraint)?.matches(&parse_version(version)?);
-        if ours != *helm {
+        let sprig = sprig_semver_compare(constraint, version)?;
+        if ours != *helm || sprig != helm.to_string() {
             disagreements.push(format!(
-                "{constraint:?} {version:?}: helm {helm}, argosy {ours}"
+                "{constraint:?} {version:?}: helm {helm}, argosy {ours}, sprig {sprig}"
             ));
         }
     }
@@ -429,11 +434,19 @@ fn improper_constraints_are_refused_by_helm_and_argosy_alike() -> Result<()> {
         "1.0.0-01",
         ">99999999999999999999",
         "1.5 1.0 - 2.0",
+        "1.0,",
+        "1.0~2.0",
+        "&&",
     ] {
         let helm = semver_compare_in_helm(&[(constraint, "1.0.0")]);
         let ours = Constraint::parse(constraint);
         assert!(helm.is_err(), "helm accepts {constraint:?}");
         assert!(ours.is_err(), "argosy accepts {constraint:?}");
+        let sprig = sprig_semver_compare(constraint, "1.0.0");
+        assert!(
+            sprig.is_err(),
+            "argosy's semverCompare accepts {constraint:?}"
+        );
     }
     assert_eq!(semver_compare_in_helm(&[(">=1.0 <2", "1.5.0")])?, [true]);
     for version in ["1.2.3.4", "1.0.0-01", "V1.0.0", "latest", "1.2.x"] {
@@ -442,8 +455,19 @@ fn improper_constraints_are_refused_by_helm_and_argosy_alike() -> Result<()> {
             "helm reads {version:?}"
         );
         assert!(parse_version(version).is_err(), "argosy reads {version:?}");
+        let sprig = sprig_semver_compare("*", version);
+        assert!(sprig.is_err(), "argosy's semverCompare reads {version:?}");
     }
     Ok(())
+}
+
+/// Argosy's Sprig `semverCompare CONSTRAINT VERSION`, rendered by its Go template engine.
+fn sprig_semver_compare(constraint: &str, version: &str) -> Result<String> {
+    Ok(render_string(
+        &format!("{{{{ semverCompare {constraint:?} {version:?} }}}}"),
+        &Params::default(),
+        &Mode::Go(GoOptions::default()),
+    )?)
 }
 
 /// Helm's `semverCompare CONSTRAINT VERSION` for each pair, rendered by `helm template`.

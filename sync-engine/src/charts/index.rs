@@ -228,7 +228,7 @@ impl Index {
 /// The `n` highest versions among `texts` that are versions, highest first (equal ones in
 /// their order).
 fn newest_first(texts: &[&str], n: usize) -> Vec<String> {
-    let mut versions: Vec<(semver::Version, &str)> = texts
+    let mut versions: Vec<(version::Version, &str)> = texts
         .iter()
         .filter_map(|t| version::parse_version(t).ok().map(|v| (v, *t)))
         .collect();

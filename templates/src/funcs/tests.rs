@@ -675,37 +675,40 @@ fn semver_functions() {
         ),
         "1.2|rc1|1.2.0"
     );
-    assert_err(
-        r#"{{ semver "nope" }}"#,
-        json!({"x": 1}),
-        "Invalid Semantic Version",
+    assert_eq!(
+        t(
+            r#"{{ $v := semver "v01.2-rc.1+b.7" }}{{ $v.Patch }}|{{ $v.Metadata }}|{{ $v.Original }}|{{ $v.String }}|{{ printf "%q" $v }}"#
+        ),
+        r#"0|b.7|v01.2-rc.1+b.7|1.2.0-rc.1+b.7|"1.2.0-rc.1+b.7""#
     );
+    // Masterminds' errors, in the texts Sprig's tests know.
+    for (version, error) in [
+        ("nope", "Invalid Semantic Version"),
+        ("1.0.0-01", "Version segment starts with 0"),
+        (
+            "18446744073709551616.0.0",
+            "Error parsing version segment: number too large to fit in target type",
+        ),
+    ] {
+        assert_err(
+            &format!(r#"{{{{ semver "{version}" }}}}"#),
+            json!({"x": 1}),
+            error,
+        );
+        assert_err(
+            &format!(r#"{{{{ semverCompare "*" "{version}" }}}}"#),
+            json!({"x": 1}),
+            error,
+        );
+    }
+    // The cases are `crate::semver`'s (its tests have this table and more); these check the
+    // function passes them on.
     let cases = [
         (">=1.2.3", "1.2.3", true),
         (">1.2.3", "1.2.3", false),
-        ("<2.0.0", "1.9.9", true),
-        ("<=1.2", "1.2.9", true),
-        ("!=1.2.3", "1.2.4", true),
-        ("=1.2.3", "1.2.3", true),
-        ("1.2.x", "1.2.9", true),
-        ("1.2.x", "1.3.0", false),
-        ("*", "4.5.6", true),
-        ("~1.2.3", "1.2.9", true),
-        ("~1.2.3", "1.3.0", false),
-        ("^1.2.3", "1.9.0", true),
-        ("^1.2.3", "2.0.0", false),
-        ("^0.2.3", "0.2.9", true),
-        ("^0.2.3", "0.3.0", false),
         (">=1.0.0", "1.2.3-rc1", false),
-        (">=1.2.3-alpha", "1.2.3-beta", true),
-        (">= 1.2, < 2", "1.5.0", true),
-        (">= 1.2, < 2", "2.1.0", false),
         ("<1.0 || >=3.0", "3.1.0", true),
-        ("<1.0 || >=3.0", "2.0.0", false),
-        ("1.1 - 1.3", "1.3.0", true),
         ("1.1 - 1.3", "1.4.0", false),
-        (">1.x", "2.0.0", true),
-        ("v1.2.3", "1.2.3", true),
     ];
     for (constraint, version, want) in cases {
         assert_eq!(
@@ -719,8 +722,18 @@ fn semver_functions() {
     assert_err(
         r#"{{ semverCompare "&&" "1.0.0" }}"#,
         json!({"x": 1}),
-        "improper constraint",
+        "improper constraint: &&",
     );
+    // A long constraint costs work quadratic in its length: a loop over one runs out of
+    // budget (1,300 calls of 1,024 bytes), the same loop over a short one does not.
+    let long = "1 ".repeat(512);
+    let looped = |constraint: &str| {
+        format!(
+            r#"{{{{ range 1300 }}}}{{{{ semverCompare "{constraint}" "1.0.0" }}}}{{{{ end }}}}"#
+        )
+    };
+    assert_err(&looped(&long), json!({"x": 1}), "work budget");
+    assert!(t(&looped("1 1")).starts_with("truetrue"));
 }
 
 #[test]
