@@ -40,7 +40,7 @@ use crate::registry::{ClusterRegistry, ProjectRegistry, StoreReady};
 use crate::repo_credentials::RepoCredentialRegistry;
 use crate::webhook::WebhookConfig;
 use argosy_sync_engine::fence::{self, Fence};
-use argosy_sync_engine::repo::GitRepos;
+use argosy_sync_engine::repo::{GitRepos, RemoteSettings};
 use argosy_sync_engine::{
     charts::ChartRepos,
     clients::ClusterClients,
@@ -301,13 +301,16 @@ pub async fn run_with(
     let shutdown = futures::FutureExt::shared(shutdown);
     let metrics = Metrics::new();
     // One repository cache for generators and the sync engine.
-    let repo_credentials = Arc::new(repo_credentials);
+    // Git repositories, Helm repositories and registries are reached alike.
+    let remote = RemoteSettings {
+        credentials: Arc::new(repo_credentials),
+        url_policy: args.url_policy,
+        timeouts: args.repo_timeouts,
+        backoff: args.repo_backoff,
+        refresh_interval: args.repo_refresh,
+    };
     let mut git = GitRepos::new(args.repos.clone(), args.repo_cache.clone())
-        .with_url_policy(args.url_policy)
-        .with_refresh_interval(args.repo_refresh)
-        .with_backoff(args.repo_backoff)
-        .with_timeouts(args.repo_timeouts)
-        .with_credentials(repo_credentials.clone())
+        .with_remote(remote.clone())
         .with_evictable_dirs(vec![
             args.repo_cache.join("render").join("trees"),
             args.repo_cache.join("render").join("dependencies"),
@@ -317,15 +320,10 @@ pub async fn run_with(
         git = git.with_max_bytes(max_bytes);
     }
     let repos = Arc::new(git);
-    // Helm charts from Helm repositories and OCI registries: the same credentials, URL
-    // policy, timeouts, backoff and refresh interval as Git.
+    // Helm charts from Helm repositories and OCI registries.
     let charts = Arc::new(
         ChartRepos::new(args.repo_cache.join("charts"))
-            .with_credentials(repo_credentials)
-            .with_url_policy(args.url_policy)
-            .with_refresh_interval(args.repo_refresh)
-            .with_backoff(args.repo_backoff)
-            .with_timeouts(args.repo_timeouts)
+            .with_remote(remote)
             .with_max_bytes(args.chart_cache_max_bytes),
     );
     // Apps to re-check (by app instance): from the live cache and from push webhooks.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use argosy_sync_engine::charts::{ChartRepos, ChartRequest};
 use argosy_sync_engine::render::{Inputs, Limits, RenderTarget, Renderer};
-use argosy_sync_engine::repo::GitAuth;
+use argosy_sync_engine::repo::{GitAuth, RemoteSettings};
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::bench::{machine, median, ms, update_benchmarks_md};
 use argosy_tests::helm_repo::{
@@ -90,12 +90,14 @@ fn main() {
     let mut objects = 0;
     for run in 0..RUNS {
         let cache = tempfile::tempdir().expect("cache dir");
-        let charts = ChartRepos::new(cache.path().join("charts"))
-            .with_url_policy(UrlPolicy {
+        let charts = ChartRepos::new(cache.path().join("charts")).with_remote(RemoteSettings {
+            credentials: std::sync::Arc::new(TrustRepo(server.ca_pem().to_owned())),
+            url_policy: UrlPolicy {
                 allow_internal_hosts: true,
                 ..UrlPolicy::default()
-            })
-            .with_credentials(std::sync::Arc::new(TrustRepo(server.ca_pem().to_owned())));
+            },
+            ..RemoteSettings::default()
+        });
         let renderer = Renderer::new(cache.path().join("render"), Limits::default());
         let argosy = |release: &str| {
             let start = Instant::now();

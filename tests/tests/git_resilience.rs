@@ -27,7 +27,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use argosy_crds::repository::RepoCredentials;
 use argosy_generators::source::RepoSource;
 use argosy_sync_engine::repo::{
-    Backoff, CredentialSource, GitAuth, GitRepos, Timeouts, redact_url,
+    Backoff, CredentialSource, GitAuth, GitRepos, RemoteSettings, Timeouts, redact_url,
 };
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::git_servers::{GitHttpServer, GitRepoDir, GitSshServer};
@@ -91,9 +91,11 @@ fn https_auth(server: &GitHttpServer, secret: &str, password: &str) -> GitAuth {
 
 /// A cache in `dir/cache` with the loopback policy and `credentials`.
 fn repos_in(dir: &Path, credentials: Arc<TestCredentials>) -> GitRepos {
-    GitRepos::new(BTreeMap::new(), dir.join("cache"))
-        .with_url_policy(loopback())
-        .with_credentials(credentials)
+    GitRepos::new(BTreeMap::new(), dir.join("cache")).with_remote(RemoteSettings {
+        credentials,
+        url_policy: loopback(),
+        ..RemoteSettings::default()
+    })
 }
 
 /// Bytes of the files under `path` (what `du -sb` counts, symlinks not followed).
@@ -386,15 +388,19 @@ fn a_thousand_readers_of_a_stalled_repository_make_one_request_per_backoff_inter
     let credentials = Arc::new(TestCredentials::default());
     credentials.set(&url, https_auth(&server, "argocd/app", &server.password()));
     let interval = Duration::from_secs(1);
-    let repos = repos_in(cache.path(), credentials)
-        .with_refresh_interval(Duration::from_secs(3600))
-        .with_backoff(Backoff {
-            initial: interval,
-            max: interval,
-        })
-        .with_timeouts(Timeouts {
-            connect: Duration::from_secs(1),
-            stall: Duration::from_secs(1),
+    let repos =
+        GitRepos::new(BTreeMap::new(), cache.path().join("cache")).with_remote(RemoteSettings {
+            credentials,
+            url_policy: loopback(),
+            refresh_interval: Duration::from_secs(3600),
+            backoff: Backoff {
+                initial: interval,
+                max: interval,
+            },
+            timeouts: Timeouts {
+                connect: Duration::from_secs(1),
+                stall: Duration::from_secs(1),
+            },
         });
     assert_eq!(repos.snapshot(&url, "HEAD")?.commit(), head);
 

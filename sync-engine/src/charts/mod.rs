@@ -28,15 +28,15 @@ pub mod version;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use argosy_generators::source::RepoSnapshot;
 use sha2::Digest as _;
 
 pub use archive::{ArchiveError, PackagedChart};
 
-use crate::repo::{Anonymous, Backoff, CredentialSource, GitAuth, Timeouts, normalize_repo_url};
-use crate::url_policy::{UrlPolicy, redact_url};
+use crate::repo::{GitAuth, RemoteSettings, normalize_repo_url};
+use crate::url_policy::redact_url;
 
 /// Largest `index.yaml` read (the Bitnami index, among the largest public ones, is ~15 MiB).
 const MAX_INDEX_BYTES: usize = 64 << 20;
@@ -145,11 +145,7 @@ struct Listed {
 /// The chart cache shared by every Application (and the dashboard).
 pub struct ChartRepos {
     cache_dir: PathBuf,
-    credentials: Arc<dyn CredentialSource>,
-    url_policy: UrlPolicy,
-    timeouts: Timeouts,
-    backoff: Backoff,
-    refresh_interval: Duration,
+    remote: RemoteSettings,
     max_bytes: u64,
     max_package_bytes: u64,
     /// key (repository + credentials [+ chart for OCI]) -> its versions; the inner lock is
@@ -168,16 +164,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ChartRepos {
-    /// A cache in `cache_dir`, anonymous, strict URL policy, 1 GiB of packages.
+    /// A cache in `cache_dir` with the default [`RemoteSettings`] (anonymous, strict URL
+    /// policy), 1 GiB of packages.
     #[must_use]
     pub fn new(cache_dir: PathBuf) -> Self {
         Self {
             cache_dir,
-            credentials: Arc::new(Anonymous),
-            url_policy: UrlPolicy::default(),
-            timeouts: Timeouts::default(),
-            backoff: Backoff::default(),
-            refresh_interval: crate::repo::DEFAULT_REFRESH_INTERVAL,
+            remote: RemoteSettings::default(),
             max_bytes: 1 << 30,
             max_package_bytes: 64 << 20,
             versions: Mutex::default(),
@@ -186,38 +179,11 @@ impl ChartRepos {
         }
     }
 
-    /// Repository Secrets (the same source as Git's).
+    /// Reaches repositories and registries as `remote` says (the same settings as Git's:
+    /// credentials, URL policy, timeouts, backoff, refresh interval).
     #[must_use]
-    pub fn with_credentials(mut self, credentials: Arc<dyn CredentialSource>) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Which URLs may be read.
-    #[must_use]
-    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
-        self.url_policy = policy;
-        self
-    }
-
-    /// Connect and stall timeouts of every request.
-    #[must_use]
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// How long a failing repository is left alone.
-    #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// How long a repository's versions are used before they are read again.
-    #[must_use]
-    pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
-        self.refresh_interval = interval;
+    pub fn with_remote(mut self, remote: RemoteSettings) -> Self {
+        self.remote = remote;
         self
     }
 
@@ -287,6 +253,7 @@ impl ProjectCharts<'_> {
             ));
         }
         let auth = repos
+            .remote
             .credentials
             .auth_for(request.repo_url, self.project)
             .map_err(ChartError::Credentials)?;
@@ -299,7 +266,11 @@ impl ProjectCharts<'_> {
             .as_ref()
             .map_or_else(|| request.repo_url.to_owned(), oci::OciChart::policy_url);
         let refused = |e: crate::url_policy::UrlRefusal| ChartError::Refused(e.to_string());
-        repos.url_policy.check(&policy_url).map_err(refused)?;
+        repos
+            .remote
+            .url_policy
+            .check(&policy_url)
+            .map_err(refused)?;
 
         let repo_key = format!(
             "{}\n{}\n{}",
@@ -322,6 +293,7 @@ impl ProjectCharts<'_> {
         }
 
         repos
+            .remote
             .url_policy
             .check_resolved(&policy_url)
             .map_err(refused)?;
@@ -329,19 +301,20 @@ impl ProjectCharts<'_> {
         let key = package_key(&listed.version);
         let download = || -> Result<Vec<u8>, String> {
             if let Some(chart) = &oci {
-                return oci::Registry::new(&auth, repos.timeouts)?.pull(
+                return oci::Registry::new(&auth, repos.remote.timeouts)?.pull(
                     chart,
                     &listed.version,
                     repos.max_package_bytes,
                 );
             }
             repos
+                .remote
                 .url_policy
                 .check_resolved(&listed.url)
                 .map_err(|e| e.to_string())?;
             let bytes = http::Get {
                 auth: &auth,
-                timeouts: repos.timeouts,
+                timeouts: repos.remote.timeouts,
                 repo_url: request.repo_url,
                 pass_credentials: request.pass_credentials,
                 max_bytes: repos.max_package_bytes,
@@ -409,10 +382,10 @@ impl ChartRepos {
         let stale = versions.refresh_requested
             || versions
                 .read_at
-                .is_none_or(|at| at.elapsed() >= self.refresh_interval);
+                .is_none_or(|at| at.elapsed() >= self.remote.refresh_interval);
         if stale {
             if let Some((error, at)) = &versions.last_error {
-                let wait = self.backoff.delay(versions.failures);
+                let wait = self.remote.backoff.delay(versions.failures);
                 if !versions.refresh_requested && at.elapsed() < wait {
                     let left = wait.saturating_sub(at.elapsed()).as_secs().max(1);
                     return Err(ChartError::Versions {
@@ -474,7 +447,7 @@ impl ChartRepos {
         oci: Option<&oci::OciChart>,
     ) -> Result<index::Index, String> {
         if let Some(chart) = oci {
-            let tags = oci::Registry::new(auth, self.timeouts)?.versions(chart)?;
+            let tags = oci::Registry::new(auth, self.remote.timeouts)?.versions(chart)?;
             let versions = tags
                 .into_iter()
                 .map(|version| index::ChartVersion {
@@ -490,7 +463,7 @@ impl ChartRepos {
         }
         let body = http::Get {
             auth,
-            timeouts: self.timeouts,
+            timeouts: self.remote.timeouts,
             repo_url: request.repo_url,
             pass_credentials: request.pass_credentials,
             max_bytes: MAX_INDEX_BYTES as u64,
@@ -643,8 +616,11 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use std::time::Duration;
+
     use super::*;
     use crate::charts::archive::tests::tgz;
+    use crate::url_policy::UrlPolicy;
 
     /// A plain HTTP server on loopback answering `GET /<name>` from `files` (404
     /// otherwise, or no answer at all for a `None` body: the connection is dropped), and
@@ -722,12 +698,14 @@ mod tests {
     }
 
     fn cache(dir: &Path) -> ChartRepos {
-        ChartRepos::new(dir.to_path_buf())
-            .with_url_policy(UrlPolicy::permissive())
-            .with_backoff(Backoff {
+        ChartRepos::new(dir.to_path_buf()).with_remote(RemoteSettings {
+            url_policy: UrlPolicy::permissive(),
+            backoff: crate::repo::Backoff {
                 initial: Duration::from_secs(60),
                 max: Duration::from_secs(60),
-            })
+            },
+            ..RemoteSettings::default()
+        })
     }
 
     fn request<'a>(url: &'a str, wanted: &'a str) -> ChartRequest<'a> {

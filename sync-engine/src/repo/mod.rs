@@ -109,16 +109,42 @@ impl Backoff {
     }
 }
 
+/// How every remote is reached, Git repositories and Helm chart repositories and registries
+/// alike: the controller builds one and gives it to [`GitRepos`] and
+/// [`crate::charts::ChartRepos`].
+#[derive(Clone)]
+pub struct RemoteSettings {
+    /// Where credentials come from (Argo CD's repository Secrets in the controller).
+    pub credentials: Arc<dyn CredentialSource>,
+    /// Which URLs may be read at all (local paths, plain http, internal hosts).
+    pub url_policy: UrlPolicy,
+    /// Connect and stall timeouts of every request.
+    pub timeouts: Timeouts,
+    /// How long a failing remote is left alone.
+    pub backoff: Backoff,
+    /// How long what a remote offers (refs, an index, tags) is used before it is read again.
+    pub refresh_interval: Duration,
+}
+
+impl Default for RemoteSettings {
+    /// Anonymous, the strict URL policy, default timeouts, backoff and refresh interval.
+    fn default() -> Self {
+        Self {
+            credentials: Arc::new(Anonymous),
+            url_policy: UrlPolicy::default(),
+            timeouts: Timeouts::default(),
+            backoff: Backoff::default(),
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+        }
+    }
+}
+
 /// Repositories by URL: local overrides first, else a copy in `cache_dir`.
 pub struct GitRepos {
-    /// Which URLs may be read at all (local paths, plain http, internal hosts).
-    url_policy: UrlPolicy,
+    /// Credentials, URL policy, timeouts, backoff, refresh interval.
+    remote: RemoteSettings,
     local: BTreeMap<String, PathBuf>,
     cache_dir: PathBuf,
-    refresh_interval: Duration,
-    backoff: Backoff,
-    timeouts: Timeouts,
-    credentials: Arc<dyn CredentialSource>,
     /// Exchanges a GitHub App's identity for an installation token.
     github_tokens: crate::github_app::GitHubAppTokens,
     /// The disk budget of copies and `evictable` directories; `None`: unbounded.
@@ -291,17 +317,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl GitRepos {
     /// `local` maps repo URLs to local repository paths; other URLs are fetched into
-    /// `cache_dir`, anonymously until [`Self::with_credentials`].
+    /// `cache_dir`, anonymously until [`Self::with_remote`].
     #[must_use]
     pub fn new(local: BTreeMap<String, PathBuf>, cache_dir: PathBuf) -> Self {
         Self {
-            url_policy: UrlPolicy::default(),
+            remote: RemoteSettings::default(),
             local,
             cache_dir,
-            refresh_interval: DEFAULT_REFRESH_INTERVAL,
-            backoff: Backoff::default(),
-            timeouts: Timeouts::default(),
-            credentials: Arc::new(Anonymous),
             github_tokens: crate::github_app::GitHubAppTokens::default(),
             max_bytes: None,
             evictable: Vec::new(),
@@ -320,38 +342,25 @@ impl GitRepos {
         self
     }
 
+    /// Reaches remotes as `remote` says (credentials, URL policy, timeouts, backoff, and
+    /// checks each remote repository's refs at most once per refresh interval).
+    #[must_use]
+    pub fn with_remote(mut self, remote: RemoteSettings) -> Self {
+        self.remote = remote;
+        self
+    }
+
     /// Fetches only what `policy` allows (default: the strict policy, see [`UrlPolicy`]).
     #[must_use]
     pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
-        self.url_policy = policy;
+        self.remote.url_policy = policy;
         self
     }
 
     /// Checks each remote repository's refs at most once per `interval`.
     #[must_use]
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
-        self.refresh_interval = interval;
-        self
-    }
-
-    /// Backs a failing repository off like this.
-    #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// Gives every remote operation these timeouts.
-    #[must_use]
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// Reads repositories with the credentials `source` gives them.
-    #[must_use]
-    pub fn with_credentials(mut self, source: Arc<dyn CredentialSource>) -> Self {
-        self.credentials = source;
+        self.remote.refresh_interval = interval;
         self
     }
 
@@ -435,13 +444,15 @@ impl GitRepos {
         if let Some(p) = self.local.get(url) {
             return Ok(p.clone());
         }
-        self.url_policy
+        self.remote
+            .url_policy
             .check(url)
             .map_err(|refusal| Self::err(url, refusal))?;
         if let Some(p) = url.strip_prefix("file://") {
             return Ok(PathBuf::from(p));
         }
         let auth = self
+            .remote
             .credentials
             .auth_for(url, project)
             .map_err(|message| Self::err(url, message))?;
@@ -471,6 +482,7 @@ impl GitRepos {
         };
         // Just before the network: the host's addresses, as the resolver answers now.
         let result = self
+            .remote
             .url_policy
             .check_resolved(url)
             .map_err(|refusal| SyncError::Connect(refusal.to_string()))
@@ -503,7 +515,7 @@ impl GitRepos {
                 || !wanted_known
                 || state
                     .confirmed_at
-                    .is_none_or(|at| at.elapsed() >= self.refresh_interval);
+                    .is_none_or(|at| at.elapsed() >= self.remote.refresh_interval);
             if !due {
                 return Ok(Claim::Serve(state.dir.clone()));
             }
@@ -616,7 +628,7 @@ impl GitRepos {
                 state.failure = Some(Failure {
                     error: error.clone(),
                     failures,
-                    retry_at: Instant::now() + self.backoff.delay(failures),
+                    retry_at: Instant::now() + self.remote.backoff.delay(failures),
                     auth: auth.fingerprint(),
                 });
                 state.confirmed_at = None;
@@ -689,7 +701,7 @@ impl GitRepos {
                     .map(argosy_crds::cluster::Sensitive::expose),
                 plan,
                 dir,
-                self.timeouts,
+                self.remote.timeouts,
                 &self.cache_dir.join(".ssh"),
                 observe,
             )

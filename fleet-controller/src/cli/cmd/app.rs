@@ -41,7 +41,7 @@ use argosy_sync_engine::clients::ClusterClients;
 use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::live::LiveCache;
 use argosy_sync_engine::render::{Limits, Renderer};
-use argosy_sync_engine::repo::GitRepos;
+use argosy_sync_engine::repo::{GitRepos, RemoteSettings};
 use argosy_sync_engine::url_policy::UrlPolicy;
 
 /// How `list` and `get` print.
@@ -705,7 +705,10 @@ async fn compare(
             GitRepos::new(repos, repo_cache.clone()).with_url_policy(UrlPolicy::permissive()),
         ),
         charts: Arc::new(
-            ChartRepos::new(repo_cache.join("charts")).with_url_policy(UrlPolicy::permissive()),
+            ChartRepos::new(repo_cache.join("charts")).with_remote(RemoteSettings {
+                url_policy: UrlPolicy::permissive(),
+                ..RemoteSettings::default()
+            }),
         ),
         renderer: Arc::new(Renderer::new(repo_cache.join("render"), Limits::default())),
         clients: Arc::new(ClusterClients::new(
