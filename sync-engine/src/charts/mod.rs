@@ -136,13 +136,13 @@ struct Versions {
 
 /// The version chosen, and for a Helm repository where its package is.
 #[derive(Clone, Debug)]
-struct Listed {
+struct Chosen {
     version: String,
     url: String,
     digest: String,
 }
 
-/// The chart cache shared by every Application (and the dashboard).
+/// The chart cache shared by every Application's reconcile (one per process).
 pub struct ChartRepos {
     cache_dir: PathBuf,
     remote: RemoteSettings,
@@ -297,20 +297,20 @@ impl ProjectCharts<'_> {
             .url_policy
             .check_resolved(&policy_url)
             .map_err(refused)?;
-        let listed = repos.version_of(&repo_key, &request, &auth, oci.as_ref())?;
-        let key = package_key(&listed.version);
+        let chosen = repos.version_of(&repo_key, &request, &auth, oci.as_ref())?;
+        let key = package_key(&chosen.version);
         let download = || -> Result<Vec<u8>, String> {
             if let Some(chart) = &oci {
                 return oci::Registry::new(&auth, repos.remote.timeouts)?.pull(
                     chart,
-                    &listed.version,
+                    &chosen.version,
                     repos.max_package_bytes,
                 );
             }
             repos
                 .remote
                 .url_policy
-                .check_resolved(&listed.url)
+                .check_resolved(&chosen.url)
                 .map_err(|e| e.to_string())?;
             let bytes = http::Get {
                 auth: &auth,
@@ -319,8 +319,8 @@ impl ProjectCharts<'_> {
                 pass_credentials: request.pass_credentials,
                 max_bytes: repos.max_package_bytes,
             }
-            .bytes(&listed.url)?;
-            check_digest(&bytes, &listed.digest)?;
+            .bytes(&chosen.url)?;
+            check_digest(&bytes, &chosen.digest)?;
             Ok(bytes)
         };
         let package = repos
@@ -328,11 +328,11 @@ impl ProjectCharts<'_> {
             .map_err(|message| ChartError::Package {
                 repo: shown.clone(),
                 chart: request.chart.to_owned(),
-                version: listed.version.clone(),
+                version: chosen.version.clone(),
                 message: scrub(&message, &auth),
             })?;
         Ok(FetchedChart {
-            version: listed.version,
+            version: chosen.version,
             package,
         })
     }
@@ -372,7 +372,7 @@ impl ChartRepos {
         request: &ChartRequest<'_>,
         auth: &GitAuth,
         oci: Option<&oci::OciChart>,
-    ) -> Result<Listed, ChartError> {
+    ) -> Result<Chosen, ChartError> {
         let shown = redact_url(request.repo_url);
         let slot = lock(&self.versions)
             .entry(repo_key.to_owned())
@@ -432,7 +432,7 @@ impl ChartRepos {
                     message: e.to_string(),
                 })?
         };
-        Ok(Listed {
+        Ok(Chosen {
             version: chosen.version.clone(),
             url,
             digest: chosen.digest.clone().unwrap_or_default(),
@@ -573,7 +573,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The snapshot type the renderer reads a package through.
+/// A package is rendered like a Git tree.
 impl FetchedChart {
     /// The package as a tree.
     #[must_use]
