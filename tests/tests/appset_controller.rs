@@ -615,9 +615,9 @@ async fn cluster_generator_follows_cluster_secrets() -> Result<()> {
     Ok(())
 }
 
-/// 2. Generator errors with 50 existing Applications: an unreachable Git repository and
-///    an invalid template each write nothing to Applications, set ErrorOccurred and emit
-///    an Event.
+/// 2. Generator errors with 50 existing Applications: an unreachable Git repository, an
+///    invalid template and a RollingSync strategy (not implemented) each write nothing to
+///    Applications, set ErrorOccurred and emit an Event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generator_errors_change_nothing() -> Result<()> {
     let env = Env::start("generator_errors").await?;
@@ -670,6 +670,22 @@ async fn generator_errors_change_nothing() -> Result<()> {
             "{type_}"
         );
     }
+
+    // (c) A RollingSync strategy, which Argosy does not implement yet, with a template
+    //     change it would roll out step by step: refused, never applied all at once.
+    let mut rolling = list_spec(&elements, false);
+    rolling["template"]["metadata"]["labels"]["rolled"] = json!("everywhere");
+    rolling["strategy"] = json!({"type": "RollingSync", "rollingSync": {"steps": [
+        {"matchExpressions": [{"key": "app", "operator": "In", "values": ["app-0"]}]},
+        {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["app-0"]}]},
+    ]}});
+    env.apply_appset("fleet", rolling).await?;
+    expect_generation_error(
+        &env,
+        "RollingSync (2 steps) is not implemented",
+        "spec.strategy",
+    )
+    .await?;
 
     // Give retries a chance to do damage, then count.
     tokio::time::sleep(Duration::from_secs(3)).await;

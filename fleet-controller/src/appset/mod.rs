@@ -13,6 +13,7 @@
 mod context;
 pub mod plan;
 pub mod status;
+mod strategy;
 pub mod triggers;
 mod writer;
 
@@ -110,6 +111,21 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
 
     if appset.metadata.deletion_timestamp.is_some() {
         return writer::finalize(&appset, &owned, &ctx).await;
+    }
+
+    // A rollout strategy Argosy does not implement: refused before anything is generated.
+    if let Some(message) = strategy::refusal(appset.spec.strategy.as_ref()) {
+        tracing::warn!(appset = %key, error = %message, "strategy refused; nothing is created, updated or deleted");
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let outcome = Outcome::GenerationFailed {
+            reason: "UnsupportedStrategy",
+            message: &message,
+        };
+        let new_status = status::compute(appset.status.as_ref(), &outcome, &owned, &now);
+        if ctx.is_leader() {
+            writer::publish_status(&appset, new_status, &ctx).await?;
+        }
+        return Ok(Action::requeue(ctx.backoff(key, &USER_ERROR_REQUEUE)));
     }
 
     // A refresh request: every repository the generation reads is checked at once.
