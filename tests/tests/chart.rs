@@ -263,6 +263,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
             "--git-requeue-seconds=180",
             "--repo-cache=/var/cache/argosy/repos",
             "--repo-cache-max-bytes=1536Mi",
+            "--chart-cache-max-bytes=256Mi",
             "--listen=0.0.0.0:8080",
             "--readiness-stall-seconds=300",
         ]
@@ -362,6 +363,7 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "--git-requeue-seconds=180",
             "--repo-cache=/var/cache/argosy/repos",
             "--repo-cache-max-bytes=1536Mi",
+            "--chart-cache-max-bytes=256Mi",
             "--listen=0.0.0.0:9090",
             "--readiness-stall-seconds=120",
             "--tls-cert=/etc/argosy/tls/tls.crt",
