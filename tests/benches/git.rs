@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use argosy_generators::source::RepoSource as _;
 use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::url_policy::UrlPolicy;
-use argosy_tests::bench::{machine, median, ms, update_benchmarks_md};
+use argosy_tests::bench::{load_average, machine, median, ms, update_benchmarks_md};
 use argosy_tests::git_servers::{BRANCH, GitHttpServer, GitRepoDir, git_command};
 
 const FILES: usize = 10_000;
@@ -37,12 +37,7 @@ fn main() {
         return;
     }
     // The machine is shared: say how busy it was when the run started.
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_owned();
+    let load = load_average();
     let scratch = tempfile::tempdir().expect("scratch dir");
     let root = scratch.path().join("repos");
     std::fs::create_dir_all(&root).expect("repository root");

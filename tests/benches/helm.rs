@@ -26,7 +26,7 @@ use argosy_sync_engine::charts::{ChartRepos, ChartRequest};
 use argosy_sync_engine::render::{Inputs, Limits, RenderTarget, Renderer};
 use argosy_sync_engine::repo::{GitAuth, RemoteSettings};
 use argosy_sync_engine::url_policy::UrlPolicy;
-use argosy_tests::bench::{machine, median, ms, update_benchmarks_md};
+use argosy_tests::bench::{load_average, machine, median, ms, update_benchmarks_md};
 use argosy_tests::helm_repo::{
     ChartDir, HelmHome, HelmRepoOptions, HelmRepoServer, helm_repo_index, parse_documents,
 };
@@ -65,12 +65,7 @@ fn main() {
         println!("helm benchmark: run with `cargo bench`");
         return;
     }
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_owned();
+    let load = load_average();
     let scratch = tempfile::tempdir().expect("scratch dir");
     let repo_root = scratch.path().join("repo");
     std::fs::create_dir_all(&repo_root).expect("repo root");

@@ -58,6 +58,17 @@ pub fn machine() -> String {
     )
 }
 
+/// The 1-minute load average when called (`?` if unknown): the machine is shared, so a
+/// benchmark says how busy it was when it started.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
 /// Replaces (or appends) the section between `<!-- bench:NAME -->` markers of the
 /// workspace's BENCHMARKS.md.
 pub fn update_benchmarks_md(name: &str, title: &str, body: &str) {
