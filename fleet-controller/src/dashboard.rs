@@ -625,6 +625,7 @@ mod tests {
             repos: Arc::new(GitRepos::new(BTreeMap::new(), cache.path().to_owned())),
             events: EventPublisher::new(client, "test", "test"),
             leader: None,
+            metrics: crate::metrics::Metrics::default(),
             config: crate::appset::Config {
                 controller_namespace: NS.into(),
                 appset_namespaces: BTreeSet::from([NS.to_owned()]),

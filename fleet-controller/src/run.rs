@@ -342,6 +342,7 @@ pub async fn run_with(
             args.identity.clone(),
         ),
         leader: leader.clone(),
+        metrics: metrics.clone(),
         config: appset::Config {
             controller_namespace: args.namespace.clone(),
             appset_namespaces,

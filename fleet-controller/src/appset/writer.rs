@@ -176,13 +176,21 @@ pub(super) async fn publish_status(
     }
     let api: Api<ApplicationSet> =
         Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let mut body = json!({"status": &status});
+    // A merge patch keeps what it does not name: cleared rollout state is removed by name.
+    if status.application_status.is_empty() && !previous.application_status.is_empty() {
+        body["status"]["applicationStatus"] = serde_json::Value::Null;
+    }
+    if status.rollout.is_none() && previous.rollout.is_some() {
+        body["status"]["rollout"] = serde_json::Value::Null;
+    }
     send_patch(
         &ctx.client,
         &api,
         Some("status"),
         &appset.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": &status})),
+        &Patch::Merge(body),
     )
     .await
     .map_err(Error::PatchStatus)?;
@@ -198,6 +206,55 @@ pub(super) async fn publish_status(
 }
 
 /// Removes the one-shot deletion approval after it has been used.
+/// Sets `operation` on owned Applications (the rollout's syncs and rollbacks), as Argo CD's
+/// RollingSync does; the Application controller runs them. Every one is tried; the first
+/// error is returned.
+pub(super) async fn start_operations(
+    appset: &ApplicationSet,
+    operations: &[(String, argosy_crds::operation::Operation)],
+    ctx: &Context,
+) -> Result<(), Error> {
+    let api: Api<Application> =
+        Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let mut first = None;
+    for (name, operation) in operations {
+        let patch = Patch::Merge(json!({"operation": operation}));
+        if let Err(source) = send_patch(
+            &ctx.client,
+            &api,
+            None,
+            name,
+            &PatchParams::default(),
+            &patch,
+        )
+        .await
+        {
+            first.get_or_insert(Error::StartRolloutSync {
+                name: name.clone(),
+                source,
+            });
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Publishes the rollout's Events.
+pub(super) async fn publish_rollout_events(
+    appset: &ApplicationSet,
+    events: &[super::rolling_sync::RolloutEvent],
+    ctx: &Context,
+) {
+    for event in events {
+        let type_ = if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        tracing::info!(appset = %appset.name_any(), reason = event.reason, message = %event.message, "rollout");
+        publish(ctx, appset, type_, event.reason, &event.message).await;
+    }
+}
+
 pub(super) async fn clear_approval(appset: &ApplicationSet, ctx: &Context) -> Result<(), Error> {
     let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
     merge_patch_appset(appset, &patch, ctx).await
