@@ -61,6 +61,8 @@ pub enum Command {
     Status(FleetStatusFlags),
     /// ApplicationSets on the cluster of the current kubeconfig: list, get.
     Appset(AppSetFlags),
+    /// An ApplicationSet's RollingSync: status, pause, resume, abort (and roll back), retry.
+    Rollout(RolloutFlags),
     /// Clusters of the fleet: add (register a kubeconfig context), list, rm.
     Cluster(ClusterFlags),
     /// Git and Helm repository credentials (Argo CD repository Secrets and credential
@@ -91,6 +93,16 @@ pub struct AppSetFlags {
     pub namespace: String,
     #[command(subcommand)]
     pub command: AppSetCommand,
+}
+
+/// Flags of `argosy rollout`.
+#[derive(Debug, clap::Args)]
+pub struct RolloutFlags {
+    /// Namespace of the ApplicationSet.
+    #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: crate::cli::cmd::rollout::RolloutCommand,
 }
 
 /// Flags of `argosy cluster`.

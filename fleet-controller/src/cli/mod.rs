@@ -228,6 +228,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(())
             })
         }),
+        Command::Rollout(flags) => cluster_command(|out, _| {
+            Box::pin(async move {
+                let client = crate::run::client().await?;
+                crate::cli::cmd::rollout::run(client, &flags.namespace, flags.command, out).await?;
+                Ok(())
+            })
+        }),
         Command::Cluster(flags) => cluster_command(|out, progress| {
             Box::pin(async move {
                 crate::cli::cmd::fleet::cluster(&flags.namespace, flags.command, out, progress)

@@ -6,4 +6,5 @@ pub mod cluster_add;
 pub mod fleet;
 pub mod generate;
 pub mod repo;
+pub mod rollout;
 pub mod test;
