@@ -31,6 +31,7 @@ pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
+pub mod fleet_history;
 pub mod fuzz;
 pub mod git_servers;
 pub mod helm;

@@ -5,5 +5,6 @@ pub mod app;
 pub mod cluster_add;
 pub mod fleet;
 pub mod generate;
+pub mod plan;
 pub mod repo;
 pub mod test;
