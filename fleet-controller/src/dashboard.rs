@@ -85,6 +85,15 @@ impl Sources {
         )
     }
 
+    fn appset(&self, namespace: &str, name: &str) -> Result<Arc<ApplicationSet>, DashboardError> {
+        self.appsets
+            .get(&ObjectRef::new(name).within(namespace))
+            .ok_or_else(|| DashboardError::FindObject {
+                kind: "ApplicationSet",
+                key: format!("{namespace}/{name}"),
+            })
+    }
+
     fn app(&self, namespace: &str, name: &str) -> Result<Arc<Application>, DashboardError> {
         self.applications
             .get(&ObjectRef::new(name).within(namespace))
@@ -441,13 +450,7 @@ async fn appset_preview(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<Preview>, DashboardError> {
     let key = format!("{namespace}/{name}");
-    let appset = sources
-        .appsets
-        .get(&ObjectRef::new(&name).within(&namespace))
-        .ok_or_else(|| DashboardError::FindObject {
-            kind: "ApplicationSet",
-            key: key.clone(),
-        })?;
+    let appset = sources.appset(&namespace, &name)?;
     let generated = sources
         .controllers
         .generate(appset)
@@ -523,13 +526,7 @@ async fn appset_plan(
         .to
         .filter(|t| !t.is_empty())
         .ok_or_else(|| DashboardError::BadRequest("the query needs to=<revision>".to_owned()))?;
-    let appset = sources
-        .appsets
-        .get(&ObjectRef::new(&name).within(&namespace))
-        .ok_or_else(|| DashboardError::FindObject {
-            kind: "ApplicationSet",
-            key: key.clone(),
-        })?;
+    let appset = sources.appset(&namespace, &name)?;
     let request = PlanRequest {
         from: query.from.filter(|f| !f.is_empty()),
         to,

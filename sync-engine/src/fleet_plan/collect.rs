@@ -360,3 +360,217 @@ fn render_app(
         .flat_map(|r| r.objects.iter().cloned())
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet_plan::Change;
+    use argosy_generators::memory::{MemoryClusters, MemoryProjects};
+    use argosy_generators::pipeline::{PipelineOptions, generate_applications};
+    use argosy_generators::source::{ClusterEntry, Sources};
+    use serde_json::json;
+
+    const URL: &str = "https://git.example.com/fleet.git";
+
+    fn cluster(name: &str, customer: Option<&str>) -> Cluster {
+        let mut secret = json!({"metadata": {"name": name, "namespace": "argocd",
+            "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+            "stringData": {"name": name, "server": format!("https://{name}:6443"), "config": "{}"}});
+        if let Some(customer) = customer {
+            secret["metadata"]["labels"]["customer"] = json!(customer);
+        }
+        Cluster::from_secret(&serde_json::from_value(secret).unwrap()).unwrap()
+    }
+
+    /// Apps `<dir>-<cluster>` from the directories under `apps/` of [`URL`], plain manifests.
+    fn appset(project: &str) -> ApplicationSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "fleet", "namespace": "argocd"},
+            "spec": {
+                "goTemplate": true,
+                "generators": [{"matrix": {"generators": [
+                    // The registered clusters only (not the implicit in-cluster one).
+                    {"clusters": {"selector": {"matchLabels": {"argocd.argoproj.io/secret-type": "cluster"}}}},
+                    {"git": {"repoURL": URL, "revision": "HEAD", "directories": [{"path": "apps/*"}]}},
+                ]}}],
+                "template": {
+                    "metadata": {"name": "{{.path.basename}}-{{.name}}"},
+                    "spec": {
+                        "project": project,
+                        "source": {"repoURL": URL, "targetRevision": "HEAD", "path": "{{.path.path}}"},
+                        "destination": {"server": "{{.server}}", "namespace": "{{.path.basename}}"},
+                    },
+                },
+            },
+        }))
+        .unwrap()
+    }
+
+    fn config_map(name: &str, value: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: \"{value}\"\n"
+        )
+    }
+
+    /// Plans `appset` over a repository with two commits (`one`, then `two`) and the
+    /// projects given, from the first commit to the second.
+    fn plan_two_commits(
+        appset: &ApplicationSet,
+        projects: &MemoryProjects,
+        one: &[(&str, String)],
+        two: &[(&str, String)],
+    ) -> Result<FleetPlan, PlanError> {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("fleet.git");
+        let files = |f: &[(&str, String)]| {
+            f.iter()
+                .map(|(p, c)| ((*p).to_owned(), c.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let first = crate::repo::write_commit(&bare, "HEAD", &files(one)).unwrap();
+        let second = crate::repo::write_commit(&bare, "HEAD", &files(two)).unwrap();
+        let repos = GitRepos::new(
+            BTreeMap::from([(URL.to_owned(), bare)]),
+            dir.path().join("cache"),
+        );
+        let clusters = vec![cluster("acme-prod", Some("acme")), cluster("lab", None)];
+        let cluster_source =
+            MemoryClusters(clusters.iter().cloned().map(ClusterEntry::Valid).collect());
+        let generator_sources = Sources {
+            clusters: &cluster_source,
+            repos: &repos,
+            projects,
+        };
+        let pipeline = PipelineOptions::default();
+        let generate = |a: &ApplicationSet| generate_applications(a, generator_sources, &pipeline);
+        let charts = ChartRepos::new(dir.path().join("charts"));
+        let renderer = Renderer::new(dir.path().join("render"), crate::render::Limits::default());
+        let sources = PlanSources {
+            generate: &generate,
+            generator_repos: &repos,
+            clusters: &clusters,
+            projects,
+            repos: &repos,
+            charts: &charts,
+            renderer: &renderer,
+        };
+        plan(
+            appset,
+            &sources,
+            &PlanRequest {
+                from: Some(first.to_string()),
+                to: second.to_string(),
+                repo_urls: Vec::new(),
+                group_by: "customer".into(),
+                max_apps: 10,
+                max_diff_lines: 100,
+                deadline: None,
+            },
+        )
+    }
+
+    #[test]
+    fn both_sides_are_rendered_at_their_commit_and_grouped_by_customer() {
+        let one = [("apps/web/cm.yaml", config_map("web", "1"))];
+        let two = [
+            ("apps/web/cm.yaml", config_map("web", "2")),
+            ("apps/db/cm.yaml", config_map("db", "1")),
+        ];
+        let plan = plan_two_commits(
+            &appset("default"),
+            &MemoryProjects::default_only(),
+            &one,
+            &two,
+        )
+        .unwrap();
+        let shape: Vec<(String, String, Change, usize)> = plan
+            .comparison
+            .destinations
+            .iter()
+            .flat_map(|d| {
+                d.applications.iter().map(|a| {
+                    (
+                        d.destination.group.clone(),
+                        a.name.clone(),
+                        a.change,
+                        a.objects.len(),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("acme".into(), "db-acme-prod".into(), Change::Added, 1),
+                ("acme".into(), "web-acme-prod".into(), Change::Changed, 1),
+                // No `customer` label: the cluster's name.
+                ("lab".into(), "db-lab".into(), Change::Added, 1),
+                ("lab".into(), "web-lab".into(), Change::Changed, 1),
+            ]
+        );
+        assert_eq!(plan.problems(), 0);
+        assert_eq!(plan.repositories, vec![URL]);
+        // The Applications are the same on both sides (targetRevision HEAD in both).
+        let web = &plan.comparison.destinations[0].applications[1];
+        assert!(web.application_diff.is_none(), "{web:?}");
+        assert!(
+            web.objects[0].diff.contains("-  v: '1'\n+  v: '2'\n"),
+            "{}",
+            web.objects[0].diff
+        );
+    }
+
+    #[test]
+    fn a_project_that_does_not_permit_the_repository_renders_nothing() {
+        let project: AppProject = serde_json::from_value(json!({
+            "metadata": {"name": "team", "namespace": "argocd"},
+            "spec": {"sourceRepos": ["https://git.example.com/other.git"],
+                     "destinations": [{"server": "*", "namespace": "*"}]},
+        }))
+        .unwrap();
+        let projects = MemoryProjects::with_default([project]);
+        let one = [("apps/web/cm.yaml", config_map("web", "1"))];
+        let two = [("apps/web/cm.yaml", config_map("web", "2"))];
+        let plan = plan_two_commits(&appset("team"), &projects, &one, &two).unwrap();
+        // The generated Applications are invalid on both sides (the controller would not
+        // write them), so nothing of theirs is read or rendered.
+        assert!(plan.comparison.destinations.is_empty(), "{plan:?}");
+        assert_eq!(plan.from.invalid.len(), 2, "{:?}", plan.from.invalid);
+        assert!(
+            plan.to.invalid[0].contains("is not permitted in project 'team'"),
+            "{:?}",
+            plan.to.invalid
+        );
+        assert_eq!(plan.problems(), 4);
+    }
+
+    #[test]
+    fn too_many_applications_and_no_repository_are_refused() {
+        let one = [("apps/a/cm.yaml", config_map("a", "1"))];
+        let paths: Vec<String> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|d| format!("apps/{d}/cm.yaml"))
+            .collect();
+        let many: Vec<(&str, String)> = paths
+            .iter()
+            .map(|p| (p.as_str(), config_map("x", "1")))
+            .collect();
+        let err = plan_two_commits(
+            &appset("default"),
+            &MemoryProjects::default_only(),
+            &one,
+            &many,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "to: the ApplicationSet generates 12 Applications, more than a plan renders (10)"
+        );
+        let mut no_generator = appset("default");
+        no_generator.spec.generators =
+            vec![serde_json::from_value(json!({"list": {"elements": []}})).unwrap()];
+        let err = plan_two_commits(&no_generator, &MemoryProjects::default_only(), &one, &one)
+            .unwrap_err();
+        assert!(matches!(err, PlanError::NoRepository), "{err}");
+    }
+}
