@@ -234,7 +234,7 @@ impl RepoSource for Refreshing<'_> {
 /// The project an ApplicationSet's template names: its Git generators read with that
 /// project's credentials (a templated project matches no project-scoped Secret, so it gets
 /// only the shared ones).
-fn template_project(appset: &ApplicationSet) -> String {
+pub(crate) fn template_project(appset: &ApplicationSet) -> String {
     appset
         .spec
         .template

@@ -29,6 +29,7 @@ use kube::runtime::reflector::ObjectRef;
 use tracing::Instrument as _;
 
 use crate::refresh::Request;
+pub(crate) use context::template_project;
 pub use context::{Config, Context, ContextParts, Error};
 use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};

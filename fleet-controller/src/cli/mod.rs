@@ -26,7 +26,7 @@ use crate::cli::cmd::app::AppCommand;
 use crate::defaults::{default_cache_dir, default_identity};
 use crate::run::{HttpSettings, RunArgs, SyncSettings, TlsFiles};
 use crate::webhook::WebhookConfig;
-pub use args::{Cli, Command, Format, LogFormat};
+pub use args::{Cli, Command, Format, LogFormat, PlanFormat};
 
 /// The trimmed content of a secret file (never printed).
 fn read_secret_file(flag: &str, path: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
@@ -65,6 +65,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = crate::cli::cmd::generate::run(&args)?;
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(flags) => {
+            let outcome = crate::cli::cmd::plan::run(&flags)?;
+            write_stdout(&outcome.text)?;
+            Ok(if outcome.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Test { paths } => {
             let report = crate::cli::cmd::test::run(&paths)?;
