@@ -268,6 +268,34 @@ fn max_update(value: Option<&MaxUpdate>, total: usize) -> Result<usize, usize> {
     }
 }
 
+/// The revisions an Application's status compares against, when they are its spec's:
+/// `None` while the status shows a sync pinned to an explicit revision (a rollback, or
+/// `argosy app sync --revision`), whose comparison is against that revision instead.
+fn spec_revisions(app: &Application) -> Option<Vec<String>> {
+    let current = revisions(app.status.as_ref());
+    let pinned = app
+        .status
+        .as_ref()
+        .and_then(|s| s.operation_state())
+        .and_then(Result::ok)
+        .and_then(|state| state.operation.sync)
+        .map(|sync| {
+            if sync.revisions.is_empty() {
+                vec![sync.revision]
+                    .into_iter()
+                    .filter(|r| !r.is_empty())
+                    .collect()
+            } else {
+                sync.revisions
+            }
+        })
+        .filter(|pinned: &Vec<String>| !pinned.is_empty());
+    match pinned {
+        Some(pinned) if pinned == current => None,
+        _ => Some(current),
+    }
+}
+
 /// The revisions an Application's status compares against (`GetRevisions`).
 fn revisions(status: Option<&ApplicationStatus>) -> Vec<String> {
     let Some(sync) = status.and_then(|s| s.sync.as_ref()) else {
@@ -364,13 +392,12 @@ fn next_entry(
     spec_changed: bool,
     now: Timestamp,
 ) -> ApplicationSetApplicationStatus {
-    let current_revisions = revisions(app.status.as_ref());
     let step_text = step.map_or("-1".to_owned(), |s| (s + 1).to_string());
     let current = previous
         .cloned()
         .unwrap_or_else(|| ApplicationSetApplicationStatus {
             application: name.to_owned(),
-            target_revisions: current_revisions.clone(),
+            target_revisions: revisions(app.status.as_ref()),
             last_transition_time: Some(Time(now)),
             message: "No Application status found, defaulting status to Waiting".into(),
             status: WAITING.into(),
@@ -379,6 +406,9 @@ fn next_entry(
         });
     let mut next = current.clone();
     next.step = step_text;
+    // While a sync pinned to a revision (a rollback) shows in the status, the target is
+    // what it was: a rollback is not a new commit to roll out.
+    let current_revisions = spec_revisions(app).unwrap_or_else(|| current.target_revisions.clone());
     let revisions_changed = current.target_revisions != current_revisions;
     if revisions_changed || spec_changed {
         next.target_revisions = current_revisions;
@@ -792,6 +822,10 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
         }
     }
 
+    // Apps that follow the same repository and revision but report different commits are
+    // mid-refresh: a step that looks Healthy may not have seen the new commit yet, and
+    // promoting past it would update later customers first (a race Argo CD has).
+    let refreshing = disagreeing_revisions(input.owned);
     let paused = options.paused && !halted;
     let mut invalid_max_updates: Vec<(usize, String)> = Vec::new();
     if !halted && !paused {
@@ -824,6 +858,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
                     }
                 };
             if entry.status == WAITING
+                && refreshing.is_none()
                 && allowed.contains(entry.application.as_str())
                 && updating[step] < limit
             {
@@ -897,6 +932,10 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
                 } else {
                     phase::PROGRESSING
                 };
+                let message = match &refreshing {
+                    Some(why) => format!("{message}; {why}"),
+                    None => message,
+                };
                 set_phase(&mut rollout, phase, message);
             }
         }
@@ -944,6 +983,46 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
     out.application_status = entries;
     out.rollout = rollout;
     out
+}
+
+/// Why no Application may be promoted yet: Applications following the same sources
+/// (repository and target revision) report different revisions, so some have not seen a
+/// new commit yet. `None` when they agree.
+fn disagreeing_revisions(owned: &[&Application]) -> Option<String> {
+    let mut seen: BTreeMap<String, BTreeMap<Vec<String>, &str>> = BTreeMap::new();
+    for app in owned {
+        let Some(revisions) = spec_revisions(app) else {
+            continue;
+        };
+        if revisions.is_empty() {
+            continue;
+        }
+        let spec = &app.spec;
+        let sources: Vec<String> = spec
+            .source
+            .iter()
+            .chain(&spec.sources)
+            .map(|s| format!("{}@{}", s.repo_url, s.target_revision))
+            .collect();
+        seen.entry(sources.join(" "))
+            .or_default()
+            .entry(revisions)
+            .or_insert(app.metadata.name.as_deref().unwrap_or_default());
+    }
+    seen.iter().find(|(_, by)| by.len() > 1).map(|(source, by)| {
+        let examples: Vec<String> = by
+            .iter()
+            .take(3)
+            .map(|(revs, name)| {
+                let revs: Vec<&str> = revs.iter().map(|r| short(r)).collect();
+                format!("{name} at {}", revs.join(","))
+            })
+            .collect();
+        format!(
+            "no new step starts until every Application of {source} sees the same revision ({})",
+            examples.join(", ")
+        )
+    })
 }
 
 /// Why the rollout waits at step `index` (for `status.rollout.message` and the CLI).
@@ -1515,6 +1594,20 @@ mod tests {
                 .iter()
                 .any(|e| e.reason == "RolloutHalted" && e.warning)
         );
+        // While the rollback runs, the status compares against the pinned revision r1:
+        // not a new commit, the halt stays.
+        let mut rolling_back = with_history(
+            with_operation(
+                app("web-canary", "canary", "OutOfSync", "Degraded", "r1"),
+                "Running",
+                at(4),
+            ),
+            &[(1, "r0", at(-100)), (2, "r1", at(-50)), (3, "r2", at(2))],
+        );
+        let state = rolling_back.status.as_mut().unwrap();
+        state.extra.get_mut("operationState").unwrap()["operation"]["sync"]["revision"] =
+            json!("r1");
+        world.set(rolling_back);
         // Halted: no promotion, no second rollback, whatever happens next.
         for second in 4..8 {
             let later = world.step(at(second));
@@ -1533,6 +1626,39 @@ mod tests {
         }
         let next = world.step(at(20));
         assert_eq!(next.rollout.phase, phase::PROGRESSING);
+        assert_eq!(names(&next.syncs), ["web-canary"]);
+    }
+
+    #[test]
+    fn no_step_starts_while_the_fleet_is_mid_refresh() {
+        let mut world = World::new(three_steps(|_| {}), fleet());
+        // Everything Synced and Healthy at r1.
+        for app in &mut world.apps {
+            let sync = app.status.as_mut().unwrap().sync.as_mut().unwrap();
+            sync.status = "Synced".into();
+            sync.revision = "r1".into();
+        }
+        let settled = world.step(at(0));
+        assert_eq!(settled.rollout.phase, phase::COMPLETED);
+        // r2 is pushed; the silver app is refreshed first, the canary not yet.
+        world.set(app("web-silver", "silver", "OutOfSync", "Healthy", "r2"));
+        let racing = world.step(at(1));
+        assert!(
+            racing.syncs.is_empty(),
+            "silver must not go before the canary: {racing:?}"
+        );
+        assert!(
+            racing.rollout.message.contains("sees the same revision"),
+            "{}",
+            racing.rollout.message
+        );
+        // Everyone sees r2: the canary goes first.
+        for app in &mut world.apps {
+            let sync = app.status.as_mut().unwrap().sync.as_mut().unwrap();
+            sync.revision = "r2".into();
+            sync.status = "OutOfSync".into();
+        }
+        let next = world.step(at(2));
         assert_eq!(names(&next.syncs), ["web-canary"]);
     }
 
