@@ -66,6 +66,8 @@ pub struct Config {
     pub resync: Duration,
     /// Concurrent applies within one sync step.
     pub concurrency: usize,
+    /// The Lua health scripts (`--resource-customizations`, `argocd-cm`).
+    pub health: crate::health_checks::HealthCheckRegistry,
 }
 
 impl Config {
@@ -603,7 +605,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 .iter()
                 .filter_map(|&i| desired.get(i).map(|d| d.key.clone()))
                 .collect();
+            let health_checks = ctx.config.health.current();
             let mut target = Target {
+                health: &health_checks,
                 desired: &desired,
                 reach: &reach,
                 live: &mut live,
@@ -694,6 +698,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             reach: &reach,
             deployed: &deployed,
             source_types: &source_types,
+            health: &ctx.config.health.current(),
         },
         conditions,
         operation_state.as_ref().map(state_json),
@@ -1323,6 +1328,7 @@ struct Observation<'a> {
     reach: &'a BTreeMap<(String, String), Reach>,
     deployed: &'a Deployed,
     source_types: &'a [&'static str],
+    health: &'a health::HealthChecks,
 }
 
 fn build_report(
@@ -1339,6 +1345,7 @@ fn build_report(
         reach,
         deployed,
         source_types,
+        health: health_checks,
     } = *observation;
     let mut resources = Vec::with_capacity(states.len());
     let mut codes = Vec::new();
@@ -1351,7 +1358,8 @@ fn build_report(
                 message: String::new(),
             })
         } else if wanted.contains(&state.key) {
-            live.get(&state.key).and_then(health::assess)
+            live.get(&state.key)
+                .and_then(|live| health::assess_with(live, health_checks))
         } else {
             None
         };
@@ -1859,6 +1867,7 @@ mod tests {
                 application_namespaces: NamespacePatterns::default(),
                 resync: Duration::from_secs(180),
                 concurrency: 1,
+                health: crate::health_checks::HealthCheckRegistry::default(),
             },
         })
     }

@@ -251,6 +251,11 @@ pub struct RunFlags {
     /// event (Git polling; Argo CD: 180).
     #[arg(long, default_value_t = defaults::RESYNC_SECONDS)]
     pub resync_seconds: u64,
+    /// Sync engine: Lua health checks from a directory in Argo CD's `resource_customizations`
+    /// layout (`<group>/<Kind>/health.lua`; `_.example.com` a wildcard group), read at start.
+    /// `argocd-cm`'s `resource.customizations.health.*` keys take precedence.
+    #[arg(long, value_name = "DIR")]
+    pub resource_customizations: Option<PathBuf>,
     /// Sync engine: concurrent applies within one sync step.
     #[arg(long, default_value_t = defaults::SYNC_CONCURRENCY)]
     pub sync_concurrency: usize,
