@@ -124,7 +124,8 @@ impl Env {
                         {"clusters": {"selector": {"matchExpressions": [{"key": "customer", "operator": "Exists"}]}}},
                         {"list": {"elements": APPS.iter().map(|a| json!({"app": a})).collect::<Vec<_>>()}},
                     ]}}],
-                    "strategy": {"type": "RollingSync", "rollingSync": {"steps": [step("canary"), step("silver"), gold]}},
+                    "strategy": {"type": "RollingSync", "deletionOrder": "Reverse",
+                                 "rollingSync": {"steps": [step("canary"), step("silver"), gold]}},
                     "template": {
                         "metadata": {"name": "{{app}}-{{name}}", "labels": {"tier": "{{metadata.labels.tier}}", "customer": "{{name}}"}},
                         "spec": {
@@ -428,6 +429,43 @@ async fn a_rolling_sync_goes_customer_by_customer() -> Result<()> {
     assert_eq!(done["status"], "False");
     assert_eq!(done["reason"], "ApplicationSetRolloutComplete");
     assert_eq!(appset["status"]["rollout"]["phase"], "Completed");
+
+    // `deletionOrder: Reverse`: gold goes first, then silver, then the canary, each step
+    // gone before the next (the controller added Argo CD's resources finalizer for it).
+    assert!(
+        appset["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f
+                .iter()
+                .any(|f| f == "resources-finalizer.argocd.argoproj.io")),
+        "{}",
+        appset["metadata"]
+    );
+    let appsets: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), ARGOCD_NAMESPACE, &appset_resource());
+    appsets.delete("fleet", &Default::default()).await?;
+    wait_for(
+        "the ApplicationSet is gone",
+        Duration::from_secs(90),
+        || async { Ok(appsets.get_opt("fleet").await?.is_none().then_some(())) },
+    )
+    .await?;
+    let deletes: Vec<(Timestamp, String)> = env
+        .cp
+        .argosy_writes(argosy_tests::MANAGEMENT)?
+        .into_iter()
+        .filter(|e| e.verb == "delete" && e.resource.as_deref() == Some("applications"))
+        // A delete answered 404 (the cache still held a deleted one) deleted nothing.
+        .filter(argosy_tests::AuditEvent::succeeded)
+        .map(|e| (e.received, e.name.clone().unwrap_or_default()))
+        .collect();
+    let customer_of = |name: &str| name.rsplit('-').next().unwrap_or_default().to_owned();
+    let order: Vec<String> = deletes.iter().map(|(_, n)| customer_of(n)).collect();
+    assert_eq!(
+        order,
+        ["initech", "initech", "globex", "globex", "acme", "acme"],
+        "{deletes:?}"
+    );
     Ok(())
 }
 

@@ -112,13 +112,18 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         .filter(|a| plan::is_owned_by(a, &owner))
         .collect();
 
+    let annotations = appset.metadata.annotations.clone().unwrap_or_default();
+    let parsed_strategy = strategy::parse(appset.spec.strategy.as_ref(), &annotations);
     if appset.metadata.deletion_timestamp.is_some() {
-        return writer::finalize(&appset, &owned, &ctx).await;
+        let reverse = match &parsed_strategy {
+            Ok(Strategy::RollingSync(rolling)) if rolling.reverse_deletion => Some(rolling),
+            _ => None,
+        };
+        return writer::finalize(&appset, &owned, reverse, &ctx).await;
     }
 
     // A strategy Argosy cannot honour: refused before anything is generated.
-    let annotations = appset.metadata.annotations.clone().unwrap_or_default();
-    let strategy = match strategy::parse(appset.spec.strategy.as_ref(), &annotations) {
+    let strategy = match parsed_strategy {
         Ok(strategy) => strategy,
         Err(message) => {
             tracing::warn!(appset = %key, error = %message, "strategy refused; nothing is created, updated or deleted");
@@ -134,6 +139,13 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
             return Ok(Action::requeue(ctx.backoff(key, &USER_ERROR_REQUEUE)));
         }
     };
+
+    if let Strategy::RollingSync(rolling) = &strategy
+        && rolling.reverse_deletion
+        && ctx.is_leader()
+    {
+        writer::ensure_resources_finalizer(&appset, &ctx).await?;
+    }
 
     // A refresh request: every repository the generation reads is checked at once.
     let refresh = Request::of_appset(&appset);

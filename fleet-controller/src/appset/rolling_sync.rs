@@ -144,11 +144,11 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    /// The members of `desired` (unnamed ones are left out: they are never written).
-    pub(crate) fn of(desired: &[Application]) -> Vec<Member> {
-        desired
-            .iter()
-            .filter_map(|app| {
+    /// The members of `apps`, generated or live (unnamed ones are left out).
+    pub(crate) fn of<A: std::borrow::Borrow<Application>>(apps: &[A]) -> Vec<Member> {
+        apps.iter()
+            .map(std::borrow::Borrow::borrow)
+            .filter_map(|app: &Application| {
                 Some(Member {
                     name: app.metadata.name.clone()?,
                     labels: app.metadata.labels.clone().unwrap_or_default(),
@@ -179,6 +179,56 @@ pub(crate) fn disable_automated_sync(desired: &mut [Application]) -> BTreeMap<St
         automated.enabled = Some(false);
     }
     prune
+}
+
+/// One round of `deletionOrder: Reverse` (Argo CD's `PerformReverseDeletion`): the
+/// Applications of the last step that still has some go first; the next step only once
+/// they are gone. Applications in no step go last.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ReverseDeletion {
+    /// Delete these now.
+    pub delete: Vec<String>,
+    /// Being deleted: wait for them before the next step.
+    pub waiting: Vec<String>,
+}
+
+/// The next round of a reverse deletion of `owned` (done when both lists are empty).
+pub(crate) fn reverse_deletion(rolling: &RollingSync, owned: &[&Application]) -> ReverseDeletion {
+    let steps = assign_steps(rolling, &Member::of(owned));
+    let terminating: BTreeSet<&str> = owned
+        .iter()
+        .filter(|a| a.metadata.deletion_timestamp.is_some())
+        .filter_map(|a| a.metadata.name.as_deref())
+        .collect();
+    let unselected: Vec<String> = owned
+        .iter()
+        .filter_map(|a| a.metadata.name.clone())
+        .filter(|n| !steps.step_of.contains_key(n))
+        .collect();
+    // An Application selected by several steps belongs to the first (as when syncing).
+    let groups = steps
+        .members
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(index, members)| {
+            members
+                .iter()
+                .filter(|n| steps.step_of.get(*n) == Some(&index))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .chain(std::iter::once(unselected));
+    for group in groups {
+        if group.is_empty() {
+            continue;
+        }
+        let (waiting, delete): (Vec<String>, Vec<String>) = group
+            .into_iter()
+            .partition(|n| terminating.contains(n.as_str()));
+        return ReverseDeletion { delete, waiting };
+    }
+    ReverseDeletion::default()
 }
 
 /// Places every desired Application in its step (Argo CD's `buildAppDependencyList`).
@@ -1660,6 +1710,34 @@ mod tests {
         }
         let next = world.step(at(2));
         assert_eq!(names(&next.syncs), ["web-canary"]);
+    }
+
+    #[test]
+    fn reverse_deletion_goes_from_the_last_step_to_the_first() {
+        let rs = three_steps(|_| {});
+        let mut apps = fleet();
+        apps.push(app("web-none", "bronze", "Synced", "Healthy", "r1"));
+        let owned = |apps: &[Application]| -> ReverseDeletion {
+            let refs: Vec<&Application> = apps.iter().collect();
+            reverse_deletion(&rs, &refs)
+        };
+        let first = owned(&apps);
+        assert_eq!(first.delete, ["web-gold-a", "web-gold-b"]);
+        assert!(first.waiting.is_empty());
+        // Gold is terminating: wait for it.
+        for app in &mut apps[2..4] {
+            app.metadata.deletion_timestamp = Some(Time(at(0)));
+        }
+        let second = owned(&apps);
+        assert_eq!((second.delete.len(), second.waiting.len()), (0, 2));
+        // Gold gone: silver, then canary, then the Applications in no step.
+        apps.retain(|a| a.metadata.deletion_timestamp.is_none());
+        assert_eq!(owned(&apps).delete, ["web-silver"]);
+        apps.retain(|a| a.metadata.name.as_deref() != Some("web-silver"));
+        assert_eq!(owned(&apps).delete, ["web-canary"]);
+        apps.retain(|a| a.metadata.name.as_deref() != Some("web-canary"));
+        assert_eq!(owned(&apps).delete, ["web-none"]);
+        assert_eq!(owned(&[]), ReverseDeletion::default());
     }
 
     #[test]

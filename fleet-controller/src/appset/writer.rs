@@ -22,7 +22,9 @@ use std::fmt::Debug;
 
 use super::context::{Context, Error};
 use super::plan::{ApplicationsSync, Plan};
+use super::rolling_sync::reverse_deletion;
 use super::status::APPROVE_DELETIONS_ANNOTATION;
+use super::strategy::RollingSync;
 use crate::refresh::{self, Request};
 use argosy_sync_engine::echo::version_of;
 use argosy_sync_engine::ssa::FIELD_MANAGER;
@@ -206,6 +208,29 @@ pub(super) async fn publish_status(
 }
 
 /// Removes the one-shot deletion approval after it has been used.
+/// How often a reverse deletion looks again (Argo CD's 10 s); the Applications' own
+/// deletions wake it sooner.
+const REVERSE_DELETION_REQUEUE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Adds Argo CD's resources finalizer, which `deletionOrder: Reverse` needs to delete the
+/// Applications in order before the ApplicationSet goes (as Argo CD adds it).
+pub(super) async fn ensure_resources_finalizer(
+    appset: &ApplicationSet,
+    ctx: &Context,
+) -> Result<(), Error> {
+    if appset.finalizers().iter().any(|f| f == RESOURCES_FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = appset.finalizers().to_vec();
+    finalizers.push(RESOURCES_FINALIZER.to_owned());
+    merge_patch_appset(
+        appset,
+        &json!({"metadata": {"finalizers": finalizers}}),
+        ctx,
+    )
+    .await
+}
+
 /// Sets `operation` on owned Applications (the rollout's syncs and rollbacks), as Argo CD's
 /// RollingSync does; the Application controller runs them. Every one is tried; the first
 /// error is returned.
@@ -321,6 +346,7 @@ async fn merge_patch_appset(
 pub(super) async fn finalize(
     appset: &Arc<ApplicationSet>,
     owned: &[&Application],
+    reverse: Option<&RollingSync>,
     ctx: &Context,
 ) -> Result<Action, Error> {
     if !appset.finalizers().iter().any(|f| f == RESOURCES_FINALIZER) || !ctx.is_leader() {
@@ -342,7 +368,19 @@ pub(super) async fn finalize(
         policy,
         ApplicationsSync::Sync | ApplicationsSync::CreateDelete
     );
-    for app in owned {
+    // `deletionOrder: Reverse`: one step at a time, from the last, each gone before the next.
+    let reverse_round = reverse
+        .filter(|_| deletes)
+        .map(|rolling| reverse_deletion(rolling, owned));
+    let to_delete: Vec<&Application> = match &reverse_round {
+        Some(round) => owned
+            .iter()
+            .copied()
+            .filter(|a| round.delete.contains(&a.name_any()))
+            .collect(),
+        None => owned.to_vec(),
+    };
+    for app in to_delete {
         let name = app.name_any();
         let result = if deletes {
             apps.delete(&name, &DeleteParams::background())
@@ -359,6 +397,12 @@ pub(super) async fn finalize(
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(source) => return Err(Error::DeleteApplication { name, source }),
         }
+    }
+    if let Some(round) = reverse_round
+        && (!round.delete.is_empty() || !round.waiting.is_empty())
+    {
+        tracing::info!(appset = %appset.name_any(), deleting = ?round.delete, waiting = ?round.waiting, "reverse deletion");
+        return Ok(Action::requeue(REVERSE_DELETION_REQUEUE));
     }
     let remaining: Vec<&String> = appset
         .finalizers()
