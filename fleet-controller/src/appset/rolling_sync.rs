@@ -1205,71 +1205,66 @@ fn conditions(
 }
 
 /// Argo CD's `InvalidRolloutConfig` message: the first kind of issue found, in its order.
+/// Its wording agrees in number with what it lists ("Step 2 has", "Steps 2, 3 have").
 fn invalid_config_message(steps: &Steps) -> Option<String> {
-    let numbers = |indices: &mut dyn Iterator<Item = usize>| -> Vec<String> {
-        indices.map(|i| (i + 1).to_string()).collect()
+    let numbers = |indices: &mut dyn Iterator<Item = usize>| -> String {
+        let listed: Vec<String> = indices.map(|i| (i + 1).to_string()).collect();
+        listed.join(", ")
     };
+    let one = |count: usize| count == 1;
     if !steps.invalid_operators.is_empty() {
-        let nums = numbers(&mut steps.invalid_operators.iter().map(|(i, _)| *i));
+        let count = steps.invalid_operators.len();
         let ops: Vec<&str> = steps
             .invalid_operators
             .iter()
             .map(|(_, o)| o.as_str())
             .collect();
-        return Some(if nums.len() == 1 {
-            format!(
-                "Step {} has invalid matchExpression operators: {}. Supported Operators are 'In' and 'NotIn'",
-                nums[0],
-                ops.join(", ")
-            )
+        let (subject, verb) = if one(count) {
+            ("Step", "has")
         } else {
-            format!(
-                "Steps {} have invalid matchExpression operators: {}. Supported Operators are 'In' and 'NotIn'",
-                nums.join(", "),
-                ops.join(", ")
-            )
-        });
+            ("Steps", "have")
+        };
+        return Some(format!(
+            "{subject} {} {verb} invalid matchExpression operators: {}. Supported Operators are 'In' and 'NotIn'",
+            numbers(&mut steps.invalid_operators.iter().map(|(i, _)| *i)),
+            ops.join(", ")
+        ));
     }
     if !steps.duplicates.is_empty() {
         let names: Vec<&str> = steps.duplicates.keys().map(String::as_str).collect();
         let selections: Vec<String> = steps
             .duplicates
             .values()
-            .map(|s| numbers(&mut s.iter().copied()).join("-"))
+            .map(|s| numbers(&mut s.iter().copied()).replace(", ", "-"))
             .collect();
-        return Some(if names.len() == 1 {
-            format!(
-                "Application '{}' is selected by multiple steps: ({})",
-                names[0],
-                selections.join(", ")
-            )
+        let (subject, verb, open, close) = if one(names.len()) {
+            ("Application", "is", "(", ")")
         } else {
-            format!(
-                "Applications '{}' are selected by multiple steps: [({})]",
-                names.join("', '"),
-                selections.join("), (")
-            )
-        });
+            ("Applications", "are", "[(", ")]")
+        };
+        return Some(format!(
+            "{subject} '{}' {verb} selected by multiple steps: {open}{}{close}",
+            names.join("', '"),
+            selections.join("), (")
+        ));
     }
     if !steps.invalid_max_updates.is_empty() {
-        let nums = numbers(&mut steps.invalid_max_updates.iter().map(|(i, _)| *i));
+        let count = steps.invalid_max_updates.len();
         let values: Vec<&str> = steps
             .invalid_max_updates
             .iter()
             .map(|(_, v)| v.as_str())
             .collect();
-        return Some(if nums.len() == 1 {
-            format!(
-                "Step {} has an invalid maxUpdate value: {}",
-                nums[0], values[0]
-            )
+        let (subject, verb, open, close) = if one(count) {
+            ("Step", "has an invalid maxUpdate value", "", "")
         } else {
-            format!(
-                "Steps {} have invalid maxUpdate values: [{}]",
-                nums.join(", "),
-                values.join(", ")
-            )
-        });
+            ("Steps", "have invalid maxUpdate values", "[", "]")
+        };
+        return Some(format!(
+            "{subject} {} {verb}: {open}{}{close}",
+            numbers(&mut steps.invalid_max_updates.iter().map(|(i, _)| *i)),
+            values.join(", ")
+        ));
     }
     let empty: Vec<String> = steps
         .members
@@ -1455,6 +1450,37 @@ mod tests {
         assert_eq!(
             invalid_config_message(&dup).unwrap(),
             "Application 'a' is selected by multiple steps: (1-2)"
+        );
+        let two = Steps {
+            invalid_operators: vec![(0, "Exists".into()), (2, "Gt".into())],
+            ..Steps::default()
+        };
+        assert_eq!(
+            invalid_config_message(&two).unwrap(),
+            "Steps 1, 3 have invalid matchExpression operators: Exists, Gt. Supported Operators are 'In' and 'NotIn'"
+        );
+        let dups = Steps {
+            duplicates: [("a".to_owned(), vec![0, 1]), ("b".to_owned(), vec![0, 2])].into(),
+            ..Steps::default()
+        };
+        assert_eq!(
+            invalid_config_message(&dups).unwrap(),
+            "Applications 'a', 'b' are selected by multiple steps: [(1-2), (1-3)]"
+        );
+        let max = |list: Vec<(usize, String)>| {
+            invalid_config_message(&Steps {
+                invalid_max_updates: list,
+                ..Steps::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            max(vec![(1, "x".into())]),
+            "Step 2 has an invalid maxUpdate value: x"
+        );
+        assert_eq!(
+            max(vec![(0, "x".into()), (1, "y".into())]),
+            "Steps 1, 2 have invalid maxUpdate values: [x, y]"
         );
         let empty = assign_steps(&rs, &[member("dev", Some("dev"))]);
         assert_eq!(
