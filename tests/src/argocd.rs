@@ -27,7 +27,7 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::control_plane::TestCluster;
+use crate::control_plane::{ControlPlane, TestCluster};
 
 /// Namespace of Argo CD (cluster Secrets, AppProjects, ApplicationSets) in these tests.
 pub const ARGOCD_NAMESPACE: &str = "argocd";
@@ -36,6 +36,19 @@ pub const TEST_FIELD_MANAGER: &str = "argosy-tests";
 
 /// Installs the Argo CD CRDs (server-side apply) and waits until they are established
 /// and their resources answer a list.
+/// A control plane with `workloads` workload clusters, ready for Argo CD objects: the CRDs
+/// installed and namespace `argocd` with AppProject `default` on the management cluster.
+/// Returns it with an admin client of the management cluster.
+pub async fn argocd_control_plane(workloads: usize) -> Result<(ControlPlane, Client)> {
+    let cp = ControlPlane::start(workloads)
+        .await
+        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
+    let client = cp.management().client().await?;
+    install_crds(&client).await?;
+    prepare_namespace(&client).await?;
+    Ok((cp, client))
+}
+
 pub async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(TEST_FIELD_MANAGER).force();

@@ -23,8 +23,7 @@ use argosy_crds::Application;
 use argosy_crds::consts::RESOURCES_FINALIZER;
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, ControllerHandle, Ended, apply_json, appset_manifest, appset_resource,
-    init_tracing, install_crds, prepare_namespace, run_args, start_controller, wait_for,
-    wait_for_every,
+    argocd_control_plane, init_tracing, run_args, start_controller, wait_for, wait_for_every,
 };
 use argosy_tests::{AuditEvent, ControlPlane, MANAGEMENT};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -54,12 +53,7 @@ impl Env {
         init_tracing();
         let serial = SERIAL.lock().await;
         let began = Instant::now();
-        let cp = ControlPlane::start(0)
-            .await
-            .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-        let client = cp.management().client().await?;
-        install_crds(&client).await?;
-        prepare_namespace(&client).await?;
+        let (cp, client) = argocd_control_plane(0).await?;
         eprintln!(
             "[{test}] control plane + CRDs ready in {:.1}s",
             began.elapsed().as_secs_f64()

@@ -17,11 +17,11 @@ use anyhow::{Context as _, Result, bail, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, init_tracing, install_crds,
-    prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, application_resource, apply_json, argocd_control_plane, init_tracing,
+    run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
-use argosy_tests::{AuditEvent, ControlPlane, HARNESS_USER_AGENT, MANAGEMENT, TestCluster};
+use argosy_tests::{AuditEvent, HARNESS_USER_AGENT, MANAGEMENT, TestCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
@@ -103,12 +103,7 @@ async fn fenced_writes(port: u16) -> Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() -> Result<()> {
     init_tracing();
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let admin = cp.management().client().await?;
-    install_crds(&admin).await?;
-    prepare_namespace(&admin).await?;
+    let (cp, admin) = argocd_control_plane(1).await?;
     let workload = &cp.workloads()[0];
     register_cluster(&admin, "w1", workload, &[]).await?;
 

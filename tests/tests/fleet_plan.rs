@@ -15,8 +15,8 @@ use argosy::cli::args::{PlanFlags, PlanFormat};
 use argosy::run::SyncEngine;
 use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, init_tracing,
-    install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, argocd_control_plane,
+    init_tracing, run_args, start_controller, wait_for,
 };
 use argosy_tests::control_plane::AuditEvent;
 use argosy_tests::fixtures::{free_port, register_cluster};
@@ -63,12 +63,7 @@ fn writes_since(cp: &ControlPlane, since: Timestamp) -> Result<Vec<AuditEvent>> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_api_answers_what_argosy_plan_does_and_writes_nothing() -> Result<()> {
     init_tracing();
-    let cp = ControlPlane::start(3)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let client = cp.management().client().await?;
-    install_crds(&client).await?;
-    prepare_namespace(&client).await?;
+    let (cp, client) = argocd_control_plane(3).await?;
 
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("fleet.git");

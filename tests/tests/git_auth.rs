@@ -20,8 +20,8 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, app_json, application_resource, apply_json, appset_resource,
-    comparison_error, comparison_error_within, install_crds, prepare_namespace, repo_secret,
-    run_args, start_controller, wait_for,
+    argocd_control_plane, comparison_error, comparison_error_within, repo_secret, run_args,
+    start_controller, wait_for,
 };
 use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, register_cluster};
 use argosy_tests::git_servers::{GitHttpServer, GitRepoDir, GitSshServer};
@@ -104,12 +104,7 @@ async fn configmap_version(
 
 /// A control plane with one workload cluster registered as `workload`.
 async fn control_plane() -> Result<(ControlPlane, Client)> {
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let admin = cp.management().client().await?;
-    install_crds(&admin).await?;
-    prepare_namespace(&admin).await?;
+    let (cp, admin) = argocd_control_plane(1).await?;
     register_cluster(&admin, "workload", &cp.workloads()[0], &[]).await?;
     Ok((cp, admin))
 }

@@ -19,8 +19,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, app_json, application_resource, apply_json, comparison_error, install_crds,
-    prepare_namespace, repo_secret, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, app_json, application_resource, apply_json, argocd_control_plane,
+    comparison_error, repo_secret, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::git_servers::GitRepoDir;
@@ -270,12 +270,7 @@ impl ChartServers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charts_from_a_registry_a_helm_repository_and_git_with_per_customer_values() -> Result<()> {
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let admin = cp.management().client().await?;
-    install_crds(&admin).await?;
-    prepare_namespace(&admin).await?;
+    let (cp, admin) = argocd_control_plane(1).await?;
     let workload = &cp.workloads()[0];
     register_cluster(&admin, "workload", workload, &[]).await?;
     let server = workload.server.clone();

@@ -7,13 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
-use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, init_tracing, install_crds,
-    prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, application_resource, apply_json, argocd_control_plane, init_tracing,
+    run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -87,12 +86,7 @@ async fn health(client: &Client) -> Result<(String, String)> {
 async fn a_custom_kind_is_judged_by_the_argocd_cm_script_and_an_edit_applies_at_once() -> Result<()>
 {
     init_tracing();
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let client = cp.management().client().await?;
-    install_crds(&client).await?;
-    prepare_namespace(&client).await?;
+    let (cp, client) = argocd_control_plane(1).await?;
     let workload = &cp.workloads()[0];
     let workload_client = workload.client().await?;
     let crds: Api<CustomResourceDefinition> = Api::all(workload_client.clone());

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use argosy_crds::Application;
-use argosy_tests::ControlPlane;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, apply_json, appset_resource, init_tracing, install_crds, prepare_namespace,
-    run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, apply_json, appset_resource, argocd_control_plane, init_tracing, run_args,
+    start_controller, wait_for,
 };
 use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, ClusterSecretBuilder, free_port};
 use kube::Api;
@@ -70,12 +69,7 @@ fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_clusters_real_objects() -> Result<()> {
     init_tracing();
-    let cp = ControlPlane::start(0)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let client = cp.management().client().await?;
-    install_crds(&client).await?;
-    prepare_namespace(&client).await?;
+    let (cp, client) = argocd_control_plane(0).await?;
     for (name, server) in [
         ("east", "https://east.clusters.example.com"),
         ("west", "https://west.clusters.example.com"),

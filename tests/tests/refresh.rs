@@ -30,8 +30,7 @@ use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_sync_engine::url_policy::UrlPolicy;
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, ControllerHandle, application_resource, apply_json, appset_manifest,
-    appset_resource, init_tracing, install_crds, prepare_namespace, run_args, start_controller,
-    wait_for,
+    appset_resource, argocd_control_plane, init_tracing, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::ports::free_port;
@@ -122,12 +121,7 @@ impl Env {
     async fn start() -> Result<Env> {
         init_tracing();
         let serial = SERIAL.lock().await;
-        let cp = ControlPlane::start(1)
-            .await
-            .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-        let client = cp.management().client().await?;
-        install_crds(&client).await?;
-        prepare_namespace(&client).await?;
+        let (cp, client) = argocd_control_plane(1).await?;
         register_cluster(&client, "w1", &cp.workloads()[0], &[]).await?;
         let dir = tempfile::tempdir()?;
         std::fs::create_dir_all(dir.path().join("served"))?;

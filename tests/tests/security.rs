@@ -13,8 +13,8 @@ use anyhow::{Context as _, Result, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, ControllerHandle, application_resource, apply_json, init_tracing,
-    install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, ControllerHandle, application_resource, apply_json, argocd_control_plane,
+    init_tracing, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{ControlPlane, TestCluster};
@@ -40,12 +40,7 @@ impl Env {
     async fn start() -> Result<Env> {
         init_tracing();
         let serial = SERIAL.lock().await;
-        let cp = ControlPlane::start(1)
-            .await
-            .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-        let client = cp.management().client().await?;
-        install_crds(&client).await?;
-        prepare_namespace(&client).await?;
+        let (cp, client) = argocd_control_plane(1).await?;
         let env = Env {
             cp,
             client,

@@ -19,8 +19,7 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, ControllerHandle, TEST_FIELD_MANAGER, application_resource, apply_json,
-    appset_resource, init_tracing, install_crds, prepare_namespace, run_args, start_controller,
-    wait_for,
+    appset_resource, argocd_control_plane, init_tracing, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{ControlPlane, TestCluster};
@@ -44,12 +43,7 @@ impl Env {
     async fn start(workloads: usize) -> Result<Env> {
         init_tracing();
         let serial = SERIAL.lock().await;
-        let cp = ControlPlane::start(workloads)
-            .await
-            .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-        let client = cp.management().client().await?;
-        install_crds(&client).await?;
-        prepare_namespace(&client).await?;
+        let (cp, client) = argocd_control_plane(workloads).await?;
         Ok(Env {
             cp,
             client,

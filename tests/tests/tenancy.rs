@@ -27,10 +27,10 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, appset_manifest, appset_resource,
-    install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    argocd_control_plane, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, ClusterSecretBuilder};
-use argosy_tests::{AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane, TestCluster};
+use argosy_tests::{AuditEvent, CANARY_TOKEN, CANARY_USER, TestCluster};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
@@ -145,12 +145,7 @@ async fn configmap_exists(cluster: &TestCluster, namespace: &str, name: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_cannot_leave_its_project() -> Result<()> {
     init_capturing_tracing();
-    let cp = ControlPlane::start(2)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let admin = cp.management().client().await?;
-    install_crds(&admin).await?;
-    prepare_namespace(&admin).await?;
+    let (cp, admin) = argocd_control_plane(2).await?;
     let (w1, w2) = (&cp.workloads()[0], &cp.workloads()[1]);
     // The customers' credentials are the canary: a token in each cluster Secret's config,
     // and the whole Secret again in the annotation `kubectl apply` leaves.
@@ -545,12 +540,7 @@ fn captured_log() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_secret_limited_to_namespaces_is_honoured() -> Result<()> {
     init_capturing_tracing();
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let admin = cp.management().client().await?;
-    install_crds(&admin).await?;
-    prepare_namespace(&admin).await?;
+    let (cp, admin) = argocd_control_plane(1).await?;
     let workload = &cp.workloads()[0];
     let workload_admin = workload.client().await?;
     create_namespace(&workload_admin, "shop").await?;
