@@ -1,4 +1,4 @@
-//! `spec.strategy` and Argosy's rollout annotations, read into a [`Strategy`]. Pure.
+//! `spec.strategy` and Argosy's rollout annotations, read into a `Strategy`. Pure.
 //!
 //! Argo CD runs a progressive sync only for `type: RollingSync` with at least one step
 //! (`applicationset/progressivesync/progressive_sync.go`, `RollingSyncStrategyEnabled`);
