@@ -527,21 +527,27 @@ fn next_entry(
     next
 }
 
-/// Why an Application of the rollout counts as failed, if it does: Degraded, or the
-/// rollout's sync of it ended Failed or Error.
+/// Why an Application of the rollout counts as failed, if it does: once the rollout's sync
+/// of it (started at or after `synced_at`) has ended, the sync Failed or Errored, or the
+/// Application is Degraded. What it was before that sync (a retry of a Degraded one, a
+/// sync still running) does not count.
 fn failure(app: &Application, synced_at: Option<Timestamp>) -> Option<String> {
-    if health_code(app) == HealthStatusCode::Degraded {
+    let (phase, started, message) = operation_state(app)?;
+    let ours = matches!((started, synced_at), (Some(s), Some(t)) if s >= t);
+    if !ours || !phase.completed() {
+        return None;
+    }
+    if matches!(phase, OperationPhase::Failed | OperationPhase::Error) {
+        return Some(format!("sync {phase}: {message}"));
+    }
+    (health_code(app) == HealthStatusCode::Degraded).then(|| {
         let message = health_message(app);
-        return Some(if message.is_empty() {
+        if message.is_empty() {
             "Degraded".to_owned()
         } else {
             format!("Degraded: {message}")
-        });
-    }
-    let (phase, started, message) = operation_state(app)?;
-    let ours = matches!((started, synced_at), (Some(s), Some(t)) if s >= t);
-    (ours && matches!(phase, OperationPhase::Failed | OperationPhase::Error))
-        .then(|| format!("sync {phase}: {message}"))
+        }
+    })
 }
 
 /// The sync the rollout sets on an Application (Argo CD's `syncApplication`): its own sync
@@ -1847,5 +1853,20 @@ mod tests {
         let retried = world.step(at(302));
         assert_eq!(retried.rollout.phase, phase::PROGRESSING);
         assert_eq!(names(&retried.syncs), ["web-canary"]);
+        // Still Degraded from before the retried sync started: not a failure of it.
+        world.rolling.options.failure_budget = Some(FailureBudget::Count(0));
+        world.set(with_operation(
+            app("web-canary", "canary", "OutOfSync", "Degraded", "r2"),
+            "Succeeded",
+            at(200),
+        ));
+        assert_eq!(world.step(at(303)).rollout.phase, phase::PROGRESSING);
+        // Degraded after it ended: a failure.
+        world.set(with_operation(
+            app("web-canary", "canary", "Synced", "Degraded", "r2"),
+            "Succeeded",
+            at(304),
+        ));
+        assert_eq!(world.step(at(305)).rollout.phase, phase::HALTED);
     }
 }
