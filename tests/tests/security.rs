@@ -258,6 +258,7 @@ async fn prune_confirm_waits_for_approval_with_the_cli() -> Result<()> {
     argosy::cli::cmd::app::run(
         env.client.clone(),
         ARGOCD_NAMESPACE,
+        ARGOCD_NAMESPACE,
         argosy::cli::cmd::app::AppCommand::ConfirmDeletion {
             name: "careful".into(),
         },

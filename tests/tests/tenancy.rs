@@ -451,7 +451,14 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
                 name: name.to_owned(),
                 output,
             };
-            let _ = argosy::cli::cmd::app::run(admin.clone(), namespace, get, &mut out).await;
+            let _ = argosy::cli::cmd::app::run(
+                admin.clone(),
+                namespace,
+                ARGOCD_NAMESPACE,
+                get,
+                &mut out,
+            )
+            .await;
             seen.push(("argosy app get", String::from_utf8_lossy(&out).into_owned()));
         }
     }
@@ -460,7 +467,14 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
         selector: None,
         output: Output::Json,
     };
-    argosy::cli::cmd::app::run(admin.clone(), ARGOCD_NAMESPACE, list, &mut out).await?;
+    argosy::cli::cmd::app::run(
+        admin.clone(),
+        ARGOCD_NAMESPACE,
+        ARGOCD_NAMESPACE,
+        list,
+        &mut out,
+    )
+    .await?;
     seen.push((
         "argosy app list",
         String::from_utf8_lossy(&out).into_owned(),
