@@ -143,6 +143,7 @@ pub const HELD_MESSAGE: &str = "Sync operation blocked by sync window";
 
 /// Decides what to do; returns the self-heal state to keep (a revert counts an attempt;
 /// the caller resets it when the app is Synced). A sync the windows block is not counted.
+#[must_use]
 pub fn decide(input: &DecideInput<'_>, heal: SelfHeal, now: Instant) -> (Decision, SelfHeal) {
     let (decision, next_heal) = decide_ignoring_windows(input, heal, now);
     let Decision::Sync(request) = &decision else {
@@ -769,7 +770,11 @@ mod tests {
             "kind": "deny", "schedule": "0 22 * * *", "duration": "1h",
             "applications": ["*"], "manualSync": manual_sync}))
         .unwrap();
-        MatchedWindows::of(&[window], "app", &Default::default())
+        MatchedWindows::of(
+            &[window],
+            "app",
+            &argosy_crds::application::ApplicationDestination::default(),
+        )
     }
 
     #[test]

@@ -26,11 +26,11 @@ use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, init_tracing, install_crds,
-    prepare_namespace, run_args, start_controller, wait_for,
+    prepare_namespace, run_args, start_controller, wait_app,
 };
-use argosy_tests::fixtures::{AppBuilder, register_cluster};
+use argosy_tests::fixtures::{AppBuilder, create_namespace, register_cluster};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{RoundMode, Timestamp, TimestampRound, ToSpan as _, Unit};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
@@ -59,50 +59,28 @@ fn app(name: &str, project: &str, cluster: &str, path: &str, namespace: &str) ->
         .destination_namespace(namespace)
 }
 
-async fn create_namespace(cluster: &TestCluster, name: &str) -> Result<()> {
-    let api: Api<Namespace> = Api::all(cluster.client().await?);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    api.patch(
-        name,
-        &PatchParams::apply("argosy-tests").force(),
-        &Patch::Apply(&ns),
-    )
-    .await
-    .with_context(|| format!("creating namespace {name}"))?;
-    Ok(())
-}
-
-async fn app_json(client: &Client, name: &str) -> Result<Value> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &application_resource());
-    Ok(serde_json::to_value(api.get(name).await?)?)
-}
-
-/// Waits until `check` holds for app `name`; on timeout says what it last saw.
-async fn wait_app(
-    client: &Client,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let last = std::sync::Mutex::new(Value::Null);
-    let result = wait_for(&format!("{name}: {what}"), timeout, || async {
-        let app = app_json(client, name).await?;
-        let ok = check(&app);
-        *last.lock().unwrap() = app.clone();
-        Ok(ok.then_some(app))
-    })
-    .await;
-    result.with_context(|| format!("last seen {name}: {:#}", last.lock().unwrap()))
-}
-
 fn condition<'a>(app: &'a Value, kind: &str) -> Option<&'a str> {
     app.pointer("/status/conditions")
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c["type"] == kind)
         .and_then(|c| c["message"].as_str())
+}
+
+/// The `SyncWindowBlocked` condition's message of app `name`, once it has one.
+async fn blocked_message(client: &Client, name: &str) -> Result<String> {
+    let app = wait_app(
+        client,
+        name,
+        "blocked by a window",
+        Duration::from_secs(90),
+        |a| condition(a, "SyncWindowBlocked").is_some(),
+    )
+    .await?;
+    ensure!(!synced(&app), "{name} synced while blocked");
+    Ok(condition(&app, "SyncWindowBlocked")
+        .unwrap_or_default()
+        .to_owned())
 }
 
 fn synced(app: &Value) -> bool {
@@ -164,7 +142,7 @@ async fn a_deny_window_holds_every_sync_to_its_cluster_until_it_ends() -> Result
     register_cluster(&admin, "gold", gold, &[]).await?;
     register_cluster(&admin, "silver", silver, &[]).await?;
     for (cluster, ns) in [(gold, NS), (silver, NS), (silver, OFFICE_NS)] {
-        create_namespace(cluster, ns).await?;
+        create_namespace(&cluster.client().await?, ns).await?;
     }
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("fleet.git");
@@ -238,15 +216,7 @@ async fn a_deny_window_holds_every_sync_to_its_cluster_until_it_ends() -> Result
         synced,
     )
     .await?;
-    let blocked = wait_app(
-        &admin,
-        "gold-auto",
-        "blocked by the window",
-        Duration::from_secs(90),
-        |a| condition(a, "SyncWindowBlocked").is_some(),
-    )
-    .await?;
-    let message = condition(&blocked, "SyncWindowBlocked").unwrap_or_default();
+    let message = blocked_message(&admin, "gold-auto").await?;
     let opens = format!("opens at {window_end}");
     ensure!(
         message.contains("deny sync window deny:")
@@ -254,7 +224,6 @@ async fn a_deny_window_holds_every_sync_to_its_cluster_until_it_ends() -> Result
             && message.contains(&opens),
         "{message} (expected {opens})"
     );
-    ensure!(!synced(&blocked), "gold-auto synced inside the window");
 
     // `argosy app sync` is refused in one line; `argosy app get` says why and until when.
     let refused = cli(&admin, sync_command("gold-manual")).await;
@@ -301,15 +270,7 @@ async fn a_deny_window_holds_every_sync_to_its_cluster_until_it_ends() -> Result
     );
 
     // Allow window: outside it the automated app waits; manualSync lets a manual sync in.
-    let office = wait_app(
-        &admin,
-        "office-auto",
-        "blocked outside the allow window",
-        Duration::from_secs(90),
-        |a| condition(a, "SyncWindowBlocked").is_some(),
-    )
-    .await?;
-    let message = condition(&office, "SyncWindowBlocked").unwrap_or_default();
+    let message = blocked_message(&admin, "office-auto").await?;
     ensure!(
         message.contains("blocked outside the allow sync window allow:0 "),
         "{message}"

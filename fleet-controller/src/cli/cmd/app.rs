@@ -177,11 +177,11 @@ pub enum AppError {
     Cancelled { name: String },
     #[error("cannot sync application {name}: {why}")]
     SyncWindow { name: String, why: String },
-    #[error("reading project {project} of application {name} in namespace {namespace}: {error}")]
+    /// `project` is `namespace/name`.
+    #[error("reading project {project} of application {name}: {error}")]
     Project {
         name: String,
         project: String,
-        namespace: String,
         error: kube::Error,
     },
     #[error("sync of application {name} {phase}: {message}")]
@@ -602,8 +602,10 @@ impl Apps {
             .await
             .map_err(|error| AppError::Project {
                 name: name.to_owned(),
-                project: project.to_owned(),
-                namespace: self.projects.namespace().unwrap_or_default().to_owned(),
+                project: format!(
+                    "{}/{project}",
+                    self.projects.namespace().unwrap_or_default()
+                ),
                 error,
             })?;
         let destination = app
