@@ -457,9 +457,11 @@ impl MatchedWindows {
 }
 
 /// For callers that hold an Application's name and destination and its project's windows
-/// (the `ApplicationSet` `RollingSync` step): `None` when a sync (`manual`: an operation
-/// someone requested; else automated) may start at `now`, else which window blocks it
-/// and when it opens.
+/// (the `ApplicationSet` `RollingSync` step): `None` when a sync may start at `now`, else
+/// which window blocks it and when it opens. `manual` is how the sync's operation is
+/// marked: Argo CD's `RollingSync` marks its operations `initiatedBy.automated: true`, so a
+/// step passes `false` (and `manualSync` does not let it through), as the Application
+/// controller will judge it.
 #[must_use]
 pub fn sync_blocked(
     windows: &[SyncWindow],

@@ -837,6 +837,16 @@ mod tests {
         // manualSync lets it run.
         case.windows = deny_window(true);
         assert!(matches!(case.decide(SelfHeal::default(), now).0, Decision::Sync(r) if r.manual));
+        // Not one marked automated, as an ApplicationSet RollingSync step is in Argo CD.
+        case.operation = Some(
+            serde_json::from_value(json!({"sync": {},
+                "initiatedBy": {"username": "applicationset-controller", "automated": true}}))
+            .unwrap(),
+        );
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Blocked { hold: Some(_), .. }
+        ));
         // An automated operation that is running is held, manualSync or not.
         case.operation = None;
         case.policy = policy(json!({"automated": {}}));
