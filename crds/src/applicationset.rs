@@ -382,10 +382,79 @@ pub struct ApplicationSetStatus {
     /// these counts are not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_status_counts: Option<ApplicationStatusCounts>,
+    /// Argo CD's progressive sync progress of each owned Application (`RollingSync` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_status: Vec<ApplicationSetApplicationStatus>,
+    /// Argosy's rollout state beyond Argo CD's (bake time, failure budget, rollback,
+    /// pause/abort/retry); Argo CD ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutState>,
     /// Fields not modelled here.
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
+}
+
+/// One `status.applicationStatus[]` entry (Argo CD's `ApplicationSetApplicationStatus`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSetApplicationStatus {
+    /// The Application's name.
+    pub application: String,
+    /// When `status` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Why the status is what it is.
+    #[serde(default)]
+    pub message: String,
+    /// `Waiting`, `Pending`, `Progressing` or `Healthy`.
+    #[serde(default)]
+    pub status: String,
+    /// The 1-based step that selects the Application (`"-1"` for none).
+    #[serde(default)]
+    pub step: String,
+    /// The revisions the Application's status compares against (`status.sync.revision(s)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_revisions: Vec<String>,
+    /// Fields not modelled here.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}
+
+/// `status.rollout`: what Argosy adds to a `RollingSync` (not in Argo CD).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutState {
+    /// `Progressing`, `Baking`, `Paused`, `Halted`, `Aborted` or `Completed`.
+    #[serde(default)]
+    pub phase: String,
+    /// The 1-based step in progress (0 when none).
+    #[serde(default)]
+    pub step: u32,
+    /// Why the rollout is in this phase.
+    #[serde(default)]
+    pub message: String,
+    /// When `phase` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub since: String,
+    /// Applications this rollout started a sync of, with when (RFC 3339): the ones a
+    /// rollback returns to the revision they ran before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub synced: BTreeMap<String, String>,
+    /// Applications whose rollback sync was requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back: Vec<String>,
+    /// The Applications whose failure halted the rollout, with the revisions they failed
+    /// at; the halt ends when their target revisions change (a new commit) or on retry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<String, Vec<String>>,
+    /// The abort and retry requests (annotation values) already acted on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub handled_abort: String,
+    /// See `handled_abort`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub handled_retry: String,
 }
 
 /// Applications counted by `status.sync.status` and `status.health.status`.

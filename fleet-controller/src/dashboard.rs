@@ -6,6 +6,9 @@
 //! * `GET /api/v1/apps/{namespace}/{name}`: one Application's status detail;
 //! * `GET /api/v1/apps/{namespace}/{name}/diff`: the sync engine's diff (built-in engine only);
 //! * `GET /api/v1/appsets/{namespace}/{name}/preview`: what the ApplicationSet generates now;
+//! * `GET /api/v1/appsets/{namespace}/{name}/plan?to=REV[&from=REV][&repoURL=URL][&groupBy=LABEL]`:
+//!   the fleet plan of a revision range (built-in engine only; see
+//!   [`argosy_sync_engine::fleet_plan`]), read-only, bounded in Applications and time;
 //! * `GET /api/v1/events?groupBy=<label>`: Server-Sent Events, a `fleet` event with the
 //!   summary whenever it changes (checked every second), keep-alive comments in between;
 //! * `GET /`: the page (a shell plus vanilla JS reading the API); `GET /login`: the login
@@ -37,6 +40,8 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use argosy_sync_engine::fleet_plan::collect::{FleetPlan, PlanRequest};
 
 use crate::fleet::{self, FleetSummary};
 use crate::http::limit::{LimitError, SharedLimiter};
@@ -80,6 +85,15 @@ impl Sources {
         )
     }
 
+    fn appset(&self, namespace: &str, name: &str) -> Result<Arc<ApplicationSet>, DashboardError> {
+        self.appsets
+            .get(&ObjectRef::new(name).within(namespace))
+            .ok_or_else(|| DashboardError::FindObject {
+                kind: "ApplicationSet",
+                key: format!("{namespace}/{name}"),
+            })
+    }
+
     fn app(&self, namespace: &str, name: &str) -> Result<Arc<Application>, DashboardError> {
         self.applications
             .get(&ObjectRef::new(name).within(namespace))
@@ -95,7 +109,9 @@ impl Sources {
 pub enum DashboardError {
     #[error("{kind} {key} not found")]
     FindObject { kind: &'static str, key: String },
-    #[error("diffs come from the built-in sync engine, which is off (--sync-engine argocd)")]
+    #[error(
+        "diffs and plans come from the built-in sync engine, which is off (--sync-engine argocd)"
+    )]
     SyncEngineOff,
     #[error("comparing Application {app}: {message}")]
     Compare { app: String, message: String },
@@ -109,6 +125,12 @@ pub enum DashboardError {
     },
     #[error("serializing the fleet summary: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("planning ApplicationSet {appset}: {message}")]
+    Plan { appset: String, message: String },
+    #[error("planning ApplicationSet {appset}: {message}")]
+    PlanUnavailable { appset: String, message: String },
 }
 
 impl DashboardError {
@@ -121,13 +143,21 @@ impl DashboardError {
             Self::Generate { .. } => "generate",
             Self::GenerationTask { .. } => "generation_task",
             Self::Serialize(_) => "serialize",
+            Self::BadRequest(_) => "bad_request",
+            Self::Plan { .. } => "plan",
+            Self::PlanUnavailable { .. } => "plan_unavailable",
         }
     }
 
     fn status(&self) -> StatusCode {
         match self {
             Self::FindObject { .. } | Self::SyncEngineOff => StatusCode::NOT_FOUND,
-            Self::Compare { .. } | Self::Generate { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Compare { .. } | Self::Generate { .. } | Self::Plan { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            // A plan over its time limit, or too many at once: the server's limits.
+            Self::PlanUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::GenerationTask { .. } | Self::Serialize(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -211,6 +241,7 @@ pub fn routes(access: Option<Access>, sources: Sources) -> Router {
             "/api/v1/appsets/{namespace}/{name}/preview",
             get(appset_preview),
         )
+        .route("/api/v1/appsets/{namespace}/{name}/plan", get(appset_plan))
         .route("/api/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(access.clone(), require_auth))
         .with_state(sources);
@@ -419,13 +450,7 @@ async fn appset_preview(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<Json<Preview>, DashboardError> {
     let key = format!("{namespace}/{name}");
-    let appset = sources
-        .appsets
-        .get(&ObjectRef::new(&name).within(&namespace))
-        .ok_or_else(|| DashboardError::FindObject {
-            kind: "ApplicationSet",
-            key: key.clone(),
-        })?;
+    let appset = sources.appset(&namespace, &name)?;
     let generated = sources
         .controllers
         .generate(appset)
@@ -478,6 +503,63 @@ async fn appset_preview(
             .map(|e| e.message)
             .collect(),
     }))
+}
+
+/// The query of a plan request.
+#[derive(Deserialize)]
+struct PlanQuery {
+    to: Option<String>,
+    from: Option<String>,
+    #[serde(rename = "repoURL")]
+    repo_url: Option<String>,
+    #[serde(rename = "groupBy")]
+    group_by: Option<String>,
+}
+
+async fn appset_plan(
+    State(sources): State<Sources>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<PlanQuery>,
+) -> Result<Json<FleetPlan>, DashboardError> {
+    let key = format!("{namespace}/{name}");
+    let to = query
+        .to
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| DashboardError::BadRequest("the query needs to=<revision>".to_owned()))?;
+    let appset = sources.appset(&namespace, &name)?;
+    let request = PlanRequest {
+        from: query.from.filter(|f| !f.is_empty()),
+        to,
+        repo_urls: query.repo_url.into_iter().collect(),
+        group_by: query
+            .group_by
+            .unwrap_or_else(|| crate::defaults::PLAN_GROUP_BY.to_owned()),
+        max_apps: crate::defaults::PLAN_API_MAX_APPS,
+        max_diff_lines: crate::defaults::PLAN_MAX_DIFF_LINES,
+        deadline: None,
+    };
+    let plan = sources
+        .controllers
+        .plan(appset, request)
+        .await
+        .map_err(|error| match error {
+            QueryError::SyncEngineOff => DashboardError::SyncEngineOff,
+            QueryError::GenerationTask(source) => DashboardError::GenerationTask {
+                appset: key.clone(),
+                source,
+            },
+            busy @ (QueryError::PlanTimeout(_) | QueryError::PlansBusy) => {
+                DashboardError::PlanUnavailable {
+                    appset: key.clone(),
+                    message: busy.to_string(),
+                }
+            }
+            other => DashboardError::Plan {
+                appset: key.clone(),
+                message: other.to_string(),
+            },
+        })?;
+    Ok(Json(plan))
 }
 
 async fn events(
@@ -625,6 +707,7 @@ mod tests {
             repos: Arc::new(GitRepos::new(BTreeMap::new(), cache.path().to_owned())),
             events: EventPublisher::new(client, "test", "test"),
             leader: None,
+            metrics: crate::metrics::Metrics::default(),
             config: crate::appset::Config {
                 controller_namespace: NS.into(),
                 appset_namespaces: BTreeSet::from([NS.to_owned()]),
@@ -878,6 +961,27 @@ mod tests {
         assert_eq!(apps[1]["exists"], false);
         let (status, _) = get_json(&router, "/api/v1/appsets/argocd/other/preview").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_plan_request_is_checked_before_any_work() {
+        let router = routes(access(), fixture().sources);
+        let plan = "/api/v1/appsets/argocd/listed/plan";
+        let (status, body) = get_json(&router, plan).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "the query needs to=<revision>");
+        let (status, body) = get_json(&router, "/api/v1/appsets/argocd/other/plan?to=main").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        // Rendering is the sync engine's, which this fixture runs without.
+        let (status, body) = get_json(&router, &format!("{plan}?to=main")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(
+            body["error"],
+            "diffs and plans come from the built-in sync engine, which is off (--sync-engine argocd)"
+        );
+        // And without the token, nothing.
+        let response = send(&router, &format!("{plan}?to=main"), &[]).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test]

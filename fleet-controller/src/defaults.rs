@@ -4,6 +4,16 @@
 
 use std::path::PathBuf;
 
+/// Lines of each object's diff a fleet plan keeps (`argosy plan`, the plan API).
+pub const PLAN_MAX_DIFF_LINES: usize = 200;
+/// Applications one side of `argosy plan` may generate.
+pub const PLAN_MAX_APPS: usize = 5_000;
+/// Applications one side of a plan asked of the controller's API may generate.
+pub const PLAN_API_MAX_APPS: usize = 500;
+/// Seconds a plan asked of the controller's API may take.
+pub const PLAN_API_TIMEOUT_SECONDS: u64 = 120;
+/// The cluster label a fleet plan groups destinations by.
+pub const PLAN_GROUP_BY: &str = "customer";
 /// Argo CD's namespace: cluster Secrets, AppProjects, ApplicationSets and the Lease.
 pub const CONTROLLER_NAMESPACE: &str = "argocd";
 /// Name of the leader-election Lease.

@@ -29,6 +29,7 @@ pub mod defaults;
 pub mod events;
 pub mod fanout;
 pub mod fleet;
+pub mod health_checks;
 pub mod http;
 pub mod metrics;
 pub mod query;

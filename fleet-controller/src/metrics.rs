@@ -213,6 +213,16 @@ struct Events {
     queue_dropped: Family<QueueLabels, Counter>,
     boundary_refusals: Family<BoundaryLabels, Counter>,
     reconcile_panics: Family<ControllerLabels, Counter>,
+    rollout_events: Family<RolloutLabels, Counter>,
+}
+
+/// A RollingSync transition (the Event reason: `RolloutStepStarted`, `RolloutHalted`, ...)
+/// of an ApplicationSet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RolloutLabels {
+    namespace: String,
+    name: String,
+    reason: &'static str,
 }
 
 /// A refusal of the tenant boundary: the project and the rule (bounded categories).
@@ -263,6 +273,7 @@ impl Metrics {
                 kube_duration: histograms(durations),
                 queue_dropped: Family::default(),
                 reconcile_panics: Family::default(),
+                rollout_events: Family::default(),
             }),
         }
     }
@@ -281,6 +292,18 @@ impl Metrics {
         self.inner
             .reconcile_panics
             .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    /// A RollingSync of `appset` made the transition `reason` (the Event's reason).
+    pub fn rollout_event(&self, appset: &ApplicationSet, reason: &'static str) {
+        self.inner
+            .rollout_events
+            .get_or_create(&RolloutLabels {
+                namespace: appset.metadata.namespace.clone().unwrap_or_default(),
+                name: appset.metadata.name.clone().unwrap_or_default(),
+                reason,
+            })
             .inc();
     }
 
@@ -506,6 +529,11 @@ impl Metrics {
             "argosy_queue_dropped",
             "Triggers dropped because their bounded queue was full, by queue.",
             m.queue_dropped.clone(),
+        );
+        registry.register(
+            "argosy_rollout_transitions",
+            "RollingSync transitions (step started, baking, halted, rolled back, completed, ...), by ApplicationSet and reason.",
+            m.rollout_events.clone(),
         );
         registry.register(
             "argosy_reconcile_panics",

@@ -32,6 +32,7 @@ use crate::appset::plan::{ApplicationsSync, DeletionBudget};
 use crate::appset::triggers::SecretTrigger;
 use crate::appset::{self, Context};
 use crate::defaults;
+use crate::health_checks::HealthCheckRegistry;
 use crate::http::limit::SharedLimiter;
 use crate::http::ready::{Heartbeat, Readiness};
 use crate::metrics::Metrics;
@@ -143,6 +144,8 @@ pub struct SyncSettings {
     pub workers: u16,
     /// Allow exec / AWS auth plugins from cluster Secrets (they run commands).
     pub allow_exec_plugins: bool,
+    /// Built-in Lua health checks (`--resource-customizations DIR`).
+    pub resource_customizations: Option<PathBuf>,
 }
 
 impl Default for SyncSettings {
@@ -152,6 +155,7 @@ impl Default for SyncSettings {
             concurrency: defaults::SYNC_CONCURRENCY,
             workers: defaults::SYNC_WORKERS,
             allow_exec_plugins: false,
+            resource_customizations: None,
         }
     }
 }
@@ -240,8 +244,31 @@ pub async fn run_with(
 
     // Argo CD's repository credentials and the two ConfigMaps of host keys and CAs: read
     // on every Git operation, so a rotated password needs no restart.
-    let (repo_credentials, repo_credential_watches, [repo_secrets_ready, repo_config_ready]) =
-        repo_credential_watches(&client, &args.namespace);
+    // The health scripts of --resource-customizations, read once; a bad directory stops
+    // the start (one line, non-zero exit), a script that does not compile is logged.
+    let builtin_health = match &args.sync.resource_customizations {
+        Some(dir) => {
+            let (scripts, broken) = argosy_sync_engine::health::script_dir::load(dir)
+                .map_err(|e| anyhow::anyhow!("--resource-customizations: {e}"))?;
+            for problem in broken {
+                tracing::warn!(%problem, "built-in health script does not compile");
+            }
+            tracing::info!(dir = %dir.display(), scripts = scripts.len(), "health scripts loaded");
+            Arc::new(scripts)
+        }
+        None => Arc::default(),
+    };
+    // A changed argocd-cm re-assesses every Application's health (its scripts may differ).
+    let (argocd_cm_changed, argocd_cm_changes) = tokio::sync::watch::channel(());
+    let (
+        repo_credentials,
+        config_maps,
+        repo_credential_watches,
+        [repo_secrets_ready, repo_config_ready],
+    ) = repo_credential_watches(&client, &args.namespace, move || {
+        argocd_cm_changed.send_replace(());
+    });
+    let health_checks = HealthCheckRegistry::new(builtin_health, Some(config_maps));
 
     let projects_api: Api<AppProject> = Api::namespaced(client.clone(), &args.namespace);
     let (projects, projects_writer) = reflector::store();
@@ -342,6 +369,7 @@ pub async fn run_with(
             args.identity.clone(),
         ),
         leader: leader.clone(),
+        metrics: metrics.clone(),
         config: appset::Config {
             controller_namespace: args.namespace.clone(),
             appset_namespaces,
@@ -414,6 +442,8 @@ pub async fn run_with(
                     metrics: metrics.clone(),
                     triggers: (app_trigger.clone(), app_triggers),
                     heartbeat: sync_heartbeat.clone(),
+                    health_checks: health_checks.clone(),
+                    argocd_cm_changes: argocd_cm_changes.clone(),
                 },
                 shutdown.clone(),
             )
@@ -592,12 +622,14 @@ pub async fn run_with(
 /// The watches of Argo CD's repository Secrets and the control plane's ConfigMaps, the
 /// registry reading their stores, the future that drives both watches (it never ends) and
 /// the readiness of their first lists.
-fn repo_credential_watches(
+fn repo_credential_watches<OnArgocdCm: Fn() + Send + 'static>(
     client: &Client,
     namespace: &str,
+    on_argocd_cm: OnArgocdCm,
 ) -> (
     RepoCredentialRegistry,
-    impl std::future::Future<Output = ()> + Send + use<>,
+    reflector::Store<ConfigMap>,
+    impl std::future::Future<Output = ()> + Send + use<OnArgocdCm>,
     [StoreReady; 2],
 ) {
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), namespace);
@@ -615,7 +647,8 @@ fn repo_credential_watches(
     .inspect(move |event| secrets_listed.observe(event))
     .default_backoff();
     // All of the namespace's ConfigMaps: a field selector cannot name two objects, and the
-    // registry reads only argocd-ssh-known-hosts-cm and argocd-tls-certs-cm.
+    // credentials registry reads only argocd-ssh-known-hosts-cm and argocd-tls-certs-cm, the
+    // health checks only argocd-cm.
     let config_maps_api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let (config_maps, config_maps_writer) = reflector::store();
     let (config_maps_listed, config_maps_ready) = StoreReady::new();
@@ -623,7 +656,14 @@ fn repo_credential_watches(
         config_maps_writer,
         watcher(config_maps_api, watcher::Config::default()),
     )
-    .inspect(move |event| config_maps_listed.observe(event))
+    .inspect(move |event| {
+        config_maps_listed.observe(event);
+        if let Ok(event) = event
+            && crate::health_checks::touches_argocd_cm(event)
+        {
+            on_argocd_cm();
+        }
+    })
     .default_backoff();
     let drive = async move {
         futures::future::join(
@@ -633,7 +673,8 @@ fn repo_credential_watches(
         .await;
     };
     (
-        RepoCredentialRegistry::new(secrets, config_maps),
+        RepoCredentialRegistry::new(secrets, config_maps.clone()),
+        config_maps,
         drive,
         [secrets_ready, config_maps_ready],
     )
@@ -748,6 +789,10 @@ struct SyncWiring {
     triggers: (TriggerSender<String>, tokio::sync::mpsc::Receiver<String>),
     /// The loop's progress record, which /readyz reads.
     heartbeat: Heartbeat,
+    /// The Lua health scripts.
+    health_checks: HealthCheckRegistry,
+    /// Ticks when `argocd-cm` changed.
+    argocd_cm_changes: tokio::sync::watch::Receiver<()>,
 }
 
 fn sync_controller(
@@ -771,7 +816,15 @@ fn sync_controller(
         metrics,
         triggers: (trigger_tx, trigger_rx),
         heartbeat,
+        health_checks,
+        mut argocd_cm_changes,
     } = wiring;
+    // The first value is the channel's initial one, not a change.
+    argocd_cm_changes.mark_unchanged();
+    let argocd_cm_changed = futures::stream::unfold(argocd_cm_changes, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
     let controller_namespace = args.namespace.clone();
     let live = Arc::new(LiveCache::new(
         Arc::new(move |instance: &str| {
@@ -810,7 +863,10 @@ fn sync_controller(
                 args.identity.clone(),
             ),
             leader: leader.clone(),
-            config: sync_config(args),
+            config: application::Config {
+                health: health_checks,
+                ..sync_config(args)
+            },
         })
         .with_metrics(metrics),
     );
@@ -830,6 +886,7 @@ fn sync_controller(
         .with_config(kube::runtime::controller::Config::default().concurrency(args.sync.workers))
         .reconcile_on(triggers)
         .reconcile_all_on(leadership_gained(leader))
+        .reconcile_all_on(argocd_cm_changed)
         .graceful_shutdown_on(shutdown)
         .run(
             move |app: Arc<Application>, ctx: Arc<application::Context>| {
@@ -857,6 +914,7 @@ fn sync_config(args: &RunArgs) -> application::Config {
         application_namespaces: NamespacePatterns::new(&args.application_namespaces),
         resync: args.sync.resync,
         concurrency: args.sync.concurrency,
+        health: HealthCheckRegistry::default(),
     }
 }
 

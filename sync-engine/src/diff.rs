@@ -101,7 +101,7 @@ fn shown(key: &ObjKey, live: Option<&Value>, desired: Option<&Value>) -> (String
     });
     let mut want = want;
     if key.group.is_empty() && key.kind == "Secret" {
-        mask_secret_data(have.as_mut(), want.as_mut());
+        mask_secret_values(have.as_mut(), want.as_mut());
     }
     let yaml = |v: Option<Value>| {
         v.map(|v| serde_yaml_ng::to_string(&v).unwrap_or_else(|e| format!("# {e}\n")))
@@ -158,21 +158,24 @@ fn project(live: &Value, want: &Value, owned: Option<&Value>) -> Value {
     }
 }
 
-/// Replaces Secret `data` values on both sides by masks: equal values get equal masks.
-fn mask_secret_data(live: Option<&mut Value>, desired: Option<&mut Value>) {
+/// Replaces Secret `data` and `stringData` values on both sides by masks (a rendered
+/// manifest may carry its values in clear): equal values get equal masks.
+pub(crate) fn mask_secret_values(live: Option<&mut Value>, desired: Option<&mut Value>) {
     let mut masks: BTreeMap<String, String> = BTreeMap::new();
     for side in [live, desired].into_iter().flatten() {
-        let Some(data) = side.get_mut("data").and_then(Value::as_object_mut) else {
-            continue;
-        };
-        for value in data.values_mut() {
-            let key = value.to_string();
-            let next = masks.len();
-            let mask = masks
-                .entry(key)
-                .or_insert_with(|| "+".repeat(8 + next))
-                .clone();
-            *value = json!(mask);
+        for field in ["data", "stringData"] {
+            let Some(values) = side.get_mut(field).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for value in values.values_mut() {
+                let key = value.to_string();
+                let next = masks.len();
+                let mask = masks
+                    .entry(key)
+                    .or_insert_with(|| "+".repeat(8 + next))
+                    .clone();
+                *value = json!(mask);
+            }
         }
     }
 }

@@ -201,6 +201,8 @@ pub struct Target<'a> {
     /// The Application approved pruning `Prune=confirm` objects for this operation
     /// ([`crate::resource::deletion_approved`] against the operation's start).
     pub prune_approved: bool,
+    /// The Lua health scripts that judge a wave's objects before the next wave starts.
+    pub health: &'a health::HealthChecks,
 }
 
 /// Runs the plan's steps in order until one must wait or everything is done, writing
@@ -339,7 +341,7 @@ fn not_ready(target: &Target<'_>, earlier: &[usize], hooks: &[usize]) -> Option<
         let Some(live) = target.live.get(&d.key) else {
             return Some(format!("waiting for {} to exist", d.key));
         };
-        if let Some(h) = health::assess(live)
+        if let Some(h) = health::assess_with(live, target.health)
             && matches!(h.code, HealthCode::Progressing | HealthCode::Missing)
         {
             return Some(format!("waiting for {} to become healthy", d.key));
@@ -779,6 +781,7 @@ mod tests {
             concurrency: 4,
             app: APP,
             prune_approved: false,
+            health: &health::HealthChecks::default(),
         };
         let executed = run(writer, &mut target, &plan).await;
         (plan, executed)
@@ -1001,6 +1004,7 @@ mod tests {
             concurrency: 4,
             app: APP,
             prune_approved: false,
+            health: &health::HealthChecks::default(),
         };
         let executed = run(&writer, &mut target, &plan).await;
         assert_eq!(writer.requests(), Vec::<String>::new());
@@ -1038,6 +1042,7 @@ mod tests {
                 concurrency: 4,
                 app: APP,
                 prune_approved: approved,
+                health: &health::HealthChecks::default(),
             };
             let executed = run(&writer, &mut target, &plan).await;
             if approved {
@@ -1121,6 +1126,7 @@ mod tests {
             concurrency: 4,
             app: APP,
             prune_approved: false,
+            health: &health::HealthChecks::default(),
         };
         let hooks = run_sync_fail_hooks(&writer, &mut target, &plan, &mut executed).await;
         assert_eq!(hooks, SyncFailHooks::Running);
@@ -1201,6 +1207,7 @@ mod tests {
             concurrency: 4,
             app: APP,
             prune_approved: false,
+            health: &health::HealthChecks::default(),
         };
         run(&writer, &mut target, &plan).await;
         assert_eq!(writer.requests(), Vec::<String>::new());

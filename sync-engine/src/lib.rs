@@ -5,6 +5,7 @@
 //! * [`repo`]: Git through gix, and the cache of remote repositories; [`url_policy`]: which
 //!   repository URLs may be read at all;
 //! * [`render`]: an Application's source rendered to manifests (directories, Kustomize, Helm);
+//!   [`app_sources`]: every source of one Application read and rendered;
 //! * [`charts`]: Helm charts from Helm repositories and OCI registries: the version a
 //!   `targetRevision` picks, the packages (cached under a byte budget) read as trees;
 //! * [`target`]: what an Application wants deployed (sources, revisions) and what it got;
@@ -13,6 +14,8 @@
 //!   Secret's scope (nothing is written otherwise);
 //! * [`plan`]: the pure comparison of desired and live objects and the sync steps;
 //!   [`diff`]: the text diffs of out-of-sync resources (`argosy app diff`, the dashboard);
+//! * [`fleet_plan`]: what a revision range changes across an `ApplicationSet`'s fleet, per
+//!   destination, rendered from Git (`argosy plan`, the controller's plan API);
 //! * [`ssa`]: server-side apply comparisons (what a field manager owns), shared with the
 //!   `ApplicationSet` controller; [`jq`]: the jq path expressions of ignore rules;
 //! * [`health`]: health of live objects, per kind;
@@ -36,6 +39,7 @@
 // API server's answer (`kube::Error`), passed on as is.
 #![allow(clippy::missing_errors_doc)]
 
+pub mod app_sources;
 pub mod boundary;
 pub mod charts;
 pub mod clients;
@@ -44,6 +48,7 @@ pub mod diff;
 pub mod echo;
 pub mod execute;
 pub mod fence;
+pub mod fleet_plan;
 pub mod github_app;
 pub mod health;
 pub mod jq;

@@ -22,6 +22,9 @@
 //! Helm chart repository (nginx over HTTPS, optional basic auth) and chart fixtures made with
 //! the real `helm`.
 //!
+//! [`fleet_history`] is the per-customer example's repository with a three-commit history,
+//! for the fleet plan's tests.
+//!
 //! [`registry`] starts a real OCI registry (Distribution's `docker-registry`, HTTPS with
 //! optional basic auth) on loopback for the Helm OCI chart and image tests (installed by
 //! `scripts/install-registry.sh`); [`image`] builds Argosy's container image with
@@ -31,6 +34,7 @@ pub mod argocd;
 pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
+pub mod fleet_history;
 pub mod fuzz;
 pub mod git_servers;
 pub mod helm;

@@ -616,7 +616,7 @@ async fn cluster_generator_follows_cluster_secrets() -> Result<()> {
 }
 
 /// 2. Generator errors with 50 existing Applications: an unreachable Git repository, an
-///    invalid template and a RollingSync strategy (not implemented) each write nothing to
+///    invalid template and a rollout strategy Argosy does not know each write nothing to
 ///    Applications, set ErrorOccurred and emit an Event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generator_errors_change_nothing() -> Result<()> {
@@ -671,18 +671,17 @@ async fn generator_errors_change_nothing() -> Result<()> {
         );
     }
 
-    // (c) A RollingSync strategy, which Argosy does not implement yet, with a template
-    //     change it would roll out step by step: refused, never applied all at once.
+    // (c) A rollout strategy nobody implements (a typo of RollingSync), with a template
+    //     change it would otherwise apply everywhere at once: refused, never ignored.
     let mut rolling = list_spec(&elements, false);
     rolling["template"]["metadata"]["labels"]["rolled"] = json!("everywhere");
-    rolling["strategy"] = json!({"type": "RollingSync", "rollingSync": {"steps": [
+    rolling["strategy"] = json!({"type": "RolingSync", "rollingSync": {"steps": [
         {"matchExpressions": [{"key": "app", "operator": "In", "values": ["app-0"]}]},
-        {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["app-0"]}]},
     ]}});
     env.apply_appset("fleet", rolling).await?;
     expect_generation_error(
         &env,
-        "RollingSync (2 steps) is not implemented",
+        "spec.strategy.type \"RolingSync\" is not a strategy Argo CD or Argosy knows",
         "spec.strategy",
     )
     .await?;

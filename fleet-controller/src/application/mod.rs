@@ -24,7 +24,7 @@ use argosy_crds::consts::RESOURCES_FINALIZER;
 use argosy_crds::project::NamespacePatterns;
 use argosy_crds::{AppProject, ProjectPolicy};
 use argosy_crds::{DestinationError, resolve_destination};
-use argosy_generators::source::{ProjectSource, RepoSource};
+use argosy_generators::source::ProjectSource;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -37,9 +37,9 @@ use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::refresh::{self, Request};
 use crate::registry::{ClusterRegistry, ProjectRegistry};
-use argosy_generators::source::RepoSnapshot;
+use argosy_sync_engine::app_sources::{SourceReaders, SourcesError, render_sources};
 use argosy_sync_engine::boundary;
-use argosy_sync_engine::charts::{ChartRepos, ChartRequest};
+use argosy_sync_engine::charts::ChartRepos;
 use argosy_sync_engine::clients::{ClusterClients, ClusterConn};
 use argosy_sync_engine::decide::{self, DecideInput, Decision, SelfHeal, SyncRequest};
 use argosy_sync_engine::diff::Comparison;
@@ -49,12 +49,12 @@ use argosy_sync_engine::health::{self, Health, HealthCode};
 use argosy_sync_engine::live::{LiveCache, WatchScope};
 use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
-use argosy_sync_engine::render::{ChartFetcher, Inputs, RenderTarget, Renderer, SourceType};
+use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
 use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::resource::{self, ObjKey, ResourceOptions};
 use argosy_sync_engine::ssa::FIELD_MANAGER;
 use argosy_sync_engine::status::{self, AppSync, ConditionType, Report, ResourceReport};
-use argosy_sync_engine::target::{Deployed, Wanted, is_reference_only};
+use argosy_sync_engine::target::{Deployed, Wanted};
 
 /// Settings of the sync engine.
 #[derive(Clone, Debug)]
@@ -66,6 +66,8 @@ pub struct Config {
     pub resync: Duration,
     /// Concurrent applies within one sync step.
     pub concurrency: usize,
+    /// The Lua health scripts (`--resource-customizations`, `argocd-cm`).
+    pub health: crate::health_checks::HealthCheckRegistry,
 }
 
 impl Config {
@@ -631,7 +633,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 .iter()
                 .filter_map(|&i| desired.get(i).map(|d| d.key.clone()))
                 .collect();
+            let health_checks = ctx.config.health.current();
             let mut target = Target {
+                health: &health_checks,
                 desired: &desired,
                 reach: &reach,
                 live: &mut live,
@@ -722,6 +726,7 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
             reach: &reach,
             deployed: &deployed,
             source_types: &source_types,
+            health: &ctx.config.health.current(),
         },
         conditions,
         operation_state.as_ref().map(state_json),
@@ -935,45 +940,6 @@ fn project_policy(
     Ok(ProjectPolicy::new(&project, clusters))
 }
 
-/// Where a Git chart's dependencies come from: the project's chart cache, and only from
-/// repositories its `sourceRepos` permit. A dependency is a source the chart's author chose,
-/// so it is held to the tenant's boundary like `repoURL` (Argo CD only withholds credentials
-/// from such repositories and fetches them anyway).
-struct TenantCharts<'a> {
-    charts: argosy_sync_engine::charts::ProjectCharts<'a>,
-    policy: &'a ProjectPolicy,
-}
-
-impl ChartFetcher for TenantCharts<'_> {
-    fn scope(&self) -> &str {
-        self.charts.scope()
-    }
-
-    fn fetch_chart(
-        &self,
-        repository: &str,
-        name: &str,
-        version: &str,
-        pass_credentials: bool,
-    ) -> Result<(String, Arc<dyn RepoSnapshot>), String> {
-        self.policy
-            .check_source(repository)
-            .map_err(|v| v.to_string())?;
-        self.charts
-            .fetch_chart(repository, name, version, pass_credentials)
-    }
-}
-
-/// `helm.passCredentials` of a source.
-fn passes_credentials(source: &argosy_crds::application::ApplicationSource) -> bool {
-    source
-        .helm
-        .as_ref()
-        .and_then(|h| h.get("passCredentials"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-}
-
 /// The cluster the app's destination means, by the one resolver every part of Argosy
 /// uses (so the engine, the dashboard and the CLI agree).
 fn destination_cluster(app: &Application, clusters: &[Cluster]) -> Result<Cluster, Problem> {
@@ -1059,68 +1025,18 @@ async fn observe(
             kube_version: &capabilities.kube_version,
             api_versions: &capabilities.api_versions,
         };
-        let multi = render_wanted.multi;
-        let which = |i: usize, e: String| {
-            if multi {
-                format!("spec.sources[{i}]: {e}")
-            } else {
-                e
-            }
-        };
-        // Project-scoped repository Secrets serve only their project's Applications.
-        let project_charts = charts.for_project(&project);
-        // Every source first (a `$ref` value file may name a later one), then the renders.
-        let mut commits = Vec::new();
-        let mut trees = Vec::new();
-        for (i, (source, revision)) in render_wanted.sources.iter().enumerate() {
-            let (revision, tree) = if source.chart.is_empty() {
-                let snapshot = repos
-                    .for_project(&project)
-                    .snapshot(&source.repo_url, revision)
-                    .map_err(|e| Problem::git(which(i, e.to_string())))?;
-                (snapshot.commit().to_owned(), snapshot)
-            } else {
-                let fetched = project_charts
-                    .fetch(ChartRequest {
-                        repo_url: &source.repo_url,
-                        chart: &source.chart,
-                        wanted: revision,
-                        pass_credentials: passes_credentials(source),
-                    })
-                    .map_err(|e| Problem::git(which(i, e.to_string())))?;
-                let tree = fetched.snapshot();
-                (fetched.version, tree)
-            };
-            commits.push(revision);
-            trees.push(tree);
-        }
-        let refs: Vec<(String, Arc<dyn RepoSnapshot>)> = render_wanted
-            .sources
-            .iter()
-            .zip(&trees)
-            .filter_map(|((source, _), tree)| {
-                let name = source.extra.get("ref")?.as_str()?;
-                Some((name.to_owned(), tree.clone()))
-            })
-            .collect();
-        let dependencies = TenantCharts {
-            charts: project_charts,
+        let readers = SourceReaders {
+            repos: repos.for_project(&project),
+            // Project-scoped repository Secrets serve only their project's Applications.
+            charts: charts.for_project(&project),
             policy: &render_policy,
+            renderer: &renderer,
         };
-        let inputs = Inputs {
-            refs: &refs,
-            dependencies: Some(&dependencies),
-        };
-        let mut renders = Vec::new();
-        for (i, ((source, _), tree)) in render_wanted.sources.iter().zip(&trees).enumerate() {
-            if !is_reference_only(source) {
-                let rendered = renderer
-                    .render_with(&source.repo_url, tree.as_ref(), source, target, inputs)
-                    .map_err(|e| Problem::comparison(which(i, e.to_string())))?;
-                renders.push(rendered);
-            }
-        }
-        Ok::<_, Problem>((commits, renders))
+        let rendered = render_sources(&readers, &render_wanted, target).map_err(|e| match e {
+            SourcesError::Fetch(message) => Problem::git(message),
+            SourcesError::Render(message) => Problem::comparison(message),
+        })?;
+        Ok::<_, Problem>((rendered.commits, rendered.renders))
     })
     .await
     .map_err(|e| Problem::comparison(format!("rendering task failed: {e}")))??;
@@ -1440,6 +1356,7 @@ struct Observation<'a> {
     reach: &'a BTreeMap<(String, String), Reach>,
     deployed: &'a Deployed,
     source_types: &'a [&'static str],
+    health: &'a health::HealthChecks,
 }
 
 fn build_report(
@@ -1456,6 +1373,7 @@ fn build_report(
         reach,
         deployed,
         source_types,
+        health: health_checks,
     } = *observation;
     let mut resources = Vec::with_capacity(states.len());
     let mut codes = Vec::new();
@@ -1468,7 +1386,8 @@ fn build_report(
                 message: String::new(),
             })
         } else if wanted.contains(&state.key) {
-            live.get(&state.key).and_then(health::assess)
+            live.get(&state.key)
+                .and_then(|live| health::assess_with(live, health_checks))
         } else {
             None
         };
@@ -1976,6 +1895,7 @@ mod tests {
                 application_namespaces: NamespacePatterns::default(),
                 resync: Duration::from_secs(180),
                 concurrency: 1,
+                health: crate::health_checks::HealthCheckRegistry::default(),
             },
         })
     }

@@ -52,6 +52,8 @@ pub struct ContextParts {
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     /// The controller's settings.
     pub config: Config,
+    /// Where rollout transitions are counted.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Shared state of all reconciles.
@@ -68,6 +70,7 @@ pub struct Context {
     /// no leader election, always write.
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     pub config: Config,
+    pub metrics: crate::metrics::Metrics,
     /// Consecutive failures per ApplicationSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
     /// Consecutive contained panics per ApplicationSet ([`crate::contain`]).
@@ -90,6 +93,7 @@ impl Context {
             events,
             leader,
             config,
+            metrics,
         } = parts;
         Self {
             client,
@@ -101,6 +105,7 @@ impl Context {
             events,
             leader,
             config,
+            metrics,
             failures: Mutex::default(),
             panics: crate::contain::PanicBackoff::default(),
             own_writes: Mutex::default(),
@@ -229,7 +234,7 @@ impl RepoSource for Refreshing<'_> {
 /// The project an ApplicationSet's template names: its Git generators read with that
 /// project's credentials (a templated project matches no project-scoped Secret, so it gets
 /// only the shared ones).
-fn template_project(appset: &ApplicationSet) -> String {
+pub(crate) fn template_project(appset: &ApplicationSet) -> String {
     appset
         .spec
         .template
@@ -268,6 +273,12 @@ pub enum Error {
     PatchStatus(#[source] kube::Error),
     #[error("removing the refresh request of the ApplicationSet: {0}")]
     RemoveRefreshRequest(#[source] kube::Error),
+    #[error("starting the rollout's sync of Application {name}: {source}")]
+    StartRolloutSync {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -282,6 +293,7 @@ impl Error {
             Error::PatchApplicationSet(_) => "PatchApplicationSetError",
             Error::PatchStatus(_) => "PatchStatusError",
             Error::RemoveRefreshRequest(_) => "RefreshApplicationError",
+            Error::StartRolloutSync { .. } => "RolloutSyncError",
         }
     }
 }

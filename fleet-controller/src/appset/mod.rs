@@ -12,8 +12,9 @@
 
 mod context;
 pub mod plan;
+mod rolling_sync;
 pub mod status;
-mod strategy;
+pub mod strategy;
 pub mod triggers;
 mod writer;
 
@@ -28,9 +29,11 @@ use kube::runtime::reflector::ObjectRef;
 use tracing::Instrument as _;
 
 use crate::refresh::Request;
+pub(crate) use context::template_project;
 pub use context::{Config, Context, ContextParts, Error};
 use plan::{ApplicationsSync, DeletionBudget, IgnoredFields, PlanPolicy, owner_reference};
 use status::{APPROVE_DELETIONS_ANNOTATION, DELETION_BUDGET_ANNOTATION, Outcome};
+use strategy::Strategy;
 
 /// Requeue after a user error (bad spec, unreachable repo): slow, like Argo CD's 3 minutes,
 /// but starting sooner so a fixed typo is picked up quickly.
@@ -109,23 +112,39 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         .filter(|a| plan::is_owned_by(a, &owner))
         .collect();
 
+    let annotations = appset.metadata.annotations.clone().unwrap_or_default();
+    let parsed_strategy = strategy::parse(appset.spec.strategy.as_ref(), &annotations);
     if appset.metadata.deletion_timestamp.is_some() {
-        return writer::finalize(&appset, &owned, &ctx).await;
+        let reverse = match &parsed_strategy {
+            Ok(Strategy::RollingSync(rolling)) if rolling.reverse_deletion => Some(rolling),
+            _ => None,
+        };
+        return writer::finalize(&appset, &owned, reverse, &ctx).await;
     }
 
-    // A rollout strategy Argosy does not implement: refused before anything is generated.
-    if let Some(message) = strategy::refusal(appset.spec.strategy.as_ref()) {
-        tracing::warn!(appset = %key, error = %message, "strategy refused; nothing is created, updated or deleted");
-        let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let outcome = Outcome::GenerationFailed {
-            reason: "UnsupportedStrategy",
-            message: &message,
-        };
-        let new_status = status::compute(appset.status.as_ref(), &outcome, &owned, &now);
-        if ctx.is_leader() {
-            writer::publish_status(&appset, new_status, &ctx).await?;
+    // A strategy Argosy cannot honour: refused before anything is generated.
+    let strategy = match parsed_strategy {
+        Ok(strategy) => strategy,
+        Err(message) => {
+            tracing::warn!(appset = %key, error = %message, "strategy refused; nothing is created, updated or deleted");
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let outcome = Outcome::GenerationFailed {
+                reason: "UnsupportedStrategy",
+                message: &message,
+            };
+            let new_status = status::compute(appset.status.as_ref(), &outcome, &owned, &now);
+            if ctx.is_leader() {
+                writer::publish_status(&appset, new_status, &ctx).await?;
+            }
+            return Ok(Action::requeue(ctx.backoff(key, &USER_ERROR_REQUEUE)));
         }
-        return Ok(Action::requeue(ctx.backoff(key, &USER_ERROR_REQUEUE)));
+    };
+
+    if let Strategy::RollingSync(rolling) = &strategy
+        && rolling.reverse_deletion
+        && ctx.is_leader()
+    {
+        writer::ensure_resources_finalizer(&appset, &ctx).await?;
     }
 
     // A refresh request: every repository the generation reads is checked at once.
@@ -165,7 +184,6 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         }
     };
 
-    let annotations = appset.metadata.annotations.clone().unwrap_or_default();
     let sync_policy = appset.spec.sync_policy.as_ref();
     let sync = match ctx.config.policy_override {
         Some(p) => Ok(p),
@@ -217,10 +235,19 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         ignored: &ignored,
     };
     let keep: BTreeSet<String> = generated.invalid_app_names.iter().cloned().collect();
-    let desired: Vec<Application> = std::mem::take(&mut generated.applications)
+    let mut desired: Vec<Application> = std::mem::take(&mut generated.applications)
         .into_iter()
         .map(|g| g.application)
         .collect();
+    // A RollingSync starts every sync itself: generated Applications get automated sync
+    // turned off, as in Argo CD (their prune setting goes into the rollout's syncs).
+    let (prune, members) = match &strategy {
+        Strategy::RollingSync(_) => (
+            rolling_sync::disable_automated_sync(&mut desired),
+            rolling_sync::Member::of(&desired),
+        ),
+        Strategy::AllAtOnce => Default::default(),
+    };
     let the_plan =
         tracing::info_span!("plan").in_scope(|| plan::plan(desired, &keep, &live, &policy));
 
@@ -249,8 +276,49 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         held: &the_plan.held,
         held_limit: the_plan.held_limit,
     };
-    let new_status = status::compute(appset.status.as_ref(), &outcome, &owned, &now);
-    writer::publish_status(&appset, new_status, &ctx).await?;
+    let mut new_status = status::compute(appset.status.as_ref(), &outcome, &owned, &now);
+    let mut requeue_rollout = None;
+    match &strategy {
+        Strategy::RollingSync(rolling) => {
+            let spec_changed: BTreeSet<String> = the_plan
+                .create
+                .iter()
+                .chain(&the_plan.update)
+                .filter_map(|a| a.metadata.name.clone())
+                .collect();
+            let previous = appset.status.as_ref();
+            let progress = rolling_sync::advance(&rolling_sync::Input {
+                rolling,
+                previous: previous.map_or(&[], |p| p.application_status.as_slice()),
+                previous_rollout: previous.and_then(|p| p.rollout.as_ref()),
+                owned: &owned,
+                desired: &members,
+                spec_changed: &spec_changed,
+                prune: &prune,
+                now: now.0,
+            });
+            let operations: Vec<_> = progress
+                .syncs
+                .iter()
+                .chain(&progress.rollbacks)
+                .cloned()
+                .collect();
+            // The operations go first: a status that says "synced" for a sync that was
+            // never requested would never request it again.
+            writer::start_operations(&appset, &operations, &ctx).await?;
+            for event in &progress.events {
+                ctx.metrics.rollout_event(&appset, event.reason);
+            }
+            status::with_rollout(&mut new_status, &progress, &now);
+            writer::publish_status(&appset, new_status, &ctx).await?;
+            writer::publish_rollout_events(&appset, &progress.events, &ctx).await;
+            requeue_rollout = progress.requeue;
+        }
+        Strategy::AllAtOnce => {
+            status::without_rollout(&mut new_status);
+            writer::publish_status(&appset, new_status, &ctx).await?;
+        }
+    }
     if policy.deletions_approved && !the_plan.delete.is_empty() {
         writer::clear_approval(&appset, &ctx).await?;
     }
@@ -273,7 +341,11 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
         unchanged = the_plan.unchanged,
         "reconciled"
     );
-    Ok(match generated.requeue_after {
+    let requeue_after = match (generated.requeue_after, requeue_rollout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(match requeue_after {
         _ if changed_meanwhile => Action::requeue(std::time::Duration::ZERO),
         Some(after) => Action::requeue(after),
         None => Action::await_change(),

@@ -130,6 +130,13 @@ pub fn compute(
             }
         }
     }
+    // The rollout's conditions are the rollout's to change (`with_rollout`); kept here.
+    conditions.extend(
+        prev_conditions
+            .iter()
+            .filter(|c| ROLLOUT_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned(),
+    );
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 
     let mut names: Vec<&&Application> = owned.iter().collect();
@@ -144,8 +151,53 @@ pub fn compute(
         resources,
         resources_count: Some(owned.len() as i64),
         application_status_counts: Some(crate::fleet::count(owned)),
+        application_status: previous
+            .map(|p| p.application_status.clone())
+            .unwrap_or_default(),
+        rollout: previous.and_then(|p| p.rollout.clone()),
         extra: previous.map(|p| p.extra.clone()).unwrap_or_default(),
     }
+}
+
+/// The conditions a RollingSync sets (Argo CD's two, Argosy's `RolloutHalted`).
+const ROLLOUT_CONDITIONS: [&str; 3] = [
+    "InvalidRolloutConfig",
+    "RolloutHalted",
+    "RolloutProgressing",
+];
+
+/// `status` with a RollingSync's progress: `applicationStatus`, `rollout` and its
+/// conditions (a condition the rollout no longer reports is removed).
+pub(crate) fn with_rollout(
+    status: &mut ApplicationSetStatus,
+    progress: &super::rolling_sync::Progress,
+    now: &Time,
+) {
+    let previous = std::mem::take(&mut status.conditions);
+    status.conditions = previous
+        .iter()
+        .filter(|c| !ROLLOUT_CONDITIONS.contains(&c.type_.as_str()))
+        .cloned()
+        .chain(
+            progress
+                .conditions
+                .iter()
+                .map(|c| condition(&previous, c.type_, c.status, c.reason, &c.message, now)),
+        )
+        .collect();
+    status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    status.application_status = progress.application_status.clone();
+    status.rollout = Some(progress.rollout.clone());
+}
+
+/// `status` without any RollingSync state (the strategy is not, or no longer, one), as
+/// Argo CD clears `applicationStatus` when the strategy changes.
+pub(crate) fn without_rollout(status: &mut ApplicationSetStatus) {
+    status
+        .conditions
+        .retain(|c| !ROLLOUT_CONDITIONS.contains(&c.type_.as_str()));
+    status.application_status.clear();
+    status.rollout = None;
 }
 
 fn held_message(held: &[String], limit: usize) -> String {

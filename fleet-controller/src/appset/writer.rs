@@ -22,7 +22,9 @@ use std::fmt::Debug;
 
 use super::context::{Context, Error};
 use super::plan::{ApplicationsSync, Plan};
+use super::rolling_sync::reverse_deletion;
 use super::status::APPROVE_DELETIONS_ANNOTATION;
+use super::strategy::RollingSync;
 use crate::refresh::{self, Request};
 use argosy_sync_engine::echo::version_of;
 use argosy_sync_engine::ssa::FIELD_MANAGER;
@@ -176,13 +178,21 @@ pub(super) async fn publish_status(
     }
     let api: Api<ApplicationSet> =
         Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let mut body = json!({"status": &status});
+    // A merge patch keeps what it does not name: cleared rollout state is removed by name.
+    if status.application_status.is_empty() && !previous.application_status.is_empty() {
+        body["status"]["applicationStatus"] = serde_json::Value::Null;
+    }
+    if status.rollout.is_none() && previous.rollout.is_some() {
+        body["status"]["rollout"] = serde_json::Value::Null;
+    }
     send_patch(
         &ctx.client,
         &api,
         Some("status"),
         &appset.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": &status})),
+        &Patch::Merge(body),
     )
     .await
     .map_err(Error::PatchStatus)?;
@@ -198,6 +208,78 @@ pub(super) async fn publish_status(
 }
 
 /// Removes the one-shot deletion approval after it has been used.
+/// How often a reverse deletion looks again (Argo CD's 10 s); the Applications' own
+/// deletions wake it sooner.
+const REVERSE_DELETION_REQUEUE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Adds Argo CD's resources finalizer, which `deletionOrder: Reverse` needs to delete the
+/// Applications in order before the ApplicationSet goes (as Argo CD adds it).
+pub(super) async fn ensure_resources_finalizer(
+    appset: &ApplicationSet,
+    ctx: &Context,
+) -> Result<(), Error> {
+    if appset.finalizers().iter().any(|f| f == RESOURCES_FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = appset.finalizers().to_vec();
+    finalizers.push(RESOURCES_FINALIZER.to_owned());
+    merge_patch_appset(
+        appset,
+        &json!({"metadata": {"finalizers": finalizers}}),
+        ctx,
+    )
+    .await
+}
+
+/// Sets `operation` on owned Applications (the rollout's syncs and rollbacks), as Argo CD's
+/// RollingSync does; the Application controller runs them. Every one is tried; the first
+/// error is returned.
+pub(super) async fn start_operations(
+    appset: &ApplicationSet,
+    operations: &[(String, argosy_crds::operation::Operation)],
+    ctx: &Context,
+) -> Result<(), Error> {
+    let api: Api<Application> =
+        Api::namespaced(ctx.client.clone(), &appset.namespace().unwrap_or_default());
+    let mut first = None;
+    for (name, operation) in operations {
+        let patch = Patch::Merge(json!({"operation": operation}));
+        if let Err(source) = send_patch(
+            &ctx.client,
+            &api,
+            None,
+            name,
+            &PatchParams::default(),
+            &patch,
+        )
+        .await
+        {
+            first.get_or_insert(Error::StartRolloutSync {
+                name: name.clone(),
+                source,
+            });
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Publishes the rollout's Events.
+pub(super) async fn publish_rollout_events(
+    appset: &ApplicationSet,
+    events: &[super::rolling_sync::RolloutEvent],
+    ctx: &Context,
+) {
+    for event in events {
+        let type_ = if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        tracing::info!(appset = %appset.name_any(), reason = event.reason, message = %event.message, "rollout");
+        publish(ctx, appset, type_, event.reason, &event.message).await;
+    }
+}
+
 pub(super) async fn clear_approval(appset: &ApplicationSet, ctx: &Context) -> Result<(), Error> {
     let patch = json!({"metadata": {"annotations": {APPROVE_DELETIONS_ANNOTATION: null}}});
     merge_patch_appset(appset, &patch, ctx).await
@@ -264,6 +346,7 @@ async fn merge_patch_appset(
 pub(super) async fn finalize(
     appset: &Arc<ApplicationSet>,
     owned: &[&Application],
+    reverse: Option<&RollingSync>,
     ctx: &Context,
 ) -> Result<Action, Error> {
     if !appset.finalizers().iter().any(|f| f == RESOURCES_FINALIZER) || !ctx.is_leader() {
@@ -285,7 +368,19 @@ pub(super) async fn finalize(
         policy,
         ApplicationsSync::Sync | ApplicationsSync::CreateDelete
     );
-    for app in owned {
+    // `deletionOrder: Reverse`: one step at a time, from the last, each gone before the next.
+    let reverse_round = reverse
+        .filter(|_| deletes)
+        .map(|rolling| reverse_deletion(rolling, owned));
+    let to_delete: Vec<&Application> = match &reverse_round {
+        Some(round) => owned
+            .iter()
+            .copied()
+            .filter(|a| round.delete.contains(&a.name_any()))
+            .collect(),
+        None => owned.to_vec(),
+    };
+    for app in to_delete {
         let name = app.name_any();
         let result = if deletes {
             apps.delete(&name, &DeleteParams::background())
@@ -302,6 +397,12 @@ pub(super) async fn finalize(
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(source) => return Err(Error::DeleteApplication { name, source }),
         }
+    }
+    if let Some(round) = reverse_round
+        && (!round.delete.is_empty() || !round.waiting.is_empty())
+    {
+        tracing::info!(appset = %appset.name_any(), deleting = ?round.delete, waiting = ?round.waiting, "reverse deletion");
+        return Ok(Action::requeue(REVERSE_DELETION_REQUEUE));
     }
     let remaining: Vec<&String> = appset
         .finalizers()

@@ -44,6 +44,11 @@ pub enum Command {
         #[arg(long, env = "ARGOSY_REPO_CACHE")]
         repo_cache: Option<PathBuf>,
     },
+    /// What moving the repositories an ApplicationSet reads from one revision to another
+    /// changes, per customer (or cluster): Applications added, removed, changed, and the
+    /// manifest diff of each changed object. Offline: reads only the files, the cluster
+    /// Secret files and Git; writes nothing.
+    Plan(Box<PlanFlags>),
     /// Run ApplicationSet test cases (conformance-case schema) and report `N passed, M failed`.
     Test {
         /// Case files or directories of cases.
@@ -61,6 +66,8 @@ pub enum Command {
     Status(FleetStatusFlags),
     /// ApplicationSets on the cluster of the current kubeconfig: list, get.
     Appset(AppSetFlags),
+    /// An ApplicationSet's RollingSync: status, pause, resume, abort (and roll back), retry.
+    Rollout(RolloutFlags),
     /// Clusters of the fleet: add (register a kubeconfig context), list, rm.
     Cluster(ClusterFlags),
     /// Git and Helm repository credentials (Argo CD repository Secrets and credential
@@ -71,6 +78,56 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// Flags of `argosy plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanFlags {
+    /// The ApplicationSet file (one ApplicationSet; AppProjects in the files count as
+    /// existing projects).
+    #[arg(short = 'f', long = "file", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Cluster Secret file(s) or directories (Argo CD declarative cluster Secrets).
+    #[arg(long = "clusters")]
+    pub clusters: Vec<PathBuf>,
+    /// Serve a repository URL from a local repository: URL=PATH.
+    #[arg(long = "repo", value_parser = parse_repo_override)]
+    pub repos: Vec<(String, PathBuf)>,
+    /// The old side: a branch, tag or commit of the repositories under review (default:
+    /// each generator and source at the revision the ApplicationSet names now).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The new side: a branch, tag or commit of the repositories under review.
+    #[arg(long)]
+    pub to: String,
+    /// A repository the revisions are of (repeatable; default: every repository the
+    /// ApplicationSet's Git generators read).
+    #[arg(long = "repo-url")]
+    pub repo_urls: Vec<String>,
+    /// The cluster label destinations are grouped by (a cluster without it: its name).
+    #[arg(long, default_value = defaults::PLAN_GROUP_BY)]
+    pub group_by: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+    /// Lines kept of each diff (the rest is counted).
+    #[arg(long, default_value_t = defaults::PLAN_MAX_DIFF_LINES)]
+    pub max_diff_lines: usize,
+    /// Refuse a side that generates more Applications than this.
+    #[arg(long, default_value_t = defaults::PLAN_MAX_APPS)]
+    pub max_apps: usize,
+    /// Where remote repositories are cloned.
+    #[arg(long, env = "ARGOSY_REPO_CACHE")]
+    pub repo_cache: Option<PathBuf>,
+}
+
+/// The output format of `argosy plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Per customer or cluster, the changed objects and their diffs, then a summary line.
+    Text,
+    /// The whole plan, machine-readable (the controller's plan API answers the same).
+    Json,
 }
 
 /// Flags of `argosy status`.
@@ -91,6 +148,16 @@ pub struct AppSetFlags {
     pub namespace: String,
     #[command(subcommand)]
     pub command: AppSetCommand,
+}
+
+/// Flags of `argosy rollout`.
+#[derive(Debug, clap::Args)]
+pub struct RolloutFlags {
+    /// Namespace of the ApplicationSet.
+    #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: crate::cli::cmd::rollout::RolloutCommand,
 }
 
 /// Flags of `argosy cluster`.
@@ -187,6 +254,11 @@ pub struct RunFlags {
     /// event (Git polling; Argo CD: 180).
     #[arg(long, default_value_t = defaults::RESYNC_SECONDS)]
     pub resync_seconds: u64,
+    /// Sync engine: Lua health checks from a directory in Argo CD's `resource_customizations`
+    /// layout (`<group>/<Kind>/health.lua`; `_.example.com` a wildcard group), read at start.
+    /// `argocd-cm`'s `resource.customizations.health.*` keys take precedence.
+    #[arg(long, value_name = "DIR")]
+    pub resource_customizations: Option<PathBuf>,
     /// Sync engine: concurrent applies within one sync step.
     #[arg(long, default_value_t = defaults::SYNC_CONCURRENCY)]
     pub sync_concurrency: usize,

@@ -26,7 +26,7 @@ use crate::cli::cmd::app::AppCommand;
 use crate::defaults::{default_cache_dir, default_identity};
 use crate::run::{HttpSettings, RunArgs, SyncSettings, TlsFiles};
 use crate::webhook::WebhookConfig;
-pub use args::{Cli, Command, Format, LogFormat};
+pub use args::{Cli, Command, Format, LogFormat, PlanFormat};
 
 /// The trimmed content of a secret file (never printed).
 fn read_secret_file(flag: &str, path: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
@@ -65,6 +65,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = crate::cli::cmd::generate::run(&args)?;
             write_stdout(&text)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(flags) => {
+            let outcome = crate::cli::cmd::plan::run(&flags)?;
+            write_stdout(&outcome.text)?;
+            Ok(if outcome.problems == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Test { paths } => {
             let report = crate::cli::cmd::test::run(&paths)?;
@@ -115,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     concurrency: flags.sync_concurrency.max(1),
                     workers: flags.sync_workers.max(1),
                     allow_exec_plugins: flags.allow_exec_plugins,
+                    resource_customizations: flags.resource_customizations,
                 },
                 repo_refresh: std::time::Duration::from_secs(flags.repo_refresh_seconds.max(1)),
                 repo_backoff: argosy_sync_engine::repo::Backoff {
@@ -231,6 +241,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let client = crate::run::client().await?;
                 crate::cli::cmd::fleet::appset(client, &flags.namespace, flags.command, out)
                     .await?;
+                Ok(())
+            })
+        }),
+        Command::Rollout(flags) => cluster_command(|out, _| {
+            Box::pin(async move {
+                let client = crate::run::client().await?;
+                crate::cli::cmd::rollout::run(client, &flags.namespace, flags.command, out).await?;
                 Ok(())
             })
         }),

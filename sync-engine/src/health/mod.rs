@@ -10,23 +10,34 @@
 //!
 //! The checks live in one module per API group, as gitops-engine keeps one file per kind:
 //! `apps`, `core`, `networking`, `batch`, `autoscaling`, `apiregistration`, `apiextensions`
-//! and `argoproj`; `conditions` holds the status-condition reads and the generic check for
-//! any other kind, `fields` the typed field reads they all share. This module keeps the
-//! public API, the dispatch by group and kind, and the pending-deletion rule every kind
-//! goes through first.
+//! and `argoproj` (with Argo Rollouts' Rollout and `AnalysisRun`); `conditions` holds the
+//! status-condition reads and the generic check for any other kind, `fields` the typed
+//! field reads they all share. This module keeps the public API, the dispatch by group and
+//! kind, and the pending-deletion rule every kind goes through first.
+//!
+//! Beyond the native checks, Lua health scripts as Argo CD runs them: `lua` the runner
+//! (Lua 5.1, Argo CD's library sets, time and memory limits), `scripts` which script judges
+//! a kind ([`HealthChecks`], Argo CD's lookup order), `argocd_cm` the scripts users keep in
+//! `argocd-cm` (pure), `script_dir` a directory in Argo CD's `resource_customizations`
+//! layout. [`assess_with`] tries a script first, then the native checks.
 
 mod apiextensions;
 mod apiregistration;
 mod apps;
+pub mod argocd_cm;
 mod argoproj;
 mod autoscaling;
 mod batch;
 mod conditions;
 mod core;
 mod fields;
+pub mod lua;
 mod networking;
+pub mod script_dir;
+pub mod scripts;
 mod verdict;
 
+pub use scripts::HealthChecks;
 pub use verdict::{Health, HealthCode, worst};
 
 use serde_json::Value;
@@ -55,34 +66,70 @@ pub fn assess(live: &Value) -> Option<Health> {
     let result = pending_deletion(live).and_then(|pending| match pending {
         Some(health) => Ok(Some(health)),
         None => match check_for(group, kind) {
-            Some(check) => check(live, version).map(Some),
+            Some(Check::Verdict(check)) => check(live, version).map(Some),
+            Some(Check::MaybeVerdict(check)) => check(live, version),
             None => custom_resource(live),
         },
     });
     result.unwrap_or_else(|err| {
-        let meta = live.get("metadata");
-        let field = |name| {
-            meta.and_then(|m| m.get(name))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        };
-        let (namespace, name) = (field("namespace"), field("name"));
-        let object = if namespace.is_empty() {
-            format!("{kind} {name}")
-        } else {
-            format!("{kind} {namespace}/{name}")
-        };
-        Some(Health::new(HealthCode::Unknown, format!("{object}: {err}")))
+        Some(Health::new(
+            HealthCode::Unknown,
+            format!("{}: {err}", object_name(live, kind)),
+        ))
     })
 }
 
-/// A built-in check: the object and its API version (HPA v1 keeps conditions elsewhere).
-type Check = fn(&Value, &str) -> Result<Health, Malformed>;
+/// Health of one live object with the Lua health scripts of `checks` first (Argo CD's
+/// order: a script for the kind wins over the native checks), then [`assess`]. A script
+/// that fails makes the object `Unknown` with the script's error, as in Argo CD.
+#[must_use]
+pub fn assess_with(live: &Value, checks: &HealthChecks) -> Option<Health> {
+    let (group, kind) = group_kind(live);
+    if let (Some(script), Ok(None)) = (checks.script_for(group, kind), pending_deletion(live)) {
+        return script
+            .run(live, checks.limits())
+            .unwrap_or_else(|err| Some(Health::new(HealthCode::Unknown, err.to_string())));
+    }
+    assess(live)
+}
+
+/// The object's API group and kind ("apps/v1" -> "apps"; core kinds have the empty group).
+fn group_kind(live: &Value) -> (&str, &str) {
+    let text = |key| live.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (group, _) = text("apiVersion").rsplit_once('/').unwrap_or_default();
+    (group, text("kind"))
+}
+
+/// `Kind namespace/name` (or `Kind name`), for messages about the object.
+fn object_name(live: &Value, kind: &str) -> String {
+    let meta = live.get("metadata");
+    let field = |name| {
+        meta.and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (namespace, name) = (field("namespace"), field("name"));
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
+}
+
+/// A built-in check of the object and its API version (HPA v1 keeps conditions elsewhere):
+/// most always give a verdict; a few, like the Lua scripts they port, may give none.
+enum Check {
+    Verdict(fn(&Value, &str) -> Result<Health, Malformed>),
+    MaybeVerdict(fn(&Value, &str) -> Result<Option<Health>, Malformed>),
+}
 
 /// The built-in check for a group and kind, as gitops-engine's `GetHealthCheckFunc`
 /// dispatches them, plus the kinds Argo CD covers with shipped Lua checks and Namespace.
 fn check_for(group: &str, kind: &str) -> Option<Check> {
-    let check: Check = match (group, kind) {
+    if (group, kind) == ("argoproj.io", "AnalysisRun") {
+        return Some(Check::MaybeVerdict(argoproj::analysis_run));
+    }
+    let check: fn(&Value, &str) -> Result<Health, Malformed> = match (group, kind) {
         ("apps", "Deployment") => apps::deployment,
         ("apps", "StatefulSet") => apps::stateful_set,
         ("apps", "ReplicaSet") => apps::replica_set,
@@ -99,9 +146,10 @@ fn check_for(group: &str, kind: &str) -> Option<Check> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => apiextensions::crd,
         ("argoproj.io", "Application") => argoproj::application,
         ("argoproj.io", "Workflow") => argoproj::workflow,
+        ("argoproj.io", "Rollout") => argoproj::rollout,
         _ => return None,
     };
-    Some(check)
+    Some(Check::Verdict(check))
 }
 
 /// An object being deleted is Progressing whatever its kind (Argo checks this first),

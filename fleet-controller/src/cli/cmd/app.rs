@@ -793,6 +793,7 @@ async fn compare(
             application_namespaces: argosy_crds::project::NamespacePatterns::default(),
             resync: Duration::from_secs(180),
             concurrency: 1,
+            health: crate::health_checks::HealthCheckRegistry::default(),
         },
     });
     application::compare_app(&app, &ctx)

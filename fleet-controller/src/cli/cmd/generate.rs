@@ -14,7 +14,7 @@ use argosy_generators::memory::{MemoryClusters, MemoryProjects};
 use argosy_generators::pipeline::{GeneratedApp, PipelineOptions, generate_applications};
 use argosy_generators::source::{ClusterEntry, Sources};
 
-use crate::cli::inputs::{load_clusters, load_manifests};
+use crate::cli::inputs::{Manifests, load_clusters, load_manifests};
 use argosy_sync_engine::repo::GitRepos;
 use argosy_sync_engine::url_policy::UrlPolicy;
 
@@ -36,24 +36,61 @@ pub enum OutputFormat {
     Json,
 }
 
+/// What the offline commands read: the `-f` files, the clusters of the cluster Secret
+/// files, Git (local paths for `--repo URL=PATH`, remote clones otherwise) and the
+/// projects (`default` plus the AppProjects in the files).
+pub struct Offline {
+    pub manifests: Manifests,
+    pub clusters: MemoryClusters,
+    pub repos: GitRepos,
+    pub projects: MemoryProjects,
+}
+
+impl Offline {
+    /// Reads the files; Git is read when the pipeline asks.
+    pub fn load(
+        files: &[PathBuf],
+        clusters: &[PathBuf],
+        repos: BTreeMap<String, PathBuf>,
+        repo_cache: PathBuf,
+    ) -> anyhow::Result<Offline> {
+        let manifests = load_manifests(files)?;
+        let clusters = MemoryClusters(
+            load_clusters(clusters)?
+                .into_iter()
+                .map(ClusterEntry::Valid)
+                .collect(),
+        );
+        // The user's own machine and repositories: local paths are what offline generation reads.
+        let repos = GitRepos::new(repos, repo_cache).with_url_policy(UrlPolicy::permissive());
+        let projects = MemoryProjects::with_default(manifests.projects.iter().cloned());
+        Ok(Offline {
+            manifests,
+            clusters,
+            repos,
+            projects,
+        })
+    }
+
+    /// The generators' view of them.
+    pub fn sources(&self) -> Sources<'_> {
+        Sources {
+            clusters: &self.clusters,
+            repos: &self.repos,
+            projects: &self.projects,
+        }
+    }
+}
+
 /// Runs the pipeline for every ApplicationSet in `args.files` and formats the result.
 pub fn run(args: &GenerateArgs) -> anyhow::Result<String> {
-    let manifests = load_manifests(&args.files)?;
-    let clusters = MemoryClusters(
-        load_clusters(&args.clusters)?
-            .into_iter()
-            .map(ClusterEntry::Valid)
-            .collect(),
-    );
-    // The user's own machine and repositories: local paths are what offline generation reads.
-    let repos = GitRepos::new(args.repos.clone(), args.repo_cache.clone())
-        .with_url_policy(UrlPolicy::permissive());
-    let projects = MemoryProjects::with_default(manifests.projects.iter().cloned());
-    let sources = Sources {
-        clusters: &clusters,
-        repos: &repos,
-        projects: &projects,
-    };
+    let offline = Offline::load(
+        &args.files,
+        &args.clusters,
+        args.repos.clone(),
+        args.repo_cache.clone(),
+    )?;
+    let (manifests, sources) = (&offline.manifests, offline.sources());
 
     let mut apps: Vec<GeneratedApp> = Vec::new();
     for (path, appset) in &manifests.application_sets {

@@ -2,4 +2,5 @@
 
 pub mod app;
 pub mod fleet;
+pub mod plan;
 pub mod repo;
