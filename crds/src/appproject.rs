@@ -27,8 +27,8 @@ pub struct AppProject {
 }
 argo_resource!(AppProject, "AppProject", "appprojects");
 
-/// `spec` of an `AppProject` (Argo CD's field names; `roles`, `syncWindows`,
-/// `signatureKeys` and the rest are kept in `extra`).
+/// `spec` of an `AppProject` (Argo CD's field names; `roles`, `signatureKeys` and the rest
+/// are kept in `extra`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
@@ -63,6 +63,9 @@ pub struct AppProjectSpec {
     /// Reporting of objects in the project's namespaces that no Application tracks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphaned_resources: Option<OrphanedResources>,
+    /// When the project's Applications may sync: `allow` and `deny` windows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync_windows: Vec<SyncWindow>,
     /// Free-form description.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
@@ -70,6 +73,110 @@ pub struct AppProjectSpec {
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Extra,
+}
+
+/// One of `spec.syncWindows`: from each firing of `schedule` (in `timeZone`) for
+/// `duration`, syncs of the Applications it matches are allowed or denied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+pub struct SyncWindow {
+    /// `allow` or `deny`.
+    #[serde(default, skip_serializing_if = "WindowKind::is_unset")]
+    pub kind: WindowKind,
+    /// When the window opens: five cron fields (minute hour day-of-month month
+    /// day-of-week), robfig/cron's dialect.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub schedule: String,
+    /// How long it stays open: a Go duration (`1h30m`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub duration: String,
+    /// Application name globs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<String>,
+    /// Destination namespace globs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Destination cluster globs, matched against the destination's `name` and `server`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<String>,
+    /// Manual syncs may run while this window would block them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual_sync: bool,
+    /// IANA time zone of `schedule` (empty: UTC).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time_zone: String,
+    /// Match only when every list that is set matches (default: any).
+    #[serde(
+        default,
+        rename = "andOperator",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub and_operator: bool,
+    /// Free-form text (a change ticket, say), shown when the window blocks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// A sync that started while syncs were allowed may finish inside a deny window, or
+    /// after an allow window closed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync_overrun: bool,
+    /// Fields not modelled here.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Extra,
+}
+
+/// A sync window's `kind`. Argo CD's API refuses other values; one that reaches the
+/// controller anyway neither allows nor denies anything (as in Argo CD), and is kept as
+/// written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "String", into = "String")]
+#[schemars(with = "String")]
+pub enum WindowKind {
+    /// `allow`: syncs run only while some allow window is active.
+    Allow,
+    /// `deny`: no sync runs while it is active.
+    Deny,
+    /// Anything else, as written (empty when absent).
+    Other(String),
+}
+
+impl Default for WindowKind {
+    fn default() -> Self {
+        WindowKind::Other(String::new())
+    }
+}
+
+impl WindowKind {
+    fn is_unset(&self) -> bool {
+        *self == WindowKind::Other(String::new())
+    }
+
+    /// The kind as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            WindowKind::Allow => "allow",
+            WindowKind::Deny => "deny",
+            WindowKind::Other(other) => other,
+        }
+    }
+}
+
+impl From<String> for WindowKind {
+    fn from(kind: String) -> Self {
+        match kind.as_str() {
+            "allow" => WindowKind::Allow,
+            "deny" => WindowKind::Deny,
+            _ => WindowKind::Other(kind),
+        }
+    }
+}
+
+impl From<WindowKind> for String {
+    fn from(kind: WindowKind) -> Self {
+        kind.as_str().to_owned()
+    }
 }
 
 /// A kind of a namespace white/blacklist (`group` and `kind` are Go `filepath.Match` globs).

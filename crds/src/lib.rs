@@ -17,7 +17,10 @@
 //!   destination to a registered cluster, and [`server_key`] to group by server;
 //! - [`project`]: [`ProjectPolicy`], the tenant boundary an `AppProject` draws (sources,
 //!   destinations, kinds, source namespaces), checked before anything is written, with
-//!   [`glob`], Argo CD's two glob dialects.
+//!   [`glob`], Argo CD's two glob dialects;
+//! - [`sync_window`]: whether an `AppProject`'s `syncWindows` let an Application sync at a
+//!   given time and when that changes ([`sync_window::sync_blocked`]), over [`cron`],
+//!   Argo CD's cron dialect.
 
 #![warn(clippy::pedantic)]
 #![warn(missing_docs)]
@@ -32,6 +35,7 @@ pub mod appproject;
 pub mod cluster;
 pub mod consts;
 pub mod crd;
+pub mod cron;
 pub mod destination;
 pub mod duration;
 mod extra;
@@ -41,6 +45,7 @@ pub mod project;
 pub mod repository;
 mod resource;
 mod source;
+pub mod sync_window;
 pub mod yaml_depth;
 
 pub use application::{Application, ApplicationSpec, ApplicationStatus};

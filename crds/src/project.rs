@@ -12,6 +12,8 @@
 //! - may it deploy to this cluster and namespace ([`ProjectPolicy::check_destination`],
 //!   `destinations`, project-scoped clusters, `permitOnlyProjectScopedClusters`,
 //!   `IsDestinationPermitted`);
+//! - which sync windows apply to it ([`ProjectPolicy::sync_windows`], `syncWindows`,
+//!   `SyncWindows.Matches`; evaluated by [`crate::sync_window`]);
 //! - may it create this object ([`ProjectPolicy::check_resource`], the cluster/namespace
 //!   resource white/blacklists and the object's namespace as a destination,
 //!   `IsResourcePermitted`).
@@ -25,9 +27,10 @@
 //! object and the rule, so a tenant sees which line of the project stopped them.
 
 use crate::application::ApplicationDestination;
-use crate::appproject::{AppProject, ClusterResourceRestrictionItem, GroupKind};
+use crate::appproject::{AppProject, ClusterResourceRestrictionItem, GroupKind, SyncWindow};
 use crate::cluster::Cluster;
 use crate::glob::Glob;
+use crate::sync_window::MatchedWindows;
 
 /// Why the project refuses. Messages start as Argo CD's and end with the rule.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -293,6 +296,8 @@ pub struct ProjectPolicy {
     namespace_blacklist: Vec<KindRule>,
     source_namespaces: NamespacePatterns,
     orphans: Option<OrphanRules>,
+    /// `syncWindows`, as written (each Application matches its own subset).
+    sync_windows: Vec<SyncWindow>,
 }
 
 /// `orphanedResources`, compiled: whether to warn, and the ignore list as (group, kind,
@@ -412,8 +417,20 @@ impl ProjectPolicy {
                     })
                     .collect(),
             }),
+            sync_windows: spec.sync_windows.clone(),
             name,
         }
+    }
+
+    /// The project's sync windows that apply to an Application named `app_name`
+    /// deploying to `destination` (see [`crate::sync_window`]).
+    #[must_use]
+    pub fn sync_windows(
+        &self,
+        app_name: &str,
+        destination: &ApplicationDestination,
+    ) -> MatchedWindows {
+        MatchedWindows::of(&self.sync_windows, app_name, destination)
     }
 
     /// The project's name.

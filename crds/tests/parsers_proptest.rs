@@ -74,6 +74,37 @@ fn application() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
+    /// Any schedule, duration and time zone: parsing and evaluating a window never panics,
+    /// and a blocked verdict's opening (when found) is later than now and allows.
+    #[test]
+    fn sync_windows_never_panic(
+        schedule in prop_oneof!["\\PC{0,30}", "([0-9*/,?-]{1,6} ){4}[0-9a-zA-Z*/,?-]{1,6}"],
+        duration in prop_oneof!["\\PC{0,10}", "-?[0-9]{1,4}(s|m|h)"],
+        time_zone in prop::sample::select(vec!["", "UTC", "Europe/Paris", "Nope/Nowhere", "../etc"]),
+        deny in any::<bool>(),
+        manual in any::<bool>(),
+        secs in 0i64..4_000_000_000,
+    ) {
+        let _ = argosy_crds::cron::Schedule::parse(&schedule);
+        let window = argosy_crds::appproject::SyncWindow {
+            kind: argosy_crds::appproject::WindowKind::from(if deny { "deny" } else { "allow" }.to_owned()),
+            schedule,
+            duration,
+            time_zone: time_zone.to_owned(),
+            applications: vec!["*".into()],
+            ..Default::default()
+        };
+        let now = jiff::Timestamp::from_second(secs).unwrap();
+        let dest = ApplicationDestination::default();
+        let windows = argosy_crds::sync_window::MatchedWindows::of(&[window], "app", &dest);
+        if let Some(blocked) = windows.blocked(manual, None, now)
+            && let Some(opens) = blocked.opens_at
+        {
+            prop_assert!(opens > now);
+            prop_assert_eq!(windows.can_sync(manual, None, opens), Ok(true));
+        }
+    }
+
     #[test]
     fn durations_never_panic(text in "\\PC{0,40}") {
         let _ = GoDuration::parse(&text);

@@ -1,6 +1,12 @@
 //! What one reconcile should do about an Application's comparison: nothing, wait, refuse,
-//! or sync. Pure: the self-heal attempt counter is a value passed in and handed back (the
-//! controller stores it per app), and time comes in as `now`.
+//! hold for a sync window, or sync. Pure: the self-heal attempt counter is a value passed
+//! in and handed back (the controller stores it per app), and time comes in as `now`.
+//!
+//! Sync windows gate every sync this decides to start or continue, as Argo CD does
+//! (`controller/appcontroller.go` before an automated sync, `controller/sync.go` before
+//! each pass of an operation): an automated sync (self-heal and retries included) is not
+//! started, and a requested or running operation stays Running with "Sync operation
+//! blocked by sync window" until the window lets it go on.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +15,7 @@ use argosy_crds::operation::{
     Operation, OperationError, OperationInitiator, OperationPhase, OperationState, RetryStrategy,
     SyncOperation,
 };
+use argosy_crds::sync_window::{Blocked, MatchedWindows};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -77,6 +84,10 @@ pub struct DecideInput<'a> {
     /// Why the rendered objects may not be written (the project or the cluster's scope
     /// forbids some of them; see [`crate::boundary`]): no sync of any kind then.
     pub forbidden: Option<&'a str>,
+    /// The project's sync windows that match the app.
+    pub windows: &'a MatchedWindows,
+    /// The wall-clock time the windows are evaluated at.
+    pub wall_now: jiff::Timestamp,
 }
 
 /// What this reconcile should do about the comparison.
@@ -90,6 +101,15 @@ pub enum Decision {
     Refuse(String),
     /// Sync.
     Sync(Box<SyncRequest>),
+    /// A sync is due but a sync window blocks it: nothing is written. `hold` is the
+    /// requested or running operation, which stays Running with [`HELD_MESSAGE`]; `None`
+    /// for an automated sync that is not started.
+    Blocked {
+        /// Which window blocks, and when it opens.
+        blocked: Blocked,
+        /// The operation kept Running.
+        hold: Option<Box<Operation>>,
+    },
     /// A requested or running operation cannot go on: it ends in the Error phase with this
     /// message, and nothing is written.
     Fail {
@@ -117,9 +137,45 @@ pub struct SyncRequest {
     pub operation: Operation,
 }
 
+/// The message of an operation held by a sync window (Argo CD's text, which its UI and
+/// CLI show); the window and its opening follow after a colon.
+pub const HELD_MESSAGE: &str = "Sync operation blocked by sync window";
+
 /// Decides what to do; returns the self-heal state to keep (a revert counts an attempt;
-/// the caller resets it when the app is Synced).
+/// the caller resets it when the app is Synced). A sync the windows block is not counted.
+#[must_use]
 pub fn decide(input: &DecideInput<'_>, heal: SelfHeal, now: Instant) -> (Decision, SelfHeal) {
+    let (decision, next_heal) = decide_ignoring_windows(input, heal, now);
+    let Decision::Sync(request) = &decision else {
+        return (decision, next_heal);
+    };
+    // Argo CD: manual unless the operation says it was started by automation.
+    let manual = request
+        .operation
+        .initiated_by
+        .as_ref()
+        .is_none_or(|by| !by.automated);
+    // A continued operation's start decides `syncOverrun`.
+    let started = input
+        .recorded
+        .filter(|_| request.continues)
+        .and_then(|s| s.started_at.as_deref())
+        .and_then(|at| at.parse::<jiff::Timestamp>().ok());
+    match input.windows.blocked(manual, started, input.wall_now) {
+        None => (decision, next_heal),
+        Some(blocked) => {
+            let hold =
+                (request.manual || request.continues).then(|| Box::new(request.operation.clone()));
+            (Decision::Blocked { blocked, hold }, heal)
+        }
+    }
+}
+
+fn decide_ignoring_windows(
+    input: &DecideInput<'_>,
+    heal: SelfHeal,
+    now: Instant,
+) -> (Decision, SelfHeal) {
     let phase = input.recorded.map(|s| &s.phase);
     let running = phase.is_some_and(OperationPhase::running);
     if let Some(why) = input.forbidden {
@@ -422,6 +478,8 @@ mod tests {
         states: Vec<ResourceState>,
         deployed: Deployed,
         forbidden: Option<String>,
+        windows: MatchedWindows,
+        wall_now: jiff::Timestamp,
     }
 
     impl Case {
@@ -434,6 +492,8 @@ mod tests {
                 states: vec![state("a", sync)],
                 deployed: deployed("abc"),
                 forbidden: None,
+                windows: MatchedWindows::default(),
+                wall_now: "2026-12-07T22:30:00Z".parse().unwrap(),
             }
         }
 
@@ -446,6 +506,8 @@ mod tests {
                 states: &self.states,
                 deployed: &self.deployed,
                 forbidden: self.forbidden.as_deref(),
+                windows: &self.windows,
+                wall_now: self.wall_now,
             };
             decide(&input, heal, now)
         }
@@ -700,5 +762,109 @@ mod tests {
             panic!("continues")
         };
         assert!(request.continues);
+    }
+
+    /// A deny window over 22:00-23:00 UTC (the cases' `wall_now` is 22:30).
+    fn deny_window(manual_sync: bool) -> MatchedWindows {
+        let window: argosy_crds::appproject::SyncWindow = serde_json::from_value(json!({
+            "kind": "deny", "schedule": "0 22 * * *", "duration": "1h",
+            "applications": ["*"], "manualSync": manual_sync}))
+        .unwrap();
+        MatchedWindows::of(
+            &[window],
+            "app",
+            &argosy_crds::application::ApplicationDestination::default(),
+        )
+    }
+
+    #[test]
+    fn a_deny_window_blocks_automated_syncs_self_heal_and_retries_without_counting() {
+        let now = Instant::now();
+        let mut case = Case::new(
+            json!({"automated": {"selfHeal": true}, "retry": {"limit": 2}}),
+            ResourceSync::OutOfSync,
+        );
+        case.windows = deny_window(false);
+        let blocked = |decision: Decision| match decision {
+            Decision::Blocked { blocked, hold } => {
+                assert_eq!(hold, None, "nothing runs, nothing is held");
+                blocked
+            }
+            other => panic!("{other:?}"),
+        };
+        // A new revision.
+        let (decision, heal) = case.decide(SelfHeal::default(), now);
+        let b = blocked(decision);
+        assert_eq!(b.opens_at, Some("2026-12-07T23:00:00Z".parse().unwrap()));
+        assert_eq!(heal, SelfHeal::default());
+        // Drift (self-heal): not counted as an attempt.
+        case.recorded = Some(recorded("Succeeded", "abc", 0));
+        let (decision, heal) = case.decide(SelfHeal::default(), now);
+        blocked(decision);
+        assert_eq!(heal.attempts, 0);
+        // A retry of a failed sync.
+        case.recorded = Some(recorded("Failed", "abc", 1));
+        blocked(case.decide(SelfHeal::default(), now).0);
+        // After the window: the retry runs.
+        case.wall_now = "2026-12-07T23:00:00Z".parse().unwrap();
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Sync(_)
+        ));
+    }
+
+    #[test]
+    fn a_blocked_operation_is_held_unless_the_window_allows_manual_syncs() {
+        let now = Instant::now();
+        let mut case = Case::new(json!({}), ResourceSync::OutOfSync);
+        case.operation = Some(serde_json::from_value(json!({"sync": {}})).unwrap());
+        case.windows = deny_window(false);
+        let Decision::Blocked { blocked, hold } = case.decide(SelfHeal::default(), now).0 else {
+            panic!("held")
+        };
+        let held = hold.expect("the operation is held");
+        assert!(held.initiated_by.is_some_and(|by| !by.automated));
+        assert!(
+            blocked.to_string().contains("deny:0 22 * * *:1h"),
+            "{blocked}"
+        );
+        // A held operation recorded Running is still held.
+        case.recorded = Some(recorded("Running", "abc", 0));
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Blocked { hold: Some(_), .. }
+        ));
+        // manualSync lets it run.
+        case.windows = deny_window(true);
+        assert!(matches!(case.decide(SelfHeal::default(), now).0, Decision::Sync(r) if r.manual));
+        // Not one marked automated, as an ApplicationSet RollingSync step is in Argo CD.
+        case.operation = Some(
+            serde_json::from_value(json!({"sync": {},
+                "initiatedBy": {"username": "applicationset-controller", "automated": true}}))
+            .unwrap(),
+        );
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Blocked { hold: Some(_), .. }
+        ));
+        // An automated operation that is running is held, manualSync or not.
+        case.operation = None;
+        case.policy = policy(json!({"automated": {}}));
+        assert!(matches!(
+            case.decide(SelfHeal::default(), now).0,
+            Decision::Blocked { hold: Some(op), .. } if op.initiated_by.as_ref().is_some_and(|by| by.automated)
+        ));
+    }
+
+    #[test]
+    fn a_forbidden_render_fails_before_windows_are_looked_at() {
+        let mut case = Case::new(json!({}), ResourceSync::OutOfSync);
+        case.operation = Some(serde_json::from_value(json!({"sync": {}})).unwrap());
+        case.windows = deny_window(false);
+        case.forbidden = Some("not permitted".into());
+        assert!(matches!(
+            case.decide(SelfHeal::default(), Instant::now()).0,
+            Decision::Fail { .. }
+        ));
     }
 }

@@ -120,6 +120,30 @@ pub fn next(
     (state, progress)
 }
 
+/// The state of an operation a sync window holds: Running with `message`. One already
+/// running keeps its start, operation and results; a new one starts `now`.
+#[must_use]
+pub fn held(
+    recorded: Option<&OperationState>,
+    operation: Operation,
+    message: String,
+    now: &str,
+) -> OperationState {
+    match recorded.filter(|s| s.phase.running()) {
+        Some(running) => OperationState {
+            message,
+            ..running.clone()
+        },
+        None => OperationState {
+            operation,
+            phase: OperationPhase::Running,
+            message,
+            started_at: Some(now.to_owned()),
+            ..OperationState::default()
+        },
+    }
+}
+
 /// The state of an operation that could not even start (the app could not be observed).
 #[must_use]
 pub fn errored(operation: Operation, message: String, now: &str) -> OperationState {
@@ -462,5 +486,34 @@ mod tests {
         assert_eq!(state.phase, OperationPhase::Error);
         assert!(state.phase.completed());
         assert_eq!(state.finished_at.as_deref(), Some("T1"));
+    }
+
+    #[test]
+    fn a_held_operation_is_running_and_a_running_one_keeps_what_it_recorded() {
+        let op: Operation = serde_json::from_value(json!({"sync": {"revision": "abc"}})).unwrap();
+        let new = held(None, op.clone(), "blocked".into(), "T2");
+        assert_eq!(new.phase, OperationPhase::Running);
+        assert_eq!(new.started_at.as_deref(), Some("T2"));
+        assert_eq!(new.operation, op);
+        let mut running = new.clone();
+        running.started_at = Some("T1".into());
+        running.retry_count = 1;
+        let again = held(
+            Some(&running),
+            Operation::default(),
+            "still blocked".into(),
+            "T3",
+        );
+        assert_eq!(again.started_at.as_deref(), Some("T1"));
+        assert_eq!((again.retry_count, again.operation), (1, op));
+        assert_eq!(again.message, "still blocked");
+        // A finished operation is not continued: a new one starts.
+        running.phase = OperationPhase::Succeeded;
+        assert_eq!(
+            held(Some(&running), Operation::default(), "b".into(), "T4")
+                .started_at
+                .as_deref(),
+            Some("T4")
+        );
     }
 }

@@ -56,6 +56,10 @@ pub enum ConditionType {
     /// Objects in the destination namespace that no Application tracks (the project's
     /// `orphanedResources.warn`).
     OrphanedResourceWarning,
+    /// A sync is due (or requested) but one of the project's sync windows blocks it; the
+    /// message names the window and when it opens. Argo CD only logs this; Argosy says it
+    /// where users look.
+    SyncWindowBlocked,
 }
 
 impl ConditionType {
@@ -70,6 +74,7 @@ impl ConditionType {
             ConditionType::DeletionError => "DeletionError",
             ConditionType::ReconcileError => "ReconcileError",
             ConditionType::OrphanedResourceWarning => "OrphanedResourceWarning",
+            ConditionType::SyncWindowBlocked => "SyncWindowBlocked",
         }
     }
 }

@@ -166,6 +166,31 @@ pub async fn app_json(client: &Client, name: &str) -> Result<Value> {
     Ok(serde_json::to_value(api.get(name).await?)?)
 }
 
+/// Waits until `check` holds for Application `name` in [`ARGOCD_NAMESPACE`] and returns
+/// it; on timeout the error shows the Application as last seen.
+pub async fn wait_app(
+    client: &Client,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let last = std::sync::Mutex::new(Value::Null);
+    let result = wait_for(&format!("{name}: {what}"), timeout, || async {
+        let app = app_json(client, name).await?;
+        let ok = check(&app);
+        if let Ok(mut seen) = last.lock() {
+            *seen = app.clone();
+        }
+        Ok(ok.then_some(app))
+    })
+    .await;
+    result.with_context(|| {
+        let seen = last.lock().map(|v| v.clone()).unwrap_or_default();
+        format!("last seen {name}: {seen:#}")
+    })
+}
+
 /// The message of `name`'s `ComparisonError` once it contains `needle` (90 s at most; the
 /// error then carries the Application's status).
 pub async fn comparison_error(client: &Client, name: &str, needle: &str) -> Result<String> {

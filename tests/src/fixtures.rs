@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, Result};
 use argosy_crds::Application;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Map, Value, json};
@@ -397,6 +397,20 @@ pub async fn cluster_secret(
         .raw_config(config)
         .apply(client)
         .await
+}
+
+/// Creates (or keeps) namespace `name` through `client` (server-side apply).
+pub async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    api.patch(
+        name,
+        &PatchParams::apply("argosy-tests").force(),
+        &Patch::Apply(&ns),
+    )
+    .await
+    .with_context(|| format!("creating namespace {name}"))?;
+    Ok(())
 }
 
 /// Registers the harness cluster `cluster` with Argosy as Argo CD would: the cluster Secret

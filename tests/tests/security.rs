@@ -110,20 +110,7 @@ impl Env {
         timeout: Duration,
         check: impl Fn(&Value) -> bool,
     ) -> Result<Value> {
-        let last = std::sync::Mutex::new(Value::Null);
-        let result = wait_for(&format!("{name}: {what}"), timeout, || async {
-            let app = serde_json::to_value(self.apps().get(name).await?)?;
-            let ok = check(&app);
-            *last.lock().unwrap() = app.clone();
-            Ok(ok.then_some(app))
-        })
-        .await;
-        result.with_context(|| {
-            format!(
-                "last seen {name}: {}",
-                serde_json::to_string_pretty(&*last.lock().unwrap()).unwrap_or_default()
-            )
-        })
+        argosy_tests::argocd::wait_app(&self.client, name, what, timeout, check).await
     }
 }
 
@@ -252,6 +239,7 @@ async fn prune_confirm_waits_for_approval_with_the_cli() -> Result<()> {
     let mut out = Vec::new();
     argosy::cli::cmd::app::run(
         env.client.clone(),
+        ARGOCD_NAMESPACE,
         ARGOCD_NAMESPACE,
         argosy::cli::cmd::app::AppCommand::ConfirmDeletion {
             name: "careful".into(),

@@ -116,20 +116,7 @@ impl Env {
         timeout: Duration,
         check: impl Fn(&Value) -> bool,
     ) -> Result<Value> {
-        let last = std::sync::Mutex::new(Value::Null);
-        let result = wait_for(&format!("{name}: {what}"), timeout, || async {
-            let app = self.app(name).await?;
-            let ok = check(&app);
-            *last.lock().unwrap() = app.clone();
-            Ok(ok.then_some(app))
-        })
-        .await;
-        result.with_context(|| {
-            format!(
-                "last seen {name}: {}",
-                serde_json::to_string_pretty(&*last.lock().unwrap()).unwrap_or_default()
-            )
-        })
+        argosy_tests::argocd::wait_app(&self.client, name, what, timeout, check).await
     }
 
     async fn operation(&self, name: &str, sync: Value) -> Result<()> {

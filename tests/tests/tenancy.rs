@@ -29,9 +29,9 @@ use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, apply_json, appset_manifest, appset_resource,
     argocd_control_plane, run_args, start_controller, wait_for,
 };
-use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, ClusterSecretBuilder};
+use argosy_tests::fixtures::{AppBuilder, AppSetBuilder, ClusterSecretBuilder, create_namespace};
 use argosy_tests::{AuditEvent, CANARY_TOKEN, CANARY_USER, TestCluster};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -59,19 +59,6 @@ fn team_a_project(workload_1: &str, extra_destination: Option<&str>) -> Value {
         "sourceNamespaces": [APPS_NS],
         "orphanedResources": {"warn": true},
     }})
-}
-
-async fn create_namespace(client: &Client, name: &str) -> Result<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    api.patch(
-        name,
-        &PatchParams::apply("argosy-tests").force(),
-        &Patch::Apply(&ns),
-    )
-    .await
-    .with_context(|| format!("creating namespace {name}"))?;
-    Ok(())
 }
 
 fn manifest_configmap(name: &str, namespace: Option<&str>) -> String {
@@ -446,7 +433,14 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
                 name: name.to_owned(),
                 output,
             };
-            let _ = argosy::cli::cmd::app::run(admin.clone(), namespace, get, &mut out).await;
+            let _ = argosy::cli::cmd::app::run(
+                admin.clone(),
+                namespace,
+                ARGOCD_NAMESPACE,
+                get,
+                &mut out,
+            )
+            .await;
             seen.push(("argosy app get", String::from_utf8_lossy(&out).into_owned()));
         }
     }
@@ -455,7 +449,14 @@ async fn a_tenant_cannot_leave_its_project() -> Result<()> {
         selector: None,
         output: Output::Json,
     };
-    argosy::cli::cmd::app::run(admin.clone(), ARGOCD_NAMESPACE, list, &mut out).await?;
+    argosy::cli::cmd::app::run(
+        admin.clone(),
+        ARGOCD_NAMESPACE,
+        ARGOCD_NAMESPACE,
+        list,
+        &mut out,
+    )
+    .await?;
     seen.push((
         "argosy app list",
         String::from_utf8_lossy(&out).into_owned(),

@@ -536,6 +536,9 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     if let Some(first) = findings.first() {
         ctx.metrics.sync_refused(&app, first.category());
     }
+    let windows = policy.sync_windows(&name, &app.spec.destination);
+    warnings.extend(windows.warnings());
+    let wall_now = k8s_openapi::jiff::Timestamp::now();
     let input = DecideInput {
         operation: operation.as_ref().map(|o| &o.typed),
         recorded: recorded.as_ref(),
@@ -544,6 +547,8 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
         states: &states,
         deployed: &deployed,
         forbidden: forbidden.as_deref(),
+        windows: &windows,
+        wall_now,
     };
     let heal = ctx.record(&key, |r| r.self_heal);
     let (decision, heal) = decide::decide(&input, heal, Instant::now());
@@ -563,6 +568,29 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
                 outcome.event = Some((EventType::Warning, "SyncRefused", why.clone()));
             }
             outcome.conditions.push((ConditionType::SyncError, why));
+        }
+        Decision::Blocked { blocked, hold } => {
+            let why = blocked.to_string();
+            if let Some(held) = hold {
+                let message = format!("{}: {why}", decide::HELD_MESSAGE);
+                let state = operation::held(recorded.as_ref(), *held, message, &now());
+                outcome.operation_state = Some(state);
+            }
+            // One Event when the block starts (or its window or opening changes), not one
+            // per reconcile.
+            if !has_condition(&existing, &why) {
+                outcome.event = Some((EventType::Normal, "SyncBlocked", why.clone()));
+            }
+            if let Some(wait) = blocked
+                .opens_at
+                .and_then(|at| std::time::Duration::try_from(at.duration_since(wall_now)).ok())
+            {
+                // Exactly when the window lets the sync through (not sooner: no polling).
+                outcome.requeue = outcome.requeue.min(wait.max(Duration::from_secs(1)));
+            }
+            outcome
+                .conditions
+                .push((ConditionType::SyncWindowBlocked, why));
         }
         Decision::Fail { operation, why } => {
             let state = operation::errored(*operation, why.clone(), &now());

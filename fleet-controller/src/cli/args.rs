@@ -193,6 +193,9 @@ pub struct AppFlags {
     /// Namespace of the Applications.
     #[arg(short = 'n', long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
     pub namespace: String,
+    /// Namespace of the AppProjects (Argo CD's namespace), read for their sync windows.
+    #[arg(long, global = true, default_value = defaults::CONTROLLER_NAMESPACE)]
+    pub project_namespace: String,
     #[command(subcommand)]
     pub command: AppCommand,
 }

@@ -213,9 +213,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = runtime.block_on(async {
                 let client = crate::run::client().await?;
                 let mut out = std::io::stdout().lock();
-                crate::cli::cmd::app::run(client, &flags.namespace, flags.command, &mut out)
-                    .await
-                    .map_err(anyhow::Error::from)
+                crate::cli::cmd::app::run(
+                    client,
+                    &flags.namespace,
+                    &flags.project_namespace,
+                    flags.command,
+                    &mut out,
+                )
+                .await
+                .map_err(anyhow::Error::from)
             });
             Ok(result.unwrap_or_else(|e| {
                 eprintln!("error: {e:#}");

@@ -22,8 +22,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use argosy_crds::application::ApplicationDestination;
 use argosy_crds::consts::{SECRET_TYPE_CLUSTER, SECRET_TYPE_LABEL};
 use argosy_crds::operation::{OperationPhase, SyncOperation};
+use argosy_crds::sync_window::MatchedWindows;
 use argosy_crds::{AppProject, Application};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
@@ -173,6 +175,15 @@ pub enum AppError {
     },
     #[error("the operation on application {name} was removed or replaced before it completed")]
     Cancelled { name: String },
+    #[error("cannot sync application {name}: {why}")]
+    SyncWindow { name: String, why: String },
+    /// `project` is `namespace/name`.
+    #[error("reading project {project} of application {name}: {error}")]
+    Project {
+        name: String,
+        project: String,
+        error: kube::Error,
+    },
     #[error("sync of application {name} {phase}: {message}")]
     OperationFailed {
         name: String,
@@ -210,6 +221,8 @@ impl AppError {
             AppError::Timeout { .. } => "timeout",
             AppError::Cancelled { .. } => "cancelled",
             AppError::OperationFailed { .. } => "operation_failed",
+            AppError::SyncWindow { .. } => "sync_window",
+            AppError::Project { .. } => "project",
             AppError::Decode { .. } => "decode",
             AppError::ListRegistry { .. } => "list_registry",
             AppError::Compare { .. } => "compare",
@@ -219,14 +232,16 @@ impl AppError {
     }
 }
 
-/// Runs `argosy app COMMAND` against the Applications of `namespace`; text goes to `out`.
+/// Runs `argosy app COMMAND` against the Applications of `namespace` (their AppProjects
+/// in `project_namespace`); text goes to `out`.
 pub async fn run(
     client: Client,
     namespace: &str,
+    project_namespace: &str,
     command: AppCommand,
     out: &mut dyn Write,
 ) -> Result<ExitCode, AppError> {
-    let apps = Apps::new(client.clone(), namespace);
+    let apps = Apps::new(client.clone(), namespace, project_namespace);
     match command {
         AppCommand::List { selector, output } => {
             let list = apps.list(selector.as_deref()).await?;
@@ -242,7 +257,14 @@ pub async fn run(
         AppCommand::Get { name, output } => {
             let app = apps.get(&name).await?;
             let text = match output {
-                Output::Table => format::app_summary(&app),
+                Output::Table => {
+                    let now = k8s_openapi::jiff::Timestamp::now();
+                    let window = match apps.sync_windows(&app).await {
+                        Ok(windows) => format::sync_window_fields(&windows, now),
+                        Err(e) => vec![("Sync Window", format!("unknown ({e})"))],
+                    };
+                    format::app_summary(&app, &window)
+                }
                 other => encode(&app, other)?,
             };
             emit(out, &text)?;
@@ -271,6 +293,15 @@ pub async fn run(
         } => {
             let app = apps.get(&name).await?;
             let operation = sync_operation(&app, revision.as_deref(), prune, None, &user())?;
+            // Argo CD's API refuses a manual sync a window blocks (unless it has manualSync).
+            let windows = apps.sync_windows(&app).await?;
+            if let Some(blocked) = windows.blocked(true, None, k8s_openapi::jiff::Timestamp::now())
+            {
+                return Err(AppError::SyncWindow {
+                    name,
+                    why: blocked.to_string(),
+                });
+            }
             apps.request(&app, &operation).await?;
             finish(&apps, &name, &operation, &wait, out).await?;
         }
@@ -320,7 +351,7 @@ async fn finish(
     let (app, phase, message) = apps
         .wait(name, requested, Duration::from_secs(wait.timeout))
         .await?;
-    emit(out, &format::app_summary(&app))?;
+    emit(out, &format::app_summary(&app, &[]))?;
     if phase == "Succeeded" {
         Ok(())
     } else {
@@ -541,14 +572,49 @@ fn last_seen(app: &Value, requested: &Value) -> String {
 struct Apps {
     api: Api<DynamicObject>,
     namespace: String,
+    projects: Api<AppProject>,
 }
 
 impl Apps {
-    fn new(client: Client, namespace: &str) -> Self {
+    fn new(client: Client, namespace: &str, project_namespace: &str) -> Self {
         Self {
-            api: Api::namespaced_with(client, namespace, &ApiResource::erase::<Application>(&())),
+            api: Api::namespaced_with(
+                client.clone(),
+                namespace,
+                &ApiResource::erase::<Application>(&()),
+            ),
             namespace: namespace.to_owned(),
+            projects: Api::namespaced(client, project_namespace),
         }
+    }
+
+    /// The sync windows of `app`'s project that match it; a missing project has none
+    /// (`default` is Argo CD's built-in one; the controller reports any other).
+    async fn sync_windows(&self, app: &Value) -> Result<MatchedWindows, AppError> {
+        let name = format::text(app, "/metadata/name");
+        let project = match format::text(app, "/spec/project") {
+            "" => "default",
+            p => p,
+        };
+        let found = self
+            .projects
+            .get_opt(project)
+            .await
+            .map_err(|error| AppError::Project {
+                name: name.to_owned(),
+                project: format!(
+                    "{}/{project}",
+                    self.projects.namespace().unwrap_or_default()
+                ),
+                error,
+            })?;
+        let destination = app
+            .pointer("/spec/destination")
+            .and_then(|d| ApplicationDestination::deserialize(d).ok())
+            .unwrap_or_default();
+        Ok(found.map_or_else(MatchedWindows::default, |p| {
+            MatchedWindows::of(&p.spec.sync_windows, name, &destination)
+        }))
     }
 
     async fn get(&self, name: &str) -> Result<Value, AppError> {

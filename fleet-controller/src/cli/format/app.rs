@@ -1,6 +1,8 @@
 //! Text views of Applications for `argosy app list` and `argosy app get`, read from the
 //! Application JSON as Argo CD (and Argosy's sync engine) write it. Pure: no cluster.
 
+use argosy_crds::sync_window::MatchedWindows;
+use k8s_openapi::jiff;
 use serde_json::Value;
 
 /// The string at `pointer`, or "".
@@ -155,8 +157,9 @@ fn sources(app: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// `argosy app get`: summary, conditions, last operation, resources and history.
-pub fn app_summary(app: &Value) -> String {
+/// `argosy app get`: summary (with `window` lines, [`sync_window_fields`]), conditions,
+/// last operation, resources and history.
+pub fn app_summary(app: &Value, window: &[(&str, String)]) -> String {
     let mut fields: Vec<(&str, String)> = vec![
         (
             "Name",
@@ -189,6 +192,7 @@ pub fn app_summary(app: &Value) -> String {
         fields.push(("Path", path.to_owned()));
     }
     fields.push(("Sync Policy", sync_policy(app)));
+    fields.extend(window.iter().cloned());
     let status = or_unknown(text(app, "/status/sync/status"));
     let revision = short_revisions(at(app, "/status/sync"));
     let target = sources(app)
@@ -265,6 +269,31 @@ pub fn app_summary(app: &Value) -> String {
         out.push_str(&table(&["ID", "DATE", "REVISION"], &history));
     }
     out
+}
+
+/// The sync window lines of `argosy app get` (Argo CD's `SyncWindow:` status and
+/// `Assigned Windows:`), plus which window blocks and when it opens: `Sync Allowed`,
+/// `Manual Allowed` (automated syncs blocked, manual ones not) or `Sync Denied`.
+pub fn sync_window_fields(
+    windows: &MatchedWindows,
+    now: jiff::Timestamp,
+) -> Vec<(&'static str, String)> {
+    if windows.is_empty() {
+        return vec![("Sync Window", "Sync Allowed".to_owned())];
+    }
+    let automated = windows.blocked(false, None, now);
+    let manual = windows.blocked(true, None, now);
+    let status = match (&automated, &manual) {
+        (None, _) => "Sync Allowed",
+        (Some(_), None) => "Manual Allowed",
+        (Some(_), Some(_)) => "Sync Denied",
+    };
+    let mut fields = vec![("Sync Window", status.to_owned())];
+    if let Some(blocked) = manual.as_ref().or(automated.as_ref()) {
+        fields.push(("Blocked", blocked.to_string()));
+    }
+    fields.push(("Assigned Windows", windows.describe().join(", ")));
+    fields
 }
 
 /// `status.history` as ID, DATE, REVISION rows (`argocd app history`).
@@ -412,7 +441,7 @@ mod tests {
 
     #[test]
     fn summary_has_source_status_operation_resources_and_history() {
-        let s = app_summary(&app());
+        let s = app_summary(&app(), &[]);
         for expected in [
             "Name:           argocd/shop\n",
             "Repo:           https://git.example/shop.git\n",
@@ -435,11 +464,48 @@ mod tests {
 
     #[test]
     fn summary_of_a_new_app_has_no_operation_or_history() {
-        let s = app_summary(&json!({"metadata": {"name": "a", "namespace": "argocd"},
-                                    "spec": {"source": {"repoURL": "r", "path": "p"}}}));
+        let s = app_summary(
+            &json!({"metadata": {"name": "a", "namespace": "argocd"},
+                                    "spec": {"source": {"repoURL": "r", "path": "p"}}}),
+            &[],
+        );
         assert!(s.contains("Sync Status:    Unknown\n"), "{s}");
         assert!(!s.contains("Phase:"));
         assert!(!s.contains("ID  DATE"));
         assert!(s.contains("KIND  NAMESPACE  NAME  STATUS  HEALTH\n"));
+    }
+
+    #[test]
+    fn sync_window_lines_say_which_window_blocks_and_when_it_opens() {
+        let windows = |manual: bool| {
+            let w: argosy_crds::appproject::SyncWindow = serde_json::from_value(json!({
+                "kind": "deny", "schedule": "0 22 * * *", "duration": "1h",
+                "clusters": ["gold"], "manualSync": manual, "description": "freeze"}))
+            .unwrap();
+            let dest =
+                serde_json::from_value(json!({"name": "gold", "namespace": "shop"})).unwrap();
+            MatchedWindows::of(&[w], "web", &dest)
+        };
+        let during: jiff::Timestamp = "2026-12-07T22:30:00Z".parse().unwrap();
+        let s = app_summary(&app(), &sync_window_fields(&windows(false), during));
+        assert!(s.contains("Sync Window:       Sync Denied\n"), "{s}");
+        assert!(
+            s.contains("Blocked:           blocked by deny sync window deny:0 22 * * *:1h \"freeze\"; opens at 2026-12-07T23:00:00Z\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("Assigned Windows:  deny:0 22 * * *:1h \"freeze\"\n"),
+            "{s}"
+        );
+        let manual = sync_window_fields(&windows(true), during);
+        assert_eq!(manual[0].1, "Manual Allowed");
+        let after: jiff::Timestamp = "2026-12-07T23:00:00Z".parse().unwrap();
+        let open = sync_window_fields(&windows(false), after);
+        assert_eq!(open[0].1, "Sync Allowed");
+        assert!(!open.iter().any(|(k, _)| *k == "Blocked"));
+        assert_eq!(
+            sync_window_fields(&MatchedWindows::default(), after),
+            vec![("Sync Window", "Sync Allowed".to_owned())]
+        );
     }
 }
