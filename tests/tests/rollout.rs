@@ -23,7 +23,7 @@ use argosy_tests::argocd::{
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{ControlPlane, TestCluster};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{RoundMode, Timestamp, TimestampRound, ToSpan as _, Unit};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -639,6 +639,112 @@ async fn a_degraded_canary_is_rolled_back_and_nobody_else_is_touched() -> Result
         image(&live),
         "nginx:1.0",
         "silver still waits for the canary"
+    );
+    Ok(())
+}
+
+/// Must show 3: a deny window over the gold customer blocks its sync and the rollout's gold
+/// step; the sync happens when the window ends.
+#[tokio::test]
+async fn a_deny_window_holds_the_gold_step_until_it_ends() -> Result<()> {
+    let env = Env::start().await?;
+    env.commit("nginx:1.0")?;
+    // From the current minute (UTC) for two minutes: one to two minutes remain.
+    let minute = Timestamp::now().round(
+        TimestampRound::new()
+            .smallest(Unit::Minute)
+            .mode(RoundMode::Trunc),
+    )?;
+    let start = minute.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
+    let window_end = minute.checked_add(2.minutes())?;
+    let gold_server = env.workload("initech").server.clone();
+    apply_json(
+        &env.client,
+        &ApiResource::erase::<argosy_crds::AppProject>(&()),
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+            "metadata": {"name": "default", "namespace": ARGOCD_NAMESPACE},
+            "spec": {
+                "sourceRepos": ["*"],
+                "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+                "syncWindows": [{"kind": "deny", "schedule": format!("{} {} * * *", start.minute(), start.hour()),
+                                 "duration": "2m", "clusters": [gold_server], "description": "gold change freeze"}],
+            }}),
+    )
+    .await?;
+    env.apply_appset(json!({})).await?;
+    let _controller = env.controller().await?;
+
+    // Canary and silver go; the gold step starts and its sync is held by the window.
+    for customer in ["acme", "globex"] {
+        wait_for(
+            &format!("{customer} is synced"),
+            Duration::from_secs(60),
+            || async {
+                Ok(env
+                    .deployment(customer, "worker")
+                    .await?
+                    .and(env.deployment(customer, "web").await?)
+                    .map(|_| ()))
+            },
+        )
+        .await?;
+        env.make_available(customer).await?;
+    }
+    let appset = env
+        .wait_appset("the gold step is held by the window", |a| {
+            a["status"]["rollout"]["step"] == 3
+                && a["status"]["rollout"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("sync window"))
+        })
+        .await?;
+    assert!(
+        Timestamp::now() < window_end,
+        "the window ended before the gold step: a slow run"
+    );
+    let message = appset["status"]["rollout"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("gold change freeze"), "{message}");
+    let text = env.rollout_status().await?;
+    assert!(
+        text.contains("gold change freeze"),
+        "argosy rollout status says which window: {text}"
+    );
+    for app in APPS {
+        assert!(
+            env.deployment("initech", app).await?.is_none(),
+            "{app} synced inside the window"
+        );
+    }
+
+    // The window ends: gold syncs (one app at a time), and nothing reached it before.
+    wait_for(
+        "gold syncs after the window",
+        Duration::from_secs(240),
+        || async {
+            let live = env
+                .deployment("initech", "web")
+                .await?
+                .or(env.deployment("initech", "worker").await?);
+            Ok(live.map(|_| ()))
+        },
+    )
+    .await?;
+    let early: Vec<String> = {
+        let i = CUSTOMERS.iter().position(|(c, _)| *c == "initech").unwrap();
+        env.cp
+            .argosy_writes(&env.cp.workloads()[i].name)?
+            .into_iter()
+            .filter(|e| e.resource.as_deref() != Some("leases"))
+            .filter(|e| e.received < window_end)
+            .map(|e| e.describe())
+            .collect()
+    };
+    assert!(
+        early.is_empty(),
+        "writes to gold inside the window: {early:#?}"
     );
     Ok(())
 }

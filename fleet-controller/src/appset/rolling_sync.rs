@@ -397,20 +397,31 @@ fn operation_state(app: &Application) -> Option<(OperationPhase, Option<Timestam
     Some((state.phase, started, state.message))
 }
 
-/// Argo CD's `isApplicationWithError`: an error that keeps the Application from syncing.
-fn has_blocking_error(app: &Application) -> bool {
+/// The Application's conditions (`status.conditions`), as JSON.
+fn conditions_of(app: &Application) -> &[Value] {
     app.status
         .as_ref()
         .and_then(|s| s.extra.get("conditions"))
         .and_then(Value::as_array)
-        .is_some_and(|conditions| {
-            conditions.iter().any(|c| {
-                matches!(
-                    c.get("type").and_then(Value::as_str),
-                    Some("InvalidSpecError" | "UnknownError")
-                )
-            })
-        })
+        .map_or(&[], Vec::as_slice)
+}
+
+/// The message of the Application's condition of `type_`, if it has one.
+fn condition_message<'a>(app: &'a Application, type_: &str) -> Option<&'a str> {
+    conditions_of(app)
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        .and_then(|c| c.get("message").and_then(Value::as_str))
+}
+
+/// Argo CD's `isApplicationWithError`: an error that keeps the Application from syncing.
+fn has_blocking_error(app: &Application) -> bool {
+    conditions_of(app).iter().any(|c| {
+        matches!(
+            c.get("type").and_then(Value::as_str),
+            Some("InvalidSpecError" | "UnknownError")
+        )
+    })
 }
 
 fn entry_time(entry: &ApplicationSetApplicationStatus) -> Option<Timestamp> {
@@ -1133,6 +1144,8 @@ fn step_message(
                     && !message.is_empty()
                 {
                     detail.push_str(&format!("; sync {phase}: {message}"));
+                } else if let Some(window) = condition_message(app, "SyncWindowBlocked") {
+                    detail.push_str(&format!("; {window}"));
                 }
             }
             Some(detail)
