@@ -82,3 +82,13 @@ pub fn dashboard_session_ttl() -> std::time::Duration {
         .map(|d| d.to_std())
         .unwrap_or(std::time::Duration::from_secs(12 * 3600))
 }
+/// Seconds one webhook notification request may take (connect, send, answer).
+pub const NOTIFY_TIMEOUT_SECONDS: u64 = 5;
+/// Attempts per webhook notification, the first included.
+pub const NOTIFY_ATTEMPTS: u32 = 3;
+/// The wait before a notification's second attempt, in milliseconds (then doubled).
+pub const NOTIFY_BACKOFF_MILLIS: u64 = 1000;
+/// Notification deliveries queued or under way at most, all webhooks together.
+pub const NOTIFY_QUEUE: usize = 1024;
+/// Notifications waiting for one webhook at most (it gets them one at a time).
+pub const NOTIFY_WEBHOOK_BACKLOG: usize = 64;

@@ -32,6 +32,7 @@ pub mod fleet;
 pub mod health_checks;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod query;
 pub mod queue;
 pub mod refresh;

@@ -214,6 +214,16 @@ struct Events {
     boundary_refusals: Family<BoundaryLabels, Counter>,
     reconcile_panics: Family<ControllerLabels, Counter>,
     rollout_events: Family<RolloutLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
+}
+
+/// A webhook delivery ([`crate::notify`]): what it told (`rollout`, `syncFailed`,
+/// `healthDegraded`; `any` for a refused URL) and how it ended (`sent`, `failed`,
+/// `refused`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NotificationLabels {
+    kind: &'static str,
+    result: &'static str,
 }
 
 /// A RollingSync transition (the Event reason: `RolloutStepStarted`, `RolloutHalted`, ...)
@@ -274,6 +284,7 @@ impl Metrics {
                 queue_dropped: Family::default(),
                 reconcile_panics: Family::default(),
                 rollout_events: Family::default(),
+                notifications: Family::default(),
             }),
         }
     }
@@ -305,6 +316,23 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// A notification to one webhook ended (`sent`, `failed` after its attempts) or its URL
+    /// was refused ([`crate::notify`]).
+    pub fn notification(&self, kind: &'static str, result: &'static str) {
+        self.inner
+            .notifications
+            .get_or_create(&NotificationLabels { kind, result })
+            .inc();
+    }
+
+    /// Notifications to webhooks so far that ended with `result` (tests).
+    pub fn notifications(&self, kind: &'static str, result: &'static str) -> u64 {
+        self.inner
+            .notifications
+            .get_or_create(&NotificationLabels { kind, result })
+            .get()
     }
 
     /// The number of contained panics of `controller` so far (tests).
@@ -534,6 +562,11 @@ impl Metrics {
             "argosy_rollout_transitions",
             "RollingSync transitions (step started, baking, halted, rolled back, completed, ...), by ApplicationSet and reason.",
             m.rollout_events.clone(),
+        );
+        registry.register(
+            "argosy_notifications",
+            "Webhook notifications, by kind and result (sent, failed after every attempt, refused URL).",
+            m.notifications.clone(),
         );
         registry.register(
             "argosy_reconcile_panics",

@@ -100,6 +100,8 @@ pub struct RunArgs {
     pub dashboard_token: Option<argosy_crds::cluster::Sensitive>,
     /// TLS, the session TTL, the `/metrics` token and the readiness bound of `listen`.
     pub http: HttpSettings,
+    /// How webhook notifications are sent ([`crate::notify`]).
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// Settings of the HTTP listener beyond its address.
@@ -356,36 +358,47 @@ pub async fn run_with(
     // Apps to re-check (by app instance): from the live cache and from push webhooks.
     let (app_trigger, app_triggers) =
         trigger_queue::<String>(TRIGGER_CAPACITY, metrics.queue_dropped("app_triggers"));
-    let ctx = Arc::new(Context::new(appset::ContextParts {
-        client: client.clone(),
-        clusters: clusters.clone(),
-        projects: projects.clone(),
-        applications: applications.clone(),
-        applications_ready,
-        repos: repos.clone(),
-        events: EventPublisher::new(
-            client.clone(),
-            "argosy-applicationset-controller",
-            args.identity.clone(),
-        ),
-        leader: leader.clone(),
-        metrics: metrics.clone(),
-        config: appset::Config {
-            controller_namespace: args.namespace.clone(),
-            appset_namespaces,
-            budget: args.budget,
-            policy_override: args.policy,
-            pipeline: PipelineOptions {
-                default_git_requeue: args.git_requeue,
-                keep_params: false,
-            },
-            concurrent_writes: args.concurrent_writes,
-        },
-    }));
-
     // The ApplicationSet reflector is ours (not `Controller::new`'s) so that /readyz can
-    // see its first list complete.
+    // see its first list complete; notifications read webhooks from its store.
     let (appset_store, appsets_writer) = reflector::store();
+    let (notifier, notify_task) = crate::notify::Notifier::start(crate::notify::NotifierParts {
+        projects: projects.clone(),
+        appsets: appset_store.clone(),
+        leader: leader.clone(),
+        settings: args.notify,
+        metrics: metrics.clone(),
+    });
+    let notify_task = tokio::spawn(notify_task);
+    let ctx = Arc::new(
+        Context::new(appset::ContextParts {
+            client: client.clone(),
+            clusters: clusters.clone(),
+            projects: projects.clone(),
+            applications: applications.clone(),
+            applications_ready,
+            repos: repos.clone(),
+            events: EventPublisher::new(
+                client.clone(),
+                "argosy-applicationset-controller",
+                args.identity.clone(),
+            ),
+            leader: leader.clone(),
+            metrics: metrics.clone(),
+            config: appset::Config {
+                controller_namespace: args.namespace.clone(),
+                appset_namespaces,
+                budget: args.budget,
+                policy_override: args.policy,
+                pipeline: PipelineOptions {
+                    default_git_requeue: args.git_requeue,
+                    keep_params: false,
+                },
+                concurrent_writes: args.concurrent_writes,
+            },
+        })
+        .with_notifier(notifier.clone()),
+    );
+
     let (appsets_listed, appsets_ready) = StoreReady::new();
     // The echo of the controller's own metadata write (the removal of a refresh request)
     // is not a change to regenerate for.
@@ -444,6 +457,7 @@ pub async fn run_with(
                     heartbeat: sync_heartbeat.clone(),
                     health_checks: health_checks.clone(),
                     argocd_cm_changes: argocd_cm_changes.clone(),
+                    notifier: notifier.clone(),
                 },
                 shutdown.clone(),
             )
@@ -594,6 +608,9 @@ pub async fn run_with(
     drop(leader);
     drop(ctx);
     drop(sync_ctx);
+    // Notifications still queued or retrying are not waited for (nor are they a write).
+    drop(notifier);
+    notify_task.abort();
     // The fence's follower holds a leadership receiver too (and never ends by itself):
     // without stopping it the Lease would never be released. Nothing writes any more;
     // close the fence for good all the same.
@@ -793,6 +810,8 @@ struct SyncWiring {
     health_checks: HealthCheckRegistry,
     /// Ticks when `argocd-cm` changed.
     argocd_cm_changes: tokio::sync::watch::Receiver<()>,
+    /// Where sync failures and Degraded health are notified.
+    notifier: crate::notify::Notifier,
 }
 
 fn sync_controller(
@@ -818,6 +837,7 @@ fn sync_controller(
         heartbeat,
         health_checks,
         mut argocd_cm_changes,
+        notifier,
     } = wiring;
     // The first value is the channel's initial one, not a change.
     argocd_cm_changes.mark_unchanged();
@@ -868,7 +888,8 @@ fn sync_controller(
                 ..sync_config(args)
             },
         })
-        .with_metrics(metrics),
+        .with_metrics(metrics)
+        .with_notifier(notifier),
     );
     // The echo of the engine's own status write is not a change to act on. An event whose
     // app is no longer in the store (the fan-out passes each event on after the store has

@@ -291,6 +291,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         webhook: WebhookConfig::default(),
         dashboard_token: None,
         http: argosy::run::HttpSettings::default(),
+        notify: argosy::notify::NotifySettings::default(),
     }
 }
 

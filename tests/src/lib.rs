@@ -29,6 +29,9 @@
 //! optional basic auth) on loopback for the Helm OCI chart and image tests (installed by
 //! `scripts/install-registry.sh`); [`image`] builds Argosy's container image with
 //! `scripts/build-image.sh`, pushes it there, and pulls and runs it with podman.
+//!
+//! [`webhook_receiver`] is a scripted HTTP receiver on loopback for the notification tests
+//! (answers by status code in order, or never).
 
 pub mod argocd;
 pub mod bench;
@@ -46,6 +49,7 @@ pub mod modgraph;
 pub mod ports;
 pub mod probe;
 pub mod registry;
+pub mod webhook_receiver;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane,

@@ -124,6 +124,9 @@ pub struct Context {
     /// apart: [`Echoes`] tracks its own lifecycle per key).
     own_writes: Mutex<Echoes<AppKey>>,
     pub metrics: Metrics,
+    /// Where sync failures and Degraded health are notified (disabled until
+    /// [`Self::with_notifier`]).
+    notifier: crate::notify::Notifier,
     /// Consecutive contained panics per app ([`crate::contain`]), for the requeue backoff.
     panics: crate::contain::PanicBackoff,
 }
@@ -159,6 +162,7 @@ impl Context {
             records: Mutex::default(),
             own_writes: Mutex::default(),
             metrics: Metrics::default(),
+            notifier: crate::notify::Notifier::disabled(),
             panics: crate::contain::PanicBackoff::default(),
         }
     }
@@ -166,6 +170,13 @@ impl Context {
     /// Reports syncs and reconciles to `metrics` (the `/metrics` registry).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Notifies sync failures and health turning Degraded through `notifier`.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = notifier;
         self
     }
 
@@ -1451,6 +1462,8 @@ async fn write_status(
             app: app.metadata.name.clone().unwrap_or_default(),
             source,
         })?;
+    // What changed is written: a failed sync or Degraded health is news now, once.
+    ctx.notifier.app_status_written(app, existing, report);
     Ok(true)
 }
 

@@ -71,6 +71,8 @@ pub struct Context {
     pub leader: Option<tokio::sync::watch::Receiver<bool>>,
     pub config: Config,
     pub metrics: crate::metrics::Metrics,
+    /// Where rollout transitions are notified (disabled until [`Self::with_notifier`]).
+    pub notifier: crate::notify::Notifier,
     /// Consecutive failures per ApplicationSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<ApplicationSet>, u32>>,
     /// Consecutive contained panics per ApplicationSet ([`crate::contain`]).
@@ -106,10 +108,18 @@ impl Context {
             leader,
             config,
             metrics,
+            notifier: crate::notify::Notifier::disabled(),
             failures: Mutex::default(),
             panics: crate::contain::PanicBackoff::default(),
             own_writes: Mutex::default(),
         }
+    }
+
+    /// Notifies rollout transitions through `notifier`.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// What `appset` generates now, from this context's clusters, repositories and

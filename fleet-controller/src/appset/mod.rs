@@ -312,6 +312,23 @@ async fn reconcile_appset(appset: Arc<ApplicationSet>, ctx: Arc<Context>) -> Res
             status::with_rollout(&mut new_status, &progress, &now);
             writer::publish_status(&appset, new_status, &ctx).await?;
             writer::publish_rollout_events(&appset, &progress.events, &ctx).await;
+            let happenings: Vec<_> = progress
+                .events
+                .iter()
+                .map(|e| crate::notify::RolloutHappening {
+                    warning: e.warning,
+                    reason: e.reason,
+                    message: &e.message,
+                })
+                .collect();
+            ctx.notifier.rollout(
+                &appset,
+                &template_project(&appset),
+                &owned,
+                &progress.rollout,
+                &progress.application_status,
+                &happenings,
+            );
             requeue_rollout = progress.requeue;
         }
         Strategy::AllAtOnce => {

@@ -279,6 +279,15 @@ pub struct RunFlags {
     /// Fetch repositories from loopback, link-local and cloud metadata hosts.
     #[arg(long)]
     pub allow_internal_repo_hosts: bool,
+    /// Seconds one webhook notification request may take (connect, send, answer).
+    #[arg(long, default_value_t = defaults::NOTIFY_TIMEOUT_SECONDS)]
+    pub notify_timeout_seconds: u64,
+    /// Attempts per webhook notification (the first included), with backoff between them.
+    #[arg(long, default_value_t = defaults::NOTIFY_ATTEMPTS)]
+    pub notify_attempts: u32,
+    /// Send notifications to webhooks on loopback, link-local and cloud metadata hosts.
+    #[arg(long)]
+    pub allow_internal_notify_hosts: bool,
     /// Check remote repositories' refs at most this often, in seconds (a push webhook
     /// checks at once).
     #[arg(long, default_value_t = defaults::REPO_REFRESH_SECONDS)]

@@ -198,6 +198,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         flags.readiness_stall_seconds.max(1),
                     ),
                 },
+                notify: crate::notify::NotifySettings {
+                    timeout: std::time::Duration::from_secs(flags.notify_timeout_seconds.max(1)),
+                    attempts: flags.notify_attempts.max(1),
+                    allow_internal_hosts: flags.allow_internal_notify_hosts,
+                    ..crate::notify::NotifySettings::default()
+                },
             };
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(crate::run::run(args))?;
