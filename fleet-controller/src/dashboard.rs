@@ -6,6 +6,9 @@
 //! * `GET /api/v1/apps/{namespace}/{name}`: one Application's status detail;
 //! * `GET /api/v1/apps/{namespace}/{name}/diff`: the sync engine's diff (built-in engine only);
 //! * `GET /api/v1/appsets/{namespace}/{name}/preview`: what the ApplicationSet generates now;
+//! * `GET /api/v1/appsets/{namespace}/{name}/rollout?groupBy=<label>`: where its RollingSync
+//!   stands ([`RolloutView`]: phase, step, why, each Application's step, progress,
+//!   destination and customer, running and target revision), from the watch caches;
 //! * `GET /api/v1/appsets/{namespace}/{name}/plan?to=REV[&from=REV][&repoURL=URL][&groupBy=LABEL]`:
 //!   the fleet plan of a revision range (built-in engine only; see
 //!   [`argosy_sync_engine::fleet_plan`]), read-only, bounded in Applications and time;
@@ -49,6 +52,7 @@ use crate::http::session::{self, Sessions};
 use crate::http::{ClientAddr, bearer, client_ip, too_many};
 use crate::query::{ControllerQueries, QueryError};
 use crate::registry::ClusterRegistry;
+use crate::rollout_view::{self, RolloutView};
 use crate::webhook::tokens_equal;
 
 /// How often the event stream recomputes the summary.
@@ -242,6 +246,10 @@ pub fn routes(access: Option<Access>, sources: Sources) -> Router {
             get(appset_preview),
         )
         .route("/api/v1/appsets/{namespace}/{name}/plan", get(appset_plan))
+        .route(
+            "/api/v1/appsets/{namespace}/{name}/rollout",
+            get(appset_rollout),
+        )
         .route("/api/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(access.clone(), require_auth))
         .with_state(sources);
@@ -335,6 +343,40 @@ async fn fleet_summary(
     Query(query): Query<GroupBy>,
 ) -> Json<FleetSummary> {
     Json(sources.summary(&query.group_by))
+}
+
+/// `?groupBy=`, defaulting to the fleet's customer label.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerLabel {
+    group_by: Option<String>,
+}
+
+async fn appset_rollout(
+    State(sources): State<Sources>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<CustomerLabel>,
+) -> Result<Json<RolloutView>, DashboardError> {
+    let appset = sources.appset(&namespace, &name)?;
+    let owned: Vec<Arc<Application>> = sources
+        .applications
+        .state()
+        .into_iter()
+        .filter(|a| {
+            a.metadata.namespace.as_deref() == Some(namespace.as_str())
+                && rollout_view::owned_by(a, &name)
+        })
+        .collect();
+    let group_by = query
+        .group_by
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| crate::defaults::PLAN_GROUP_BY.to_owned());
+    Ok(Json(rollout_view::view(
+        &appset,
+        &owned,
+        &sources.clusters.valid_clusters(),
+        &group_by,
+    )))
 }
 
 /// One Application as the detail view shows it.
@@ -946,6 +988,21 @@ mod tests {
             diff["error"].as_str().unwrap().contains("sync engine"),
             "{diff}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_rollout_view_needs_the_token_and_an_appset() {
+        let router = routes(access(), fixture().sources);
+        let refused = send(&router, "/api/v1/appsets/argocd/listed/rollout", &[]).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let (status, view) = get_json(&router, "/api/v1/appsets/argocd/listed/rollout").await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        assert_eq!(view["name"], "listed");
+        assert_eq!(view["rollingSync"], false, "no strategy: every app at once");
+        assert_eq!(view["applications"], json!([]));
+        let (status, missing) = get_json(&router, "/api/v1/appsets/argocd/nope/rollout").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(missing["error"], "ApplicationSet argocd/nope not found");
     }
 
     #[tokio::test]

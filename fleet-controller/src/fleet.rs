@@ -421,7 +421,7 @@ fn base_name(app: &Application, cluster_name: &str, group: &str) -> String {
 }
 
 /// The name of the ApplicationSet whose controller ownerReference the app carries.
-fn owning_appset(app: &Application) -> Option<&str> {
+pub fn owning_appset(app: &Application) -> Option<&str> {
     app.metadata
         .owner_references
         .as_ref()?

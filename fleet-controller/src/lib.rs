@@ -38,6 +38,7 @@ pub mod queue;
 pub mod refresh;
 pub mod registry;
 pub mod repo_credentials;
+pub mod rollout_view;
 pub mod run;
 #[cfg(test)]
 mod testing;

@@ -231,6 +231,37 @@ return {
 };
 "#;
 
+/// The ApplicationSet with a RollingSync (one step, one Application on acme's cluster).
+const ROLLING: &str = "canary";
+
+/// (Its destination is a server: the matrix check compares servers.)
+fn rolling_appset(server: &str) -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+           "metadata": {"name": ROLLING, "namespace": ARGOCD_NAMESPACE},
+           "spec": {
+               "generators": [{"list": {"elements": [{"cluster": "acme-prod", "server": server}]}}],
+               "strategy": {"type": "RollingSync", "rollingSync": {"steps": [
+                   {"matchExpressions": [{"key": "ring", "operator": "In", "values": ["canary"]}]}]}},
+               "template": {
+                   "metadata": {"name": "canary-{{cluster}}", "labels": {"ring": "canary"}},
+                   "spec": {"project": "default",
+                            "source": {"repoURL": REPO_URL, "targetRevision": "main", "path": "rollout"},
+                            "destination": {"server": "{{server}}", "namespace": "canary"},
+                            "syncPolicy": {"automated": {}, "syncOptions": ["CreateNamespace=true"]}}}}})
+}
+
+/// What the page shows of a rollout: its phase and step, and each Application's row.
+const READ_ROLLOUT: &str = r#"
+const phase = document.querySelector('#rollout [data-phase]');
+if (!phase) return null;
+return {
+  phase: phase.dataset.phase, step: phase.dataset.step,
+  rows: [...document.querySelectorAll('#rollout tr[data-app]')].map(r => ({
+    app: r.dataset.app, progress: r.dataset.progress, customer: r.dataset.customer,
+    step: r.closest('[data-step]').dataset.step })),
+};
+"#;
+
 /// `(app, server, revision[..7], sync, health)` of each Application, as the API server has it.
 async fn real_cells(client: &Client) -> Result<BTreeSet<(String, String, String, String, String)>> {
     let api: Api<DynamicObject> =
@@ -290,12 +321,15 @@ async fn dashboard_shows_the_fleet_and_an_unreachable_cluster_live() -> Result<(
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("fleet.git");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/per-customer");
-    write_tree_commit(
-        &repo,
-        "refs/heads/main",
-        &files_under(&example.join("repo"), "")?,
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let mut files = files_under(&example.join("repo"), "")?;
+    files.insert(
+        "rollout/settings.yaml".to_owned(),
+        TreeEntry::File(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  key: v1\n"
+                .to_owned(),
+        ),
+    );
+    write_tree_commit(&repo, "refs/heads/main", &files).map_err(|e| anyhow::anyhow!(e))?;
     for (i, name, customer, tier) in CLUSTERS {
         let cluster = &cp.workloads()[i];
         register_cluster(
@@ -309,6 +343,12 @@ async fn dashboard_shows_the_fleet_and_an_unreachable_cluster_live() -> Result<(
     let appset: Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(example.join("appset.yaml"))?)?;
     apply_json(&client, &appset_resource(), appset).await?;
+    apply_json(
+        &client,
+        &appset_resource(),
+        rolling_appset(&cp.workloads()[0].server),
+    )
+    .await?;
 
     let port = free_port()?;
     let mut args = run_args("dashboard", dir.path().join("cache"));
@@ -326,6 +366,10 @@ async fn dashboard_shows_the_fleet_and_an_unreachable_cluster_live() -> Result<(
         Duration::from_secs(120),
         || async {
             let cells = real_cells(&client).await?;
+            let cells: Vec<_> = cells
+                .into_iter()
+                .filter(|(name, ..)| APPS.contains(&name.as_str()))
+                .collect();
             let done = cells.len() == APPS.len()
                 && cells.iter().all(|(name, _, _, sync, health)| {
                     let expected = if name.ends_with("-acme") {
@@ -443,6 +487,46 @@ async fn scenario(
             "{preview}"
         );
     }
+
+    // A RollingSync ApplicationSet: its rollout as the API server has it (phase, step),
+    // and its Application's row with the destination's customer.
+    browser
+        .script(&format!(
+            "location.hash = '#/appset/argocd/{ROLLING}'; return null;"
+        ))
+        .await?;
+    let appsets: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), ARGOCD_NAMESPACE, &appset_resource());
+    let rollout = wait_for(
+        "the rollout in the page",
+        Duration::from_secs(60),
+        || async {
+            let status = serde_json::to_value(appsets.get(ROLLING).await?)?["status"].clone();
+            let (rollout, apps) = (&status["rollout"], &status["applicationStatus"]);
+            let shown = browser.script(READ_ROLLOUT).await?;
+            // (Before its Application exists, the rollout is Completed with nothing in it.)
+            let same = !shown.is_null()
+                && apps.as_array().is_some_and(|a| !a.is_empty())
+                && shown["rows"].as_array().map(Vec::len) == apps.as_array().map(Vec::len)
+                && rollout["phase"].as_str().is_some_and(|p| !p.is_empty())
+                && shown["phase"] == rollout["phase"]
+                && shown["step"].as_str().and_then(|s| s.parse::<u64>().ok())
+                    == rollout["step"].as_u64();
+            Ok(same.then_some(shown))
+        },
+    )
+    .await?;
+    let rows = rollout["rows"].as_array().context("rows")?;
+    assert_eq!(rows.len(), 1, "{rollout}");
+    assert_eq!(rows[0]["app"], format!("{ROLLING}-acme-prod"), "{rollout}");
+    assert_eq!(rows[0]["customer"], "acme", "{rollout}");
+    assert_eq!(rows[0]["step"], "1", "{rollout}");
+    assert!(
+        ["Waiting", "Pending", "Progressing", "Healthy"]
+            .contains(&rows[0]["progress"].as_str().unwrap_or("")),
+        "{rollout}"
+    );
+    browser.screenshot("rollout.png").await?;
 
     // Back to the matrix (a hash change, not a load); mark the page to prove no reload.
     browser

@@ -94,7 +94,7 @@ function renderFleet() {
       h("td", {}, Object.entries(a.apps.bySync).map(([k, v]) => h("span", {}, badge("sync", k), ` ${v} `))),
       h("td", {}, Object.entries(a.apps.byHealth).map(([k, v]) => h("span", {}, badge("health", k), ` ${v} `))),
       h("td", {}, a.drifted.join(", ") || "-"),
-      h("td", {}, h("a", { href: `#/appset/${encodeURIComponent(a.namespace)}/${encodeURIComponent(a.name)}` }, "preview")))));
+      h("td", {}, h("a", { href: `#/appset/${encodeURIComponent(a.namespace)}/${encodeURIComponent(a.name)}` }, "rollout, preview")))));
   const groups = h("table", { id: "groups" },
     h("tr", {}, h("th", {}, s.groupBy || "group"), h("th", {}, "clusters"), h("th", {}, "unreachable"), h("th", {}, "apps"), h("th", {}, "out of sync"), h("th", {}, "degraded")),
     s.groups.map((g) => h("tr", { "data-group": g.value },
@@ -165,31 +165,96 @@ async function renderApp(ns, name) {
   }
 }
 
-// --- ApplicationSet preview: what it would generate now.
+// --- ApplicationSet view: its rollout (live), then what it would generate now.
 
-async function renderPreview(ns, name) {
-  const root = h("div", { id: "preview", "data-appset": name }, h("p", {}, h("a", { href: "#/" }, "← fleet")),
-    h("h2", {}, `Preview of ApplicationSet ${ns}/${name}`));
-  view().replaceChildren(root, h("p", {}, "generating…"));
+function short(revision) {
+  return (revision || "").slice(0, 7);
+}
+
+function rolloutRow(ns, a) {
+  const runs = short(a.runs), targets = a.target.map(short);
+  const behind = runs && targets.length && !targets.includes(runs);
+  return h("tr", { "data-app": a.application, "data-progress": a.progress, "data-customer": a.customer || "" },
+    h("td", {}, h("a", { href: `#/app/${encodeURIComponent(ns)}/${encodeURIComponent(a.application)}` }, a.application)),
+    h("td", {}, badge("progress", a.progress)),
+    h("td", {}, a.sync ? [badge("sync", a.sync), badge("health", a.health)] : "-"),
+    h("td", {}, a.destination || "-"),
+    h("td", {}, a.customer || "-"),
+    h("td", { class: behind ? "behind" : "" }, h("code", {}, runs || "-")),
+    h("td", {}, h("code", {}, targets.join(", ") || "-")),
+    h("td", {}, a.message));
+}
+
+// The rollout: phase, step N of M, why it waits or stopped, and per step its
+// Applications (progress, destination and customer, running vs target revision).
+function renderRollout(section, r) {
+  if (!r.rollingSync) {
+    section.replaceChildren(h("p", { "data-phase": "" }, "Every Application is updated at once (no RollingSync)."));
+    return;
+  }
+  const ro = r.rollout;
+  const settings = [r.bakeTime && `bake time ${r.bakeTime}`, r.failureBudget && `failure budget ${r.failureBudget}`,
+    r.paused && `paused: ${r.paused}`].filter(Boolean).join(", ");
+  const header = h("tr", {}, ["Application", "progress", "sync / health", "destination", state.groupBy || "customer",
+    "runs", "target", "why"].map((t) => h("th", {}, t)));
+  const steps = [...Array(r.steps).keys()].map((i) => i + 1);
+  const groups = [...steps, null].map((step) => {
+    const rows = r.applications.filter((a) => (a.step ?? null) === step);
+    if (step === null && !rows.length) return null;
+    const current = ro && ro.step === step;
+    return h("div", { class: current ? "step current" : "step", "data-step": step === null ? "none" : String(step) },
+      h("h4", {}, step === null ? "In no step (the rollout never syncs these)" : `Step ${step} of ${r.steps}${current ? " (current)" : ""}`),
+      rows.length ? h("table", {}, header.cloneNode(true), rows.map((a) => rolloutRow(r.namespace, a))) : h("p", {}, "no Applications"));
+  });
+  // (replaceChildren takes nodes only: no nulls, no arrays.)
+  section.replaceChildren(...[
+    h("p", { class: "rollout-phase", "data-phase": ro ? ro.phase : "", "data-step": ro ? String(ro.step) : "" },
+      badge("phase", ro ? ro.phase : "not reconciled yet"),
+      ro && ro.step ? ` step ${ro.step} of ${r.steps}` : ` ${r.steps} step(s)`,
+      ro && ro.since ? `, since ${ro.since}` : ""),
+    ro && ro.message ? h("p", { class: "rollout-why" }, ro.message) : null,
+    settings ? h("p", {}, settings) : null,
+    ...groups,
+  ].filter(Boolean));
+}
+
+async function refreshRollout(ns, name) {
+  const section = document.getElementById("rollout");
+  if (!section) return;
+  try {
+    const r = await api(`/api/v1/appsets/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/rollout?groupBy=${encodeURIComponent(state.groupBy)}`);
+    renderRollout(section, r);
+  } catch (e) {
+    section.replaceChildren(h("p", { class: "error" }, e.message));
+  }
+}
+
+async function renderAppSet(ns, name) {
+  const rollout = h("section", { id: "rollout", "data-appset": name }, h("p", {}, "loading the rollout…"));
+  const preview = h("div", { id: "preview", "data-appset": name }, h("h3", {}, "Preview: what it generates now"), h("p", {}, "generating…"));
+  view().replaceChildren(h("div", { id: "appset", "data-appset": name },
+    h("p", {}, h("a", { href: "#/" }, "← fleet")),
+    h("h2", {}, `ApplicationSet ${ns}/${name}`),
+    h("h3", {}, "Rollout"), rollout, preview));
+  refreshRollout(ns, name);
   try {
     const p = await api(`/api/v1/appsets/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/preview`);
-    root.append(h("table", {},
+    preview.replaceChildren(preview.firstChild, h("table", {},
       h("tr", {}, h("th", {}, "Application"), h("th", {}, "destination"), h("th", {}, "source"), h("th", {}, "exists")),
       p.applications.map((a) => h("tr", { "data-app": a.name },
         h("td", {}, a.name), h("td", {}, `${a.destination.name || a.destination.server} / ${a.destination.namespace || ""}`),
         h("td", {}, a.sources.map((s) => `${s.repoURL} ${s.path || s.chart || ""} @ ${s.targetRevision || "HEAD"}`).join("; ")),
         h("td", {}, a.exists ? "yes" : "new")))));
-    if (p.validationErrors.length) root.append(h("ul", { class: "error" }, p.validationErrors.map((e) => h("li", {}, e))));
-    view().replaceChildren(root);
+    if (p.validationErrors.length) preview.append(h("ul", { class: "error" }, p.validationErrors.map((e) => h("li", {}, e))));
   } catch (e) {
-    view().replaceChildren(root, h("p", { class: "error" }, e.message));
+    preview.replaceChildren(preview.firstChild, h("p", { class: "error" }, e.message));
   }
 }
 
 function render() {
   const r = route();
   if (r.kind === "app") renderApp(r.ns, r.name);
-  else if (r.kind === "appset") renderPreview(r.ns, r.name);
+  else if (r.kind === "appset") renderAppSet(r.ns, r.name);
   else renderFleet();
 }
 
@@ -214,7 +279,10 @@ function subscribe() {
     state.summary = JSON.parse(e.data);
     document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
     renderTotals();
-    if (route().kind === "fleet") renderFleet();
+    const r = route();
+    if (r.kind === "fleet") renderFleet();
+    // A rollout moves with its Applications: read it again on every fleet change.
+    else if (r.kind === "appset") refreshRollout(r.ns, r.name);
   });
 }
 

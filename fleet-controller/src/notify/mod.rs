@@ -130,7 +130,8 @@ impl Notifier {
         }
         let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
         let project = project_of(app);
-        let appset = payload::owning_appset(app).and_then(|name| inner.appset(namespace, name));
+        let appset =
+            crate::fleet::owning_appset(app).and_then(|name| inner.appset(namespace, name));
         let urls = inner.webhooks(appset.as_deref(), [project]);
         for notice in &notices {
             inner.enqueue(&urls, notice);

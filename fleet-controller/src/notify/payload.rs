@@ -92,7 +92,7 @@ pub fn rollout(
 ) -> Payload {
     let namespace = appset.metadata.namespace.clone().unwrap_or_default();
     let name = appset.metadata.name.clone().unwrap_or_default();
-    let steps = step_count(appset);
+    let steps = crate::rollout_view::step_count(appset);
     let step = state.step.to_string();
     // The step's target, else any: every Application of one rollout goes to one commit
     // per source, so the first one found is the rollout's.
@@ -136,17 +136,6 @@ pub fn rollout(
         message: event.message.to_owned(),
         time: time.to_owned(),
     }
-}
-
-/// The number of steps of an ApplicationSet's RollingSync (0 without one).
-pub fn step_count(appset: &ApplicationSet) -> usize {
-    appset
-        .spec
-        .strategy
-        .as_ref()
-        .and_then(|s| s.pointer("/rollingSync/steps"))
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len)
 }
 
 /// The notifications of a status write of `app`: from its `previous` status (as JSON) to
@@ -239,7 +228,7 @@ fn app_payload(
     } else {
         app.spec.project.clone()
     };
-    let application_set = owning_appset(app).map(str::to_owned);
+    let application_set = crate::fleet::owning_appset(app).map(str::to_owned);
     let text = format!(
         "{} Application {}/{} (project {}): {what}{}{}",
         icon(true),
@@ -272,16 +261,6 @@ fn app_payload(
         message: message.to_owned(),
         time: time.to_owned(),
     }
-}
-
-/// The ApplicationSet that controls `app`, by its controller owner reference.
-pub fn owning_appset(app: &Application) -> Option<&str> {
-    app.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true) && r.kind == "ApplicationSet")
-        .map(|r| r.name.as_str())
 }
 
 fn first_string(value: &Value) -> Option<String> {

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::appset::strategy::{ABORT_ANNOTATION, PAUSED_ANNOTATION, RETRY_ANNOTATION};
 use crate::cli::cmd::app::{AppError, Output, emit, encode};
+use crate::rollout_view::{self, is_rolling_sync, owned_by};
 
 /// `argosy rollout` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -152,23 +153,6 @@ fn request_id() -> String {
     Timestamp::now().to_string()
 }
 
-fn is_rolling_sync(appset: &ApplicationSet) -> bool {
-    let strategy = appset.spec.strategy.as_ref();
-    strategy.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("RollingSync")
-        && strategy
-            .and_then(|s| s.pointer("/rollingSync/steps"))
-            .and_then(Value::as_array)
-            .is_some_and(|steps| !steps.is_empty())
-}
-
-fn owned_by(app: &Application, appset: &str) -> bool {
-    app.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && r.kind == "ApplicationSet" && r.name == appset)
-}
-
 /// `-o json|yaml`: the rollout part of the status.
 fn status_json(appset: &ApplicationSet) -> Value {
     let status = appset.status.clone().unwrap_or_default();
@@ -183,62 +167,32 @@ fn status_json(appset: &ApplicationSet) -> Value {
     })
 }
 
-/// The revision an Application runs: its last sync's, else its newest history entry's.
-fn running_revision(app: &Application) -> String {
-    let status = app.status.as_ref();
-    let from_sync = status
-        .and_then(|s| s.operation_state())
-        .and_then(Result::ok)
-        .filter(|s| s.phase == argosy_crds::operation::OperationPhase::Succeeded)
-        .and_then(|s| s.sync_result)
-        .map(|r| r.revision)
-        .filter(|r| !r.is_empty());
-    from_sync
-        .or_else(|| {
-            status
-                .and_then(|s| s.history())
-                .and_then(Result::ok)
-                .and_then(|h| h.last().map(|e| e.revision.clone()))
-        })
-        .unwrap_or_default()
-}
-
 fn short(revision: &str) -> &str {
     revision.get(..7).unwrap_or(revision)
 }
 
 /// The table of `argosy rollout status`.
 fn status_text(appset: &ApplicationSet, owned: &[Application]) -> String {
-    let name = appset.metadata.name.as_deref().unwrap_or_default();
-    let namespace = appset.metadata.namespace.as_deref().unwrap_or_default();
-    let status = appset.status.clone().unwrap_or_default();
-    let mut text = format!("ApplicationSet: {namespace}/{name}\n");
-    if !is_rolling_sync(appset) {
+    // Customers come from cluster Secrets, which `status` does not read: the destination
+    // column names the cluster.
+    let view = rollout_view::view(appset, owned, &[], "");
+    let mut text = format!("ApplicationSet: {}/{}\n", view.namespace, view.name);
+    if !view.rolling_sync {
         text.push_str("Strategy:       AllAtOnce (no rollout)\n");
         return text;
     }
-    let steps = appset
-        .spec
-        .strategy
-        .as_ref()
-        .and_then(|s| s.pointer("/rollingSync/steps"))
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let steps = view.steps;
     text.push_str(&format!("Strategy:       RollingSync, {steps} step(s)\n"));
-    let annotations = appset.metadata.annotations.clone().unwrap_or_default();
-    for (label, key) in [
-        ("Bake time", crate::appset::strategy::BAKE_TIME_ANNOTATION),
-        (
-            "Failure budget",
-            crate::appset::strategy::FAILURE_BUDGET_ANNOTATION,
-        ),
-        ("Paused", PAUSED_ANNOTATION),
+    for (label, value) in [
+        ("Bake time", &view.bake_time),
+        ("Failure budget", &view.failure_budget),
+        ("Paused", &view.paused),
     ] {
-        if let Some(value) = annotations.get(key) {
+        if let Some(value) = value {
             text.push_str(&format!("{:<16}{value}\n", format!("{label}:")));
         }
     }
-    match &status.rollout {
+    match &view.rollout {
         Some(rollout) => {
             text.push_str(&format!("Phase:          {}", rollout.phase));
             if !rollout.since.is_empty() {
@@ -261,62 +215,28 @@ fn status_text(appset: &ApplicationSet, owned: &[Application]) -> String {
         "RUNS".to_owned(),
         "TARGET".to_owned(),
     ]];
-    let mut entries = status.application_status.clone();
-    entries.sort_by(|a, b| {
-        let step = |s: &str| {
-            s.parse::<i64>()
-                .map_or(i64::MAX, |n| if n < 0 { i64::MAX } else { n })
+    for row in &view.applications {
+        let sync_health = match (&row.sync, &row.health) {
+            (Some(sync), Some(health)) => format!("{sync}/{health}"),
+            _ => "-".to_owned(),
         };
-        (step(&a.step), &a.application).cmp(&(step(&b.step), &b.application))
-    });
-    for entry in &entries {
-        let app = owned
-            .iter()
-            .find(|a| a.metadata.name.as_deref() == Some(entry.application.as_str()));
-        let (sync_health, destination, runs) = app.map_or_else(
-            || ("-".to_owned(), "-".to_owned(), "-".to_owned()),
-            |app| {
-                let status = app.status.as_ref();
-                let sync = status
-                    .and_then(|s| s.sync.as_ref())
-                    .map_or("Unknown", |s| s.status.as_str());
-                let health = status
-                    .and_then(|s| s.health.as_ref())
-                    .map_or("Unknown", |h| h.status.as_str());
-                let destination = &app.spec.destination;
-                let where_ = if destination.name.is_empty() {
-                    destination.server.clone()
-                } else {
-                    destination.name.clone()
-                };
-                (
-                    format!("{sync}/{health}"),
-                    where_,
-                    short(&running_revision(app)).to_owned(),
-                )
-            },
-        );
-        let step = if entry.step == "-1" {
-            "none".to_owned()
-        } else {
-            entry.step.clone()
-        };
-        let target = entry
-            .target_revisions
+        let target = row
+            .target
             .iter()
             .map(|r| short(r))
             .collect::<Vec<_>>()
             .join(",");
         rows.push([
-            step,
-            entry.application.clone(),
-            entry.status.clone(),
+            row.step
+                .map_or_else(|| "none".to_owned(), |s| s.to_string()),
+            row.application.clone(),
+            row.progress.clone(),
             sync_health,
-            destination,
-            if runs.is_empty() {
+            row.destination.clone().unwrap_or_else(|| "-".to_owned()),
+            if row.runs.is_empty() {
                 "-".to_owned()
             } else {
-                runs
+                short(&row.runs).to_owned()
             },
             target,
         ]);
