@@ -18,16 +18,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
+use argosy_tests::TestCluster;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, init_tracing,
-    install_crds, prepare_namespace, run_args, start_controller, wait_for,
+    ARGOCD_NAMESPACE, application_resource, apply_json, appset_resource, argocd_control_plane,
+    init_tracing, run_args, start_controller, wait_for,
 };
 use argosy_tests::fixtures::{free_port, register_cluster};
 use argosy_tests::webhook_receiver::{Answer, Received, WebhookReceiver};
-use argosy_tests::{ControlPlane, TestCluster};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -108,12 +108,7 @@ async fn degrade(cluster: &TestCluster, namespace: &str) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn degraded_health_failed_syncs_and_rollouts_are_notified() -> Result<()> {
     init_tracing();
-    let cp = ControlPlane::start(1)
-        .await
-        .context("starting the control plane (run scripts/install-control-plane.sh first)")?;
-    let client = cp.management().client().await?;
-    install_crds(&client).await?;
-    prepare_namespace(&client).await?;
+    let (cp, client) = argocd_control_plane(1).await?;
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("fleet.git");
     let web = deployment();
