@@ -2,14 +2,16 @@
 //! cluster, the controller in-process with `--sync-engine argosy`, a real Git repository,
 //! and webhook receivers this test runs on loopback (`argosy_tests::webhook_receiver`).
 //!
-//! The AppProject `default` names four receivers in `argosy.io/notify-webhooks`: one that
-//! answers 200, one that answers 500 twice and then 200, and one that never answers.
-//! An ApplicationSet with a one-step RollingSync names a fifth. The test checks that
+//! The AppProject `default` names three receivers in `argosy.io/notify-webhooks`: one that
+//! never answers (named first), one that answers 200, one that answers 500 twice and then
+//! 200.
+//! An ApplicationSet with a one-step RollingSync names a fourth. The test checks that
 //! health turning Degraded is notified exactly once (not again when the app syncs a new
 //! commit and stays Degraded), that a failing sync is notified, that the flaky receiver
 //! gets the same payload again after its 500s, that the hanging receiver is timed out
 //! after every attempt (and counted as failed in /metrics) while the controller goes on
-//! notifying others, and that the rollout's transitions reach the ApplicationSet's
+//! reconciling and notifying the others within deadlines shorter than those attempts, and
+//! that the rollout's transitions reach the ApplicationSet's
 //! webhook and its project's.
 
 #![allow(clippy::unwrap_used)]
@@ -132,7 +134,9 @@ async fn degraded_health_failed_syncs_and_rollouts_are_notified() -> Result<()> 
     .await?;
     let hang = WebhookReceiver::start(&[], Answer::Hang).await?;
     let rollouts = WebhookReceiver::start(&[], Answer::Status(200)).await?;
-    let project_hooks = format!("{}, {}\n{}", ok.url, flaky.url, hang.url);
+    // The hanging receiver first: a controller that sent in order and waited for each
+    // answer would reach the others only after its attempts time out.
+    let project_hooks = format!("{}, {}\n{}", hang.url, ok.url, flaky.url);
     let projects: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         ARGOCD_NAMESPACE,
@@ -176,9 +180,10 @@ async fn degraded_health_failed_syncs_and_rollouts_are_notified() -> Result<()> 
     })
     .await?;
     degrade(workload, "web").await?;
+    // Within a deadline shorter than the hanging receiver's attempts (3 x 10 s + backoff).
     let degraded = wait_for(
         "the Degraded notification",
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         || async {
             let received = ok.received();
             Ok(about(&received, "healthDegraded", "web")
