@@ -164,6 +164,27 @@ mod tests {
         );
     }
 
+    mod parsers_proptest {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn any_annotation_parses_and_keeps_only_http_urls(
+                value in "(https?://|[a-z]{1,6}://)?\\PC{0,60}([ ,\n]\\PC{0,40}){0,3}",
+                allow in any::<bool>(),
+            ) {
+                let (urls, _) = webhooks([value.as_str()], allow);
+                for url in urls {
+                    prop_assert!(url.starts_with("http://") || url.starts_with("https://"), "{}", url);
+                    let shown = redact(&url);
+                    prop_assert!(shown.ends_with('/') || shown.ends_with('…'), "{}", shown);
+                }
+            }
+        }
+    }
+
     #[test]
     fn logs_never_show_a_webhook_token() {
         let slack = "https://hooks.slack.com/services/T000/B000/XXXXSECRET";
