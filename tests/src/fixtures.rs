@@ -458,3 +458,20 @@ pub async fn as_service_account(
     sa.token = token;
     Ok(sa)
 }
+
+/// A sync window that opened at the start of the current minute (UTC) and lasts
+/// `minutes`: its daily cron `schedule` and when it ends. Between `minutes - 1` and
+/// `minutes` of it remain.
+pub fn window_from_this_minute(minutes: i64) -> Result<(String, k8s_openapi::jiff::Timestamp)> {
+    use k8s_openapi::jiff::{
+        RoundMode, Timestamp, TimestampRound, ToSpan as _, Unit, tz::TimeZone,
+    };
+    let minute = Timestamp::now().round(
+        TimestampRound::new()
+            .smallest(Unit::Minute)
+            .mode(RoundMode::Trunc),
+    )?;
+    let start = minute.to_zoned(TimeZone::UTC);
+    let end = minute.checked_add(minutes.minutes())?;
+    Ok((format!("{} {} * * *", start.minute(), start.hour()), end))
+}

@@ -23,7 +23,7 @@ use argosy_tests::argocd::{
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{ControlPlane, TestCluster};
-use k8s_openapi::jiff::{RoundMode, Timestamp, TimestampRound, ToSpan as _, Unit};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -650,13 +650,7 @@ async fn a_deny_window_holds_the_gold_step_until_it_ends() -> Result<()> {
     let env = Env::start().await?;
     env.commit("nginx:1.0")?;
     // From the current minute (UTC) for two minutes: one to two minutes remain.
-    let minute = Timestamp::now().round(
-        TimestampRound::new()
-            .smallest(Unit::Minute)
-            .mode(RoundMode::Trunc),
-    )?;
-    let start = minute.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
-    let window_end = minute.checked_add(2.minutes())?;
+    let (schedule, window_end) = argosy_tests::fixtures::window_from_this_minute(2)?;
     let gold_server = env.workload("initech").server.clone();
     apply_json(
         &env.client,
@@ -667,7 +661,7 @@ async fn a_deny_window_holds_the_gold_step_until_it_ends() -> Result<()> {
                 "sourceRepos": ["*"],
                 "destinations": [{"server": "*", "namespace": "*"}],
                 "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
-                "syncWindows": [{"kind": "deny", "schedule": format!("{} {} * * *", start.minute(), start.hour()),
+                "syncWindows": [{"kind": "deny", "schedule": schedule,
                                  "duration": "2m", "clusters": [gold_server], "description": "gold change freeze"}],
             }}),
     )

@@ -31,7 +31,7 @@ use argosy_tests::argocd::{
 use argosy_tests::fixtures::{AppBuilder, create_namespace, register_cluster};
 use argosy_tests::{AuditEvent, ControlPlane, TestCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::jiff::{RoundMode, Timestamp, TimestampRound, ToSpan as _, Unit};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -158,14 +158,7 @@ async fn a_deny_window_holds_every_sync_to_its_cluster_until_it_ends() -> Result
 
     // The deny window: from the current minute (UTC) for three minutes, so at least two
     // remain; it ends at `window_end`.
-    let minute = Timestamp::now().round(
-        TimestampRound::new()
-            .smallest(Unit::Minute)
-            .mode(RoundMode::Trunc),
-    )?;
-    let start = minute.to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
-    let window_end = minute.checked_add(3.minutes())?;
-    let schedule = format!("{} {} * * *", start.minute(), start.hour());
+    let (schedule, window_end) = argosy_tests::fixtures::window_from_this_minute(3)?;
     apply_json(
         &admin,
         &ApiResource::erase::<argosy_crds::AppProject>(&()),
@@ -177,7 +170,8 @@ async fn a_deny_window_holds_every_sync_to_its_cluster_until_it_ends() -> Result
     )
     .await?;
     // Office hours: twelve hours from now, an hour long; manual syncs allowed.
-    let office_hour = (start.hour() + 12) % 24;
+    let now = Timestamp::now().to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC);
+    let office_hour = (now.hour() + 12) % 24;
     apply_json(
         &admin,
         &ApiResource::erase::<argosy_crds::AppProject>(&()),

@@ -574,11 +574,24 @@ fn rollout_sync(app: &Application, prune: bool) -> Operation {
             ..RetryStrategy::default()
         });
     Operation {
-        sync: Some(SyncOperation {
-            prune: prune && policy.is_some(),
-            sync_options: policy.map(|p| p.sync_options.clone()).unwrap_or_default(),
-            ..SyncOperation::default()
-        }),
+        retry: Some(retry),
+        ..rollout_operation(
+            SyncOperation {
+                prune: prune && policy.is_some(),
+                sync_options: policy.map(|p| p.sync_options.clone()).unwrap_or_default(),
+                ..SyncOperation::default()
+            },
+            "ApplicationSet RollingSync triggered a sync of this Application resource".into(),
+        )
+    }
+}
+
+/// An operation the rollout starts: `sync`, initiated by [`INITIATOR`] as an automated
+/// one (as Argo CD marks them, so a window's `manualSync` does not let it through), with
+/// `reason` as its `Reason` info.
+fn rollout_operation(sync: SyncOperation, reason: String) -> Operation {
+    Operation {
+        sync: Some(sync),
         initiated_by: Some(OperationInitiator {
             username: INITIATOR.into(),
             automated: true,
@@ -586,11 +599,9 @@ fn rollout_sync(app: &Application, prune: bool) -> Operation {
         }),
         info: vec![Info {
             name: "Reason".into(),
-            value: "ApplicationSet RollingSync triggered a sync of this Application resource"
-                .into(),
+            value: reason,
             ..Info::default()
         }],
-        retry: Some(retry),
         ..Operation::default()
     }
 }
@@ -613,26 +624,16 @@ fn rollback(app: &Application, synced_at: Timestamp, reason: &str) -> Option<(Op
     } else {
         entry.revisions.join(",")
     };
-    let operation = Operation {
-        sync: Some(SyncOperation {
+    let operation = rollout_operation(
+        SyncOperation {
             revision: entry.revision.clone(),
             revisions: entry.revisions.clone(),
             source: entry.source.clone(),
             sources: entry.sources.clone(),
             ..SyncOperation::default()
-        }),
-        initiated_by: Some(OperationInitiator {
-            username: INITIATOR.into(),
-            automated: true,
-            ..OperationInitiator::default()
-        }),
-        info: vec![Info {
-            name: "Reason".into(),
-            value: format!("{reason}: rolled back to revision {revision}"),
-            ..Info::default()
-        }],
-        ..Operation::default()
-    };
+        },
+        format!("{reason}: rolled back to revision {revision}"),
+    );
     Some((operation, revision))
 }
 
