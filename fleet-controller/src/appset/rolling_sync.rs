@@ -719,12 +719,15 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
         .collect();
 
     // Step 3: a new rollout, the end of a halt, a halt.
+    // A halt ends when every failed Application has a new target: a new commit, or a
+    // new spec from the ApplicationSet (a fixed generator parameter).
     let changed_targets = |rollout: &RolloutState| {
         rollout.failed.iter().all(|(name, revs)| {
-            entries
-                .iter()
-                .find(|e| e.application == *name)
-                .is_none_or(|e| e.target_revisions != *revs)
+            input.spec_changed.contains(name)
+                || entries
+                    .iter()
+                    .find(|e| e.application == *name)
+                    .is_none_or(|e| e.target_revisions != *revs)
         })
     };
     let halted = matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED);
@@ -1723,6 +1726,35 @@ mod tests {
         let next = world.step(at(20));
         assert_eq!(next.rollout.phase, phase::PROGRESSING);
         assert_eq!(names(&next.syncs), ["web-canary"]);
+    }
+
+    #[test]
+    fn a_new_spec_for_the_failed_application_ends_the_halt() {
+        let rolling = three_steps(|o| o.failure_budget = Some(FailureBudget::Count(0)));
+        let mut world = World::new(rolling, fleet());
+        world.step(at(0));
+        world.set(with_operation(
+            app("web-canary", "canary", "Synced", "Degraded", "r2"),
+            "Succeeded",
+            at(1),
+        ));
+        assert_eq!(world.step(at(2)).rollout.phase, phase::HALTED);
+        // The ApplicationSet changes the canary's spec (same commit): a new rollout.
+        let owned: Vec<&Application> = world.apps.iter().collect();
+        let members = Member::of(&world.apps);
+        let changed = BTreeSet::from(["web-canary".to_owned()]);
+        let progress = advance(&Input {
+            rolling: &world.rolling,
+            previous: &world.status,
+            previous_rollout: world.rollout.as_ref(),
+            owned: &owned,
+            desired: &members,
+            spec_changed: &changed,
+            prune: &BTreeMap::new(),
+            now: at(3),
+        });
+        assert_eq!(progress.rollout.phase, phase::PROGRESSING);
+        assert!(progress.events.iter().any(|e| e.reason == "RolloutStarted"));
     }
 
     #[test]
