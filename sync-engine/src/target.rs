@@ -165,10 +165,17 @@ impl Deployed {
     pub fn short(&self) -> String {
         self.revisions
             .iter()
-            .map(|r| r.get(..7).unwrap_or(r))
+            .map(|r| short_commit(r))
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A commit id as messages and tables show it: its first 7 characters (Git's short form);
+/// anything shorter (a tag, a chart version) as it is.
+#[must_use]
+pub fn short_commit(revision: &str) -> &str {
+    revision.get(..7).unwrap_or(revision)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@
 //! Application's `reconciledAt` to pass the `Pending` transition; Argosy looks only at the
 //! operation's start.
 
+use argosy_sync_engine::target::short_commit;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -637,10 +638,6 @@ fn rollback(app: &Application, synced_at: Timestamp, reason: &str) -> Option<(Op
     Some((operation, revision))
 }
 
-fn short(revision: &str) -> &str {
-    revision.get(..7).unwrap_or(revision)
-}
-
 /// One reconcile of a RollingSync (the module docs' flow).
 #[allow(clippy::too_many_lines)] // one pass of a state machine, read top to bottom
 pub(crate) fn advance(input: &Input<'_>) -> Progress {
@@ -835,7 +832,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
                 };
                 match rollback(app, at, &reason) {
                     Some((operation, revision)) => {
-                        done.push(format!("{name} to {}", short(&revision)));
+                        done.push(format!("{name} to {}", short_commit(&revision)));
                         out.rollbacks.push((name.clone(), operation));
                     }
                     None => done.push(format!("{name} left as is (no earlier revision)")),
@@ -1085,7 +1082,7 @@ fn disagreeing_revisions(owned: &[&Application]) -> Option<String> {
             .iter()
             .take(3)
             .map(|(revs, name)| {
-                let revs: Vec<&str> = revs.iter().map(|r| short(r)).collect();
+                let revs: Vec<&str> = revs.iter().map(|r| short_commit(r)).collect();
                 format!("{name} at {}", revs.join(","))
             })
             .collect();

@@ -3,6 +3,7 @@
 //! Printed as YAML comments above each Application, so the output stays valid YAML and
 //! can still be piped to `kubectl apply -f -`.
 
+use argosy_sync_engine::target::short_commit;
 use std::fmt::Write as _;
 
 use argosy_generators::params::{ClusterField, ParamOrigin};
@@ -61,7 +62,7 @@ pub fn describe(origin: &ParamOrigin) -> String {
             ..
         } => format!(
             "git directory {path} in {repo} @ {revision} ({})",
-            short(commit)
+            short_commit(commit)
         ),
         ParamOrigin::GitFile {
             repo,
@@ -72,7 +73,7 @@ pub fn describe(origin: &ParamOrigin) -> String {
             ..
         } => format!(
             "git file {file} [{index}] in {repo} @ {revision} ({})",
-            short(commit)
+            short_commit(commit)
         ),
         ParamOrigin::Values { generator } => format!("values of {generator}"),
         ParamOrigin::Combined {
@@ -84,10 +85,6 @@ pub fn describe(origin: &ParamOrigin) -> String {
             format!("{} (via {} child {child})", describe(origin), kind.name())
         }
     }
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
 }
 
 /// A one-line preview of a parameter value (long values are cut).

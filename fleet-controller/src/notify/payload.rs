@@ -14,6 +14,7 @@ use argosy_crds::applicationset::{ApplicationSetApplicationStatus, RolloutState}
 use argosy_crds::{Application, ApplicationSet};
 use argosy_sync_engine::health::HealthCode;
 use argosy_sync_engine::status::Report;
+use argosy_sync_engine::target::short_commit;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -117,7 +118,7 @@ pub fn rollout(
         escape(event.message),
         revision
             .as_deref()
-            .map(|r| format!(" (target {})", short(r)))
+            .map(|r| format!(" (target {})", short_commit(r)))
             .unwrap_or_default(),
     );
     Payload {
@@ -237,7 +238,7 @@ fn app_payload(
         escape(&project),
         revision
             .as_deref()
-            .map(|r| format!(" at {}", short(r)))
+            .map(|r| format!(" at {}", short_commit(r)))
             .unwrap_or_default(),
         if message.is_empty() {
             String::new()
@@ -285,10 +286,6 @@ fn severity(warning: bool) -> Severity {
     } else {
         Severity::Info
     }
-}
-
-fn short(revision: &str) -> &str {
-    revision.get(..7).unwrap_or(revision)
 }
 
 /// Slack's escaping of the three characters its markup gives meaning to.

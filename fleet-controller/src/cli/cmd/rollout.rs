@@ -7,6 +7,7 @@
 //! own credentials); the controller acts on it (see `appset::strategy`). Abort and retry
 //! carry a request id (the time), so each request is acted on once.
 
+use argosy_sync_engine::target::short_commit;
 use std::io::Write;
 
 use argosy_crds::{Application, ApplicationSet};
@@ -167,10 +168,6 @@ fn status_json(appset: &ApplicationSet) -> Value {
     })
 }
 
-fn short(revision: &str) -> &str {
-    revision.get(..7).unwrap_or(revision)
-}
-
 /// The table of `argosy rollout status`.
 fn status_text(appset: &ApplicationSet, owned: &[Application]) -> String {
     // Customers come from cluster Secrets, which `status` does not read: the destination
@@ -223,7 +220,7 @@ fn status_text(appset: &ApplicationSet, owned: &[Application]) -> String {
         let target = row
             .target
             .iter()
-            .map(|r| short(r))
+            .map(|r| short_commit(r))
             .collect::<Vec<_>>()
             .join(",");
         rows.push([
@@ -236,7 +233,7 @@ fn status_text(appset: &ApplicationSet, owned: &[Application]) -> String {
             if row.runs.is_empty() {
                 "-".to_owned()
             } else {
-                short(&row.runs).to_owned()
+                short_commit(&row.runs).to_owned()
             },
             target,
         ]);

@@ -2,6 +2,7 @@
 //! Application JSON as Argo CD (and Argosy's sync engine) write it. Pure: no cluster.
 
 use argosy_crds::sync_window::MatchedWindows;
+use argosy_sync_engine::target::short_commit;
 use k8s_openapi::jiff;
 use serde_json::Value;
 
@@ -13,23 +14,18 @@ pub fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// The first 7 characters of a commit id (`git log --oneline`), or the whole revision.
-pub fn short(revision: &str) -> &str {
-    revision.get(..7).unwrap_or(revision)
-}
-
 /// The short commit(s) recorded at `object`: its `revision`, or for a multi-source app
 /// its `revisions`, comma-separated; "" when neither is there.
 pub fn short_revisions(object: &Value) -> String {
     match object.get("revision").and_then(Value::as_str) {
-        Some(revision) if !revision.is_empty() => short(revision).to_owned(),
+        Some(revision) if !revision.is_empty() => short_commit(revision).to_owned(),
         _ => object
             .get("revisions")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .map(short)
+            .map(short_commit)
             .collect::<Vec<_>>()
             .join(", "),
     }
