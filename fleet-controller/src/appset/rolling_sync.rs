@@ -638,6 +638,35 @@ fn rollback(app: &Application, synced_at: Timestamp, reason: &str) -> Option<(Op
     Some((operation, revision))
 }
 
+/// Halted (failures over the budget) or aborted: no sync starts, the rollback runs.
+fn is_halted(rollout: &RolloutState) -> bool {
+    matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED)
+}
+
+/// Forgets what the previous rollout synced, rolled back and saw fail: a new one begins.
+fn forget_previous(rollout: &mut RolloutState) {
+    rollout.synced.clear();
+    rollout.rolled_back.clear();
+    rollout.failed.clear();
+}
+
+/// Records `names` as failed at their current target revisions (a halt ends when they
+/// change).
+fn mark_failed<'a>(
+    rollout: &mut RolloutState,
+    names: impl IntoIterator<Item = &'a String>,
+    entries: &[ApplicationSetApplicationStatus],
+) {
+    for name in names {
+        let revisions = entries
+            .iter()
+            .find(|e| e.application == *name)
+            .map(|e| e.target_revisions.clone())
+            .unwrap_or_default();
+        rollout.failed.insert(name.clone(), revisions);
+    }
+}
+
 /// One reconcile of a RollingSync (the module docs' flow).
 #[allow(clippy::too_many_lines)] // one pass of a state machine, read top to bottom
 pub(crate) fn advance(input: &Input<'_>) -> Progress {
@@ -673,12 +702,10 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
         .filter(|r| **r != rollout.handled_retry)
     {
         rollout.handled_retry = request.clone();
-        if matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED) {
+        if is_halted(&rollout) {
             restart.extend(rollout.failed.keys().cloned());
             restart.extend(rollout.rolled_back.iter().cloned());
-            rollout.failed.clear();
-            rollout.rolled_back.clear();
-            rollout.synced.clear();
+            forget_previous(&mut rollout);
             set_phase(&mut rollout, phase::PROGRESSING, "retry requested".into());
             out.events.push(RolloutEvent {
                 warning: false,
@@ -727,15 +754,13 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
                     .is_none_or(|e| e.target_revisions != *revs)
         })
     };
-    let halted = matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED);
+    let halted = is_halted(&rollout);
     let unfinished = entries
         .iter()
         .any(|e| steps.step_of.contains_key(&e.application) && e.status != HEALTHY);
     let idle = matches!(rollout.phase.as_str(), "" | phase::COMPLETED);
     if (idle && unfinished) || (halted && changed_targets(&rollout)) {
-        rollout.synced.clear();
-        rollout.rolled_back.clear();
-        rollout.failed.clear();
+        forget_previous(&mut rollout);
         set_phase(&mut rollout, phase::PROGRESSING, "rollout started".into());
         out.events.push(RolloutEvent {
             warning: false,
@@ -753,14 +778,8 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
     {
         rollout.handled_abort = request.clone();
         if rollout.phase != phase::ABORTED {
-            for name in rollout.synced.keys() {
-                let revs = entries
-                    .iter()
-                    .find(|e| e.application == *name)
-                    .map(|e| e.target_revisions.clone())
-                    .unwrap_or_default();
-                rollout.failed.insert(name.clone(), revs);
-            }
+            let synced: Vec<String> = rollout.synced.keys().cloned().collect();
+            mark_failed(&mut rollout, &synced, &entries);
             let message = format!("aborted by request {request}");
             set_phase(&mut rollout, phase::ABORTED, message.clone());
             out.events.push(RolloutEvent {
@@ -770,10 +789,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
             });
         }
     }
-    if let (Some(budget), false) = (
-        options.failure_budget,
-        matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED),
-    ) {
+    if let (Some(budget), false) = (options.failure_budget, is_halted(&rollout)) {
         for (index, members) in steps.members.iter().enumerate() {
             let failures: Vec<(String, String)> = members
                 .iter()
@@ -787,14 +803,11 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
             if failures.len() <= tolerated {
                 continue;
             }
-            for (name, _) in &failures {
-                let revs = entries
-                    .iter()
-                    .find(|e| e.application == *name)
-                    .map(|e| e.target_revisions.clone())
-                    .unwrap_or_default();
-                rollout.failed.insert(name.clone(), revs);
-            }
+            mark_failed(
+                &mut rollout,
+                failures.iter().map(|(name, _)| name),
+                &entries,
+            );
             let reasons: Vec<String> = failures
                 .iter()
                 .map(|(name, why)| format!("{name}: {why}"))
@@ -817,7 +830,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
         }
     }
 
-    let halted = matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED);
+    let halted = is_halted(&rollout);
     if halted {
         // Roll back what this rollout synced (an abort always; a halt unless turned off).
         if options.rollback || rollout.phase == phase::ABORTED {
@@ -1209,7 +1222,7 @@ fn conditions(
             message: "Rolling Sync Configured correctly".into(),
         },
     });
-    if matches!(rollout.phase.as_str(), phase::HALTED | phase::ABORTED) {
+    if is_halted(rollout) {
         out.push(RolloutCondition {
             type_: "RolloutHalted",
             status: true,
