@@ -483,21 +483,11 @@ mod tests {
             &two,
         )
         .unwrap();
-        let shape: Vec<(String, String, Change, usize)> = plan
-            .comparison
-            .destinations
-            .iter()
-            .flat_map(|d| {
-                d.applications.iter().map(|a| {
-                    (
-                        d.destination.group.clone(),
-                        a.name.clone(),
-                        a.change,
-                        a.objects.len(),
-                    )
-                })
-            })
-            .collect();
+        let shape: Vec<(String, String, Change, usize)> =
+            crate::fleet_plan::testing::shape(&plan.comparison)
+                .into_iter()
+                .map(|(group, app, change, objects)| (group, app, change, objects.len()))
+                .collect();
         assert_eq!(
             shape,
             vec![

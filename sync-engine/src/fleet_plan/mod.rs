@@ -392,6 +392,34 @@ fn truncate_lines(text: &str, max: usize) -> String {
     out
 }
 
+/// What tests of the plan compare: its shape without the diffs.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Change, Comparison};
+
+    /// `(group, app, change, [(kind/name, change)])` of a comparison, to compare whole.
+    pub(crate) type Shape = Vec<(String, String, Change, Vec<(String, Change)>)>;
+
+    pub(crate) fn shape(plan: &Comparison) -> Shape {
+        plan.destinations
+            .iter()
+            .flat_map(|d| {
+                d.applications.iter().map(|a| {
+                    (
+                        d.destination.group.clone(),
+                        a.name.clone(),
+                        a.change,
+                        a.objects
+                            .iter()
+                            .map(|o| (format!("{}/{}", o.kind, o.name), o.change))
+                            .collect(),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,27 +460,7 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
     }
 
-    /// `(group, app, change, [(kind/name, change)])` of a comparison, to compare whole.
-    type Shape = Vec<(String, String, Change, Vec<(String, Change)>)>;
-
-    fn shape(plan: &Comparison) -> Shape {
-        plan.destinations
-            .iter()
-            .flat_map(|d| {
-                d.applications.iter().map(|a| {
-                    (
-                        d.destination.group.clone(),
-                        a.name.clone(),
-                        a.change,
-                        a.objects
-                            .iter()
-                            .map(|o| (format!("{}/{}", o.kind, o.name), o.change))
-                            .collect(),
-                    )
-                })
-            })
-            .collect()
-    }
+    use super::testing::shape;
 
     #[test]
     fn applications_and_objects_are_compared_per_destination() {
