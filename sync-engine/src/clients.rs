@@ -35,10 +35,13 @@ use crate::fence::Fence;
 /// The User-Agent of every request Argosy makes (the audit log tells its writes apart by it).
 pub const USER_AGENT: &str = concat!("argosy/", env!("CARGO_PKG_VERSION"));
 
-/// A cluster that does not answer the TCP/TLS handshake within this fails fast.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest silence while waiting for a response (or sending a request) on [`ClusterConn::client`].
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How far the watch client's read timeout outlasts the watches' own timeout. A healthy
+/// API server sends the last bytes of an idle watch at its deadline (a bookmark shortly
+/// before, the end of the response at it), and kube-runtime's watcher gives up on a silent
+/// watch stream 5 s after the deadline; the read timeout catches what that does not: a
+/// watch or list request that gets no answer at all (a pooled connection to a server that
+/// stopped).
+const WATCH_READ_GRACE: Duration = Duration::from_secs(10);
 /// How long "this kind is not served" is believed before asking the API server again:
 /// short, so a CRD applied by an earlier sync wave is found soon, but long enough that
 /// manifests with an unknown kind do not turn every reconcile into discovery requests.
@@ -147,6 +150,18 @@ pub struct RequestFailure {
     reason: String,
 }
 
+#[cfg(test)]
+impl RequestFailure {
+    /// A failure as [`Redactor::failure`] would describe one (for other modules' tests).
+    pub(crate) fn for_tests(code: Option<u16>, category: &'static str, reason: &str) -> Self {
+        Self {
+            code,
+            category,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for RequestFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)
@@ -166,10 +181,65 @@ pub struct ClusterState {
     pub server_version: Option<String>,
 }
 
+/// How long Argosy waits for a destination cluster: every request and every watch is
+/// bounded, so a cluster whose API server hangs (connections accepted, nothing answered)
+/// fails its requests instead of holding a reconcile forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterTimeouts {
+    /// Reaching the API server: TCP connect and the TLS handshake.
+    pub connect: Duration,
+    /// The longest silence while sending a request or waiting for (the next bytes of) its
+    /// answer. Not shorter than 30 s by default: admission webhooks may take that long.
+    pub request: Duration,
+    /// Each watch call's `timeoutSeconds`: an idle watch is re-made (from its last
+    /// resourceVersion, no re-list) this often, and one silent for this + 5 s is taken for
+    /// dead and re-made, which fails at once against a server that does not answer.
+    pub watch: Duration,
+}
+
+impl Default for ClusterTimeouts {
+    /// The values of `argosy::defaults` (`CLUSTER_*_TIMEOUT_SECONDS`; a test there keeps
+    /// them equal), for the clients built outside `argosy run` (the CLI, tests).
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+            watch: Duration::from_secs(120),
+        }
+    }
+}
+
+impl ClusterTimeouts {
+    /// The watch timeout in whole seconds, as a watch call takes it: at least 1 (0 would
+    /// mean the server's own default of 30 to 60 minutes, and no idle timeout in kube).
+    #[must_use]
+    pub fn watch_seconds(&self) -> u32 {
+        u32::try_from(self.watch.as_secs()).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// The read timeout of the watch client: past the watch's deadline, so a healthy idle
+    /// watch never reaches it.
+    #[must_use]
+    pub fn watch_read_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.watch_seconds())) + WATCH_READ_GRACE
+    }
+}
+
+/// The client watches are made with, and the timeout of each watch call: kept together
+/// because the client's read timeout must outlast the watch's.
+#[derive(Clone)]
+pub struct WatchClient {
+    /// Reads only (no fence): watches, and the lists that start them.
+    pub client: kube::Client,
+    /// `timeoutSeconds` of each watch call ([`ClusterTimeouts::watch_seconds`]).
+    pub timeout_seconds: u32,
+}
+
 /// Clients for destination clusters, cached by server URL. Shared by all reconciles.
 pub struct ClusterClients {
     in_cluster: kube::Client,
     allow_exec_plugins: bool,
+    timeouts: ClusterTimeouts,
     /// Every request client built here writes through it (the in-cluster client comes
     /// fenced from the caller).
     fence: Fence,
@@ -190,9 +260,17 @@ impl ClusterClients {
         Self {
             in_cluster,
             allow_exec_plugins,
+            timeouts: ClusterTimeouts::default(),
             fence: Fence::open(),
             slots: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Bounds every request and watch of the clusters connected from now on by `timeouts`.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: ClusterTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Puts `fence` in front of the request client of every cluster connected from now on
@@ -223,7 +301,7 @@ impl ClusterClients {
         let clients = if cluster.is_in_cluster() {
             Ok((self.in_cluster.clone(), self.in_cluster.clone()))
         } else {
-            build_clients(cluster, self.allow_exec_plugins, &redactor)
+            build_clients(cluster, self.allow_exec_plugins, self.timeouts, &redactor)
                 .await
                 .map(|(client, watch)| (self.fence.wrap(client), watch))
         };
@@ -239,7 +317,10 @@ impl ClusterClients {
         let conn = Arc::new(ClusterConn {
             server: cluster.server.clone(),
             client,
-            watch_client,
+            watch_client: WatchClient {
+                client: watch_client,
+                timeout_seconds: self.timeouts.watch_seconds(),
+            },
             state,
             redactor,
             discovery: Mutex::default(),
@@ -249,6 +330,15 @@ impl ClusterClients {
             slot.conn = Some((cluster.config.clone(), conn.clone()));
         }
         Ok(conn)
+    }
+
+    /// The clients of `server` as last connected, if any (the probe's view: it asks
+    /// only clusters a reconcile connected to, and builds nothing).
+    pub fn connection(&self, server: &str) -> Option<Arc<ClusterConn>> {
+        self.lock()
+            .get(server)
+            .and_then(|slot| slot.conn.as_ref())
+            .map(|(_, conn)| conn.clone())
     }
 
     /// Connection state of every cluster seen so far, by server URL.
@@ -268,11 +358,11 @@ impl ClusterClients {
 pub struct ClusterConn {
     /// The server URL exactly as in the cluster Secret.
     pub server: String,
-    /// For request/response calls: gives up after `REQUEST_TIMEOUT` of silence.
+    /// For request/response calls: gives up after [`ClusterTimeouts::request`] of silence.
     pub client: kube::Client,
-    /// For watches, which are silent for minutes when nothing changes: no read timeout
-    /// (kube-runtime's watcher has its own idle timeout for dead connections).
-    pub watch_client: kube::Client,
+    /// For watches, which are silent until their deadline when nothing changes: a read
+    /// timeout past it ([`ClusterTimeouts::watch_read_timeout`]).
+    pub watch_client: WatchClient,
     state: Arc<Mutex<ClusterState>>,
     redactor: Redactor,
     discovery: Mutex<DiscoveryCache>,
@@ -416,6 +506,16 @@ impl ClusterConn {
         }
     }
 
+    /// Asks the API server's `/version` now, not the cached answer (the probe's request,
+    /// [`crate::probe`]); records nothing: the caller judges the answer.
+    pub async fn version_now(&self) -> Result<String, RequestFailure> {
+        self.client
+            .apiserver_version()
+            .await
+            .map(|info| info.git_version)
+            .map_err(|e| self.redactor.failure(&e))
+    }
+
     /// Records that a request to this cluster succeeded (clears the last error).
     pub fn record_success(&self) {
         record(&self.state, Ok(()));
@@ -518,9 +618,10 @@ impl DiscoveryCache {
 async fn build_clients(
     cluster: &Cluster,
     allow_exec_plugins: bool,
+    timeouts: ClusterTimeouts,
     redactor: &Redactor,
 ) -> Result<(kube::Client, kube::Client), ClientError> {
-    let (request, watch) = client_configs(cluster, allow_exec_plugins, redactor).await?;
+    let (request, watch) = client_configs(cluster, allow_exec_plugins, timeouts, redactor).await?;
     let server = cluster.server.clone();
     let redactor = redactor.clone();
     let build = move || {
@@ -547,6 +648,7 @@ async fn build_clients(
 async fn client_configs(
     cluster: &Cluster,
     allow_exec_plugins: bool,
+    timeouts: ClusterTimeouts,
     redactor: &Redactor,
 ) -> Result<(kube::Config, kube::Config), ClientError> {
     let kubeconfig = kubeconfig(cluster, allow_exec_plugins)?;
@@ -561,12 +663,13 @@ async fn client_configs(
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),
     ));
-    config.connect_timeout = Some(CONNECT_TIMEOUT);
-    config.write_timeout = Some(REQUEST_TIMEOUT);
-    let watch = config.clone();
-    config.read_timeout = Some(REQUEST_TIMEOUT);
+    config.connect_timeout = Some(timeouts.connect);
+    config.write_timeout = Some(timeouts.request);
     // Count the read timeout from the request, not from when the pooled connection idled.
     config.reset_reader_on_write = true;
+    let mut watch = config.clone();
+    watch.read_timeout = Some(timeouts.watch_read_timeout());
+    config.read_timeout = Some(timeouts.request);
     Ok((config, watch))
 }
 
@@ -886,7 +989,8 @@ mod tests {
         c: &Cluster,
         allow_exec: bool,
     ) -> Result<(kube::Config, kube::Config), ClientError> {
-        client_configs(c, allow_exec, &Redactor::new(&c.config)).await
+        let timeouts = ClusterTimeouts::default();
+        client_configs(c, allow_exec, timeouts, &Redactor::new(&c.config)).await
     }
 
     fn user_of(c: &Cluster, allow_exec: bool) -> Value {
@@ -917,12 +1021,61 @@ mod tests {
                 .iter()
                 .any(|(k, v)| k == http::header::USER_AGENT && v == USER_AGENT)
         );
-        assert_eq!(request.connect_timeout, Some(CONNECT_TIMEOUT));
-        assert_eq!(request.read_timeout, Some(REQUEST_TIMEOUT));
-        assert_eq!(watch.read_timeout, None, "watches are silent for minutes");
-        assert_eq!(watch.connect_timeout, Some(CONNECT_TIMEOUT));
+        let timeouts = ClusterTimeouts::default();
+        assert_eq!(request.connect_timeout, Some(timeouts.connect));
+        assert_eq!(request.read_timeout, Some(timeouts.request));
+        assert_eq!(watch.connect_timeout, Some(timeouts.connect));
+        assert!(request.reset_reader_on_write && watch.reset_reader_on_write);
         assert_eq!(watch.headers, request.headers);
         assert_no_secret(&format!("{request:?}"));
+    }
+
+    #[tokio::test]
+    async fn every_request_and_watch_is_bounded_and_idle_watches_outlive_their_deadline() {
+        let c = cluster(json!({ "bearerToken": TOKEN }));
+        let timeouts = ClusterTimeouts {
+            connect: Duration::from_secs(2),
+            request: Duration::from_secs(7),
+            watch: Duration::from_secs(45),
+        };
+        let (request, watch) = client_configs(&c, false, timeouts, &Redactor::new(&c.config))
+            .await
+            .unwrap();
+        assert_eq!(request.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(request.read_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(request.write_timeout, Some(Duration::from_secs(7)));
+        assert_eq!(watch.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(watch.write_timeout, Some(Duration::from_secs(7)));
+        // An idle watch ends at its deadline (45 s) and kube's watcher gives up on a silent
+        // one at 50 s: the client's read timeout must not cut a healthy one before that.
+        assert_eq!(timeouts.watch_seconds(), 45);
+        let read = watch.read_timeout.unwrap();
+        assert!(read > Duration::from_secs(50), "{read:?}");
+        assert_eq!(read, timeouts.watch_read_timeout());
+
+        // A watch timeout of 0 s (the server's 30 to 60 minutes, no idle timeout) or one
+        // that does not fit the API's field is never sent.
+        let zero = ClusterTimeouts {
+            watch: Duration::ZERO,
+            ..timeouts
+        };
+        assert_eq!(zero.watch_seconds(), 1);
+        let huge = ClusterTimeouts {
+            watch: Duration::from_secs(u64::MAX),
+            ..timeouts
+        };
+        assert_eq!(huge.watch_seconds(), u32::MAX);
+        assert!(huge.watch_read_timeout() > Duration::from_secs(u64::from(u32::MAX)));
+
+        // The watch client carries the timeout its read timeout was made for.
+        let clients = ClusterClients::new(in_cluster_client(), false).with_timeouts(timeouts);
+        let conn = clients.connect(&c).await.unwrap();
+        assert_eq!(conn.watch_client.timeout_seconds, 45);
+        assert!(Arc::ptr_eq(
+            &clients.connection(&c.server).unwrap(),
+            &conn
+        ));
+        assert!(clients.connection("https://never.example.com").is_none());
     }
 
     #[tokio::test]
@@ -989,7 +1142,7 @@ mod tests {
         // A token with a newline is not a valid header value.
         let c = cluster(json!({ "bearerToken": format!("{TOKEN}\n") }));
         let redactor = Redactor::new(&c.config);
-        let e = build_clients(&c, false, &redactor).await.err().unwrap();
+        let e = build_clients(&c, false, ClusterTimeouts::default(), &redactor).await.err().unwrap();
         assert!(
             matches!(
                 e,
@@ -1004,7 +1157,7 @@ mod tests {
 
         // A client key without its certificate.
         let c = cluster(json!({ "tlsClientConfig": { "keyData": b64(KEY) } }));
-        let e = build_clients(&c, false, &Redactor::new(&c.config))
+        let e = build_clients(&c, false, ClusterTimeouts::default(), &Redactor::new(&c.config))
             .await
             .err()
             .unwrap();
@@ -1103,7 +1256,7 @@ mod tests {
         if let Some(exec) = c.config.exec_provider_config.as_mut() {
             exec.command = "/nonexistent/argosy-test-plugin".into();
         }
-        let e = build_clients(&c, true, &Redactor::new(&c.config))
+        let e = build_clients(&c, true, ClusterTimeouts::default(), &Redactor::new(&c.config))
             .await
             .err()
             .unwrap();
@@ -1126,7 +1279,10 @@ mod tests {
         let conn = clients.connect(&c).await.unwrap();
         assert_eq!(conn.server, "https://kubernetes.default.svc");
         assert_eq!(conn.client.default_namespace(), "argosy-system");
-        assert_eq!(conn.watch_client.default_namespace(), "argosy-system");
+        assert_eq!(
+            conn.watch_client.client.default_namespace(),
+            "argosy-system"
+        );
     }
 
     #[tokio::test]

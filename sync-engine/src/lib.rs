@@ -21,7 +21,8 @@
 //! * [`health`]: health of live objects, per kind;
 //! * [`clients`]: clients for the destination clusters, built from cluster Secrets;
 //! * [`github_app`]: GitHub App installation tokens for repositories (signed JWT, cached);
-//! * [`live`]: the watches of the live objects, indexed by tracking id;
+//! * [`live`]: the watches of the live objects, indexed by tracking id; [`probe`]: the
+//!   periodic probe that marks a cluster whose API server hangs unreachable;
 //! * [`echo`]: telling the watch echo of the engine's own writes from real changes;
 //! * [`execute`]: running a sync plan against a cluster, and an Application's finalizer,
 //!   through [`writer::ClusterWriter`] (the writes as a trait, implemented by
@@ -35,7 +36,7 @@
 #![warn(clippy::pedantic)]
 #![warn(missing_docs)]
 // The errors of every public function are the variants of its error type (`RenderError`,
-// `RepoError`, `ClientError`, `LiveError`, `ExecuteError`), each documented there, or the
+// `RepoError`, `ClientError`, `LiveError`, `ProbeError`, `ExecuteError`), each documented there, or the
 // API server's answer (`kube::Error`), passed on as is.
 #![allow(clippy::missing_errors_doc)]
 
@@ -55,6 +56,7 @@ pub mod jq;
 pub mod live;
 pub mod operation;
 pub mod plan;
+pub mod probe;
 pub mod ready;
 pub mod render;
 pub mod repo;

@@ -7,6 +7,11 @@
 //! the API server: a full no-change resync costs zero requests. A watch that fails (the
 //! cluster went away) marks the cluster unreachable and re-triggers its apps, which then
 //! report Unknown and hold every write; the watch's own backoff re-lists when it is back.
+//!
+//! A cluster that hangs (connections accepted, nothing answered) fails no watch at once:
+//! each watch has a deadline ([`WatchClient::timeout_seconds`]), and one silent past it is
+//! re-made, which then fails; sooner, the periodic probe ([`crate::probe`]) reports it here
+//! ([`LiveCache::probed`]), which marks it unreachable the same way until a probe answers.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,9 +21,10 @@ use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::Api;
 use serde_json::Value;
 
+use crate::clients::WatchClient;
 use crate::echo::{Echoes, version_of};
 use crate::ready::StoreReady;
 use crate::resource::{ObjKey, TRACKING_ANNOTATION, tracking_app};
@@ -110,6 +116,8 @@ pub struct LiveCache {
     watches: Mutex<HashMap<WatchKey, Arc<Watch>>>,
     trigger: Trigger,
     list_timeout: Duration,
+    /// Clusters whose last probe got no answer, and why: unreachable like a failing watch.
+    probe_failures: Mutex<HashMap<String, String>>,
 }
 
 fn gvk_id(resource: &ApiResource) -> String {
@@ -130,6 +138,7 @@ impl LiveCache {
             watches: Mutex::default(),
             trigger,
             list_timeout,
+            probe_failures: Mutex::default(),
         }
     }
 
@@ -139,7 +148,7 @@ impl LiveCache {
     pub async fn ensure(
         &self,
         server: &str,
-        client: &Client,
+        client: &WatchClient,
         resource: &ApiResource,
         scope: &WatchScope,
     ) -> Result<(), LiveError> {
@@ -160,7 +169,7 @@ impl LiveCache {
     async fn ensure_one(
         &self,
         server: &str,
-        client: &Client,
+        client: &WatchClient,
         resource: &ApiResource,
         namespace: &str,
     ) -> Result<(), LiveError> {
@@ -194,12 +203,60 @@ impl LiveCache {
         }
     }
 
-    /// Why `server` is unreachable, if one of its watches is failing.
+    /// Why `server` is unreachable: its last probe got no answer, or one of its watches is
+    /// failing.
     pub fn unreachable(&self, server: &str) -> Option<String> {
+        if let Some(why) = lock(&self.probe_failures).get(server) {
+            return Some(why.clone());
+        }
         lock(&self.watches)
             .iter()
             .filter(|((s, _, _), _)| s == server)
             .find_map(|(_, w)| lock(&w.state).failing.clone())
+    }
+
+    /// The clusters some app uses: those with a watch (what the probe asks).
+    pub fn servers(&self) -> BTreeSet<String> {
+        lock(&self.watches)
+            .keys()
+            .map(|(server, _, _)| server.clone())
+            .collect()
+    }
+
+    /// The probe of `server` got no answer (`Some(why)`) or answered (`None`). A cluster
+    /// that turns unreachable or reachable again re-triggers every app tracking objects
+    /// there: they hold (the Unreachable condition), or compare and sync again. The first
+    /// reason is kept while the cluster stays unreachable, so conditions do not churn.
+    pub fn probed(&self, server: &str, failure: Option<String>) {
+        let changed = {
+            let mut failures = lock(&self.probe_failures);
+            match failure {
+                Some(why) if !failures.contains_key(server) => {
+                    failures.insert(server.to_owned(), why);
+                    true
+                }
+                None => failures.remove(server).is_some(),
+                Some(_) => false,
+            }
+        };
+        if changed {
+            for app in self.apps_on(server) {
+                (self.trigger)(&app);
+            }
+        }
+    }
+
+    /// The app instances tracking objects on `server`.
+    fn apps_on(&self, server: &str) -> BTreeSet<String> {
+        let watches: Vec<Arc<Watch>> = lock(&self.watches)
+            .iter()
+            .filter(|((s, _, _), _)| s == server)
+            .map(|(_, w)| w.clone())
+            .collect();
+        watches
+            .iter()
+            .flat_map(|w| lock(&w.state).by_app.keys().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     /// The live object at `key`, as JSON, if its kind is watched on `server`.
@@ -324,64 +381,45 @@ impl LiveCache {
             .cloned()
     }
 
-    /// Stops every watch of `server` (its cluster Secret is gone).
+    /// Stops every watch of `server` (its cluster Secret is gone) and forgets its probe.
     pub fn forget(&self, server: &str) {
         lock(&self.watches).retain(|(s, _, _), _| s != server);
+        lock(&self.probe_failures).remove(server);
     }
 
     fn start(
         &self,
         server: &str,
-        client: Client,
+        client: WatchClient,
         resource: ApiResource,
         namespace: &str,
     ) -> Arc<Watch> {
         let api: Api<DynamicObject> = if namespace.is_empty() {
-            Api::all_with(client, &resource)
+            Api::all_with(client.client, &resource)
         } else {
-            Api::namespaced_with(client, namespace, &resource)
+            Api::namespaced_with(client.client, namespace, &resource)
         };
-        let mut writer = Writer::new(resource.clone());
+        let writer = Writer::new(resource.clone());
         let store = writer.as_reader();
         let (listed, ready) = StoreReady::new();
         let state = Arc::new(Mutex::new(WatchState::default()));
-        let task_state = state.clone();
-        let trigger = self.trigger.clone();
-        let server_name = server.to_owned();
-        let types = TypeMeta {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
+        let follower = Follower {
+            api,
+            // The deadline makes a silent watch end: kube-runtime re-makes a watch that
+            // received nothing (not even the bookmark sent before the deadline) for its
+            // timeout + 5 s, which against a server that hangs fails.
+            config: watcher::Config::default().timeout(client.timeout_seconds),
+            types: TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            },
+            writer,
+            listed,
+            state: state.clone(),
+            trigger: self.trigger.clone(),
+            server: server.to_owned(),
         };
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(move |object| prepare(object, &types));
-        let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                let touched = match &event {
-                    Ok(event) => {
-                        writer.apply_watcher_event(event);
-                        index(&mut lock(&task_state), event)
-                    }
-                    Err(e) => {
-                        let mut s = lock(&task_state);
-                        let first = s.failing.is_none();
-                        s.failing = Some(e.to_string());
-                        if first {
-                            tracing::warn!(server = %server_name, error = %e, "cluster watch failing; its apps hold");
-                            s.by_app.keys().cloned().collect()
-                        } else {
-                            Vec::new()
-                        }
-                    }
-                };
-                // Ready once the first list is in the store and in the index both.
-                listed.observe(&event);
-                for app in touched {
-                    trigger(&app);
-                }
-            }
-        });
+        let task = tokio::spawn(follower.run());
         Arc::new(Watch {
             resource,
             store,
@@ -390,6 +428,78 @@ impl LiveCache {
             task,
         })
     }
+}
+
+/// The task behind one [`Watch`]: kube-runtime's watcher into the store and the index.
+struct Follower {
+    api: Api<DynamicObject>,
+    config: watcher::Config,
+    types: TypeMeta,
+    writer: Writer<DynamicObject>,
+    listed: crate::ready::ReadySignal,
+    state: Arc<Mutex<WatchState>>,
+    trigger: Trigger,
+    server: String,
+}
+
+impl Follower {
+    /// Follows the watch until the task is aborted. The first error marks the watch
+    /// failing (its apps are re-triggered and hold) and ends that watcher; a new one starts
+    /// after [`restart_delay`] with a full re-list, whose end clears the mark. (kube's
+    /// watcher would re-make the watch in place, which after a hang succeeds without a
+    /// single event: nothing would ever say the cluster is back.) The store keeps the last
+    /// objects meanwhile: an unreachable cluster never looks empty.
+    async fn run(mut self) {
+        let mut failures: u32 = 0;
+        loop {
+            let types = self.types.clone();
+            let stream = watcher(self.api.clone(), self.config.clone())
+                .modify(move |object| prepare(object, &types));
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                let failed = event.is_err();
+                let touched = match &event {
+                    Ok(event) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            failures = 0;
+                        }
+                        self.writer.apply_watcher_event(event);
+                        index(&mut lock(&self.state), event)
+                    }
+                    Err(e) => self.failed(e),
+                };
+                // Ready once the first list is in the store and in the index both.
+                self.listed.observe(&event);
+                for app in touched {
+                    (self.trigger)(&app);
+                }
+                if failed {
+                    break;
+                }
+            }
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(restart_delay(failures)).await;
+        }
+    }
+
+    /// Marks the watch failing; the apps to re-trigger when it was not already.
+    fn failed(&self, e: &watcher::Error) -> Vec<String> {
+        let mut s = lock(&self.state);
+        if s.failing.is_some() {
+            // The first reason stays while it fails: conditions do not churn.
+            return Vec::new();
+        }
+        s.failing = Some(e.to_string());
+        tracing::warn!(server = %self.server, error = %e, "cluster watch failing; its apps hold");
+        s.by_app.keys().cloned().collect()
+    }
+}
+
+/// The wait before the `failures`-th consecutive restart of a watcher: 0.5 s doubling to
+/// 30 s, so a cluster that stays down costs one list attempt per kind every 30 s.
+fn restart_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(6);
+    Duration::from_millis(500 << doublings).min(Duration::from_secs(30))
 }
 
 /// Readies a watched object for the store: the items of a list response carry no
@@ -519,6 +629,85 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    /// A watch of `server` whose index says `app` tracks an object there (no task runs).
+    fn insert_watch(cache: &LiveCache, server: &str, app: &str) {
+        let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
+        let mut state = WatchState::default();
+        index(
+            &mut state,
+            &watcher::Event::Apply(cm(app, Some(&format!("{app}:/ConfigMap:ns/{app}")))),
+        );
+        let watch = Watch {
+            store: Writer::new(resource.clone()).as_reader(),
+            ready: StoreReady::new().1,
+            state: Arc::new(Mutex::new(state)),
+            task: tokio::spawn(async {}),
+            resource: resource.clone(),
+        };
+        lock(&cache.watches).insert(
+            (server.to_owned(), gvk_id(&resource), String::new()),
+            Arc::new(watch),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_probe_marks_a_cluster_unreachable_and_wakes_its_apps_on_each_change() {
+        let woken = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = woken.clone();
+        let cache = LiveCache::new(
+            Arc::new(move |app: &str| lock(&record).push(app.to_owned())),
+            Duration::from_secs(1),
+        );
+        let (hung, fine) = ("https://hung:6443", "https://fine:6443");
+        insert_watch(&cache, hung, "app1");
+        insert_watch(&cache, fine, "app2");
+        assert_eq!(
+            cache.servers(),
+            BTreeSet::from([hung.to_owned(), fine.to_owned()])
+        );
+        let take = || std::mem::take(&mut *lock(&woken));
+
+        cache.probed(hung, Some("no answer to GET /version within 5 s".into()));
+        assert_eq!(
+            cache.unreachable(hung).as_deref(),
+            Some("no answer to GET /version within 5 s")
+        );
+        assert_eq!(cache.unreachable(fine), None);
+        assert_eq!(take(), ["app1"], "only the hung cluster's apps hold");
+
+        // Still unreachable: nobody woken again, the first reason kept.
+        cache.probed(hung, Some("GET /version failed: reset".into()));
+        assert!(take().is_empty());
+        assert_eq!(
+            cache.unreachable(hung).as_deref(),
+            Some("no answer to GET /version within 5 s")
+        );
+
+        // It answers: cleared, its apps compare and sync again; once.
+        cache.probed(hung, None);
+        assert_eq!(cache.unreachable(hung), None);
+        assert_eq!(take(), ["app1"]);
+        cache.probed(hung, None);
+        assert!(take().is_empty());
+
+        // A forgotten cluster (Secret deleted) keeps no mark.
+        cache.probed(hung, Some("no answer".into()));
+        cache.forget(hung);
+        assert_eq!(cache.unreachable(hung), None);
+        assert_eq!(cache.servers(), BTreeSet::from([fine.to_owned()]));
+    }
+
+    #[test]
+    fn a_failing_watch_is_restarted_at_most_every_30_seconds() {
+        let delays: Vec<Duration> = (1..=9).map(restart_delay).collect();
+        assert_eq!(delays[0], Duration::from_millis(500));
+        assert_eq!(delays[1], Duration::from_secs(1));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert_eq!(delays[8], Duration::from_secs(30));
+        assert_eq!(restart_delay(u32::MAX), Duration::from_secs(30));
+        assert_eq!(restart_delay(0), Duration::from_millis(500));
     }
 
     #[test]
