@@ -44,6 +44,38 @@ pub const REPO_BACKOFF_MAX_SECONDS: u64 = 180;
 pub const REPO_CONNECT_TIMEOUT_SECONDS: u64 = 5;
 /// Seconds a Git operation may wait for the next bytes.
 pub const REPO_STALL_TIMEOUT_SECONDS: u64 = 15;
+/// Seconds to reach a destination cluster's API server (TCP and TLS).
+pub const CLUSTER_CONNECT_TIMEOUT_SECONDS: u64 = 5;
+/// The longest silence of one request to a destination cluster, in seconds (an admission
+/// webhook may take 30 s).
+pub const CLUSTER_REQUEST_TIMEOUT_SECONDS: u64 = 30;
+/// Each watch of a destination cluster ends after this many seconds and is re-made from
+/// where it was; one silent for this + 5 s is taken for dead.
+pub const CLUSTER_WATCH_TIMEOUT_SECONDS: u64 = 120;
+/// How often each destination cluster some Application uses is probed (`GET /version`),
+/// in seconds.
+pub const CLUSTER_PROBE_INTERVAL_SECONDS: u64 = 10;
+/// Seconds a probe waits for its answer; none marks the cluster unreachable. With the
+/// interval: a cluster that hangs is marked within 15 s of its last answer.
+pub const CLUSTER_PROBE_TIMEOUT_SECONDS: u64 = 5;
+
+/// The `CLUSTER_*_TIMEOUT_SECONDS` settings.
+pub fn cluster_timeouts() -> argosy_sync_engine::clients::ClusterTimeouts {
+    argosy_sync_engine::clients::ClusterTimeouts {
+        connect: std::time::Duration::from_secs(CLUSTER_CONNECT_TIMEOUT_SECONDS),
+        request: std::time::Duration::from_secs(CLUSTER_REQUEST_TIMEOUT_SECONDS),
+        watch: std::time::Duration::from_secs(CLUSTER_WATCH_TIMEOUT_SECONDS),
+    }
+}
+
+/// The `CLUSTER_PROBE_*` settings.
+pub fn cluster_probe() -> argosy_sync_engine::probe::ProbeSettings {
+    argosy_sync_engine::probe::ProbeSettings {
+        interval: std::time::Duration::from_secs(CLUSTER_PROBE_INTERVAL_SECONDS),
+        timeout: std::time::Duration::from_secs(CLUSTER_PROBE_TIMEOUT_SECONDS),
+    }
+}
+
 /// The disk budget of downloaded Helm chart packages.
 pub const CHART_CACHE_MAX_BYTES: &str = "256Mi";
 /// The HTTP listener (`/metrics`, `/healthz`, webhook, dashboard).
@@ -92,3 +124,26 @@ pub const NOTIFY_BACKOFF_MILLIS: u64 = 1000;
 pub const NOTIFY_QUEUE: usize = 1024;
 /// Notifications waiting for one webhook at most (it gets them one at a time).
 pub const NOTIFY_WEBHOOK_BACKLOG: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_built_without_settings_use_these_timeouts() {
+        // The CLI and embedders build `ClusterClients` without `argosy run`'s settings.
+        assert_eq!(
+            cluster_timeouts(),
+            argosy_sync_engine::clients::ClusterTimeouts::default()
+        );
+    }
+
+    #[test]
+    fn a_hung_cluster_is_marked_unreachable_within_30_seconds() {
+        // The bound, with room for the reconcile that reports it.
+        let bound = cluster_probe().detection_bound();
+        assert!(bound <= std::time::Duration::from_secs(20), "{bound:?}");
+        // A probe is done before the next one is due (at most one in flight anyway).
+        assert!(cluster_probe().timeout < cluster_probe().interval);
+    }
+}

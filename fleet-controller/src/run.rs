@@ -148,6 +148,10 @@ pub struct SyncSettings {
     pub allow_exec_plugins: bool,
     /// Built-in Lua health checks (`--resource-customizations DIR`).
     pub resource_customizations: Option<PathBuf>,
+    /// Bounds of every request and watch to a destination cluster.
+    pub cluster_timeouts: argosy_sync_engine::clients::ClusterTimeouts,
+    /// The periodic probe that marks a hung destination cluster unreachable.
+    pub cluster_probe: argosy_sync_engine::probe::ProbeSettings,
 }
 
 impl Default for SyncSettings {
@@ -158,6 +162,8 @@ impl Default for SyncSettings {
             workers: defaults::SYNC_WORKERS,
             allow_exec_plugins: false,
             resource_customizations: None,
+            cluster_timeouts: defaults::cluster_timeouts(),
+            cluster_probe: defaults::cluster_probe(),
         }
     }
 }
@@ -433,7 +439,8 @@ pub async fn run_with(
     let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
         Arc::new(
             ClusterClients::new(client.clone(), args.sync.allow_exec_plugins)
-                .with_fence(fence.clone()),
+                .with_fence(fence.clone())
+                .with_timeouts(args.sync.cluster_timeouts),
         )
     });
     let sync_heartbeat = Heartbeat::new(std::time::Instant::now());
@@ -925,6 +932,19 @@ fn sync_controller(
                 tracing::debug!(error = %e, "sync controller event");
             }
         });
+    // The probe that marks a hung destination cluster unreachable runs as long as the
+    // engine does (it never ends by itself).
+    let probe = argosy_sync_engine::probe::run(
+        ctx.clients.clone(),
+        ctx.live.clone(),
+        args.sync.cluster_probe,
+    );
+    let engine = async move {
+        tokio::select! {
+            () = engine => {}
+            () = probe => {}
+        }
+    };
     (ctx, engine)
 }
 

@@ -214,7 +214,9 @@ impl ClusterTimeouts {
     /// mean the server's own default of 30 to 60 minutes, and no idle timeout in kube).
     #[must_use]
     pub fn watch_seconds(&self) -> u32 {
-        u32::try_from(self.watch.as_secs()).unwrap_or(u32::MAX).max(1)
+        u32::try_from(self.watch.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1)
     }
 
     /// The read timeout of the watch client: past the watch's deadline, so a healthy idle
@@ -1071,10 +1073,7 @@ mod tests {
         let clients = ClusterClients::new(in_cluster_client(), false).with_timeouts(timeouts);
         let conn = clients.connect(&c).await.unwrap();
         assert_eq!(conn.watch_client.timeout_seconds, 45);
-        assert!(Arc::ptr_eq(
-            &clients.connection(&c.server).unwrap(),
-            &conn
-        ));
+        assert!(Arc::ptr_eq(&clients.connection(&c.server).unwrap(), &conn));
         assert!(clients.connection("https://never.example.com").is_none());
     }
 
@@ -1142,7 +1141,10 @@ mod tests {
         // A token with a newline is not a valid header value.
         let c = cluster(json!({ "bearerToken": format!("{TOKEN}\n") }));
         let redactor = Redactor::new(&c.config);
-        let e = build_clients(&c, false, ClusterTimeouts::default(), &redactor).await.err().unwrap();
+        let e = build_clients(&c, false, ClusterTimeouts::default(), &redactor)
+            .await
+            .err()
+            .unwrap();
         assert!(
             matches!(
                 e,
@@ -1157,10 +1159,15 @@ mod tests {
 
         // A client key without its certificate.
         let c = cluster(json!({ "tlsClientConfig": { "keyData": b64(KEY) } }));
-        let e = build_clients(&c, false, ClusterTimeouts::default(), &Redactor::new(&c.config))
-            .await
-            .err()
-            .unwrap();
+        let e = build_clients(
+            &c,
+            false,
+            ClusterTimeouts::default(),
+            &Redactor::new(&c.config),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("building the client"), "{e}");
         assert_eq!(e.category(), "ClusterClientError");
         assert_error_clean(&e);
@@ -1256,10 +1263,15 @@ mod tests {
         if let Some(exec) = c.config.exec_provider_config.as_mut() {
             exec.command = "/nonexistent/argosy-test-plugin".into();
         }
-        let e = build_clients(&c, true, ClusterTimeouts::default(), &Redactor::new(&c.config))
-            .await
-            .err()
-            .unwrap();
+        let e = build_clients(
+            &c,
+            true,
+            ClusterTimeouts::default(),
+            &Redactor::new(&c.config),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(matches!(e, ClientError::BuildClient { .. }), "{e}");
         assert_error_clean(&e);
     }

@@ -129,9 +129,7 @@ pub fn judge(
         Some(Err(failure)) => match failure.code {
             Some(code) if code < 500 => Ok(Answer::Status(code)),
             Some(_) => Err(ProbeError::Answer { failure }),
-            None if failure.category == "ClusterUnreachable" => {
-                Err(ProbeError::Send { failure })
-            }
+            None if failure.category == "ClusterUnreachable" => Err(ProbeError::Send { failure }),
             None => Ok(Answer::NotJudged(failure.category)),
         },
     }
@@ -244,7 +242,9 @@ fn spread(server: &str, interval: Duration) -> Duration {
     let hash = server.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let millis = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let millis = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     Duration::from_millis(hash % millis)
 }
 
@@ -273,11 +273,9 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
         }
         // Wake for the next due probe, and at least once per interval to see clusters
         // that came into use.
-        let wake = schedule
-            .next_due()
-            .map_or(now + settings.interval, |due| {
-                due.min(now + settings.interval)
-            });
+        let wake = schedule.next_due().map_or(now + settings.interval, |due| {
+            due.min(now + settings.interval)
+        });
         tokio::select! {
             Some(done) = probes.join_next_with_id() => {
                 let (id, verdict) = match done {
@@ -344,7 +342,10 @@ mod tests {
             for server in s.start_due(&in_use, t) {
                 first.insert(server, t);
             }
-            assert!(t <= t0 + INTERVAL, "every new cluster is probed within an interval");
+            assert!(
+                t <= t0 + INTERVAL,
+                "every new cluster is probed within an interval"
+            );
             t += Duration::from_millis(100);
         }
         assert_ne!(
@@ -354,12 +355,18 @@ mod tests {
         let a = "https://a:6443";
         let started = first[a];
         // In flight: never a second one, even long past its due time.
-        assert!(!s.start_due(&in_use, started + INTERVAL * 3).contains(&a.to_owned()));
+        assert!(
+            !s.start_due(&in_use, started + INTERVAL * 3)
+                .contains(&a.to_owned())
+        );
         assert_eq!(s.finished(a, Some(true)), Change::Unchanged);
         // Due again one interval after the last one started, not before.
         let before = started + INTERVAL - Duration::from_millis(1);
         assert!(!s.start_due(&in_use, before).contains(&a.to_owned()));
-        assert!(s.start_due(&in_use, started + INTERVAL).contains(&a.to_owned()));
+        assert!(
+            s.start_due(&in_use, started + INTERVAL)
+                .contains(&a.to_owned())
+        );
     }
 
     #[test]
@@ -422,10 +429,16 @@ mod tests {
         s.start_due(&both, t0);
         let started = s.start_due(&both, t0 + INTERVAL);
         assert_eq!(started, both);
-        assert_eq!(s.finished("https://b:6443", Some(false)), Change::Unreachable);
+        assert_eq!(
+            s.finished("https://b:6443", Some(false)),
+            Change::Unreachable
+        );
         // b's Secret is gone (its watches stopped): not probed, its late result ignored.
         let only_a = servers(&["https://a:6443"]);
-        assert!(s.start_due(&only_a, t0 + INTERVAL * 5).is_empty(), "a is in flight");
+        assert!(
+            s.start_due(&only_a, t0 + INTERVAL * 5).is_empty(),
+            "a is in flight"
+        );
         assert_eq!(s.finished("https://b:6443", Some(true)), Change::Unchanged);
         assert_eq!(s.finished("https://a:6443", Some(true)), Change::Unchanged);
         assert_eq!(
@@ -480,12 +493,18 @@ mod tests {
         );
         // Answered, if not with the version: the server is there.
         for code in [401, 403, 404, 429] {
-            let answer = judge(Some(Err(failure(Some(code), "ClusterRequestFailed"))), timeout);
+            let answer = judge(
+                Some(Err(failure(Some(code), "ClusterRequestFailed"))),
+                timeout,
+            );
             assert_eq!(answer, Ok(Answer::Status(code)));
             assert_eq!(answer.unwrap().reached(), Some(true));
         }
-        let e = judge(Some(Err(failure(Some(503), "ClusterRequestFailed"))), timeout)
-            .unwrap_err();
+        let e = judge(
+            Some(Err(failure(Some(503), "ClusterRequestFailed"))),
+            timeout,
+        )
+        .unwrap_err();
         assert_eq!(e.category(), "probe_server_error");
         assert_eq!(e.to_string(), "GET /version answered it failed");
         let e = judge(Some(Err(failure(None, "ClusterUnreachable"))), timeout).unwrap_err();

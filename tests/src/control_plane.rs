@@ -670,6 +670,36 @@ async fn apiserver_ready(client: &Client) -> std::result::Result<(), String> {
     }
 }
 
+/// A kube-apiserver stopped by [`ControlPlane::hang_cluster`]; SIGCONTed on drop.
+#[derive(Debug)]
+pub struct HungCluster {
+    name: String,
+    pid: u32,
+    resumed: bool,
+}
+
+impl HungCluster {
+    /// The cluster's name (`workload-1`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SIGCONTs the API server and waits until it runs again; the connections it accepted
+    /// meanwhile are then served.
+    pub fn resume(mut self) -> Result<()> {
+        self.resumed = true;
+        crate::git_servers::stop_or_resume(&[self.pid], false)
+    }
+}
+
+impl Drop for HungCluster {
+    fn drop(&mut self) {
+        if !self.resumed {
+            let _ = crate::git_servers::stop_or_resume(&[self.pid], false);
+        }
+    }
+}
+
 /// etcd plus one kube-apiserver per cluster; everything is killed and the
 /// temp dir removed on drop.
 pub struct ControlPlane {
@@ -868,6 +898,26 @@ impl ControlPlane {
         }
         self.spawn_apiserver(index)?;
         self.wait_apiserver(index, false).await
+    }
+
+    /// SIGSTOPs the cluster's kube-apiserver, as for an API server that hangs: the kernel
+    /// still accepts connections, nothing answers, established connections (watches) go
+    /// silent. Returns once the process is stopped, with a guard that SIGCONTs it when
+    /// dropped, so a failing test leaves no stopped process behind; [`HungCluster::resume`]
+    /// says whether that worked.
+    pub fn hang_cluster(&self, name: &str) -> Result<HungCluster> {
+        let index = self.index_of(name)?;
+        let pid = self.apiservers[index]
+            .as_ref()
+            .map(|p| p.child.id())
+            .ok_or_else(|| anyhow!("the kube-apiserver of {name} is not running"))?;
+        let hung = HungCluster {
+            name: name.to_owned(),
+            pid,
+            resumed: false,
+        };
+        crate::git_servers::stop_or_resume(&[pid], true)?;
+        Ok(hung)
     }
 
     /// Whether the cluster's kube-apiserver process is running.

@@ -53,5 +53,5 @@ pub mod webhook_receiver;
 
 pub use control_plane::{
     ADMIN_TOKEN, ADMIN_USER, AUDIT_POLICY, AuditEvent, CANARY_TOKEN, CANARY_USER, ControlPlane,
-    HARNESS_USER_AGENT, MANAGEMENT, TestCluster, cache_dir,
+    HARNESS_USER_AGENT, HungCluster, MANAGEMENT, TestCluster, cache_dir,
 };
