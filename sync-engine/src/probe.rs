@@ -38,7 +38,7 @@ pub struct ProbeSettings {
 }
 
 impl ProbeSettings {
-    /// The settings as the probe runs them: neither below [`MIN_SETTING`].
+    /// The settings as the probe runs them: neither below 1 s.
     #[must_use]
     pub fn bounded(self) -> Self {
         Self {
