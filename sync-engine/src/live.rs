@@ -118,6 +118,8 @@ pub struct LiveCache {
     list_timeout: Duration,
     /// Clusters whose last probe got no answer, and why: unreachable like a failing watch.
     probe_failures: Mutex<HashMap<String, String>>,
+    /// Told when a cluster gets its first watch, so the probe starts asking it at once.
+    servers_added: tokio::sync::Notify,
 }
 
 fn gvk_id(resource: &ApiResource) -> String {
@@ -139,6 +141,7 @@ impl LiveCache {
             trigger,
             list_timeout,
             probe_failures: Mutex::default(),
+            servers_added: tokio::sync::Notify::new(),
         }
     }
 
@@ -174,13 +177,20 @@ impl LiveCache {
         namespace: &str,
     ) -> Result<(), LiveError> {
         let key = (server.to_owned(), gvk_id(resource), namespace.to_owned());
-        let watch = {
+        let (watch, first_of_server) = {
             let mut watches = lock(&self.watches);
-            watches
+            let first_of_server =
+                !watches.contains_key(&key) && !watches.keys().any(|(s, _, _)| s == server);
+            let watch = watches
                 .entry(key)
                 .or_insert_with(|| self.start(server, client.clone(), resource.clone(), namespace))
-                .clone()
+                .clone();
+            (watch, first_of_server)
         };
+        if first_of_server {
+            // One waiter, the probe: the permit is kept if it is not waiting right now.
+            self.servers_added.notify_one();
+        }
         if let Some(reason) = lock(&watch.state).failing.clone() {
             return Err(LiveError::Unreachable {
                 server: server.to_owned(),
@@ -221,6 +231,12 @@ impl LiveCache {
             .keys()
             .map(|(server, _, _)| server.clone())
             .collect()
+    }
+
+    /// Returns when a cluster got its first watch since the last call (at once if one did
+    /// meanwhile): the probe's cue to look at [`Self::servers`] again.
+    pub async fn servers_added(&self) {
+        self.servers_added.notified().await;
     }
 
     /// The probe of `server` got no answer (`Some(why)`) or answered (`None`). A cluster

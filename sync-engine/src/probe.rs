@@ -11,7 +11,8 @@
 //! Unreachable condition, and the connection state (metrics, dashboard) shows the error. The
 //! first probe answered after that clears the mark and re-triggers them, so they compare and
 //! sync again. A cluster that stops answering is marked at most
-//! [`ProbeSettings::detection_bound`] after its last answer.
+//! [`ProbeSettings::detection_bound`] after its last answer, or after the reconcile that
+//! first watched it (the live cache tells the probe at once: [`LiveCache::servers_added`]).
 //!
 //! Owns: the schedule ([`Schedule`], pure: which cluster is due, which probe is in flight,
 //! what a result changes), the judgement of one answer ([`judge`], pure) and the loop that
@@ -273,8 +274,9 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
             let handle = probes.spawn(probe(conn, settings.timeout));
             in_flight.insert(handle.id(), server);
         }
-        // Wake for the next due probe, and at least once per interval to see clusters
-        // that came into use.
+        // Wake for the next due probe, when a cluster comes into use (its first probe is
+        // then due within one interval of the reconcile that just contacted it), and at
+        // least once per interval.
         let wake = schedule.next_due().map_or(now + settings.interval, |due| {
             due.min(now + settings.interval)
         });
@@ -288,6 +290,7 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
                 let Some(server) = in_flight.remove(&id) else {
                     continue;
                 };
+                tracing::debug!(%server, ?verdict, "cluster probed");
                 let reached = verdict.as_ref().and_then(|v| match v {
                     Ok(answer) => answer.reached(),
                     Err(_) => Some(false),
@@ -304,6 +307,7 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
                     _ => {}
                 }
             }
+            () = live.servers_added() => {}
             () = tokio::time::sleep_until(wake.into()) => {}
         }
     }

@@ -233,6 +233,7 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
     let hung_at = Timestamp::now();
     let hung = cp.hang_cluster(&b.name)?;
     let stopped = Instant::now();
+    eprintln!("cluster B ({}) stopped at {}", b.server, Timestamp::now());
     for name in ["b1", "b2"] {
         let app = wait_app(
             &client,
