@@ -111,6 +111,14 @@ pub enum ClientError {
         /// How the request failed.
         failure: RequestFailure,
     },
+    /// A request was not sent, or abandoned: the cluster is held unreachable ([`Hold`]).
+    #[error("cluster {server}: request not sent: the cluster is held unreachable ({reason})")]
+    SendRequest {
+        /// API server URL of the cluster.
+        server: String,
+        /// Why it is held.
+        reason: String,
+    },
     /// The cluster does not serve the kind in that API version.
     #[error("cluster {server}: kind {kind} is not served in {api_version} (is its CRD installed?)")]
     UnknownKind {
@@ -135,6 +143,7 @@ impl ClientError {
                 failure.category
             }
             ClientError::ParseApiVersion { .. } => "InvalidApiVersion",
+            ClientError::SendRequest { .. } => "ClusterUnreachable",
             ClientError::UnknownKind { .. } => "UnknownKind",
         }
     }
@@ -227,6 +236,69 @@ impl ClusterTimeouts {
     }
 }
 
+/// A cluster held unreachable (by the probe, [`crate::probe`]): its request client sends
+/// nothing while held, and a request already waiting for a hung server is abandoned when
+/// the hold begins, so no reconcile waits out the request timeout and no write leaves for
+/// a cluster known not to answer. Shared by every client built for the server (it outlives
+/// rebuilds); the watch client, which the probe asks, is never held.
+#[derive(Clone, Debug)]
+pub struct Hold(Arc<(String, tokio::sync::watch::Sender<Option<String>>)>);
+
+impl Hold {
+    /// The hold of `server`, released.
+    #[must_use]
+    pub fn new(server: &str) -> Self {
+        Self(Arc::new((
+            server.to_owned(),
+            tokio::sync::watch::Sender::new(None),
+        )))
+    }
+
+    /// Holds the cluster (`Some(why)`) or releases it (`None`).
+    pub fn set(&self, why: Option<String>) {
+        self.0.1.send_if_modified(|held| {
+            let changed = *held != why;
+            *held = why;
+            changed
+        });
+    }
+
+    /// Why the cluster is held, if it is.
+    #[must_use]
+    pub fn reason(&self) -> Option<String> {
+        self.0.1.borrow().clone()
+    }
+
+    /// `client` behind the hold: while held, a request fails at once with
+    /// [`ClientError::SendRequest`] (as a [`kube::Error::Service`]); one under way when the
+    /// hold begins fails then.
+    #[must_use]
+    pub fn wrap(&self, client: kube::Client) -> kube::Client {
+        let shared = self.0.clone();
+        let namespace = client.default_namespace().to_owned();
+        let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+            let mut held = shared.1.subscribe();
+            let server = shared.0.clone();
+            let client = client.clone();
+            let refused = move |reason: String| {
+                tower::BoxError::from(ClientError::SendRequest { server, reason })
+            };
+            async move {
+                if let Some(why) = held.borrow_and_update().clone() {
+                    return Err(refused(why));
+                }
+                tokio::select! {
+                    answer = client.send(request) => answer.map_err(tower::BoxError::from),
+                    why = held.wait_for(Option::is_some) => {
+                        Err(refused(why.ok().and_then(|why| why.clone()).unwrap_or_default()))
+                    }
+                }
+            }
+        });
+        kube::Client::new(service, namespace)
+    }
+}
+
 /// The client watches are made with, and the timeout of each watch call: kept together
 /// because the client's read timeout must outlast the watch's.
 #[derive(Clone)]
@@ -252,6 +324,7 @@ pub struct ClusterClients {
 /// builds), so a cluster whose Secret cannot be used still shows its error.
 struct Slot {
     state: Arc<Mutex<ClusterState>>,
+    hold: Hold,
     conn: Option<(ClusterConfig, Arc<ClusterConn>)>,
 }
 
@@ -286,10 +359,11 @@ impl ClusterClients {
     /// Client + discovery for the cluster (cached; rebuilt if the Secret's server or
     /// `config` changed). A failure is also recorded in the cluster's state.
     pub async fn connect(&self, cluster: &Cluster) -> Result<Arc<ClusterConn>, ClientError> {
-        let state = {
+        let (state, hold) = {
             let mut slots = self.lock();
             let slot = slots.entry(cluster.server.clone()).or_insert_with(|| Slot {
                 state: Arc::default(),
+                hold: Hold::new(&cluster.server),
                 conn: None,
             });
             if let Some((config, conn)) = &slot.conn
@@ -297,15 +371,15 @@ impl ClusterClients {
             {
                 return Ok(conn.clone());
             }
-            slot.state.clone()
+            (slot.state.clone(), slot.hold.clone())
         };
         let redactor = Redactor::new(&cluster.config);
         let clients = if cluster.is_in_cluster() {
-            Ok((self.in_cluster.clone(), self.in_cluster.clone()))
+            Ok((hold.wrap(self.in_cluster.clone()), self.in_cluster.clone()))
         } else {
             build_clients(cluster, self.allow_exec_plugins, self.timeouts, &redactor)
                 .await
-                .map(|(client, watch)| (self.fence.wrap(client), watch))
+                .map(|(client, watch)| (hold.wrap(self.fence.wrap(client)), watch))
         };
         let (client, watch_client) = match clients {
             Ok(clients) => clients,
@@ -341,6 +415,26 @@ impl ClusterClients {
             .get(server)
             .and_then(|slot| slot.conn.as_ref())
             .map(|(_, conn)| conn.clone())
+    }
+
+    /// Holds `server` unreachable (`Some(why)`) or releases it (`None`): see [`Hold`].
+    pub fn hold(&self, server: &str, why: Option<String>) {
+        let hold = {
+            let mut slots = self.lock();
+            if why.is_none() && !slots.contains_key(server) {
+                return;
+            }
+            slots
+                .entry(server.to_owned())
+                .or_insert_with(|| Slot {
+                    state: Arc::default(),
+                    hold: Hold::new(server),
+                    conn: None,
+                })
+                .hold
+                .clone()
+        };
+        hold.set(why);
     }
 
     /// Connection state of every cluster seen so far, by server URL.
@@ -509,9 +603,11 @@ impl ClusterConn {
     }
 
     /// Asks the API server's `/version` now, not the cached answer (the probe's request,
-    /// [`crate::probe`]); records nothing: the caller judges the answer.
+    /// [`crate::probe`]), through the watch client, which is never held (the probe must
+    /// reach a held cluster to see it answer again); records nothing: the caller judges.
     pub async fn version_now(&self) -> Result<String, RequestFailure> {
-        self.client
+        self.watch_client
+            .client
             .apiserver_version()
             .await
             .map(|info| info.git_version)
@@ -1075,6 +1171,69 @@ mod tests {
         assert_eq!(conn.watch_client.timeout_seconds, 45);
         assert!(Arc::ptr_eq(&clients.connection(&c.server).unwrap(), &conn));
         assert!(clients.connection("https://never.example.com").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_held_cluster_gets_no_request_and_one_waiting_is_abandoned() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A server that takes every request and never answers (a hung API server).
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counted = sent.clone();
+        let hung = kube::Client::new(
+            tower::service_fn(move |_request: http::Request<kube::client::Body>| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<Result<http::Response<kube::client::Body>, tower::BoxError>>(
+                )
+            }),
+            "default",
+        );
+        let hold = Hold::new("https://hung:6443");
+        let client = hold.wrap(hung);
+        let waiting = tokio::spawn({
+            let client = client.clone();
+            async move { client.apiserver_version().await }
+        });
+        while sent.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        hold.set(Some("no answer to GET /version within 5 s".into()));
+        let e = waiting.await.unwrap().unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("https://hung:6443") && text.contains("no answer to GET /version"),
+            "{text}"
+        );
+        assert_eq!(
+            Redactor::new(&ClusterConfig::default())
+                .failure(&e)
+                .category,
+            "ClusterUnreachable"
+        );
+        // While held nothing is sent at all.
+        assert!(client.apiserver_version().await.is_err());
+        assert_eq!(sent.load(Ordering::SeqCst), 1);
+        assert!(hold.reason().is_some());
+        // Released: requests go out again.
+        hold.set(None);
+        let again = tokio::spawn(async move { client.apiserver_version().await });
+        while sent.load(Ordering::SeqCst) == 1 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!again.is_finished());
+        again.abort();
+
+        // The hold belongs to the server: it outlives a rebuilt client.
+        let clients = ClusterClients::new(in_cluster_client(), false);
+        let c = cluster(json!({ "bearerToken": TOKEN }));
+        clients.connect(&c).await.unwrap();
+        clients.hold(&c.server, Some("hung".into()));
+        let mut rotated = c.clone();
+        rotated.config = cluster(json!({ "bearerToken": "rotated" })).config;
+        let rebuilt = clients.connect(&rotated).await.unwrap();
+        let e = rebuilt.client.apiserver_version().await.unwrap_err();
+        assert!(e.to_string().contains("held unreachable (hung)"), "{e}");
+        clients.hold("https://unknown:6443", None);
+        assert!(clients.connection("https://unknown:6443").is_none());
     }
 
     #[tokio::test]

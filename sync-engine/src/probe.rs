@@ -9,7 +9,9 @@
 //! [`ProbeSettings::timeout`]. A probe without an answer marks the cluster unreachable in the
 //! live cache ([`LiveCache::probed`]): its apps are re-triggered and hold with the
 //! Unreachable condition, and the connection state (metrics, dashboard) shows the error. The
-//! first probe answered after that clears the mark and re-triggers them, so they compare and
+//! cluster's request clients are held too ([`crate::clients::Hold`]): nothing is sent to it,
+//! and a request still waiting for it is abandoned, so no reconcile waits out the request
+//! timeout. The first probe answered after that clears both and re-triggers them, so they compare and
 //! sync again. A cluster that stops answering is marked at most
 //! [`ProbeSettings::detection_bound`] after its last answer, or after the reconcile that
 //! first watched it (the live cache tells the probe at once: [`LiveCache::servers_added`]).
@@ -18,7 +20,7 @@
 //! what a result changes), the judgement of one answer ([`judge`], pure) and the loop that
 //! runs them ([`run`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -258,6 +260,9 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
     let mut schedule = Schedule::new(settings.interval);
     let mut probes = tokio::task::JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, String> = HashMap::new();
+    // The clusters this loop holds ([`ClusterClients::hold`]): released when they answer,
+    // or when no app uses them any more (nothing would probe them again).
+    let mut held: BTreeSet<String> = BTreeSet::new();
     loop {
         let now = Instant::now();
         let conns: BTreeMap<String, Arc<ClusterConn>> = live
@@ -265,6 +270,13 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
             .into_iter()
             .filter_map(|server| clients.connection(&server).map(|conn| (server, conn)))
             .collect();
+        held.retain(|server| {
+            let in_use = conns.contains_key(server);
+            if !in_use {
+                clients.hold(server, None);
+            }
+            in_use
+        });
         for server in schedule.start_due(conns.keys(), now) {
             let Some(conn) = conns.get(&server).cloned() else {
                 // (Only clusters of `conns` are due; never left in flight regardless.)
@@ -298,10 +310,16 @@ pub async fn run(clients: Arc<ClusterClients>, live: Arc<LiveCache>, settings: P
                 match (schedule.finished(&server, reached), verdict) {
                     (Change::Unreachable, Some(Err(e))) => {
                         tracing::warn!(%server, error = %e, category = e.category(), "cluster probe got no answer; its apps hold");
+                        // The hold first: a reconcile the mark re-triggers then waits for
+                        // no request still under way.
+                        clients.hold(&server, Some(e.to_string()));
+                        held.insert(server.clone());
                         live.probed(&server, Some(e.to_string()));
                     }
                     (Change::Reachable, _) => {
                         tracing::info!(%server, "cluster answers its probe again");
+                        clients.hold(&server, None);
+                        held.remove(&server);
                         live.probed(&server, None);
                     }
                     _ => {}

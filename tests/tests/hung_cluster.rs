@@ -36,7 +36,7 @@ use argosy_tests::argocd::{
 use argosy_tests::fixtures::{as_service_account, free_port, register_cluster};
 use argosy_tests::{AuditEvent, ControlPlane, MANAGEMENT, TestCluster};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ApiResource;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -54,7 +54,22 @@ fn configmap(name: &str, value: &str) -> String {
     )
 }
 
-/// Commits one ConfigMap per app directory (`dir/cm.yaml`, named `settings-<dir>`).
+/// App `b3`: a Deployment in wave 0 and a ConfigMap in wave 1. No controller-manager runs,
+/// so the Deployment never becomes available by itself: b3's sync stays in progress
+/// (waiting for wave 0) until the test plays the Deployment controller.
+const WAVES: [(&str, &str); 2] = [
+    (
+        "b3/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-b3\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web-b3}\n  template:\n    metadata:\n      labels: {app: web-b3}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+    ),
+    (
+        "b3/late.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late-b3\n  annotations:\n    argocd.argoproj.io/sync-wave: \"1\"\ndata:\n  key: \"v1\"\n",
+    ),
+];
+
+/// Commits one ConfigMap per app directory (`dir/cm.yaml`, named `settings-<dir>`), and
+/// [`WAVES`].
 fn commit(repo: &std::path::Path, values: &[(&str, &str)]) -> Result<()> {
     let entries: BTreeMap<String, TreeEntry> = values
         .iter()
@@ -64,6 +79,11 @@ fn commit(repo: &std::path::Path, values: &[(&str, &str)]) -> Result<()> {
                 TreeEntry::File(configmap(&format!("settings-{dir}"), value)),
             )
         })
+        .chain(
+            WAVES
+                .iter()
+                .map(|(path, text)| ((*path).to_owned(), TreeEntry::File((*text).to_owned()))),
+        )
         .collect();
     write_tree_commit(repo, "refs/heads/main", &entries)
         .map(|_| ())
@@ -80,6 +100,12 @@ fn app_spec(dir: &str, server: &str) -> Value {
             "syncOptions": ["CreateNamespace=true"],
         },
     })
+}
+
+fn operation_phase(app: &Value) -> &str {
+    app.pointer("/status/operationState/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn sync_status(app: &Value) -> &str {
@@ -176,6 +202,17 @@ async fn argosy_status(client: &Client) -> Result<Value> {
     Ok(serde_json::from_slice(&out)?)
 }
 
+/// Plays the Deployment controller: marks `name` available.
+async fn complete_deployment(api: &Api<DynamicObject>, name: &str) -> Result<()> {
+    let live = api.get(name).await?;
+    let status = json!({"status": {"observedGeneration": live.metadata.generation,
+        "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Available", "status": "True"}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}
+
 fn deletes(events: &[AuditEvent]) -> Vec<String> {
     events
         .iter()
@@ -196,7 +233,7 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
     register_cluster(&client, "cluster-a", &a, &[]).await?;
     register_cluster(&client, "cluster-b", &b, &[]).await?;
     let apps = [("a", &a), ("b1", &b), ("b2", &b)];
-    for (name, cluster) in apps {
+    for (name, cluster) in apps.into_iter().chain([("b3", &b)]) {
         apply_json(
             &client,
             &application_resource(),
@@ -224,6 +261,19 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
         .await?;
         wait_live(cluster, &format!("settings-{name}"), "v1").await?;
     }
+    // b3's sync is in progress when B hangs: wave 0 applied, wave 1 waiting for it.
+    wait_app(
+        &client,
+        "b3",
+        "a sync waiting for wave 0",
+        Duration::from_secs(60),
+        |app| operation_phase(app) == "Running",
+    )
+    .await?;
+    let deployments = ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
+    let web: Api<DynamicObject> = Api::namespaced_with(b.client().await?, "demo", &deployments);
+    ensure!(web.get_opt("web-b3").await?.is_some(), "wave 0 applied");
+    ensure!(live_value(&b, "late-b3").await?.is_none(), "wave 1 waits");
     ensure!(
         connection_metric(port, "cluster-b").await?.as_deref() == Some("1"),
         "cluster-b is connected before the hang"
@@ -234,7 +284,7 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
     let hung = cp.hang_cluster(&b.name)?;
     let stopped = Instant::now();
     eprintln!("cluster B ({}) stopped at {}", b.server, Timestamp::now());
-    for name in ["b1", "b2"] {
+    for name in ["b1", "b2", "b3"] {
         let app = wait_app(
             &client,
             name,
@@ -250,6 +300,11 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
         );
         ensure!(sync_status(&app) == "Unknown", "{name} holds: {app:#}");
     }
+    let b3 = argosy_tests::argocd::app_json(&client, "b3").await?;
+    ensure!(
+        operation_phase(&b3) == "Running",
+        "the sync in progress holds (neither failed nor finished): {b3:#}"
+    );
     let a_app = argosy_tests::argocd::app_json(&client, "a").await?;
     ensure!(
         unreachable_condition(&a_app, &a.server).is_none() && sync_status(&a_app) == "Synced",
@@ -294,7 +349,18 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
     hung.resume()?;
     let resumed = Instant::now();
     wait_live(&b, "settings-b1", "v2").await?;
-    for name in ["b1", "b2"] {
+    // The sync in progress goes on where it was: wave 1 once wave 0 is available.
+    complete_deployment(&web, "web-b3").await?;
+    wait_live(&b, "late-b3", "v1").await?;
+    wait_app(
+        &client,
+        "b3",
+        "its sync Succeeded",
+        Duration::from_secs(60),
+        |app| operation_phase(app) == "Succeeded",
+    )
+    .await?;
+    for name in ["b1", "b2", "b3"] {
         wait_app(
             &client,
             name,
@@ -320,8 +386,9 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
     ensure!(live_value(&a, "settings-a").await?.as_deref() == Some("v2"));
 
     // The audit logs: no delete by the controller on any cluster; on B, after the hang
-    // began, exactly the one apply of the changed ConfigMap (a write sent while B hung
-    // would be served after the SIGCONT and show here as a second one).
+    // began, exactly one apply of each object the recovery had to write: b1's changed
+    // ConfigMap and b3's wave 1 (a write sent while B hung would be served after the
+    // SIGCONT and show here as a second one, or as another object).
     for cluster in cp.clusters() {
         let writes = cp.argosy_writes(&cluster.name)?;
         let deleted = deletes(&writes);
@@ -337,11 +404,23 @@ async fn a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers() -> R
         .filter(|e| e.received >= hung_at)
         .collect();
     let described: Vec<String> = since_hang.iter().map(AuditEvent::describe).collect();
+    let mut written: Vec<(&str, &str, &str)> = since_hang
+        .iter()
+        .map(|e| {
+            (
+                e.verb.as_str(),
+                e.resource.as_deref().unwrap_or_default(),
+                e.name.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    written.sort_unstable();
     ensure!(
-        since_hang.len() == 1
-            && since_hang[0].verb == "patch"
-            && since_hang[0].resource.as_deref() == Some("configmaps")
-            && since_hang[0].name.as_deref() == Some("settings-b1"),
+        written
+            == [
+                ("patch", "configmaps", "late-b3"),
+                ("patch", "configmaps", "settings-b1")
+            ],
         "writes to cluster B since the hang began: {described:#?}"
     );
     Ok(())
