@@ -3,11 +3,13 @@
 //!
 //! * `a_hung_cluster_is_marked_unreachable_holds_its_apps_and_recovers`: a management API
 //!   server and two workload API servers, the controller in-process with its default
-//!   settings. Cluster B hangs: its apps get the Unreachable condition within 30 s, `/metrics`,
-//!   the dashboard's JSON API and `argosy status` show B unreachable and A connected, a
-//!   change to A's app is synced meanwhile, and after SIGCONT B's change made during the hang
-//!   is synced. The audit logs show no delete by the controller anywhere and exactly the one
-//!   write to B the recovered sync makes.
+//!   settings. Cluster B hangs while one of its three apps is mid-sync (waiting for a wave):
+//!   its apps get the Unreachable condition within 30 s (the sync in progress stays
+//!   `Running`), `/metrics`, the dashboard's JSON API and `argosy status` show B unreachable
+//!   and A connected, a change to A's app is synced meanwhile, and after SIGCONT B's change
+//!   made during the hang is synced and the sync in progress finishes. The audit logs show
+//!   no delete by the controller anywhere and on B exactly the writes the recovery makes,
+//!   one per object.
 //! * `a_silent_watch_is_remade_and_fails_when_its_server_hangs`: the watch timeout alone (no
 //!   probe): an idle watch is re-made at its deadline without ever being marked failing; when
 //!   the server hangs the re-made watch fails and marks it; after SIGCONT a re-list clears it.
