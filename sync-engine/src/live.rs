@@ -324,7 +324,18 @@ impl LiveCache {
             .cloned()
     }
 
-    /// Stops every watch of `server` (its cluster Secret is gone).
+    /// The servers with at least one watch.
+    #[must_use]
+    pub fn servers(&self) -> Vec<String> {
+        let servers: std::collections::BTreeSet<String> = lock(&self.watches)
+            .keys()
+            .map(|(s, _, _)| s.clone())
+            .collect();
+        servers.into_iter().collect()
+    }
+
+    /// Stops every watch of `server` and drops what they cached (its cluster Secret is
+    /// gone, or another replica syncs it now).
     pub fn forget(&self, server: &str) {
         lock(&self.watches).retain(|(s, _, _), _| s != server);
     }
