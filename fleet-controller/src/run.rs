@@ -1019,10 +1019,10 @@ fn shard_clusters(registry: ClusterRegistry) -> member::ClusterList {
     Arc::new(move || {
         let mut refs: Vec<ClusterRef> = registry
             .valid_clusters()
-            .into_iter()
+            .iter()
             .map(|cluster| ClusterRef {
                 key: argosy_crds::server_key(&cluster.server),
-                id: cluster.id,
+                id: cluster.id.clone(),
                 pinned: cluster.shard,
             })
             .collect();
