@@ -296,6 +296,12 @@ impl ClusterClients {
         Ok(conn)
     }
 
+    /// Drops the clients (and connection state) of the servers `keep` refuses: clusters
+    /// another replica syncs now hold no connections or memory here.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().retain(|server, _| keep(server));
+    }
+
     /// Connection state of every cluster seen so far, by server URL.
     pub fn states(&self) -> Vec<(String, ClusterState)> {
         self.lock()

@@ -192,9 +192,10 @@ impl Context {
     }
 
     /// Lets go of what this replica kept for clusters it no longer holds (with sharding):
-    /// their watches (the memory of their live objects) and their gated clients.
+    /// their watches (the memory of their live objects), their clients and gated clients.
     pub fn let_go_of_unheld(&self) {
         self.writers.retain_held();
+        self.clients.retain(|server| self.writers.holds_server(server));
         for server in self.live.servers() {
             if !self.writers.holds_server(&server) {
                 tracing::info!(%server, "shard: cluster let go");
