@@ -195,7 +195,8 @@ impl Context {
     /// their watches (the memory of their live objects), their clients and gated clients.
     pub fn let_go_of_unheld(&self) {
         self.writers.retain_held();
-        self.clients.retain(|server| self.writers.holds_server(server));
+        self.clients
+            .retain(|server| self.writers.holds_server(server));
         for server in self.live.servers() {
             if !self.writers.holds_server(&server) {
                 tracing::info!(%server, "shard: cluster let go");
