@@ -34,6 +34,8 @@ const REPO_URL: &str = "https://git.example.com/platform/fleet.git";
 const REPLICAS: [&str; 3] = ["replica-0", "replica-1", "replica-2"];
 const CLUSTERS: usize = 6;
 const TARGET_NS: &str = "team";
+/// The dashboard's token (its JSON API says what a replica holds, too).
+const TOKEN: &str = "sharding-test-token";
 /// The issue's bound for a dead replica's clusters to be taken over and a change synced.
 const TAKEOVER: Duration = Duration::from_secs(30);
 
@@ -83,6 +85,7 @@ async fn start_replica(
         .local_addr()?
         .port();
     args.listen = Some(([127, 0, 0, 1], port).into());
+    args.dashboard_token = Some(TOKEN.to_owned().into());
     let handle =
         start_controller(cp.management(), &format!("argosy/test ({identity})"), args).await?;
     Ok(Replica {
@@ -104,6 +107,30 @@ async fn held(replica: &Replica) -> Result<BTreeSet<String>> {
         .lines()
         .filter_map(|l| l.strip_prefix("argosy_shard_cluster_held{cluster=\""))
         .filter_map(|rest| rest.split_once('"').map(|(cluster, _)| cluster.to_owned()))
+        .collect())
+}
+
+/// The clusters `replica` says it holds in its JSON API (`GET /api/v1/shard`).
+async fn held_in_api(replica: &Replica) -> Result<BTreeSet<String>> {
+    let (status, answer) =
+        argosy_tests::probe::get(replica.port, "/api/v1/shard", Some(TOKEN)).await?;
+    ensure!(
+        status == 200,
+        "GET /api/v1/shard of {} answered {answer}",
+        replica.identity
+    );
+    let (_, body) = answer.split_once("\r\n\r\n").context("no end of headers")?;
+    let shard: serde_json::Value = serde_json::from_str(body)?;
+    ensure!(shard["sharded"] == json!(true), "{shard}");
+    ensure!(
+        shard["shard"]["identity"] == json!(replica.identity),
+        "{shard}"
+    );
+    Ok(shard["shard"]["held"]
+        .as_array()
+        .context("no held clusters")?
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_owned))
         .collect())
 }
 
@@ -272,6 +299,13 @@ async fn three_replicas_share_six_clusters_and_take_over_a_dead_ones() -> Result
             holders
         };
         ensure!(holders.len() == 1, "{server} held by {holders:?}");
+    }
+    for replica in &replicas {
+        ensure!(
+            held_in_api(replica).await? == held(replica).await?,
+            "{}: the JSON API and /metrics disagree",
+            replica.identity
+        );
     }
 
     // No cluster written by two replicas in the same second, in the whole run.

@@ -96,6 +96,12 @@ impl Writers {
         Ownership(self.sharded.as_ref().map(|(shard, _)| shard.clone()))
     }
 
+    /// This replica's shard (`None`: not sharded).
+    #[must_use]
+    pub fn shard_status(&self) -> Option<argosy_sync_engine::shard::ShardStatus> {
+        self.sharded.as_ref().map(|(shard, _)| shard.status())
+    }
+
     /// Whether this replica syncs the cluster at `server` (always, without sharding).
     #[must_use]
     pub fn holds_server(&self, server: &str) -> bool {
