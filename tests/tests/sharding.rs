@@ -81,9 +81,7 @@ async fn start_replica(
     // The change made during the outage is a commit; every replica re-checks its apps
     // every 5 s (the local repository is read at each check).
     args.sync.resync = Duration::from_secs(5);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = argosy_tests::ports::free_port()?;
     args.listen = Some(([127, 0, 0, 1], port).into());
     args.dashboard_token = Some(TOKEN.to_owned().into());
     let handle =
