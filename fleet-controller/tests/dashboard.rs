@@ -77,6 +77,7 @@ async fn scrape() -> String {
         clusters: ClusterRegistry::new(store(secret), StoreReady::already(), "argocd"),
         cluster_states: Some(Arc::new(move || vec![(SERVER.to_owned(), state.clone())])),
         fence: Fence::open(),
+        shard: None,
     };
     let response = routes(metrics, sources)
         .oneshot(

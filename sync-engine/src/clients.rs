@@ -31,6 +31,7 @@ pub use kube::discovery::Scope;
 use serde_json::{Map, Value, json};
 
 use crate::fence::Fence;
+use crate::shard::ShardFence;
 
 /// The User-Agent of every request Argosy makes (the audit log tells its writes apart by it).
 pub const USER_AGENT: &str = concat!("argosy/", env!("CARGO_PKG_VERSION"));
@@ -309,14 +310,33 @@ pub struct WatchClient {
     pub timeout_seconds: u32,
 }
 
+/// What stands in front of the write client of every destination cluster.
+#[derive(Clone, Debug)]
+enum ClusterGate {
+    /// One replica writes everywhere while it leads (or always, without election).
+    Leader(Fence),
+    /// Each cluster is written only by the replica holding it.
+    Shard(ShardFence),
+}
+
+impl ClusterGate {
+    fn wrap(&self, server: &str, client: kube::Client) -> kube::Client {
+        match self {
+            Self::Leader(fence) => fence.wrap(client),
+            Self::Shard(shard) => shard.wrap(&argosy_crds::destination::server_key(server), client),
+        }
+    }
+}
+
 /// Clients for destination clusters, cached by server URL. Shared by all reconciles.
 pub struct ClusterClients {
     in_cluster: kube::Client,
     allow_exec_plugins: bool,
     timeouts: ClusterTimeouts,
-    /// Every request client built here writes through it (the in-cluster client comes
-    /// fenced from the caller).
-    fence: Fence,
+    /// Every request client built here writes through it.
+    gate: ClusterGate,
+    /// The User-Agent of the clients built here (names the replica with sharding).
+    user_agent: http::HeaderValue,
     slots: Mutex<BTreeMap<String, Slot>>,
 }
 
@@ -336,7 +356,8 @@ impl ClusterClients {
             in_cluster,
             allow_exec_plugins,
             timeouts: ClusterTimeouts::default(),
-            fence: Fence::open(),
+            gate: ClusterGate::Leader(Fence::open()),
+            user_agent: http::HeaderValue::from_static(USER_AGENT),
             slots: Mutex::new(BTreeMap::new()),
         }
     }
@@ -352,7 +373,26 @@ impl ClusterClients {
     /// (watch clients only read, and are left as they are).
     #[must_use]
     pub fn with_fence(mut self, fence: Fence) -> Self {
-        self.fence = fence;
+        self.gate = ClusterGate::Leader(fence);
+        self
+    }
+
+    /// Adds `replica` to the User-Agent of every client built from now on
+    /// (`argosy/<version> (<replica>)`), so a destination's audit log tells which replica
+    /// wrote; an identity that is not a valid header value is left out.
+    #[must_use]
+    pub fn with_replica(mut self, replica: &str) -> Self {
+        if let Ok(value) = http::HeaderValue::from_str(&format!("{USER_AGENT} ({replica})")) {
+            self.user_agent = value;
+        }
+        self
+    }
+
+    /// Puts the gate of each cluster's shard in front of its request client: a write
+    /// passes only while this replica holds that cluster ([`crate::shard`]).
+    #[must_use]
+    pub fn with_shard(mut self, shard: ShardFence) -> Self {
+        self.gate = ClusterGate::Shard(shard);
         self
     }
 
@@ -375,12 +415,18 @@ impl ClusterClients {
         };
         let redactor = Redactor::new(&cluster.config);
         let clients = if cluster.is_in_cluster() {
-            Ok((hold.wrap(self.in_cluster.clone()), self.in_cluster.clone()))
+            Ok((self.in_cluster.clone(), self.in_cluster.clone()))
         } else {
-            build_clients(cluster, self.allow_exec_plugins, self.timeouts, &redactor)
-                .await
-                .map(|(client, watch)| (hold.wrap(self.fence.wrap(client)), watch))
-        };
+            build_clients(
+                cluster,
+                self.allow_exec_plugins,
+                self.timeouts,
+                &redactor,
+                &self.user_agent,
+            )
+            .await
+        }
+        .map(|(client, watch)| (hold.wrap(self.gate.wrap(&cluster.server, client)), watch));
         let (client, watch_client) = match clients {
             Ok(clients) => clients,
             Err(e) => {
@@ -435,6 +481,12 @@ impl ClusterClients {
                 .clone()
         };
         hold.set(why);
+    }
+
+    /// Drops the clients (and connection state) of the servers `keep` refuses: clusters
+    /// another replica syncs now hold no connections or memory here.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().retain(|server, _| keep(server));
     }
 
     /// Connection state of every cluster seen so far, by server URL.
@@ -718,8 +770,10 @@ async fn build_clients(
     allow_exec_plugins: bool,
     timeouts: ClusterTimeouts,
     redactor: &Redactor,
+    user_agent: &http::HeaderValue,
 ) -> Result<(kube::Client, kube::Client), ClientError> {
-    let (request, watch) = client_configs(cluster, allow_exec_plugins, timeouts, redactor).await?;
+    let (request, watch) =
+        client_configs(cluster, allow_exec_plugins, timeouts, redactor, user_agent).await?;
     let server = cluster.server.clone();
     let redactor = redactor.clone();
     let build = move || {
@@ -748,6 +802,7 @@ async fn client_configs(
     allow_exec_plugins: bool,
     timeouts: ClusterTimeouts,
     redactor: &Redactor,
+    user_agent: &http::HeaderValue,
 ) -> Result<(kube::Config, kube::Config), ClientError> {
     let kubeconfig = kubeconfig(cluster, allow_exec_plugins)?;
     let mut config =
@@ -757,10 +812,9 @@ async fn client_configs(
                 server: cluster.server.clone(),
                 reason: redactor.apply(&error_chain(&e)),
             })?;
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(USER_AGENT),
-    ));
+    config
+        .headers
+        .push((http::header::USER_AGENT, user_agent.clone()));
     config.connect_timeout = Some(timeouts.connect);
     config.write_timeout = Some(timeouts.request);
     // Count the read timeout from the request, not from when the pooled connection idled.
@@ -1088,7 +1142,14 @@ mod tests {
         allow_exec: bool,
     ) -> Result<(kube::Config, kube::Config), ClientError> {
         let timeouts = ClusterTimeouts::default();
-        client_configs(c, allow_exec, timeouts, &Redactor::new(&c.config)).await
+        client_configs(
+            c,
+            allow_exec,
+            timeouts,
+            &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
     }
 
     fn user_of(c: &Cluster, allow_exec: bool) -> Value {
@@ -1136,9 +1197,15 @@ mod tests {
             request: Duration::from_secs(7),
             watch: Duration::from_secs(45),
         };
-        let (request, watch) = client_configs(&c, false, timeouts, &Redactor::new(&c.config))
-            .await
-            .unwrap();
+        let (request, watch) = client_configs(
+            &c,
+            false,
+            timeouts,
+            &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
+        .unwrap();
         assert_eq!(request.connect_timeout, Some(Duration::from_secs(2)));
         assert_eq!(request.read_timeout, Some(Duration::from_secs(7)));
         assert_eq!(request.write_timeout, Some(Duration::from_secs(7)));
@@ -1300,10 +1367,16 @@ mod tests {
         // A token with a newline is not a valid header value.
         let c = cluster(json!({ "bearerToken": format!("{TOKEN}\n") }));
         let redactor = Redactor::new(&c.config);
-        let e = build_clients(&c, false, ClusterTimeouts::default(), &redactor)
-            .await
-            .err()
-            .unwrap();
+        let e = build_clients(
+            &c,
+            false,
+            ClusterTimeouts::default(),
+            &redactor,
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             matches!(
                 e,
@@ -1323,6 +1396,7 @@ mod tests {
             false,
             ClusterTimeouts::default(),
             &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
         )
         .await
         .err()
@@ -1427,6 +1501,7 @@ mod tests {
             true,
             ClusterTimeouts::default(),
             &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
         )
         .await
         .err()

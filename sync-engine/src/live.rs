@@ -225,7 +225,9 @@ impl LiveCache {
             .find_map(|(_, w)| lock(&w.state).failing.clone())
     }
 
-    /// The clusters some app uses: those with a watch (what the probe asks).
+    /// The servers with at least one watch: the clusters some app uses (what the probe
+    /// asks).
+    #[must_use]
     pub fn servers(&self) -> BTreeSet<String> {
         lock(&self.watches)
             .keys()
@@ -397,7 +399,8 @@ impl LiveCache {
             .cloned()
     }
 
-    /// Stops every watch of `server` (its cluster Secret is gone) and forgets its probe.
+    /// Stops every watch of `server` and drops what they cached (its cluster Secret is
+    /// gone, or another replica syncs it now), and forgets its probe.
     pub fn forget(&self, server: &str) {
         lock(&self.watches).retain(|(s, _, _), _| s != server);
         lock(&self.probe_failures).remove(server);
