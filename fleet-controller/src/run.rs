@@ -148,6 +148,8 @@ pub struct SyncSettings {
     pub allow_exec_plugins: bool,
     /// Built-in Lua health checks (`--resource-customizations DIR`).
     pub resource_customizations: Option<PathBuf>,
+    /// Namespaces in use on one cluster watched one by one (`--watch-namespaces-max`).
+    pub watch_namespaces_max: usize,
 }
 
 impl Default for SyncSettings {
@@ -158,6 +160,7 @@ impl Default for SyncSettings {
             workers: defaults::SYNC_WORKERS,
             allow_exec_plugins: false,
             resource_customizations: None,
+            watch_namespaces_max: defaults::WATCH_NAMESPACES_MAX,
         }
     }
 }
@@ -544,6 +547,11 @@ pub async fn run_with(
                 .map(|ctx| -> crate::metrics::ClusterStates {
                     Arc::new(move || ctx.cluster_states())
                 }),
+            cluster_caches: sync_ctx
+                .clone()
+                .map(|ctx| -> crate::metrics::ClusterCaches {
+                    Arc::new(move || ctx.live.footprint())
+                }),
             fence: fence.clone(),
         };
         let dashboard_sources = crate::dashboard::Sources {
@@ -851,7 +859,9 @@ fn sync_controller(
             trigger_tx.send(instance.to_owned());
         }),
         Duration::from_secs(10),
-    ));
+        )
+        .with_max_namespaces(args.sync.watch_namespaces_max),
+    );
     let triggers = futures::stream::unfold(trigger_rx, move |mut rx| {
         let ns = controller_namespace.clone();
         async move {

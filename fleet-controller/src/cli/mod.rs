@@ -125,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     workers: flags.sync_workers.max(1),
                     allow_exec_plugins: flags.allow_exec_plugins,
                     resource_customizations: flags.resource_customizations,
+                    watch_namespaces_max: flags.watch_namespaces_max,
                 },
                 repo_refresh: std::time::Duration::from_secs(flags.repo_refresh_seconds.max(1)),
                 repo_backoff: argosy_sync_engine::repo::Backoff {
