@@ -35,10 +35,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
@@ -57,7 +57,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const APPS: usize = 1_000;
 const CLUSTERS: usize = 3;
