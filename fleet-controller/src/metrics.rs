@@ -1065,7 +1065,11 @@ fn encode_cache_metrics(
         for (server, name, f) in &rows {
             let wide = f.cluster_wide as i64;
             for (scope, count) in [("namespace", f.watches as i64 - wide), ("cluster", wide)] {
-                let labels = [("server", server.as_str()), ("name", *name), ("scope", scope)];
+                let labels = [
+                    ("server", server.as_str()),
+                    ("name", *name),
+                    ("scope", scope),
+                ];
                 family.encode_family(&labels)?.encode_gauge(&count)?;
             }
         }
@@ -1502,12 +1506,7 @@ mod tests {
     fn each_clusters_live_cache_is_reported() {
         use argosy_sync_engine::live::{ClusterFootprint, Footprint};
         let server = "https://a.example";
-        let mut sources = sources(
-            vec![],
-            vec![],
-            vec![cluster_secret("a", server)],
-            vec![],
-        );
+        let mut sources = sources(vec![], vec![], vec![cluster_secret("a", server)], vec![]);
         sources.cluster_caches = Some(Arc::new(move || {
             vec![(
                 server.to_owned(),

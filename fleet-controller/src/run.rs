@@ -854,11 +854,12 @@ fn sync_controller(
         Some(((), rx))
     });
     let controller_namespace = args.namespace.clone();
-    let live = Arc::new(LiveCache::new(
-        Arc::new(move |instance: &str| {
-            trigger_tx.send(instance.to_owned());
-        }),
-        Duration::from_secs(10),
+    let live = Arc::new(
+        LiveCache::new(
+            Arc::new(move |instance: &str| {
+                trigger_tx.send(instance.to_owned());
+            }),
+            Duration::from_secs(10),
         )
         .with_max_namespaces(args.sync.watch_namespaces_max),
     );

@@ -171,7 +171,10 @@ fn wanted_watches<'a>(
     let mut out = BTreeMap::new();
     for (kind, (resource, namespaced)) in kinds {
         let mut add = |namespace: &str| {
-            out.insert(WatchId::new(kind, namespace), (resource.clone(), *namespaced));
+            out.insert(
+                WatchId::new(kind, namespace),
+                (resource.clone(), *namespaced),
+            );
         };
         match (visibility, namespaced) {
             (Visibility::All, false) => add(""),
@@ -449,9 +452,8 @@ impl LiveCache {
             }
             let cluster = clusters.by_server.entry(server.to_owned()).or_default();
             cluster.visibility = visibility;
-            let covered = |watch: &Watch, managers: &BTreeSet<String>| {
-                managers.is_subset(&watch.managers)
-            };
+            let covered =
+                |watch: &Watch, managers: &BTreeSet<String>| managers.is_subset(&watch.managers);
             cluster.apps.insert(app.to_owned(), needs);
             let wanted = cluster.wanted(self.max_namespaces);
             let managers = cluster.managers();
@@ -508,14 +510,23 @@ impl LiveCache {
                 Some(cluster) if cluster.apps.is_empty() => clusters
                     .by_server
                     .remove(server)
-                    .map(|c| c.watches.into_values().chain(c.replaced.into_values()).collect())
+                    .map(|c| {
+                        c.watches
+                            .into_values()
+                            .chain(c.replaced.into_values())
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 Some(cluster) => cluster.retire(self.max_namespaces),
                 None => Vec::new(),
             }
         };
         if !dropped.is_empty() {
-            tracing::debug!(server, watches = dropped.len(), "dropped watches no app needs");
+            tracing::debug!(
+                server,
+                watches = dropped.len(),
+                "dropped watches no app needs"
+            );
         }
     }
 
@@ -549,11 +560,13 @@ impl LiveCache {
         let Some(cluster) = clusters.by_server.get(server) else {
             return Vec::new();
         };
-        let ids: BTreeSet<&WatchId> = cluster.watches.keys().chain(cluster.replaced.keys()).collect();
+        let ids: BTreeSet<&WatchId> = cluster
+            .watches
+            .keys()
+            .chain(cluster.replaced.keys())
+            .collect();
         ids.into_iter()
-            .filter(|id| {
-                namespace.is_none_or(|ns| id.namespace.is_empty() || id.namespace == ns)
-            })
+            .filter(|id| namespace.is_none_or(|ns| id.namespace.is_empty() || id.namespace == ns))
             .filter_map(|id| cluster.serving(id).cloned())
             .collect()
     }
@@ -833,7 +846,11 @@ fn json_size(object: &DynamicObject) -> u64 {
 
 /// Keeps [`WatchState::size`] equal to what the store holds after `event` (`old`: the
 /// stored object an `Apply` or `Delete` replaced).
-fn account(state: &mut WatchState, event: &watcher::Event<DynamicObject>, old: Option<&DynamicObject>) {
+fn account(
+    state: &mut WatchState,
+    event: &watcher::Event<DynamicObject>,
+    old: Option<&DynamicObject>,
+) {
     let remove = |size: &mut Footprint, object: &DynamicObject| {
         size.objects = size.objects.saturating_sub(1);
         size.bytes = size.bytes.saturating_sub(json_size(object));
@@ -863,7 +880,6 @@ fn account(state: &mut WatchState, event: &watcher::Event<DynamicObject>, old: O
         }
     }
 }
-
 
 /// Readies a watched object for the store: the items of a list response carry no
 /// `apiVersion`/`kind` (only watch events do), so they are set from the watched resource
@@ -1148,7 +1164,10 @@ mod tests {
         // One namespace more than the limit: one cluster-wide watch per namespaced kind.
         let d = needs(&[], &["d"]);
         let wanted = wanted_watches([&a, &b, &d], &Visibility::All, 3);
-        assert_eq!(ids(&wanted), ["ConfigMap@", "Namespace@", "ServiceAccount@"]);
+        assert_eq!(
+            ids(&wanted),
+            ["ConfigMap@", "Namespace@", "ServiceAccount@"]
+        );
         // An app with objects in no namespace needs the whole cluster.
         let anywhere = needs(&[("ConfigMap", true)], &[""]);
         assert_eq!(
@@ -1164,7 +1183,10 @@ mod tests {
             allowed: ["a", "b", "z"].iter().map(|s| (*s).to_owned()).collect(),
             cluster_resources,
         };
-        let app = needs(&[("ConfigMap", true), ("Namespace", false)], &["a", "b", "x"]);
+        let app = needs(
+            &[("ConfigMap", true), ("Namespace", false)],
+            &["a", "b", "x"],
+        );
         assert_eq!(
             ids(&wanted_watches([&app], &scoped(false), 1)),
             ["ConfigMap@a", "ConfigMap@b"]
@@ -1193,15 +1215,33 @@ mod tests {
             watches.iter().map(|(ns, ready)| (id(ns), *ready)).collect()
         };
         // Per namespace -> cluster-wide: the namespaces' watches serve until it has listed.
-        assert!(retired(&current(&[("a", true), ("b", true), ("", false)]), &wanted(&[""])).is_empty());
+        assert!(
+            retired(
+                &current(&[("a", true), ("b", true), ("", false)]),
+                &wanted(&[""])
+            )
+            .is_empty()
+        );
         assert_eq!(
-            retired(&current(&[("a", true), ("b", true), ("", true)]), &wanted(&[""])),
+            retired(
+                &current(&[("a", true), ("b", true), ("", true)]),
+                &wanted(&[""])
+            ),
             [id("a"), id("b")]
         );
         // Cluster-wide -> per namespace: the wide one serves until every one has listed.
-        assert!(retired(&current(&[("", true), ("a", true), ("b", false)]), &wanted(&["a", "b"])).is_empty());
+        assert!(
+            retired(
+                &current(&[("", true), ("a", true), ("b", false)]),
+                &wanted(&["a", "b"])
+            )
+            .is_empty()
+        );
         assert_eq!(
-            retired(&current(&[("", true), ("a", true), ("b", true)]), &wanted(&["a", "b"])),
+            retired(
+                &current(&[("", true), ("a", true), ("b", true)]),
+                &wanted(&["a", "b"])
+            ),
             [id("")]
         );
         // A namespace no app uses any more goes at once; so does everything of an unused kind.
@@ -1258,7 +1298,10 @@ mod tests {
         assert_eq!(value["metadata"]["annotations"], json!({"team": "a"}));
         // What the comparison reads is still there, as it was.
         let tree = json!({"f:data": {"f:a": {}}});
-        assert_eq!(crate::ssa::owned_fields_json(&value).as_deref(), Some(&tree));
+        assert_eq!(
+            crate::ssa::owned_fields_json(&value).as_deref(),
+            Some(&tree)
+        );
         assert_eq!(
             crate::ssa::fields_of_manager_json(&value, "hpa").as_deref(),
             Some(&tree)
@@ -1266,7 +1309,10 @@ mod tests {
         assert!(json_size(&object) < before);
         // Nobody's entry but Argosy's: the other managers' go too.
         prepare(&mut object, &types, &BTreeSet::new());
-        assert_eq!(object.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            object.metadata.managed_fields.as_ref().map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]
@@ -1276,20 +1322,39 @@ mod tests {
         let (size_a, size_b) = (json_size(&a), json_size(&b));
         account(&mut s, &watcher::Event::Init, None);
         account(&mut s, &watcher::Event::InitApply(a.clone()), None);
-        assert_eq!(s.size, Footprint::default(), "counted once the list is complete");
+        assert_eq!(
+            s.size,
+            Footprint::default(),
+            "counted once the list is complete"
+        );
         account(&mut s, &watcher::Event::InitDone, None);
-        assert_eq!(s.size, Footprint { objects: 1, bytes: size_a });
+        assert_eq!(
+            s.size,
+            Footprint {
+                objects: 1,
+                bytes: size_a
+            }
+        );
         account(&mut s, &watcher::Event::Apply(b.clone()), None);
         let mut bigger = b.clone();
         bigger.data = json!({"data": {"k": "a longer value than before"}});
         account(&mut s, &watcher::Event::Apply(bigger.clone()), Some(&b));
         assert_eq!(
             s.size,
-            Footprint { objects: 2, bytes: size_a + json_size(&bigger) }
+            Footprint {
+                objects: 2,
+                bytes: size_a + json_size(&bigger)
+            }
         );
         assert!(json_size(&bigger) > size_b);
         account(&mut s, &watcher::Event::Delete(a.clone()), Some(&a));
-        assert_eq!(s.size, Footprint { objects: 1, bytes: json_size(&bigger) });
+        assert_eq!(
+            s.size,
+            Footprint {
+                objects: 1,
+                bytes: json_size(&bigger)
+            }
+        );
         // A re-list replaces the count with what it delivered.
         account(&mut s, &watcher::Event::Init, None);
         account(&mut s, &watcher::Event::InitDone, None);

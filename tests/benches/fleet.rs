@@ -150,23 +150,33 @@ fn app_manifests(cluster: &SimCluster, k: usize) -> Vec<(&'static str, String)> 
             "config.yaml",
             config_map(
                 "config",
-                format!("  LOG_LEVEL: info\n  app.properties: |\n    server.port=8080\n    customer={customer}\n"),
+                format!(
+                    "  LOG_LEVEL: info\n  app.properties: |\n    server.port=8080\n    customer={customer}\n"
+                ),
             ),
         ),
         (
             "features.yaml",
-            config_map("features", "  FEATURES: \"search,export\"\n  BETA: \"false\"\n".to_owned()),
+            config_map(
+                "features",
+                "  FEATURES: \"search,export\"\n  BETA: \"false\"\n".to_owned(),
+            ),
         ),
         (
             "routes.yaml",
             config_map(
                 "routes",
-                format!("  routes.yaml: |\n    - path: /api\n      backend: {name}:8080\n    - path: /\n      backend: web:80\n"),
+                format!(
+                    "  routes.yaml: |\n    - path: /api\n      backend: {name}:8080\n    - path: /\n      backend: web:80\n"
+                ),
             ),
         ),
         (
             "limits.yaml",
-            config_map("limits", "  MAX_CONNECTIONS: \"100\"\n  TIMEOUT_SECONDS: \"30\"\n".to_owned()),
+            config_map(
+                "limits",
+                "  MAX_CONNECTIONS: \"100\"\n  TIMEOUT_SECONDS: \"30\"\n".to_owned(),
+            ),
         ),
         (
             "serviceaccount.yaml",
@@ -221,7 +231,11 @@ impl Fleet {
         futures::stream::iter(namespaces.into_iter().map(|(client, name)| async move {
             let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
             Api::<Namespace>::all(client)
-                .patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+                .patch(
+                    &name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Apply(&ns),
+                )
                 .await?;
             anyhow::Ok(())
         }))

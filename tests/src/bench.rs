@@ -231,6 +231,11 @@ impl CpuUsed {
     }
 }
 
+/// A command (words split at spaces) to run a benchmark's child controller under, e.g.
+/// `heaptrack -o /tmp/controller`: the child's path is appended. Its peak RSS is then the
+/// wrapper's, so only for profiling.
+pub const CHILD_WRAPPER_ENV: &str = "ARGOSY_BENCH_CHILD_WRAPPER";
+
 /// A controller run as a child process of a benchmark binary (the binary re-executed with
 /// a settings file in an environment variable), with its `/metrics` listener on `port`.
 pub struct ChildController {
@@ -245,7 +250,7 @@ pub struct ChildController {
 
 impl ChildController {
     /// Runs this executable with `env=settings` (its logs at `ARGOSY_LOG`, default info,
-    /// into `log`).
+    /// into `log`), under the command in [`CHILD_WRAPPER_ENV`] when set (a profiler).
     pub fn spawn(
         env: &str,
         settings: &Path,
@@ -253,7 +258,18 @@ impl ChildController {
         port: u16,
         timeout: Duration,
     ) -> anyhow::Result<ChildController> {
-        let child = Command::new(std::env::current_exe()?)
+        let exe = std::env::current_exe()?;
+        let wrapper = std::env::var(CHILD_WRAPPER_ENV).unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(&exe);
+                command
+            }
+            None => Command::new(&exe),
+        };
+        let child = command
             .env(env, settings)
             .env(
                 "ARGOSY_LOG",

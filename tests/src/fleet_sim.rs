@@ -107,8 +107,8 @@ impl SimCluster {
             "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": "admin"}}],
             "current-context": self.name,
         });
-        let kubeconfig: kube::config::Kubeconfig = serde_json::from_value(doc)
-            .with_context(|| format!("kubeconfig of {}", self.name))?;
+        let kubeconfig: kube::config::Kubeconfig =
+            serde_json::from_value(doc).with_context(|| format!("kubeconfig of {}", self.name))?;
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .with_context(|| format!("kube config of {}", self.name))?;
@@ -144,7 +144,12 @@ impl Drop for FleetSim {
 pub fn address_of(index: usize) -> Ipv4Addr {
     // Both parts are below 251 for any index under MAX_CLUSTERS (callers check).
     let (x, y) = (index / 250, index % 250 + 1);
-    Ipv4Addr::new(127, 1, u8::try_from(x).unwrap_or(u8::MAX), u8::try_from(y).unwrap_or(u8::MAX))
+    Ipv4Addr::new(
+        127,
+        1,
+        u8::try_from(x).unwrap_or(u8::MAX),
+        u8::try_from(y).unwrap_or(u8::MAX),
+    )
 }
 
 impl FleetSim {

@@ -118,11 +118,16 @@ async fn simulated_clusters_are_watched_only_where_their_apps_are() -> Result<()
 
     // The default project, warning about orphaned resources.
     let projects = ApiResource::erase::<argosy_crds::AppProject>(&());
-    apply_json(&client, &projects, json!({
+    apply_json(
+        &client,
+        &projects,
+        json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
         "metadata": {"name": "default", "namespace": ARGOCD_NAMESPACE},
         "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
-                 "orphanedResources": {"warn": true}}})).await?;
+                 "orphanedResources": {"warn": true}}}),
+    )
+    .await?;
 
     let dir = tempfile::tempdir()?;
     let repo = dir.path().join("fleet.git");
@@ -191,9 +196,13 @@ async fn simulated_clusters_are_watched_only_where_their_apps_are() -> Result<()
 
     // The orphan warning counts the destination namespace only: the stray one for one-a,
     // nothing for two-a (the noise is elsewhere, and sim-0003's objects are tracked).
-    let one_a = wait_app(&client, "one-a", "an orphan warning", Duration::from_secs(60), |a| {
-        orphan_warning(a).is_some()
-    })
+    let one_a = wait_app(
+        &client,
+        "one-a",
+        "an orphan warning",
+        Duration::from_secs(60),
+        |a| orphan_warning(a).is_some(),
+    )
     .await?;
     assert_eq!(
         orphan_warning(&one_a).as_deref(),
@@ -204,20 +213,35 @@ async fn simulated_clusters_are_watched_only_where_their_apps_are() -> Result<()
 
     // two-a moves to namespace b: its objects in a are pruned, the ones in b created, and
     // once its status no longer lists namespace a, the watches there go.
-    apply_json(&client, &app_api, app("two-a", two, &two.namespace("b")).json()).await?;
+    apply_json(
+        &client,
+        &app_api,
+        app("two-a", two, &two.namespace("b")).json(),
+    )
+    .await?;
     let b = two.namespace("b");
-    wait_app(&client, "two-a", "synced to namespace b", Duration::from_secs(120), |a| {
-        synced(a)
-            && a.pointer("/status/resources")
-                .and_then(Value::as_array)
-                .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["namespace"] == json!(b)))
-    })
+    wait_app(
+        &client,
+        "two-a",
+        "synced to namespace b",
+        Duration::from_secs(120),
+        |a| {
+            synced(a)
+                && a.pointer("/status/resources")
+                    .and_then(Value::as_array)
+                    .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["namespace"] == json!(b)))
+        },
+    )
     .await?;
     config_maps(&two.namespace("b")).get("web-config").await?;
     let left = config_maps(&two.namespace("a"))
         .get_opt("web-config")
         .await?;
-    assert!(left.is_none(), "web-config was left in {}", two.namespace("a"));
+    assert!(
+        left.is_none(),
+        "web-config was left in {}",
+        two.namespace("a")
+    );
     let accounts: Api<DynamicObject> = Api::namespaced_with(
         backing.clone(),
         &two.namespace("a"),
@@ -235,7 +259,11 @@ async fn simulated_clusters_are_watched_only_where_their_apps_are() -> Result<()
     .await?;
     // Every simulated cluster was reached at its own address.
     for cluster in sim.clusters() {
-        assert!(cluster.connections() > 0, "{} was never connected to", cluster.name);
+        assert!(
+            cluster.connections() > 0,
+            "{} was never connected to",
+            cluster.name
+        );
     }
     Ok(())
 }

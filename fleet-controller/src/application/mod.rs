@@ -1224,7 +1224,13 @@ async fn watch_kinds(
         needs.manager(&manager);
     }
     ctx.live
-        .need(&conn.server, &conn.watch_client, instance, needs, visibility)
+        .need(
+            &conn.server,
+            &conn.watch_client,
+            instance,
+            needs,
+            visibility,
+        )
         .await
         .map_err(|e| Problem::comparison(e.to_string()))
 }
