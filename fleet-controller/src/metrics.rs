@@ -1090,7 +1090,7 @@ fn encode_cache_metrics(
     }
     let mut family = encoder.encode_descriptor(
         "argosy_cluster_cache_bytes",
-        "JSON size of the live objects cached for the cluster, trimmed as cached (a proxy for their memory).",
+        "Bytes of JSON text of the live objects cached for the cluster (the cache keeps each trimmed object as its text).",
         None,
         MetricType::Gauge,
     )?;

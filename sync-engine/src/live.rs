@@ -21,9 +21,11 @@
 //!
 //! Cached objects are trimmed to what diff and health read: no
 //! `kubectl.kubernetes.io/last-applied-configuration`, no `managedFields` but Argosy's own
-//! apply entry and those of the managers an app's `ignoreDifferences` names, kept as JSON
-//! text ([`crate::ssa::trim_for_cache_keeping`]). [`LiveCache::footprint`] says what each
-//! cluster's cache holds.
+//! apply entry and those of the managers an app's `ignoreDifferences` names
+//! ([`crate::ssa::trim_for_cache_keeping`]), and each is kept as its JSON text, parsed when
+//! a comparison reads it: a tree of `serde_json` values and Kubernetes metadata allocates
+//! a B-tree node per map (labels, annotations, data) and a `String` per field, several
+//! times the text (`BENCHMARKS.md`, fleet section, has the measured difference). [`LiveCache::footprint`] says what each cluster's cache holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,7 +33,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
@@ -254,7 +255,6 @@ struct Watch {
     resource: ApiResource,
     /// Whether the kind is namespaced (a cluster-wide watch of it sees every namespace).
     namespaced: bool,
-    store: Store<DynamicObject>,
     /// The first list, awaited by every reconcile that needs this kind meanwhile.
     ready: StoreReady,
     /// The other managers whose `managedFields` entries its objects keep.
@@ -276,10 +276,48 @@ struct WatchState {
     /// The sync engine's applies under way or awaiting their watch event, whose echo
     /// re-triggers nobody.
     echoes: Echoes<ObjKey>,
-    /// What the store holds.
-    size: Footprint,
-    /// What a re-list has delivered so far.
-    relist_size: Option<Footprint>,
+    /// The watched objects by namespace and name.
+    objects: HashMap<(String, String), Cached>,
+    /// Objects delivered by a re-list so far, swapped in at its end.
+    relist_objects: Option<HashMap<(String, String), Cached>>,
+}
+
+/// One watched object as the cache keeps it.
+struct Cached {
+    /// The trimmed object as JSON text.
+    json: Box<str>,
+    /// Not owned by another object and tracked by no app: a candidate orphan.
+    untracked_top_level: bool,
+}
+
+impl Cached {
+    fn of(object: &DynamicObject) -> Option<((String, String), Cached)> {
+        let (key, app) = key_and_app(object)?;
+        let json = serde_json::to_string(object).ok()?.into_boxed_str();
+        let top_level = object
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_none_or(Vec::is_empty);
+        let cached = Cached {
+            json,
+            untracked_top_level: top_level && app.is_none(),
+        };
+        Some(((key.namespace, key.name), cached))
+    }
+
+    fn value(&self) -> Option<Value> {
+        serde_json::from_str(&self.json).ok()
+    }
+}
+
+impl WatchState {
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            objects: self.objects.len() as u64,
+            bytes: self.objects.values().map(|c| c.json.len() as u64).sum(),
+        }
+    }
 }
 
 impl Drop for Watch {
@@ -288,8 +326,8 @@ impl Drop for Watch {
     }
 }
 
-/// What a cache holds: objects, and their size as JSON (a proxy for their memory: the
-/// trimmed objects in memory take a small multiple of it).
+/// What a cache holds: objects, and their size as JSON (the text the cache keeps, most of
+/// its memory).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Footprint {
     /// Cached objects.
@@ -585,14 +623,11 @@ impl LiveCache {
     /// The live object at `key`, as JSON, if its kind is watched on `server`.
     pub fn get(&self, server: &str, resource: &ApiResource, key: &ObjKey) -> Option<Value> {
         let watch = self.watch(server, resource, &key.namespace, true)?;
-        let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
-        if !key.namespace.is_empty() {
-            reference = reference.within(&key.namespace);
-        }
-        watch
-            .store
-            .get(&reference)
-            .and_then(|o| serde_json::to_value(&*o).ok())
+        let state = lock(&watch.state);
+        state
+            .objects
+            .get(&(key.namespace.clone(), key.name.clone()))
+            .and_then(Cached::value)
     }
 
     /// Every watched live object on `server` whose tracking id names `app`, with the
@@ -600,20 +635,14 @@ impl LiveCache {
     pub fn tracked(&self, server: &str, app: &str) -> Vec<(ObjKey, Value)> {
         let mut out = Vec::new();
         for watch in self.serving(server, None) {
-            let keys: Vec<ObjKey> = lock(&watch.state)
-                .by_app
-                .get(app)
-                .map(|k| k.iter().cloned().collect())
-                .unwrap_or_default();
-            for key in keys {
-                let mut reference = ObjectRef::new_with(&key.name, watch.resource.clone());
-                if !key.namespace.is_empty() {
-                    reference = reference.within(&key.namespace);
-                }
-                if let Some(obj) = watch.store.get(&reference)
-                    && let Ok(value) = serde_json::to_value(&*obj)
+            let state = lock(&watch.state);
+            for key in state.by_app.get(app).into_iter().flatten() {
+                if let Some(value) = state
+                    .objects
+                    .get(&(key.namespace.clone(), key.name.clone()))
+                    .and_then(Cached::value)
                 {
-                    out.push((key, value));
+                    out.push((key.clone(), value));
                 }
             }
         }
@@ -626,21 +655,23 @@ impl LiveCache {
     /// the kinds watched there: the candidates for Argo CD's orphaned-resource warning.
     /// Kinds no app deploys to that cluster are not watched, so not seen.
     pub fn untracked_top_level(&self, server: &str, namespace: &str) -> Vec<ObjKey> {
-        let watches = self.serving(server, Some(namespace));
-        let mut out: Vec<ObjKey> = watches
-            .iter()
-            .flat_map(|w| w.store.state())
-            .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|o| {
-                o.metadata
-                    .owner_references
-                    .as_ref()
-                    .is_none_or(Vec::is_empty)
-            })
-            .filter_map(|o| key_and_app(&o))
-            .filter(|(_, app)| app.is_none())
-            .map(|(key, _)| key)
-            .collect();
+        let mut out: Vec<ObjKey> = Vec::new();
+        for watch in self.serving(server, Some(namespace)) {
+            let group = crate::resource::group_of(&watch.resource.api_version);
+            let state = lock(&watch.state);
+            out.extend(
+                state
+                    .objects
+                    .iter()
+                    .filter(|((ns, _), cached)| ns == namespace && cached.untracked_top_level)
+                    .map(|((ns, name), _)| ObjKey {
+                        group: group.to_owned(),
+                        kind: watch.resource.kind.clone(),
+                        namespace: ns.clone(),
+                        name: name.clone(),
+                    }),
+            );
+        }
         out.sort();
         out.dedup();
         out
@@ -724,7 +755,7 @@ impl LiveCache {
             .map(|(server, cluster)| {
                 let mut total = ClusterFootprint::default();
                 for (id, watch) in &cluster.watches {
-                    let size = lock(&watch.state).size;
+                    let size = lock(&watch.state).footprint();
                     total.watches += 1;
                     total.cluster_wide += u64::from(id.namespace.is_empty() && watch.namespaced);
                     total.cached.objects += size.objects;
@@ -750,9 +781,6 @@ impl LiveCache {
         } else {
             Api::namespaced_with(client, &id.namespace, &resource)
         };
-        let mut writer = Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let sizes = store.clone();
         let (listed, ready) = StoreReady::new();
         let state = Arc::new(Mutex::new(WatchState::default()));
         let task_state = state.clone();
@@ -766,16 +794,13 @@ impl LiveCache {
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(move |object| prepare(object, &types, &kept));
-        let task_resource = resource.clone();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
                 let touched = match &event {
                     Ok(event) => {
-                        let old = replaced_object(&sizes, &task_resource, event);
-                        writer.apply_watcher_event(event);
                         let mut state = lock(&task_state);
-                        account(&mut state, event, old.as_deref());
+                        keep(&mut state, event);
                         index(&mut state, event)
                     }
                     Err(e) => {
@@ -800,7 +825,6 @@ impl LiveCache {
         Arc::new(Watch {
             resource,
             namespaced,
-            store,
             ready,
             managers: managers.clone(),
             state,
@@ -809,73 +833,30 @@ impl LiveCache {
     }
 }
 
-/// The stored object an `Apply` or `Delete` event replaces (its size leaves the count).
-fn replaced_object(
-    store: &Store<DynamicObject>,
-    resource: &ApiResource,
-    event: &watcher::Event<DynamicObject>,
-) -> Option<Arc<DynamicObject>> {
-    let (watcher::Event::Apply(object) | watcher::Event::Delete(object)) = event else {
-        return None;
-    };
-    store.get(&ObjectRef::from_obj_with(object, resource.clone()))
-}
-
-/// Counts bytes written, to size an object as JSON without building the text.
-#[derive(Default)]
-struct ByteCount(u64);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The size of `object` as JSON.
-fn json_size(object: &DynamicObject) -> u64 {
-    let mut count = ByteCount::default();
-    // Writing to a counter cannot fail; an object that does not serialize counts 0.
-    let _ = serde_json::to_writer(&mut count, object);
-    count.0
-}
-
-/// Keeps [`WatchState::size`] equal to what the store holds after `event` (`old`: the
-/// stored object an `Apply` or `Delete` replaced).
-fn account(
-    state: &mut WatchState,
-    event: &watcher::Event<DynamicObject>,
-    old: Option<&DynamicObject>,
-) {
-    let remove = |size: &mut Footprint, object: &DynamicObject| {
-        size.objects = size.objects.saturating_sub(1);
-        size.bytes = size.bytes.saturating_sub(json_size(object));
-    };
-    let add = |size: &mut Footprint, object: &DynamicObject| {
-        size.objects += 1;
-        size.bytes += json_size(object);
-    };
+/// Applies one watch event to the cached objects (a re-list replaces them at its end).
+fn keep(state: &mut WatchState, event: &watcher::Event<DynamicObject>) {
     match event {
-        watcher::Event::Init => state.relist_size = Some(Footprint::default()),
+        watcher::Event::Init => state.relist_objects = Some(HashMap::new()),
         watcher::Event::InitApply(object) => {
-            if let Some(size) = state.relist_size.as_mut() {
-                add(size, object);
+            if let (Some(relist), Some((name, cached))) =
+                (state.relist_objects.as_mut(), Cached::of(object))
+            {
+                relist.insert(name, cached);
             }
         }
-        watcher::Event::InitDone => state.size = state.relist_size.take().unwrap_or_default(),
+        watcher::Event::InitDone => {
+            if let Some(objects) = state.relist_objects.take() {
+                state.objects = objects;
+            }
+        }
         watcher::Event::Apply(object) => {
-            if let Some(old) = old {
-                remove(&mut state.size, old);
+            if let Some((name, cached)) = Cached::of(object) {
+                state.objects.insert(name, cached);
             }
-            add(&mut state.size, object);
         }
-        watcher::Event::Delete(_) => {
-            if let Some(old) = old {
-                remove(&mut state.size, old);
+        watcher::Event::Delete(object) => {
+            if let Some((key, _)) = key_and_app(object) {
+                state.objects.remove(&(key.namespace, key.name));
             }
         }
     }
@@ -1284,7 +1265,7 @@ mod tests {
                                   entry("hpa", "Update"), entry("argosy", "Update")]},
             "data": {"a": "1"}}))
         .unwrap();
-        let before = json_size(&object);
+        let before = serde_json::to_string(&object).unwrap().len();
         let managers: BTreeSet<String> = ["hpa".to_owned()].into();
         prepare(&mut object, &types, &managers);
         let value = serde_json::to_value(&object).unwrap();
@@ -1306,7 +1287,7 @@ mod tests {
             crate::ssa::fields_of_manager_json(&value, "hpa").as_deref(),
             Some(&tree)
         );
-        assert!(json_size(&object) < before);
+        assert!(serde_json::to_string(&object).unwrap().len() < before);
         // Nobody's entry but Argosy's: the other managers' go too.
         prepare(&mut object, &types, &BTreeSet::new());
         assert_eq!(
@@ -1316,48 +1297,60 @@ mod tests {
     }
 
     #[test]
-    fn the_footprint_follows_events_and_relists() {
+    fn the_cache_follows_events_and_relists() {
         let mut s = WatchState::default();
         let (a, b) = (cm("a", None), cm("b", Some("app1:/ConfigMap:ns/b")));
-        let (size_a, size_b) = (json_size(&a), json_size(&b));
-        account(&mut s, &watcher::Event::Init, None);
-        account(&mut s, &watcher::Event::InitApply(a.clone()), None);
+        let size = |o: &DynamicObject| serde_json::to_string(o).unwrap().len() as u64;
+        keep(&mut s, &watcher::Event::Init);
+        keep(&mut s, &watcher::Event::InitApply(a.clone()));
         assert_eq!(
-            s.size,
+            s.footprint(),
             Footprint::default(),
-            "counted once the list is complete"
+            "kept once the list is complete"
         );
-        account(&mut s, &watcher::Event::InitDone, None);
+        keep(&mut s, &watcher::Event::InitDone);
         assert_eq!(
-            s.size,
+            s.footprint(),
             Footprint {
                 objects: 1,
-                bytes: size_a
+                bytes: size(&a)
             }
         );
-        account(&mut s, &watcher::Event::Apply(b.clone()), None);
+        keep(&mut s, &watcher::Event::Apply(b.clone()));
         let mut bigger = b.clone();
         bigger.data = json!({"data": {"k": "a longer value than before"}});
-        account(&mut s, &watcher::Event::Apply(bigger.clone()), Some(&b));
+        keep(&mut s, &watcher::Event::Apply(bigger.clone()));
         assert_eq!(
-            s.size,
+            s.footprint(),
             Footprint {
                 objects: 2,
-                bytes: size_a + json_size(&bigger)
+                bytes: size(&a) + size(&bigger)
             }
         );
-        assert!(json_size(&bigger) > size_b);
-        account(&mut s, &watcher::Event::Delete(a.clone()), Some(&a));
+        // What is read back is the object as it came (trimmed), parsed from its text.
+        let read = s.objects[&("ns".to_owned(), "b".to_owned())]
+            .value()
+            .unwrap();
+        assert_eq!(read, serde_json::to_value(&bigger).unwrap());
+        // Only the untracked object without owners is an orphan candidate.
+        let orphans: Vec<&str> = s
+            .objects
+            .iter()
+            .filter(|(_, c)| c.untracked_top_level)
+            .map(|((_, name), _)| name.as_str())
+            .collect();
+        assert_eq!(orphans, ["a"]);
+        keep(&mut s, &watcher::Event::Delete(a.clone()));
         assert_eq!(
-            s.size,
+            s.footprint(),
             Footprint {
                 objects: 1,
-                bytes: json_size(&bigger)
+                bytes: size(&bigger)
             }
         );
-        // A re-list replaces the count with what it delivered.
-        account(&mut s, &watcher::Event::Init, None);
-        account(&mut s, &watcher::Event::InitDone, None);
-        assert_eq!(s.size, Footprint::default());
+        // A re-list replaces the objects with what it delivered.
+        keep(&mut s, &watcher::Event::Init);
+        keep(&mut s, &watcher::Event::InitDone);
+        assert_eq!(s.footprint(), Footprint::default());
     }
 }
