@@ -25,8 +25,14 @@ die() {
 
 tools_ready() {
     [[ -x "$TOOLS_BIN/helm" && -x "$TOOLS_BIN/kubectl" ]] || return 1
-    "$TOOLS_BIN/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$HELM_VERSION" || return 1
-    "$TOOLS_BIN/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $KUBECTL_VERSION" || return 1
+    # Output captured first: `tool | grep -q` under pipefail fails at random when grep
+    # exits at its match and the tool, still writing (kubectl prints a second line),
+    # dies of SIGPIPE.
+    local helm kubectl
+    helm=$("$TOOLS_BIN/helm" version --template '{{.Version}}' 2>/dev/null) || return 1
+    kubectl=$("$TOOLS_BIN/kubectl" version --client 2>/dev/null) || return 1
+    grep -qx "$HELM_VERSION" <<<"$helm" || return 1
+    grep -qx "Client Version: $KUBECTL_VERSION" <<<"$kubectl" || return 1
 }
 
 if tools_ready; then

@@ -63,6 +63,11 @@ pub struct Cluster {
     pub annotations: BTreeMap<String, String>,
     /// Connection settings from `data.config`.
     pub config: ClusterConfig,
+    /// The Secret's UID (Argo CD's cluster ID, which its `legacy` sharding hashes); empty
+    /// for the implicit in-cluster cluster.
+    pub id: String,
+    /// `data.shard`: the shard (replica) this cluster is pinned to, as in Argo CD.
+    pub shard: Option<u32>,
 }
 
 /// `data.config` of a cluster Secret.
@@ -172,6 +177,12 @@ pub enum ClusterSecretError {
         /// Column of the error in `config`.
         column: usize,
     },
+    /// `shard` is not a non-negative integer (Argo CD refuses such a Secret too).
+    #[error("cluster Secret {secret}: field `shard` is not a shard number")]
+    Shard {
+        /// `namespace/name` of the Secret.
+        secret: String,
+    },
 }
 
 impl Cluster {
@@ -233,6 +244,14 @@ impl Cluster {
                 })
                 .unwrap_or_default(),
             cluster_resources: text("clusterResources")?.as_deref() == Some("true"),
+            id: secret.metadata.uid.clone().unwrap_or_default(),
+            shard: text("shard")?
+                .map(|s| {
+                    s.trim()
+                        .parse::<u32>()
+                        .map_err(|_| ClusterSecretError::Shard { secret: id.clone() })
+                })
+                .transpose()?,
             labels: secret.metadata.labels.clone().unwrap_or_default(),
             annotations: secret
                 .metadata

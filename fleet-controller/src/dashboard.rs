@@ -239,6 +239,7 @@ pub fn routes(access: Option<Access>, sources: Sources) -> Router {
         .route("/", get(index))
         .route("/assets/app.js", get(asset_js))
         .route("/api/v1/fleet", get(fleet_summary))
+        .route("/api/v1/shard", get(shard))
         .route("/api/v1/apps/{namespace}/{name}", get(app_detail))
         .route("/api/v1/apps/{namespace}/{name}/diff", get(app_diff))
         .route(
@@ -343,6 +344,15 @@ async fn fleet_summary(
     Query(query): Query<GroupBy>,
 ) -> Json<FleetSummary> {
     Json(sources.summary(&query.group_by))
+}
+
+/// This replica's shard of the sync engine: its identity and shard number, the live
+/// members, the clusters it syncs; `{"sharded": false}` without leader election.
+async fn shard(State(sources): State<Sources>) -> Json<serde_json::Value> {
+    Json(match sources.controllers.shard() {
+        Some(status) => serde_json::json!({"sharded": true, "shard": status}),
+        None => serde_json::json!({"sharded": false}),
+    })
 }
 
 /// `?groupBy=`, defaulting to the fleet's customer label.
@@ -955,6 +965,14 @@ mod tests {
         let (name, value) = bearer();
         let api = send(&router, "/api/v1/fleet", &[(name, &value)]).await;
         assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[tokio::test]
+    async fn the_shard_api_says_when_the_engine_is_not_sharded() {
+        let router = routes(access(), fixture().sources);
+        let (status, shard) = get_json(&router, "/api/v1/shard").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(shard, serde_json::json!({"sharded": false}));
     }
 
     #[tokio::test]

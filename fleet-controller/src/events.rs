@@ -60,6 +60,21 @@ impl EventPublisher {
         action: &str,
         note: &str,
     ) {
+        self.publish_through(&self.client, regarding, type_, reason, action, note)
+            .await;
+    }
+
+    /// [`Self::publish`] through `client` (an Application's writes go through the gate of
+    /// its cluster's shard).
+    pub async fn publish_through(
+        &self,
+        client: &Client,
+        regarding: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
         let namespace = regarding
             .namespace
             .clone()
@@ -86,7 +101,7 @@ impl EventPublisher {
             regarding: Some(regarding),
             ..Event::default()
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
             tracing::warn!(error = %e, reason, "publishing event failed");
         }

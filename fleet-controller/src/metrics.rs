@@ -603,6 +603,24 @@ pub struct Sources {
     pub cluster_caches: Option<ClusterCaches>,
     /// The write fence, whose refusals `argosy_fenced_writes_total` counts.
     pub fence: Fence,
+    /// With sharding: this replica's share (the `argosy_shard_*` metrics), and which
+    /// Applications are its own (their metrics are exported by their replica only).
+    pub shard: Option<ShardSources>,
+}
+
+/// A test of an Application.
+pub type AppTest = Box<dyn Fn(&Application) -> bool>;
+
+/// This replica's shard, for `/metrics`.
+#[derive(Clone)]
+pub struct ShardSources {
+    /// What it holds.
+    pub fence: argosy_sync_engine::shard::ShardFence,
+    /// At each scrape, a test of which Applications this replica syncs (built once per
+    /// scrape: it resolves destinations against one copy of the cluster list).
+    pub owns: Arc<dyn Fn() -> AppTest + Send + Sync>,
+    /// Whether this replica leads (ApplicationSet metrics come from the leader only).
+    pub leads: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// The `/metrics` route: the event metrics of `metrics` and the state read from `sources`.
@@ -718,16 +736,30 @@ impl Collector for StateCollector {
                 Some((uid, object_key(&a.metadata)))
             })
             .collect();
+        // With sharding each replica exports its own Applications, and the leader the
+        // ApplicationSets: summed over replicas, nothing is counted twice.
+        let owns = self.sources.shard.as_ref().map(|shard| (shard.owns)());
+        let leads = self
+            .sources
+            .shard
+            .as_ref()
+            .is_none_or(|shard| (shard.leads)());
         let apps: Vec<AppView> = self
             .sources
             .applications
             .state()
             .iter()
+            .filter(|app| owns.as_ref().is_none_or(|owns| owns(app)))
             .map(|app| app_view(app, &owners))
             .collect();
 
         encode_app_metrics(&mut encoder, &apps)?;
-        encode_appset_metrics(&mut encoder, &appsets, &apps)?;
+        if leads {
+            encode_appset_metrics(&mut encoder, &appsets, &apps)?;
+        }
+        if let Some(shard) = &self.sources.shard {
+            encode_shard_metrics(&mut encoder, &shard.fence)?;
+        }
         let states = self
             .sources
             .cluster_states
@@ -747,6 +779,72 @@ impl Collector for StateCollector {
         )?;
         family.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&refused, None)
     }
+}
+
+/// This replica's share: members, held and assigned clusters, its shard number, the
+/// clusters it holds (one series each) and the writes its cluster gates refused.
+fn encode_shard_metrics(
+    encoder: &mut DescriptorEncoder,
+    fence: &argosy_sync_engine::shard::ShardFence,
+) -> std::fmt::Result {
+    let status = fence.status();
+    let gauge = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64| {
+        encoder
+            .encode_descriptor(name, help, None, MetricType::Gauge)?
+            .encode_gauge(&value)
+    };
+    gauge(
+        encoder,
+        "argosy_shard_members",
+        "Live replicas sharing the sync engine, as this replica sees them.",
+        i64::try_from(status.members.len()).unwrap_or(i64::MAX),
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "argosy_shard_clusters",
+        "Destination clusters of this replica: held (synced now) and assigned (held or waiting for another replica to let go).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (state, count) in [("held", status.held.len()), ("assigned", status.assigned)] {
+        family
+            .encode_family(&[("state", state)])?
+            .encode_gauge(&i64::try_from(count).unwrap_or(i64::MAX))?;
+    }
+    let shard = status
+        .shard
+        .map_or_else(|| "none".to_owned(), |s| s.to_string());
+    let mut family = encoder.encode_descriptor(
+        "argosy_shard_info",
+        "This replica's identity and shard number (its position among the live members; none while it is not a member).",
+        None,
+        MetricType::Gauge,
+    )?;
+    family
+        .encode_family(&[
+            ("identity", status.identity.as_str()),
+            ("shard", shard.as_str()),
+        ])?
+        .encode_gauge(&1i64)?;
+    let mut family = encoder.encode_descriptor(
+        "argosy_shard_cluster_held",
+        "1 for each destination cluster (server URL) this replica syncs now.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for cluster in &status.held {
+        family
+            .encode_family(&[("cluster", cluster.as_str())])?
+            .encode_gauge(&1i64)?;
+    }
+    let refused = fence.refused();
+    encoder
+        .encode_descriptor(
+            "argosy_shard_fenced_writes",
+            "Writes refused because this replica did not hold the destination cluster.",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&refused, None)
 }
 
 fn app_view(app: &Application, owners: &HashMap<&str, (String, String)>) -> AppView {
@@ -1258,6 +1356,7 @@ mod tests {
             cluster_states: Some(Arc::new(move || states.clone())),
             cluster_caches: None,
             fence: Fence::open(),
+            shard: None,
         }
     }
 

@@ -72,6 +72,11 @@ pub trait ControllerQueries: Send + Sync {
         appset: Arc<ApplicationSet>,
         request: PlanRequest,
     ) -> BoxFuture<'static, Result<FleetPlan, QueryError>>;
+
+    /// This replica's shard of the sync engine (`None`: not sharded).
+    fn shard(&self) -> Option<argosy_sync_engine::shard::ShardStatus> {
+        None
+    }
 }
 
 /// The controllers' contexts behind [`ControllerQueries`].
@@ -83,6 +88,12 @@ pub struct Controllers {
 }
 
 impl ControllerQueries for Controllers {
+    fn shard(&self) -> Option<argosy_sync_engine::shard::ShardStatus> {
+        self.sync
+            .as_ref()
+            .and_then(|ctx| ctx.writers.shard_status())
+    }
+
     fn cluster_states(&self) -> Vec<(String, ClusterState)> {
         self.sync
             .as_ref()

@@ -40,6 +40,10 @@ struct ParsedSecrets {
     entries: HashMap<String, Parsed>,
     /// Number of the current read, to tell which entries it saw.
     pass: u64,
+    /// The valid clusters as of the last [`ClusterRegistry::valid_clusters`], shared until
+    /// a Secret is added, changed or removed (every reconcile asks; at fleet size copying
+    /// a thousand clusters each time was most of the cost).
+    valid: Option<Arc<[Cluster]>>,
     /// Secrets decoded so far: the tests' evidence that the cache is used.
     #[cfg(test)]
     decodes: u64,
@@ -56,11 +60,25 @@ struct Parsed {
 impl ParsedSecrets {
     /// The parse of `secret`, from the cache when its version is the one parsed.
     fn entry(&mut self, secret: &Secret) -> ClusterEntry {
+        match self.touch(secret) {
+            Some(uncached) => uncached,
+            None => self
+                .entries
+                .get(secret.metadata.name.as_deref().unwrap_or_default())
+                .map(|p| p.entry.clone())
+                .unwrap_or_else(|| self.decode(secret)),
+        }
+    }
+
+    /// Caches the parse of `secret` (decoding it if new or changed) and marks it seen by
+    /// this pass. Returns the parse only when it cannot be cached: a Secret without
+    /// resourceVersion (objects not from an API server), whose change cannot be told from
+    /// no change, is parsed on every read, as before.
+    fn touch(&mut self, secret: &Secret) -> Option<ClusterEntry> {
         let name = secret.metadata.name.clone().unwrap_or_default();
-        // Without a resourceVersion (objects not from an API server) a change cannot be
-        // told from no change: such a Secret is parsed on every read, as before.
         let Some(resource_version) = secret.metadata.resource_version.clone() else {
-            return self.decode(secret);
+            self.valid = None;
+            return Some(self.decode(secret));
         };
         let version = (secret.metadata.uid.clone(), resource_version);
         let pass = self.pass;
@@ -68,16 +86,28 @@ impl ParsedSecrets {
             && parsed.version == version
         {
             parsed.seen = pass;
-            return parsed.entry.clone();
+            return None;
         }
         let entry = self.decode(secret);
-        let parsed = Parsed {
-            version,
-            entry: entry.clone(),
-            seen: pass,
-        };
-        self.entries.insert(name, parsed);
-        entry
+        self.entries.insert(
+            name,
+            Parsed {
+                version,
+                entry,
+                seen: pass,
+            },
+        );
+        self.valid = None;
+        None
+    }
+
+    /// Drops the entries of Secrets the current pass did not see.
+    fn drop_unseen(&mut self) {
+        let (pass, before) = (self.pass, self.entries.len());
+        self.entries.retain(|_, p| p.seen == pass);
+        if self.entries.len() != before {
+            self.valid = None;
+        }
     }
 
     fn decode(&mut self, secret: &Secret) -> ClusterEntry {
@@ -104,15 +134,42 @@ impl ClusterRegistry {
         self.ready.wait().await
     }
 
-    /// Every registered cluster that parses (for destination checks).
-    pub fn valid_clusters(&self) -> Vec<Cluster> {
-        self.clusters()
-            .into_iter()
-            .filter_map(|e| match e {
-                ClusterEntry::Valid(c) => Some(c),
+    /// Every registered cluster that parses (for destination checks), by Secret name;
+    /// one shared copy until a cluster Secret changes.
+    pub fn valid_clusters(&self) -> Arc<[Cluster]> {
+        let secrets = self.secrets.state();
+        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        parsed.pass += 1;
+        let mut uncached = Vec::new();
+        for secret in secrets
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(self.namespace.as_str()))
+            .filter(|s| is_cluster_secret(s))
+        {
+            if let Some(ClusterEntry::Valid(cluster)) = parsed.touch(secret) {
+                uncached.push((secret.metadata.name.clone().unwrap_or_default(), cluster));
+            }
+        }
+        parsed.drop_unseen();
+        if let Some(valid) = &parsed.valid {
+            return valid.clone();
+        }
+        let mut named: Vec<(String, Cluster)> = parsed
+            .entries
+            .iter()
+            .filter_map(|(name, p)| match &p.entry {
+                ClusterEntry::Valid(cluster) => Some((name.clone(), cluster.clone())),
                 ClusterEntry::Invalid { .. } => None,
             })
-            .collect()
+            .collect();
+        let cacheable = uncached.is_empty();
+        named.extend(uncached);
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let valid: Arc<[Cluster]> = named.into_iter().map(|(_, c)| c).collect();
+        if cacheable {
+            parsed.valid = Some(valid.clone());
+        }
+        valid
     }
 
     /// How many Secrets this registry (and its clones) decoded so far.
@@ -138,8 +195,7 @@ impl ClusterSource for ClusterRegistry {
             .filter(|s| is_cluster_secret(s))
             .map(|s| parsed.entry(s))
             .collect();
-        let pass = parsed.pass;
-        parsed.entries.retain(|_, p| p.seen == pass);
+        parsed.drop_unseen();
         entries
     }
 }
@@ -248,7 +304,7 @@ mod tests {
         apply(stored_secret("broken", "u3", "12", Some("{not json")));
         let registry = ClusterRegistry::new(store.clone(), StoreReady::already(), "argocd");
 
-        let first = sorted(registry.valid_clusters());
+        let first = sorted(registry.valid_clusters().to_vec());
         assert_eq!(first.len(), 2);
         assert_eq!(first, decoded_afresh(&store));
         assert_eq!(
@@ -257,8 +313,8 @@ mod tests {
             "every Secret decoded on the first read"
         );
         // Again, and through a clone (the controllers share one registry by cloning it).
-        assert_eq!(sorted(registry.valid_clusters()), first);
-        assert_eq!(sorted(registry.clone().valid_clusters()), first);
+        assert_eq!(sorted(registry.valid_clusters().to_vec()), first);
+        assert_eq!(sorted(registry.clone().valid_clusters().to_vec()), first);
         assert_eq!(registry.clusters().len(), 3);
         assert_eq!(
             registry.decodes(),
@@ -272,13 +328,16 @@ mod tests {
             data.insert("server".to_owned(), "https://moved.example".to_owned());
         }
         apply(changed);
-        let second = sorted(registry.valid_clusters());
+        let second = sorted(registry.valid_clusters().to_vec());
         assert_eq!(registry.decodes(), 4);
         assert_eq!(second, decoded_afresh(&store));
         assert_eq!(second[0].server, "https://moved.example");
         // Deleted and recreated under the same name and version number: a new uid.
         apply(stored_secret("edge-2", "u9", "11", None));
-        assert_eq!(sorted(registry.valid_clusters()), decoded_afresh(&store));
+        assert_eq!(
+            sorted(registry.valid_clusters().to_vec()),
+            decoded_afresh(&store)
+        );
         assert_eq!(registry.decodes(), 5);
 
         // A deleted Secret leaves the cache on the next read.
@@ -294,6 +353,34 @@ mod tests {
             .entries
             .len();
         assert_eq!(cached, 2);
+    }
+
+    /// Every reconcile asks for the cluster list: one shared copy serves them all until a
+    /// cluster Secret is added, changed or removed, whichever read saw the change first.
+    #[test]
+    fn the_valid_clusters_are_one_shared_copy_until_a_secret_changes() {
+        let (store, mut writer) = reflector::store::<Secret>();
+        let mut apply = |secret| writer.apply_watcher_event(&watcher::Event::Apply(secret));
+        apply(stored_secret("edge-1", "u1", "10", None));
+        let registry = ClusterRegistry::new(store.clone(), StoreReady::already(), "argocd");
+        let first = registry.valid_clusters();
+        assert!(Arc::ptr_eq(&first, &registry.valid_clusters()));
+        assert!(Arc::ptr_eq(&first, &registry.clone().valid_clusters()));
+        apply(stored_secret("edge-2", "u2", "11", None));
+        // The generators' read sees the new Secret first; the list is not stale after it.
+        assert_eq!(registry.clusters().len(), 2);
+        let second = registry.valid_clusters();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.len(), 2);
+        apply(stored_secret("edge-2", "u2", "12", None));
+        let third = registry.valid_clusters();
+        assert!(!Arc::ptr_eq(&second, &third), "a new version is a change");
+        writer.apply_watcher_event(&watcher::Event::Delete(stored_secret(
+            "edge-1", "u1", "10", None,
+        )));
+        let fourth = registry.valid_clusters();
+        assert_eq!(fourth.len(), 1, "a deleted Secret is gone from the list");
+        assert!(Arc::ptr_eq(&fourth, &registry.valid_clusters()));
     }
 
     /// Secrets without a resourceVersion (not from an API server) cannot be told apart

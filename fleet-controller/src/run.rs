@@ -42,6 +42,8 @@ use crate::repo_credentials::RepoCredentialRegistry;
 use crate::webhook::WebhookConfig;
 use argosy_sync_engine::fence::{self, Fence};
 use argosy_sync_engine::repo::{GitRepos, RemoteSettings};
+use argosy_sync_engine::shard::assign::{ClusterRef, ShardingMethod};
+use argosy_sync_engine::shard::{ShardFence, member};
 use argosy_sync_engine::{
     charts::ChartRepos,
     clients::ClusterClients,
@@ -69,6 +71,9 @@ pub struct RunArgs {
     pub application_namespaces: Vec<String>,
     pub sync_engine: SyncEngine,
     pub leader_election: bool,
+    /// How destination clusters are spread over the replicas (with leader election: the
+    /// sync engine is sharded by cluster, see [`argosy_sync_engine::shard`]).
+    pub sharding: ShardingMethod,
     pub lease_name: String,
     pub identity: String,
     pub lease_duration: Duration,
@@ -230,6 +235,13 @@ pub async fn run_with(
     // (a webhook may reach a follower) and only the leader acts on. Its client sends
     // nothing but those (see `fence::refresh_requests_only`).
     let refresh_requester = crate::refresh::Requester::new(client.clone());
+    // With leader election the sync engine is sharded by destination cluster: each
+    // replica writes to a cluster (and for its Applications) only while it holds it, a
+    // gate per cluster over this unfenced client (see `argosy_sync_engine::shard`).
+    let shard = args
+        .leader_election
+        .then(|| ShardFence::new(args.identity.clone()));
+    let unfenced = client.clone();
     let client = fence.wrap(client);
 
     let secrets_api: Api<Secret> = Api::namespaced(client.clone(), &args.namespace);
@@ -434,11 +446,37 @@ pub async fn run_with(
 
     // Destination cluster clients (their connection state goes to /metrics and the dashboard).
     let cluster_clients = (args.sync_engine == SyncEngine::Argosy).then(|| {
-        Arc::new(
-            ClusterClients::new(client.clone(), args.sync.allow_exec_plugins)
+        Arc::new(match &shard {
+            Some(shard) => ClusterClients::new(unfenced.clone(), args.sync.allow_exec_plugins)
+                .with_shard(shard.clone())
+                .with_replica(&args.identity),
+            None => ClusterClients::new(client.clone(), args.sync.allow_exec_plugins)
                 .with_fence(fence.clone()),
-        )
+        })
     });
+    // The membership that moves the shard's held clusters; stopped after the controllers
+    // finished (their in-flight writes still pass), then it releases its Lease.
+    let (stop_membership, membership_stopped) = tokio::sync::oneshot::channel::<()>();
+    let membership_task = shard
+        .as_ref()
+        .filter(|_| args.sync_engine == SyncEngine::Argosy)
+        .map(|shard| {
+            tokio::spawn(member::run(
+                shard.clone(),
+                unfenced.clone(),
+                member::MembershipSettings {
+                    namespace: args.namespace.clone(),
+                    group: args.lease_name.clone(),
+                    identity: args.identity.clone(),
+                    duration: args.lease_duration,
+                    method: args.sharding,
+                },
+                shard_clusters(clusters.clone()),
+                async move {
+                    let _ = membership_stopped.await;
+                },
+            ))
+        });
     let sync_heartbeat = Heartbeat::new(std::time::Instant::now());
     let (sync_ctx, sync_engine) = cluster_clients
         .as_ref()
@@ -461,6 +499,7 @@ pub async fn run_with(
                     health_checks: health_checks.clone(),
                     argocd_cm_changes: argocd_cm_changes.clone(),
                     notifier: notifier.clone(),
+                    shard: shard.clone().map(|shard| (shard, unfenced.clone())),
                 },
                 shutdown.clone(),
             )
@@ -553,6 +592,14 @@ pub async fn run_with(
                     Arc::new(move || ctx.live.footprint())
                 }),
             fence: fence.clone(),
+            shard: shard.clone().zip(sync_ctx.clone()).map(|(shard, ctx)| {
+                let leads = leader.clone();
+                crate::metrics::ShardSources {
+                    fence: shard,
+                    owns: Arc::new(move || ctx.owns_filter()),
+                    leads: Arc::new(move || leads.as_ref().is_none_or(|rx| *rx.borrow())),
+                }
+            }),
         };
         let dashboard_sources = crate::dashboard::Sources {
             applications: applications.clone(),
@@ -610,6 +657,15 @@ pub async fn run_with(
         _ = futures::future::join(run, sync_run) => {}
         _ = app_reflector => {}
         () = repo_credential_watches => {}
+    }
+    // The controllers are done: let go of every cluster and release the membership Lease.
+    let _ = stop_membership.send(());
+    if let Some(task) = membership_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the membership Lease was not released within 5 s");
     }
     // The Lease is released once every holder of a leadership receiver is gone: the
     // contexts, and the HTTP listener's routes (which hold both contexts).
@@ -820,6 +876,8 @@ struct SyncWiring {
     argocd_cm_changes: tokio::sync::watch::Receiver<()>,
     /// Where sync failures and Degraded health are notified.
     notifier: crate::notify::Notifier,
+    /// With sharding: this replica's share, and the unfenced client its gates wrap.
+    shard: Option<(ShardFence, Client)>,
 }
 
 fn sync_controller(
@@ -846,6 +904,7 @@ fn sync_controller(
         health_checks,
         mut argocd_cm_changes,
         notifier,
+        shard,
     } = wiring;
     // The first value is the channel's initial one, not a change.
     argocd_cm_changes.mark_unchanged();
@@ -875,33 +934,47 @@ fn sync_controller(
             Some((reference, rx))
         }
     });
-    let ctx = Arc::new(
-        application::Context::new(application::ContextParts {
-            client: client.clone(),
-            clusters: cluster_registry,
-            projects,
-            repos,
-            charts,
-            renderer: Arc::new(Renderer::new(
-                args.repo_cache.join("render"),
-                Limits::default(),
-            )),
-            clients: clusters,
-            live,
-            events: EventPublisher::new(
-                client.clone(),
-                "argosy-application-controller",
-                args.identity.clone(),
-            ),
-            leader: leader.clone(),
-            config: application::Config {
-                health: health_checks,
-                ..sync_config(args)
-            },
+    let mut sync_ctx = application::Context::new(application::ContextParts {
+        client: client.clone(),
+        clusters: cluster_registry,
+        projects,
+        repos,
+        charts,
+        renderer: Arc::new(Renderer::new(
+            args.repo_cache.join("render"),
+            Limits::default(),
+        )),
+        clients: clusters,
+        live,
+        events: EventPublisher::new(
+            client.clone(),
+            "argosy-application-controller",
+            args.identity.clone(),
+        ),
+        leader: leader.clone(),
+        config: application::Config {
+            health: health_checks,
+            ..sync_config(args)
+        },
+    })
+    .with_metrics(metrics)
+    .with_notifier(notifier);
+    let shard_changes = shard.as_ref().map(|(shard, _)| shard.changes());
+    if let Some((shard, unfenced)) = shard {
+        sync_ctx = sync_ctx.with_shard(shard, unfenced);
+    }
+    let ctx = Arc::new(sync_ctx);
+    // A gained cluster's Applications are reconciled at once; a lost one's watches and
+    // gated clients are let go (its memory goes with it).
+    let shard_changed = {
+        let ctx = ctx.clone();
+        futures::stream::unfold(shard_changes, |rx| async move {
+            let mut rx = rx?;
+            rx.changed().await.ok()?;
+            Some(((), Some(rx)))
         })
-        .with_metrics(metrics)
-        .with_notifier(notifier),
-    );
+        .map(move |()| ctx.let_go_of_unheld())
+    };
     // The echo of the engine's own status write is not a change to act on. An event whose
     // app is no longer in the store (the fan-out passes each event on after the store has
     // it) is a deletion: nothing to reconcile, only records to drop.
@@ -919,6 +992,7 @@ fn sync_controller(
         .reconcile_on(triggers)
         .reconcile_all_on(leadership_gained(leader))
         .reconcile_all_on(argocd_cm_changed)
+        .reconcile_all_on(shard_changed)
         .graceful_shutdown_on(shutdown)
         .run(
             move |app: Arc<Application>, ctx: Arc<application::Context>| {
@@ -948,6 +1022,32 @@ fn sync_config(args: &RunArgs) -> application::Config {
         concurrency: args.sync.concurrency,
         health: HealthCheckRegistry::default(),
     }
+}
+
+/// The clusters the shards spread: every registered cluster (by server key, once) and the
+/// implicit in-cluster one, read from the cluster Secret cache at each membership step.
+fn shard_clusters(registry: ClusterRegistry) -> member::ClusterList {
+    Arc::new(move || {
+        let mut refs: Vec<ClusterRef> = registry
+            .valid_clusters()
+            .iter()
+            .map(|cluster| ClusterRef {
+                key: argosy_crds::server_key(&cluster.server),
+                id: cluster.id.clone(),
+                pinned: cluster.shard,
+            })
+            .collect();
+        refs.push(ClusterRef {
+            key: argosy_crds::consts::IN_CLUSTER_SERVER.to_owned(),
+            id: String::new(),
+            pinned: None,
+        });
+        // A registered Secret for the in-cluster server (or two Secrets for one server)
+        // counts once: the first by key order wins, on every replica alike.
+        refs.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| b.id.cmp(&a.id)));
+        refs.dedup_by(|later, first| later.key == first.key);
+        refs
+    })
 }
 
 fn single(set: &BTreeSet<String>) -> Option<&String> {

@@ -78,6 +78,7 @@ async fn scrape() -> String {
         cluster_states: Some(Arc::new(move || vec![(SERVER.to_owned(), state.clone())])),
         cluster_caches: None,
         fence: Fence::open(),
+        shard: None,
     };
     let response = routes(metrics, sources)
         .oneshot(

@@ -31,6 +31,7 @@ pub use kube::discovery::Scope;
 use serde_json::{Map, Value, json};
 
 use crate::fence::Fence;
+use crate::shard::ShardFence;
 
 /// The User-Agent of every request Argosy makes (the audit log tells its writes apart by it).
 pub const USER_AGENT: &str = concat!("argosy/", env!("CARGO_PKG_VERSION"));
@@ -166,13 +167,32 @@ pub struct ClusterState {
     pub server_version: Option<String>,
 }
 
+/// What stands in front of the write client of every destination cluster.
+#[derive(Clone, Debug)]
+enum ClusterGate {
+    /// One replica writes everywhere while it leads (or always, without election).
+    Leader(Fence),
+    /// Each cluster is written only by the replica holding it.
+    Shard(ShardFence),
+}
+
+impl ClusterGate {
+    fn wrap(&self, server: &str, client: kube::Client) -> kube::Client {
+        match self {
+            Self::Leader(fence) => fence.wrap(client),
+            Self::Shard(shard) => shard.wrap(&argosy_crds::destination::server_key(server), client),
+        }
+    }
+}
+
 /// Clients for destination clusters, cached by server URL. Shared by all reconciles.
 pub struct ClusterClients {
     in_cluster: kube::Client,
     allow_exec_plugins: bool,
-    /// Every request client built here writes through it (the in-cluster client comes
-    /// fenced from the caller).
-    fence: Fence,
+    /// Every request client built here writes through it.
+    gate: ClusterGate,
+    /// The User-Agent of the clients built here (names the replica with sharding).
+    user_agent: http::HeaderValue,
     slots: Mutex<BTreeMap<String, Slot>>,
 }
 
@@ -190,7 +210,8 @@ impl ClusterClients {
         Self {
             in_cluster,
             allow_exec_plugins,
-            fence: Fence::open(),
+            gate: ClusterGate::Leader(Fence::open()),
+            user_agent: http::HeaderValue::from_static(USER_AGENT),
             slots: Mutex::new(BTreeMap::new()),
         }
     }
@@ -199,7 +220,26 @@ impl ClusterClients {
     /// (watch clients only read, and are left as they are).
     #[must_use]
     pub fn with_fence(mut self, fence: Fence) -> Self {
-        self.fence = fence;
+        self.gate = ClusterGate::Leader(fence);
+        self
+    }
+
+    /// Adds `replica` to the User-Agent of every client built from now on
+    /// (`argosy/<version> (<replica>)`), so a destination's audit log tells which replica
+    /// wrote; an identity that is not a valid header value is left out.
+    #[must_use]
+    pub fn with_replica(mut self, replica: &str) -> Self {
+        if let Ok(value) = http::HeaderValue::from_str(&format!("{USER_AGENT} ({replica})")) {
+            self.user_agent = value;
+        }
+        self
+    }
+
+    /// Puts the gate of each cluster's shard in front of its request client: a write
+    /// passes only while this replica holds that cluster ([`crate::shard`]).
+    #[must_use]
+    pub fn with_shard(mut self, shard: ShardFence) -> Self {
+        self.gate = ClusterGate::Shard(shard);
         self
     }
 
@@ -223,10 +263,15 @@ impl ClusterClients {
         let clients = if cluster.is_in_cluster() {
             Ok((self.in_cluster.clone(), self.in_cluster.clone()))
         } else {
-            build_clients(cluster, self.allow_exec_plugins, &redactor)
-                .await
-                .map(|(client, watch)| (self.fence.wrap(client), watch))
-        };
+            build_clients(
+                cluster,
+                self.allow_exec_plugins,
+                &redactor,
+                &self.user_agent,
+            )
+            .await
+        }
+        .map(|(client, watch)| (self.gate.wrap(&cluster.server, client), watch));
         let (client, watch_client) = match clients {
             Ok(clients) => clients,
             Err(e) => {
@@ -249,6 +294,12 @@ impl ClusterClients {
             slot.conn = Some((cluster.config.clone(), conn.clone()));
         }
         Ok(conn)
+    }
+
+    /// Drops the clients (and connection state) of the servers `keep` refuses: clusters
+    /// another replica syncs now hold no connections or memory here.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.lock().retain(|server, _| keep(server));
     }
 
     /// Connection state of every cluster seen so far, by server URL.
@@ -519,8 +570,10 @@ async fn build_clients(
     cluster: &Cluster,
     allow_exec_plugins: bool,
     redactor: &Redactor,
+    user_agent: &http::HeaderValue,
 ) -> Result<(kube::Client, kube::Client), ClientError> {
-    let (request, watch) = client_configs(cluster, allow_exec_plugins, redactor).await?;
+    let (request, watch) =
+        client_configs(cluster, allow_exec_plugins, redactor, user_agent).await?;
     let server = cluster.server.clone();
     let redactor = redactor.clone();
     let build = move || {
@@ -548,6 +601,7 @@ async fn client_configs(
     cluster: &Cluster,
     allow_exec_plugins: bool,
     redactor: &Redactor,
+    user_agent: &http::HeaderValue,
 ) -> Result<(kube::Config, kube::Config), ClientError> {
     let kubeconfig = kubeconfig(cluster, allow_exec_plugins)?;
     let mut config =
@@ -557,10 +611,9 @@ async fn client_configs(
                 server: cluster.server.clone(),
                 reason: redactor.apply(&error_chain(&e)),
             })?;
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(USER_AGENT),
-    ));
+    config
+        .headers
+        .push((http::header::USER_AGENT, user_agent.clone()));
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.write_timeout = Some(REQUEST_TIMEOUT);
     let watch = config.clone();
@@ -886,7 +939,13 @@ mod tests {
         c: &Cluster,
         allow_exec: bool,
     ) -> Result<(kube::Config, kube::Config), ClientError> {
-        client_configs(c, allow_exec, &Redactor::new(&c.config)).await
+        client_configs(
+            c,
+            allow_exec,
+            &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
     }
 
     fn user_of(c: &Cluster, allow_exec: bool) -> Value {
@@ -989,7 +1048,15 @@ mod tests {
         // A token with a newline is not a valid header value.
         let c = cluster(json!({ "bearerToken": format!("{TOKEN}\n") }));
         let redactor = Redactor::new(&c.config);
-        let e = build_clients(&c, false, &redactor).await.err().unwrap();
+        let e = build_clients(
+            &c,
+            false,
+            &redactor,
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             matches!(
                 e,
@@ -1004,10 +1071,15 @@ mod tests {
 
         // A client key without its certificate.
         let c = cluster(json!({ "tlsClientConfig": { "keyData": b64(KEY) } }));
-        let e = build_clients(&c, false, &Redactor::new(&c.config))
-            .await
-            .err()
-            .unwrap();
+        let e = build_clients(
+            &c,
+            false,
+            &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("building the client"), "{e}");
         assert_eq!(e.category(), "ClusterClientError");
         assert_error_clean(&e);
@@ -1103,10 +1175,15 @@ mod tests {
         if let Some(exec) = c.config.exec_provider_config.as_mut() {
             exec.command = "/nonexistent/argosy-test-plugin".into();
         }
-        let e = build_clients(&c, true, &Redactor::new(&c.config))
-            .await
-            .err()
-            .unwrap();
+        let e = build_clients(
+            &c,
+            true,
+            &Redactor::new(&c.config),
+            &http::HeaderValue::from_static(USER_AGENT),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(matches!(e, ClientError::BuildClient { .. }), "{e}");
         assert_error_clean(&e);
     }

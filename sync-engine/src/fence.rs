@@ -52,10 +52,20 @@ use std::time::{Duration, Instant};
 
 use kube::client::Body;
 
-/// The error of a write the fence refused.
+/// The error of a write a fence refused.
 #[derive(Debug, thiserror::Error)]
-#[error("write refused: this replica does not hold the leader Lease")]
-pub struct Fenced;
+pub enum Fenced {
+    /// The leader fence: this replica does not lead.
+    #[error("write refused: this replica does not hold the leader Lease")]
+    NotLeader,
+    /// The per-cluster fence ([`crate::shard`]): another replica syncs this cluster, or
+    /// this replica's membership Lease has run out.
+    #[error("write refused: this replica does not hold the cluster {cluster}")]
+    NotHeld {
+        /// The cluster's server key.
+        cluster: String,
+    },
+}
 
 /// The gate every write passes; cheap to clone (one shared state).
 #[derive(Clone, Debug)]
@@ -183,21 +193,40 @@ impl Fence {
     #[must_use]
     pub fn wrap(&self, client: kube::Client) -> kube::Client {
         let fence = self.clone();
-        let namespace = client.default_namespace().to_owned();
-        let service = tower::service_fn(move |request: http::Request<Body>| {
-            let fence = fence.clone();
-            let client = client.clone();
-            async move {
-                if is_write(request.method()) && !fence.permits() {
-                    fence.inner.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(method = %request.method(), uri = %request.uri().path(), "write fenced");
-                    return Err(tower::BoxError::from(Fenced));
-                }
-                client.send(request).await.map_err(tower::BoxError::from)
+        gated(client, move || {
+            if fence.permits() {
+                Ok(())
+            } else {
+                fence.inner.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Fenced::NotLeader)
             }
-        });
-        kube::Client::new(service, namespace)
+        })
     }
+}
+
+/// `client` with a gate in front of every write: `check` runs right before each request
+/// that would change something, and a refusal fails the request unsent. Reads pass.
+/// Shared by the leader fence and the per-cluster fence of [`crate::shard`].
+pub(crate) fn gated(
+    client: kube::Client,
+    check: impl Fn() -> Result<(), Fenced> + Send + Sync + 'static,
+) -> kube::Client {
+    let check = Arc::new(check);
+    let namespace = client.default_namespace().to_owned();
+    let service = tower::service_fn(move |request: http::Request<Body>| {
+        let check = check.clone();
+        let client = client.clone();
+        async move {
+            if is_write(request.method())
+                && let Err(refused) = check()
+            {
+                tracing::debug!(method = %request.method(), uri = %request.uri().path(), %refused, "write fenced");
+                return Err(tower::BoxError::from(refused));
+            }
+            client.send(request).await.map_err(tower::BoxError::from)
+        }
+    });
+    kube::Client::new(service, namespace)
 }
 
 impl Leased {

@@ -59,6 +59,7 @@ pub mod ready;
 pub mod render;
 pub mod repo;
 pub mod resource;
+pub mod shard;
 pub mod ssa;
 pub mod status;
 pub mod target;

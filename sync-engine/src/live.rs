@@ -739,7 +739,22 @@ impl LiveCache {
             .cloned()
     }
 
-    /// Stops every watch of `server` (its cluster Secret is gone).
+    /// The servers with at least one watch.
+    #[must_use]
+    pub fn servers(&self) -> Vec<String> {
+        let clusters = lock(&self.clusters);
+        let mut servers: Vec<String> = clusters
+            .by_server
+            .iter()
+            .filter(|(_, c)| !c.watches.is_empty() || !c.replaced.is_empty())
+            .map(|(s, _)| s.clone())
+            .collect();
+        servers.sort();
+        servers
+    }
+
+    /// Stops every watch of `server` and drops what they cached (its cluster Secret is
+    /// gone, or another replica syncs it now).
     pub fn forget(&self, server: &str) {
         let mut clusters = lock(&self.clusters);
         clusters.by_server.remove(server);

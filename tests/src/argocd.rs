@@ -271,6 +271,7 @@ pub fn run_args(identity: &str, repo_cache: PathBuf) -> RunArgs {
         application_namespaces: Vec::new(),
         sync_engine: SyncEngine::Argocd,
         leader_election: false,
+        sharding: argosy_sync_engine::shard::assign::ShardingMethod::default(),
         lease_name: "argosy-applicationset-controller".to_owned(),
         identity: identity.to_owned(),
         lease_duration: Duration::from_secs(15),

@@ -258,6 +258,7 @@ fn default_values_render_a_hardened_two_replica_controller() {
             "--leader-election=true",
             "--lease-name=argosy-controller",
             "--lease-seconds=10",
+            "--sharding-method=consistent-hashing",
             "--deletion-budget-min=5",
             "--deletion-budget-percent=20",
             "--concurrent-writes=32",
@@ -330,6 +331,8 @@ fn default_values_render_a_hardened_two_replica_controller() {
             "get,list,watch,patch",
         ),
         rule("coordination.k8s.io", "leases", "", "create"),
+        // The replicas' membership Leases: names made of pod names, so no resourceNames.
+        rule("coordination.k8s.io", "leases", "", "get,list,watch,update"),
     ]);
     assert_eq!(rules(&rendered.object("Role", "argosy").unwrap()), expected);
     let binding = rendered.object("RoleBinding", "argosy").unwrap();
@@ -359,6 +362,7 @@ fn overrides_change_replicas_args_rbac_and_monitoring() {
             "--leader-election=true",
             "--lease-name=fleet-lease",
             "--lease-seconds=30",
+            "--sharding-method=consistent-hashing",
             "--deletion-budget-min=1",
             "--deletion-budget-percent=0",
             "--policy=create-only",
@@ -1110,8 +1114,17 @@ async fn installed_chart_rbac_is_enough_for_the_controller_and_no_more() -> Resu
         "ConfigMaps of another namespace",
         other_config_maps.list(&ListParams::default()).await,
     );
-    let sa_leases: Api<Lease> = Api::namespaced(sa.clone(), ARGOCD_NAMESPACE);
-    assert_forbidden("another Lease", sa_leases.get("someone-elses-lease").await);
+    // Leases: its own namespace's only (the membership Leases of the sharded sync engine
+    // are named after pods, so the Role cannot name them), never another namespace's.
+    let sa_leases: Api<Lease> = Api::namespaced(sa.clone(), "kube-system");
+    assert_forbidden(
+        "a Lease of another namespace",
+        sa_leases.get("someone-elses-lease").await,
+    );
+    assert_forbidden(
+        "Leases of another namespace",
+        sa_leases.list(&ListParams::default()).await,
+    );
     let foreign_apps: Api<DynamicObject> = Api::namespaced_with(
         sa.clone(),
         "default",

@@ -1,10 +1,12 @@
 //! The write fence against real kube-apiservers (one management and one workload cluster,
 //! v1.20, no controller-manager): the acceptance criterion of the fence issue.
 //!
-//! The leader loses its Lease in the middle of a sync with waves (the test takes the Lease
-//! as another replica would); from then on the audit logs of both API servers must show
-//! no write by the old leader later than 1 s after the loss, and the waves the old leader
-//! was waiting to apply must never reach the workload cluster.
+//! The replica loses its Leases in the middle of a sync with waves (the test takes both,
+//! the leader Lease and its membership Lease, as another replica would: with leader
+//! election the sync engine is sharded, and the membership Lease is what lets a replica
+//! write to its clusters); from then on the audit logs of both API servers must show no
+//! write by the old replica later than 1 s after the loss, and the waves it was waiting
+//! to apply must never reach the workload cluster.
 //!
 //! There is no Deployment controller: the test plays it by patching Deployment status.
 
@@ -85,16 +87,24 @@ async fn make_available(cluster: &TestCluster) -> Result<()> {
     Ok(())
 }
 
-/// `argosy_fenced_writes_total` from `GET /metrics` on `port`.
-async fn fenced_writes(port: u16) -> Result<u64> {
+/// From `GET /metrics` on `port`: the writes refused by the leader fence and the
+/// clusters' gates (`argosy_fenced_writes_total` + `argosy_shard_fenced_writes_total`), and
+/// the clusters the replica holds (`argosy_shard_clusters{state="held"}`).
+async fn fenced_writes(port: u16) -> Result<(u64, u64)> {
     let (status, answer) = argosy_tests::probe::get(port, "/metrics", None).await?;
     let (head, body) = answer.split_once("\r\n\r\n").context("no end of headers")?;
     ensure!(status == 200, "GET /metrics answered {head}");
-    let value = body
-        .lines()
-        .find_map(|l| l.strip_prefix("argosy_fenced_writes_total "))
-        .with_context(|| format!("no argosy_fenced_writes_total in:\n{body}"))?;
-    Ok(value.trim().parse()?)
+    let value = |metric: &str| -> Result<u64> {
+        let value = body
+            .lines()
+            .find_map(|l| l.strip_prefix(metric))
+            .with_context(|| format!("no {metric}in:\n{body}"))?;
+        Ok(value.trim().parse::<u64>()?)
+    };
+    Ok((
+        value("argosy_fenced_writes_total ")? + value("argosy_shard_fenced_writes_total ")?,
+        value("argosy_shard_clusters{state=\"held\"} ")?,
+    ))
 }
 
 /// The leader loses its Lease in the middle of a sync with waves: the audit logs of both
@@ -182,8 +192,9 @@ async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() 
         "wave 1 must wait for the Deployment of wave 0"
     );
 
-    // Another replica takes the Lease, for long enough that the old leader cannot get it
-    // back during the test.
+    // Another replica takes both Leases, for long enough that the old replica cannot get
+    // them back during the test.
+    let member_lease = argosy_sync_engine::shard::member::lease_name(LEASE, IDENTITY);
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now());
     let takeover = json!({"spec": {
         "holderIdentity": "other-replica",
@@ -191,31 +202,37 @@ async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() 
         "renewTime": now,
         "leaseDurationSeconds": 3600,
     }});
-    let taken = leases
-        .patch(LEASE, &PatchParams::default(), &Patch::Merge(takeover))
-        .await?;
-    let taken_version = taken.metadata.resource_version.clone().unwrap_or_default();
-    // The loss as the API server recorded it: when it completed the takeover's write.
+    let mut taken_versions = Vec::new();
+    for name in [LEASE, member_lease.as_str()] {
+        let taken = leases
+            .patch(name, &PatchParams::default(), &Patch::Merge(&takeover))
+            .await?;
+        taken_versions.push((name, taken.metadata.resource_version.unwrap_or_default()));
+    }
+    // The loss as the API server recorded it: when it completed the second takeover write.
     let loss = wait_for(
-        "the takeover in the audit log",
+        "the takeovers in the audit log",
         Duration::from_secs(10),
         || async {
-            Ok(cp
+            let completed: Vec<Timestamp> = cp
                 .audit_writes(MANAGEMENT)?
                 .into_iter()
-                .find(|e| {
+                .filter(|e| {
                     e.user_agent == HARNESS_USER_AGENT
                         && e.resource.as_deref() == Some("leases")
-                        && e.name.as_deref() == Some(LEASE)
                         && e.verb == "patch"
                         && e.succeeded()
                 })
-                .map(|e| e.completed))
+                .map(|e| e.completed)
+                .collect();
+            Ok((completed.len() == 2)
+                .then(|| completed.into_iter().max())
+                .flatten())
         },
     )
     .await?;
 
-    // Now a leader would go on: wave 0 turns healthy, waves 1 and 2 are due. Not before
+    // Now the old replica would go on: wave 0 turns healthy, waves 1 and 2 are due. Not before
     // the 1 s bound has passed, so that a replica without the fence would write waves 1
     // and 2 past it (when the API server's clock shows loss + 2 s or later).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -257,18 +274,22 @@ async fn a_leader_that_loses_its_lease_mid_sync_stops_writing_within_a_second() 
             "{name} was applied after the leader lost its Lease"
         );
     }
-    let refused = fenced_writes(port).await?;
-    eprintln!("argosy_fenced_writes_total: {refused}");
+    // The old replica is alive and knows it holds nothing (its reconciles of the app now
+    // stop before any write; the refusals count what was in flight at the loss).
+    let (refused, held) = fenced_writes(port).await?;
+    eprintln!("fenced writes: {refused}, clusters held: {held}");
     ensure!(
-        refused > 0,
-        "the old leader tried no write at all: the test proves nothing"
+        held == 0,
+        "the old replica still holds {held} clusters after losing its membership Lease"
     );
-    let lease = leases.get(LEASE).await?;
-    ensure!(
-        lease.metadata.resource_version.as_deref() == Some(taken_version.as_str()),
-        "the Lease was written after the takeover: {:?}",
-        lease.spec
-    );
+    for (name, taken_version) in &taken_versions {
+        let lease = leases.get(name).await?;
+        ensure!(
+            lease.metadata.resource_version.as_deref() == Some(taken_version.as_str()),
+            "the Lease {name} was written after the takeover: {:?}",
+            lease.spec
+        );
+    }
     drop(controller);
     Ok(())
 }

@@ -33,6 +33,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::Instrument as _;
 
+mod shard;
+pub use shard::{Owner, Writers};
+
 use crate::events::{EventPublisher, EventType};
 use crate::metrics::Metrics;
 use crate::refresh::{self, Request};
@@ -106,7 +109,8 @@ pub struct ContextParts {
 
 /// Shared state of the Application controller.
 pub struct Context {
-    pub client: Client,
+    /// The clients writes go through (per cluster with sharding).
+    pub writers: Writers,
     pub clusters: ClusterRegistry,
     pub projects: ProjectRegistry,
     pub repos: Arc<GitRepos>,
@@ -148,7 +152,7 @@ impl Context {
             config,
         } = parts;
         Self {
-            client,
+            writers: Writers::unsharded(client),
             clusters,
             projects,
             repos,
@@ -171,6 +175,51 @@ impl Context {
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Shards the Applications by destination cluster: this replica reconciles only those
+    /// of the clusters `shard` holds, and writes for them through each cluster's gate over
+    /// `unfenced` (see [`shard`]).
+    #[must_use]
+    pub fn with_shard(
+        mut self,
+        shard: argosy_sync_engine::shard::ShardFence,
+        unfenced: Client,
+    ) -> Self {
+        let leader = self.writers.client(None);
+        self.writers = Writers::sharded(leader, shard, unfenced);
+        self
+    }
+
+    /// Lets go of what this replica kept for clusters it no longer holds (with sharding):
+    /// their watches (the memory of their live objects), their clients and gated clients.
+    pub fn let_go_of_unheld(&self) {
+        self.writers.retain_held();
+        self.clients
+            .retain(|server| self.writers.holds_server(server));
+        for server in self.live.servers() {
+            if !self.writers.holds_server(&server) {
+                tracing::info!(%server, "shard: cluster let go");
+                self.live.forget(&server);
+            }
+        }
+    }
+
+    /// A test of which Applications this replica syncs now (one copy of the cluster list
+    /// for all the Applications it is asked about).
+    pub fn owns_filter(&self) -> Box<dyn Fn(&Application) -> bool> {
+        let clusters = self.clusters.valid_clusters();
+        let leads = self.is_leader();
+        let ownership = self.writers.ownership();
+        Box::new(move |app| ownership.reconciles(&Owner::of(app, &clusters), leads))
+    }
+
+    /// The client writes for `app` go through: its owner's, as recorded by this pass.
+    fn writer(&self, app: &Application) -> Client {
+        let owner = lock(&self.records)
+            .get(&AppKey::of(app))
+            .and_then(|r| r.owner.clone());
+        self.writers.client(owner.as_ref())
     }
 
     /// Notifies sync failures and health turning Degraded through `notifier`.
@@ -248,6 +297,8 @@ struct AppRecord {
     applied: Option<AppliedVersions>,
     /// Failed finalizer passes in a row (their retries back off).
     finalize_failures: u32,
+    /// Who reconciles the app, as the last pass found (its writes' gate).
+    owner: Option<Owner>,
 }
 
 impl AppRecord {
@@ -256,6 +307,7 @@ impl AppRecord {
             && self.written.is_none()
             && self.applied.is_none()
             && self.finalize_failures == 0
+            && self.owner.is_none()
     }
 }
 
@@ -461,15 +513,23 @@ async fn reconcile_app(app: &Arc<Application>, ctx: &Arc<Context>) -> Result<Act
     if app.metadata.name.as_deref() == Some(tests::PANICS) {
         panic!("injected by a test");
     }
-    if !ctx.is_leader() {
-        return Ok(Action::await_change());
-    }
     let name = app.metadata.name.clone().unwrap_or_default();
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
     if !ctx.config.reconciles_namespace(&namespace) {
         // Not ours (Argo CD ignores these too): no status, no finalizer, no write.
         return Ok(Action::await_change());
     }
+    // Whose is it: the replica holding its destination cluster (or the leader). A
+    // half-loaded cluster list would make every app look unresolved: wait for it.
+    if !ctx.clusters.ready().await {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let owner = Owner::of(&app, &ctx.clusters.valid_clusters());
+    if !ctx.writers.reconciles(&owner, ctx.is_leader()) {
+        // Another replica's (a gained cluster reconciles all its apps here).
+        return Ok(Action::await_change());
+    }
+    ctx.record(&AppKey::of(&app), |r| r.owner = Some(owner));
     let instance = resource::app_instance(&namespace, &name, &ctx.config.controller_namespace);
     let key = AppKey::of(&app);
     let existing = app
@@ -1528,7 +1588,7 @@ async fn own_patch<P: serde::Serialize + std::fmt::Debug>(
 ) -> Result<(), kube::Error> {
     let name = app.metadata.name.clone().unwrap_or_default();
     let api: Api<Application> = Api::namespaced(
-        ctx.client.clone(),
+        ctx.writer(app),
         app.metadata.namespace.as_deref().unwrap_or_default(),
     );
     let params = PatchParams {
@@ -1739,7 +1799,7 @@ fn reference(app: &Application) -> ObjectReference {
 
 async fn publish(ctx: &Context, app: &Application, kind: EventType, reason: &str, note: &str) {
     ctx.events
-        .publish(reference(app), kind, reason, "Sync", note)
+        .publish_through(&ctx.writer(app), reference(app), kind, reason, "Sync", note)
         .await;
 }
 
@@ -1813,7 +1873,7 @@ async fn remove_finalizer(
         .filter(|f| !f.starts_with(RESOURCES_FINALIZER))
         .collect();
     let api: Api<Application> = Api::namespaced(
-        ctx.client.clone(),
+        ctx.writer(app),
         app.metadata.namespace.as_deref().unwrap_or_default(),
     );
     // resourceVersion makes this a compare-and-swap: a finalizer added meanwhile is kept.

@@ -12,6 +12,7 @@ use crate::cli::cmd::repo::RepoCommand;
 use crate::cli::parse::{parse_positive_duration, parse_repo_override};
 use crate::defaults;
 use crate::run::SyncEngine;
+use argosy_sync_engine::shard::assign::ShardingMethod;
 
 /// Argosy: deliver the same software to many Kubernetes clusters and customers from Git.
 #[derive(Debug, Parser)]
@@ -220,7 +221,14 @@ pub struct RunFlags {
     /// Elect a leader with a Lease so only one replica writes.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
-    /// Name of the leader-election Lease.
+    /// How destination clusters are spread over the replicas with leader election:
+    /// legacy, round-robin or consistent-hashing (Argo CD's names). Each replica syncs the
+    /// clusters of its shard, the leader runs the ApplicationSet controller; a cluster
+    /// Secret's `shard` field pins its cluster.
+    #[arg(long, default_value = "consistent-hashing")]
+    pub sharding_method: ShardingMethod,
+    /// Name of the leader-election Lease (and of the group of the replicas' membership
+    /// Leases, `<name>-member-<identity>`).
     #[arg(long, default_value = defaults::LEASE_NAME)]
     pub lease_name: String,
     /// This replica's identity in the Lease (default: hostname and process id).

@@ -102,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 application_namespaces: flags.application_namespaces,
                 sync_engine: flags.sync_engine,
                 leader_election: flags.leader_election,
+                sharding: flags.sharding_method,
                 lease_name: flags.lease_name,
                 identity: flags.identity.unwrap_or_else(default_identity),
                 lease_duration: std::time::Duration::from_secs(flags.lease_seconds),

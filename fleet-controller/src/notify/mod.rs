@@ -12,9 +12,10 @@
 //! Events a notification repeats. It resolves the webhooks from the watch caches (no API
 //! request), queues one delivery per webhook and returns at once: the queue is bounded
 //! (`try_send`, drops counted in `argosy_queue_dropped_total{queue="notifications"}`), so
-//! a reconcile never waits for a receiver. Only the leader notifies (followers never
-//! reach the call sites, and the notifier checks again); a delivery whose replica lost
-//! the Lease meanwhile is dropped, not retried.
+//! a reconcile never waits for a receiver. Rollouts are notified by the leader only
+//! (followers never reach the call sites, and the notifier checks again; a delivery whose
+//! replica lost the Lease meanwhile is dropped, not retried); an Application's notices by
+//! the replica that wrote its status (with sharding, the one holding its cluster).
 //!
 //! Which webhooks: an Application's notifications go to its AppProject's and its owning
 //! ApplicationSet's; a rollout's go to the ApplicationSet's and its project's (the
@@ -121,7 +122,9 @@ impl Notifier {
     /// After a status write of `app` from `previous` to `report`: notifies a sync attempt
     /// that ended Failed or Error and health turning Degraded.
     pub fn app_status_written(&self, app: &Application, previous: &Value, report: &Report) {
-        let Some(inner) = self.leading() else {
+        // Not `leading()`: the status write passed the gate of the app's cluster, so this
+        // replica syncs the app (with sharding, that is often not the leader).
+        let Some(inner) = self.inner.as_deref() else {
             return;
         };
         let notices = payload::app_notices(app, previous, report, &now());

@@ -212,8 +212,9 @@ async fn deliver(
     let attempts = settings.attempts.max(1);
     for attempt in 1..=attempts {
         tokio::time::sleep(delay_before(attempt, settings.backoff)).await;
-        // A replica that lost the Lease leaves the rest to the new leader.
-        if leader.is_some_and(|rx| !*rx.borrow()) {
+        // A replica that lost the Lease leaves the rest of a rollout's to the new leader
+        // (an Application's notice comes from the replica syncing it, leader or not).
+        if delivery.kind == "rollout" && leader.is_some_and(|rx| !*rx.borrow()) {
             tracing::debug!(webhook = %shown, kind = delivery.kind, "no longer leader: notification dropped");
             return;
         }
