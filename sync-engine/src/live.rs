@@ -13,7 +13,7 @@
 //! namespace it no longer renders to are seen and pruned). A namespaced kind is watched per
 //! namespace in use on the cluster, and over the whole cluster only when more than
 //! `max_namespaces` namespaces are in use there (or an app uses the empty namespace): one
-//! watch of every ConfigMap of a cluster that runs 50,000 of them for other teams would
+//! watch of every `ConfigMap` of a cluster that runs 50,000 of them for other teams would
 //! cost more memory than all the apps' own objects. A cluster Secret that lists
 //! `namespaces` is never watched beyond them (its credentials may be good for nothing
 //! else). Watches no app needs any more are dropped, but only once whatever replaces them
@@ -193,13 +193,17 @@ fn wanted_watches<'a>(
                 if namespaces.len() > max_namespaces || namespaces.contains("") {
                     add("");
                 } else {
-                    namespaces.iter().for_each(|ns| add(ns));
+                    for ns in &namespaces {
+                        add(ns);
+                    }
                 }
             }
             (Visibility::Namespaces { allowed, .. }, true) => {
                 // Never beyond the Secret's namespaces; "every namespace" means all of them.
                 if namespaces.contains("") {
-                    allowed.iter().for_each(|ns| add(ns));
+                    for ns in allowed {
+                        add(ns);
+                    }
                 } else {
                     allowed
                         .iter()
