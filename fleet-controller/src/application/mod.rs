@@ -179,7 +179,7 @@ impl Context {
 
     /// Shards the Applications by destination cluster: this replica reconciles only those
     /// of the clusters `shard` holds, and writes for them through each cluster's gate over
-    /// `unfenced` (see [`shard`]).
+    /// `unfenced` (see the `shard` module).
     #[must_use]
     pub fn with_shard(
         mut self,
