@@ -23,7 +23,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const REPO_URL: &str = "https://git.example.com/platform/fleet.git";
 /// ConfigMaps in a namespace no app deploys to.
@@ -31,17 +30,11 @@ const NOISE: usize = 30;
 
 /// The body of `GET /metrics`.
 async fn scrape(port: u16) -> Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    let (head, body) = answer.split_once("\r\n\r\n").context("no end of headers")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("GET /metrics answered {head}");
+    let (status, body) = argosy_tests::probe::get(port, "/metrics", None).await?;
+    if status != 200 {
+        bail!("GET /metrics answered {status}: {body}");
     }
-    Ok(body.to_owned())
+    Ok(body)
 }
 
 /// The value of `family{server="<server>",...rest}` in `text`.
