@@ -34,6 +34,9 @@ pub const RESYNC_SECONDS: u64 = 180;
 pub const SYNC_CONCURRENCY: usize = 16;
 /// Applications reconciled at once.
 pub const SYNC_WORKERS: u16 = 16;
+/// `--watch-namespaces-max`: namespaces in use on one cluster watched one by one; above,
+/// a namespaced kind is watched over the whole cluster.
+pub const WATCH_NAMESPACES_MAX: usize = argosy_sync_engine::live::DEFAULT_MAX_NAMESPACES;
 /// How often a remote repository's refs are checked at most, in seconds.
 pub const REPO_REFRESH_SECONDS: u64 = 180;
 /// The first backoff of a failing repository, in seconds (doubled after each failure).

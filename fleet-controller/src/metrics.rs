@@ -586,6 +586,11 @@ impl GitRequestObserver for Metrics {
 /// ([`argosy_sync_engine::clients::ClusterClients::states`]).
 pub type ClusterStates = Arc<dyn Fn() -> Vec<(String, ClusterState)> + Send + Sync>;
 
+/// What the live cache holds per destination cluster, by server URL
+/// ([`argosy_sync_engine::live::LiveCache::footprint`]).
+pub type ClusterCaches =
+    Arc<dyn Fn() -> Vec<(String, argosy_sync_engine::live::ClusterFootprint)> + Send + Sync>;
+
 /// What the state metrics are read from at scrape time.
 #[derive(Clone)]
 pub struct Sources {
@@ -594,6 +599,8 @@ pub struct Sources {
     pub clusters: ClusterRegistry,
     /// `None` when Argosy does not sync (`--sync-engine argocd`): no connection state.
     pub cluster_states: Option<ClusterStates>,
+    /// `None` when Argosy does not sync: no live cache.
+    pub cluster_caches: Option<ClusterCaches>,
     /// The write fence, whose refusals `argosy_fenced_writes_total` counts.
     pub fence: Fence,
     /// With sharding: this replica's share (the `argosy_shard_*` metrics), and which
@@ -760,6 +767,9 @@ impl Collector for StateCollector {
             .map(|states| states())
             .unwrap_or_default();
         encode_cluster_metrics(&mut encoder, &self.sources.clusters.clusters(), &states)?;
+        if let Some(caches) = &self.sources.cluster_caches {
+            encode_cache_metrics(&mut encoder, &self.sources.clusters.clusters(), &caches())?;
+        }
         let refused = self.sources.fence.refused();
         let mut family = encoder.encode_descriptor(
             "argosy_fenced_writes",
@@ -1120,6 +1130,77 @@ fn encode_cluster_metrics(
     Ok(())
 }
 
+/// The live cache of each destination cluster (memory that grows with the fleet): its
+/// watches, and the objects they hold with their JSON size.
+fn encode_cache_metrics(
+    encoder: &mut DescriptorEncoder,
+    registered: &[ClusterEntry],
+    footprints: &[(String, argosy_sync_engine::live::ClusterFootprint)],
+) -> std::fmt::Result {
+    let names: HashMap<&str, &str> = registered
+        .iter()
+        .filter_map(|entry| match entry {
+            ClusterEntry::Valid(Cluster { server, name, .. }) => {
+                Some((server.as_str(), name.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let rows: Vec<(String, &str, &argosy_sync_engine::live::ClusterFootprint)> = footprints
+        .iter()
+        .map(|(server, f)| {
+            let name = names.get(server.as_str()).copied().unwrap_or_default();
+            (server_label(server), name, f)
+        })
+        .collect();
+    {
+        let mut family = encoder.encode_descriptor(
+            "argosy_cluster_watches",
+            "Open watches of the cluster's live cache, by scope: one namespace, or the whole cluster (a namespaced kind watched cluster-wide once more namespaces are in use than --watch-namespaces-max, or a cluster-scoped kind).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (server, name, f) in &rows {
+            let wide = f.cluster_wide as i64;
+            for (scope, count) in [("namespace", f.watches as i64 - wide), ("cluster", wide)] {
+                let labels = [
+                    ("server", server.as_str()),
+                    ("name", *name),
+                    ("scope", scope),
+                ];
+                family.encode_family(&labels)?.encode_gauge(&count)?;
+            }
+        }
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "argosy_cluster_cache_objects",
+            "Live objects cached for the cluster.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (server, name, f) in &rows {
+            let labels = [("server", server.as_str()), ("name", *name)];
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&(f.cached.objects as i64))?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "argosy_cluster_cache_bytes",
+        "Bytes of JSON text of the live objects cached for the cluster (the cache keeps each trimmed object as its text).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (server, name, f) in &rows {
+        let labels = [("server", server.as_str()), ("name", *name)];
+        family
+            .encode_family(&labels)?
+            .encode_gauge(&(f.cached.bytes as i64))?;
+    }
+    Ok(())
+}
+
 fn object_key(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> (String, String) {
@@ -1273,6 +1354,7 @@ mod tests {
                 NS,
             ),
             cluster_states: Some(Arc::new(move || states.clone())),
+            cluster_caches: None,
             fence: Fence::open(),
             shard: None,
         }
@@ -1517,6 +1599,44 @@ mod tests {
             r#"argocd_kubectl_request_duration_seconds_count{host="prod.example:6443",verb="Patch"} 2"#,
         );
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn each_clusters_live_cache_is_reported() {
+        use argosy_sync_engine::live::{ClusterFootprint, Footprint};
+        let server = "https://a.example";
+        let mut sources = sources(vec![], vec![], vec![cluster_secret("a", server)], vec![]);
+        sources.cluster_caches = Some(Arc::new(move || {
+            vec![(
+                server.to_owned(),
+                ClusterFootprint {
+                    watches: 5,
+                    cluster_wide: 1,
+                    cached: Footprint {
+                        objects: 40,
+                        bytes: 51_200,
+                    },
+                },
+            )]
+        }));
+        let text = scrape_text(&Metrics::new(), sources);
+        let labels = format!("server=\"{server}\",name=\"a\"");
+        assert_has(
+            &text,
+            &format!("argosy_cluster_cache_objects{{{labels}}} 40"),
+        );
+        assert_has(
+            &text,
+            &format!("argosy_cluster_cache_bytes{{{labels}}} 51200"),
+        );
+        assert_has(
+            &text,
+            &format!("argosy_cluster_watches{{{labels},scope=\"namespace\"}} 4"),
+        );
+        assert_has(
+            &text,
+            &format!("argosy_cluster_watches{{{labels},scope=\"cluster\"}} 1"),
+        );
     }
 
     #[test]

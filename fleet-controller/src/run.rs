@@ -157,6 +157,8 @@ pub struct SyncSettings {
     pub cluster_timeouts: argosy_sync_engine::clients::ClusterTimeouts,
     /// The periodic probe that marks a hung destination cluster unreachable.
     pub cluster_probe: argosy_sync_engine::probe::ProbeSettings,
+    /// Namespaces in use on one cluster watched one by one (`--watch-namespaces-max`).
+    pub watch_namespaces_max: usize,
 }
 
 impl Default for SyncSettings {
@@ -169,6 +171,7 @@ impl Default for SyncSettings {
             resource_customizations: None,
             cluster_timeouts: defaults::cluster_timeouts(),
             cluster_probe: defaults::cluster_probe(),
+            watch_namespaces_max: defaults::WATCH_NAMESPACES_MAX,
         }
     }
 }
@@ -592,6 +595,11 @@ pub async fn run_with(
                 .map(|ctx| -> crate::metrics::ClusterStates {
                     Arc::new(move || ctx.cluster_states())
                 }),
+            cluster_caches: sync_ctx
+                .clone()
+                .map(|ctx| -> crate::metrics::ClusterCaches {
+                    Arc::new(move || ctx.live.footprint())
+                }),
             fence: fence.clone(),
             shard: shard.clone().zip(sync_ctx.clone()).map(|(shard, ctx)| {
                 let leads = leader.clone();
@@ -914,12 +922,15 @@ fn sync_controller(
         Some(((), rx))
     });
     let controller_namespace = args.namespace.clone();
-    let live = Arc::new(LiveCache::new(
-        Arc::new(move |instance: &str| {
-            trigger_tx.send(instance.to_owned());
-        }),
-        Duration::from_secs(10),
-    ));
+    let live = Arc::new(
+        LiveCache::new(
+            Arc::new(move |instance: &str| {
+                trigger_tx.send(instance.to_owned());
+            }),
+            Duration::from_secs(10),
+        )
+        .with_max_namespaces(args.sync.watch_namespaces_max),
+    );
     let triggers = futures::stream::unfold(trigger_rx, move |mut rx| {
         let ns = controller_namespace.clone();
         async move {

@@ -76,6 +76,7 @@ async fn scrape() -> String {
         appsets: store(appset),
         clusters: ClusterRegistry::new(store(secret), StoreReady::already(), "argocd"),
         cluster_states: Some(Arc::new(move || vec![(SERVER.to_owned(), state.clone())])),
+        cluster_caches: None,
         fence: Fence::open(),
         shard: None,
     };

@@ -95,7 +95,7 @@ fn shown(key: &ObjKey, live: Option<&Value>, desired: Option<&Value>) -> (String
             }
         }
         match &want {
-            Some(w) => project(&have, w, ssa::owned_fields_json(l)),
+            Some(w) => project(&have, w, ssa::owned_fields_json(l).as_deref()),
             None => have,
         }
     });

@@ -222,17 +222,17 @@ fn compare_one(d: &DesiredObject, live: Option<&Value>, ignore: &[Ignore<'_>]) -
     let rules: Vec<&Ignore<'_>> = ignore.iter().filter(|r| r.rule.matches(&d.key)).collect();
     let owned = ssa::owned_fields_json(live);
     let (want, have, owned) = if rules.is_empty() {
-        (want, None, owned.cloned())
+        (want, None, owned.map(std::borrow::Cow::into_owned))
     } else {
         let mut want = want;
         let mut have = live.clone();
-        let mut owned = owned.cloned();
+        let mut owned = owned.map(std::borrow::Cow::into_owned);
         for rule in &rules {
             rule.strip(&mut want);
             rule.strip(&mut have);
             for manager in &rule.rule.managed_fields_managers {
-                if let Some(theirs) = managed_by(live, manager) {
-                    remove_fields(&mut want, theirs);
+                if let Some(theirs) = ssa::fields_of_manager_json(live, manager) {
+                    remove_fields(&mut want, &theirs);
                 }
             }
             if let Some(o) = owned.as_mut() {
@@ -268,15 +268,6 @@ fn comparable(object: &Value) -> Value {
         }
     }
     want
-}
-
-fn managed_by<'a>(live: &'a Value, manager: &str) -> Option<&'a Value> {
-    live.get("metadata")?
-        .get("managedFields")?
-        .as_array()?
-        .iter()
-        .find(|m| m.get("manager").and_then(Value::as_str) == Some(manager))?
-        .get("fieldsV1")
 }
 
 /// Removes from `want` every map field present in the fieldsV1 tree `fields`.

@@ -150,17 +150,27 @@ pub fn owned_fields(managed: Option<&[ManagedFieldsEntry]>) -> Option<Cow<'_, Va
 /// a second copy of the object, goes too. A trimmed object is never sent back whole:
 /// Argosy writes patches built from its own values.
 pub fn trim_for_cache(meta: &mut ObjectMeta) {
+    trim_for_cache_keeping(meta, |_| false);
+}
+
+/// [`trim_for_cache`], keeping besides Argosy's apply entry the entries of the managers
+/// `keep` names (an `ignoreDifferences` rule's `managedFieldsManagers` reads them), also
+/// as JSON text.
+pub fn trim_for_cache_keeping(meta: &mut ObjectMeta, keep: impl Fn(&str) -> bool) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
     }
     if let Some(entries) = meta.managed_fields.as_mut() {
-        entries.retain(is_own_apply);
+        entries.retain(|e| is_own_apply(e) || e.manager.as_deref().is_some_and(&keep));
         for entry in entries.iter_mut() {
             if let Some(FieldsV1(fields)) = entry.fields_v1.as_mut()
                 && !fields.is_string()
             {
                 *fields = Value::String(fields.to_string());
             }
+        }
+        if entries.is_empty() {
+            meta.managed_fields = None;
         }
     }
 }
@@ -216,19 +226,37 @@ fn dropped(owned: &Value, want: &Value, path: &mut String, out: &mut Vec<String>
     }
 }
 
-/// The `fieldsV1` tree of Argosy's apply entry in a live object's JSON `metadata`.
+/// The `fieldsV1` tree of Argosy's apply entry in a live object's JSON `metadata` (also
+/// when [`trim_for_cache`] kept it as JSON text).
 #[must_use]
-pub fn owned_fields_json(object: &Value) -> Option<&Value> {
-    object
+pub fn owned_fields_json(object: &Value) -> Option<Cow<'_, Value>> {
+    managed_fields_json(object, |m| {
+        m.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+            && m.get("operation").and_then(Value::as_str) == Some("Apply")
+    })
+}
+
+/// The `fieldsV1` tree of `manager`'s first entry in a live object's JSON `metadata`
+/// (also as JSON text).
+#[must_use]
+pub fn fields_of_manager_json<'a>(object: &'a Value, manager: &str) -> Option<Cow<'a, Value>> {
+    managed_fields_json(object, |m| {
+        m.get("manager").and_then(Value::as_str) == Some(manager)
+    })
+}
+
+fn managed_fields_json(object: &Value, entry: impl Fn(&Value) -> bool) -> Option<Cow<'_, Value>> {
+    match object
         .get("metadata")?
         .get("managedFields")?
         .as_array()?
         .iter()
-        .find(|m| {
-            m.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
-                && m.get("operation").and_then(Value::as_str) == Some("Apply")
-        })?
-        .get("fieldsV1")
+        .find(|m| entry(m))?
+        .get("fieldsV1")?
+    {
+        Value::String(text) => serde_json::from_str(text).ok().map(Cow::Owned),
+        tree => Some(Cow::Borrowed(tree)),
+    }
 }
 
 /// True when applying `want` (a full object) would change `have` (its live JSON), whose
@@ -320,7 +348,7 @@ mod tests {
         let live = json!({"metadata": {"managedFields": [
             {"manager": "argosy", "operation": "Apply", "fieldsV1": {"f:data": {"f:b": {}}}}]}});
         assert_eq!(
-            owned_fields_json(&live),
+            owned_fields_json(&live).as_deref(),
             Some(&json!({"f:data": {"f:b": {}}}))
         );
     }

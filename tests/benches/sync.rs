@@ -35,16 +35,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use argosy::run::SyncEngine;
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_tests::argocd::{
     ARGOCD_NAMESPACE, application_resource, install_crds, prepare_namespace, run_args,
 };
-use argosy_tests::bench::{CpuSnapshot, CpuUsed, machine, peak_rss_mib_of, update_benchmarks_md};
+use argosy_tests::bench::{
+    ChildController, CpuSnapshot, CpuUsed, http_request, machine, peak_rss_mib_of, synced_count,
+    update_benchmarks_md,
+};
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::fixtures::{AppBuilder, free_port};
 use argosy_tests::{ControlPlane, MANAGEMENT};
@@ -54,7 +57,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const APPS: usize = 1_000;
 const CLUSTERS: usize = 3;
@@ -467,7 +469,7 @@ impl Engine {
     }
 
     /// Starts the controller process; its log is `controller-<tag>.log`.
-    fn spawn_controller(&self, tag: &str, port: u16) -> Result<Controller> {
+    fn spawn_controller(&self, tag: &str, port: u16) -> Result<ChildController> {
         let kubeconfig = self.plane.dir().join("bench-mgmt.kubeconfig");
         self.plane.management().write_kubeconfig(&kubeconfig)?;
         let settings = self.dir.path().join(format!("controller-{tag}.json"));
@@ -482,16 +484,7 @@ impl Engine {
             .to_string(),
         )?;
         let log = self.plane.dir().join(format!("controller-{tag}.log"));
-        let child = Command::new(std::env::current_exe()?)
-            .env(CONTROLLER_ENV, &settings)
-            .env(
-                "ARGOSY_LOG",
-                std::env::var("ARGOSY_LOG").unwrap_or_else(|_| "info".to_owned()),
-            )
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?;
-        Ok(Controller { child, port, log })
+        ChildController::spawn(CONTROLLER_ENV, &settings, log, port, TIMEOUT)
     }
 
     /// `(Synced apps, resourceVersion by app)` from one list of the API server.
@@ -588,193 +581,6 @@ impl Engine {
     }
 }
 
-struct Controller {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Controller {
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn check_running(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("controller exited ({status}); see {}", self.log.display());
-        }
-        Ok(())
-    }
-
-    /// `(successful, failed)` Application reconciles, from `/metrics`.
-    async fn reconciles(&self) -> Result<(u64, u64)> {
-        let text = http_request(self.port, "GET /metrics", &[], "").await?;
-        let (mut ok, mut failed) = (0, 0);
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("argosy_app_reconcile_duration_seconds_count{")
-            else {
-                continue;
-            };
-            let count: u64 = rest
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0) as u64;
-            if rest.starts_with("result=\"success\"") {
-                ok += count;
-            } else {
-                failed += count;
-            }
-        }
-        Ok((ok, failed))
-    }
-
-    /// Waits until the reconcile count has not moved for `quiet`; returns it.
-    async fn settle(&mut self, quiet: Duration) -> Result<(u64, u64)> {
-        let start = Instant::now();
-        let mut last = self.reconciles().await?;
-        let mut since = Instant::now();
-        while since.elapsed() < quiet {
-            self.check_running()?;
-            ensure!(start.elapsed() < TIMEOUT, "reconciles never settled");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let now = self.reconciles().await?;
-            if now != last {
-                last = now;
-                since = Instant::now();
-            }
-        }
-        Ok(last)
-    }
-
-    /// Waits until `target` reconciles (successful or not) have completed.
-    async fn wait_reconciles(&mut self, target: u64) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            let (ok, failed) = self.reconciles().await?;
-            if ok + failed >= target {
-                return Ok(());
-            }
-            self.check_running()?;
-            ensure!(
-                start.elapsed() < TIMEOUT,
-                "{} of {target} reconciles after {TIMEOUT:?}",
-                ok + failed
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until `/metrics` answers (the process has started its listener).
-    async fn wait_listening(&mut self) -> Result<()> {
-        let start = Instant::now();
-        while self.reconciles().await.is_err() {
-            self.check_running()?;
-            ensure!(start.elapsed() < Duration::from_secs(60), "no /metrics");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    fn stop(mut self) -> Result<()> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid()).status();
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-/// A minimal HTTP/1.1 request to `127.0.0.1:port` (`request_line` like `GET /metrics`);
-/// the body of a 2xx response.
-async fn http_request(
-    port: u16,
-    request_line: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let mut request = format!(
-        "{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, rest) = response
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    ensure!(
-        status.starts_with('2'),
-        "{request_line}: HTTP {status}: {rest}"
-    );
-    Ok(rest.to_owned())
-}
-
-/// How many Applications say Synced, kept current by a watch of `apps` (stopped when
-/// dropped).
-struct SyncedCount {
-    count: tokio::sync::watch::Receiver<usize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SyncedCount {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Starts a [`SyncedCount`]; returns once the watch has listed the Applications (so its
-/// initial list is not part of what follows).
-async fn synced_count(apps: Api<DynamicObject>) -> Result<SyncedCount> {
-    use kube::runtime::WatchStreamExt as _;
-    use kube::runtime::watcher::{self, Event};
-    let (tx, rx) = tokio::sync::watch::channel(0);
-    let (listed_tx, listed) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        let mut listed_tx = Some(listed_tx);
-        let mut synced: BTreeMap<String, bool> = BTreeMap::new();
-        let mut events = watcher::watcher(apps, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = events.next().await {
-            let is_synced = |app: &DynamicObject| {
-                app.data.pointer("/status/sync/status") == Some(&json!("Synced"))
-            };
-            match event {
-                Ok(Event::Init) => synced.clear(),
-                Ok(Event::Apply(app) | Event::InitApply(app)) => {
-                    synced.insert(
-                        app.metadata.name.clone().unwrap_or_default(),
-                        is_synced(&app),
-                    );
-                }
-                Ok(Event::Delete(app)) => {
-                    synced.remove(app.metadata.name.as_deref().unwrap_or_default());
-                }
-                Ok(Event::InitDone) => {
-                    if let Some(listed) = listed_tx.take() {
-                        let _ = listed.send(());
-                    }
-                }
-                Err(e) => eprintln!("watch of the Applications: {e}"),
-            }
-            if tx.send(synced.values().filter(|s| **s).count()).is_err() {
-                return; // the receiver is gone: the bench is past the cold sync
-            }
-        }
-    });
-    let count = SyncedCount { count: rx, task };
-    tokio::time::timeout(Duration::from_secs(60), listed)
-        .await
-        .context("listing the Applications")??;
-    Ok(count)
-}
-
 fn total(writes: &[(String, String, usize)]) -> usize {
     writes.iter().map(|(_, _, n)| n).sum()
 }
@@ -819,7 +625,10 @@ async fn bench() -> Result<()> {
     // per Application) or the fleet summary (one matrix cell per Application) every
     // 100 ms the controller, 9 to 14% of its CPU in profiles. Confirmed at the end by one
     // list of the API server.
-    let mut synced = synced_count(engine.apps.clone()).await?;
+    let mut synced = synced_count(engine.apps.clone(), |app| {
+        app.data.pointer("/status/sync/status") == Some(&json!("Synced"))
+    })
+    .await?;
     let cold_since = Timestamp::now();
     let mut processes = engine.plane.processes();
     processes.push(("bench".to_owned(), std::process::id().to_string()));

@@ -230,3 +230,253 @@ impl CpuUsed {
         parts.join(", ")
     }
 }
+
+/// A command (words split at spaces) to run a benchmark's child controller under, e.g.
+/// `heaptrack -o /tmp/controller`: the child's path is appended. Its peak RSS is then the
+/// wrapper's, so only for profiling.
+pub const CHILD_WRAPPER_ENV: &str = "ARGOSY_BENCH_CHILD_WRAPPER";
+
+/// A controller run as a child process of a benchmark binary (the binary re-executed with
+/// a settings file in an environment variable), with its `/metrics` listener on `port`.
+pub struct ChildController {
+    child: std::process::Child,
+    /// The port of its listener on 127.0.0.1.
+    pub port: u16,
+    /// Its stderr.
+    pub log: std::path::PathBuf,
+    /// How long [`Self::settle`] and [`Self::wait_reconciles`] wait at most.
+    pub timeout: Duration,
+}
+
+impl ChildController {
+    /// Runs this executable with `env=settings` (its logs at `ARGOSY_LOG`, default info,
+    /// into `log`), under the command in [`CHILD_WRAPPER_ENV`] when set (a profiler).
+    pub fn spawn(
+        env: &str,
+        settings: &Path,
+        log: std::path::PathBuf,
+        port: u16,
+        timeout: Duration,
+    ) -> anyhow::Result<ChildController> {
+        let exe = std::env::current_exe()?;
+        let wrapper = std::env::var(CHILD_WRAPPER_ENV).unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(&exe);
+                command
+            }
+            None => Command::new(&exe),
+        };
+        let child = command
+            .env(env, settings)
+            .env(
+                "ARGOSY_LOG",
+                std::env::var("ARGOSY_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        Ok(ChildController {
+            child,
+            port,
+            log,
+            timeout,
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Fails when the process has exited.
+    pub fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            anyhow::bail!("controller exited ({status}); see {}", self.log.display());
+        }
+        Ok(())
+    }
+
+    /// `GET /metrics`.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        http_request(self.port, "GET /metrics", &[], "").await
+    }
+
+    /// `(successful, failed)` Application reconciles, from `/metrics`.
+    pub async fn reconciles(&self) -> anyhow::Result<(u64, u64)> {
+        let text = self.metrics().await?;
+        let (mut ok, mut failed) = (0, 0);
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("argosy_app_reconcile_duration_seconds_count{")
+            else {
+                continue;
+            };
+            let count: u64 = rest
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as u64;
+            if rest.starts_with("result=\"success\"") {
+                ok += count;
+            } else {
+                failed += count;
+            }
+        }
+        Ok((ok, failed))
+    }
+
+    /// Waits until the reconcile count has not moved for `quiet`; returns it.
+    pub async fn settle(&mut self, quiet: Duration) -> anyhow::Result<(u64, u64)> {
+        let start = std::time::Instant::now();
+        let mut last = self.reconciles().await?;
+        let mut since = std::time::Instant::now();
+        while since.elapsed() < quiet {
+            self.check_running()?;
+            anyhow::ensure!(start.elapsed() < self.timeout, "reconciles never settled");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.reconciles().await?;
+            if now != last {
+                last = now;
+                since = std::time::Instant::now();
+            }
+        }
+        Ok(last)
+    }
+
+    /// Waits until `target` reconciles (successful or not) have completed.
+    pub async fn wait_reconciles(&mut self, target: u64) -> anyhow::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let (ok, failed) = self.reconciles().await?;
+            if ok + failed >= target {
+                return Ok(());
+            }
+            self.check_running()?;
+            anyhow::ensure!(
+                start.elapsed() < self.timeout,
+                "{} of {target} reconciles after {:?}",
+                ok + failed,
+                self.timeout
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `/metrics` answers (the process has started its listener).
+    pub async fn wait_listening(&mut self) -> anyhow::Result<()> {
+        let start = std::time::Instant::now();
+        while self.reconciles().await.is_err() {
+            self.check_running()?;
+            anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "no /metrics");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid()).status();
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGKILL (a crash), then waits for the exit.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// A minimal HTTP/1.1 request to `127.0.0.1:port` (`request_line` like `GET /metrics`);
+/// the body of a 2xx response.
+pub async fn http_request(
+    port: u16,
+    request_line: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut request = format!(
+        "{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, rest) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("malformed HTTP response"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or_default();
+    anyhow::ensure!(
+        status.starts_with('2'),
+        "{request_line}: HTTP {status}: {rest}"
+    );
+    Ok(rest.to_owned())
+}
+
+/// How many Applications say Synced, kept current by a watch (stopped when dropped).
+pub struct SyncedCount {
+    /// The count, changed on every watch event.
+    pub count: tokio::sync::watch::Receiver<usize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SyncedCount {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a [`SyncedCount`] over `apps` (counting those `synced` says are); returns once
+/// the watch has listed them (so its initial list is not part of what follows).
+pub async fn synced_count(
+    apps: kube::Api<kube::api::DynamicObject>,
+    synced: fn(&kube::api::DynamicObject) -> bool,
+) -> anyhow::Result<SyncedCount> {
+    use futures::StreamExt as _;
+    use kube::runtime::WatchStreamExt as _;
+    use kube::runtime::watcher::{self, Event};
+    let (tx, rx) = tokio::sync::watch::channel(0);
+    let (listed_tx, listed) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut listed_tx = Some(listed_tx);
+        let mut seen: std::collections::BTreeMap<String, bool> = Default::default();
+        let mut events = watcher::watcher(apps, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(Event::Init) => seen.clear(),
+                Ok(Event::Apply(app) | Event::InitApply(app)) => {
+                    seen.insert(app.metadata.name.clone().unwrap_or_default(), synced(&app));
+                }
+                Ok(Event::Delete(app)) => {
+                    seen.remove(app.metadata.name.as_deref().unwrap_or_default());
+                }
+                Ok(Event::InitDone) => {
+                    if let Some(listed) = listed_tx.take() {
+                        let _ = listed.send(());
+                    }
+                }
+                Err(e) => eprintln!("watch of the Applications: {e}"),
+            }
+            if tx.send(seen.values().filter(|s| **s).count()).is_err() {
+                return; // the receiver is gone
+            }
+        }
+    });
+    let count = SyncedCount { count: rx, task };
+    tokio::time::timeout(Duration::from_secs(120), listed)
+        .await
+        .map_err(|_| anyhow::anyhow!("listing the Applications took over 2 minutes"))??;
+    Ok(count)
+}

@@ -30,6 +30,10 @@
 //! `scripts/install-registry.sh`); [`image`] builds Argosy's container image with
 //! `scripts/build-image.sh`, pushes it there, and pulls and runs it with podman.
 //!
+//! [`fleet_sim`] simulates many clusters on few API servers: each simulated cluster has a
+//! loopback address of its own, forwarded to its API server, and its own namespaces, for
+//! the fleet tests and the 1,000-cluster benchmark.
+//!
 //! [`webhook_receiver`] is a scripted HTTP receiver on loopback for the notification tests
 //! (answers by status code in order, or never).
 
@@ -38,6 +42,7 @@ pub mod bench;
 pub mod control_plane;
 pub mod fixtures;
 pub mod fleet_history;
+pub mod fleet_sim;
 pub mod fuzz;
 pub mod git_servers;
 pub mod helm;

@@ -28,7 +28,7 @@ use argosy::cli::cmd::fleet::StatusFlags;
 use argosy::run::SyncEngine;
 use argosy_crds::Cluster;
 use argosy_sync_engine::clients::{ClusterClients, ClusterTimeouts};
-use argosy_sync_engine::live::{LiveCache, WatchScope};
+use argosy_sync_engine::live::{LiveCache, Needs, Visibility};
 use argosy_sync_engine::repo::{TreeEntry, write_tree_commit};
 use argosy_sync_engine::status::Unreachable;
 use argosy_tests::argocd::{
@@ -494,9 +494,17 @@ async fn a_silent_watch_is_remade_and_fails_when_its_server_hangs() -> Result<()
         Duration::from_secs(10),
     );
     let configmaps = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
-    let scope = WatchScope::Namespaces(vec!["default".to_owned()]);
-    live.ensure(&cluster.server, &conn.watch_client, &configmaps, &scope)
-        .await?;
+    let mut needs = Needs::default();
+    needs.kind(&configmaps, true);
+    needs.namespace("default");
+    live.need(
+        &cluster.server,
+        &conn.watch_client,
+        "watch-timeout-test",
+        needs,
+        Visibility::All,
+    )
+    .await?;
     let woken_count = || woken.lock().unwrap().len();
     wait_for(
         "the first list to wake the tracking app",

@@ -36,7 +36,6 @@ use argosy_tests::fixtures::register_cluster;
 use argosy_tests::ports::free_port;
 use argosy_tests::{ControlPlane, MANAGEMENT, TestCluster};
 use hmac::{Hmac, Mac};
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};

@@ -49,7 +49,7 @@ use argosy_sync_engine::diff::Comparison;
 use argosy_sync_engine::echo::{Echoes, version_of};
 use argosy_sync_engine::execute::{self, Executed, Reach, Target};
 use argosy_sync_engine::health::{self, Health, HealthCode};
-use argosy_sync_engine::live::{LiveCache, WatchScope};
+use argosy_sync_engine::live::{LiveCache, Needs, Visibility};
 use argosy_sync_engine::operation::{self, Progress};
 use argosy_sync_engine::plan::{self, DesiredObject, IgnoreRule, ResourceState};
 use argosy_sync_engine::render::{RenderTarget, Renderer, SourceType};
@@ -179,7 +179,7 @@ impl Context {
 
     /// Shards the Applications by destination cluster: this replica reconciles only those
     /// of the clusters `shard` holds, and writes for them through each cluster's gate over
-    /// `unfenced` (see [`shard`]).
+    /// `unfenced` (see the `shard` module).
     #[must_use]
     pub fn with_shard(
         mut self,
@@ -1172,7 +1172,18 @@ async fn observe(
     // Kinds of what the app deployed before (to find objects to prune).
     add_deployed_kinds(&conn, existing, &mut reach).await;
     tracing::debug!(app = instance, kinds = reach.len(), "kinds resolved");
-    watch_kinds(ctx, &conn, &cluster, &reach).await?;
+    // Namespaces: the rendered objects', the destination's, and those of what the app
+    // deployed before (objects left where it no longer renders to are still pruned).
+    let mut namespaces = used_namespaces(app, existing);
+    for d in &desired {
+        if reach
+            .get(&(d.key.group.clone(), d.key.kind.clone()))
+            .is_some_and(|r| matches!(r.scope, argosy_sync_engine::clients::Scope::Namespaced))
+        {
+            namespaces.insert(d.key.namespace.clone());
+        }
+    }
+    watch_kinds(ctx, &conn, &cluster, app, instance, &reach, namespaces).await?;
     let mut live: BTreeMap<ObjKey, Value> = ctx
         .live
         .tracked(&conn.server, instance)
@@ -1236,39 +1247,79 @@ pub async fn compare_app(app: &Application, ctx: &Context) -> Result<Comparison,
     })
 }
 
-/// Makes sure every kind in `reach` is watched on the app's cluster, the first lists of
-/// new watches all at once (an app's first reconcile on a cluster waits for them). A
-/// cluster whose Secret lists `namespaces` is watched only there, and its cluster-scoped
-/// kinds only with `clusterResources` (its credentials may allow nothing else; the
-/// boundary check refuses writes outside anyway).
+/// Declares what the app needs watched on its cluster (every kind in `reach`, in
+/// `namespaces`, plus the managers its `ignoreDifferences` reads) and waits for the first
+/// lists of new watches (an app's first reconcile on a cluster waits for them). A cluster
+/// whose Secret lists `namespaces` is watched only there, and its cluster-scoped kinds
+/// only with `clusterResources` (its credentials may allow nothing else; the boundary
+/// check refuses writes outside anyway).
 async fn watch_kinds(
     ctx: &Context,
     conn: &ClusterConn,
     cluster: &Cluster,
+    app: &Application,
+    instance: &str,
     reach: &BTreeMap<(String, String), Reach>,
+    namespaces: std::collections::BTreeSet<String>,
 ) -> Result<(), Problem> {
-    let scoped = !cluster.namespaces.is_empty();
-    let watches = reach.values().filter_map(|r| {
-        let scope = match (scoped, &r.scope) {
-            (false, _) => WatchScope::Cluster,
-            (true, argosy_sync_engine::clients::Scope::Namespaced) => {
-                WatchScope::Namespaces(cluster.namespaces.clone())
-            }
-            (true, argosy_sync_engine::clients::Scope::Cluster) if cluster.cluster_resources => {
-                WatchScope::Cluster
-            }
-            (true, argosy_sync_engine::clients::Scope::Cluster) => return None,
-        };
-        Some((r, scope))
-    });
-    futures::future::try_join_all(watches.map(|(r, scope)| async move {
-        ctx.live
-            .ensure(&conn.server, &conn.watch_client, &r.resource, &scope)
-            .await
-    }))
-    .await
-    .map_err(|e| Problem::comparison(e.to_string()))?;
-    Ok(())
+    let visibility = if cluster.namespaces.is_empty() {
+        Visibility::All
+    } else {
+        Visibility::Namespaces {
+            allowed: cluster.namespaces.iter().cloned().collect(),
+            cluster_resources: cluster.cluster_resources,
+        }
+    };
+    let mut needs = Needs::default();
+    for r in reach.values() {
+        needs.kind(
+            &r.resource,
+            matches!(r.scope, argosy_sync_engine::clients::Scope::Namespaced),
+        );
+    }
+    for namespace in &namespaces {
+        needs.namespace(namespace);
+    }
+    for manager in ignored_managers(app) {
+        needs.manager(&manager);
+    }
+    ctx.live
+        .need(
+            &conn.server,
+            &conn.watch_client,
+            instance,
+            needs,
+            visibility,
+        )
+        .await
+        .map_err(|e| Problem::comparison(e.to_string()))
+}
+
+/// The namespaces the app uses besides its rendered objects': its destination namespace
+/// and those of the resources its status lists.
+fn used_namespaces(app: &Application, existing: &Value) -> std::collections::BTreeSet<String> {
+    let recorded = existing
+        .get("resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("namespace").and_then(Value::as_str));
+    std::iter::once(app.spec.destination.namespace.as_str())
+        .chain(recorded)
+        .filter(|ns| !ns.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The managers whose `managedFields` the app's `ignoreDifferences` reads (invalid rules
+/// are reported by [`ignore_rules`]; here they name nobody).
+fn ignored_managers(app: &Application) -> Vec<String> {
+    app.spec
+        .ignore_differences
+        .iter()
+        .filter_map(|raw| serde_json::from_value::<IgnoreRule>(raw.clone()).ok())
+        .flat_map(|rule| rule.managed_fields_managers)
+        .collect()
 }
 
 /// Adds to `reach` the kinds listed in the app's last `status.resources` that the cluster
@@ -1615,6 +1666,12 @@ impl Context {
         let key = AppKey::of(app);
         lock(&self.records).remove(&key);
         lock(&self.own_writes).forget(&key);
+        // Its watches go unless another app needs them.
+        self.live.release(&resource::app_instance(
+            &key.namespace,
+            &key.name,
+            &self.config.controller_namespace,
+        ));
     }
 }
 
@@ -1872,7 +1929,9 @@ async fn finalizer_view(
         Ok(reach) => reach,
         Err(why) => return Blocked(why),
     };
-    if let Err(problem) = watch_kinds(ctx, &conn, &cluster, &reach).await {
+    let namespaces = used_namespaces(app, existing);
+    if let Err(problem) = watch_kinds(ctx, &conn, &cluster, app, instance, &reach, namespaces).await
+    {
         return Blocked(problem.message);
     }
     if let Some(why) = unreachable(ctx) {

@@ -273,6 +273,11 @@ pub struct RunFlags {
     /// Sync engine: Applications reconciled at once.
     #[arg(long, default_value_t = defaults::SYNC_WORKERS)]
     pub sync_workers: u16,
+    /// Sync engine: watch a namespaced kind per namespace in use on a cluster while at
+    /// most this many are in use there, over the whole cluster above (0: always the
+    /// whole cluster). A cluster Secret's `namespaces` always limit the watches.
+    #[arg(long, default_value_t = defaults::WATCH_NAMESPACES_MAX)]
+    pub watch_namespaces_max: usize,
     /// Sync engine: allow exec and AWS auth plugins named in cluster Secrets (they run
     /// commands on the controller's host; refused by default).
     #[arg(long)]

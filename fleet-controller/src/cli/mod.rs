@@ -128,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     resource_customizations: flags.resource_customizations,
                     cluster_timeouts: crate::defaults::cluster_timeouts(),
                     cluster_probe: crate::defaults::cluster_probe(),
+                    watch_namespaces_max: flags.watch_namespaces_max,
                 },
                 repo_refresh: std::time::Duration::from_secs(flags.repo_refresh_seconds.max(1)),
                 repo_backoff: argosy_sync_engine::repo::Backoff {
