@@ -18,14 +18,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use argosy_tests::MANAGEMENT;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, install_crds, prepare_namespace,
+    ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, argocd_control_plane,
 };
 use argosy_tests::bench::controller::{
-    CONCURRENCY, CPU_GROUPS, create_loop, run_if_child, spawn_controller, ssa_loop, stop,
+    CONCURRENCY, CPU_GROUPS, create_loop, run_if_child, spawn_controller, ssa_loop,
 };
 use argosy_tests::bench::{CpuSnapshot, machine, peak_rss_mib_of, update_benchmarks_md};
-use argosy_tests::{ControlPlane, MANAGEMENT};
 use kube::Api;
 use serde_json::json;
 
@@ -45,44 +45,25 @@ fn main() -> Result<()> {
 }
 
 async fn bench() -> Result<()> {
-    let plane = ControlPlane::start(0).await?;
+    let (plane, client) = argocd_control_plane(0).await?;
     let mgmt = plane.management();
-    let client = mgmt.client().await?;
-    install_crds(&client).await?;
-    prepare_namespace(&client).await?;
 
     // Baseline: the same objects, created by a plain concurrent loop.
-    let (raw, raw_cpu) = create_loop(&plane, &client, "raw", APPS).await?;
-    let raw_rate = APPS as f64 / raw.as_secs_f64();
-    println!(
-        "baseline: {APPS} creates in {:.1} s ({raw_rate:.0}/s)",
-        raw.as_secs_f64()
-    );
-
+    let raw = create_loop(&plane, &client, "raw", APPS).await?;
     // Second baseline: the same objects by a plain concurrent server-side-apply loop,
     // the write the controller makes (SSA costs the API server more than a create).
-    let (raw_ssa, raw_ssa_cpu) = ssa_loop(&plane, &client, "raw-ssa", APPS, false).await?;
-    let ssa_rate = APPS as f64 / raw_ssa.as_secs_f64();
-    println!(
-        "baseline: {APPS} server-side applies in {:.1} s ({ssa_rate:.0}/s)",
-        raw_ssa.as_secs_f64()
-    );
+    let raw_ssa = ssa_loop(&plane, &client, "raw-ssa", APPS, false).await?;
     // Third: the same loop while a watch of those objects runs, as any controller's
     // informer does (the API server encodes every write once more, for the watch).
-    let (watched_ssa, watched_ssa_cpu) =
-        ssa_loop(&plane, &client, "raw-ssa-watched", APPS, true).await?;
-    let watched_rate = APPS as f64 / watched_ssa.as_secs_f64();
-    println!(
-        "baseline: {APPS} server-side applies, watched, in {:.1} s ({watched_rate:.0}/s)",
-        watched_ssa.as_secs_f64()
-    );
+    let watched_ssa = ssa_loop(&plane, &client, "raw-ssa-watched", APPS, true).await?;
+    let (raw_rate, ssa_rate, watched_rate) = (raw.rate, raw_ssa.rate, watched_ssa.rate);
 
     // The controller, as its own process.
     let kubeconfig = plane.dir().join("bench-mgmt.kubeconfig");
     mgmt.write_kubeconfig(&kubeconfig)?;
     let log = plane.dir().join("controller.log");
-    let mut controller = spawn_controller(&kubeconfig, &log, None)?;
-    let pid = controller.id().to_string();
+    let controller = spawn_controller(&kubeconfig, &log, None)?;
+    let pid = controller.pid();
     let mut processes = plane.processes();
     processes.push(("controller".to_owned(), pid.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -161,7 +142,8 @@ async fn bench() -> Result<()> {
         .count();
     let rss = peak_rss_mib_of(&pid);
     println!("no-op reconcile: {noop_ms:.0} ms, {writes} writes; controller peak RSS {rss:.0} MiB");
-    stop(&mut controller);
+    // Stopped here (SIGTERM), not at the end of the run: its RSS was read just before.
+    drop(controller);
 
     let controller_cpu = cold_cpu.of("controller");
     let controller_capacity = APPS as f64 * 2.0 / controller_cpu;
@@ -178,17 +160,17 @@ async fn bench() -> Result<()> {
          | controller peak RSS (whole run) | {rss:.0} MiB | <= 150 MiB | - | - |\n",
         machine(),
         cold.as_secs_f64(),
-        raw.as_secs_f64(),
+        raw.elapsed.as_secs_f64(),
         cold_rate / raw_rate,
         cold.as_secs_f64(),
-        raw_ssa.as_secs_f64(),
+        raw_ssa.elapsed.as_secs_f64(),
         cold_rate / ssa_rate,
         cold.as_secs_f64(),
-        watched_ssa.as_secs_f64(),
+        watched_ssa.elapsed.as_secs_f64(),
         cold_rate / watched_rate,
-        raw_cpu.describe(CPU_GROUPS),
-        raw_ssa_cpu.describe(CPU_GROUPS),
-        watched_ssa_cpu.describe(CPU_GROUPS),
+        raw.cpu.describe(CPU_GROUPS),
+        raw_ssa.cpu.describe(CPU_GROUPS),
+        watched_ssa.cpu.describe(CPU_GROUPS),
         cold_cpu.describe(CPU_GROUPS),
         controller_cpu * 1e3 / APPS as f64,
         controller_capacity,

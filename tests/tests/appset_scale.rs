@@ -226,6 +226,56 @@ impl Env {
             .collect())
     }
 
+    /// Checks what followed a change made after reconcile counts `before` and time `since`:
+    /// exactly the ApplicationSets `reconciled` reconciled, exactly `app_writes`
+    /// (`(verb, name)`) were written to Applications, only ApplicationSets of
+    /// `appsets_written` were written, and the controller still runs.
+    async fn check(
+        &mut self,
+        phase: &str,
+        (before, since): (&BTreeMap<String, u64>, Timestamp),
+        reconciled: &[&str],
+        app_writes: &[(&str, &str)],
+        appsets_written: &[&str],
+    ) -> Result<()> {
+        let seen = reconciled_between(before, &self.reconciles().await?);
+        let writes = self.writes_since(since)?;
+        let written: BTreeSet<(String, String)> = writes
+            .iter()
+            .filter(|e| e.resource.as_deref() == Some("applications"))
+            .map(|e| (e.verb.clone(), e.name.clone().unwrap_or_default()))
+            .collect();
+        let appsets: BTreeSet<String> = writes
+            .iter()
+            .filter(|e| e.resource.as_deref() == Some("applicationsets"))
+            .map(|e| format!("{ARGOCD_NAMESPACE}/{}", e.name.clone().unwrap_or_default()))
+            .collect();
+        eprintln!(
+            "{phase}: reconciled {seen:?}, Application writes {written:?}, ApplicationSets written {appsets:?}"
+        );
+        ensure!(
+            seen.keys().cloned().collect::<BTreeSet<_>>() == keys(reconciled),
+            "{phase}: reconciled {seen:?}, expected {reconciled:?}"
+        );
+        let want: BTreeSet<(String, String)> = app_writes
+            .iter()
+            .map(|(verb, name)| ((*verb).to_owned(), (*name).to_owned()))
+            .collect();
+        ensure!(
+            written == want,
+            "{phase}: Application writes {written:?}, expected {want:?}"
+        );
+        ensure!(
+            appsets.is_subset(&keys(appsets_written)),
+            "{phase}: ApplicationSets written {appsets:?}, expected only {appsets_written:?}"
+        );
+        ensure!(
+            !self.controller.is_finished(),
+            "{phase}: the controller stopped"
+        );
+        Ok(())
+    }
+
     async fn reconciles(&self) -> Result<BTreeMap<String, u64>> {
         appset_reconciles(self.port).await
     }
@@ -269,24 +319,6 @@ fn keys(names: &[&str]) -> BTreeSet<String> {
     names
         .iter()
         .map(|n| format!("{ARGOCD_NAMESPACE}/{n}"))
-        .collect()
-}
-
-/// `(verb, name)` of each write to Applications.
-fn app_writes(writes: &[AuditEvent]) -> BTreeSet<(String, String)> {
-    writes
-        .iter()
-        .filter(|e| e.resource.as_deref() == Some("applications"))
-        .map(|e| (e.verb.clone(), e.name.clone().unwrap_or_default()))
-        .collect()
-}
-
-/// The ApplicationSets written (any subresource).
-fn appset_writes(writes: &[AuditEvent]) -> BTreeSet<String> {
-    writes
-        .iter()
-        .filter(|e| e.resource.as_deref() == Some("applicationsets"))
-        .map(|e| format!("{ARGOCD_NAMESPACE}/{}", e.name.clone().unwrap_or_default()))
         .collect()
 }
 
@@ -363,24 +395,14 @@ async fn a_cluster_secret_change_reconciles_only_the_applicationsets_that_select
         .await?;
     clusters.insert("marker".to_owned(), (String::new(), "gold".to_owned()));
     env.settle(&expected(&clusters)).await?;
-    let reconciled = reconciled_between(&before, &env.reconciles().await?);
-    let writes = env.writes_since(since)?;
-    eprintln!("phase 1: reconciled {reconciled:?}");
-    ensure!(
-        reconciled.keys().cloned().collect::<BTreeSet<_>>() == keys(&["gold"]),
-        "only the marker's ApplicationSet reconciles: {reconciled:?}"
-    );
-    ensure!(
-        app_writes(&writes) == BTreeSet::from([("patch".to_owned(), "gold-marker".to_owned())]),
-        "only the marker's Application is written: {:?}",
-        app_writes(&writes)
-    );
-    ensure!(
-        appset_writes(&writes).is_subset(&keys(&["gold"])),
-        "{:?}",
-        appset_writes(&writes)
-    );
-    ensure!(!env.controller.is_finished(), "the controller stopped");
+    env.check(
+        "phase 1: only the marker reaches an ApplicationSet",
+        (&before, since),
+        &["gold"],
+        &[("patch", "gold-marker")],
+        &["gold"],
+    )
+    .await?;
 
     // Phase 2: a cluster Secret that does not parse and that `staging` and `all-envs`
     // select fails their generation (its Applications cannot be generated, and dropping
@@ -404,23 +426,14 @@ async fn a_cluster_secret_change_reconciles_only_the_applicationsets_that_select
         env.wait_error_occurred(appset, "False", "").await?;
     }
     env.settle(&expected(&clusters)).await?;
-    let reconciled = reconciled_between(&before, &env.reconciles().await?);
-    let writes = env.writes_since(since)?;
-    eprintln!("phase 2: reconciled {reconciled:?}");
-    ensure!(
-        reconciled.keys().cloned().collect::<BTreeSet<_>>() == keys(&["staging", "all-envs"]),
-        "only the ApplicationSets selecting the bad Secret reconcile: {reconciled:?}"
-    );
-    ensure!(
-        app_writes(&writes).is_empty(),
-        "no Application is written while a selected cluster Secret is broken: {:?}",
-        app_writes(&writes)
-    );
-    ensure!(
-        appset_writes(&writes).is_subset(&keys(&["staging", "all-envs"])),
-        "{:?}",
-        appset_writes(&writes)
-    );
+    env.check(
+        "phase 2: a broken cluster Secret stops only the ApplicationSets selecting it",
+        (&before, since),
+        &["staging", "all-envs"],
+        &[],
+        &["staging", "all-envs"],
+    )
+    .await?;
 
     // Phase 3: c05 moves from prod to dev. `prod` drops its Application, `dev-matrix`
     // creates one per list element, `all-envs` (which selects it before and after)
@@ -434,31 +447,18 @@ async fn a_cluster_secret_change_reconciles_only_the_applicationsets_that_select
         .await?;
     clusters.insert("c05".to_owned(), ("dev".to_owned(), "silver".to_owned()));
     env.settle(&expected(&clusters)).await?;
-    let reconciled = reconciled_between(&before, &env.reconciles().await?);
-    let writes = env.writes_since(since)?;
-    eprintln!("phase 3: reconciled {reconciled:?}");
-    ensure!(
-        reconciled.keys().cloned().collect::<BTreeSet<_>>()
-            == keys(&["prod", "dev-matrix", "all-envs"]),
-        "exactly the ApplicationSets selecting c05 before or after reconcile: {reconciled:?}"
-    );
-    let mut want: BTreeSet<(String, String)> =
-        BTreeSet::from([("delete".to_owned(), "prod-c05".to_owned())]);
-    want.extend(
-        COMPONENTS
-            .iter()
-            .map(|c| ("patch".to_owned(), format!("dev-c05-{c}"))),
-    );
-    ensure!(
-        app_writes(&writes) == want,
-        "exactly c05's Applications are written: {:?}",
-        app_writes(&writes)
-    );
-    ensure!(
-        appset_writes(&writes).is_subset(&keys(&["prod", "dev-matrix"])),
-        "only the status of the ApplicationSets that changed is written: {:?}",
-        appset_writes(&writes)
-    );
+    let dev_c05: Vec<String> = COMPONENTS.iter().map(|c| format!("dev-c05-{c}")).collect();
+    let mut c05_writes = vec![("delete", "prod-c05")];
+    c05_writes.extend(dev_c05.iter().map(|n| ("patch", n.as_str())));
+    env.check(
+        "phase 3: the relabel reaches the ApplicationSets selecting c05 before or after",
+        (&before, since),
+        &["prod", "dev-matrix", "all-envs"],
+        &c05_writes,
+        // `all-envs` owns the same Applications as before: no status to write.
+        &["prod", "dev-matrix"],
+    )
+    .await?;
     let owned_after = env.owned().await?;
     for untouched in ["staging", "gold", "all-envs", "list-only"] {
         ensure!(
@@ -466,7 +466,6 @@ async fn a_cluster_secret_change_reconciles_only_the_applicationsets_that_select
             "{untouched} keeps its Applications"
         );
     }
-    ensure!(!env.controller.is_finished(), "the controller stopped");
     env.controller
         .stop()
         .await

@@ -12,14 +12,12 @@ use anyhow::{Context as _, Result};
 use argosy::appset::plan::owner_reference;
 use argosy_crds::Application;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::PostParams;
 use kube::{Api, Client};
-use serde_json::json;
 
 use super::{CpuSnapshot, CpuUsed};
 use crate::ControlPlane;
-use crate::fixtures::AppBuilder;
+use crate::fixtures::{AppBuilder, create_namespace};
 
 /// Writes in flight: in the baseline loops and in the controller (`--concurrent-writes`).
 pub const CONCURRENCY: usize = 32;
@@ -50,27 +48,35 @@ pub fn bench_application(i: usize, namespace: &str) -> Application {
         .expect("benchmark Application")
 }
 
-async fn create_namespace(client: &Client, namespace: &str) -> Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
-        )
-        .await
-        .with_context(|| format!("creating namespace {namespace}"))?;
-    Ok(())
+/// What one baseline loop measured.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub elapsed: Duration,
+    /// Objects written per second.
+    pub rate: f64,
+    /// The CPU the control plane's processes used meanwhile.
+    pub cpu: CpuUsed,
+}
+
+impl Baseline {
+    fn new(what: &str, count: usize, elapsed: Duration, cpu: CpuUsed) -> Baseline {
+        let rate = count as f64 / elapsed.as_secs_f64();
+        println!(
+            "baseline: {count} {what} in {:.1} s ({rate:.0}/s)",
+            elapsed.as_secs_f64()
+        );
+        Baseline { elapsed, rate, cpu }
+    }
 }
 
 /// A plain concurrent create loop ([`CONCURRENCY`] in flight) of `count` benchmark
-/// Applications into a new namespace: the raw API-server write rate. Returns its duration
-/// and the CPU `plane`'s processes used.
+/// Applications into a new namespace: the raw API-server write rate.
 pub async fn create_loop(
     plane: &ControlPlane,
     client: &Client,
     namespace: &str,
     count: usize,
-) -> Result<(Duration, CpuUsed)> {
+) -> Result<Baseline> {
     create_namespace(client, namespace).await?;
     let api: Api<Application> = Api::namespaced(client.clone(), namespace);
     let cpu = CpuSnapshot::take(&plane.processes());
@@ -86,21 +92,25 @@ pub async fn create_loop(
     .try_collect::<Vec<_>>()
     .await
     .with_context(|| format!("baseline create loop into {namespace}"))?;
-    Ok((start.elapsed(), cpu.used_since()))
+    Ok(Baseline::new(
+        "creates",
+        count,
+        start.elapsed(),
+        cpu.used_since(),
+    ))
 }
 
 /// A plain concurrent server-side-apply loop of `count` benchmark Applications into a new
 /// namespace, owned by an ApplicationSet like the controller's (the API server works more
 /// per write of an object with owner references); with `watched`, a watch of that
-/// namespace (full objects, as an informer) runs meanwhile. Returns its duration and the
-/// CPU `plane`'s processes used.
+/// namespace (full objects, as an informer) runs meanwhile.
 pub async fn ssa_loop(
     plane: &ControlPlane,
     client: &Client,
     namespace: &str,
     count: usize,
     watched: bool,
-) -> Result<(Duration, CpuUsed)> {
+) -> Result<Baseline> {
     create_namespace(client, namespace).await?;
     let api: Api<Application> = Api::namespaced(client.clone(), namespace);
     let watch = watched.then(|| {
@@ -129,7 +139,12 @@ pub async fn ssa_loop(
     if let Some(watch) = watch {
         watch.abort();
     }
-    Ok((elapsed, used))
+    let what = if watched {
+        "server-side applies, watched,"
+    } else {
+        "server-side applies"
+    };
+    Ok(Baseline::new(what, count, elapsed, used))
 }
 
 /// In a child started by [`spawn_controller`]: runs the Argosy controller it was started
@@ -147,6 +162,9 @@ async fn controller_process(kubeconfig: PathBuf, listen: Option<String>) -> Resu
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        // Each reconcile step's span (generate, plan, write) logs its busy and idle time
+        // when it closes: the profile of a slow reconcile, from the log alone.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("ARGOSY_LOG"))
         .init();
     let config = kube::config::Kubeconfig::read_from(&kubeconfig)?;
@@ -173,10 +191,37 @@ async fn controller_process(kubeconfig: PathBuf, listen: Option<String>) -> Resu
     argosy::run::run_with(client, args, shutdown).await
 }
 
+/// The controller as a child process; stopped (SIGTERM, then waited for) when dropped,
+/// so a benchmark that fails midway leaves no controller behind.
+pub struct ControllerChild {
+    child: Child,
+}
+
+impl ControllerChild {
+    /// Its process id, for the CPU and RSS accounting.
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for ControllerChild {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts the controller as a child process (this binary re-executed) against the
 /// cluster of `kubeconfig`, logging at info to `log`, with its listener on
 /// `127.0.0.1:port` when `listen` is given.
-pub fn spawn_controller(kubeconfig: &Path, log: &Path, listen: Option<u16>) -> Result<Child> {
+pub fn spawn_controller(
+    kubeconfig: &Path,
+    log: &Path,
+    listen: Option<u16>,
+) -> Result<ControllerChild> {
     let log_file = std::fs::File::create(log)?;
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -187,14 +232,7 @@ pub fn spawn_controller(kubeconfig: &Path, log: &Path, listen: Option<u16>) -> R
     if let Some(port) = listen {
         command.env(LISTEN_ENV, format!("127.0.0.1:{port}"));
     }
-    Ok(command.spawn()?)
-}
-
-/// Stops a child of [`spawn_controller`] (SIGTERM) and waits for it.
-pub fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
+    Ok(ControllerChild {
+        child: command.spawn()?,
+    })
 }
