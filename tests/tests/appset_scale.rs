@@ -47,7 +47,11 @@ const QUIET: Duration = Duration::from_secs(2);
 /// gold for every third.
 fn cluster(i: usize) -> (String, &'static str, &'static str) {
     let env = ["prod", "staging", "dev"][i / 10];
-    let tier = if i % 3 == 0 { "gold" } else { "silver" };
+    let tier = if i.is_multiple_of(3) {
+        "gold"
+    } else {
+        "silver"
+    };
     (format!("c{i:02}"), env, tier)
 }
 
