@@ -15,38 +15,26 @@
 //!
 //! The controller runs as a child process (this binary re-executed) so its RSS is its own.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
-use argosy::appset::plan::owner_reference;
-use argosy_crds::Application;
+use anyhow::{Result, bail};
+use argosy_tests::MANAGEMENT;
 use argosy_tests::argocd::{
-    ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, install_crds,
-    prepare_namespace, run_args,
+    ARGOCD_NAMESPACE, apply_json, appset_manifest, appset_resource, argocd_control_plane,
+};
+use argosy_tests::bench::controller::{
+    CONCURRENCY, CPU_GROUPS, create_loop, run_if_child, spawn_controller, ssa_loop,
 };
 use argosy_tests::bench::{CpuSnapshot, machine, peak_rss_mib_of, update_benchmarks_md};
-use argosy_tests::fixtures::AppBuilder;
-use argosy_tests::{ControlPlane, MANAGEMENT};
-use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::PostParams;
-use kube::{Api, Client};
+use kube::Api;
 use serde_json::json;
 
 const APPS: usize = 10_000;
-const CONCURRENCY: usize = 32;
-/// The uid of the (absent) ApplicationSet owning the server-side-apply baseline's objects.
-const BENCH_UID: &str = "0b0d0000-0000-4000-8000-000000000001";
-const CONTROLLER_ENV: &str = "ARGOSY_BENCH_CONTROLLER_KUBECONFIG";
-/// Process groups of the CPU accounting, by label prefix.
-const CPU_GROUPS: &[&str] = &["controller", "kube-apiserver", "etcd"];
 
 fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    if let Ok(kubeconfig) = std::env::var(CONTROLLER_ENV) {
-        return runtime.block_on(controller_process(PathBuf::from(kubeconfig)));
+    if let Some(child) = run_if_child(&runtime) {
+        return child;
     }
     // `cargo test --all-targets` runs this binary without `--bench`: measure nothing.
     if !std::env::args().any(|a| a == "--bench") {
@@ -56,108 +44,26 @@ fn main() -> Result<()> {
     runtime.block_on(bench())
 }
 
-/// The child: an Argosy controller from a kubeconfig, until SIGTERM.
-async fn controller_process(kubeconfig: PathBuf) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ARGOSY_LOG"))
-        .init();
-    let config = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-    let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(argosy::run::USER_AGENT),
-    ));
-    let client = Client::try_from(config)?;
-    let mut args = run_args("bench", std::env::temp_dir().join("argosy-bench-repos"));
-    args.concurrent_writes = CONCURRENCY;
-    let shutdown = async {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-        }
-    };
-    argosy::run::run_with(client, args, shutdown).await
-}
-
-fn app_object(i: usize, namespace: &str) -> Application {
-    AppBuilder::new(format!("app-{i:05}"))
-        .namespace(namespace)
-        .label("customer", format!("customer-{}", i % 500))
-        .finalizer("resources-finalizer.argocd.argoproj.io")
-        .source(
-            "https://git.example.com/fleet.git",
-            format!("apps/app-{i:05}"),
-        )
-        .revision("HEAD")
-        .server("https://kubernetes.default.svc")
-        .destination_namespace(format!("ns-{}", i % 100))
-        .build()
-        .expect("benchmark Application")
-}
-
 async fn bench() -> Result<()> {
-    let plane = ControlPlane::start(0).await?;
+    let (plane, client) = argocd_control_plane(0).await?;
     let mgmt = plane.management();
-    let client = mgmt.client().await?;
-    install_crds(&client).await?;
-    prepare_namespace(&client).await?;
 
     // Baseline: the same objects, created by a plain concurrent loop.
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "raw"}}))?,
-        )
-        .await?;
-    let raw_api: Api<Application> = Api::namespaced(client.clone(), "raw");
-    let cpu = CpuSnapshot::take(&plane.processes());
-    let start = Instant::now();
-    futures::stream::iter((0..APPS).map(|i| {
-        let api = raw_api.clone();
-        async move {
-            api.create(&PostParams::default(), &app_object(i, "raw"))
-                .await
-        }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .try_collect::<Vec<_>>()
-    .await
-    .context("baseline create loop")?;
-    let raw = start.elapsed();
-    let raw_cpu = cpu.used_since();
-    let raw_rate = APPS as f64 / raw.as_secs_f64();
-    println!(
-        "baseline: {APPS} creates in {:.1} s ({raw_rate:.0}/s)",
-        raw.as_secs_f64()
-    );
-
+    let raw = create_loop(&plane, &client, "raw", APPS).await?;
     // Second baseline: the same objects by a plain concurrent server-side-apply loop,
     // the write the controller makes (SSA costs the API server more than a create).
-    let (raw_ssa, raw_ssa_cpu) = ssa_loop(&plane, &client, "raw-ssa", false).await?;
-    let ssa_rate = APPS as f64 / raw_ssa.as_secs_f64();
-    println!(
-        "baseline: {APPS} server-side applies in {:.1} s ({ssa_rate:.0}/s)",
-        raw_ssa.as_secs_f64()
-    );
+    let raw_ssa = ssa_loop(&plane, &client, "raw-ssa", APPS, false).await?;
     // Third: the same loop while a watch of those objects runs, as any controller's
     // informer does (the API server encodes every write once more, for the watch).
-    let (watched_ssa, watched_ssa_cpu) = ssa_loop(&plane, &client, "raw-ssa-watched", true).await?;
-    let watched_rate = APPS as f64 / watched_ssa.as_secs_f64();
-    println!(
-        "baseline: {APPS} server-side applies, watched, in {:.1} s ({watched_rate:.0}/s)",
-        watched_ssa.as_secs_f64()
-    );
+    let watched_ssa = ssa_loop(&plane, &client, "raw-ssa-watched", APPS, true).await?;
+    let (raw_rate, ssa_rate, watched_rate) = (raw.rate, raw_ssa.rate, watched_ssa.rate);
 
     // The controller, as its own process.
     let kubeconfig = plane.dir().join("bench-mgmt.kubeconfig");
     mgmt.write_kubeconfig(&kubeconfig)?;
     let log = plane.dir().join("controller.log");
-    let mut controller = spawn_controller(&kubeconfig, &log)?;
-    let pid = controller.id().to_string();
+    let controller = spawn_controller(&kubeconfig, &log, None)?;
+    let pid = controller.pid();
     let mut processes = plane.processes();
     processes.push(("controller".to_owned(), pid.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -236,7 +142,8 @@ async fn bench() -> Result<()> {
         .count();
     let rss = peak_rss_mib_of(&pid);
     println!("no-op reconcile: {noop_ms:.0} ms, {writes} writes; controller peak RSS {rss:.0} MiB");
-    stop(&mut controller);
+    // Stopped here (SIGTERM), not at the end of the run: its RSS was read just before.
+    drop(controller);
 
     let controller_cpu = cold_cpu.of("controller");
     let controller_capacity = APPS as f64 * 2.0 / controller_cpu;
@@ -253,17 +160,17 @@ async fn bench() -> Result<()> {
          | controller peak RSS (whole run) | {rss:.0} MiB | <= 150 MiB | - | - |\n",
         machine(),
         cold.as_secs_f64(),
-        raw.as_secs_f64(),
+        raw.elapsed.as_secs_f64(),
         cold_rate / raw_rate,
         cold.as_secs_f64(),
-        raw_ssa.as_secs_f64(),
+        raw_ssa.elapsed.as_secs_f64(),
         cold_rate / ssa_rate,
         cold.as_secs_f64(),
-        watched_ssa.as_secs_f64(),
+        watched_ssa.elapsed.as_secs_f64(),
         cold_rate / watched_rate,
-        raw_cpu.describe(CPU_GROUPS),
-        raw_ssa_cpu.describe(CPU_GROUPS),
-        watched_ssa_cpu.describe(CPU_GROUPS),
+        raw.cpu.describe(CPU_GROUPS),
+        raw_ssa.cpu.describe(CPU_GROUPS),
+        watched_ssa.cpu.describe(CPU_GROUPS),
         cold_cpu.describe(CPU_GROUPS),
         controller_cpu * 1e3 / APPS as f64,
         controller_capacity,
@@ -275,72 +182,6 @@ async fn bench() -> Result<()> {
         &section,
     );
     Ok(())
-}
-
-/// A plain concurrent server-side-apply loop of the benchmark's Applications into a new
-/// namespace, owned by an ApplicationSet like the controller's (the API server works more
-/// per write of an object with owner references); with `watched`, a watch of that
-/// namespace (full objects, as an informer) runs meanwhile. Returns its duration and the
-/// CPU the API server and etcd used.
-async fn ssa_loop(
-    plane: &ControlPlane,
-    client: &Client,
-    namespace: &str,
-    watched: bool,
-) -> Result<(Duration, argosy_tests::bench::CpuUsed)> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
-        )
-        .await?;
-    let api: Api<Application> = Api::namespaced(client.clone(), namespace);
-    let watch = watched.then(|| {
-        let events = kube::runtime::watcher(api.clone(), kube::runtime::watcher::Config::default());
-        tokio::spawn(events.for_each(|_| async {}))
-    });
-    let params = kube::api::PatchParams::apply("raw-ssa").force();
-    let cpu = CpuSnapshot::take(&plane.processes());
-    let start = Instant::now();
-    futures::stream::iter((0..APPS).map(|i| {
-        let (api, params) = (api.clone(), params.clone());
-        async move {
-            let mut app = app_object(i, namespace);
-            app.metadata.owner_references = Some(vec![owner_reference("bench", BENCH_UID)]);
-            let name = app.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &params, &kube::api::Patch::Apply(&app))
-                .await
-        }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .try_collect::<Vec<_>>()
-    .await
-    .with_context(|| format!("baseline server-side apply loop into {namespace}"))?;
-    let elapsed = start.elapsed();
-    let used = cpu.used_since();
-    if let Some(watch) = watch {
-        watch.abort();
-    }
-    Ok((elapsed, used))
-}
-
-fn spawn_controller(kubeconfig: &Path, log: &Path) -> Result<Child> {
-    let log_file = std::fs::File::create(log)?;
-    Ok(Command::new(std::env::current_exe()?)
-        .env(CONTROLLER_ENV, kubeconfig)
-        .env("ARGOSY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()?)
-}
-
-fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
 }
 
 /// The duration of the last `reconciled` log line (`elapsed_ms=N`), if any.

@@ -454,6 +454,32 @@ where
     }
 }
 
+/// Polls every 500 ms until `plane`'s management API server has received no write by
+/// `user_agent` (other than to `leases`, which a leader renews) for `quiet`: the controller
+/// has then converged. Fails after `timeout`.
+pub async fn wait_quiet(
+    plane: &ControlPlane,
+    user_agent: &str,
+    quiet: Duration,
+    timeout: Duration,
+) -> Result<()> {
+    wait_for_every(
+        &format!("{quiet:?} without writes by {user_agent}"),
+        timeout,
+        Duration::from_millis(500),
+        || async {
+            let since = k8s_openapi::jiff::Timestamp::now() - quiet;
+            let busy = plane
+                .audit_writes(crate::MANAGEMENT)?
+                .into_iter()
+                .filter(|e| e.user_agent == user_agent && e.received >= since)
+                .any(|e| e.resource.as_deref() != Some("leases"));
+            Ok((!busy).then_some(()))
+        },
+    )
+    .await
+}
+
 /// Installs a `tracing` subscriber for the test binary once (`RUST_LOG`, default
 /// `warn,argosy=info`), writing through the test harness's capture.
 pub fn init_tracing() {

@@ -1,5 +1,8 @@
 //! Shared pieces of the benchmarks (`tests/benches/`): machine facts, peak RSS, and the
-//! BENCHMARKS.md section writer. Benchmarks report measurements; tests never time.
+//! BENCHMARKS.md section writer; [`controller`], what the ApplicationSet controller's
+//! benchmarks share. Benchmarks report measurements; tests never time.
+
+pub mod controller;
 
 use std::path::Path;
 use std::process::Command;

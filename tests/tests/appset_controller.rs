@@ -209,20 +209,7 @@ impl Env {
     /// Polls until no write by `user_agent` (other than to `leases`) was received for
     /// `quiet`; the controller has then converged.
     async fn wait_quiet(&self, user_agent: &str, quiet: Duration, timeout: Duration) -> Result<()> {
-        wait_for_every(
-            &format!("{quiet:?} without writes by {user_agent}"),
-            timeout,
-            Duration::from_millis(500),
-            || async {
-                let since = Timestamp::now() - quiet;
-                let writes = self.writes_by(user_agent, since)?;
-                Ok(writes
-                    .iter()
-                    .all(|e| e.resource.as_deref() == Some("leases"))
-                    .then_some(()))
-            },
-        )
-        .await
+        argosy_tests::argocd::wait_quiet(&self.cp, user_agent, quiet, timeout).await
     }
 }
 

@@ -319,31 +319,88 @@ fn max_update(value: Option<&MaxUpdate>, total: usize) -> Result<usize, usize> {
     }
 }
 
-/// The revisions an Application's status compares against, when they are its spec's:
-/// `None` while the status shows a sync pinned to an explicit revision (a rollback, or
-/// `argosy app sync --revision`), whose comparison is against that revision instead.
-fn spec_revisions(app: &Application) -> Option<Vec<String>> {
-    let current = revisions(app.status.as_ref());
-    let pinned = app
-        .status
-        .as_ref()
-        .and_then(|s| s.operation_state())
-        .and_then(Result::ok)
-        .and_then(|state| state.operation.sync)
-        .map(|sync| {
-            if sync.revisions.is_empty() {
-                vec![sync.revision]
-                    .into_iter()
-                    .filter(|r| !r.is_empty())
-                    .collect()
-            } else {
-                sync.revisions
-            }
-        })
-        .filter(|pinned: &Vec<String>| !pinned.is_empty());
-    match pinned {
-        Some(pinned) if pinned == current => None,
-        _ => Some(current),
+/// What the rollout reads of one live Application, read once per reconcile: its sync and
+/// health, the revisions its status compares against, and `status.operationState` decoded
+/// once. The operation state carries the last sync's result (every resource of it), and
+/// the questions the rollout asks of it (the revisions a sync was pinned to, whether a
+/// Pending one started, whether a synced one failed, what a waiting one is doing) would
+/// otherwise decode it up to three times per Application and reconcile.
+struct Observed<'a> {
+    app: &'a Application,
+    sync: SyncStatusCode,
+    health: HealthStatusCode,
+    /// `status.sync.revision(s)` (`GetRevisions`).
+    revisions: Vec<String>,
+    /// `status.operationState`, when present and readable.
+    operation: Option<ObservedOperation>,
+}
+
+/// The part of `status.operationState` the rollout reads.
+struct ObservedOperation {
+    phase: OperationPhase,
+    started: Option<Timestamp>,
+    message: String,
+    /// The revisions its sync was pinned to (empty: the spec's).
+    pinned: Vec<String>,
+}
+
+impl<'a> Observed<'a> {
+    fn of(app: &'a Application) -> Self {
+        let status = app.status.as_ref();
+        let operation = status
+            .and_then(|s| s.operation_state())
+            .and_then(Result::ok)
+            .map(|state| ObservedOperation {
+                phase: state.phase,
+                started: state
+                    .started_at
+                    .as_deref()
+                    .and_then(|t| t.parse::<Timestamp>().ok()),
+                message: state.message,
+                pinned: state
+                    .operation
+                    .sync
+                    .map(|sync| {
+                        if sync.revisions.is_empty() {
+                            vec![sync.revision]
+                                .into_iter()
+                                .filter(|r| !r.is_empty())
+                                .collect()
+                        } else {
+                            sync.revisions
+                        }
+                    })
+                    .unwrap_or_default(),
+            });
+        Observed {
+            app,
+            sync: status
+                .and_then(|s| s.sync.as_ref())
+                .map_or(SyncStatusCode::Unknown, |s| s.code()),
+            health: status
+                .and_then(|s| s.health.as_ref())
+                .map_or(HealthStatusCode::Unknown, |h| h.code()),
+            revisions: revisions(status),
+            operation,
+        }
+    }
+
+    /// The revisions its status compares against, when they are its spec's: `None` while
+    /// the status shows a sync pinned to an explicit revision (a rollback, or
+    /// `argosy app sync --revision`), whose comparison is against that revision instead.
+    fn spec_revisions(&self) -> Option<&[String]> {
+        match &self.operation {
+            Some(op) if !op.pinned.is_empty() && op.pinned == self.revisions => None,
+            _ => Some(&self.revisions),
+        }
+    }
+
+    fn health_message(&self) -> &str {
+        self.app
+            .status
+            .as_ref()
+            .and_then(|s| s.health.as_ref())
+            .map_or("", |h| h.message.as_str())
     }
 }
 
@@ -365,37 +422,6 @@ fn revisions(status: Option<&ApplicationStatus>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn sync_code(app: &Application) -> SyncStatusCode {
-    app.status
-        .as_ref()
-        .and_then(|s| s.sync.as_ref())
-        .map_or(SyncStatusCode::Unknown, |s| s.code())
-}
-
-fn health_code(app: &Application) -> HealthStatusCode {
-    app.status
-        .as_ref()
-        .and_then(|s| s.health.as_ref())
-        .map_or(HealthStatusCode::Unknown, |h| h.code())
-}
-
-fn health_message(app: &Application) -> &str {
-    app.status
-        .as_ref()
-        .and_then(|s| s.health.as_ref())
-        .map_or("", |h| h.message.as_str())
-}
-
-/// `status.operationState`: phase, start and message, when readable.
-fn operation_state(app: &Application) -> Option<(OperationPhase, Option<Timestamp>, String)> {
-    let state = app.status.as_ref()?.operation_state()?.ok()?;
-    let started = state
-        .started_at
-        .as_deref()
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    Some((state.phase, started, state.message))
 }
 
 /// The Application's conditions (`status.conditions`), as JSON.
@@ -447,7 +473,7 @@ fn transition(
 
 /// Step 2 of the flow: one Application's status after this pass (Argo CD's state machine).
 fn next_entry(
-    app: &Application,
+    observed: &Observed<'_>,
     name: &str,
     previous: Option<&ApplicationSetApplicationStatus>,
     step: Option<usize>,
@@ -459,7 +485,7 @@ fn next_entry(
         .cloned()
         .unwrap_or_else(|| ApplicationSetApplicationStatus {
             application: name.to_owned(),
-            target_revisions: revisions(app.status.as_ref()),
+            target_revisions: observed.revisions.clone(),
             last_transition_time: Some(Time(now)),
             message: "No Application status found, defaulting status to Waiting".into(),
             status: WAITING.into(),
@@ -470,7 +496,9 @@ fn next_entry(
     next.step = step_text;
     // While a sync pinned to a revision (a rollback) shows in the status, the target is
     // what it was: a rollback is not a new commit to roll out.
-    let current_revisions = spec_revisions(app).unwrap_or_else(|| current.target_revisions.clone());
+    let current_revisions = observed
+        .spec_revisions()
+        .map_or_else(|| current.target_revisions.clone(), <[String]>::to_vec);
     let revisions_changed = current.target_revisions != current_revisions;
     if revisions_changed || spec_changed {
         next.target_revisions = current_revisions;
@@ -483,8 +511,8 @@ fn next_entry(
         };
         transition(&mut next, WAITING, message, now);
     }
-    let synced = sync_code(app) == SyncStatusCode::Synced;
-    let healthy = health_code(app) == HealthStatusCode::Healthy;
+    let synced = observed.sync == SyncStatusCode::Synced;
+    let healthy = observed.health == HealthStatusCode::Healthy;
     if next.status == WAITING {
         if synced {
             if healthy {
@@ -507,11 +535,11 @@ fn next_entry(
     }
     if current.status == PENDING {
         let pending_since = entry_time(&current);
-        let started = operation_state(app).filter(|(_, started, _)| {
-            matches!((started, pending_since), (Some(s), Some(p)) if *s >= seconds(p))
-        });
-        if let Some((phase, _, _)) = started {
-            let message = if phase == OperationPhase::Succeeded {
+        let started = observed.operation.as_ref().filter(
+            |op| matches!((op.started, pending_since), (Some(s), Some(p)) if s >= seconds(p)),
+        );
+        if let Some(ObservedOperation { phase, .. }) = started {
+            let message = if *phase == OperationPhase::Succeeded {
                 "Application resource completed a sync successfully, updating status from Pending to Progressing"
             } else if phase.completed() {
                 "Application resource completed a sync, updating status from Pending to Progressing"
@@ -519,7 +547,7 @@ fn next_entry(
                 "Application resource became Progressing, updating status from Pending to Progressing"
             };
             transition(&mut next, PROGRESSING, message, now);
-        } else if has_blocking_error(app) {
+        } else if has_blocking_error(observed.app) {
             transition(
                 &mut next,
                 PROGRESSING,
@@ -543,17 +571,17 @@ fn next_entry(
 /// of it (started at or after `synced_at`) has ended, the sync Failed or Errored, or the
 /// Application is Degraded. What it was before that sync (a retry of a Degraded one, a
 /// sync still running) does not count.
-fn failure(app: &Application, synced_at: Option<Timestamp>) -> Option<String> {
-    let (phase, started, message) = operation_state(app)?;
-    let ours = matches!((started, synced_at), (Some(s), Some(t)) if s >= t);
-    if !ours || !phase.completed() {
+fn failure(observed: &Observed<'_>, synced_at: Option<Timestamp>) -> Option<String> {
+    let op = observed.operation.as_ref()?;
+    let ours = matches!((op.started, synced_at), (Some(s), Some(t)) if s >= t);
+    if !ours || !op.phase.completed() {
         return None;
     }
-    if matches!(phase, OperationPhase::Failed | OperationPhase::Error) {
-        return Some(format!("sync {phase}: {message}"));
+    if matches!(op.phase, OperationPhase::Failed | OperationPhase::Error) {
+        return Some(format!("sync {}: {}", op.phase, op.message));
     }
-    (health_code(app) == HealthStatusCode::Degraded).then(|| {
-        let message = health_message(app);
+    (observed.health == HealthStatusCode::Degraded).then(|| {
+        let message = observed.health_message();
         if message.is_empty() {
             "Degraded".to_owned()
         } else {
@@ -676,10 +704,11 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
     let options = &input.rolling.options;
     let mut out = Progress::default();
     let mut rollout = input.previous_rollout.cloned().unwrap_or_default();
-    let live: BTreeMap<&str, &Application> = input
+    // Each owned Application's status read once, for every question below.
+    let live: BTreeMap<&str, Observed<'_>> = input
         .owned
         .iter()
-        .filter_map(|a| a.metadata.name.as_deref().map(|n| (n, *a)))
+        .filter_map(|a| a.metadata.name.as_deref().map(|n| (n, Observed::of(a))))
         .collect();
     let previous: BTreeMap<&str, &ApplicationSetApplicationStatus> = input
         .previous
@@ -843,7 +872,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
                 let (Some(app), Ok(at)) = (live.get(name.as_str()), at.parse::<Timestamp>()) else {
                     continue;
                 };
-                match rollback(app, at, &reason) {
+                match rollback(app.app, at, &reason) {
                     Some((operation, revision)) => {
                         done.push(format!("{name} to {}", short_commit(&revision)));
                         out.rollbacks.push((name.clone(), operation));
@@ -906,7 +935,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
     // Apps that follow the same repository and revision but report different commits are
     // mid-refresh: a step that looks Healthy may not have seen the new commit yet, and
     // promoting past it would update later customers first (a race Argo CD has).
-    let refreshing = disagreeing_revisions(input.owned);
+    let refreshing = disagreeing_revisions(&live);
     let paused = options.paused && !halted;
     let mut invalid_max_updates: Vec<(usize, String)> = Vec::new();
     if !halted && !paused {
@@ -975,7 +1004,7 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
                 .copied()
                 .unwrap_or(false);
             out.syncs
-                .push((entry.application.clone(), rollout_sync(app, prune)));
+                .push((entry.application.clone(), rollout_sync(app.app, prune)));
             rollout
                 .synced
                 .insert(entry.application.clone(), seconds(now).to_string());
@@ -1069,16 +1098,16 @@ pub(crate) fn advance(input: &Input<'_>) -> Progress {
 /// Why no Application may be promoted yet: Applications following the same sources
 /// (repository and target revision) report different revisions, so some have not seen a
 /// new commit yet. `None` when they agree.
-fn disagreeing_revisions(owned: &[&Application]) -> Option<String> {
-    let mut seen: BTreeMap<String, BTreeMap<Vec<String>, &str>> = BTreeMap::new();
-    for app in owned {
-        let Some(revisions) = spec_revisions(app) else {
+fn disagreeing_revisions(live: &BTreeMap<&str, Observed<'_>>) -> Option<String> {
+    let mut seen: BTreeMap<String, BTreeMap<&[String], &str>> = BTreeMap::new();
+    for (name, observed) in live {
+        let Some(revisions) = observed.spec_revisions() else {
             continue;
         };
         if revisions.is_empty() {
             continue;
         }
-        let spec = &app.spec;
+        let spec = &observed.app.spec;
         let sources: Vec<String> = spec
             .source
             .iter()
@@ -1088,7 +1117,7 @@ fn disagreeing_revisions(owned: &[&Application]) -> Option<String> {
         seen.entry(sources.join(" "))
             .or_default()
             .entry(revisions)
-            .or_insert(app.metadata.name.as_deref().unwrap_or_default());
+            .or_insert(*name);
     }
     seen.iter().find(|(_, by)| by.len() > 1).map(|(source, by)| {
         let examples: Vec<String> = by
@@ -1114,7 +1143,7 @@ fn step_message(
     members: &[String],
     entries: &[ApplicationSetApplicationStatus],
     index_of: &BTreeMap<String, usize>,
-    live: &BTreeMap<&str, &Application>,
+    live: &BTreeMap<&str, Observed<'_>>,
     baking_until: Option<Timestamp>,
     paused: bool,
 ) -> String {
@@ -1145,20 +1174,18 @@ fn step_message(
             }
             let app = live.get(name.as_str());
             let mut detail = format!("{name} {}", entry.status);
-            if let Some(app) = app {
-                let health = health_code(app);
-                let sync = sync_code(app);
-                detail.push_str(&format!(": {sync}/{health}"));
-                let message = health_message(app);
+            if let Some(observed) = app {
+                detail.push_str(&format!(": {}/{}", observed.sync, observed.health));
+                let message = observed.health_message();
                 if !message.is_empty() {
                     detail.push_str(&format!(" ({message})"));
                 }
-                if let Some((phase, _, message)) = operation_state(app)
-                    && phase.running()
-                    && !message.is_empty()
+                if let Some(op) = &observed.operation
+                    && op.phase.running()
+                    && !op.message.is_empty()
                 {
-                    detail.push_str(&format!("; sync {phase}: {message}"));
-                } else if let Some(window) = condition_message(app, "SyncWindowBlocked") {
+                    detail.push_str(&format!("; sync {}: {}", op.phase, op.message));
+                } else if let Some(window) = condition_message(observed.app, "SyncWindowBlocked") {
                     detail.push_str(&format!("; {window}"));
                 }
             }
