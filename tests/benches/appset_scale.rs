@@ -406,6 +406,12 @@ async fn bench() -> Result<()> {
     let events = each(&|r| r.events.to_string());
     let other: usize = runs.iter().map(|r| r.other_writes.len()).sum();
     let controller_cpu = cold_cpu.of("controller");
+    // Misses of a target are reported, not failed on (the violations above are wrong
+    // behaviour; a slow relabel is a measurement).
+    let mut unmet = violations.clone();
+    if max_last > Duration::from_secs(1) {
+        unmet.push(format!("relabel <= 1 s (slowest {:.0} ms)", ms(max_last)));
+    }
     let section = format!(
         "{}. Load average at start: {load}. `cargo bench -p argosy-tests --bench appset_scale`: kube-apiserver v1.20.2 + etcd 3.4 on loopback, \
          controller and API server on the same 2 cores; the controller is `argosy run` with the Argo CD sync engine (the ApplicationSet controller alone), {CONCURRENCY} writes in flight. \
@@ -441,10 +447,10 @@ async fn bench() -> Result<()> {
         appset_writes,
         events,
         controller_cpu * 1e3 / APPS as f64,
-        if violations.is_empty() {
+        if unmet.is_empty() {
             "none".to_owned()
         } else {
-            violations.join("; ")
+            unmet.join("; ")
         },
     );
     update_benchmarks_md(
