@@ -26,8 +26,9 @@ use argosy_tests::argocd::{
 };
 use argosy_tests::fixtures::register_cluster;
 use argosy_tests::{ControlPlane, TestCluster};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::DynamicObject;
 use serde_json::json;
 
 const REPO_URL: &str = "https://git.example.com/platform/fleet.git";
@@ -38,16 +39,6 @@ const TARGET_NS: &str = "team";
 const TOKEN: &str = "sharding-test-token";
 /// The bound for a dead replica's clusters to be taken over and a change synced.
 const TAKEOVER: Duration = Duration::from_secs(30);
-
-fn configmaps() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-    }
-}
 
 /// Commits the fleet's one manifest: a ConfigMap whose `release` is `release`.
 fn commit(repo: &Path, release: &str) -> Result<String> {
@@ -139,7 +130,7 @@ async fn all_at(
     revision: &str,
     release: &str,
 ) -> Result<Option<()>> {
-    for (i, workload) in workloads.iter().enumerate() {
+    for workload in workloads {
         let app = serde_json::to_value(apps.get(&app_name(workload)).await?)?;
         let synced = app.pointer("/status/sync/status") == Some(&json!("Synced"))
             && app.pointer("/status/sync/revision") == Some(&json!(revision));
@@ -147,10 +138,9 @@ async fn all_at(
             return Ok(None);
         }
         let client = workload.client().await?;
-        let cms: Api<DynamicObject> = Api::namespaced_with(client, TARGET_NS, &configmaps());
-        let cm = serde_json::to_value(cms.get("fleet").await?)?;
-        ensure!(i < CLUSTERS);
-        if cm.pointer("/data/release") != Some(&json!(release)) {
+        let cms: Api<ConfigMap> = Api::namespaced(client, TARGET_NS);
+        let cm = cms.get("fleet").await?;
+        if cm.data.and_then(|d| d.get("release").cloned()).as_deref() != Some(release) {
             return Ok(None);
         }
     }
